@@ -1,0 +1,1 @@
+"""The composition root: assembles the services into processes (API, worker, embedded)."""

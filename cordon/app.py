@@ -1,0 +1,80 @@
+"""The HTTP application: one base URL, ``/v1/<resource>`` per owning service."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cordon.platform import Platform
+from shared.http import RequestContextMiddleware, install_problem_handlers
+from shared.observability import QUEUE_DEPTH
+
+DESCRIPTION = """Cordon runs the operations of an epidemic lockdown: places, households and
+residents, screening rounds, supplies and alerts, for a town office and its compounds.
+
+Sign in with `POST /v1/auth/token` (OAuth2 password flow) and send the token as a bearer.
+Every create accepts an `Idempotency-Key` header: a retry with the same key returns the first
+answer and creates nothing new. Errors are RFC 9457 problem details naming the field or row.
+Lists are cursor-paginated: pass `next_cursor` back as `cursor`."""
+
+
+def create_app(platform: Platform, *, with_workers: bool, migrate: bool = True) -> FastAPI:
+    """``with_workers`` runs relays and consumers in this process (the embedded mode)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await platform.start(migrate=migrate)
+        workers = asyncio.create_task(platform.run_workers()) if with_workers else None
+        try:
+            yield
+        finally:
+            if workers is not None:
+                workers.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await workers
+            await platform.close()
+
+    app = FastAPI(
+        title="Cordon",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = platform.settings
+    app.state.runtimes = platform.runtimes
+    app.state.platform = platform
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+    for runtime in platform.runtimes.values():
+        for router in runtime.spec.routers:
+            app.include_router(router)
+    _add_health(app, platform)
+    return app
+
+
+def _add_health(app: FastAPI, platform: Platform) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Databases, bus and key-value store answer")
+    async def readyz() -> JSONResponse:
+        checks = await platform.ready()
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        for runtime in platform.runtimes.values():
+            await runtime.relay.backlog()
+            for consumer in runtime.spec.consumers:
+                queue = runtime.subscription(consumer).queue
+                with contextlib.suppress(Exception):
+                    QUEUE_DEPTH.labels(queue, "ready").set(await platform.transport.depth(queue))
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

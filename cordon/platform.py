@@ -1,0 +1,80 @@
+"""One process's view of the system: the transport, the key-value store, and a runtime per
+service it hosts. The embedded mode hosts every service; a distributed process hosts one."""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from shared.bus.local import LocalTransport
+from shared.bus.rabbit import RabbitTransport
+from shared.bus.transport import Transport
+from shared.kv import KeyValue, MemoryKeyValue, RedisKeyValue
+from shared.migrations import upgrade
+from shared.service import ServiceRuntime, ServiceSpec
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def make_transport(settings: Settings) -> Transport:
+    if settings.broker_url:
+        return RabbitTransport(
+            url=settings.broker_url,
+            exchange=settings.exchange,
+            delivery_limit=settings.delivery_limit,
+            retry_base_seconds=settings.retry_base_seconds,
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return LocalTransport(
+        url=f"sqlite+aiosqlite:///{settings.data_dir / 'bus.db'}",
+        delivery_limit=settings.delivery_limit,
+        retry_base_seconds=settings.retry_base_seconds,
+    )
+
+
+def make_kv(settings: Settings) -> KeyValue:
+    if settings.redis_url:
+        return RedisKeyValue(settings.redis_url, namespace=settings.schema_prefix)
+    return MemoryKeyValue()
+
+
+class Platform:
+    def __init__(self, settings: Settings, specs: Sequence[ServiceSpec]) -> None:
+        self.settings = settings
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.transport = make_transport(settings)
+        self.kv = make_kv(settings)
+        self.runtimes = {
+            spec.name: ServiceRuntime(spec, settings=settings, transport=self.transport, kv=self.kv)
+            for spec in specs
+        }
+
+    def runtime(self, name: str) -> ServiceRuntime:
+        return self.runtimes[name]
+
+    async def migrate(self) -> None:
+        for runtime in self.runtimes.values():
+            await upgrade(runtime.database, runtime.spec.migrations)
+
+    async def start(self, *, migrate: bool = True) -> None:
+        await self.transport.connect()
+        if migrate:
+            await self.migrate()
+        for runtime in self.runtimes.values():
+            await runtime.declare()
+
+    async def run_workers(self) -> None:
+        await asyncio.gather(*(r.run_worker() for r in self.runtimes.values()))
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {f"database:{name}": await r.ready() for name, r in self.runtimes.items()}
+        checks["bus"] = await self.transport.ping()
+        checks["kv"] = await self.kv.ping()
+        return checks
+
+    async def close(self) -> None:
+        for runtime in self.runtimes.values():
+            await runtime.close()
+        await self.transport.close()
+        await self.kv.close()

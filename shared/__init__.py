@@ -1,0 +1,1 @@
+"""Cordon's common kernel: what every service stands on."""

@@ -1,0 +1,1 @@
+"""The bus: transactional outbox, relay, inbox consumers and two transports."""

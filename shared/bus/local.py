@@ -1,0 +1,242 @@
+"""The embedded mode's transport: durable queues in a SQLite file (or any SQL database), so a
+restart loses nothing, with the same retry, parking and replay rules as RabbitMQ."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
+
+from shared.bus.transport import (
+    Handler,
+    Outgoing,
+    ParkedMessage,
+    PoisonMessage,
+    Subscription,
+    Transport,
+    backoff_seconds,
+    describe_error,
+    topic_matches,
+)
+from shared.db import Database, SequenceInt, insert_ignoring_duplicates, new_metadata
+from shared.events import Envelope
+
+log = logging.getLogger(__name__)
+
+metadata = new_metadata()
+bindings = Table(
+    "bus_bindings",
+    metadata,
+    Column("queue", String(200), primary_key=True),
+    Column("pattern", String(200), primary_key=True),
+)
+messages = Table(
+    "bus_messages",
+    metadata,
+    Column("id", SequenceInt, primary_key=True, autoincrement=True),
+    Column("queue", String(200), nullable=False, index=True),
+    Column("event_id", String(40), nullable=False),
+    Column("routing_key", String(200), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("available_at", Float, nullable=False),
+    Column("parked", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=False, default=""),
+)
+
+
+class LocalTransport(Transport):
+    def __init__(
+        self,
+        *,
+        url: str,
+        delivery_limit: int,
+        retry_base_seconds: float,
+        poll_seconds: float = 0.5,
+        batch: int = 100,
+    ) -> None:
+        self.delivery_limit = delivery_limit
+        self._retry_base = retry_base_seconds
+        self._poll = poll_seconds
+        self._batch = batch
+        self._database = Database(url=url, schema="bus", pool_size=2)
+        self._wakeups: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    async def connect(self) -> None:
+        async with self._database.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self._database.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._database.engine.connect() as connection:
+                await connection.execute(select(1))
+            return True
+        except Exception:
+            log.exception("bus database unreachable")
+            return False
+
+    async def declare(self, subscription: Subscription) -> None:
+        rows = [{"queue": subscription.queue, "pattern": p} for p in subscription.bindings]
+        async with self._database.session() as session, session.begin():
+            await session.execute(
+                insert_ignoring_duplicates(bindings, self._database.dialect), rows
+            )
+
+    async def publish(self, batch: Sequence[Outgoing]) -> None:
+        if not batch:
+            return
+        now = time.time()
+        async with self._database.session() as session, session.begin():
+            routes = (await session.execute(select(bindings.c.queue, bindings.c.pattern))).all()
+            rows: list[dict[str, Any]] = [
+                {
+                    "queue": queue,
+                    "event_id": message.event_id,
+                    "routing_key": message.routing_key,
+                    "body": message.body,
+                    "attempt": 1,
+                    "available_at": now,
+                    "parked": False,
+                    "error": "",
+                }
+                for message in batch
+                for queue in _queues_for(routes, message.routing_key)
+            ]
+            if rows:
+                await session.execute(messages.insert(), rows)
+        for queue in {str(row["queue"]) for row in rows}:
+            self._wakeups[queue].set()
+
+    async def consume(self, subscription: Subscription, handler: Handler) -> None:
+        wakeup = self._wakeups[subscription.queue]
+        while True:
+            wakeup.clear()
+            handled = await self._deliver_ready(subscription.queue, handler)
+            if handled < self._batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), timeout=self._poll)
+
+    async def _deliver_ready(self, queue: str, handler: Handler) -> int:
+        async with self._database.session() as session:
+            ready = (
+                await session.execute(
+                    select(messages.c.id, messages.c.body, messages.c.attempt)
+                    .where(
+                        messages.c.queue == queue,
+                        messages.c.parked.is_(False),
+                        messages.c.available_at <= time.time(),
+                    )
+                    .order_by(messages.c.id)
+                    .limit(self._batch)
+                )
+            ).all()
+        for message_id, body, attempt in ready:
+            await self._deliver(message_id, body, attempt, handler)
+        return len(ready)
+
+    async def _deliver(self, message_id: int, body: bytes, attempt: int, handler: Handler) -> None:
+        try:
+            try:
+                envelope = Envelope.from_bytes(body)
+            except ValueError as exc:
+                raise PoisonMessage(f"unreadable message: {exc}") from exc
+            await handler(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._retry_or_park(message_id, attempt, exc)
+            return
+        async with self._database.session() as session, session.begin():
+            await session.execute(delete(messages).where(messages.c.id == message_id))
+
+    async def _retry_or_park(self, message_id: int, attempt: int, exc: Exception) -> None:
+        park = isinstance(exc, PoisonMessage) or attempt >= self.delivery_limit
+        log.warning(
+            "message %s failed on attempt %s (%s)",
+            message_id,
+            attempt,
+            "parked" if park else "will retry",
+            exc_info=exc,
+        )
+        values: dict[str, object] = {"error": describe_error(exc)}
+        if park:
+            values["parked"] = True
+        else:
+            values["attempt"] = attempt + 1
+            values["available_at"] = time.time() + backoff_seconds(attempt, self._retry_base)
+        async with self._database.session() as session, session.begin():
+            await session.execute(
+                update(messages).where(messages.c.id == message_id).values(**values)
+            )
+
+    async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]:
+        async with self._database.session() as session:
+            rows = (
+                await session.execute(
+                    select(messages)
+                    .where(messages.c.queue == queue, messages.c.parked.is_(True))
+                    .order_by(messages.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            ParkedMessage(
+                queue=row.queue,
+                event_id=row.event_id,
+                routing_key=row.routing_key,
+                attempts=row.attempt,
+                error=row.error,
+                body=row.body,
+            )
+            for row in rows
+        ]
+
+    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+        condition = (messages.c.queue == queue) & messages.c.parked.is_(True)
+        if event_ids is not None:
+            condition &= messages.c.event_id.in_(list(event_ids))
+        async with self._database.session() as session, session.begin():
+            result = await session.execute(
+                update(messages)
+                .where(condition)
+                .values(parked=False, attempt=1, available_at=time.time(), error="")
+            )
+        self._wakeups[queue].set()
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def depth(self, queue: str) -> int:
+        async with self._database.session() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(messages)
+                .where(messages.c.queue == queue, messages.c.parked.is_(False))
+            )
+        return int(count or 0)
+
+    async def queues(self) -> list[str]:
+        async with self._database.session() as session:
+            return list((await session.scalars(select(bindings.c.queue).distinct())).all())
+
+
+def _queues_for(routes: Sequence[tuple[str, str]], routing_key: str) -> set[str]:
+    return {queue for queue, pattern in routes if topic_matches(pattern, routing_key)}

@@ -1,0 +1,98 @@
+"""The relay: publishes committed outbox rows with confirms, then deletes them.
+
+A relay killed after publishing but before deleting publishes the same rows again when it
+restarts; consumers' inboxes make that harmless. Several relays may run at once on
+PostgreSQL: each takes its batch with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import Table, delete, func, select
+
+from shared.bus.transport import Outgoing, Transport
+from shared.db import Database
+from shared.observability import MESSAGES, OUTBOX_BACKLOG
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        service: str,
+        database: Database,
+        outbox: Table,
+        transport: Transport,
+        batch: int,
+        interval_seconds: float,
+    ) -> None:
+        self.service = service
+        self._database = database
+        self._outbox = outbox
+        self._transport = transport
+        self._batch = batch
+        self._interval = interval_seconds
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; return how many events left the outbox."""
+        table = self._outbox
+        async with self._database.session() as session, session.begin():
+            query = select(table.c.seq, table.c.event_id, table.c.routing_key, table.c.body)
+            query = query.order_by(table.c.seq).limit(self._batch)
+            if not self._database.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            await self._transport.publish(
+                [Outgoing(str(r.event_id), r.routing_key, r.body.encode()) for r in rows]
+            )
+            await session.execute(delete(table).where(table.c.seq.in_([r.seq for r in rows])))
+        MESSAGES.labels(self.service, "outbox", "published").inc(len(rows))
+        return len(rows)
+
+    async def drain(self) -> int:
+        total = 0
+        while (published := await self.publish_pending()) > 0:
+            total += published
+        return total
+
+    async def backlog(self) -> int:
+        async with self._database.session() as session:
+            count = int(await session.scalar(select(func.count()).select_from(self._outbox)) or 0)
+        OUTBOX_BACKLOG.labels(self.service).set(count)
+        return count
+
+    async def run(self, wakeups: AsyncIterator[None]) -> None:
+        """Publish until cancelled: at once when woken, at least every interval."""
+        pending_wakeup: asyncio.Task[None] | None = None
+        failures = 0
+        try:
+            while True:
+                try:
+                    published = await self.publish_pending()
+                    failures = 0
+                except (TimeoutError, OSError, ConnectionError, RuntimeError) as exc:
+                    failures += 1
+                    delay = min(30.0, self._interval * 2**failures)
+                    log.warning(
+                        "relay of %s failed, retrying in %.1fs: %s", self.service, delay, exc
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                if published == self._batch:
+                    continue
+                if pending_wakeup is None:
+                    pending_wakeup = asyncio.ensure_future(anext(wakeups))
+                done, _ = await asyncio.wait({pending_wakeup}, timeout=self._interval)
+                if done:
+                    pending_wakeup = None
+        finally:
+            if pending_wakeup is not None:
+                pending_wakeup.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending_wakeup

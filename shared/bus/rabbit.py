@@ -1,0 +1,268 @@
+"""RabbitMQ transport (aio-pika): a topic exchange, quorum queues with an explicit delivery
+limit and at-least-once dead-lettering, one delay queue per retry step, and a parking queue.
+
+For a consumer queue ``Q``:
+- ``Q``: quorum; a message redelivered more than ``delivery_limit`` times (a consumer that
+  keeps crashing on it) is dead-lettered, at least once, to ``Q.parking``;
+- ``Q.retry.N``: quorum with a message TTL of ``backoff(N)``; expired messages return to ``Q``;
+- ``Q.parking``: where failed messages wait for an operator's replay.
+A handler's failure republishes the message to the next retry step (or to parking) with
+confirms, and only then acks it: a crash in between can only duplicate, which the inbox absorbs.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from shared.bus.transport import (
+    Handler,
+    Outgoing,
+    ParkedMessage,
+    PoisonMessage,
+    Subscription,
+    Transport,
+    backoff_seconds,
+    describe_error,
+)
+from shared.events import Envelope
+
+log = logging.getLogger(__name__)
+
+ATTEMPT = "x-cordon-attempt"
+ERROR = "x-cordon-error"
+# In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
+PUBLISH_WINDOW = 256
+
+
+def _quorum(**extra: Any) -> dict[str, Any]:
+    return {"x-queue-type": "quorum", **extra}
+
+
+def _dead_letter_to(queue: str) -> dict[str, Any]:
+    return {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+class RabbitTransport(Transport):
+    def __init__(
+        self,
+        *,
+        url: str,
+        exchange: str,
+        delivery_limit: int,
+        retry_base_seconds: float,
+        prefetch: int = 64,
+    ) -> None:
+        self.delivery_limit = delivery_limit
+        self._url = url
+        self._exchange_name = exchange
+        self._retry_base = retry_base_seconds
+        self._prefetch = prefetch
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._publish_lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await self._channel.declare_exchange(
+            self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def ping(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("transport is not connected")
+        return self._channel
+
+    @property
+    def exchange(self) -> AbstractExchange:
+        if self._exchange is None:
+            raise RuntimeError("transport is not connected")
+        return self._exchange
+
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        for start in range(0, len(messages), PUBLISH_WINDOW):
+            window = messages[start : start + PUBLISH_WINDOW]
+            await asyncio.gather(
+                *(
+                    self.exchange.publish(
+                        _message(m.body, event_id=m.event_id, routing_key=m.routing_key),
+                        routing_key=m.routing_key,
+                        mandatory=False,
+                    )
+                    for m in window
+                )
+            )
+
+    async def declare(self, subscription: Subscription) -> None:
+        queue = subscription.queue
+        channel = self.channel
+        await channel.declare_queue(f"{queue}.parking", durable=True, arguments=_quorum())
+        for step in range(1, self.delivery_limit):
+            ttl_ms = int(backoff_seconds(step, self._retry_base) * 1000)
+            await channel.declare_queue(
+                f"{queue}.retry.{step}",
+                durable=True,
+                arguments=_quorum(**{"x-message-ttl": ttl_ms}, **_dead_letter_to(queue)),
+            )
+        main = await channel.declare_queue(
+            queue,
+            durable=True,
+            arguments=_quorum(
+                **{"x-delivery-limit": self.delivery_limit}, **_dead_letter_to(f"{queue}.parking")
+            ),
+        )
+        for pattern in subscription.bindings:
+            await main.bind(self.exchange, routing_key=pattern)
+
+    async def consume(self, subscription: Subscription, handler: Handler) -> None:
+        if self._connection is None:
+            raise RuntimeError("transport is not connected")
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self._prefetch)
+        queue = await channel.get_queue(subscription.queue, ensure=False)
+        try:
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await self._deliver(channel, subscription.queue, message, handler)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def _deliver(
+        self,
+        channel: AbstractChannel,
+        queue: str,
+        message: AbstractIncomingMessage,
+        handler: Handler,
+    ) -> None:
+        attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[arg-type]
+        try:
+            try:
+                envelope = Envelope.from_bytes(message.body)
+            except ValueError as exc:
+                raise PoisonMessage(f"unreadable message: {exc}") from exc
+            await handler(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            park = isinstance(exc, PoisonMessage) or attempt >= self.delivery_limit
+            log.warning(
+                "message %s on %s failed on attempt %s (%s)",
+                message.message_id,
+                queue,
+                attempt,
+                "parked" if park else "will retry",
+                exc_info=exc,
+            )
+            target = f"{queue}.parking" if park else f"{queue}.retry.{attempt}"
+            headers = {ATTEMPT: attempt if park else attempt + 1, ERROR: describe_error(exc)}
+            await channel.default_exchange.publish(
+                _message(
+                    message.body,
+                    event_id=message.message_id or "",
+                    routing_key=message.routing_key or "",
+                    headers=headers,
+                ),
+                routing_key=target,
+            )
+        await message.ack()
+
+    async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]:
+        async with self._parking(queue) as parking:
+            taken = await _take(parking, limit)
+            listed = [_parked(queue, m) for m in taken]
+            for message in taken:
+                await message.nack(requeue=True)
+        return listed
+
+    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+        replayed = 0
+        async with self._parking(queue) as parking:
+            for message in await _take(parking, limit=1_000_000):
+                if event_ids is not None and message.message_id not in event_ids:
+                    await message.nack(requeue=True)
+                    continue
+                routing_key = _parked(queue, message).routing_key
+                await self.channel.default_exchange.publish(
+                    _message(
+                        message.body, event_id=message.message_id or "", routing_key=routing_key
+                    ),
+                    routing_key=queue,
+                )
+                await message.ack()
+                replayed += 1
+        return replayed
+
+    @asynccontextmanager
+    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
+        if self._connection is None:
+            raise RuntimeError("transport is not connected")
+        channel = await self._connection.channel()
+        try:
+            yield await channel.get_queue(f"{queue}.parking", ensure=False)
+        finally:
+            await channel.close()
+
+    async def depth(self, queue: str) -> int:
+        declared = await self.channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+def _message(
+    body: bytes, *, event_id: str, routing_key: str, headers: dict[str, Any] | None = None
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        message_id=event_id,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        headers={"x-cordon-routing-key": routing_key, **(headers or {})},
+    )
+
+
+async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessage]:
+    taken: list[AbstractIncomingMessage] = []
+    while len(taken) < limit:
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            break
+        taken.append(message)
+    return taken
+
+
+def _parked(queue: str, message: AbstractIncomingMessage) -> ParkedMessage:
+    headers = message.headers or {}
+    return ParkedMessage(
+        queue=queue,
+        event_id=message.message_id or "",
+        routing_key=str(headers.get("x-cordon-routing-key", message.routing_key or "")),
+        attempts=int(headers.get(ATTEMPT, 0)),  # type: ignore[arg-type]
+        error=str(headers.get(ERROR, "delivery limit reached")),
+        body=message.body,
+    )

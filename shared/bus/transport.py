@@ -1,0 +1,106 @@
+"""The transport port. Two adapters implement it: RabbitMQ (distributed mode) and a durable
+in-process transport (embedded mode); one contract test suite runs against both.
+
+Semantics both keep: topic routing (``*`` one word, ``#`` any words); a message whose
+handler fails is retried with growing delays, up to ``delivery_limit`` attempts in all, then
+parked where an operator can list it and replay it; publishing returns once every message is
+durably accepted (publisher confirms).
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.events import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    event_id: str
+    routing_key: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Subscription:
+    queue: str
+    bindings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    queue: str
+    event_id: str
+    routing_key: str
+    attempts: int
+    error: str
+    body: bytes
+
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never succeed (unreadable): park it without retrying."""
+
+
+class Transport(ABC):
+    delivery_limit: int
+
+    @abstractmethod
+    async def connect(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Return once every message is confirmed; raise if any is not."""
+
+    @abstractmethod
+    async def declare(self, subscription: Subscription) -> None:
+        """Create the queue, its retries and parking, and bind it (idempotent)."""
+
+    @abstractmethod
+    async def consume(self, subscription: Subscription, handler: Handler) -> None:
+        """Deliver messages to ``handler`` until cancelled."""
+
+    @abstractmethod
+    async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]: ...
+
+    @abstractmethod
+    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+        """Send parked messages (all, or those named) back to their queue; return how many."""
+
+    @abstractmethod
+    async def depth(self, queue: str) -> int:
+        """Messages waiting in the queue (not counting parked ones)."""
+
+    @abstractmethod
+    async def ping(self) -> bool: ...
+
+
+def backoff_seconds(attempt: int, base: float) -> float:
+    """Delay before attempt ``attempt + 1``: base, 4×base, 16×base…"""
+    return float(base * 4 ** (attempt - 1))
+
+
+@lru_cache(maxsize=4096)
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    return _match(tuple(pattern.split(".")), tuple(routing_key.split(".")))
+
+
+def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
+    if not words:
+        return False
+    return (head == "*" or head == words[0]) and _match(rest, words[1:])
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]

@@ -1,0 +1,5 @@
+"""Every event contract, by producing service. Importing this package fills the catalogue."""
+
+from shared.contracts import registry
+
+__all__ = ["registry"]

@@ -1,0 +1,205 @@
+"""Databases: one per service (a PostgreSQL schema or a SQLite file), and the kernel's tables.
+
+Every service's metadata gets the same four kernel tables (outbox, inbox, idempotency keys,
+access log) through :func:`define_kernel_tables`, so the outbox row and the business change
+always live in the same database and commit together.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+    event,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Insert
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# A SELECT of any columns (SQLAlchemy 2.1 types the selected columns).
+AnySelect = Select[*tuple[Any, ...]]
+
+# SQLite has no BIGINT rowid alias; INTEGER PRIMARY KEY autoincrements there.
+SequenceInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utc_datetime() -> UtcDateTime:
+    return UtcDateTime()
+
+
+@dataclass(frozen=True)
+class KernelTables:
+    outbox: Table
+    inbox: Table
+    idempotency: Table
+    access_log: Table
+
+
+def define_kernel_tables(metadata: MetaData) -> KernelTables:
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", SequenceInt, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("routing_key", String(120), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", utc_datetime(), nullable=False),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(120), primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("processed_at", utc_datetime(), nullable=False),
+    )
+    idempotency = Table(
+        "idempotency_keys",
+        metadata,
+        Column("principal", String(80), primary_key=True),
+        Column("key", String(200), primary_key=True),
+        Column("method", String(10), nullable=False),
+        Column("path", String(500), nullable=False),
+        Column("request_hash", String(64), nullable=False),
+        Column("status_code", Integer, nullable=False),
+        Column("content_type", String(100), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", utc_datetime(), nullable=False),
+    )
+    access_log = Table(
+        "access_log",
+        metadata,
+        Column("id", SequenceInt, primary_key=True, autoincrement=True),
+        Column("at", utc_datetime(), nullable=False),
+        Column("principal_id", String(80), nullable=False),
+        Column("role", String(40), nullable=False),
+        Column("resource", String(60), nullable=False),
+        Column("record_ids", JSON, nullable=False),
+        Column("fields", String(200), nullable=False),
+        Column("endpoint", String(500), nullable=False),
+        Column("correlation_id", String(80), nullable=False),
+        Index("ix_access_log_principal_at", "principal_id", "at"),
+    )
+    return KernelTables(outbox=outbox, inbox=inbox, idempotency=idempotency, access_log=access_log)
+
+
+def insert_ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
+    """An INSERT that silently skips rows whose key already exists (inbox, idempotent loads)."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+class Database:
+    """One service's database: a PostgreSQL schema, or a SQLite file in the embedded mode."""
+
+    def __init__(self, *, url: str, schema: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.schema = schema
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = self._create_engine(pool_size)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _create_engine(self, pool_size: int) -> AsyncEngine:
+        if self.is_sqlite:
+            engine = create_async_engine(self.url, connect_args={"timeout": 60})
+            _serialise_sqlite_writers(engine)
+            return engine
+        connect_args: dict[str, Any] = {
+            "server_settings": {"search_path": self.schema, "application_name": "cordon"}
+        }
+        return create_async_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
+
+    def session(self) -> AsyncSession:
+        return self.sessionmaker()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+    """SQLite allows one writer: take the write lock at BEGIN so two transactions never
+    deadlock upgrading their read locks, and wait for it instead of failing."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def as_uuid(value: str | uuid.UUID) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a mapped class, for bulk statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -1,0 +1,86 @@
+"""Events are the contract between services: one envelope, one Pydantic model per event type.
+
+A contract subclasses :class:`Event` and declares ``type`` (``<service>.<entity>.<verb>``, also
+the routing key) and ``version``; subclassing registers it in :data:`CATALOGUE`, from which
+``docs/events.md`` is generated.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.ids import new_id
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    version: ClassVar[int] = 1
+    # Contracts that carry names, ID or phone numbers are flagged in the catalogue.
+    personal_data: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        event_type = cls.__dict__.get("type")
+        if isinstance(event_type, str):
+            if event_type in CATALOGUE:
+                raise TypeError(f"event type {event_type} is declared twice")
+            CATALOGUE[event_type] = cls
+
+
+CATALOGUE: dict[str, type[Event]] = {}
+
+
+class Envelope(BaseModel):
+    """What travels on the bus. ``type`` is also the routing key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID = Field(default_factory=new_id)
+    type: str
+    version: int
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: str
+    correlation_id: str
+    causation_id: uuid.UUID | None = None
+    compound_id: uuid.UUID | None = Field(
+        default=None, description="The compound the event concerns, when it concerns one."
+    )
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        event: Event,
+        *,
+        producer: str,
+        correlation_id: str,
+        causation_id: uuid.UUID | None = None,
+        compound_id: uuid.UUID | None = None,
+    ) -> "Envelope":
+        return cls(
+            type=event.type,
+            version=event.version,
+            producer=producer,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            compound_id=compound_id,
+            payload=event.model_dump(mode="json"),
+        )
+
+    def event(self) -> Event:
+        """The payload as its contract; an unknown type or a malformed payload raises."""
+        contract = CATALOGUE.get(self.type)
+        if contract is None:
+            raise LookupError(f"no contract for event type {self.type}")
+        return contract.model_validate(self.payload)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, body: bytes | str) -> "Envelope":
+        return cls.model_validate_json(body)

@@ -1,0 +1,59 @@
+"""Alembic per service: each service keeps its own migrations folder, and its tables live
+in its own PostgreSQL schema (or SQLite file). The service's ``env.py`` calls
+:func:`run_migrations`; processes call :func:`upgrade` at start."""
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import Connection, MetaData, text
+
+from shared.db import Database
+
+
+def _config(location: Path, connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(database: Database, location: Path) -> None:
+    if not database.is_sqlite:
+        async with database.engine.begin() as connection:
+            await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"'))
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_upgrade, location)
+
+
+def _upgrade(connection: Connection, location: Path) -> None:
+    command.upgrade(_config(location, connection), "head")
+
+
+async def autogenerate(database: Database, location: Path, message: str) -> None:
+    """Write a new revision with what the models have that the database lacks."""
+    await upgrade(database, location)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_revision, location, message)
+
+
+def _revision(connection: Connection, location: Path, message: str) -> None:
+    command.revision(_config(location, connection), message=message, autogenerate=True)
+
+
+def run_migrations(metadata: MetaData) -> None:
+    """Body of a service's ``env.py``: migrate on the connection the caller handed over."""
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations through `cordon migrate`, which supplies the database")
+    options: dict[str, Any] = {
+        "connection": connection,
+        "target_metadata": metadata,
+        "compare_type": True,
+        # SQLite alters tables by copying them; Alembic's batch mode does that.
+        "render_as_batch": connection.dialect.name == "sqlite",
+    }
+    context.configure(**options)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,64 @@
+"""Structured logs with correlation ids, and the Prometheus metrics every process exposes."""
+
+import json
+import logging
+import sys
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "correlation_id": correlation_id.get(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+
+
+HTTP_REQUESTS = Histogram(
+    "cordon_http_request_seconds",
+    "HTTP requests by route and status",
+    ["method", "route", "status"],
+)
+MESSAGES = Counter(
+    "cordon_messages_total",
+    "Bus messages by service, queue and state (published, consumed, duplicate, retried, parked)",
+    ["service", "queue", "state"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "cordon_outbox_backlog", "Events committed but not yet published", ["service"]
+)
+QUEUE_DEPTH = Gauge(
+    "cordon_queue_depth", "Messages waiting in a consumer queue (queue lag)", ["queue", "kind"]
+)

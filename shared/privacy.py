@@ -1,0 +1,83 @@
+"""Personal data: masking of ID and phone numbers by role, and the access log of every read
+that showed them unmasked."""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Table
+
+from shared.auth import Role
+from shared.observability import correlation_id
+from shared.uow import UnitOfWork
+
+
+class PersonalField(StrEnum):
+    id_number = "id_number"
+    phone = "phone"
+    health = "health"
+
+
+# Who may ask to see a field unmasked. Leaders call residents, so they may see phones;
+# only the offices that register people see their ID numbers.
+MAY_REVEAL: dict[PersonalField, frozenset[Role]] = {
+    PersonalField.id_number: frozenset({Role.town_operator, Role.committee_staff}),
+    PersonalField.phone: frozenset(
+        {
+            Role.town_operator,
+            Role.committee_staff,
+            Role.grid_leader,
+            Role.building_leader,
+            Role.service,
+        }
+    ),
+    PersonalField.health: frozenset({Role.town_operator, Role.committee_staff, Role.service}),
+}
+
+
+def may_reveal(role: Role, field: PersonalField) -> bool:
+    return role in MAY_REVEAL[field]
+
+
+def mask_id_number(value: str | None) -> str | None:
+    if not value:
+        return value
+    if len(value) <= 6:
+        return "*" * len(value)
+    keep_head = 6 if len(value) >= 15 else 2
+    return value[:keep_head] + "*" * (len(value) - keep_head - 4) + value[-4:]
+
+
+def mask_phone(value: str | None) -> str | None:
+    if not value:
+        return value
+    if len(value) <= 7:
+        return "*" * len(value)
+    return value[:-8] + "****" + value[-4:]
+
+
+async def log_access(
+    uow: UnitOfWork,
+    table: Table,
+    *,
+    resource: str,
+    record_ids: Iterable[object],
+    fields: Iterable[PersonalField],
+    endpoint: str,
+) -> None:
+    """Record an unmasked read in the same transaction as the request."""
+    ids = [str(i) for i in record_ids]
+    if not ids:
+        return
+    await uow.session.execute(
+        table.insert().values(
+            at=datetime.now(UTC),
+            principal_id=uow.principal.id,
+            role=uow.principal.role.value,
+            resource=resource,
+            record_ids=ids,
+            fields=",".join(sorted(f.value for f in fields)),
+            endpoint=endpoint,
+            correlation_id=correlation_id.get(),
+        )
+    )

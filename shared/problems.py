@@ -1,0 +1,43 @@
+"""Errors a caller can act on; the HTTP boundary answers them as RFC 9457 problem details."""
+
+from typing import Any
+
+
+class Problem(Exception):
+    """An error the caller can act on, answered as a problem detail."""
+
+    status = 400
+    title = "Bad Request"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class Invalid(Problem):
+    status, title = 422, "Unprocessable Content"
+
+
+class NotFound(Problem):
+    status, title = 404, "Not Found"
+
+
+class Conflict(Problem):
+    status, title = 409, "Conflict"
+
+
+class Forbidden(Problem):
+    status, title = 403, "Forbidden"
+
+
+class Unauthorized(Problem):
+    status, title = 401, "Unauthorized"
+
+
+class TooLarge(Problem):
+    status, title = 413, "Content Too Large"
+
+
+class TooManyRequests(Problem):
+    status, title = 429, "Too Many Requests"

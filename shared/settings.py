@@ -1,0 +1,70 @@
+"""Settings for every process, read from the environment (prefix ``CORDON_``)."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "cordon-embedded-demo-secret-change-me"
+
+
+class Mode(StrEnum):
+    embedded = "embedded"
+    distributed = "distributed"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORDON_", env_file=".env", extra="ignore")
+
+    mode: Mode = Mode.embedded
+    # Embedded mode keeps one SQLite file per service (and the bus) in this folder.
+    data_dir: Path = Path("data")
+    # When set, services use PostgreSQL, each in its own schema named schema_prefix + service.
+    database_url: str | None = None
+    schema_prefix: str = ""
+    broker_url: str | None = None
+    exchange: str = "cordon"
+    redis_url: str | None = None
+    secret_key: str = DEFAULT_SECRET
+    token_minutes: int = 12 * 60
+    # Bounded retries before a message is parked for an operator.
+    delivery_limit: int = 5
+    retry_base_seconds: float = 1.0
+    relay_batch: int = 500
+    relay_interval_seconds: float = 0.5
+    max_upload_mb: int = 200
+    login_attempts_per_minute: int = 10
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _distributed_needs_real_parts(self) -> "Settings":
+        if self.mode is Mode.distributed:
+            missing = [
+                name
+                for name in ("database_url", "broker_url", "redis_url")
+                if not getattr(self, name)
+            ]
+            if missing:
+                names = ", ".join(f"CORDON_{m.upper()}" for m in missing)
+                raise ValueError(f"the distributed mode needs {names}")
+            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "the distributed mode refuses the default or a short CORDON_SECRET_KEY; "
+                    "set at least 32 random characters"
+                )
+        return self
+
+    def service_database_url(self, service: str) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+
+    def service_schema(self, service: str) -> str:
+        return f"{self.schema_prefix}{service}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,123 @@
+"""The unit of work: one session, one transaction, and the events it will publish.
+
+Services work on it; only the boundary (a route, a consumer, a command) commits. Events
+emitted during the work are written to the outbox in the same transaction, so they leave
+exactly when the change is durable, and never otherwise.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TypeVar
+
+from sqlalchemy import Table, select
+
+from shared.auth import SCOPE_KEY, Principal, Scope
+from shared.db import Database
+from shared.events import Envelope, Event
+from shared.observability import correlation_id
+from shared.problems import NotFound
+
+T = TypeVar("T")
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        *,
+        service: str,
+        database: Database,
+        outbox: Table,
+        principal: Principal,
+        on_commit: Callable[[], Awaitable[None]],
+        causation_id: uuid.UUID | None = None,
+    ) -> None:
+        self.service = service
+        self.database = database
+        self.principal = principal
+        self.session = database.session()
+        self.session.info[SCOPE_KEY] = principal.scope
+        self._outbox = outbox
+        self._on_commit = on_commit
+        self._causation_id = causation_id
+        self._pending: list[Envelope] = []
+        self._wrote_events = False
+
+    @property
+    def scope(self) -> Scope:
+        return self.principal.scope
+
+    @property
+    def dialect(self) -> str:
+        return self.database.dialect
+
+    async def get(
+        self, model: type[T], entity_id: uuid.UUID, *, what: str, field: str | None = None
+    ) -> T:
+        """The entity if it exists and the caller may see it; otherwise a 404 naming it
+        (and the request field that named it)."""
+        query = select(model).where(model.id == entity_id)  # type: ignore[attr-defined]
+        found = await self.session.scalar(query)
+        if found is None:
+            message = f"no {what} {entity_id} in your scope"
+            errors = [{"field": field, "message": message}] if field else None
+            raise NotFound(message, errors=errors)
+        return found
+
+    def emit(self, event: Event, *, compound_id: uuid.UUID | None = None) -> Envelope:
+        envelope = Envelope.wrap(
+            event,
+            producer=self.service,
+            correlation_id=correlation_id.get(),
+            causation_id=self._causation_id,
+            compound_id=compound_id,
+        )
+        self._pending.append(envelope)
+        return envelope
+
+    async def flush_events(self) -> None:
+        """Write emitted events to the outbox now (large batches flush as they go)."""
+        if not self._pending:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "event_id": e.id,
+                "routing_key": e.type,
+                "body": e.model_dump_json(),
+                "created_at": now,
+            }
+            for e in self._pending
+        ]
+        self._pending.clear()
+        self._wrote_events = True
+        await self.session.execute(self._outbox.insert(), rows)
+
+    async def commit(self) -> None:
+        await self.flush_events()
+        await self.session.commit()
+        if self._wrote_events:
+            self._wrote_events = False
+            await self._on_commit()
+
+    async def rollback(self) -> None:
+        self._pending.clear()
+        self._wrote_events = False
+        await self.session.rollback()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def __aenter__(self) -> "UnitOfWork":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.session.in_transaction():
+            await self.rollback()
+        await self.close()
