@@ -1,0 +1,249 @@
+"""The `cordon` command: run the system, its parts, and the operator's tools."""
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from cordon import catalogue
+from cordon.app import create_app
+from cordon.platform import Platform
+from cordon.services import named
+from shared.migrations import autogenerate
+from shared.observability import configure_logging
+from shared.settings import Mode, Settings, get_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+dead_letters = typer.Typer(help="Messages parked after their retries ran out.")
+app.add_typer(dead_letters, name="dead-letters")
+
+ServiceOpt = Annotated[str, typer.Option("--service", "-s", help="registry, testing…")]
+ServicesOpt = Annotated[
+    list[str] | None, typer.Option("--service", "-s", help="Repeat for several; all by default")
+]
+log = logging.getLogger("cordon")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(json_lines=settings.log_json)
+    return settings
+
+
+def _with_platform(
+    services: list[str] | None, work: Callable[[Platform], Awaitable[Any]], *, migrate: bool
+) -> Any:
+    async def main() -> Any:
+        platform = Platform(_settings(), named(services))
+        await platform.start(migrate=migrate)
+        try:
+            return await work(platform)
+        finally:
+            await platform.close()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def run(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    demo_size: Annotated[int, typer.Option(help="Residents in the demo town")] = 25_000,
+) -> None:
+    """Start the whole system in one process (embedded mode), with a demo town."""
+    from services.registry import demo
+
+    settings = _settings()
+    platform = Platform(settings, named(None))
+
+    async def prepare() -> demo.DemoLogin | None:
+        await platform.start()
+        try:
+            return await demo.ensure_demo_town(platform.runtime("registry"), size=demo_size)
+        finally:
+            await platform.close()
+
+    login = asyncio.run(prepare())
+    platform = Platform(settings, named(None))
+    base = f"http://{host}:{port}"
+    typer.echo(f"\nCordon is running in the {settings.mode.value} mode.")
+    typer.echo(f"  API docs:  {base}/docs")
+    typer.echo(f"  Health:    {base}/readyz   Metrics: {base}/metrics")
+    if login is not None:
+        typer.echo(f"  Sign in:   {login.username} / {login.password}  ({login.role})")
+    typer.echo("")
+    uvicorn.run(create_app(platform, with_workers=True), host=host, port=port, log_config=None)
+
+
+@app.command()
+def serve(
+    service: ServicesOpt = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+) -> None:
+    """Serve the API of one or more services (distributed mode; run `migrate` first)."""
+    settings = _settings()
+    platform = Platform(settings, named(service))
+    embedded = settings.mode is Mode.embedded
+    uvicorn.run(
+        create_app(platform, with_workers=embedded, migrate=embedded),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    )
+
+
+@app.command()
+def worker(service: ServicesOpt = None) -> None:
+    """Run the outbox relays and event consumers of one or more services."""
+
+    async def work(platform: Platform) -> None:
+        log.info("worker started for %s", ", ".join(platform.runtimes))
+        await platform.run_workers()
+
+    _with_platform(service, work, migrate=False)
+
+
+@app.command()
+def migrate(service: ServicesOpt = None) -> None:
+    """Apply the database migrations of the services."""
+
+    async def work(platform: Platform) -> None:
+        typer.echo(f"migrated: {', '.join(platform.runtimes)}")
+
+    _with_platform(service, work, migrate=True)
+
+
+@app.command()
+def bootstrap(
+    town_code: Annotated[str, typer.Option()],
+    town_name: Annotated[str, typer.Option()],
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+) -> None:
+    """Create a town and its first town operator."""
+    from services.registry import demo
+
+    async def work(platform: Platform) -> None:
+        town_id = await demo.bootstrap_town(
+            platform.runtime("registry"),
+            town_code=town_code,
+            town_name=town_name,
+            username=username,
+            password=password,
+        )
+        typer.echo(f"town {town_code} created ({town_id}); operator {username}")
+
+    _with_platform(["registry"], work, migrate=True)
+
+
+@app.command("demo")
+def demo_town(
+    size: Annotated[int, typer.Option(help="Residents, up to 1,000,000")] = 25_000,
+    seed: int = 7,
+) -> None:
+    """Build the demo town (5 committees, ~20 compounds) unless it exists."""
+    from services.registry import demo
+
+    async def work(platform: Platform) -> None:
+        login = await demo.ensure_demo_town(platform.runtime("registry"), size=size, seed=seed)
+        if login is None:
+            typer.echo("the demo town exists already")
+        else:
+            typer.echo(f"demo town built; sign in as {login.username} / {login.password}")
+        await platform.runtime("registry").relay.drain()
+
+    _with_platform(["registry"], work, migrate=True)
+
+
+@app.command()
+def resync(service: ServiceOpt = "registry") -> None:
+    """Republish a snapshot of a service's state as events, to rebuild projections."""
+
+    async def work(platform: Platform) -> None:
+        from shared.auth import Principal
+
+        runtime = platform.runtime(service)
+        if runtime.spec.resync is None:
+            raise typer.BadParameter(f"{service} has nothing to re-sync")
+        async with runtime.uow(Principal.system("resync")) as uow:
+            events = await runtime.spec.resync(uow)
+            await uow.commit()
+        published = await runtime.relay.drain()
+        typer.echo(f"re-sync of {service}: {events} events written, {published} published")
+
+    _with_platform([service], work, migrate=False)
+
+
+@dead_letters.command("list")
+def list_dead_letters(
+    queue: Annotated[str, typer.Option(help="e.g. testing.directory")],
+    limit: int = 50,
+) -> None:
+    """Show parked messages of a queue, with the error that parked them."""
+
+    async def work(platform: Platform) -> None:
+        parked = await platform.transport.parked(queue, limit=limit)
+        if not parked:
+            typer.echo(f"no parked messages on {queue}")
+        for message in parked:
+            typer.echo(
+                f"{message.event_id}  {message.routing_key}  attempts={message.attempts}  "
+                f"{message.error}"
+            )
+
+    _with_platform([], work, migrate=False)
+
+
+@dead_letters.command("replay")
+def replay_dead_letters(
+    queue: Annotated[str, typer.Option()],
+    event_id: Annotated[list[str] | None, typer.Option(help="Only these; all by default")] = None,
+) -> None:
+    """Send parked messages back to their queue for another try."""
+
+    async def work(platform: Platform) -> None:
+        count = await platform.transport.replay(queue, event_ids=event_id or None)
+        typer.echo(f"replayed {count} message(s) to {queue}")
+
+    _with_platform([], work, migrate=False)
+
+
+@app.command("events-doc")
+def events_doc(
+    check: Annotated[bool, typer.Option(help="Fail if docs/events.md is stale")] = False,
+    path: Path = Path("docs/events.md"),
+) -> None:
+    """Write the event catalogue (docs/events.md) from the event contracts."""
+    text = catalogue.render()
+    if check:
+        if not path.exists() or path.read_text() != text:
+            typer.echo(f"{path} is stale: run `cordon events-doc`", err=True)
+            raise typer.Exit(1)
+        return
+    path.write_text(text)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def makemigration(
+    service: ServiceOpt, message: Annotated[str, typer.Option("--message", "-m")]
+) -> None:
+    """Generate a migration from the models (developers)."""
+    from shared.db import Database
+
+    spec = named([service])[0]
+
+    async def work() -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            database = Database(url=f"sqlite+aiosqlite:///{scratch}/scratch.db", schema=service)
+            await autogenerate(database, spec.migrations, message)
+            await database.dispose()
+
+    asyncio.run(work())

@@ -1,0 +1,1 @@
+"""The four services; each folder is one service and nothing else."""

@@ -1,0 +1,1 @@
+"""The registry: places, households, residents, staff, zones and user accounts."""

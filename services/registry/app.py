@@ -1,0 +1,49 @@
+"""The registry as the kernel sees it."""
+
+from pathlib import Path
+
+from services.registry.auth.endpoints import router as auth_router
+from services.registry.ledger.endpoints import router as ledger_router
+from services.registry.models import SERVICE, Base, kernel
+from services.registry.places.endpoints import router as places_router
+from services.registry.residents.endpoints import router as residents_router
+from services.registry.resync import publish_snapshot
+from services.registry.resync import router as resync_router
+from services.registry.zones.endpoints import router as zones_router
+from shared.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name=SERVICE,
+    metadata=Base.metadata,
+    kernel=kernel,
+    migrations=Path(__file__).parent / "migrations",
+    routers=(
+        auth_router,
+        places_router,
+        residents_router,
+        zones_router,
+        ledger_router,
+        resync_router,
+    ),
+    resources=(
+        "auth",
+        "towns",
+        "committees",
+        "compounds",
+        "buildings",
+        "units",
+        "grids",
+        "households",
+        "residents",
+        "staff",
+        "volunteers",
+        "teams",
+        "assignments",
+        "users",
+        "zones",
+        "imports",
+        "exports",
+        "registry",
+    ),
+    resync=publish_snapshot,
+)

@@ -1,0 +1,146 @@
+"""Signing in: check the password, then work out what the user may see from their role,
+committee and assignments (the token carries that scope to every service)."""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from services.registry.auth import schemas
+from services.registry.models import Assignment, Committee, Compound, GridBuilding, User
+from shared.auth import (
+    Principal,
+    Role,
+    Scope,
+    ScopeKind,
+    hash_password,
+    issue_token,
+    verify_password,
+)
+from shared.kv import KeyValue
+from shared.problems import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
+from shared.settings import Settings
+from shared.uow import UnitOfWork
+
+# A hash to compare against when the user does not exist, so timing tells nothing.
+_NO_USER_HASH = hash_password("no such user")
+
+
+async def sign_in(
+    uow: UnitOfWork, *, username: str, password: str, settings: Settings, kv: KeyValue
+) -> tuple[str, int]:
+    throttle = f"cordon:login:{username.lower()}"
+    if await kv.hit(throttle, window_seconds=60) > settings.login_attempts_per_minute:
+        raise TooManyRequests("too many sign-in attempts for this user; wait a minute")
+    user = await uow.session.scalar(select(User).where(User.username == username))
+    valid = verify_password(user.password_hash if user else _NO_USER_HASH, password)
+    if user is None or not valid or not user.active:
+        raise Unauthorized("wrong username or password")
+    await kv.reset(throttle)
+    principal = Principal(
+        id=str(user.id),
+        username=user.username,
+        role=Role(user.role),
+        scope=await scope_of(uow, user),
+    )
+    token = issue_token(principal, secret=settings.secret_key, minutes=settings.token_minutes)
+    return token, settings.token_minutes * 60
+
+
+async def scope_of(uow: UnitOfWork, user: User) -> Scope:
+    role = Role(user.role)
+    towns = [user.town_id]
+    if role in (Role.town_operator, Role.service):
+        return Scope.of(ScopeKind.towns, towns=towns)
+    if role is Role.committee_staff:
+        query = select(Compound.id).where(Compound.committee_id == user.committee_id)
+        compounds = list((await uow.session.scalars(query)).all())
+        compounds += await _assigned_compounds(uow, user)
+        return Scope.of(ScopeKind.compounds, towns=towns, compounds=compounds)
+    buildings, around = await _assigned_buildings(uow, user)
+    return Scope.of(ScopeKind.buildings, towns=towns, compounds=around, buildings=buildings)
+
+
+async def _assigned_compounds(uow: UnitOfWork, user: User) -> list[uuid.UUID]:
+    if user.person_id is None:
+        return []
+    query = select(Assignment.compound_id).where(
+        Assignment.person_id == user.person_id, Assignment.building_id.is_(None)
+    )
+    return [c for c in (await uow.session.scalars(query)).all() if c is not None]
+
+
+async def _assigned_buildings(uow: UnitOfWork, user: User) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """Buildings assigned directly, or through a grid (and its microgrids' buildings)."""
+    if user.person_id is None:
+        return set(), set()
+    rows = (
+        await uow.session.execute(
+            select(Assignment.building_id, Assignment.compound_id, Assignment.grid_id).where(
+                Assignment.person_id == user.person_id
+            )
+        )
+    ).all()
+    buildings = {b for b, _, grid in rows if b is not None and grid is None}
+    compounds = {c for _, c, _ in rows if c is not None}
+    grids = [g for _, _, g in rows if g is not None]
+    if grids:
+        members = await uow.session.execute(
+            select(GridBuilding.building_id, GridBuilding.compound_id).where(
+                GridBuilding.grid_id.in_(grids)
+            )
+        )
+        for building_id, compound_id in members.all():
+            if building_id is not None:
+                buildings.add(building_id)
+            if compound_id is not None:
+                compounds.add(compound_id)
+    return buildings, compounds
+
+
+# Who may open accounts of which role: operators any, committee staff their helpers.
+GRANTS: dict[Role, frozenset[Role]] = {
+    Role.town_operator: frozenset(Role),
+    Role.committee_staff: frozenset({Role.grid_leader, Role.building_leader, Role.volunteer}),
+    Role.service: frozenset(Role),
+}
+
+
+async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
+    creator = uow.principal.role
+    if data.role not in GRANTS.get(creator, frozenset()) and uow.scope.kind is not ScopeKind.system:
+        raise Forbidden(f"a {creator.value} may not open {data.role.value} accounts")
+    if not uow.scope.allows(town_id=data.town_id):
+        raise Forbidden(f"town {data.town_id} is outside your scope")
+    if data.role is Role.committee_staff:
+        if data.committee_id is None:
+            raise Invalid(
+                "committee staff need a committee",
+                errors=[{"field": "committee_id", "message": "required for committee_staff"}],
+            )
+        await uow.get(Committee, data.committee_id, what="committee", field="committee_id")
+    if (data.person_kind is None) != (data.person_id is None):
+        raise Invalid(
+            "give person_kind and person_id together",
+            errors=[{"field": "person_id", "message": "goes with person_kind"}],
+        )
+    taken = await uow.session.scalar(select(User.id).where(User.username == data.username))
+    if taken is not None:
+        raise Conflict(
+            f"username {data.username} is taken",
+            errors=[{"field": "username", "message": "taken"}],
+        )
+    user = User(
+        town_id=data.town_id,
+        username=data.username,
+        password_hash=hash_password(data.password),
+        role=data.role.value,
+        committee_id=data.committee_id,
+        person_kind=data.person_kind.value if data.person_kind else None,
+        person_id=data.person_id,
+        active=True,
+        created_at=datetime.now(UTC),
+    )
+    uow.session.add(user)
+    await uow.session.flush()
+    return user

@@ -1,0 +1,1 @@
+"""The registry's base ledger: import of compounds, households and residents."""

@@ -1,0 +1,101 @@
+import uuid
+from collections.abc import Iterator
+from typing import IO, Annotated
+
+from fastapi import File, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+
+from services.registry.ledger import export, schemas, service
+from services.registry.models import SERVICE, LedgerImport, kernel
+from shared.http import Uow, runtime_of, service_router
+from shared.privacy import PersonalField, log_access, may_reveal
+from shared.problems import Forbidden, Invalid, TooLarge
+
+router = service_router(SERVICE, tags=["ledger"])
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.post(
+    "/imports/residents",
+    status_code=201,
+    response_model=schemas.ImportReport,
+    summary="Import the base ledger (CSV in UTF-8 or GBK/GB18030, or .xlsx)",
+    description="Columns: compound, building, unit, room, household, name, document_type, "
+    "document_number, phone, birth_date, sex, tags, care_notes (Chinese headers accepted). "
+    "The whole file applies or nothing does: a bad row answers 422 with every error by row "
+    "and column. The same file again answers 200 `duplicate` and changes nothing.",
+    responses={
+        200: {"description": "This file was applied before; nothing changed"},
+        413: {"description": "The file is larger than the configured limit"},
+        422: {"description": "Rejected: errors by row and column; nothing changed"},
+    },
+)
+async def import_residents(
+    uow: Uow, request: Request, file: Annotated[UploadFile, File(description="The ledger")]
+) -> object:
+    limit_mb = runtime_of(request).settings.max_upload_mb
+    if file.size is not None and file.size > limit_mb << 20:
+        raise TooLarge(f"the file has {file.size >> 20} MB; the limit is {limit_mb} MB")
+    report = await service.import_ledger(uow, file=file.file, filename=file.filename or "ledger")
+    if report.status == "rejected":
+        raise Invalid(
+            f"{len(report.errors)} problem(s) in {report.filename}; nothing was imported",
+            errors=[e.model_dump() for e in report.errors],
+        )
+    if report.status == "duplicate":
+        return JSONResponse(report.model_dump(mode="json"), status_code=200)
+    return report
+
+
+@router.get("/imports", response_model=list[schemas.ImportOut], summary="Past ledger imports")
+async def list_imports(uow: Uow) -> list[LedgerImport]:
+    query = select(LedgerImport).order_by(LedgerImport.created_at.desc()).limit(200)
+    return list((await uow.session.scalars(query)).all())
+
+
+@router.get("/imports/{import_id}", response_model=schemas.ImportOut)
+async def get_import(import_id: uuid.UUID, uow: Uow) -> LedgerImport:
+    return await uow.get(LedgerImport, import_id, what="import")
+
+
+@router.get(
+    "/exports/residents",
+    summary="Export residents in the ledger's columns (CSV or .xlsx)",
+    description="Unmasked, so only for roles that may see ID numbers; every export is logged.",
+    response_class=StreamingResponse,
+)
+async def export_residents(
+    uow: Uow,
+    request: Request,
+    format: Annotated[export.ExportFormat, Query()] = "csv",
+    compound_id: uuid.UUID | None = None,
+) -> StreamingResponse:
+    if not may_reveal(uow.principal.role, PersonalField.id_number):
+        raise Forbidden(f"a {uow.principal.role.value} may not export residents")
+    out, count = await export.write(uow, export_format=format, compound_id=compound_id)
+    await log_access(
+        uow,
+        kernel.access_log,
+        resource="resident-export",
+        record_ids=[compound_id or "all-in-scope", f"{count} rows"],
+        fields=[PersonalField.id_number, PersonalField.phone],
+        endpoint=request.url.path,
+    )
+    return StreamingResponse(
+        _chunks(out),
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="residents.{format}"'},
+    )
+
+
+def _chunks(file: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := file.read(1 << 16):
+            yield chunk
+    finally:
+        file.close()

@@ -1,0 +1,138 @@
+"""Exporting residents in the ledger's own columns, so an export imports back unchanged."""
+
+import csv
+import io
+import tempfile
+from collections.abc import AsyncIterator
+from typing import IO, Any, Literal
+
+from openpyxl import Workbook
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from services.registry.models import Building, Compound, Household, Resident, Unit, mask_to_tags
+from shared.db import AnySelect
+from shared.uow import UnitOfWork
+
+COLUMNS = (
+    "compound",
+    "building",
+    "unit",
+    "room",
+    "household",
+    "name",
+    "document_type",
+    "document_number",
+    "phone",
+    "birth_date",
+    "sex",
+    "tags",
+    "care_notes",
+)
+PAGE = 10_000
+ExportFormat = Literal["csv", "xlsx"]
+
+
+def _query(compound_id: Any) -> AnySelect:
+    unit = aliased(Unit)
+    query = (
+        select(
+            Resident.id,
+            Compound.code,
+            Building.code,
+            unit.code,
+            Household.room,
+            Household.code,
+            Resident.name,
+            Resident.document_type,
+            Resident.document_number,
+            Resident.phone,
+            Resident.birth_date,
+            Resident.sex,
+            Resident.tags,
+            Resident.care_notes,
+        )
+        .join(Household, Household.id == Resident.household_id)
+        .join(Building, Building.id == Resident.building_id)
+        .join(Compound, Compound.id == Resident.compound_id)
+        .outerjoin(unit, unit.id == Resident.unit_id)
+    )
+    if compound_id is not None:
+        query = query.where(Resident.compound_id == compound_id)
+    return query
+
+
+async def rows(uow: UnitOfWork, *, compound_id: Any = None) -> AsyncIterator[list[str]]:
+    """Every visible resident as ledger cells, in pages ordered by id."""
+    last = None
+    while True:
+        query = _query(compound_id)
+        if last is not None:
+            query = query.where(Resident.id > last)
+        page = (await uow.session.execute(query.order_by(Resident.id).limit(PAGE))).all()
+        for record in page:
+            yield _cells(record)
+        if len(page) < PAGE:
+            return
+        last = page[-1][0]
+
+
+def _cells(record: Any) -> list[str]:
+    (
+        _,
+        compound,
+        building,
+        unit,
+        room,
+        household,
+        name,
+        doc_type,
+        doc,
+        phone,
+        born,
+        sex,
+        tags,
+        notes,
+    ) = record
+    return [
+        compound,
+        building,
+        unit or "",
+        room or "",
+        household,
+        name,
+        doc_type,
+        doc,
+        phone or "",
+        born.isoformat() if born else "",
+        sex or "",
+        ";".join(mask_to_tags(tags)),
+        notes or "",
+    ]
+
+
+async def write(
+    uow: UnitOfWork, *, export_format: ExportFormat, compound_id: Any = None
+) -> tuple[IO[bytes], int]:
+    """The export in a temporary file (spilled to disk when large), and its row count."""
+    # Closed by the response once streamed.
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
+    count = 0
+    if export_format == "csv":
+        text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
+        writer = csv.writer(text)
+        writer.writerow(COLUMNS)
+        async for cells in rows(uow, compound_id=compound_id):
+            writer.writerow(cells)
+            count += 1
+        text.detach()
+    else:
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("residents")
+        sheet.append(COLUMNS)
+        async for cells in rows(uow, compound_id=compound_id):
+            sheet.append(cells)
+            count += 1
+        workbook.save(out)
+    out.seek(0)
+    return out, count

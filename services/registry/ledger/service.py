@@ -1,0 +1,374 @@
+"""Importing the base ledger: a whole file applies, or nothing does.
+
+The file streams through the parser in batches; each batch resolves its places, creates the
+households it names, and inserts or updates residents by document number, all in the
+request's transaction. Any error stops the writing (parsing goes on, to report every bad row)
+and the boundary rolls the transaction back. The same file applied twice changes nothing the
+second time, and a re-import of equal rows changes nothing either. One event per batch.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from sqlalchemy import bindparam, select, update
+
+from services.registry.access import require_manager
+from services.registry.ledger import schemas
+from services.registry.ledger.parse import LedgerFormatError, LedgerRow, RowError, iter_ledger
+from services.registry.models import (
+    Building,
+    Compound,
+    Household,
+    LedgerImport,
+    Resident,
+    ResidentMove,
+    Unit,
+    tags_to_mask,
+)
+from services.registry.residents.service import record_of
+from shared.auth import UNSCOPED
+from shared.contracts.registry import ResidentRecord, ResidentsImported
+from shared.db import table_of
+from shared.ids import new_id
+from shared.problems import Invalid
+from shared.uow import UnitOfWork
+
+BATCH = 5_000
+MAX_ERRORS = 1_000
+RESIDENT_FIELDS = ("name", "document_type", "phone", "birth_date", "sex", "tags", "care_notes")
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    town_id: uuid.UUID
+    compound_id: uuid.UUID
+    building_id: uuid.UUID
+    unit_id: uuid.UUID | None
+
+
+@dataclass
+class Directory:
+    """The places the caller may import into, by code."""
+
+    compounds: dict[str, tuple[uuid.UUID, uuid.UUID]]
+    buildings: dict[tuple[Any, str], uuid.UUID]
+    units: dict[tuple[Any, str], uuid.UUID]
+
+    def place(self, row: LedgerRow) -> Placement | list[RowError]:
+        compound = self.compounds.get(row.compound)
+        if compound is None:
+            message = f"no compound with code {row.compound!r} in your scope"
+            return [RowError(row.row, "compound", message)]
+        compound_id, town_id = compound
+        building_id = self.buildings.get((compound_id, row.building))
+        if building_id is None:
+            message = f"no building {row.building!r} in compound {row.compound}"
+            return [RowError(row.row, "building", message)]
+        unit_id = None
+        if row.unit:
+            unit_id = self.units.get((building_id, row.unit))
+            if unit_id is None:
+                message = f"no unit {row.unit!r} in building {row.building}"
+                return [RowError(row.row, "unit", message)]
+        return Placement(town_id, compound_id, building_id, unit_id)
+
+
+async def load_directory(uow: UnitOfWork) -> Directory:
+    session = uow.session
+    compounds = {
+        code: (cid, tid)
+        for cid, tid, code in await session.execute(
+            select(Compound.id, Compound.town_id, Compound.code)
+        )
+    }
+    buildings = {
+        (cid, code): bid
+        for bid, cid, code in await session.execute(
+            select(Building.id, Building.compound_id, Building.code)
+        )
+    }
+    units = {
+        (bid, code): uid
+        for uid, bid, code in await session.execute(select(Unit.id, Unit.building_id, Unit.code))
+    }
+    return Directory(compounds, buildings, units)
+
+
+@dataclass
+class Tally:
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    households_created: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def file_digest(file: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    start = file.tell()
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+    file.seek(start)
+    return digest.hexdigest()
+
+
+async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> schemas.ImportReport:
+    require_manager(uow)
+    sha256 = file_digest(file)
+    previous = await uow.session.scalar(
+        select(LedgerImport).where(LedgerImport.sha256 == sha256, LedgerImport.status == "applied")
+    )
+    if previous is not None:
+        return schemas.ImportReport(
+            id=previous.id,
+            filename=filename,
+            status="duplicate",
+            rows=previous.rows,
+            inserted=0,
+            updated=0,
+            unchanged=previous.rows,
+        )
+    try:
+        rows = iter_ledger(file, filename=filename, max_errors=MAX_ERRORS)
+    except LedgerFormatError as exc:
+        raise Invalid(str(exc), errors=[{"row": 1, "column": None, "message": str(exc)}]) from exc
+    import_id = new_id()
+    tally = Tally()
+    importer = _Importer(uow, await load_directory(uow), import_id, tally)
+    try:
+        for batch_number, batch in enumerate(_batches(rows, tally), start=1):
+            await importer.apply(batch, batch_number)
+    except LedgerFormatError as exc:
+        tally.errors.append(RowError(tally.rows + 1, None, str(exc)))
+    if tally.errors:
+        return _report(None, filename, "rejected", tally)
+    uow.session.add(_ledger_import(uow, import_id, filename, sha256, tally))
+    return _report(import_id, filename, "applied", tally)
+
+
+def _batches(rows: Iterator[LedgerRow | RowError], tally: Tally) -> Iterator[list[LedgerRow]]:
+    batch: list[LedgerRow] = []
+    for item in rows:
+        if isinstance(item, RowError):
+            tally.errors.append(item)
+            continue
+        tally.rows += 1
+        batch.append(item)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ledger_import(
+    uow: UnitOfWork, import_id: uuid.UUID, filename: str, sha256: str, tally: Tally
+) -> LedgerImport:
+    town_id = next(iter(uow.scope.towns), None) or uuid.UUID(int=0)
+    return LedgerImport(
+        id=import_id,
+        town_id=town_id,
+        filename=filename[:255],
+        sha256=sha256,
+        status="applied",
+        rows=tally.rows,
+        inserted=tally.inserted,
+        updated=tally.updated,
+        unchanged=tally.unchanged,
+        errors=[],
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+
+
+def _report(
+    import_id: uuid.UUID | None, filename: str, status: Any, tally: Tally
+) -> schemas.ImportReport:
+    return schemas.ImportReport(
+        id=import_id,
+        filename=filename,
+        status=status,
+        rows=tally.rows,
+        inserted=tally.inserted if import_id else 0,
+        updated=tally.updated if import_id else 0,
+        unchanged=tally.unchanged if import_id else 0,
+        households_created=tally.households_created if import_id else 0,
+        errors=[
+            schemas.RowErrorOut(row=e.row, column=e.column, message=e.message) for e in tally.errors
+        ],
+    )
+
+
+class _Importer:
+    def __init__(
+        self, uow: UnitOfWork, directory: Directory, import_id: uuid.UUID, tally: Tally
+    ) -> None:
+        self.uow = uow
+        self.directory = directory
+        self.import_id = import_id
+        self.tally = tally
+        self.now = datetime.now(UTC)
+
+    async def apply(self, batch: list[LedgerRow], number: int) -> None:
+        placed: list[tuple[LedgerRow, Placement]] = []
+        for row in batch:
+            placement = self.directory.place(row)
+            if isinstance(placement, list):
+                self.tally.errors.extend(placement)
+            else:
+                placed.append((row, placement))
+        if self.tally.errors:
+            return
+        households = await self._households(placed)
+        changed = await self._residents(placed, households)
+        if self.tally.errors or not changed:
+            return
+        self.uow.emit(ResidentsImported(import_id=self.import_id, batch=number, residents=changed))
+        await self.uow.flush_events()
+
+    async def _households(
+        self, placed: list[tuple[LedgerRow, Placement]]
+    ) -> dict[tuple[Any, str], Any]:
+        wanted = {(p.building_id, row.household): (row, p) for row, p in placed}
+        buildings = {b for b, _ in wanted}
+        codes = {c for _, c in wanted}
+        found = await self.uow.session.execute(
+            select(Household.id, Household.building_id, Household.code).where(
+                Household.building_id.in_(buildings), Household.code.in_(codes)
+            )
+        )
+        known: dict[tuple[Any, str], Any] = {(b, c): hid for hid, b, c in found if (b, c) in wanted}
+        missing = [
+            {
+                "id": new_id(),
+                "town_id": p.town_id,
+                "compound_id": p.compound_id,
+                "building_id": p.building_id,
+                "unit_id": p.unit_id,
+                "code": row.household,
+                "room": row.room,
+            }
+            for key, (row, p) in wanted.items()
+            if key not in known
+        ]
+        if missing:
+            await self.uow.session.execute(table_of(Household).insert(), missing)
+            known.update({(h["building_id"], str(h["code"])): h["id"] for h in missing})
+            self.tally.households_created += len(missing)
+        return known
+
+    async def _residents(
+        self,
+        placed: list[tuple[LedgerRow, Placement]],
+        households: dict[tuple[Any, str], Any],
+    ) -> list[ResidentRecord]:
+        existing = await self._existing({row.document_number for row, _ in placed})
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        moves: list[dict[str, Any]] = []
+        for row, place in placed:
+            values = self._values(row, place, households[(place.building_id, row.household)])
+            current = existing.get(row.document_number)
+            if current is None:
+                inserts.append(values)
+            elif not self.uow.scope.allows(
+                town_id=current.town_id,
+                compound_id=current.compound_id,
+                building_id=current.building_id,
+            ):
+                message = "this person is registered in a compound outside your scope"
+                self.tally.errors.append(RowError(row.row, "document_number", message))
+            elif _differs(current, values):
+                values["id"] = current.id
+                values["registered_at"] = current.registered_at
+                updates.append(values)
+                if current.household_id != values["household_id"]:
+                    moves.append(self._move(current, values))
+            else:
+                self.tally.unchanged += 1
+        if self.tally.errors:
+            return []
+        await self._write(inserts, updates, moves)
+        self.tally.inserted += len(inserts)
+        self.tally.updated += len(updates)
+        return [_record(v) for v in inserts + updates]
+
+    async def _existing(self, documents: set[str]) -> dict[str, Any]:
+        # Document numbers are unique town-wide: look beyond the scope, then refuse rows
+        # that would touch someone outside it.
+        table = table_of(Resident)
+        query = select(table).where(table.c.document_number.in_(documents))
+        rows = await self.uow.session.execute(query, execution_options=UNSCOPED)
+        return {r.document_number: r for r in rows}
+
+    def _values(self, row: LedgerRow, place: Placement, household_id: uuid.UUID) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "town_id": place.town_id,
+            "compound_id": place.compound_id,
+            "building_id": place.building_id,
+            "unit_id": place.unit_id,
+            "household_id": household_id,
+            "name": row.name,
+            "document_type": row.document_type.value,
+            "document_number": row.document_number,
+            "phone": row.phone,
+            "birth_date": row.birth_date,
+            "sex": row.sex.value if row.sex else None,
+            "tags": tags_to_mask(row.tags),
+            "care_notes": row.care_notes,
+            "registered_at": self.now,
+            "updated_at": self.now,
+        }
+
+    def _move(self, current: Any, values: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "town_id": values["town_id"],
+            "compound_id": values["compound_id"],
+            "building_id": values["building_id"],
+            "resident_id": current.id,
+            "from_household_id": current.household_id,
+            "to_household_id": values["household_id"],
+            "reason": f"ledger import {self.import_id}",
+            "moved_by": self.uow.principal.username,
+            "moved_at": self.now,
+        }
+
+    async def _write(
+        self,
+        inserts: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+        moves: list[dict[str, Any]],
+    ) -> None:
+        session = self.uow.session
+        table = table_of(Resident)
+        if inserts:
+            await session.execute(table.insert(), inserts)
+        if updates:
+            columns = [c for c in inserts[0] if c != "id"] if inserts else list(updates[0])
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({c: bindparam(c) for c in columns if c not in ("id", "registered_at")})
+            )
+            await session.execute(
+                statement, [{**u, "_id": u["id"]} for u in updates], execution_options=UNSCOPED
+            )
+        if moves:
+            await session.execute(table_of(ResidentMove).insert(), moves)
+
+
+def _differs(current: Any, values: dict[str, Any]) -> bool:
+    if current.household_id != values["household_id"] or current.unit_id != values["unit_id"]:
+        return True
+    return any(getattr(current, f) != values[f] for f in RESIDENT_FIELDS)
+
+
+def _record(values: dict[str, Any]) -> ResidentRecord:
+    return record_of(Resident(**values))

@@ -1,0 +1,311 @@
+"""The registry's tables. Every placed row carries town, compound and building ids
+(:class:`~shared.auth.Scoped`) so that scope filtering needs no joins."""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import Uuid
+
+from shared.auth import Scoped
+from shared.db import define_kernel_tables, new_metadata, utc_datetime
+from shared.ids import new_id
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: utc_datetime(), uuid.UUID: Uuid}
+
+
+SERVICE = "registry"
+kernel = define_kernel_tables(Base.metadata)
+
+
+class CompoundKind(StrEnum):
+    public_housing = "public_housing"
+    commercial = "commercial"
+    self_built = "self_built"
+    villas = "villas"
+    mixed = "mixed"
+
+
+class CompoundStatus(StrEnum):
+    normal = "normal"
+    closed = "closed"
+    epidemic_free = "epidemic_free"
+
+
+class GateState(StrEnum):
+    open = "open"
+    closed = "closed"
+    guarded = "guarded"
+
+
+class ZoneLevel(StrEnum):
+    sealed = "sealed"
+    controlled = "controlled"
+    precaution = "precaution"
+
+
+class Tag(StrEnum):
+    elderly = "elderly"
+    living_alone = "living_alone"
+    elderly_only_household = "elderly_only_household"
+    disabled = "disabled"
+    deaf_mute = "deaf_mute"
+    pregnant = "pregnant"
+    infant = "infant"
+    newborn = "newborn"
+    dialysis = "dialysis"
+    chronic_medication = "chronic_medication"
+    bedridden = "bedridden"
+    tenant = "tenant"
+
+
+# Tags are stored as a bit mask: one integer column filters and counts without a join.
+TAG_BITS: dict[str, int] = {tag.value: 1 << i for i, tag in enumerate(Tag)}
+
+
+def tags_to_mask(tags: Any) -> int:
+    mask = 0
+    for tag in tags:
+        mask |= TAG_BITS[str(tag)]
+    return mask
+
+
+def mask_to_tags(mask: int) -> list[str]:
+    return [tag for tag, bit in TAG_BITS.items() if mask & bit]
+
+
+class Town(Scoped, Base):
+    __tablename__ = "towns"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # Whether a confirmed case seals its unit or its whole building.
+    seal_granularity: Mapped[str] = mapped_column(String(10), default="unit")
+
+
+class Committee(Scoped, Base):
+    __tablename__ = "committees"
+    __table_args__ = (UniqueConstraint("town_id", "code"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Compound(Scoped, Base):
+    __tablename__ = "compounds"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    committee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("committees.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=CompoundStatus.normal.value)
+    status_reason: Mapped[str] = mapped_column(String(500), default="")
+    status_since: Mapped[datetime]
+
+
+class Gate(Scoped, Base):
+    __tablename__ = "gates"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(80))
+    state: Mapped[str] = mapped_column(String(10), default=GateState.open.value)
+
+
+class Building(Scoped, Base):
+    __tablename__ = "buildings"
+    __table_args__ = (UniqueConstraint("compound_id", "code"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class Unit(Scoped, Base):
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("building_id", "code"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(40))
+
+
+class Grid(Scoped, Base):
+    """A grid or, with a parent, a microgrid; it may span compounds, so its buildings are
+    listed in :class:`GridBuilding` and its own compound_id is where it is administered."""
+
+    __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("town_id", "code"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(120))
+    leader_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class GridBuilding(Scoped, Base):
+    __tablename__ = "grid_buildings"
+    __table_args__ = (UniqueConstraint("grid_id", "building_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    grid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("grids.id"), index=True)
+
+
+class Household(Scoped, Base):
+    __tablename__ = "households"
+    __table_args__ = (UniqueConstraint("building_id", "code"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    room: Mapped[str | None] = mapped_column(String(40))
+
+
+class Resident(Scoped, Base):
+    __tablename__ = "residents"
+    __table_args__ = (
+        UniqueConstraint("document_number"),
+        Index("ix_residents_building_name", "building_id", "name"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60), index=True)
+    document_type: Mapped[str] = mapped_column(String(10))
+    document_number: Mapped[str] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(6))
+    tags: Mapped[int] = mapped_column(Integer, default=0)
+    care_notes: Mapped[str | None] = mapped_column(Text)
+    registered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ResidentMove(Scoped, Base):
+    """History of a resident's households; the scope columns are those of the destination."""
+
+    __tablename__ = "resident_moves"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    resident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("residents.id"), index=True)
+    from_household_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("households.id"))
+    to_household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    moved_by: Mapped[str] = mapped_column(String(80))
+    moved_at: Mapped[datetime]
+
+
+class Staff(Scoped, Base):
+    """Community or town staff; ``compound_id`` is empty for committee- or town-wide staff."""
+
+    __tablename__ = "staff"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"))
+    name: Mapped[str] = mapped_column(String(60))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(80), default="")
+
+
+class Volunteer(Scoped, Base):
+    __tablename__ = "volunteers"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(60))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    availability: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Team(Scoped, Base):
+    __tablename__ = "teams"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(120))
+
+
+class TeamMember(Scoped, Base):
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "person_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id"), index=True)
+    person_kind: Mapped[str] = mapped_column(String(10))
+    person_id: Mapped[uuid.UUID] = mapped_column(index=True)
+
+
+class Assignment(Scoped, Base):
+    """A staff member or volunteer put in charge of a compound, grid or building; the
+    scope columns say where, ``grid_id`` when it is a grid."""
+
+    __tablename__ = "assignments"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    person_kind: Mapped[str] = mapped_column(String(10))
+    person_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    grid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("grids.id"))
+    duty: Mapped[str] = mapped_column(String(80), default="")
+    assigned_at: Mapped[datetime]
+
+
+class User(Scoped, Base):
+    """A sign-in account. Scope columns place the account itself (who may manage it); what
+    the user may see is computed at sign-in from role, committee and assignments."""
+
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"))
+    person_kind: Mapped[str | None] = mapped_column(String(10))
+    person_id: Mapped[uuid.UUID | None] = mapped_column()
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class Zone(Scoped, Base):
+    """The current zone of a building (unit_id empty) or of one unit."""
+
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("building_id", "unit_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"))
+    level: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(500))
+    set_by: Mapped[str] = mapped_column(String(80))
+    since: Mapped[datetime]
+
+
+class ZoneChange(Scoped, Base):
+    __tablename__ = "zone_changes"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column()
+    from_level: Mapped[str | None] = mapped_column(String(12))
+    to_level: Mapped[str | None] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(500))
+    set_by: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime]
+
+
+class LedgerImport(Scoped, Base):
+    """One upload of the base ledger and its outcome; the same file content is applied once."""
+
+    __tablename__ = "ledger_imports"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    inserted: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    unchanged: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]

@@ -1,0 +1,126 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.registry.models import SERVICE, Building, Committee, Compound, Grid, Town, Unit
+from services.registry.places import schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Page, keyset, next_cursor
+
+router = service_router(SERVICE, tags=["places"])
+
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/towns", response_model=list[schemas.TownOut], summary="Towns in your scope")
+async def list_towns(uow: Uow) -> list[Town]:
+    return list((await uow.session.scalars(select(Town).order_by(Town.code))).all())
+
+
+@router.get("/committees", response_model=list[schemas.CommitteeOut])
+async def list_committees(uow: Uow, town_id: uuid.UUID | None = None) -> list[Committee]:
+    query = select(Committee).order_by(Committee.code)
+    if town_id is not None:
+        query = query.where(Committee.town_id == town_id)
+    return list((await uow.session.scalars(query)).all())
+
+
+@router.post("/committees", status_code=201, response_model=schemas.CommitteeOut)
+async def create_committee(body: schemas.CommitteeCreate, uow: Uow) -> Committee:
+    return await service.create_committee(uow, data=body)
+
+
+@router.get("/compounds", response_model=list[schemas.CompoundOut])
+async def list_compounds(uow: Uow, committee_id: uuid.UUID | None = None) -> list[Compound]:
+    query = select(Compound).order_by(Compound.code)
+    if committee_id is not None:
+        query = query.where(Compound.committee_id == committee_id)
+    return list((await uow.session.scalars(query)).all())
+
+
+@router.post(
+    "/compounds",
+    status_code=201,
+    response_model=schemas.CompoundOut,
+    summary="Register a compound and its gates (town operators)",
+)
+async def create_compound(body: schemas.CompoundCreate, uow: Uow) -> Compound:
+    return await service.create_compound(uow, data=body)
+
+
+@router.get("/compounds/{compound_id}", response_model=schemas.CompoundOut)
+async def get_compound(compound_id: uuid.UUID, uow: Uow) -> Compound:
+    return await uow.get(Compound, compound_id, what="compound")
+
+
+@router.get("/compounds/{compound_id}/gates", response_model=list[schemas.GateOut])
+async def list_gates(compound_id: uuid.UUID, uow: Uow) -> list[object]:
+    return list(await service.list_gates(uow, compound_id=compound_id))
+
+
+@router.post("/compounds/{compound_id}/gates", status_code=201, response_model=schemas.GateOut)
+async def add_gate(compound_id: uuid.UUID, body: schemas.GateCreate, uow: Uow) -> object:
+    return await service.add_gate(uow, compound_id=compound_id, data=body)
+
+
+@router.patch(
+    "/compounds/{compound_id}/gates/{gate_id}",
+    response_model=schemas.GateOut,
+    summary="Open, close or guard a gate",
+)
+async def set_gate_state(
+    compound_id: uuid.UUID, gate_id: uuid.UUID, body: schemas.GateUpdate, uow: Uow
+) -> object:
+    return await service.set_gate_state(
+        uow, compound_id=compound_id, gate_id=gate_id, state=body.state
+    )
+
+
+@router.get("/buildings", response_model=Page[schemas.BuildingOut])
+async def list_buildings(
+    uow: Uow, compound_id: uuid.UUID | None = None, cursor: Cursor = None, limit: Limit = 100
+) -> Page[schemas.BuildingOut]:
+    query = select(Building)
+    if compound_id is not None:
+        query = query.where(Building.compound_id == compound_id)
+    rows = list(await uow.session.scalars(keyset(query, Building.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=[schemas.BuildingOut.model_validate(b) for b in page], next_cursor=following)
+
+
+@router.post("/buildings", status_code=201, response_model=schemas.BuildingOut)
+async def create_building(body: schemas.BuildingCreate, uow: Uow) -> Building:
+    return await service.create_building(uow, data=body)
+
+
+@router.get("/units", response_model=Page[schemas.UnitOut])
+async def list_units(
+    uow: Uow, building_id: uuid.UUID | None = None, cursor: Cursor = None, limit: Limit = 100
+) -> Page[schemas.UnitOut]:
+    query = select(Unit)
+    if building_id is not None:
+        query = query.where(Unit.building_id == building_id)
+    rows = list(await uow.session.scalars(keyset(query, Unit.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=[schemas.UnitOut.model_validate(u) for u in page], next_cursor=following)
+
+
+@router.post("/units", status_code=201, response_model=schemas.UnitOut)
+async def create_unit(body: schemas.UnitCreate, uow: Uow) -> Unit:
+    return await service.create_unit(uow, data=body)
+
+
+@router.get("/grids", response_model=list[schemas.GridOut], summary="Grids and microgrids")
+async def list_grids(uow: Uow, compound_id: uuid.UUID | None = None) -> list[schemas.GridOut]:
+    query = select(Grid).order_by(Grid.code)
+    if compound_id is not None:
+        query = query.where(Grid.compound_id == compound_id)
+    return [await service.grid_out(uow, g) for g in (await uow.session.scalars(query)).all()]
+
+
+@router.post("/grids", status_code=201, response_model=schemas.GridOut)
+async def create_grid(body: schemas.GridCreate, uow: Uow) -> schemas.GridOut:
+    return await service.create_grid(uow, data=body)

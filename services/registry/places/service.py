@@ -1,0 +1,250 @@
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from services.registry.access import require_compound, require_town_operator
+from services.registry.models import (
+    Building,
+    Committee,
+    Compound,
+    CompoundStatus,
+    Gate,
+    GateState,
+    Grid,
+    GridBuilding,
+    Town,
+    Unit,
+)
+from services.registry.places import schemas
+from shared.contracts.registry import PlaceRecord, PlaceRegistered
+from shared.ids import new_id
+from shared.problems import Conflict, Invalid
+from shared.uow import UnitOfWork
+
+
+def _registered(uow: UnitOfWork, place: PlaceRecord) -> None:
+    uow.emit(PlaceRegistered(place=place), compound_id=place.compound_id)
+
+
+async def _ensure_free(uow: UnitOfWork, query: object, message: str) -> None:
+    if await uow.session.scalar(query) is not None:  # type: ignore[call-overload]
+        raise Conflict(message, errors=[{"field": "code", "message": message}])
+
+
+async def create_town(uow: UnitOfWork, *, code: str, name: str) -> Town:
+    """Towns are created by an administrator (``cordon bootstrap``), not through the API."""
+    await _ensure_free(uow, select(Town.id).where(Town.code == code), f"town {code} exists")
+    town_id = new_id()
+    town = Town(id=town_id, town_id=town_id, code=code, name=name)
+    uow.session.add(town)
+    await uow.session.flush()
+    _registered(uow, PlaceRecord(kind="town", id=town.id, town_id=town.id, code=code, name=name))
+    return town
+
+
+async def create_committee(uow: UnitOfWork, *, data: schemas.CommitteeCreate) -> Committee:
+    require_town_operator(uow, data.town_id)
+    await uow.get(Town, data.town_id, what="town", field="town_id")
+    await _ensure_free(
+        uow,
+        select(Committee.id).where(Committee.town_id == data.town_id, Committee.code == data.code),
+        f"committee {data.code} exists in this town",
+    )
+    committee = Committee(town_id=data.town_id, code=data.code, name=data.name)
+    uow.session.add(committee)
+    await uow.session.flush()
+    _registered(
+        uow,
+        PlaceRecord(
+            kind="committee",
+            id=committee.id,
+            town_id=data.town_id,
+            committee_id=committee.id,
+            code=data.code,
+            name=data.name,
+        ),
+    )
+    return committee
+
+
+async def create_compound(uow: UnitOfWork, *, data: schemas.CompoundCreate) -> Compound:
+    committee = await uow.get(Committee, data.committee_id, what="committee", field="committee_id")
+    require_town_operator(uow, committee.town_id)
+    await _ensure_free(
+        uow, select(Compound.id).where(Compound.code == data.code), f"compound {data.code} exists"
+    )
+    compound_id = new_id()
+    compound = Compound(
+        id=compound_id,
+        compound_id=compound_id,
+        town_id=committee.town_id,
+        committee_id=committee.id,
+        code=data.code,
+        name=data.name,
+        kind=data.kind.value,
+        status=CompoundStatus.normal.value,
+        status_since=datetime.now(UTC),
+    )
+    uow.session.add(compound)
+    await uow.session.flush()
+    for gate in data.gates:
+        uow.session.add(_gate(compound, gate))
+    _registered(
+        uow,
+        PlaceRecord(
+            kind="compound",
+            id=compound.id,
+            town_id=compound.town_id,
+            committee_id=committee.id,
+            compound_id=compound.id,
+            code=data.code,
+            name=data.name,
+        ),
+    )
+    return compound
+
+
+def _gate(compound: Compound, data: schemas.GateCreate) -> Gate:
+    return Gate(
+        town_id=compound.town_id, compound_id=compound.id, name=data.name, state=data.state.value
+    )
+
+
+async def add_gate(uow: UnitOfWork, *, compound_id: uuid.UUID, data: schemas.GateCreate) -> Gate:
+    compound = await uow.get(Compound, compound_id, what="compound")
+    require_compound(uow, compound.id, compound.town_id)
+    gate = _gate(compound, data)
+    uow.session.add(gate)
+    await uow.session.flush()
+    return gate
+
+
+async def set_gate_state(
+    uow: UnitOfWork, *, compound_id: uuid.UUID, gate_id: uuid.UUID, state: GateState
+) -> Gate:
+    gate = await uow.get(Gate, gate_id, what="gate")
+    if gate.compound_id != compound_id:
+        raise Invalid(f"gate {gate_id} is not a gate of compound {compound_id}")
+    require_compound(uow, compound_id, gate.town_id)
+    gate.state = state.value
+    await uow.session.flush()
+    return gate
+
+
+async def list_gates(uow: UnitOfWork, *, compound_id: uuid.UUID) -> list[Gate]:
+    await uow.get(Compound, compound_id, what="compound")
+    query = select(Gate).where(Gate.compound_id == compound_id).order_by(Gate.name)
+    return list((await uow.session.scalars(query)).all())
+
+
+async def create_building(uow: UnitOfWork, *, data: schemas.BuildingCreate) -> Building:
+    compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
+    require_compound(uow, compound.id, compound.town_id)
+    await _ensure_free(
+        uow,
+        select(Building.id).where(Building.compound_id == compound.id, Building.code == data.code),
+        f"building {data.code} exists in compound {compound.code}",
+    )
+    if len(set(data.units)) != len(data.units):
+        raise Invalid("unit codes repeat", errors=[{"field": "units", "message": "codes repeat"}])
+    building_id = new_id()
+    building = Building(
+        id=building_id,
+        building_id=building_id,
+        town_id=compound.town_id,
+        compound_id=compound.id,
+        code=data.code,
+        name=data.name or f"Building {data.code}",
+    )
+    uow.session.add(building)
+    await uow.session.flush()
+    _registered(
+        uow,
+        PlaceRecord(
+            kind="building",
+            id=building.id,
+            town_id=compound.town_id,
+            committee_id=compound.committee_id,
+            compound_id=compound.id,
+            building_id=building.id,
+            code=building.code,
+            name=building.name,
+        ),
+    )
+    for unit_code in data.units:
+        await _add_unit(uow, building, unit_code)
+    return building
+
+
+async def create_unit(uow: UnitOfWork, *, data: schemas.UnitCreate) -> Unit:
+    building = await uow.get(Building, data.building_id, what="building", field="building_id")
+    require_compound(uow, building.compound_id, building.town_id)
+    await _ensure_free(
+        uow,
+        select(Unit.id).where(Unit.building_id == building.id, Unit.code == data.code),
+        f"unit {data.code} exists in building {building.code}",
+    )
+    return await _add_unit(uow, building, data.code)
+
+
+async def _add_unit(uow: UnitOfWork, building: Building, code: str) -> Unit:
+    unit = Unit(
+        town_id=building.town_id,
+        compound_id=building.compound_id,
+        building_id=building.id,
+        code=code,
+    )
+    uow.session.add(unit)
+    await uow.session.flush()
+    _registered(
+        uow,
+        PlaceRecord(
+            kind="unit",
+            id=unit.id,
+            town_id=building.town_id,
+            compound_id=building.compound_id,
+            building_id=building.id,
+            code=code,
+            name=f"{building.code}-{code}",
+        ),
+    )
+    return unit
+
+
+async def create_grid(uow: UnitOfWork, *, data: schemas.GridCreate) -> schemas.GridOut:
+    if data.compound_id is None:
+        require_town_operator(uow, data.town_id)
+    else:
+        compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
+        require_compound(uow, compound.id, compound.town_id)
+    if data.parent_id is not None:
+        await uow.get(Grid, data.parent_id, what="grid", field="parent_id")
+    grid = Grid(
+        town_id=data.town_id,
+        compound_id=data.compound_id,
+        parent_id=data.parent_id,
+        code=data.code,
+        name=data.name,
+        leader_staff_id=data.leader_staff_id,
+    )
+    uow.session.add(grid)
+    await uow.session.flush()
+    for building_id in dict.fromkeys(data.building_ids):
+        building = await uow.get(Building, building_id, what="building", field="building_ids")
+        uow.session.add(
+            GridBuilding(
+                grid_id=grid.id,
+                town_id=building.town_id,
+                compound_id=building.compound_id,
+                building_id=building.id,
+            )
+        )
+    await uow.session.flush()
+    return await grid_out(uow, grid)
+
+
+async def grid_out(uow: UnitOfWork, grid: Grid) -> schemas.GridOut:
+    query = select(GridBuilding.building_id).where(GridBuilding.grid_id == grid.id)
+    buildings = [b for b in (await uow.session.scalars(query)).all() if b is not None]
+    return schemas.GridOut.model_validate(grid).model_copy(update={"building_ids": buildings})

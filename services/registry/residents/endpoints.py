@@ -1,0 +1,216 @@
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import Query, Request
+from sqlalchemy import select
+
+from services.registry.models import SERVICE, Household, Resident, ResidentMove, Tag, ZoneLevel
+from services.registry.residents import repository, schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Page, keyset, next_cursor
+from shared.privacy import PersonalField
+from shared.problems import Forbidden
+
+router = service_router(SERVICE, tags=["residents"])
+
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Reveal = Annotated[
+    bool,
+    Query(description="Show ID and phone numbers unmasked, as your role allows; logged"),
+]
+
+
+@router.post("/households", status_code=201, response_model=schemas.HouseholdOut)
+async def create_household(body: schemas.HouseholdCreate, uow: Uow) -> Household:
+    return await service.create_household(uow, data=body)
+
+
+@router.get("/households", response_model=Page[schemas.HouseholdOut])
+async def list_households(
+    uow: Uow,
+    building_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.HouseholdOut]:
+    query = select(Household)
+    if building_id is not None:
+        query = query.where(Household.building_id == building_id)
+    if unit_id is not None:
+        query = query.where(Household.unit_id == unit_id)
+    rows = list(await uow.session.scalars(keyset(query, Household.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=[schemas.HouseholdOut.model_validate(h) for h in page], next_cursor=following)
+
+
+@router.get("/households/{household_id}", response_model=schemas.HouseholdOut)
+async def get_household(household_id: uuid.UUID, uow: Uow) -> Household:
+    return await uow.get(Household, household_id, what="household")
+
+
+@router.post(
+    "/residents",
+    status_code=201,
+    response_model=schemas.ResidentOut,
+    summary="Register one resident in a household",
+)
+async def create_resident(
+    body: schemas.ResidentCreate, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.ResidentOut:
+    resident = await service.create_resident(uow, data=body)
+    return await _one(uow, request, resident, reveal)
+
+
+@router.get(
+    "/residents",
+    response_model=Page[schemas.ResidentOut],
+    summary="Search residents by name, phone or ID fragment, place, tag and zone",
+)
+async def search_residents(
+    uow: Uow,
+    request: Request,
+    name: Annotated[str | None, Query(max_length=60, description="Part of the name")] = None,
+    phone: Annotated[str | None, Query(max_length=20, description="Part of the phone")] = None,
+    document: Annotated[
+        str | None, Query(min_length=4, max_length=40, description="Part of the ID number")
+    ] = None,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    household_id: uuid.UUID | None = None,
+    tag: Annotated[list[Tag] | None, Query(description="Repeat: residents with all")] = None,
+    zone: ZoneLevel | None = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.ResidentOut]:
+    if document and PersonalField.id_number not in _id_roles(uow):
+        raise Forbidden("your role may not search by ID number")
+    filters = repository.ResidentFilter(
+        name=name,
+        phone=phone,
+        document=document,
+        compound_id=compound_id,
+        building_id=building_id,
+        unit_id=unit_id,
+        household_id=household_id,
+        tags=tuple(tag or ()),
+        zone=zone,
+    )
+    query = keyset(repository.search(filters), Resident.id, cursor=cursor, limit=limit)
+    rows = (await uow.session.execute(query)).all()
+    page, following = next_cursor([_Row(r[0], r[1]) for r in rows], limit)
+    items = await service.present_all(
+        uow,
+        [(r.resident, r.zone) for r in page],
+        reveal=service.revealed_fields(uow, reveal=reveal),
+        endpoint=request.url.path,
+    )
+    return Page(items=items, next_cursor=following)
+
+
+class _Row:
+    __slots__ = ("id", "resident", "zone")
+
+    def __init__(self, resident: Resident, zone: str | None) -> None:
+        self.id, self.resident, self.zone = resident.id, resident, zone
+
+
+def _id_roles(uow: Uow) -> frozenset[PersonalField]:
+    from shared.privacy import may_reveal
+
+    return frozenset(f for f in PersonalField if may_reveal(uow.principal.role, f))
+
+
+@router.get(
+    "/residents/counts",
+    response_model=list[schemas.CountRow],
+    summary="Residents and tags per compound, building or unit",
+    description="E.g. elderly living alone per building: "
+    "`?group_by=building&tag=elderly&tag=living_alone`.",
+)
+async def count_residents(
+    uow: Uow,
+    group_by: Literal["compound", "building", "unit"] = "compound",
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    tag: Annotated[list[Tag] | None, Query()] = None,
+    zone: ZoneLevel | None = None,
+) -> list[schemas.CountRow]:
+    filters = repository.ResidentFilter(
+        compound_id=compound_id, building_id=building_id, tags=tuple(tag or ()), zone=zone
+    )
+    rows = (await uow.session.execute(repository.counts(filters, group_by=group_by))).all()
+    keys = [k.key for k in repository.GROUPS[group_by]]
+    out = []
+    for row in rows:
+        values = row._mapping
+        out.append(
+            schemas.CountRow(
+                **{k: values[k] for k in keys},
+                residents=values["residents"],
+                tags={t.value: int(values[t.value] or 0) for t in Tag if values[t.value]},
+            )
+        )
+    return out
+
+
+@router.get("/residents/{resident_id}", response_model=schemas.ResidentOut)
+async def get_resident(
+    resident_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.ResidentOut:
+    resident = await uow.get(Resident, resident_id, what="resident")
+    return await _one(uow, request, resident, reveal)
+
+
+@router.patch("/residents/{resident_id}", response_model=schemas.ResidentOut)
+async def update_resident(
+    resident_id: uuid.UUID,
+    body: schemas.ResidentUpdate,
+    uow: Uow,
+    request: Request,
+    reveal: Reveal = False,
+) -> schemas.ResidentOut:
+    resident = await service.update_resident(uow, resident_id=resident_id, data=body)
+    return await _one(uow, request, resident, reveal)
+
+
+@router.post(
+    "/residents/{resident_id}/move",
+    response_model=schemas.ResidentOut,
+    summary="Move a resident to another household (history is kept)",
+)
+async def move_resident(
+    resident_id: uuid.UUID,
+    body: schemas.ResidentMove,
+    uow: Uow,
+    request: Request,
+    reveal: Reveal = False,
+) -> schemas.ResidentOut:
+    resident = await service.move_resident(uow, resident_id=resident_id, data=body)
+    return await _one(uow, request, resident, reveal)
+
+
+@router.get("/residents/{resident_id}/moves", response_model=list[schemas.MoveOut])
+async def list_moves(resident_id: uuid.UUID, uow: Uow) -> list[ResidentMove]:
+    await uow.get(Resident, resident_id, what="resident")
+    query = (
+        select(ResidentMove)
+        .where(ResidentMove.resident_id == resident_id)
+        .order_by(ResidentMove.moved_at)
+    )
+    return list((await uow.session.scalars(query)).all())
+
+
+async def _one(uow: Uow, request: Request, resident: Resident, reveal: bool) -> schemas.ResidentOut:
+    zone = await uow.session.scalar(
+        select(repository.zone_level()).where(Resident.id == resident.id)
+    )
+    [out] = await service.present_all(
+        uow,
+        [(resident, zone)],
+        reveal=service.revealed_fields(uow, reveal=reveal),
+        endpoint=request.url.path,
+    )
+    return out

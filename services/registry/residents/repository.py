@@ -1,0 +1,83 @@
+"""Queries over residents: search, zone levels and counts, built on the scoped session."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.sql.functions import coalesce
+
+from services.registry.models import TAG_BITS, Resident, Tag, Zone, ZoneLevel, tags_to_mask
+from shared.db import AnySelect
+
+
+def zone_level() -> ColumnElement[Any]:
+    """A resident's zone: their unit's own zone wins over their building's."""
+    unit_zone = (
+        select(Zone.level)
+        .where(Zone.building_id == Resident.building_id, Zone.unit_id == Resident.unit_id)
+        .scalar_subquery()
+    )
+    building_zone = (
+        select(Zone.level)
+        .where(Zone.building_id == Resident.building_id, Zone.unit_id.is_(None))
+        .scalar_subquery()
+    )
+    return coalesce(unit_zone, building_zone)
+
+
+@dataclass(frozen=True)
+class ResidentFilter:
+    name: str | None = None
+    phone: str | None = None
+    document: str | None = None
+    compound_id: uuid.UUID | None = None
+    building_id: uuid.UUID | None = None
+    unit_id: uuid.UUID | None = None
+    household_id: uuid.UUID | None = None
+    tags: tuple[Tag, ...] = ()
+    zone: ZoneLevel | None = None
+
+    def apply(self, query: AnySelect) -> AnySelect:
+        if self.name:
+            query = query.where(Resident.name.contains(self.name, autoescape=True))
+        if self.phone:
+            query = query.where(Resident.phone.contains(self.phone, autoescape=True))
+        if self.document:
+            document = self.document.upper()
+            query = query.where(Resident.document_number.contains(document, autoescape=True))
+        for column, value in (
+            (Resident.compound_id, self.compound_id),
+            (Resident.building_id, self.building_id),
+            (Resident.unit_id, self.unit_id),
+            (Resident.household_id, self.household_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if self.tags:
+            mask = tags_to_mask(self.tags)
+            query = query.where(Resident.tags.op("&")(mask) == mask)
+        if self.zone is not None:
+            query = query.where(zone_level() == self.zone.value)
+        return query
+
+
+def search(filters: ResidentFilter) -> AnySelect:
+    return filters.apply(select(Resident, zone_level().label("zone")))
+
+
+GROUPS = {
+    "compound": (Resident.compound_id,),
+    "building": (Resident.compound_id, Resident.building_id),
+    "unit": (Resident.compound_id, Resident.building_id, Resident.unit_id),
+}
+
+
+def counts(filters: ResidentFilter, *, group_by: str) -> AnySelect:
+    keys = GROUPS[group_by]
+    per_tag = [
+        func.sum(case((Resident.tags.op("&")(bit) != 0, 1), else_=0)).label(tag)
+        for tag, bit in TAG_BITS.items()
+    ]
+    query = select(*keys, func.count().label("residents"), *per_tag).select_from(Resident)
+    return filters.apply(query).group_by(*keys).order_by(*keys)

@@ -1,0 +1,147 @@
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from services.registry.documents import (
+    DocumentType,
+    Sex,
+    id_card_birth_date,
+    id_card_sex,
+    normalize_phone,
+    validate_document,
+)
+from services.registry.models import Tag, ZoneLevel
+
+
+class HouseholdCreate(BaseModel):
+    building_id: uuid.UUID
+    unit_id: uuid.UUID | None = None
+    code: str = Field(min_length=1, max_length=40, examples=["1201-A"])
+    room: str | None = Field(default=None, max_length=40, examples=["1201"])
+
+
+class HouseholdOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID
+    building_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    code: str
+    room: str | None
+
+
+def _phone(value: str | None) -> str | None:
+    return normalize_phone(value) if value else None
+
+
+Phone = Annotated[str | None, AfterValidator(_phone)]
+
+
+class ResidentFields(BaseModel):
+    name: str = Field(min_length=1, max_length=60, examples=["王秀英"])
+    phone: Phone = Field(default=None, examples=["13812345678"])
+    tags: list[Tag] = Field(default_factory=list, examples=[["elderly", "living_alone"]])
+    care_notes: str | None = Field(default=None, max_length=500, examples=["insulin daily"])
+
+
+class ResidentCreate(ResidentFields):
+    household_id: uuid.UUID
+    document_type: DocumentType = DocumentType.ID_CARD
+    document_number: str = Field(examples=["11010519491231002X"])
+    birth_date: date | None = Field(
+        default=None,
+        validate_default=True,
+        description="Read from an 18-digit ID number when empty",
+    )
+    sex: Sex | None = Field(
+        default=None,
+        validate_default=True,
+        description="Read from an 18-digit ID number when empty",
+    )
+
+    @field_validator("document_number")
+    @classmethod
+    def _valid_document(cls, number: str, info: ValidationInfo) -> str:
+        document_type = info.data.get("document_type", DocumentType.ID_CARD)
+        return validate_document(document_type=document_type, number=number)
+
+    @field_validator("birth_date")
+    @classmethod
+    def _birth_matches(cls, born: date | None, info: ValidationInfo) -> date | None:
+        number = _id_number(info)
+        if number is None:
+            return born
+        if born not in (None, id_card_birth_date(number)):
+            raise ValueError(f"{born} contradicts the birth date in the ID number")
+        return id_card_birth_date(number)
+
+    @field_validator("sex")
+    @classmethod
+    def _sex_matches(cls, sex: Sex | None, info: ValidationInfo) -> Sex | None:
+        number = _id_number(info)
+        if number is None:
+            return sex
+        if sex not in (None, id_card_sex(number)):
+            raise ValueError(f"{sex} contradicts the sex in the ID number")
+        return id_card_sex(number)
+
+
+def _id_number(info: ValidationInfo) -> str | None:
+    is_id_card = info.data.get("document_type") is DocumentType.ID_CARD
+    return info.data.get("document_number") if is_id_card else None
+
+
+class ResidentUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    phone: Phone = None
+    tags: list[Tag] | None = None
+    care_notes: str | None = Field(default=None, max_length=500)
+
+
+class ResidentMove(BaseModel):
+    household_id: uuid.UUID
+    reason: str = Field(default="", max_length=500, examples=["moved in with daughter"])
+
+
+class ResidentOut(BaseModel):
+    id: uuid.UUID
+    household_id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID
+    building_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    name: str
+    document_type: DocumentType
+    document_number: str = Field(description="Masked unless revealed")
+    phone: str | None = Field(description="Masked unless revealed")
+    birth_date: date | None
+    sex: Sex | None
+    tags: list[str]
+    care_notes: str | None
+    zone: ZoneLevel | None = Field(default=None, description="The unit's zone, else the building's")
+    registered_at: datetime
+    updated_at: datetime
+
+
+class MoveOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    resident_id: uuid.UUID
+    from_household_id: uuid.UUID | None
+    to_household_id: uuid.UUID
+    reason: str
+    moved_by: str
+    moved_at: datetime
+
+
+class CountRow(BaseModel):
+    compound_id: uuid.UUID | None = None
+    building_id: uuid.UUID | None = None
+    unit_id: uuid.UUID | None = None
+    residents: int
+    tags: dict[str, int] = Field(description="Residents per tag within the group")

@@ -1,0 +1,237 @@
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from services.registry.access import require_compound
+from services.registry.models import (
+    Building,
+    Household,
+    Resident,
+    ResidentMove,
+    Unit,
+    kernel,
+    mask_to_tags,
+    tags_to_mask,
+)
+from services.registry.residents import schemas
+from shared.auth import UNSCOPED
+from shared.contracts.registry import ResidentRecord, ResidentRegistered, ResidentUpdated
+from shared.privacy import PersonalField, log_access, mask_id_number, mask_phone, may_reveal
+from shared.problems import Conflict, Forbidden, Invalid
+from shared.uow import UnitOfWork
+
+
+def record_of(resident: Resident) -> ResidentRecord:
+    return ResidentRecord(
+        id=resident.id,
+        household_id=resident.household_id,
+        town_id=resident.town_id,
+        compound_id=resident.compound_id,
+        building_id=resident.building_id,
+        unit_id=resident.unit_id,
+        name=resident.name,
+        document_number=resident.document_number,
+        phone=resident.phone,
+        birth_date=resident.birth_date,
+        tags=mask_to_tags(resident.tags),
+    )
+
+
+async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) -> Household:
+    building = await uow.get(Building, data.building_id, what="building", field="building_id")
+    require_compound(uow, building.compound_id, building.town_id)
+    if data.unit_id is not None:
+        unit = await uow.get(Unit, data.unit_id, what="unit", field="unit_id")
+        if unit.building_id != building.id:
+            message = f"unit {unit.code} is not in building {building.code}"
+            raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
+    taken = await uow.session.scalar(
+        select(Household.id).where(
+            Household.building_id == building.id, Household.code == data.code
+        )
+    )
+    if taken is not None:
+        message = f"household {data.code} exists in building {building.code}"
+        raise Conflict(message, errors=[{"field": "code", "message": message}])
+    household = Household(
+        town_id=building.town_id,
+        compound_id=building.compound_id,
+        building_id=building.id,
+        unit_id=data.unit_id,
+        code=data.code,
+        room=data.room,
+    )
+    uow.session.add(household)
+    await uow.session.flush()
+    return household
+
+
+async def _writable_household(uow: UnitOfWork, household_id: uuid.UUID) -> Household:
+    household = await uow.get(Household, household_id, what="household", field="household_id")
+    require_compound(uow, household.compound_id, household.town_id)
+    return household
+
+
+async def create_resident(uow: UnitOfWork, *, data: schemas.ResidentCreate) -> Resident:
+    household = await _writable_household(uow, data.household_id)
+    await _ensure_new_document(uow, data.document_number)
+    now = datetime.now(UTC)
+    resident = Resident(
+        town_id=household.town_id,
+        compound_id=household.compound_id,
+        building_id=household.building_id,
+        unit_id=household.unit_id,
+        household_id=household.id,
+        name=data.name,
+        document_type=data.document_type.value,
+        document_number=data.document_number,
+        phone=data.phone,
+        birth_date=data.birth_date,
+        sex=data.sex.value if data.sex else None,
+        tags=tags_to_mask(data.tags),
+        care_notes=data.care_notes,
+        registered_at=now,
+        updated_at=now,
+    )
+    uow.session.add(resident)
+    await uow.session.flush()
+    uow.emit(ResidentRegistered(resident=record_of(resident)), compound_id=resident.compound_id)
+    return resident
+
+
+async def _ensure_new_document(uow: UnitOfWork, number: str) -> None:
+    # Uniqueness is town-wide, beyond the caller's scope: ask without the scope filter,
+    # and say only that the number is taken, not where.
+    existing = await uow.session.scalar(
+        select(Resident.id).where(Resident.document_number == number),
+        execution_options=UNSCOPED,
+    )
+    if existing is not None:
+        message = "a resident with this document number is registered already"
+        raise Conflict(message, errors=[{"field": "document_number", "message": message}])
+
+
+async def _writable_resident(uow: UnitOfWork, resident_id: uuid.UUID) -> Resident:
+    resident = await uow.get(Resident, resident_id, what="resident")
+    require_compound(uow, resident.compound_id, resident.town_id)
+    return resident
+
+
+async def update_resident(
+    uow: UnitOfWork, *, resident_id: uuid.UUID, data: schemas.ResidentUpdate
+) -> Resident:
+    resident = await _writable_resident(uow, resident_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "tags" in changes:
+        changes["tags"] = tags_to_mask(changes["tags"] or [])
+    if "name" in changes and changes["name"] is None:
+        raise Invalid("name cannot be emptied", errors=[{"field": "name", "message": "required"}])
+    changed = {k: v for k, v in changes.items() if getattr(resident, k) != v}
+    if changed:
+        for key, value in changed.items():
+            setattr(resident, key, value)
+        resident.updated_at = datetime.now(UTC)
+        await uow.session.flush()
+        uow.emit(ResidentUpdated(resident=record_of(resident)), compound_id=resident.compound_id)
+    return resident
+
+
+async def move_resident(
+    uow: UnitOfWork, *, resident_id: uuid.UUID, data: schemas.ResidentMove
+) -> Resident:
+    resident = await _writable_resident(uow, resident_id)
+    target = await _writable_household(uow, data.household_id)
+    if target.id == resident.household_id:
+        message = "the resident lives in this household already"
+        raise Invalid(message, errors=[{"field": "household_id", "message": message}])
+    now = datetime.now(UTC)
+    uow.session.add(
+        ResidentMove(
+            town_id=target.town_id,
+            compound_id=target.compound_id,
+            building_id=target.building_id,
+            resident_id=resident.id,
+            from_household_id=resident.household_id,
+            to_household_id=target.id,
+            reason=data.reason,
+            moved_by=uow.principal.username,
+            moved_at=now,
+        )
+    )
+    resident.household_id = target.id
+    resident.town_id = target.town_id
+    resident.compound_id = target.compound_id
+    resident.building_id = target.building_id
+    resident.unit_id = target.unit_id
+    resident.updated_at = now
+    await uow.session.flush()
+    uow.emit(
+        ResidentUpdated(resident=record_of(resident), moved=True), compound_id=target.compound_id
+    )
+    return resident
+
+
+def revealed_fields(uow: UnitOfWork, *, reveal: bool) -> frozenset[PersonalField]:
+    """What the caller asked to see unmasked; asking beyond the role is refused."""
+    if not reveal:
+        return frozenset()
+    role = uow.principal.role
+    if not may_reveal(role, PersonalField.phone):
+        raise Forbidden(f"a {role.value} may not see residents' numbers unmasked")
+    fields = {PersonalField.phone}
+    if may_reveal(role, PersonalField.id_number):
+        fields.add(PersonalField.id_number)
+    return frozenset(fields)
+
+
+def present(
+    resident: Resident, *, zone: str | None, reveal: frozenset[PersonalField]
+) -> schemas.ResidentOut:
+    document = resident.document_number
+    phone = resident.phone
+    return schemas.ResidentOut(
+        id=resident.id,
+        household_id=resident.household_id,
+        town_id=resident.town_id,
+        compound_id=resident.compound_id,
+        building_id=resident.building_id,
+        unit_id=resident.unit_id,
+        name=resident.name,
+        document_type=resident.document_type,
+        document_number=(
+            document if PersonalField.id_number in reveal else mask_id_number(document)
+        )
+        or "",
+        phone=phone if PersonalField.phone in reveal else mask_phone(phone),
+        birth_date=resident.birth_date,
+        sex=resident.sex,
+        tags=mask_to_tags(resident.tags),
+        care_notes=resident.care_notes,
+        zone=zone,
+        registered_at=resident.registered_at,
+        updated_at=resident.updated_at,
+    )
+
+
+async def present_all(
+    uow: UnitOfWork,
+    rows: Sequence[Any],
+    *,
+    reveal: frozenset[PersonalField],
+    endpoint: str,
+) -> list[schemas.ResidentOut]:
+    """Residents (with their zone) as the caller may see them; unmasked reads are logged."""
+    out = [present(resident, zone=zone, reveal=reveal) for resident, zone in rows]
+    if reveal:
+        await log_access(
+            uow,
+            kernel.access_log,
+            resource="resident",
+            record_ids=[r.id for r in out],
+            fields=reveal,
+            endpoint=endpoint,
+        )
+    return out

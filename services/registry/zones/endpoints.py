@@ -1,0 +1,96 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.registry.models import SERVICE, Compound, Zone, ZoneChange, ZoneLevel
+from services.registry.places.schemas import CompoundOut
+from services.registry.zones import schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Page, keyset, next_cursor
+
+router = service_router(SERVICE, tags=["zones"])
+
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/zones", response_model=Page[schemas.ZoneOut], summary="Current zones")
+async def list_zones(
+    uow: Uow,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    level: ZoneLevel | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.ZoneOut]:
+    query = select(Zone)
+    if compound_id is not None:
+        query = query.where(Zone.compound_id == compound_id)
+    if building_id is not None:
+        query = query.where(Zone.building_id == building_id)
+    if level is not None:
+        query = query.where(Zone.level == level.value)
+    rows = list(await uow.session.scalars(keyset(query, Zone.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=[schemas.ZoneOut.model_validate(z) for z in page], next_cursor=following)
+
+
+@router.post(
+    "/zones",
+    response_model=schemas.ZoneResult,
+    summary="Seal, control, set precaution on, or lift a building or unit",
+    description="Always 200: `changed` says whether anything changed. Every change is kept "
+    "in the history and published as `registry.zone.changed`; setting the level an area "
+    "has already changes nothing. A unit's zone overrides its building's for its residents.",
+)
+async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
+    changed, zone = await service.set_zone(
+        uow,
+        building_id=body.building_id,
+        unit_id=body.unit_id,
+        level=body.level,
+        reason=body.reason,
+    )
+    return schemas.ZoneResult(
+        changed=changed, zone=schemas.ZoneOut.model_validate(zone) if zone else None
+    )
+
+
+@router.get("/zones/history", response_model=list[schemas.ZoneChangeOut], summary="Zone changes")
+async def zone_history(
+    uow: Uow,
+    building_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    limit: Limit = 200,
+) -> list[ZoneChange]:
+    query = select(ZoneChange)
+    if building_id is not None:
+        query = query.where(ZoneChange.building_id == building_id)
+    if unit_id is not None:
+        query = query.where(ZoneChange.unit_id == unit_id)
+    query = query.order_by(ZoneChange.at.desc(), ZoneChange.id.desc()).limit(limit)
+    return list((await uow.session.scalars(query)).all())
+
+
+@router.get(
+    "/zones/counts",
+    response_model=list[schemas.ZoneCount],
+    summary="Buildings and units per zone level and compound",
+)
+async def zone_counts(uow: Uow, compound_id: uuid.UUID | None = None) -> list[schemas.ZoneCount]:
+    return await service.zone_counts(uow, compound_id=compound_id)
+
+
+@router.patch(
+    "/compounds/{compound_id}/status",
+    response_model=CompoundOut,
+    summary="Close, reopen or declare a compound epidemic-free",
+)
+async def set_compound_status(
+    compound_id: uuid.UUID, body: schemas.StatusSet, uow: Uow
+) -> Compound:
+    return await service.set_compound_status(
+        uow, compound_id=compound_id, status=body.status, reason=body.reason
+    )

@@ -1,0 +1,142 @@
+"""Zones of buildings and units, and compounds' status. Every change is kept in history and
+published; setting what is already set changes nothing."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from services.registry.access import require_compound, require_town_operator
+from services.registry.models import (
+    Building,
+    Compound,
+    CompoundStatus,
+    Unit,
+    Zone,
+    ZoneChange,
+    ZoneLevel,
+)
+from services.registry.zones import schemas
+from shared.contracts.registry import CompoundStatusChanged, ZoneChanged
+from shared.problems import Invalid
+from shared.uow import UnitOfWork
+
+
+async def set_zone(
+    uow: UnitOfWork,
+    *,
+    building_id: uuid.UUID,
+    unit_id: uuid.UUID | None,
+    level: ZoneLevel | None,
+    reason: str,
+) -> tuple[bool, Zone | None]:
+    """Set (or lift, with no level) the zone of a building or unit; say whether it changed."""
+    building = await uow.get(Building, building_id, what="building", field="building_id")
+    require_compound(uow, building.compound_id, building.town_id)
+    if unit_id is not None:
+        unit = await uow.get(Unit, unit_id, what="unit", field="unit_id")
+        if unit.building_id != building.id:
+            message = f"unit {unit.code} is not in building {building.code}"
+            raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
+    current = await uow.session.scalar(
+        select(Zone).where(Zone.building_id == building.id, Zone.unit_id.is_(unit_id))
+        if unit_id is None
+        else select(Zone).where(Zone.building_id == building.id, Zone.unit_id == unit_id)
+    )
+    before = current.level if current else None
+    after = level.value if level else None
+    if before == after:
+        return False, current
+    now = datetime.now(UTC)
+    who = uow.principal.username
+    if current is not None and after is None:
+        await uow.session.delete(current)
+        current = None
+    elif current is not None and after is not None:
+        current.level, current.reason, current.set_by, current.since = after, reason, who, now
+    elif after is not None:
+        current = Zone(
+            town_id=building.town_id,
+            compound_id=building.compound_id,
+            building_id=building.id,
+            unit_id=unit_id,
+            level=after,
+            reason=reason,
+            set_by=who,
+            since=now,
+        )
+        uow.session.add(current)
+    uow.session.add(
+        ZoneChange(
+            town_id=building.town_id,
+            compound_id=building.compound_id,
+            building_id=building.id,
+            unit_id=unit_id,
+            from_level=before,
+            to_level=after,
+            reason=reason,
+            set_by=who,
+            at=now,
+        )
+    )
+    await uow.session.flush()
+    uow.emit(
+        ZoneChanged(
+            town_id=building.town_id,
+            compound_id=building.compound_id,
+            building_id=building.id,
+            unit_id=unit_id,
+            from_level=before,
+            to_level=after,
+            reason=reason,
+            set_by=who,
+            at=now,
+        ),
+        compound_id=building.compound_id,
+    )
+    return True, current
+
+
+async def set_compound_status(
+    uow: UnitOfWork, *, compound_id: uuid.UUID, status: CompoundStatus, reason: str
+) -> Compound:
+    compound = await uow.get(Compound, compound_id, what="compound")
+    if status is CompoundStatus.epidemic_free:
+        require_town_operator(uow, compound.town_id)
+    else:
+        require_compound(uow, compound.id, compound.town_id)
+    if compound.status == status.value:
+        return compound
+    before = compound.status
+    now = datetime.now(UTC)
+    compound.status, compound.status_reason, compound.status_since = status.value, reason, now
+    await uow.session.flush()
+    uow.emit(
+        CompoundStatusChanged(
+            town_id=compound.town_id,
+            compound_id=compound.id,
+            from_status=before,
+            to_status=status.value,
+            reason=reason,
+            at=now,
+        ),
+        compound_id=compound.id,
+    )
+    return compound
+
+
+async def zone_counts(uow: UnitOfWork, *, compound_id: uuid.UUID | None) -> list[schemas.ZoneCount]:
+    query: Any = select(
+        Zone.compound_id,
+        Zone.level,
+        func.count().filter(Zone.unit_id.is_(None)).label("buildings"),
+        func.count().filter(Zone.unit_id.is_not(None)).label("units"),
+    ).group_by(Zone.compound_id, Zone.level)
+    if compound_id is not None:
+        query = query.where(Zone.compound_id == compound_id)
+    rows = (await uow.session.execute(query.order_by(Zone.compound_id, Zone.level))).all()
+    return [
+        schemas.ZoneCount(compound_id=c, level=level, buildings=b, units=u)
+        for c, level, b, u in rows
+    ]

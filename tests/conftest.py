@@ -1,0 +1,196 @@
+"""Fixtures for both runtime modes.
+
+Every test that takes ``platform`` (or anything built on it) runs twice: in the embedded mode
+(SQLite files, the in-process bus, in-memory key-value) and against the real PostgreSQL,
+RabbitMQ and Redis of this machine. Each run gets its own schemas, exchange and queues.
+With CI=true an unreachable service fails the run instead of skipping it.
+"""
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from cordon.app import create_app
+from cordon.platform import Platform
+from cordon.services import ALL
+from shared.settings import Settings
+
+PG_URL = os.environ.get(
+    "CORDON_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+AMQP_URL = os.environ.get("CORDON_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS_URL = os.environ.get("CORDON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SERVICES = {
+    "PostgreSQL": ("127.0.0.1", 5432),
+    "RabbitMQ": ("127.0.0.1", 5672),
+    "Redis": ("127.0.0.1", 6379),
+}
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unreachable() -> list[str]:
+    down = []
+    for name, address in SERVICES.items():
+        try:
+            socket.create_connection(address, timeout=2).close()
+        except OSError:
+            down.append(name)
+    return down
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    down = _unreachable()
+    if down and IN_CI:
+        raise pytest.UsageError(f"CI needs the real services, unreachable: {', '.join(down)}")
+
+
+BACKENDS = ["embedded", "services"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "services":
+        down = _unreachable()
+        if down:
+            pytest.skip(f"real services unreachable here: {', '.join(down)}")
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path) -> Settings:
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    common = {
+        "data_dir": tmp_path / "data",
+        "schema_prefix": prefix,
+        "secret_key": "test-secret-" + "x" * 40,
+        "retry_base_seconds": 0.05,
+        "relay_interval_seconds": 0.05,
+        "log_json": False,
+    }
+    if backend == "embedded":
+        return Settings(**common)
+    return Settings(
+        **common,
+        database_url=PG_URL,
+        broker_url=AMQP_URL,
+        redis_url=REDIS_URL,
+        exchange=f"cordon_{prefix}",
+    )
+
+
+async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
+    """Delete queues a test declared itself (RabbitMQ keeps them; SQLite goes with tmp)."""
+    if not platform.settings.broker_url:
+        return
+    import aio_pika
+
+    connection = await aio_pika.connect(platform.settings.broker_url)
+    channel = await connection.channel()
+    for queue in queues:
+        for name in [queue, f"{queue}.parking"] + [
+            f"{queue}.retry.{n}" for n in range(1, platform.settings.delivery_limit)
+        ]:
+            await channel.queue_delete(name)
+    await connection.close()
+
+
+async def _drop_everything(settings: Settings, queues: list[str]) -> None:
+    if settings.database_url:
+        engine = create_async_engine(settings.database_url)
+        async with engine.begin() as connection:
+            for spec in ALL:
+                schema = settings.service_schema(spec.name)
+                await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await engine.dispose()
+    if settings.broker_url:
+        import aio_pika
+
+        connection = await aio_pika.connect(settings.broker_url)
+        channel = await connection.channel()
+        for queue in queues:
+            await channel.queue_delete(queue)
+        await channel.exchange_delete(settings.exchange)
+        await connection.close()
+
+
+def queue_names(platform: Platform) -> list[str]:
+    names = []
+    for runtime in platform.runtimes.values():
+        for consumer in runtime.spec.consumers:
+            queue = runtime.subscription(consumer).queue
+            names += [queue, f"{queue}.parking"]
+            names += [f"{queue}.retry.{n}" for n in range(1, platform.settings.delivery_limit)]
+    return names
+
+
+@pytest.fixture
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    platform = Platform(settings, ALL)
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        queues = queue_names(platform)
+        await platform.close()
+        await _drop_everything(settings, queues)
+
+
+@pytest.fixture
+async def workers(platform: Platform) -> AsyncIterator[None]:
+    """Relays and consumers running in the background, as in the embedded process."""
+    task = asyncio.create_task(platform.run_workers())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(platform, with_workers=False, migrate=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cordon.test") as http:
+        yield http
+
+
+@dataclass
+class Town:
+    id: uuid.UUID
+    operator: dict[str, str]
+    sign_in: Callable[[str, str], Awaitable[dict[str, str]]]
+
+
+async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    response = await client.post(
+        "/v1/auth/token", data={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+async def town(platform: Platform, client: httpx.AsyncClient) -> Town:
+    """A town with its operator signed in (headers in ``town.operator``)."""
+    from services.registry.demo import bootstrap_town
+
+    town_id = await bootstrap_town(
+        platform.runtime("registry"),
+        town_code="T1",
+        town_name="Riverside Street",
+        username="operator",
+        password="operator-pass-1",
+    )
+    headers = await sign_in(client, "operator", "operator-pass-1")
+
+    async def login(username: str, password: str) -> dict[str, str]:
+        return await sign_in(client, username, password)
+
+    return Town(id=town_id, operator=headers, sign_in=login)

@@ -1,0 +1,134 @@
+"""Building blocks for API tests: places and people made through the public API."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.registry.documents import Sex, make_id_card
+
+_sequence = iter(range(1, 10**9))
+
+
+def id_number(*, born: str = "1980-05-17", sex: Sex = Sex.FEMALE) -> str:
+    from datetime import date
+
+    n = next(_sequence)
+    return make_id_card(
+        region=f"{310100 + n // 500:06d}", birth=date.fromisoformat(born), sequence=n % 500, sex=sex
+    )
+
+
+async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any], headers: Any) -> Any:
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status_code in (200, 201), f"{path}: {response.status_code} {response.text}"
+    return response.json()
+
+
+@dataclass
+class Compound:
+    committee_id: str
+    id: str
+    code: str
+    building_id: str
+    building_code: str
+    unit_ids: list[str]
+
+
+async def make_compound(
+    client: httpx.AsyncClient,
+    town_id: uuid.UUID,
+    headers: Any,
+    *,
+    code: str,
+    committee_id: str | None = None,
+) -> Compound:
+    if committee_id is None:
+        committee = await post(
+            client,
+            "/v1/committees",
+            {"town_id": str(town_id), "code": f"K{code}", "name": f"Committee {code}"},
+            headers,
+        )
+        committee_id = committee["id"]
+    compound = await post(
+        client,
+        "/v1/compounds",
+        {
+            "committee_id": committee_id,
+            "code": code,
+            "name": f"Compound {code}",
+            "kind": "public_housing",
+            "gates": [{"name": "North gate"}],
+        },
+        headers,
+    )
+    building = await post(
+        client,
+        "/v1/buildings",
+        {"compound_id": compound["id"], "code": "1", "units": ["1", "2"]},
+        headers,
+    )
+    units = await client.get(f"/v1/units?building_id={building['id']}", headers=headers)
+    unit_ids = [u["id"] for u in sorted(units.json()["items"], key=lambda u: u["code"])]
+    return Compound(committee_id, compound["id"], code, building["id"], "1", unit_ids)
+
+
+async def make_resident(
+    client: httpx.AsyncClient,
+    compound: Compound,
+    headers: Any,
+    *,
+    household: str = "101",
+    name: str = "王秀英",
+    tags: list[str] | None = None,
+    phone: str | None = "13812345678",
+    born: str = "1980-05-17",
+) -> dict[str, Any]:
+    households = await client.get(
+        f"/v1/households?building_id={compound.building_id}", headers=headers
+    )
+    existing = [h for h in households.json()["items"] if h["code"] == household]
+    if existing:
+        household_id = existing[0]["id"]
+    else:
+        created = await post(
+            client,
+            "/v1/households",
+            {
+                "building_id": compound.building_id,
+                "unit_id": compound.unit_ids[0],
+                "code": household,
+            },
+            headers,
+        )
+        household_id = created["id"]
+    body = {
+        "household_id": household_id,
+        "name": name,
+        "document_number": id_number(born=born),
+        "phone": phone,
+        "tags": tags or [],
+    }
+    return dict(await post(client, "/v1/residents?reveal=true", body, headers))
+
+
+async def committee_staff(
+    client: httpx.AsyncClient, town: Any, compound: Compound, username: str
+) -> dict[str, str]:
+    """A committee_staff account for the compound's committee, signed in."""
+    password = "staff-password-1"
+    await post(
+        client,
+        "/v1/users",
+        {
+            "username": username,
+            "password": password,
+            "role": "committee_staff",
+            "town_id": str(town.id),
+            "committee_id": compound.committee_id,
+        },
+        town.operator,
+    )
+    return dict(await town.sign_in(username, password))

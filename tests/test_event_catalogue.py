@@ -1,0 +1,36 @@
+"""Events are the contract: named by the rule, documented, and the catalogue is fresh."""
+
+import re
+from pathlib import Path
+
+from cordon import catalogue
+from shared.events import CATALOGUE, Envelope
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"registry", "testing", "logistics", "notify"}
+
+
+def test_docs_events_md_is_generated_from_the_contracts() -> None:
+    current = (ROOT / "docs" / "events.md").read_text()
+    assert current == catalogue.render(), "docs/events.md is stale: run `cordon events-doc`"
+
+
+def test_every_event_type_is_service_entity_verb_with_a_description() -> None:
+    assert CATALOGUE
+    for event_type, contract in CATALOGUE.items():
+        service, _, _ = event_type.split(".")
+        assert re.fullmatch(r"[a-z]+\.[a-z_]+\.[a-z_]+", event_type), event_type
+        assert service in SERVICES
+        assert contract.__doc__, f"{event_type} needs a docstring for the catalogue"
+
+
+def test_an_envelope_round_trips_and_parses_to_its_contract() -> None:
+    from shared.contracts.registry import SnapshotStarted
+    from shared.ids import new_id
+
+    event = SnapshotStarted(resync_id=new_id())
+    envelope = Envelope.wrap(event, producer="registry", correlation_id="c-1")
+    again = Envelope.from_bytes(envelope.to_bytes())
+    assert again == envelope
+    assert again.event() == event
+    assert again.type == "registry.snapshot.started"

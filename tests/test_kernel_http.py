@@ -1,0 +1,69 @@
+"""What every service's HTTP boundary does: problem details, authentication, correlation
+ids, health, readiness, metrics and sign-in throttling."""
+
+import httpx
+
+from tests.conftest import Town
+
+
+async def test_unknown_paths_and_missing_tokens_answer_problem_details(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    missing = await client.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["status"] == 404
+
+    anonymous = await client.get("/v1/residents")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert "sign in" in anonymous.json()["detail"]
+
+    forged = await client.get("/v1/residents", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert forged.status_code == 401
+
+
+async def test_the_correlation_id_comes_back(client: httpx.AsyncClient, town: Town) -> None:
+    sent = await client.get("/v1/towns", headers={**town.operator, "X-Correlation-ID": "night-7"})
+    assert sent.headers["x-correlation-id"] == "night-7"
+    made = await client.get("/v1/towns", headers=town.operator)
+    assert len(made.headers["x-correlation-id"]) == 32
+    failing = await client.get("/v1/compounds/not-a-uuid", headers={"X-Correlation-ID": "c-9"})
+    assert failing.json()["correlation_id"] == "c-9"
+
+
+async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Town) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database:registry": True, "bus": True, "kv": True}
+    await client.post(
+        "/v1/committees",
+        json={"town_id": str(town.id), "code": "K1", "name": "East"},
+        headers=town.operator,
+    )
+    metrics = (await client.get("/metrics")).text
+    backlog = [line for line in metrics.splitlines() if line.startswith("cordon_outbox_backlog{")]
+    assert backlog and float(backlog[0].rsplit(" ", 1)[1]) >= 2
+    assert 'cordon_http_request_seconds_count{method="POST",route="/v1/committees"' in metrics
+
+
+async def test_sign_in_is_throttled_per_user(client: httpx.AsyncClient, town: Town) -> None:
+    for _ in range(10):
+        wrong = await client.post(
+            "/v1/auth/token", data={"username": "operator", "password": "guess"}
+        )
+        assert wrong.status_code == 401
+    blocked = await client.post(
+        "/v1/auth/token", data={"username": "operator", "password": "operator-pass-1"}
+    )
+    assert blocked.status_code == 429
+
+
+async def test_unknown_users_and_wrong_passwords_look_the_same(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    nobody = await client.post("/v1/auth/token", data={"username": "ghost", "password": "x"})
+    wrong = await client.post("/v1/auth/token", data={"username": "operator", "password": "x"})
+    assert nobody.status_code == wrong.status_code == 401
+    assert nobody.json()["detail"] == wrong.json()["detail"]

@@ -1,0 +1,222 @@
+"""The base-ledger import: formats and encodings, all-or-nothing, per-row errors,
+idempotent re-imports, one event per batch, scope, and the export round trip."""
+
+import io
+import json
+
+import httpx
+import openpyxl
+import pytest
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.registry.ledger import service as ledger_service
+from services.registry.models import Household, Resident, ResidentMove, kernel
+from shared.auth import Principal
+from tests.conftest import Town
+from tests.support import committee_staff, id_number, make_compound
+
+HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes\n"
+
+
+def ledger(rows: list[tuple[str, ...]]) -> str:
+    return HEADER + "".join(",".join(r) + "\n" for r in rows)
+
+
+async def upload(
+    client: httpx.AsyncClient, headers: dict[str, str], content: bytes, name: str = "ledger.csv"
+) -> httpx.Response:
+    return await client.post(
+        "/v1/imports/residents", files={"file": (name, content, "text/csv")}, headers=headers
+    )
+
+
+async def count(platform: Platform, model: type) -> int:
+    runtime = platform.runtime("registry")
+    async with runtime.uow(Principal.system()) as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def outbox_events(platform: Platform, event_type: str) -> list[dict[str, object]]:
+    runtime = platform.runtime("registry")
+    async with runtime.uow(Principal.system()) as uow:
+        bodies = await uow.session.scalars(
+            select(kernel.outbox.c.body).where(kernel.outbox.c.routing_key == event_type)
+        )
+        return [json.loads(b) for b in bodies]
+
+
+def rows_for(code: str, n: int, *, start: int = 0) -> list[tuple[str, ...]]:
+    return [
+        (code, "1", "1", f"{100 + i}", f"H{i // 3}", f"居民{i}", id_number(), "", "", "")
+        for i in range(start, start + n)
+    ]
+
+
+async def test_a_ledger_applies_whole_and_a_second_upload_changes_nothing(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    content = ledger(rows_for("P1", 9)).encode()
+    first = await upload(client, town.operator, content)
+    assert first.status_code == 201, first.text
+    report = first.json()
+    assert (report["status"], report["rows"], report["inserted"]) == ("applied", 9, 9)
+    assert report["households_created"] == 3
+    again = await upload(client, town.operator, content)
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    renamed = await upload(client, town.operator, content.replace(b"\n", b"\r\n"), "copy.csv")
+    assert renamed.json()["status"] == "applied"
+    assert (renamed.json()["inserted"], renamed.json()["unchanged"]) == (0, 9)
+    assert await count(platform, Resident) == 9
+    assert await count(platform, Household) == 3
+    imports = await client.get("/v1/imports", headers=town.operator)
+    assert [i["status"] for i in imports.json()] == ["applied", "applied"]
+
+
+async def test_a_bad_row_rejects_the_file_and_names_rows_and_columns(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    good = rows_for("P1", 4)
+    duplicate = good[0][6]
+    valid = id_number()
+    bad_check = valid[:-1] + ("1" if valid[-1] == "0" else "0")
+    rows = [
+        *good,
+        ("P1", "7", "1", "", "H9", "张三", id_number(), "", "", ""),
+        ("P1", "1", "1", "", "H9", "张三", bad_check, "", "", ""),
+        ("P1", "1", "1", "", "H9", "张三", duplicate, "12", "", ""),
+        ("P9", "1", "1", "", "H9", "李四", id_number(), "", "", ""),
+        ("P1", "1", "1", "", "H9", "王五", id_number(), "", "vip", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    errors = {(e["row"], e["column"]) for e in response.json()["errors"]}
+    assert errors == {
+        (6, "building"),
+        (7, "document_number"),
+        (8, "document_number"),
+        (8, "phone"),
+        (9, "compound"),
+        (10, "tags"),
+    }
+    assert await count(platform, Resident) == 0
+    assert await count(platform, Household) == 0
+
+    places = ledger([*good, ("P1", "7", "1", "", "H9", "张三", id_number(), "", "", "")])
+    response = await upload(client, town.operator, places.encode())
+    assert response.status_code == 422
+    assert [(e["row"], e["column"]) for e in response.json()["errors"]] == [(6, "building")]
+    assert await count(platform, Resident) == 0
+
+
+async def test_gbk_with_chinese_headers_and_xlsx_both_import(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    gbk = (
+        "小区,楼栋,单元,房号,户号,姓名,身份证号,手机号,标签\n"
+        f"P1,1,2,301,301,陈阿婆,{id_number(born='1941-02-03')},13812345678,独居、老人\n"
+    ).encode("gbk")
+    response = await upload(client, town.operator, gbk, "台账.csv")
+    assert response.status_code == 201, response.text
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["compound", "building", "unit", "household", "name", "document_number"])
+    sheet.append(["P1", "1", "1", "101", "周杰", id_number()])
+    data = io.BytesIO()
+    workbook.save(data)
+    response = await client.post(
+        "/v1/imports/residents",
+        files={"file": ("ledger.xlsx", data.getvalue(), "application/octet-stream")},
+        headers=town.operator,
+    )
+    assert response.status_code == 201, response.text
+    residents = (await client.get("/v1/residents?name=陈", headers=town.operator)).json()["items"]
+    assert residents[0]["tags"] == ["elderly", "living_alone"]
+    assert await count(platform, Resident) == 2
+
+
+async def test_a_changed_row_updates_and_a_new_household_records_a_move(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    rows = rows_for("P1", 3)
+    await upload(client, town.operator, ledger(rows).encode())
+    moved = list(rows[0])
+    moved[4] = "H77"
+    renamed = list(rows[1])
+    renamed[5] = "新名字"
+    response = await upload(
+        client, town.operator, ledger([tuple(moved), tuple(renamed), rows[2]]).encode(), "v2.csv"
+    )
+    report = response.json()
+    assert (report["inserted"], report["updated"], report["unchanged"]) == (0, 2, 1)
+    assert await count(platform, ResidentMove) == 1
+    assert await count(platform, Resident) == 3
+
+
+async def test_one_event_per_batch(
+    client: httpx.AsyncClient, town: Town, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_service, "BATCH", 10)
+    await make_compound(client, town.id, town.operator, code="P1")
+    response = await upload(client, town.operator, ledger(rows_for("P1", 25)).encode())
+    assert response.status_code == 201
+    events = await outbox_events(platform, "registry.residents.imported")
+    assert [len(e["payload"]["residents"]) for e in events] == [10, 10, 5]  # type: ignore[index]
+    assert {e["payload"]["import_id"] for e in events} == {response.json()["id"]}  # type: ignore[index]
+
+
+async def test_committee_staff_import_only_into_their_compounds(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    mine = await make_compound(client, town.id, town.operator, code="P1")
+    await make_compound(client, town.id, town.operator, code="P2")
+    staff = await committee_staff(client, town, mine, "staff-p1")
+    ok = await upload(client, staff, ledger(rows_for("P1", 2)).encode())
+    assert ok.status_code == 201, ok.text
+    theirs = await upload(client, staff, ledger(rows_for("P2", 2, start=5)).encode(), "p2.csv")
+    assert theirs.status_code == 422
+    assert {e["column"] for e in theirs.json()["errors"]} == {"compound"}
+
+    # Someone registered in P2 cannot be pulled into P1 by a P1 ledger.
+    p2_rows = rows_for("P2", 1, start=9)
+    assert (await upload(client, town.operator, ledger(p2_rows).encode(), "op.csv")).is_success
+    grab = [("P1", *p2_rows[0][1:])]
+    response = await upload(client, staff, ledger(grab).encode(), "grab.csv")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["column"] == "document_number"
+    assert await count(platform, Resident) == 3
+
+
+async def test_too_large_and_unreadable_files_are_refused(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    wrong = await upload(client, town.operator, b"name,phone\nx,1\n")
+    assert wrong.status_code == 422 and "compound" in wrong.json()["detail"]
+    fake_xlsx = await upload(client, town.operator, b"not a workbook", "ledger.xlsx")
+    assert fake_xlsx.status_code == 422
+    platform.settings.max_upload_mb = 0
+    big = await upload(client, town.operator, ledger(rows_for("P1", 2)).encode())
+    assert big.status_code == 413
+    assert await count(platform, Resident) == 0
+
+
+async def test_an_export_imports_back_unchanged(client: httpx.AsyncClient, town: Town) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    rows = [(*r[:8], "elderly;dialysis", "needs transport") for r in rows_for("P1", 4)]
+    await upload(client, town.operator, ledger(rows).encode())
+    for export_format in ("csv", "xlsx"):
+        exported = await client.get(
+            f"/v1/exports/residents?format={export_format}", headers=town.operator
+        )
+        assert exported.status_code == 200
+        back = await upload(client, town.operator, exported.content, f"export.{export_format}")
+        assert back.json()["status"] == "applied", back.text
+        assert (back.json()["unchanged"], back.json()["updated"]) == (4, 0)

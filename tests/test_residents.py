@@ -1,0 +1,221 @@
+"""Households and residents through the API: registration, validation, search, counts,
+moves, masking and the access log, idempotent creates."""
+
+import json
+
+import httpx
+from sqlalchemy import select
+
+from cordon.platform import Platform
+from services.registry.models import kernel
+from shared.auth import Principal
+from tests.conftest import Town
+from tests.support import id_number, make_compound, make_resident, post
+
+
+async def outbox_types(platform: Platform) -> list[str]:
+    runtime = platform.runtime("registry")
+    async with runtime.uow(Principal.system()) as uow:
+        rows = await uow.session.execute(select(kernel.outbox.c.routing_key, kernel.outbox.c.body))
+        return [r.routing_key for r in rows]
+
+
+async def test_a_resident_is_registered_with_birth_date_and_sex_from_the_id(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator, born="1949-12-31")
+    assert resident["birth_date"] == "1949-12-31"
+    assert resident["sex"] == "female"
+    assert resident["phone"] == "+8613812345678"
+    assert resident["compound_id"] == compound.id
+    assert "registry.resident.registered" in await outbox_types(platform)
+
+
+async def test_numbers_are_masked_unless_revealed_and_reveals_are_logged(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator)
+    masked = (await client.get(f"/v1/residents/{resident['id']}", headers=town.operator)).json()
+    assert masked["document_number"] != resident["document_number"]
+    assert "*" in masked["document_number"] and masked["phone"] == "+86138****5678"
+
+    revealed = await client.get(
+        f"/v1/residents/{resident['id']}?reveal=true", headers=town.operator
+    )
+    assert revealed.json()["document_number"] == resident["document_number"]
+    runtime = platform.runtime("registry")
+    async with runtime.uow(Principal.system()) as uow:
+        rows = (await uow.session.execute(select(kernel.access_log))).all()
+    reads = [r for r in rows if r.endpoint == f"/v1/residents/{resident['id']}"]
+    assert len(reads) == 1
+    assert reads[0].principal_id and reads[0].fields == "id_number,phone"
+    assert [str(i) for i in reads[0].record_ids] == [resident["id"]]
+
+
+async def test_bad_input_names_the_field(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    household = await post(
+        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
+    )
+    good = id_number()
+    wrong_check = good[:-1] + ("0" if good[-1] != "0" else "1")
+    cases = {
+        "document_number": {"document_number": wrong_check},
+        "phone": {"document_number": id_number(), "phone": "12345"},
+        "tags.0": {"document_number": id_number(), "tags": ["vip"]},
+        "birth_date": {"document_number": id_number(born="1990-01-01"), "birth_date": "1991-01-01"},
+    }
+    for field, extra in cases.items():
+        body = {"household_id": household["id"], "name": "李四", **extra}
+        response = await client.post("/v1/residents", json=body, headers=town.operator)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+
+    unknown = await client.post(
+        "/v1/residents",
+        json={"household_id": compound.id, "name": "李四", "document_number": id_number()},
+        headers=town.operator,
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["errors"][0]["field"] == "household_id"
+
+
+async def test_a_document_number_is_registered_once(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    first = await make_resident(client, compound, town.operator)
+    households = await client.get("/v1/households", headers=town.operator)
+    body = {
+        "household_id": households.json()["items"][0]["id"],
+        "name": "Someone else",
+        "document_number": first["document_number"],
+    }
+    again = await client.post("/v1/residents", json=body, headers=town.operator)
+    assert again.status_code == 409
+    assert again.json()["errors"][0]["field"] == "document_number"
+
+
+async def test_a_retried_create_with_the_same_key_creates_one_resident(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    household = await post(
+        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
+    )
+    body = {"household_id": household["id"], "name": "赵六", "document_number": id_number()}
+    headers = {**town.operator, "Idempotency-Key": "tablet-7:42"}
+    first = await client.post("/v1/residents", json=body, headers=headers)
+    retry = await client.post("/v1/residents", json=body, headers=headers)
+    assert first.status_code == retry.status_code == 201
+    assert retry.json()["id"] == first.json()["id"]
+    assert retry.headers.get("idempotent-replayed") == "true"
+    listed = await client.get(f"/v1/residents?household_id={household['id']}", headers=headers)
+    assert len(listed.json()["items"]) == 1
+
+    other = {**body, "name": "赵七", "document_number": id_number()}
+    misuse = await client.post("/v1/residents", json=other, headers=headers)
+    assert misuse.status_code == 409
+
+
+async def test_search_by_fragment_place_tag_and_zone(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    old = await make_resident(
+        client,
+        compound,
+        town.operator,
+        name="王秀英",
+        tags=["elderly", "living_alone"],
+        born="1940-03-02",
+        phone="13900001111",
+    )
+    await make_resident(client, compound, town.operator, household="102", name="李小龙")
+    h = town.operator
+
+    async def names(query: str) -> list[str]:
+        response = await client.get(f"/v1/residents?{query}", headers=h)
+        assert response.status_code == 200, response.text
+        return sorted(r["name"] for r in response.json()["items"])
+
+    assert await names("name=秀") == ["王秀英"]
+    assert await names("phone=0000111") == ["王秀英"]
+    assert await names(f"document={old['document_number'][-8:]}") == ["王秀英"]
+    assert await names("tag=elderly&tag=living_alone") == ["王秀英"]
+    assert await names(f"building_id={compound.building_id}") == ["李小龙", "王秀英"]
+    assert await names("zone=sealed") == []
+
+    counts = await client.get(
+        "/v1/residents/counts?group_by=building&tag=elderly&tag=living_alone", headers=h
+    )
+    assert counts.json() == [
+        {
+            "compound_id": compound.id,
+            "building_id": compound.building_id,
+            "unit_id": None,
+            "residents": 1,
+            "tags": {"elderly": 1, "living_alone": 1},
+        }
+    ]
+
+
+async def test_pages_follow_the_cursor(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    for n in range(5):
+        await make_resident(client, compound, town.operator, household=f"H{n}", name=f"居民{n}")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(f"/v1/residents?{query}", headers=town.operator)).json()
+        seen += [r["id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    bad = await client.get("/v1/residents?cursor=!!", headers=town.operator)
+    assert bad.status_code == 422
+
+
+async def test_a_move_keeps_history_and_is_published(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator)
+    target = await post(
+        client,
+        "/v1/households",
+        {"building_id": compound.building_id, "unit_id": compound.unit_ids[1], "code": "202"},
+        town.operator,
+    )
+    moved = await client.post(
+        f"/v1/residents/{resident['id']}/move",
+        json={"household_id": target["id"], "reason": "moved in with daughter"},
+        headers=town.operator,
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["household_id"] == target["id"]
+    assert moved.json()["unit_id"] == compound.unit_ids[1]
+    history = await client.get(f"/v1/residents/{resident['id']}/moves", headers=town.operator)
+    [move] = history.json()
+    assert move["from_household_id"] == resident["household_id"]
+    assert move["reason"] == "moved in with daughter" and move["moved_by"] == "operator"
+
+    runtime = platform.runtime("registry")
+    async with runtime.uow(Principal.system()) as uow:
+        bodies = (await uow.session.scalars(select(kernel.outbox.c.body))).all()
+    updates = [json.loads(b) for b in bodies if '"registry.resident.updated"' in b]
+    assert [u["payload"]["moved"] for u in updates] == [True]
+
+
+async def test_an_edit_changes_only_what_differs(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator)
+    edited = await client.patch(
+        f"/v1/residents/{resident['id']}",
+        json={"tags": ["pregnant"], "care_notes": "due in May"},
+        headers=town.operator,
+    )
+    assert edited.status_code == 200
+    assert edited.json()["tags"] == ["pregnant"] and edited.json()["care_notes"] == "due in May"
+    assert edited.json()["name"] == resident["name"]

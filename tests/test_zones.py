@@ -1,0 +1,169 @@
+"""Zones and compound status: history, events, idempotent settings, who may change them,
+and zones as residents see them."""
+
+import asyncio
+import contextlib
+
+import httpx
+from sqlalchemy import select
+
+from cordon.platform import Platform
+from services.registry.models import kernel
+from shared.auth import Principal
+from shared.bus.transport import Subscription
+from shared.events import Envelope
+from tests.conftest import Town, queue_cleanup
+from tests.support import committee_staff, make_compound, make_resident, post
+
+
+async def routing_keys(platform: Platform, key: str) -> int:
+    async with platform.runtime("registry").uow(Principal.system()) as uow:
+        rows = await uow.session.scalars(
+            select(kernel.outbox.c.event_id).where(kernel.outbox.c.routing_key == key)
+        )
+        return len(rows.all())
+
+
+async def test_a_sealed_unit_is_listed_with_its_history(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    unit = compound.unit_ids[1]
+    body = {"building_id": compound.building_id, "unit_id": unit, "reason": "case in 2-301"}
+    sealed = await post(client, "/v1/zones", {**body, "level": "sealed"}, town.operator)
+    assert sealed["changed"] and sealed["zone"]["level"] == "sealed"
+    again = await post(client, "/v1/zones", {**body, "level": "sealed"}, town.operator)
+    assert again["changed"] is False
+    await post(client, "/v1/zones", {**body, "level": "controlled"}, town.operator)
+    await post(client, "/v1/zones", {**body, "level": None}, town.operator)
+
+    current = await client.get(f"/v1/zones?compound_id={compound.id}", headers=town.operator)
+    assert current.json()["items"] == []
+    history = await client.get(f"/v1/zones/history?unit_id={unit}", headers=town.operator)
+    steps = [(h["from_level"], h["to_level"]) for h in reversed(history.json())]
+    assert steps == [(None, "sealed"), ("sealed", "controlled"), ("controlled", None)]
+    assert {h["set_by"] for h in history.json()} == {"operator"}
+    assert await routing_keys(platform, "registry.zone.changed") == 3
+
+
+async def test_residents_carry_their_units_zone_over_their_buildings(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator)
+    building = {"building_id": compound.building_id, "reason": "contacts in building 1"}
+    await post(client, "/v1/zones", {**building, "level": "controlled"}, town.operator)
+    unit = {**building, "unit_id": compound.unit_ids[0], "reason": "case"}
+    await post(client, "/v1/zones", {**unit, "level": "sealed"}, town.operator)
+    found = await client.get("/v1/residents?zone=sealed", headers=town.operator)
+    assert [r["id"] for r in found.json()["items"]] == [resident["id"]]
+    assert found.json()["items"][0]["zone"] == "sealed"
+    controlled = await client.get("/v1/residents?zone=controlled", headers=town.operator)
+    assert controlled.json()["items"] == []
+    counts = await client.get("/v1/zones/counts", headers=town.operator)
+    assert {(c["level"], c["buildings"], c["units"]) for c in counts.json()} == {
+        ("controlled", 1, 0),
+        ("sealed", 0, 1),
+    }
+
+
+async def test_bad_zone_requests_are_refused(client: httpx.AsyncClient, town: Town) -> None:
+    first = await make_compound(client, town.id, town.operator, code="P1")
+    second = await make_compound(client, town.id, town.operator, code="P2")
+    wrong_unit = await client.post(
+        "/v1/zones",
+        json={
+            "building_id": first.building_id,
+            "unit_id": second.unit_ids[0],
+            "level": "sealed",
+            "reason": "x",
+        },
+        headers=town.operator,
+    )
+    assert wrong_unit.status_code == 422
+    assert wrong_unit.json()["errors"][0]["field"] == "unit_id"
+    no_reason = await client.post(
+        "/v1/zones",
+        json={"building_id": first.building_id, "level": "sealed", "reason": ""},
+        headers=town.operator,
+    )
+    assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
+
+    staff = await committee_staff(client, town, second, "staff-p2")
+    foreign = await client.post(
+        "/v1/zones",
+        json={"building_id": first.building_id, "level": "sealed", "reason": "x"},
+        headers=staff,
+    )
+    assert foreign.status_code in (403, 404)
+    await post(
+        client,
+        "/v1/users",
+        {
+            "username": "leader-1",
+            "password": "leader-password-1",
+            "role": "building_leader",
+            "town_id": str(town.id),
+        },
+        town.operator,
+    )
+    leader = await town.sign_in("leader-1", "leader-password-1")
+    refused = await client.post(
+        "/v1/zones",
+        json={"building_id": first.building_id, "level": "sealed", "reason": "x"},
+        headers=leader,
+    )
+    assert refused.status_code in (403, 404)
+
+
+async def test_compound_status_closes_reopens_and_only_operators_declare_it_free(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    staff = await committee_staff(client, town, compound, "staff-p1")
+    url = f"/v1/compounds/{compound.id}/status"
+    closed = await client.patch(url, json={"status": "closed", "reason": "01:30"}, headers=staff)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    free = await client.patch(
+        url, json={"status": "epidemic_free", "reason": "14 days"}, headers=staff
+    )
+    assert free.status_code == 403
+    reopened = await client.patch(
+        url, json={"status": "normal", "reason": "cleared"}, headers=town.operator
+    )
+    assert reopened.json()["status"] == "normal" and reopened.json()["status_reason"] == "cleared"
+    assert await routing_keys(platform, "registry.compound.status_changed") == 2
+
+
+async def test_zone_changes_reach_a_consumer_on_the_bus(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    queue = f"{platform.settings.schema_prefix}test.zones"
+    subscription = Subscription(queue, ("registry.zone.changed",))
+    await platform.transport.declare(subscription)
+    received: list[Envelope] = []
+    consumer = None
+    try:
+        body = {"building_id": compound.building_id, "reason": "case"}
+        await post(client, "/v1/zones", {**body, "level": "sealed"}, town.operator)
+        await post(client, "/v1/zones", {**body, "level": "controlled"}, town.operator)
+        await platform.runtime("registry").relay.drain()
+
+        async def collect(envelope: Envelope) -> None:
+            received.append(envelope)
+
+        consumer = asyncio.create_task(platform.transport.consume(subscription, collect))
+        for _ in range(100):
+            if len(received) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+        await queue_cleanup(platform, [queue])
+    steps = [(e.payload["from_level"], e.payload["to_level"]) for e in received]
+    assert steps == [(None, "sealed"), ("sealed", "controlled")]
+    assert {str(e.compound_id) for e in received} == {compound.id}
