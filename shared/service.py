@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ConsumerHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 Resync = Callable[[UnitOfWork], Awaitable[int]]
+PeriodicWork = Callable[[UnitOfWork, datetime], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,17 @@ class Consumer:
     name: str
     bindings: tuple[str, ...]
     handle: ConsumerHandler
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Work a worker repeats on a timer (overdue checks, daily clocks), given the time to
+    judge by. Every worker replica runs it, so it must be idempotent: state it acts on is
+    marked in the same transaction as the events it emits."""
+
+    name: str
+    every_seconds: float
+    run: PeriodicWork
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class ServiceSpec:
     # Republishes a snapshot of the service's state as events; returns the events written.
     resync: Resync | None = None
     startup: tuple[Callable[["ServiceRuntime"], Awaitable[None]], ...] = field(default=())
+    periodic: tuple[Periodic, ...] = ()
 
 
 class ServiceRuntime:
@@ -138,13 +151,32 @@ class ServiceRuntime:
         MESSAGES.labels(self.name, queue, "consumed").inc()
         return True
 
+    async def tick(self, job: Periodic, *, now: datetime | None = None) -> None:
+        """Run one periodic job once, in its own transaction."""
+        async with self.uow(Principal.system(f"{self.name}.{job.name}")) as uow:
+            await job.run(uow, now or datetime.now(UTC))
+            await uow.commit()
+
+    async def repeat(self, job: Periodic) -> None:
+        while True:
+            try:
+                await self.tick(job)
+            except Exception:
+                # The next tick tries again; a failing job must not stop the worker.
+                log.exception("periodic job %s.%s failed", self.name, job.name)
+            await asyncio.sleep(job.every_seconds)
+
     async def run_worker(self) -> None:
-        """The relay and every consumer of this service, until cancelled."""
+        """The relay, every consumer and every periodic job of this service, until cancelled."""
         await self.declare()
         tasks = [asyncio.create_task(self.relay.run(self.wakeups()), name=f"{self.name}.relay")]
         tasks += [
             asyncio.create_task(self.consume(c), name=f"{self.name}.{c.name}")
             for c in self.spec.consumers
+        ]
+        tasks += [
+            asyncio.create_task(self.repeat(j), name=f"{self.name}.{j.name}")
+            for j in self.spec.periodic
         ]
         try:
             await asyncio.gather(*tasks)

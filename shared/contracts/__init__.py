@@ -1,5 +1,5 @@
 """Every event contract, by producing service. Importing this package fills the catalogue."""
 
-from shared.contracts import registry
+from shared.contracts import registry, testing
 
-__all__ = ["registry"]
+__all__ = ["registry", "testing"]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.events import Event
 
 ZoneLevelName = Literal["sealed", "controlled", "precaution"]
-PlaceKind = Literal["town", "committee", "compound", "building", "unit"]
+PlaceKind = Literal["town", "committee", "compound", "building", "unit", "grid"]
 
 
 class ResidentRecord(BaseModel):
@@ -42,6 +42,10 @@ class PlaceRecord(BaseModel):
     building_id: uuid.UUID | None = None
     code: str
     name: str
+    # Grids only: the grid a microgrid belongs to, and the buildings it covers (grids may
+    # span compounds, so a grid's compound_id is empty).
+    parent_id: uuid.UUID | None = None
+    building_ids: list[uuid.UUID] = []
 
 
 class ResidentRegistered(Event):
@@ -73,7 +77,8 @@ class ResidentsImported(Event):
 
 
 class PlaceRegistered(Event):
-    """A town, committee, compound, building or unit was created."""
+    """A town, committee, compound, building, unit or grid was created (a grid is published
+    again whenever its buildings change)."""
 
     type = "registry.place.registered"
     place: PlaceRecord
