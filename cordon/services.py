@@ -1,9 +1,10 @@
 """The services this deployment runs, in start order."""
 
 from services.registry.app import SPEC as REGISTRY
+from services.testing.app import SPEC as TESTING
 from shared.service import ServiceSpec
 
-ALL: tuple[ServiceSpec, ...] = (REGISTRY,)
+ALL: tuple[ServiceSpec, ...] = (REGISTRY, TESTING)
 
 
 def named(names: list[str] | None) -> tuple[ServiceSpec, ...]:

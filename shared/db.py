@@ -6,6 +6,7 @@ always live in the same database and commit together.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -136,6 +137,14 @@ def insert_ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
     if dialect_name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def upsert(table: Table, dialect_name: str, *, key: Sequence[str]) -> Insert:
+    """An INSERT that overwrites the other columns of a row whose ``key`` exists (projections
+    fed by events, where the latest state wins)."""
+    statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    changed = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=changed)
 
 
 class Database:

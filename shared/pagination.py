@@ -3,8 +3,9 @@ is time-ordered)."""
 
 import base64
 import uuid
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel
 
 from shared.db import AnySelect
@@ -12,6 +13,10 @@ from shared.problems import Invalid
 
 MAX_LIMIT = 500
 T = TypeVar("T")
+
+# The query parameters of every list endpoint.
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 class Page(BaseModel, Generic[T]):

@@ -4,11 +4,14 @@ that showed them unmasked."""
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
+from fastapi import Query
 from sqlalchemy import Table
 
 from shared.auth import Role
 from shared.observability import correlation_id
+from shared.problems import Forbidden
 from shared.uow import UnitOfWork
 
 
@@ -35,8 +38,28 @@ MAY_REVEAL: dict[PersonalField, frozenset[Role]] = {
 }
 
 
+# The query parameter of every read that can show personal numbers.
+Reveal = Annotated[
+    bool,
+    Query(description="Show ID and phone numbers unmasked, as your role allows; logged"),
+]
+
+
 def may_reveal(role: Role, field: PersonalField) -> bool:
     return role in MAY_REVEAL[field]
+
+
+def revealed_fields(uow: UnitOfWork, *, reveal: bool) -> frozenset[PersonalField]:
+    """What the caller asked to see unmasked; asking beyond the role is refused."""
+    if not reveal:
+        return frozenset()
+    role = uow.principal.role
+    if not may_reveal(role, PersonalField.phone):
+        raise Forbidden(f"a {role.value} may not see residents' numbers unmasked")
+    fields = {PersonalField.phone}
+    if may_reveal(role, PersonalField.id_number):
+        fields.add(PersonalField.id_number)
+    return frozenset(fields)
 
 
 def mask_id_number(value: str | None) -> str | None:

@@ -1,6 +1,9 @@
 """Building blocks for API tests: places and people made through the public API."""
 
+import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +84,7 @@ async def make_resident(
     headers: Any,
     *,
     household: str = "101",
+    unit: int = 0,
     name: str = "王秀英",
     tags: list[str] | None = None,
     phone: str | None = "13812345678",
@@ -98,7 +102,7 @@ async def make_resident(
             "/v1/households",
             {
                 "building_id": compound.building_id,
-                "unit_id": compound.unit_ids[0],
+                "unit_id": compound.unit_ids[unit],
                 "code": household,
             },
             headers,
@@ -132,3 +136,14 @@ async def committee_staff(
         town.operator,
     )
     return dict(await town.sign_in(username, password))
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within: float = 30, what: str = "condition"
+) -> None:
+    """Wait for work that travels over the bus (relays and consumers run in the background)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -1,18 +1,13 @@
 import uuid
-from typing import Annotated
 
-from fastapi import Query
 from sqlalchemy import select
 
 from services.registry.models import SERVICE, Building, Committee, Compound, Grid, Town, Unit
 from services.registry.places import schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 
 router = service_router(SERVICE, tags=["places"])
-
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.get("/towns", response_model=list[schemas.TownOut], summary="Towns in your scope")

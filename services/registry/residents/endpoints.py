@@ -7,18 +7,11 @@ from sqlalchemy import select
 from services.registry.models import SERVICE, Household, Resident, ResidentMove, Tag, ZoneLevel
 from services.registry.residents import repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Page, keyset, next_cursor
-from shared.privacy import PersonalField
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.privacy import PersonalField, Reveal, revealed_fields
 from shared.problems import Forbidden
 
 router = service_router(SERVICE, tags=["residents"])
-
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Reveal = Annotated[
-    bool,
-    Query(description="Show ID and phone numbers unmasked, as your role allows; logged"),
-]
 
 
 @router.post("/households", status_code=201, response_model=schemas.HouseholdOut)
@@ -104,7 +97,7 @@ async def search_residents(
     items = await service.present_all(
         uow,
         [(r.resident, r.zone) for r in page],
-        reveal=service.revealed_fields(uow, reveal=reveal),
+        reveal=revealed_fields(uow, reveal=reveal),
         endpoint=request.url.path,
     )
     return Page(items=items, next_cursor=following)
@@ -210,7 +203,7 @@ async def _one(uow: Uow, request: Request, resident: Resident, reveal: bool) -> 
     [out] = await service.present_all(
         uow,
         [(resident, zone)],
-        reveal=service.revealed_fields(uow, reveal=reveal),
+        reveal=revealed_fields(uow, reveal=reveal),
         endpoint=request.url.path,
     )
     return out

@@ -19,8 +19,8 @@ from services.registry.models import (
 from services.registry.residents import schemas
 from shared.auth import UNSCOPED
 from shared.contracts.registry import ResidentRecord, ResidentRegistered, ResidentUpdated
-from shared.privacy import PersonalField, log_access, mask_id_number, mask_phone, may_reveal
-from shared.problems import Conflict, Forbidden, Invalid
+from shared.privacy import PersonalField, log_access, mask_id_number, mask_phone
+from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
 
@@ -172,19 +172,6 @@ async def move_resident(
         ResidentUpdated(resident=record_of(resident), moved=True), compound_id=target.compound_id
     )
     return resident
-
-
-def revealed_fields(uow: UnitOfWork, *, reveal: bool) -> frozenset[PersonalField]:
-    """What the caller asked to see unmasked; asking beyond the role is refused."""
-    if not reveal:
-        return frozenset()
-    role = uow.principal.role
-    if not may_reveal(role, PersonalField.phone):
-        raise Forbidden(f"a {role.value} may not see residents' numbers unmasked")
-    fields = {PersonalField.phone}
-    if may_reveal(role, PersonalField.id_number):
-        fields.add(PersonalField.id_number)
-    return frozenset(fields)
 
 
 def present(

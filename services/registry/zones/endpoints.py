@@ -1,19 +1,14 @@
 import uuid
-from typing import Annotated
 
-from fastapi import Query
 from sqlalchemy import select
 
 from services.registry.models import SERVICE, Compound, Zone, ZoneChange, ZoneLevel
 from services.registry.places.schemas import CompoundOut
 from services.registry.zones import schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 
 router = service_router(SERVICE, tags=["zones"])
-
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.get("/zones", response_model=Page[schemas.ZoneOut], summary="Current zones")

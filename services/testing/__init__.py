@@ -1,0 +1,1 @@
+"""The testing service: screening rounds, tubes and pools, lab results, cases and contacts."""

@@ -1,0 +1,103 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query, Request
+from sqlalchemy import func, select
+
+from services.testing.models import SERVICE, Round, RoundMember, Site
+from services.testing.rounds import schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.privacy import Reveal
+
+router = service_router(SERVICE, tags=["rounds"])
+
+
+def _out(round_: Round, expected: int) -> schemas.RoundOut:
+    return schemas.RoundOut.model_validate(round_).model_copy(update={"expected": expected})
+
+
+@router.post(
+    "/rounds",
+    status_code=201,
+    response_model=schemas.RoundOut,
+    summary="Schedule a screening round",
+    description="The round's members are the residents its scope covers in the testing "
+    "directory now; they are brought up to date when the round opens.",
+)
+async def schedule_round(body: schemas.RoundCreate, uow: Uow) -> schemas.RoundOut:
+    round_, expected = await service.schedule_round(uow, data=body)
+    return _out(round_, expected)
+
+
+@router.get("/rounds", response_model=Page[schemas.RoundOut], summary="Rounds in your scope")
+async def list_rounds(
+    uow: Uow,
+    status: Annotated[str | None, Query(pattern="^(scheduled|open|closed)$")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.RoundOut]:
+    query = select(Round)
+    if status is not None:
+        query = query.where(Round.status == status)
+    rows = list(await uow.session.scalars(keyset(query, Round.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    counts = dict(
+        (
+            await uow.session.execute(
+                select(RoundMember.round_id, func.count())
+                .where(RoundMember.round_id.in_([r.id for r in page]))
+                .group_by(RoundMember.round_id)
+            )
+        ).all()
+    )
+    return Page(items=[_out(r, counts.get(r.id, 0)) for r in page], next_cursor=following)
+
+
+@router.get("/rounds/{round_id}", response_model=schemas.RoundOut)
+async def get_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
+    round_ = await service.get_round(uow, round_id)
+    return _out(round_, await service.expected(uow, round_id))
+
+
+@router.post("/rounds/{round_id}/open", response_model=schemas.RoundOut, summary="Start sampling")
+async def open_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
+    round_ = await service.open_round(uow, round_id=round_id)
+    return _out(round_, await service.expected(uow, round_id))
+
+
+@router.post("/rounds/{round_id}/close", response_model=schemas.RoundOut, summary="End sampling")
+async def close_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
+    round_ = await service.close_round(uow, round_id=round_id)
+    return _out(round_, await service.expected(uow, round_id))
+
+
+@router.post("/rounds/{round_id}/sites", status_code=201, response_model=schemas.SiteOut)
+async def create_site(round_id: uuid.UUID, body: schemas.SiteCreate, uow: Uow) -> Site:
+    return await service.create_site(uow, round_id=round_id, data=body)
+
+
+@router.get("/rounds/{round_id}/sites", response_model=list[schemas.SiteOut])
+async def list_sites(round_id: uuid.UUID, uow: Uow) -> list[Site]:
+    await service.get_round(uow, round_id)
+    query = select(Site).where(Site.round_id == round_id).order_by(Site.name)
+    return list(await uow.session.scalars(query))
+
+
+@router.get(
+    "/rounds/{round_id}/door-to-door",
+    response_model=list[schemas.DoorToDoorBuilding],
+    summary="Residents to sample at their door, by building",
+    description="Residents of sealed units or buildings, the bedridden and disabled, and "
+    "everyone with an open retest or resample: the building leader's list.",
+)
+async def door_to_door(
+    round_id: uuid.UUID,
+    uow: Uow,
+    request: Request,
+    building_id: uuid.UUID | None = None,
+    reveal: Reveal = False,
+) -> list[schemas.DoorToDoorBuilding]:
+    return await service.door_to_door(
+        uow, round_id=round_id, building_id=building_id, reveal=reveal, endpoint=request.url.path
+    )

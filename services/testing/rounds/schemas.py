@@ -1,0 +1,105 @@
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.testing import RoundKind, RoundScope
+
+
+class RoundCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "town_id": "0193a1c2-0000-7000-8000-000000000001",
+                    "name": "Night round, compound 3",
+                    "kind": "pcr",
+                    "scope": {"kind": "compounds", "ids": ["0193a1c2-0000-7000-8000-00000000000c"]},
+                    "starts_at": "2022-04-02T05:00:00+08:00",
+                    "ends_at": "2022-04-02T11:00:00+08:00",
+                    "pool_size": 10,
+                }
+            ]
+        }
+    )
+
+    town_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=120)
+    kind: RoundKind = "pcr"
+    scope: RoundScope
+    starts_at: datetime
+    ends_at: datetime
+    pool_size: Literal[1, 10, 20] = Field(
+        10, description="People per tube; sealed units are always sampled one per tube"
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> "RoundCreate":
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.scope.kind == "zone_level" and self.scope.zone_level is None:
+            raise ValueError("a zone_level scope needs scope.zone_level")
+        if self.scope.kind in ("compounds", "buildings", "units") and not self.scope.ids:
+            raise ValueError(f"a {self.scope.kind} scope needs scope.ids")
+        return self
+
+
+class RoundOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    town_id: uuid.UUID
+    name: str
+    kind: str
+    status: str
+    scope: RoundScope
+    starts_at: datetime
+    ends_at: datetime
+    pool_size: int
+    created_by: str
+    created_at: datetime
+    opened_at: datetime | None
+    closed_at: datetime | None
+    expected: int = 0
+
+
+class Slot(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    building_ids: list[uuid.UUID] = []
+
+
+class SiteCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    compound_id: uuid.UUID
+    building_ids: list[uuid.UUID] = Field(default=[], description="Buildings the site serves")
+    slots: list[Slot] = Field(default=[], description="Time slots, each for some buildings")
+
+
+class SiteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    round_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    name: str
+    building_ids: list[uuid.UUID]
+    slots: list[Slot]
+
+
+class DoorToDoorResident(BaseModel):
+    resident_id: uuid.UUID
+    name: str
+    unit_id: uuid.UUID | None
+    household_id: uuid.UUID
+    phone: str | None
+    reasons: list[Literal["sealed", "bedridden", "disabled", "retest", "resample"]]
+    status: str
+
+
+class DoorToDoorBuilding(BaseModel):
+    building_id: uuid.UUID
+    building_code: str | None
+    compound_id: uuid.UUID | None
+    residents: list[DoorToDoorResident]

@@ -1,0 +1,335 @@
+"""Screening rounds: who they cover, their sampling sites, opening and closing, and the
+door-to-door lists. A round's members (who is expected) are taken from the directory when it
+is scheduled and brought up to date when it opens."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select
+from sqlalchemy.types import Uuid
+
+from services.testing.models import (
+    DirectoryPlace,
+    DirectoryResident,
+    DirectoryZone,
+    MemberStatus,
+    Round,
+    RoundMember,
+    RoundStatus,
+    Site,
+    Task,
+    TaskStatus,
+    kernel,
+)
+from services.testing.rounds import schemas
+from shared.auth import Role
+from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
+from shared.db import table_of
+from shared.privacy import PersonalField, log_access, mask_phone, revealed_fields
+from shared.problems import Conflict, Forbidden, Invalid
+from shared.uow import UnitOfWork
+
+PLANNERS = frozenset({Role.town_operator, Role.committee_staff, Role.service})
+# Committee staff plan rounds over their own places; town-wide and zone-wide rounds are the
+# town office's.
+TOWN_WIDE = frozenset({"town", "zone_level"})
+SCOPE_PLACE_KIND = {"compounds": "compound", "buildings": "building", "units": "unit"}
+
+
+def require_planner(uow: UnitOfWork, scope: RoundScope) -> None:
+    role = uow.principal.role
+    if role not in PLANNERS:
+        raise Forbidden(f"a {role.value} may not plan or run rounds")
+    if role is Role.committee_staff and scope.kind in TOWN_WIDE:
+        raise Forbidden(f"a {scope.kind} round is planned by the town office")
+
+
+async def _check_places(uow: UnitOfWork, *, scope: RoundScope, town_id: uuid.UUID) -> None:
+    if not uow.scope.allows(town_id=town_id):
+        raise Forbidden(f"town {town_id} is outside your scope")
+    kind = SCOPE_PLACE_KIND.get(scope.kind)
+    if kind is None:
+        return
+    found = set(
+        await uow.session.scalars(
+            select(DirectoryPlace.id).where(
+                DirectoryPlace.kind == kind,
+                DirectoryPlace.town_id == town_id,
+                DirectoryPlace.id.in_(scope.ids),
+            )
+        )
+    )
+    errors = [
+        {"field": f"scope.ids.{n}", "message": f"no {kind} {place_id} in your scope"}
+        for n, place_id in enumerate(scope.ids)
+        if place_id not in found
+    ]
+    if errors:
+        raise Invalid(errors[0]["message"], errors=errors)
+
+
+def _residents_in(scope: RoundScope, town_id: uuid.UUID) -> Any:
+    """The directory residents a round's scope covers, as a condition on the directory."""
+    residents = table_of(DirectoryResident)
+    in_town = residents.c.town_id == town_id
+    match scope.kind:
+        case "town":
+            return in_town
+        case "compounds":
+            return and_(in_town, residents.c.compound_id.in_(scope.ids))
+        case "buildings":
+            return and_(in_town, residents.c.building_id.in_(scope.ids))
+        case "units":
+            return and_(in_town, residents.c.unit_id.in_(scope.ids))
+        case _:
+            zones = table_of(DirectoryZone)
+            return and_(
+                in_town,
+                exists().where(
+                    zones.c.level == scope.zone_level,
+                    zones.c.building_id == residents.c.building_id,
+                    or_(zones.c.unit_id.is_(None), zones.c.unit_id == residents.c.unit_id),
+                ),
+            )
+
+
+async def _add_members(uow: UnitOfWork, round_: Round) -> None:
+    """Add the directory's residents in the round's scope who are not members yet."""
+    residents = table_of(DirectoryResident)
+    members = table_of(RoundMember)
+    scope = RoundScope.model_validate(round_.scope)
+    already = exists().where(
+        members.c.round_id == round_.id, members.c.resident_id == residents.c.id
+    )
+    columns = [
+        "round_id",
+        "resident_id",
+        "household_id",
+        "unit_id",
+        "town_id",
+        "compound_id",
+        "building_id",
+        "door_to_door",
+        "status",
+    ]
+    source = select(
+        literal(round_.id, Uuid),
+        residents.c.id,
+        residents.c.household_id,
+        residents.c.unit_id,
+        residents.c.town_id,
+        residents.c.compound_id,
+        residents.c.building_id,
+        residents.c.door_to_door,
+        literal(MemberStatus.expected.value),
+    ).where(_residents_in(scope, round_.town_id), ~already)
+    await uow.session.execute(insert(members).from_select(columns, source))
+
+
+async def expected(uow: UnitOfWork, round_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(RoundMember).where(RoundMember.round_id == round_id)
+    return int(await uow.session.scalar(query) or 0)
+
+
+async def schedule_round(uow: UnitOfWork, *, data: schemas.RoundCreate) -> tuple[Round, int]:
+    require_planner(uow, data.scope)
+    await _check_places(uow, scope=data.scope, town_id=data.town_id)
+    round_ = Round(
+        town_id=data.town_id,
+        name=data.name,
+        kind=data.kind,
+        status=RoundStatus.scheduled.value,
+        scope=data.scope.model_dump(mode="json"),
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        pool_size=data.pool_size,
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+    uow.session.add(round_)
+    await uow.session.flush()
+    await _add_members(uow, round_)
+    count = await expected(uow, round_.id)
+    uow.emit(
+        RoundScheduled(
+            round_id=round_.id,
+            town_id=round_.town_id,
+            name=round_.name,
+            kind=data.kind,
+            scope=data.scope,
+            starts_at=round_.starts_at,
+            ends_at=round_.ends_at,
+            pool_size=round_.pool_size,
+            expected=count,
+        )
+    )
+    return round_, count
+
+
+async def get_round(uow: UnitOfWork, round_id: uuid.UUID, *, field: str | None = None) -> Round:
+    return await uow.get(Round, round_id, what="round", field=field)
+
+
+async def open_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
+    round_ = await get_round(uow, round_id)
+    require_planner(uow, RoundScope.model_validate(round_.scope))
+    if round_.status == RoundStatus.open.value:
+        return round_
+    if round_.status == RoundStatus.closed.value:
+        raise Conflict(f"round {round_.name} is closed; schedule a new one")
+    await _add_members(uow, round_)
+    round_.status, round_.opened_at = RoundStatus.open.value, datetime.now(UTC)
+    uow.emit(RoundOpened(round_id=round_.id, town_id=round_.town_id, at=round_.opened_at))
+    return round_
+
+
+async def close_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
+    round_ = await get_round(uow, round_id)
+    require_planner(uow, RoundScope.model_validate(round_.scope))
+    if round_.status == RoundStatus.closed.value:
+        return round_
+    round_.status, round_.closed_at = RoundStatus.closed.value, datetime.now(UTC)
+    counts = (
+        await uow.session.execute(
+            select(
+                func.count(),
+                func.count(RoundMember.sampled_at),
+            ).where(RoundMember.round_id == round_.id)
+        )
+    ).one()
+    total, sampled = int(counts[0]), int(counts[1])
+    uow.emit(
+        RoundClosed(
+            round_id=round_.id,
+            town_id=round_.town_id,
+            at=round_.closed_at,
+            expected=total,
+            sampled=sampled,
+            missed=total - sampled,
+        )
+    )
+    return round_
+
+
+async def create_site(uow: UnitOfWork, *, round_id: uuid.UUID, data: schemas.SiteCreate) -> Site:
+    round_ = await get_round(uow, round_id)
+    require_planner(uow, RoundScope(kind="compounds", ids=[data.compound_id]))
+    compound = await uow.get(DirectoryPlace, data.compound_id, what="compound", field="compound_id")
+    wanted = set(data.building_ids) | {b for slot in data.slots for b in slot.building_ids}
+    found = set(
+        await uow.session.scalars(
+            select(DirectoryPlace.id).where(
+                DirectoryPlace.kind == "building",
+                DirectoryPlace.compound_id == compound.id,
+                DirectoryPlace.id.in_(wanted),
+            )
+        )
+    )
+    if missing := sorted(wanted - found):
+        message = f"building {missing[0]} is not in compound {compound.code}"
+        raise Invalid(message, errors=[{"field": "building_ids", "message": message}])
+    site = Site(
+        round_id=round_.id,
+        town_id=compound.town_id,
+        compound_id=compound.id,
+        name=data.name,
+        building_ids=[str(b) for b in data.building_ids],
+        slots=[slot.model_dump(mode="json") for slot in data.slots],
+    )
+    uow.session.add(site)
+    await uow.session.flush()
+    return site
+
+
+async def door_to_door(
+    uow: UnitOfWork,
+    *,
+    round_id: uuid.UUID,
+    building_id: uuid.UUID | None,
+    reveal: bool,
+    endpoint: str,
+) -> list[schemas.DoorToDoorBuilding]:
+    """Who the samplers must visit: residents of sealed units or buildings, the bedridden
+    and disabled, and anyone with an open retest or resample, grouped by building."""
+    await get_round(uow, round_id)
+    sealed = exists().where(
+        DirectoryZone.level == "sealed",
+        DirectoryZone.building_id == RoundMember.building_id,
+        or_(DirectoryZone.unit_id.is_(None), DirectoryZone.unit_id == RoundMember.unit_id),
+    )
+    open_task = (
+        select(Task.kind)
+        .where(
+            Task.resident_id == RoundMember.resident_id,
+            Task.round_id == round_id,
+            Task.status == TaskStatus.open.value,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = (
+        select(RoundMember, DirectoryResident, sealed.label("sealed"), open_task.label("task"))
+        .join(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
+        .where(
+            RoundMember.round_id == round_id,
+            or_(RoundMember.door_to_door, sealed, open_task.is_not(None)),
+        )
+        .order_by(RoundMember.building_id, RoundMember.unit_id, DirectoryResident.name)
+    )
+    if building_id is not None:
+        query = query.where(RoundMember.building_id == building_id)
+    rows = (await uow.session.execute(query)).all()
+    shown = revealed_fields(uow, reveal=reveal)
+    if shown:
+        await log_access(
+            uow,
+            kernel.access_log,
+            resource="round_members",
+            record_ids=[r.RoundMember.resident_id for r in rows],
+            fields=shown,
+            endpoint=endpoint,
+        )
+    return await _by_building(uow, rows, show_phone=PersonalField.phone in shown)
+
+
+async def _by_building(
+    uow: UnitOfWork, rows: Sequence[Any], *, show_phone: bool
+) -> list[schemas.DoorToDoorBuilding]:
+    codes = dict(
+        (
+            await uow.session.execute(
+                select(DirectoryPlace.id, DirectoryPlace.code).where(
+                    DirectoryPlace.id.in_({r.RoundMember.building_id for r in rows})
+                )
+            )
+        ).all()
+    )
+    buildings: dict[uuid.UUID | None, schemas.DoorToDoorBuilding] = {}
+    for member, resident, is_sealed, task in rows:
+        reasons = ["sealed"] if is_sealed else []
+        reasons += [t for t in ("bedridden", "disabled") if t in resident.tags]
+        if task is not None:
+            reasons.append("retest" if task == "retest" else "resample")
+        group = buildings.setdefault(
+            member.building_id,
+            schemas.DoorToDoorBuilding(
+                building_id=member.building_id,
+                building_code=codes.get(member.building_id),
+                compound_id=member.compound_id,
+                residents=[],
+            ),
+        )
+        group.residents.append(
+            schemas.DoorToDoorResident(
+                resident_id=member.resident_id,
+                name=resident.name,
+                unit_id=member.unit_id,
+                household_id=member.household_id,
+                phone=resident.phone if show_phone else mask_phone(resident.phone),
+                reasons=reasons,
+                status=member.status,
+            )
+        )
+    return list(buildings.values())

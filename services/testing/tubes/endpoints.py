@@ -1,0 +1,81 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query, Response
+from sqlalchemy import select
+
+from services.testing.models import SERVICE, Tube
+from services.testing.tubes import schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.problems import NotFound
+
+router = service_router(SERVICE, tags=["tubes"])
+
+
+async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
+    members = await service.members_of(uow, [t.id for t in tubes])
+    return [
+        schemas.TubeOut.model_validate(t).model_copy(update={"member_ids": members[t.id]})
+        for t in tubes
+    ]
+
+
+@router.post(
+    "/rounds/{round_id}/tubes",
+    status_code=201,
+    response_model=schemas.TubeOut,
+    summary="Record one sampled tube",
+    description="A pool (up to the round's pool size) or a single tube. Refused with a "
+    "problem naming the field: a tube code used before, a resident outside the round, "
+    "already sampled (unless `retest` for an open retest or resample), a sealed-area resident "
+    "in a pool. Sending the same tube again answers it unchanged.",
+)
+async def record_tube(round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow) -> schemas.TubeOut:
+    tube = await service.record_tube(uow, round_id=round_id, tube=body)
+    return (await _out(uow, [tube]))[0]
+
+
+@router.post(
+    "/rounds/{round_id}/tubes/batch",
+    response_model=schemas.BatchOut,
+    summary="Record a batch of tubes recorded offline",
+    description="Each tube is checked on its own: the good ones are recorded, the bad ones "
+    "come back by row with the field and the reason. Resending a batch records nothing "
+    "twice. 422 when no tube could be recorded.",
+)
+async def record_batch(
+    round_id: uuid.UUID, body: schemas.TubeBatch, uow: Uow, response: Response
+) -> schemas.BatchOut:
+    outcome = await service.record_tubes(uow, round_id=round_id, tubes=body.tubes)
+    if outcome.errors and not (outcome.accepted or outcome.unchanged):
+        response.status_code = 422
+    return schemas.BatchOut(
+        accepted=len(outcome.accepted),
+        unchanged=len(outcome.unchanged),
+        errors=[schemas.RowError(**e) for e in outcome.errors],
+    )
+
+
+@router.get("/rounds/{round_id}/tubes", response_model=Page[schemas.TubeOut])
+async def list_tubes(
+    round_id: uuid.UUID,
+    uow: Uow,
+    status: Annotated[str | None, Query(pattern="^(collected|negative|positive|invalid)$")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.TubeOut]:
+    query = select(Tube).where(Tube.round_id == round_id)
+    if status is not None:
+        query = query.where(Tube.status == status)
+    rows = list(await uow.session.scalars(keyset(query, Tube.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=await _out(uow, page), next_cursor=following)
+
+
+@router.get("/tubes/{code}", response_model=schemas.TubeOut, summary="A tube by its code")
+async def get_tube(code: str, uow: Uow) -> schemas.TubeOut:
+    tube = await uow.session.scalar(select(Tube).where(Tube.code == code))
+    if tube is None:
+        raise NotFound(f"no tube {code} in your scope")
+    return (await _out(uow, [tube]))[0]

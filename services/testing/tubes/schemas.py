@@ -1,0 +1,65 @@
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TubeIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "SH2204020001",
+                    "member_ids": ["0193a1c2-0000-7000-8000-0000000000a1"],
+                    "collector": "Nurse Li",
+                    "collected_at": "2022-04-02T05:12:00+08:00",
+                }
+            ]
+        }
+    )
+
+    code: str = Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")
+    member_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
+    site_id: uuid.UUID | None = None
+    collector: str = Field(min_length=1, max_length=80)
+    collected_at: datetime
+    retest: bool = Field(
+        False, description="A single tube for a resident with an open retest or resample"
+    )
+
+
+class TubeBatch(BaseModel):
+    tubes: list[TubeIn] = Field(min_length=1, max_length=5_000)
+
+
+class TubeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    round_id: uuid.UUID
+    code: str
+    pooled: bool
+    retest: bool
+    size: int
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    collector: str
+    collected_at: datetime
+    status: str
+    lab: str | None
+    resulted_at: datetime | None
+    member_ids: list[uuid.UUID] = []
+
+
+class RowError(BaseModel):
+    row: int = Field(description="Index of the tube in the batch, from 0")
+    code: str
+    field: str
+    message: str
+
+
+class BatchOut(BaseModel):
+    accepted: int = Field(description="Tubes recorded now")
+    unchanged: int = Field(description="Tubes recorded before with the same content")
+    errors: list[RowError]

@@ -1,0 +1,324 @@
+"""Recording sampled tubes from staff clients, one at a time or as a batch recorded offline.
+
+Each tube is checked on its own: a bad tube is reported by its row and the good ones are
+kept. A tube already recorded with the same content is accepted again without change, so a
+client on a weak network can resend a batch safely."""
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+
+from services.testing.models import (
+    DirectoryZone,
+    MemberStatus,
+    Round,
+    RoundMember,
+    RoundStatus,
+    Site,
+    Task,
+    TaskStatus,
+    Tube,
+    TubeMember,
+)
+from services.testing.rounds.service import get_round
+from services.testing.tubes.schemas import TubeIn
+from shared.auth import UNSCOPED
+from shared.db import table_of
+from shared.ids import new_id
+from shared.problems import Conflict, Invalid
+from shared.uow import UnitOfWork
+
+FOLLOW_UPS = frozenset({MemberStatus.retest_required.value, MemberStatus.resample_required.value})
+# Ids per IN list, well under SQLite's bound-parameter limit.
+CHUNK = 5_000
+
+
+class TubeRejected(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Outcome:
+    accepted: list[Tube] = field(default_factory=list)
+    unchanged: list[Tube] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Known:
+    """What the checks need, read once for the whole batch."""
+
+    members: dict[uuid.UUID, RoundMember]
+    tubes: dict[str, Tube]
+    tube_members: dict[uuid.UUID, list[uuid.UUID]]
+    sealed: set[tuple[uuid.UUID | None, uuid.UUID | None]]
+    sites: set[uuid.UUID]
+
+
+def _chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
+    return [ids[n : n + CHUNK] for n in range(0, len(ids), CHUNK)]
+
+
+async def _read(uow: UnitOfWork, round_: Round, tubes: Sequence[TubeIn]) -> _Known:
+    members = await _round_members(uow, round_, list({m for t in tubes for m in t.member_ids}))
+    known_tubes = await _tubes_by_code(uow, list({t.code for t in tubes}))
+    return _Known(
+        members=members,
+        tubes=known_tubes,
+        tube_members=await members_of(uow, [t.id for t in known_tubes.values()], unscoped=True),
+        sealed=await _sealed_areas(uow, list({m.building_id for m in members.values()})),
+        sites=await _sites(uow, round_, list({t.site_id for t in tubes if t.site_id})),
+    )
+
+
+async def _round_members(
+    uow: UnitOfWork, round_: Round, resident_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, RoundMember]:
+    found: dict[uuid.UUID, RoundMember] = {}
+    for chunk in _chunks(resident_ids):
+        query = select(RoundMember).where(
+            RoundMember.round_id == round_.id, RoundMember.resident_id.in_(chunk)
+        )
+        found.update((m.resident_id, m) for m in await uow.session.scalars(query))
+    return found
+
+
+async def _tubes_by_code(uow: UnitOfWork, codes: list[str]) -> dict[str, Tube]:
+    found: dict[str, Tube] = {}
+    for chunk in _chunks(codes):
+        # Codes are unique everywhere: look beyond the caller's scope, show only the clash.
+        query = select(Tube).where(Tube.code.in_(chunk)).execution_options(**UNSCOPED)
+        found.update((t.code, t) for t in await uow.session.scalars(query))
+    return found
+
+
+async def _sealed_areas(
+    uow: UnitOfWork, building_ids: list[uuid.UUID | None]
+) -> set[tuple[uuid.UUID | None, uuid.UUID | None]]:
+    sealed: set[tuple[uuid.UUID | None, uuid.UUID | None]] = set()
+    for chunk in _chunks(building_ids):
+        query = select(DirectoryZone.building_id, DirectoryZone.unit_id).where(
+            DirectoryZone.level == "sealed", DirectoryZone.building_id.in_(chunk)
+        )
+        sealed.update((b, u) for b, u in (await uow.session.execute(query)).all())
+    return sealed
+
+
+async def _sites(uow: UnitOfWork, round_: Round, site_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    if not site_ids:
+        return set()
+    query = select(Site.id).where(Site.round_id == round_.id, Site.id.in_(site_ids))
+    return set(await uow.session.scalars(query))
+
+
+def _is_sealed(known: _Known, member: RoundMember) -> bool:
+    return (member.building_id, None) in known.sealed or (
+        member.building_id,
+        member.unit_id,
+    ) in known.sealed
+
+
+def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) -> None:
+    """Raise :class:`TubeRejected` naming the field when the tube cannot be recorded."""
+    if tube.site_id is not None and tube.site_id not in known.sites:
+        raise TubeRejected("site_id", f"no sampling site {tube.site_id} in this round")
+    repeated = [m for m, n in Counter(tube.member_ids).items() if n > 1]
+    if repeated:
+        raise TubeRejected("member_ids", f"resident {repeated[0]} is listed twice in the tube")
+    if len(tube.member_ids) > round_.pool_size:
+        raise TubeRejected(
+            "member_ids",
+            f"a pool of {len(tube.member_ids)} is over the round's pool size {round_.pool_size}",
+        )
+    if tube.retest and len(tube.member_ids) != 1:
+        raise TubeRejected("member_ids", "a retest or resample tube holds one person")
+    compounds = set()
+    for n, resident_id in enumerate(tube.member_ids):
+        where = f"member_ids.{n}"
+        member = known.members.get(resident_id)
+        if member is None:
+            raise TubeRejected(where, f"resident {resident_id} is outside the round's scope")
+        if resident_id in taken:
+            raise TubeRejected(where, f"resident {resident_id} is in another tube of this batch")
+        if tube.retest and member.status not in FOLLOW_UPS:
+            raise TubeRejected(where, f"resident {resident_id} has no open retest or resample")
+        if not tube.retest and member.status != MemberStatus.expected.value:
+            raise TubeRejected(
+                where, f"resident {resident_id} was already sampled in this round ({member.status})"
+            )
+        if len(tube.member_ids) > 1 and _is_sealed(known, member):
+            raise TubeRejected(
+                where, f"resident {resident_id} lives in a sealed area: one person per tube"
+            )
+        compounds.add(member.compound_id)
+    if len(compounds) > 1:
+        raise TubeRejected("member_ids", "a tube's members must live in one compound")
+
+
+def _same(existing: Tube, tube: TubeIn, round_: Round, known: _Known) -> bool:
+    members = known.tube_members.get(existing.id, [])
+    return existing.round_id == round_.id and set(members) == set(tube.member_ids)
+
+
+async def record_tubes(uow: UnitOfWork, *, round_id: uuid.UUID, tubes: Sequence[TubeIn]) -> Outcome:
+    round_ = await get_round(uow, round_id)
+    if round_.status != RoundStatus.open.value:
+        raise Conflict(f"round {round_.name} is {round_.status}, not open for sampling")
+    known = await _read(uow, round_, tubes)
+    outcome = Outcome()
+    taken: set[uuid.UUID] = set()
+    seen_codes: set[str] = set()
+    fresh: list[tuple[Tube, TubeIn]] = []
+    for row, tube in enumerate(tubes):
+        existing = known.tubes.get(tube.code)
+        try:
+            if tube.code in seen_codes:
+                raise TubeRejected("code", f"tube code {tube.code} appears twice in the batch")
+            seen_codes.add(tube.code)
+            if existing is not None:
+                if not _same(existing, tube, round_, known):
+                    raise TubeRejected("code", f"tube code {tube.code} is already used")
+                outcome.unchanged.append(existing)
+                continue
+            _check(round_, tube, known, taken)
+        except TubeRejected as rejected:
+            outcome.errors.append(
+                {
+                    "row": row,
+                    "code": tube.code,
+                    "field": rejected.field,
+                    "message": rejected.message,
+                }
+            )
+            continue
+        taken.update(tube.member_ids)
+        fresh.append((_tube(uow, round_, tube, known), tube))
+    await _write(uow, fresh, known)
+    outcome.accepted = [t for t, _ in fresh]
+    return outcome
+
+
+def _tube(uow: UnitOfWork, round_: Round, tube: TubeIn, known: _Known) -> Tube:
+    members = [known.members[m] for m in tube.member_ids]
+    buildings = {m.building_id for m in members}
+    return Tube(
+        id=new_id(),
+        round_id=round_.id,
+        code=tube.code,
+        pooled=len(members) > 1,
+        retest=tube.retest,
+        size=len(members),
+        site_id=tube.site_id,
+        collector=tube.collector,
+        collected_at=tube.collected_at,
+        recorded_by=uow.principal.username,
+        status="collected",
+        town_id=members[0].town_id,
+        compound_id=members[0].compound_id,
+        building_id=buildings.pop() if len(buildings) == 1 else None,
+    )
+
+
+async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _Known) -> None:
+    if not fresh:
+        return
+    uow.session.add_all([tube for tube, _ in fresh])
+    await uow.session.flush()
+    pairs = [(tube, resident_id) for tube, data in fresh for resident_id in data.member_ids]
+    await uow.session.execute(
+        table_of(TubeMember).insert(),
+        [
+            {
+                "tube_id": tube.id,
+                "resident_id": resident_id,
+                "round_id": tube.round_id,
+                "town_id": tube.town_id,
+                "compound_id": tube.compound_id,
+                "building_id": known.members[resident_id].building_id,
+            }
+            for tube, resident_id in pairs
+        ],
+    )
+    members = table_of(RoundMember)
+    await uow.session.execute(
+        update(members)
+        .where(
+            members.c.round_id == bindparam("b_round"),
+            members.c.resident_id == bindparam("b_resident"),
+        )
+        .values(
+            status=MemberStatus.sampled.value,
+            tube_id=bindparam("b_tube"),
+            sampled_at=bindparam("b_at"),
+        ),
+        [
+            {
+                "b_round": tube.round_id,
+                "b_resident": resident_id,
+                "b_tube": tube.id,
+                "b_at": tube.collected_at,
+            }
+            for tube, resident_id in pairs
+        ],
+    )
+    follow_ups = [(tube, data.member_ids[0]) for tube, data in fresh if data.retest]
+    if follow_ups:
+        tasks = table_of(Task)
+        await uow.session.execute(
+            update(tasks)
+            .where(
+                tasks.c.round_id == bindparam("b_round"),
+                tasks.c.resident_id == bindparam("b_resident"),
+                tasks.c.status == TaskStatus.open.value,
+            )
+            .values(
+                status=TaskStatus.done.value,
+                done_at=bindparam("b_at"),
+                done_tube_id=bindparam("b_tube"),
+            ),
+            [
+                {
+                    "b_round": tube.round_id,
+                    "b_resident": resident_id,
+                    "b_tube": tube.id,
+                    "b_at": tube.collected_at,
+                }
+                for tube, resident_id in follow_ups
+            ],
+        )
+
+
+async def record_tube(uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn) -> Tube:
+    """One tube: recorded, or the same tube again (unchanged); otherwise a problem naming
+    the field."""
+    outcome = await record_tubes(uow, round_id=round_id, tubes=[tube])
+    if outcome.errors:
+        error = outcome.errors[0]
+        problem = Conflict if error["field"] == "code" or "already" in error["message"] else Invalid
+        raise problem(
+            error["message"], errors=[{"field": error["field"], "message": error["message"]}]
+        )
+    return (outcome.accepted or outcome.unchanged)[0]
+
+
+async def members_of(
+    uow: UnitOfWork, tube_ids: Sequence[uuid.UUID], *, unscoped: bool = False
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The residents in each tube (``unscoped`` only to compare, never to show)."""
+    found: dict[uuid.UUID, list[uuid.UUID]] = {t: [] for t in tube_ids}
+    options = UNSCOPED if unscoped else {}
+    for chunk in _chunks(list(tube_ids)):
+        query = select(TubeMember.tube_id, TubeMember.resident_id).where(
+            TubeMember.tube_id.in_(chunk)
+        )
+        rows = await uow.session.execute(query.execution_options(**options))
+        for tube_id, resident_id in rows.all():
+            found[tube_id].append(resident_id)
+    return found

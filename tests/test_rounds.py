@@ -1,0 +1,251 @@
+"""Rounds, tubes and door-to-door lists, from the registry's events to a sampler's phone."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.testing.models import DirectoryResident, DirectoryZone
+from shared.auth import Principal
+from tests.conftest import Town
+from tests.support import Compound, committee_staff, eventually, make_compound, make_resident
+
+WINDOW = {"starts_at": "2022-04-02T05:00:00+08:00", "ends_at": "2022-04-02T11:00:00+08:00"}
+
+
+async def directory_count(platform: Platform, model: Any) -> int:
+    async with platform.runtime("testing").uow(Principal.system()) as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def in_directory(platform: Platform, *, residents: int, zones: int = 0) -> None:
+    async def arrived() -> bool:
+        return (
+            await directory_count(platform, DirectoryResident) == residents
+            and await directory_count(platform, DirectoryZone) == zones
+        )
+
+    await eventually(arrived, what=f"{residents} residents and {zones} zones in the directory")
+
+
+class Night:
+    """A compound of five: three in unit 1 (household 101), two in sealed unit 2 (household
+    201), one of them bedridden."""
+
+    def __init__(self, compound: Compound, residents: list[dict[str, Any]]) -> None:
+        self.compound = compound
+        self.unit1 = [r["id"] for r in residents[:3]]
+        self.unit2 = [r["id"] for r in residents[3:]]
+        self.bedridden = residents[4]["id"]
+
+
+@pytest.fixture
+async def night(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> AsyncIterator[Night]:
+    compound = await make_compound(client, town.id, town.operator, code="C1")
+    residents = [
+        await make_resident(client, compound, town.operator, household="101", name=f"甲{n}")
+        for n in range(3)
+    ]
+    residents.append(
+        await make_resident(client, compound, town.operator, household="201", unit=1, name="乙")
+    )
+    residents.append(
+        await make_resident(
+            client,
+            compound,
+            town.operator,
+            household="201",
+            unit=1,
+            name="丙",
+            tags=["bedridden"],
+        )
+    )
+    sealed = await client.post(
+        "/v1/zones",
+        json={
+            "building_id": compound.building_id,
+            "unit_id": compound.unit_ids[1],
+            "level": "sealed",
+            "reason": "positive neighbour",
+        },
+        headers=town.operator,
+    )
+    assert sealed.status_code in (200, 201), sealed.text
+    await in_directory(platform, residents=5, zones=1)
+    yield Night(compound, residents)
+
+
+async def schedule(
+    client: httpx.AsyncClient, town: Town, scope: dict[str, Any], *, pool_size: int = 10
+) -> dict[str, Any]:
+    body = {"town_id": str(town.id), "name": "Night round", "scope": scope, **WINDOW}
+    response = await client.post(
+        "/v1/rounds", json={**body, "pool_size": pool_size}, headers=town.operator
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def tube(code: str, members: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "code": code,
+        "member_ids": members,
+        "collector": "Nurse Li",
+        "collected_at": "2022-04-02T05:12:00+08:00",
+        **extra,
+    }
+
+
+async def test_a_round_samples_a_compound_by_the_rules(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    assert round_["expected"] == 5 and round_["status"] == "scheduled"
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    early = await client.post(path, json=tube("T0001", night.unit1), headers=town.operator)
+    assert early.status_code == 409 and "not open" in early.json()["detail"]
+
+    opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    assert opened.json()["status"] == "open"
+
+    pooled = await client.post(path, json=tube("T0001", night.unit1), headers=town.operator)
+    assert pooled.status_code == 201, pooled.text
+    assert pooled.json()["pooled"] and sorted(pooled.json()["member_ids"]) == sorted(night.unit1)
+    again = await client.post(path, json=tube("T0001", night.unit1), headers=town.operator)
+    assert again.status_code == 201 and again.json()["id"] == pooled.json()["id"]
+
+    reused = await client.post(path, json=tube("T0001", night.unit2[:1]), headers=town.operator)
+    assert reused.status_code == 409
+    assert reused.json()["errors"] == [
+        {"field": "code", "message": "tube code T0001 is already used"}
+    ]
+    sealed_pool = await client.post(path, json=tube("T0002", night.unit2), headers=town.operator)
+    assert sealed_pool.status_code == 422
+    assert sealed_pool.json()["errors"][0]["field"] == "member_ids.0"
+    assert "sealed" in sealed_pool.json()["detail"]
+    twice = await client.post(path, json=tube("T0003", night.unit1[:1]), headers=town.operator)
+    assert twice.status_code == 409 and "already sampled" in twice.json()["detail"]
+
+    single = await client.post(path, json=tube("T0004", night.unit2[:1]), headers=town.operator)
+    assert single.status_code == 201 and not single.json()["pooled"]
+    listed = await client.get(path, headers=town.operator)
+    assert {t["code"] for t in listed.json()["items"]} == {"T0001", "T0004"}
+
+
+async def test_bad_tubes_are_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, night: Night, platform: Platform
+) -> None:
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    stranger = await make_resident(client, other, town.operator, name="丁")
+    await in_directory(platform, residents=6, zones=1)
+    single_round = await schedule(
+        client, town, {"kind": "buildings", "ids": [night.compound.building_id]}, pool_size=1
+    )
+    await client.post(f"/v1/rounds/{single_round['id']}/open", headers=town.operator)
+    path = f"/v1/rounds/{single_round['id']}/tubes"
+
+    over = await client.post(path, json=tube("S0001", night.unit1[:2]), headers=town.operator)
+    assert over.status_code == 422 and "pool size 1" in over.json()["detail"]
+    outside = await client.post(path, json=tube("S0002", [stranger["id"]]), headers=town.operator)
+    assert outside.status_code == 422
+    assert outside.json()["errors"][0]["field"] == "member_ids.0"
+    assert "outside the round" in outside.json()["detail"]
+    not_due = await client.post(
+        path, json=tube("S0003", night.unit1[:1], retest=True), headers=town.operator
+    )
+    assert not_due.status_code == 422 and "no open retest" in not_due.json()["detail"]
+    malformed = await client.post(path, json={"code": "x", "member_ids": []}, headers=town.operator)
+    assert malformed.status_code == 422
+    assert {e["field"] for e in malformed.json()["errors"]} >= {"code", "member_ids"}
+    listed = await client.get(path, headers=town.operator)
+    assert listed.json()["items"] == []
+
+
+async def test_a_batch_keeps_its_good_tubes_and_names_the_bad_rows(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    batch = {
+        "tubes": [
+            tube("B0001", night.unit1),
+            tube("B0002", night.unit2),
+            tube("B0003", night.unit2[:1]),
+            tube("B0003", night.unit2[1:]),
+        ]
+    }
+    path = f"/v1/rounds/{round_['id']}/tubes/batch"
+    first = await client.post(path, json=batch, headers=town.operator)
+    assert first.status_code == 200, first.text
+    assert first.json()["accepted"] == 2 and first.json()["unchanged"] == 0
+    assert [(e["row"], e["field"]) for e in first.json()["errors"]] == [
+        (1, "member_ids.0"),
+        (3, "code"),
+    ]
+    resent = await client.post(path, json=batch, headers=town.operator)
+    assert resent.json()["accepted"] == 0 and resent.json()["unchanged"] == 2
+    tubes = await client.get(f"/v1/rounds/{round_['id']}/tubes", headers=town.operator)
+    assert sorted(t["code"] for t in tubes.json()["items"]) == ["B0001", "B0003"]
+    hopeless = await client.post(
+        path, json={"tubes": [tube("B0009", night.unit1)]}, headers=town.operator
+    )
+    assert hopeless.status_code == 422
+
+
+async def test_door_to_door_lists_sealed_and_bedridden_with_masked_phones(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    path = f"/v1/rounds/{round_['id']}/door-to-door"
+    listed = await client.get(path, headers=town.operator)
+    assert listed.status_code == 200, listed.text
+    [building] = listed.json()
+    assert building["building_id"] == night.compound.building_id
+    by_id = {r["resident_id"]: r for r in building["residents"]}
+    assert set(by_id) == set(night.unit2)
+    assert by_id[night.bedridden]["reasons"] == ["sealed", "bedridden"]
+    assert all("****" in r["phone"] for r in by_id.values())
+    revealed = await client.get(path, params={"reveal": "true"}, headers=town.operator)
+    assert revealed.json()[0]["residents"][0]["phone"] == "+8613812345678"
+
+
+async def test_committee_staff_see_and_sample_only_their_compounds(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    outsider = await committee_staff(client, town, other, "staff-c2")
+    insider = await committee_staff(client, town, night.compound, "staff-c1")
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    theirs = await client.post(path, json=tube("X0001", night.unit1), headers=outsider)
+    assert theirs.status_code == 422 and "outside the round" in theirs.json()["detail"]
+    ours = await client.post(path, json=tube("X0001", night.unit1), headers=insider)
+    assert ours.status_code == 201
+    assert (await client.get(path, headers=outsider)).json()["items"] == []
+    assert (await client.get("/v1/tubes/X0001", headers=outsider)).status_code == 404
+    assert (
+        await client.get(f"/v1/rounds/{round_['id']}/door-to-door", headers=outsider)
+    ).json() == []
+    town_wide = await client.post(
+        "/v1/rounds",
+        json={"town_id": str(town.id), "name": "All", "scope": {"kind": "town"}, **WINDOW},
+        headers=insider,
+    )
+    assert town_wide.status_code == 403
+    foreign = await client.post(
+        "/v1/rounds",
+        json={
+            "town_id": str(town.id),
+            "name": "Not mine",
+            "scope": {"kind": "compounds", "ids": [night.compound.id]},
+            **WINDOW,
+        },
+        headers=outsider,
+    )
+    assert foreign.status_code == 422 and foreign.json()["errors"][0]["field"] == "scope.ids.0"
