@@ -52,7 +52,8 @@ async def list_zones(
     summary="Seal, control, set precaution on, or lift a building or unit",
     description="Always 200: `changed` says whether anything changed. Every change is kept "
     "in the history and published as `registry.zone.changed`; setting the level an area "
-    "has already changes nothing. A unit's zone overrides its building's for its residents.",
+    "has already changes nothing. A unit's zone overrides its building's for its residents. "
+    "A change restarts the area's downgrade clock and supersedes its pending proposal.",
 )
 async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
     changed, zone = await service.set_zone(

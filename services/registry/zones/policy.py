@@ -61,12 +61,10 @@ async def seal_for_case(uow: UnitOfWork, *, case: CaseConfirmed) -> None:
                 reason=reason,
                 set_by=POLICY,
             )
-    # A late event must not move a clock back, nor one from a skewed clock forward.
-    positive_at = min(case.confirmed_at, now)
     for area in dict.fromkeys([None, case.unit_id]):
         zone = await zone_of(uow, building_id=building.id, unit_id=area)
         if zone is not None:
-            await _restart_clock(uow, zone, positive_at=positive_at, note=reason, now=now)
+            await _restart_clock(uow, zone, positive_at=case.confirmed_at, note=reason, now=now)
     await uow.session.execute(
         update(Compound)
         .where(Compound.id == building.compound_id)
@@ -87,6 +85,7 @@ def _areas_to_seal(
 async def _restart_clock(
     uow: UnitOfWork, zone: Zone, *, positive_at: datetime, note: str, now: datetime
 ) -> None:
+    # A late event must not move the clock back.
     zone.last_positive_at = max(zone.last_positive_at or positive_at, positive_at)
     zone.quiet_since = max(zone.quiet_since, positive_at)
     await supersede_proposals(uow, zone_id=zone.id, by=POLICY, note=note, at=now)
@@ -159,8 +158,8 @@ async def decide(
     # The zone's lock first, as every zone change takes it; then the proposal as it is now.
     zone = await zone_of(uow, building_id=proposal.building_id, unit_id=proposal.unit_id)
     await uow.session.refresh(proposal, with_for_update=True)
-    if proposal.status != ProposalStatus.pending or zone is None:
-        raise Conflict(f"zone proposal {proposal.id} is {proposal.status}; nothing to decide")
+    if zone is None or proposal.status != ProposalStatus.pending:
+        raise Conflict(f"zone proposal {proposal.id} is no longer pending: {proposal.status}")
     now = datetime.now(UTC)
     proposal.decided_by, proposal.decided_at, proposal.note = uow.principal.username, now, note
     if approve:
