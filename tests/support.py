@@ -1,6 +1,7 @@
 """Building blocks for API tests: places and people made through the public API."""
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -8,8 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from cordon.platform import Platform
 from services.registry.documents import Sex, make_id_card
+from services.registry.models import kernel
+from shared.auth import Principal
 
 _sequence = iter(range(1, 10**9))
 
@@ -147,3 +152,13 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def outbox_events(platform: Platform, event_type: str) -> list[dict[str, Any]]:
+    """Envelopes of a type the registry has written and not yet relayed (no workers run)."""
+    runtime = platform.runtime("registry")
+    async with runtime.uow(Principal.system()) as uow:
+        bodies = await uow.session.scalars(
+            select(kernel.outbox.c.body).where(kernel.outbox.c.routing_key == event_type)
+        )
+        return [json.loads(b) for b in bodies]

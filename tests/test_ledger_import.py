@@ -2,7 +2,6 @@
 idempotent re-imports, one event per batch, scope, and the export round trip."""
 
 import io
-import json
 
 import httpx
 import openpyxl
@@ -11,10 +10,10 @@ from sqlalchemy import func, select
 
 from cordon.platform import Platform
 from services.registry.ledger import service as ledger_service
-from services.registry.models import Household, Resident, ResidentMove, kernel
+from services.registry.models import Household, Resident, ResidentMove
 from shared.auth import Principal
 from tests.conftest import Town
-from tests.support import committee_staff, id_number, make_compound
+from tests.support import committee_staff, id_number, make_compound, outbox_events
 
 HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes\n"
 
@@ -35,15 +34,6 @@ async def count(platform: Platform, model: type) -> int:
     runtime = platform.runtime("registry")
     async with runtime.uow(Principal.system()) as uow:
         return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-async def outbox_events(platform: Platform, event_type: str) -> list[dict[str, object]]:
-    runtime = platform.runtime("registry")
-    async with runtime.uow(Principal.system()) as uow:
-        bodies = await uow.session.scalars(
-            select(kernel.outbox.c.body).where(kernel.outbox.c.routing_key == event_type)
-        )
-        return [json.loads(b) for b in bodies]
 
 
 def rows_for(code: str, n: int, *, start: int = 0) -> list[tuple[str, ...]]:
@@ -168,8 +158,8 @@ async def test_one_event_per_batch(
     response = await upload(client, town.operator, ledger(rows_for("P1", 25)).encode())
     assert response.status_code == 201
     events = await outbox_events(platform, "registry.residents.imported")
-    assert [len(e["payload"]["residents"]) for e in events] == [10, 10, 5]  # type: ignore[index]
-    assert {e["payload"]["import_id"] for e in events} == {response.json()["id"]}  # type: ignore[index]
+    assert [len(e["payload"]["residents"]) for e in events] == [10, 10, 5]
+    assert {e["payload"]["import_id"] for e in events} == {response.json()["id"]}
 
 
 async def test_committee_staff_import_only_into_their_compounds(

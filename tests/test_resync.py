@@ -3,6 +3,7 @@ snapshot events alone, through the real bus."""
 
 import asyncio
 import contextlib
+from typing import Any
 
 import httpx
 
@@ -10,7 +11,36 @@ from cordon.platform import Platform
 from shared.bus.transport import Subscription
 from shared.events import Envelope
 from tests.conftest import Town, queue_cleanup
-from tests.support import committee_staff, make_compound, make_resident
+from tests.support import committee_staff, make_compound, make_resident, outbox_events, post
+
+
+async def resync(client: httpx.AsyncClient, platform: Platform, headers: Any) -> list[Envelope]:
+    """Start a re-sync and collect its snapshot events from the bus, as a fresh service would."""
+    relay = platform.runtime("registry").relay
+    await relay.drain()
+    queue = f"{platform.settings.schema_prefix}test.projection"
+    subscription = Subscription(queue, ("registry.*.snapshot", "registry.snapshot.*"))
+    await platform.transport.declare(subscription)
+    received: list[Envelope] = []
+    done = asyncio.Event()
+
+    async def collect(envelope: Envelope) -> None:
+        received.append(envelope)
+        if envelope.type == "registry.snapshot.completed":
+            done.set()
+
+    consumer = asyncio.create_task(platform.transport.consume(subscription, collect))
+    try:
+        response = await client.post("/v1/registry/resync", headers=headers)
+        assert response.status_code == 202, response.text
+        await relay.drain()
+        await asyncio.wait_for(done.wait(), timeout=20)
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await queue_cleanup(platform, [queue])
+    return received
 
 
 async def test_a_projection_rebuilt_from_a_resync_matches_the_registry(
@@ -31,31 +61,7 @@ async def test_a_projection_rebuilt_from_a_resync_matches_the_registry(
         json={"building_id": compound.building_id, "level": "controlled", "reason": "contact"},
         headers=town.operator,
     )
-    relay = platform.runtime("registry").relay
-    await relay.drain()
-
-    queue = f"{platform.settings.schema_prefix}test.projection"
-    subscription = Subscription(queue, ("registry.*.snapshot", "registry.snapshot.*"))
-    await platform.transport.declare(subscription)
-    received: list[Envelope] = []
-    done = asyncio.Event()
-
-    async def collect(envelope: Envelope) -> None:
-        received.append(envelope)
-        if envelope.type == "registry.snapshot.completed":
-            done.set()
-
-    consumer = asyncio.create_task(platform.transport.consume(subscription, collect))
-    try:
-        response = await client.post("/v1/registry/resync", headers=town.operator)
-        assert response.status_code == 202, response.text
-        await relay.drain()
-        await asyncio.wait_for(done.wait(), timeout=20)
-    finally:
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
-        await queue_cleanup(platform, [queue])
+    received = await resync(client, platform, town.operator)
 
     projection: dict[str, tuple[str, list[str]]] = {}
     places: set[str] = set()
@@ -82,3 +88,59 @@ async def test_only_operators_start_a_resync(client: httpx.AsyncClient, town: To
     compound = await make_compound(client, town.id, town.operator, code="P1")
     staff = await committee_staff(client, town, compound, "staff-1")
     assert (await client.post("/v1/registry/resync", headers=staff)).status_code == 403
+
+
+async def test_grids_are_published_when_created_and_come_through_a_resync(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    first = await make_compound(client, town.id, town.operator, code="P1")
+    second = await make_compound(client, town.id, town.operator, code="P2")
+    grid = await post(
+        client,
+        "/v1/grids",
+        {
+            "town_id": str(town.id),
+            "code": "G1",
+            "name": "Grid 1",
+            "building_ids": [first.building_id, second.building_id],
+        },
+        town.operator,
+    )
+    microgrid = await post(
+        client,
+        "/v1/grids",
+        {
+            "town_id": str(town.id),
+            "compound_id": first.id,
+            "parent_id": grid["id"],
+            "code": "G1-1",
+            "name": "Microgrid 1-1",
+            "building_ids": [first.building_id],
+        },
+        town.operator,
+    )
+    expected = {
+        grid["id"]: (None, {first.building_id, second.building_id}),
+        microgrid["id"]: (grid["id"], {first.building_id}),
+    }
+
+    registered = await outbox_events(platform, "registry.place.registered")
+    published = {
+        p["id"]: (p["parent_id"], set(p["building_ids"]))
+        for p in (e["payload"]["place"] for e in registered)
+        if p["kind"] == "grid"
+    }
+    assert published == expected
+
+    received = await resync(client, platform, town.operator)
+    snapshot = {
+        p["id"]: (p["parent_id"], set(p["building_ids"]))
+        for e in received
+        if e.type == "registry.places.snapshot"
+        for p in e.payload["places"]
+        if p["kind"] == "grid"
+    }
+    assert snapshot == expected
+    [completed] = [e for e in received if e.type == "registry.snapshot.completed"]
+    # The town, two committees, compounds, buildings, four units and two grids.
+    assert completed.payload["places"] == 1 + 2 + 2 + 2 + 4 + 2

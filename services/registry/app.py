@@ -10,7 +10,8 @@ from services.registry.residents.endpoints import router as residents_router
 from services.registry.resync import publish_snapshot
 from services.registry.resync import router as resync_router
 from services.registry.zones.endpoints import router as zones_router
-from shared.service import ServiceSpec
+from services.registry.zones.policy import on_testing_event, propose_downgrades
+from shared.service import Consumer, Periodic, ServiceSpec
 
 SPEC = ServiceSpec(
     name=SERVICE,
@@ -45,5 +46,14 @@ SPEC = ServiceSpec(
         "exports",
         "registry",
     ),
+    consumers=(
+        # One queue for the testing events keeps a case and a later eligibility in order.
+        Consumer(
+            "zone-policy",
+            ("testing.case.confirmed", "testing.compound.epidemic_free_eligible"),
+            on_testing_event,
+        ),
+    ),
     resync=publish_snapshot,
+    periodic=(Periodic("zone-downgrades", every_seconds=300, run=propose_downgrades),),
 )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
@@ -60,6 +61,18 @@ class ZoneLevel(StrEnum):
     precaution = "precaution"
 
 
+class SealGranularity(StrEnum):
+    unit = "unit"
+    building = "building"
+
+
+class ProposalStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    superseded = "superseded"
+
+
 class Tag(StrEnum):
     elderly = "elderly"
     living_alone = "living_alone"
@@ -96,7 +109,9 @@ class Town(Scoped, Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     # Whether a confirmed case seals its unit or its whole building.
-    seal_granularity: Mapped[str] = mapped_column(String(10), default="unit")
+    seal_granularity: Mapped[str] = mapped_column(String(10), default=SealGranularity.unit.value)
+    # Days without a positive before a sealed (then controlled) area is proposed a downgrade.
+    downgrade_after_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
 
 
 class Committee(Scoped, Base):
@@ -117,6 +132,9 @@ class Compound(Scoped, Base):
     status: Mapped[str] = mapped_column(String(20), default=CompoundStatus.normal.value)
     status_reason: Mapped[str] = mapped_column(String(500), default="")
     status_since: Mapped[datetime]
+    # Set when the testing service finds the compound has gone its run of days without a
+    # positive; cleared by the next case. Declaring it epidemic-free stays an operator's act.
+    epidemic_free_eligible_since: Mapped[datetime | None]
 
 
 class Gate(Scoped, Base):
@@ -274,13 +292,56 @@ class Zone(Scoped, Base):
     """The current zone of a building (unit_id empty) or of one unit."""
 
     __tablename__ = "zones"
-    __table_args__ = (UniqueConstraint("building_id", "unit_id"),)
+    __table_args__ = (
+        UniqueConstraint("building_id", "unit_id"),
+        # The constraint above treats empty unit ids as distinct: one building zone too.
+        Index(
+            "uq_zones_building_whole",
+            "building_id",
+            unique=True,
+            postgresql_where=text("unit_id IS NULL"),
+            sqlite_where=text("unit_id IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"))
     level: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(String(500))
     set_by: Mapped[str] = mapped_column(String(80))
     since: Mapped[datetime]
+    # The seal or the latest case in the area.
+    last_positive_at: Mapped[datetime | None]
+    # Start of the run of days without a positive that earns a downgrade: the latest level
+    # change, case or rejected downgrade.
+    quiet_since: Mapped[datetime]
+
+
+class ZoneProposal(Scoped, Base):
+    """A downgrade the zone policy proposes after a run of days without a positive; an
+    operator approves or rejects it. At most one pending proposal per zone."""
+
+    __tablename__ = "zone_proposals"
+    __table_args__ = (
+        Index(
+            "uq_zone_proposals_pending",
+            "zone_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    # No foreign key: the proposal outlives a lifted zone in the history.
+    zone_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column()
+    from_level: Mapped[str] = mapped_column(String(12))
+    to_level: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(12), default=ProposalStatus.pending.value)
+    reason: Mapped[str] = mapped_column(String(500))
+    proposed_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(String(500), default="")
 
 
 class ZoneChange(Scoped, Base):

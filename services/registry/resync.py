@@ -1,6 +1,7 @@
 """Re-sync: republish the registry's state as snapshot events, so another service can rebuild
 its projection from nothing (``cordon resync`` or ``POST /v1/registry/resync``)."""
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,11 +14,14 @@ from services.registry.models import (
     Building,
     Committee,
     Compound,
+    Grid,
+    GridBuilding,
     Resident,
     Town,
     Unit,
     Zone,
 )
+from services.registry.places.service import grid_record
 from services.registry.residents.service import record_of
 from shared.auth import Role
 from shared.contracts.registry import (
@@ -64,6 +68,17 @@ def _place(kind: Any, row: Any) -> PlaceRecord:
     )
 
 
+async def _grids(uow: UnitOfWork, grids: list[Grid]) -> list[PlaceRecord]:
+    members = select(GridBuilding.grid_id, GridBuilding.building_id).where(
+        GridBuilding.grid_id.in_([g.id for g in grids])
+    )
+    buildings: dict[uuid.UUID, list[uuid.UUID]] = {g.id: [] for g in grids}
+    for grid_id, building_id in (await uow.session.execute(members)).all():
+        if building_id is not None:
+            buildings[grid_id].append(building_id)
+    return [grid_record(g, buildings[g.id]) for g in grids]
+
+
 def _zone(zone: Zone) -> ZoneChanged:
     return ZoneChanged(
         town_id=zone.town_id,
@@ -97,6 +112,12 @@ async def publish_snapshot(uow: UnitOfWork) -> int:
             found = [_place(kind, row) for row in page]
             uow.emit(PlacesSnapshot(resync_id=resync_id, batch=batches, places=found))
             await uow.flush_events()
+    async for page in _pages(uow, select(Grid), Grid.id):
+        batches += 1
+        places += len(page)
+        found = await _grids(uow, page)
+        uow.emit(PlacesSnapshot(resync_id=resync_id, batch=batches, places=found))
+        await uow.flush_events()
     async for page in _pages(uow, select(Resident), Resident.id):
         batches += 1
         residents += len(page)

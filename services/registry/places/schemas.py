@@ -3,7 +3,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.registry.models import CompoundKind, CompoundStatus, GateState
+from services.registry.models import CompoundKind, CompoundStatus, GateState, SealGranularity
 
 Code = Field(min_length=1, max_length=40, pattern=r"^[\w\-./]+$", examples=["C07"])
 Name = Field(min_length=1, max_length=120, examples=["Riverside Garden"])
@@ -17,7 +17,8 @@ class TownOut(Out):
     id: uuid.UUID
     code: str
     name: str
-    seal_granularity: str
+    seal_granularity: SealGranularity
+    downgrade_after_days: int
 
 
 class CommitteeCreate(BaseModel):
@@ -67,6 +68,10 @@ class CompoundOut(Out):
     status: CompoundStatus
     status_reason: str
     status_since: datetime
+    epidemic_free_eligible_since: datetime | None = Field(
+        description="When the testing service found the compound a run of days without a "
+        "positive (cleared by the next case); an operator may then declare it epidemic-free"
+    )
 
 
 class BuildingCreate(BaseModel):

@@ -241,10 +241,26 @@ async def create_grid(uow: UnitOfWork, *, data: schemas.GridCreate) -> schemas.G
             )
         )
     await uow.session.flush()
-    return await grid_out(uow, grid)
+    out = await grid_out(uow, grid)
+    _registered(uow, grid_record(grid, out.building_ids))
+    return out
 
 
 async def grid_out(uow: UnitOfWork, grid: Grid) -> schemas.GridOut:
     query = select(GridBuilding.building_id).where(GridBuilding.grid_id == grid.id)
     buildings = [b for b in (await uow.session.scalars(query)).all() if b is not None]
     return schemas.GridOut.model_validate(grid).model_copy(update={"building_ids": buildings})
+
+
+def grid_record(grid: Grid, building_ids: list[uuid.UUID]) -> PlaceRecord:
+    """A grid as other services see it: its buildings, which may span compounds (so no
+    compound of its own), and its parent when it is a microgrid."""
+    return PlaceRecord(
+        kind="grid",
+        id=grid.id,
+        town_id=grid.town_id,
+        code=grid.code,
+        name=grid.name,
+        parent_id=grid.parent_id,
+        building_ids=building_ids,
+    )

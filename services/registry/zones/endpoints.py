@@ -2,9 +2,18 @@ import uuid
 
 from sqlalchemy import select
 
-from services.registry.models import SERVICE, Compound, Zone, ZoneChange, ZoneLevel
-from services.registry.places.schemas import CompoundOut
-from services.registry.zones import schemas, service
+from services.registry.models import (
+    SERVICE,
+    Compound,
+    ProposalStatus,
+    Town,
+    Zone,
+    ZoneChange,
+    ZoneLevel,
+    ZoneProposal,
+)
+from services.registry.places.schemas import CompoundOut, TownOut
+from services.registry.zones import policy, schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 
@@ -38,7 +47,8 @@ async def list_zones(
     summary="Seal, control, set precaution on, or lift a building or unit",
     description="Always 200: `changed` says whether anything changed. Every change is kept "
     "in the history and published as `registry.zone.changed`; setting the level an area "
-    "has already changes nothing. A unit's zone overrides its building's for its residents.",
+    "has already changes nothing. A unit's zone overrides its building's for its residents. "
+    "A change restarts the area's downgrade clock and supersedes its pending proposal.",
 )
 async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
     changed, zone = await service.set_zone(
@@ -89,3 +99,67 @@ async def set_compound_status(
     return await service.set_compound_status(
         uow, compound_id=compound_id, status=body.status, reason=body.reason
     )
+
+
+@router.get(
+    "/zones/proposals",
+    response_model=Page[schemas.ProposalOut],
+    summary="Downgrade proposals of the zone policy",
+    description="After the town's run of days (`downgrade_after_days`, 7 by default) without "
+    "a positive, a sealed area is proposed controlled, and after as many more days a "
+    "controlled area is proposed precaution. Nothing downgrades until an operator approves. "
+    "A new case in the area supersedes its pending proposal, as does any other change of its "
+    "zone; one area has at most one pending proposal.",
+)
+async def list_proposals(
+    uow: Uow,
+    status: ProposalStatus | None = None,
+    compound_id: uuid.UUID | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.ProposalOut]:
+    query = select(ZoneProposal)
+    if status is not None:
+        query = query.where(ZoneProposal.status == status.value)
+    if compound_id is not None:
+        query = query.where(ZoneProposal.compound_id == compound_id)
+    found = keyset(query, ZoneProposal.id, cursor=cursor, limit=limit)
+    page, following = next_cursor(list(await uow.session.scalars(found)), limit)
+    return Page(items=[schemas.ProposalOut.model_validate(p) for p in page], next_cursor=following)
+
+
+@router.post(
+    "/zones/proposals/{proposal_id}/approve",
+    response_model=schemas.ProposalOut,
+    summary="Approve a downgrade: the zone changes now",
+    description="Applies the proposed level, kept in the zone history and published as "
+    "`registry.zone.changed`. 409 when the proposal is no longer pending.",
+)
+async def approve_proposal(
+    proposal_id: uuid.UUID, body: schemas.ProposalDecision, uow: Uow
+) -> ZoneProposal:
+    return await policy.decide(uow, proposal_id=proposal_id, approve=True, note=body.note)
+
+
+@router.post(
+    "/zones/proposals/{proposal_id}/reject",
+    response_model=schemas.ProposalOut,
+    summary="Reject a downgrade: the zone stays, its clock restarts",
+    description="The zone keeps its level and its run of days without a positive starts "
+    "again from the rejection, so the same downgrade is proposed again after another "
+    "`downgrade_after_days` without a positive. 409 when the proposal is no longer pending.",
+)
+async def reject_proposal(
+    proposal_id: uuid.UUID, body: schemas.ProposalDecision, uow: Uow
+) -> ZoneProposal:
+    return await policy.decide(uow, proposal_id=proposal_id, approve=False, note=body.note)
+
+
+@router.patch(
+    "/towns/{town_id}/zone-policy",
+    response_model=TownOut,
+    summary="Choose what a case seals and how long before downgrades are proposed",
+    description="Town operators only. Fields left out keep their value.",
+)
+async def set_zone_policy(town_id: uuid.UUID, body: schemas.TownPolicySet, uow: Uow) -> Town:
+    return await policy.set_town_policy(uow, town_id=town_id, data=body)

@@ -3,7 +3,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.registry.models import CompoundStatus, ZoneLevel
+from services.registry.models import CompoundStatus, ProposalStatus, SealGranularity, ZoneLevel
 
 Reason = Field(min_length=1, max_length=500, examples=["confirmed case in unit 2"])
 
@@ -27,6 +27,11 @@ class ZoneOut(BaseModel):
     reason: str
     set_by: str
     since: datetime
+    last_positive_at: datetime | None = Field(description="The seal or the latest case in it")
+    quiet_since: datetime = Field(
+        description="Start of the run of days without a positive that earns a downgrade "
+        "proposal: the latest level change, case or rejected proposal"
+    )
 
 
 class ZoneResult(BaseModel):
@@ -58,3 +63,42 @@ class ZoneCount(BaseModel):
 class StatusSet(BaseModel):
     status: CompoundStatus
     reason: str = Reason
+
+
+class TownPolicySet(BaseModel):
+    seal_granularity: SealGranularity | None = Field(
+        default=None,
+        description="Whether a confirmed case seals its unit or its whole building",
+        examples=["unit"],
+    )
+    downgrade_after_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=60,
+        description="Days without a positive before a sealed area is proposed controlled, "
+        "and as many again before a controlled area is proposed precaution",
+        examples=[7],
+    )
+
+
+class ProposalOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    zone_id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID
+    building_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    from_level: ZoneLevel
+    to_level: ZoneLevel
+    status: ProposalStatus
+    reason: str
+    proposed_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str
+
+
+class ProposalDecision(BaseModel):
+    note: str = Field(default="", max_length=400, examples=["disinfection done, sampled negative"])

@@ -5,22 +5,34 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.registry.access import require_compound, require_town_operator
 from services.registry.models import (
     Building,
     Compound,
     CompoundStatus,
+    ProposalStatus,
     Unit,
     Zone,
     ZoneChange,
     ZoneLevel,
+    ZoneProposal,
 )
 from services.registry.zones import schemas
 from shared.contracts.registry import CompoundStatusChanged, ZoneChanged
 from shared.problems import Invalid
 from shared.uow import UnitOfWork
+
+
+async def zone_of(
+    uow: UnitOfWork, *, building_id: uuid.UUID, unit_id: uuid.UUID | None
+) -> Zone | None:
+    """The area's current zone, locked for this transaction: every change of a zone (by an
+    operator, a case, a decided proposal) takes this lock first, so they apply one by one."""
+    area = Zone.unit_id.is_(None) if unit_id is None else Zone.unit_id == unit_id
+    query = select(Zone).where(Zone.building_id == building_id, area).with_for_update()
+    return await uow.session.scalar(query)
 
 
 async def set_zone(
@@ -30,8 +42,10 @@ async def set_zone(
     unit_id: uuid.UUID | None,
     level: ZoneLevel | None,
     reason: str,
+    set_by: str | None = None,
 ) -> tuple[bool, Zone | None]:
-    """Set (or lift, with no level) the zone of a building or unit; say whether it changed."""
+    """Set (or lift, with no level) the zone of a building or unit; say whether it changed.
+    A change restarts the area's downgrade clock and supersedes its pending proposal."""
     building = await uow.get(Building, building_id, what="building", field="building_id")
     require_compound(uow, building.compound_id, building.town_id)
     if unit_id is not None:
@@ -39,17 +53,15 @@ async def set_zone(
         if unit.building_id != building.id:
             message = f"unit {unit.code} is not in building {building.code}"
             raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
-    current = await uow.session.scalar(
-        select(Zone).where(Zone.building_id == building.id, Zone.unit_id.is_(unit_id))
-        if unit_id is None
-        else select(Zone).where(Zone.building_id == building.id, Zone.unit_id == unit_id)
-    )
+    current = await zone_of(uow, building_id=building.id, unit_id=unit_id)
     before = current.level if current else None
     after = level.value if level else None
     if before == after:
         return False, current
     now = datetime.now(UTC)
-    who = uow.principal.username
+    who = set_by or uow.principal.username
+    if current is not None:
+        await supersede_proposals(uow, zone_id=current.id, by=who, note=reason, at=now)
     if current is not None and after is None:
         await uow.session.delete(current)
         current = None
@@ -67,6 +79,10 @@ async def set_zone(
             since=now,
         )
         uow.session.add(current)
+    if current is not None:
+        current.quiet_since = now
+        if after == ZoneLevel.sealed:
+            current.last_positive_at = now
     uow.session.add(
         ZoneChange(
             town_id=building.town_id,
@@ -96,6 +112,22 @@ async def set_zone(
         compound_id=building.compound_id,
     )
     return True, current
+
+
+async def supersede_proposals(
+    uow: UnitOfWork, *, zone_id: uuid.UUID, by: str, note: str, at: datetime
+) -> None:
+    """The zone's pending downgrade proposal no longer stands (its zone changed or had a case)."""
+    await uow.session.execute(
+        update(ZoneProposal)
+        .where(
+            ZoneProposal.zone_id == zone_id,
+            ZoneProposal.status == ProposalStatus.pending.value,
+        )
+        .values(
+            status=ProposalStatus.superseded.value, decided_by=by, decided_at=at, note=note[:500]
+        )
+    )
 
 
 async def set_compound_status(
