@@ -49,17 +49,22 @@ def may_reveal(role: Role, field: PersonalField) -> bool:
     return role in MAY_REVEAL[field]
 
 
-def revealed_fields(uow: UnitOfWork, *, reveal: bool) -> frozenset[PersonalField]:
-    """What the caller asked to see unmasked; asking beyond the role is refused."""
+def revealed_fields(
+    uow: UnitOfWork,
+    *,
+    reveal: bool,
+    fields: Iterable[PersonalField] = (PersonalField.phone, PersonalField.id_number),
+    what: str = "residents' numbers",
+) -> frozenset[PersonalField]:
+    """Which of ``fields`` the caller asked to see unmasked and may; asking when the role
+    may see none of them is refused rather than silently masked."""
     if not reveal:
         return frozenset()
     role = uow.principal.role
-    if not may_reveal(role, PersonalField.phone):
-        raise Forbidden(f"a {role.value} may not see residents' numbers unmasked")
-    fields = {PersonalField.phone}
-    if may_reveal(role, PersonalField.id_number):
-        fields.add(PersonalField.id_number)
-    return frozenset(fields)
+    allowed = frozenset(f for f in fields if may_reveal(role, f))
+    if not allowed:
+        raise Forbidden(f"a {role.value} may not see {what} unmasked")
+    return allowed
 
 
 def mask_id_number(value: str | None) -> str | None:

@@ -1,6 +1,6 @@
 """Errors a caller can act on; the HTTP boundary answers them as RFC 9457 problem details."""
 
-from typing import Any
+from typing import Any, Self
 
 
 class Problem(Exception):
@@ -13,6 +13,11 @@ class Problem(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+
+    @classmethod
+    def on(cls, field: str, message: str) -> Self:
+        """The problem with one field of the request, named in ``errors``."""
+        return cls(message, errors=[{"field": field, "message": message}])
 
 
 class Invalid(Problem):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Table, select
 
 from shared.auth import SCOPE_KEY, Principal, Scope
 from shared.db import Database
@@ -53,11 +53,20 @@ class UnitOfWork:
         return self.database.dialect
 
     async def get(
-        self, model: type[T], entity_id: uuid.UUID, *, what: str, field: str | None = None
+        self,
+        model: type[T],
+        entity_id: uuid.UUID,
+        *,
+        what: str,
+        field: str | None = None,
+        where: ColumnElement[bool] | None = None,
     ) -> T:
-        """The entity if it exists and the caller may see it; otherwise a 404 naming it
-        (and the request field that named it)."""
+        """The entity if it exists and the caller may see it (``where`` narrows what a
+        service shows beyond the scope); otherwise a 404 naming it (and the request field
+        that named it)."""
         query = select(model).where(model.id == entity_id)  # type: ignore[attr-defined]
+        if where is not None:
+            query = query.where(where)
         found = await self.session.scalar(query)
         if found is None:
             message = f"no {what} {entity_id} in your scope"

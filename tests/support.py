@@ -5,7 +5,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -162,3 +162,38 @@ async def outbox_events(platform: Platform, event_type: str) -> list[dict[str, A
             select(kernel.outbox.c.body).where(kernel.outbox.c.routing_key == event_type)
         )
         return [json.loads(b) for b in bodies]
+
+
+async def make_building(
+    client: httpx.AsyncClient, compound: Compound, headers: Any, *, code: str
+) -> Compound:
+    """Another building (one unit) in the compound; the compound seen from that building."""
+    building = await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": code, "units": ["1"]}, headers
+    )
+    units = await client.get(f"/v1/units?building_id={building['id']}", headers=headers)
+    unit_ids = [u["id"] for u in units.json()["items"]]
+    return replace(compound, building_id=building["id"], building_code=code, unit_ids=unit_ids)
+
+
+async def account(
+    client: httpx.AsyncClient,
+    town: Any,
+    *,
+    username: str,
+    role: str,
+    person_kind: str | None = None,
+    person_id: str | None = None,
+) -> dict[str, str]:
+    """An account of ``role`` (for a staff member or volunteer, if given), signed in."""
+    password = "people-password-1"
+    body = {
+        "username": username,
+        "password": password,
+        "role": role,
+        "town_id": str(town.id),
+        "person_kind": person_kind,
+        "person_id": person_id,
+    }
+    await post(client, "/v1/users", body, town.operator)
+    return dict(await town.sign_in(username, password))

@@ -5,6 +5,7 @@ from pathlib import Path
 from services.registry.auth.endpoints import router as auth_router
 from services.registry.ledger.endpoints import router as ledger_router
 from services.registry.models import SERVICE, Base, kernel
+from services.registry.people.endpoints import router as people_router
 from services.registry.places.endpoints import router as places_router
 from services.registry.residents.endpoints import router as residents_router
 from services.registry.resync import publish_snapshot
@@ -22,6 +23,7 @@ SPEC = ServiceSpec(
         auth_router,
         places_router,
         residents_router,
+        people_router,
         zones_router,
         ledger_router,
         resync_router,

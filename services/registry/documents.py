@@ -1,4 +1,4 @@
-"""Identity documents and phone numbers of residents.
+"""Identity documents and phone numbers of residents (and of staff and volunteers).
 
 Mainland resident ID numbers (GB 11643-1999) carry the birth date, the sex and an
 ISO 7064 MOD 11-2 check character; validation here is pure and fast enough to run on
@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import NamedTuple, NoReturn
+from typing import Annotated, NamedTuple, NoReturn
 
 import phonenumbers
+from pydantic import AfterValidator
 
 
 class InvalidDocument(ValueError):
@@ -145,6 +146,14 @@ def normalize_phone(value: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhone(f"phone number {text!r} is not a valid number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _optional_phone(value: str | None) -> str | None:
+    return normalize_phone(value) if value else None
+
+
+# A phone number in a request: normalised to E.164, an empty one taken as none.
+Phone = Annotated[str | None, AfterValidator(_optional_phone)]
 
 
 def make_id_card(*, region: str, birth: date, sequence: int, sex: Sex) -> str:

@@ -73,6 +73,28 @@ class ProposalStatus(StrEnum):
     superseded = "superseded"
 
 
+class PersonKind(StrEnum):
+    staff = "staff"
+    volunteer = "volunteer"
+
+
+class VolunteerKind(StrEnum):
+    expert = "expert"
+    service = "service"
+    resource = "resource"
+
+
+class TeamKind(StrEnum):
+    medical = "medical"
+    publicity = "publicity"
+    care = "care"
+    disinfection = "disinfection"
+    sampling = "sampling"
+    logistics = "logistics"
+    errands = "errands"
+    counselling = "counselling"
+
+
 class Tag(StrEnum):
     elderly = "elderly"
     living_alone = "living_alone"
@@ -227,15 +249,18 @@ class Staff(Scoped, Base):
 
     __tablename__ = "staff"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"))
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     phone: Mapped[str | None] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(80), default="")
 
 
 class Volunteer(Scoped, Base):
+    """A volunteer of a compound, of a committee (``compound_id`` empty) or of the town."""
+
     __tablename__ = "volunteers"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"), index=True)
     name: Mapped[str] = mapped_column(String(60))
     phone: Mapped[str | None] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(10))
@@ -244,8 +269,11 @@ class Volunteer(Scoped, Base):
 
 
 class Team(Scoped, Base):
+    """A working team of a compound or of a committee (``compound_id`` empty)."""
+
     __tablename__ = "teams"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(120))
 

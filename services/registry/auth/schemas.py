@@ -1,14 +1,9 @@
 import uuid
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.registry.models import PersonKind
 from shared.auth import Role
-
-
-class PersonKind(StrEnum):
-    staff = "staff"
-    volunteer = "volunteer"
 
 
 class Token(BaseModel):

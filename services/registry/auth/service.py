@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from services.registry.auth import schemas
 from services.registry.models import Assignment, Committee, Compound, GridBuilding, User
+from services.registry.people.service import find_person
 from shared.auth import (
     Principal,
     Role,
@@ -124,6 +125,9 @@ async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
             "give person_kind and person_id together",
             errors=[{"field": "person_id", "message": "goes with person_kind"}],
         )
+    if data.person_kind is not None and data.person_id is not None:
+        # The account's scope comes from this person's assignments: they must exist.
+        await find_person(uow, kind=data.person_kind, person_id=data.person_id)
     taken = await uow.session.scalar(select(User.id).where(User.username == data.username))
     if taken is not None:
         raise Conflict(

@@ -1,15 +1,14 @@
 import uuid
 from datetime import date, datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.registry.documents import (
     DocumentType,
+    Phone,
     Sex,
     id_card_birth_date,
     id_card_sex,
-    normalize_phone,
     validate_document,
 )
 from services.registry.models import Tag, ZoneLevel
@@ -32,13 +31,6 @@ class HouseholdOut(BaseModel):
     unit_id: uuid.UUID | None
     code: str
     room: str | None
-
-
-def _phone(value: str | None) -> str | None:
-    return normalize_phone(value) if value else None
-
-
-Phone = Annotated[str | None, AfterValidator(_phone)]
 
 
 class ResidentFields(BaseModel):

@@ -1,0 +1,319 @@
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+from sqlalchemy import select
+
+from services.registry.models import (
+    SERVICE,
+    Assignment,
+    PersonKind,
+    Staff,
+    Team,
+    TeamKind,
+    Volunteer,
+    VolunteerKind,
+)
+from services.registry.people import schemas, service
+from shared.db import AnySelect
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.privacy import Reveal
+
+router = service_router(SERVICE, tags=["people"])
+
+NamePart = Annotated[str | None, Query(max_length=60, description="Part of the name")]
+
+
+def _matching(query: AnySelect, *pairs: tuple[Any, object]) -> AnySelect:
+    """The query narrowed to each column equal to its value, where a value was given."""
+    for column, value in pairs:
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
+async def _page(uow: Uow, query: AnySelect, id_column: Any, cursor: str | None, limit: int) -> Any:
+    rows = list(await uow.session.scalars(keyset(query, id_column, cursor=cursor, limit=limit)))
+    return next_cursor(rows, limit)
+
+
+@router.post(
+    "/staff",
+    status_code=201,
+    response_model=schemas.StaffOut,
+    summary="Register a staff member of a compound, a committee or the town",
+)
+async def create_staff(
+    body: schemas.StaffCreate, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.StaffOut:
+    staff = await service.create_staff(uow, data=body)
+    return await _staff_one(uow, request, staff, reveal)
+
+
+@router.get("/staff", response_model=Page[schemas.StaffOut], summary="Staff in your scope")
+async def list_staff(
+    uow: Uow,
+    request: Request,
+    committee_id: uuid.UUID | None = None,
+    compound_id: uuid.UUID | None = None,
+    name: NamePart = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.StaffOut]:
+    query = _matching(
+        select(Staff).where(service.visible(uow, Staff)),
+        (Staff.committee_id, committee_id),
+        (Staff.compound_id, compound_id),
+    )
+    if name:
+        query = query.where(Staff.name.contains(name, autoescape=True))
+    page, following = await _page(uow, query, Staff.id, cursor, limit)
+    items = await service.present(
+        uow,
+        page,
+        schemas.StaffOut,
+        kind=PersonKind.staff,
+        reveal=reveal,
+        endpoint=request.url.path,
+    )
+    return Page(items=items, next_cursor=following)
+
+
+@router.get("/staff/{staff_id}", response_model=schemas.StaffOut)
+async def get_staff(
+    staff_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.StaffOut:
+    staff = await service.find(uow, Staff, staff_id, what="staff member")
+    return await _staff_one(uow, request, staff, reveal)
+
+
+@router.patch("/staff/{staff_id}", response_model=schemas.StaffOut)
+async def update_staff(
+    staff_id: uuid.UUID,
+    body: schemas.StaffUpdate,
+    uow: Uow,
+    request: Request,
+    reveal: Reveal = False,
+) -> schemas.StaffOut:
+    staff = await service.update_staff(uow, staff_id=staff_id, data=body)
+    return await _staff_one(uow, request, staff, reveal)
+
+
+async def _staff_one(uow: Uow, request: Request, staff: Staff, reveal: bool) -> schemas.StaffOut:
+    [out] = await service.present(
+        uow,
+        [staff],
+        schemas.StaffOut,
+        kind=PersonKind.staff,
+        reveal=reveal,
+        endpoint=request.url.path,
+    )
+    return out
+
+
+@router.post(
+    "/volunteers",
+    status_code=201,
+    response_model=schemas.VolunteerOut,
+    summary="Register a volunteer of a compound, a committee or the town",
+)
+async def create_volunteer(
+    body: schemas.VolunteerCreate, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.VolunteerOut:
+    volunteer = await service.create_volunteer(uow, data=body)
+    return await _volunteer_one(uow, request, volunteer, reveal)
+
+
+@router.get(
+    "/volunteers",
+    response_model=Page[schemas.VolunteerOut],
+    summary="Volunteers in your scope, by place, kind and skill",
+)
+async def list_volunteers(
+    uow: Uow,
+    request: Request,
+    committee_id: uuid.UUID | None = None,
+    compound_id: uuid.UUID | None = None,
+    kind: VolunteerKind | None = None,
+    skill: Annotated[str | None, Query(min_length=1, max_length=40, examples=["driving"])] = None,
+    name: NamePart = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.VolunteerOut]:
+    query = _matching(
+        select(Volunteer).where(service.visible(uow, Volunteer)),
+        (Volunteer.committee_id, committee_id),
+        (Volunteer.compound_id, compound_id),
+        (Volunteer.kind, kind),
+    )
+    if skill:
+        query = service.with_skill(query, skill)
+    if name:
+        query = query.where(Volunteer.name.contains(name, autoescape=True))
+    page, following = await _page(uow, query, Volunteer.id, cursor, limit)
+    items = await service.present(
+        uow,
+        page,
+        schemas.VolunteerOut,
+        kind=PersonKind.volunteer,
+        reveal=reveal,
+        endpoint=request.url.path,
+    )
+    return Page(items=items, next_cursor=following)
+
+
+@router.get("/volunteers/{volunteer_id}", response_model=schemas.VolunteerOut)
+async def get_volunteer(
+    volunteer_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.VolunteerOut:
+    volunteer = await service.find(uow, Volunteer, volunteer_id, what="volunteer")
+    return await _volunteer_one(uow, request, volunteer, reveal)
+
+
+@router.patch(
+    "/volunteers/{volunteer_id}",
+    response_model=schemas.VolunteerOut,
+    summary="Change a volunteer; volunteers may change their own availability",
+)
+async def update_volunteer(
+    volunteer_id: uuid.UUID,
+    body: schemas.VolunteerUpdate,
+    uow: Uow,
+    request: Request,
+    reveal: Reveal = False,
+) -> schemas.VolunteerOut:
+    volunteer = await service.update_volunteer(uow, volunteer_id=volunteer_id, data=body)
+    return await _volunteer_one(uow, request, volunteer, reveal)
+
+
+async def _volunteer_one(
+    uow: Uow, request: Request, volunteer: Volunteer, reveal: bool
+) -> schemas.VolunteerOut:
+    [out] = await service.present(
+        uow,
+        [volunteer],
+        schemas.VolunteerOut,
+        kind=PersonKind.volunteer,
+        reveal=reveal,
+        endpoint=request.url.path,
+    )
+    return out
+
+
+@router.post(
+    "/teams",
+    status_code=201,
+    response_model=schemas.TeamOut,
+    summary="Form a team of a compound or a committee",
+)
+async def create_team(body: schemas.TeamCreate, uow: Uow) -> Team:
+    return await service.create_team(uow, data=body)
+
+
+@router.get("/teams", response_model=Page[schemas.TeamOut], summary="Teams in your scope")
+async def list_teams(
+    uow: Uow,
+    committee_id: uuid.UUID | None = None,
+    compound_id: uuid.UUID | None = None,
+    kind: TeamKind | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.TeamOut]:
+    query = _matching(
+        select(Team).where(service.visible(uow, Team)),
+        (Team.committee_id, committee_id),
+        (Team.compound_id, compound_id),
+        (Team.kind, kind),
+    )
+    page, following = await _page(uow, query, Team.id, cursor, limit)
+    return Page(items=[schemas.TeamOut.model_validate(t) for t in page], next_cursor=following)
+
+
+@router.get("/teams/{team_id}", response_model=schemas.TeamOut)
+async def get_team(team_id: uuid.UUID, uow: Uow) -> Team:
+    return await service.find(uow, Team, team_id, what="team")
+
+
+@router.patch("/teams/{team_id}", response_model=schemas.TeamOut, summary="Rename a team")
+async def rename_team(team_id: uuid.UUID, body: schemas.TeamUpdate, uow: Uow) -> Team:
+    return await service.rename_team(uow, team_id=team_id, data=body)
+
+
+@router.get("/teams/{team_id}/members", response_model=list[schemas.MemberOut])
+async def list_members(team_id: uuid.UUID, uow: Uow) -> list[schemas.MemberOut]:
+    return await service.members(uow, team_id=team_id)
+
+
+@router.post(
+    "/teams/{team_id}/members",
+    status_code=201,
+    response_model=schemas.MemberOut,
+    summary="Add a staff member or volunteer to a team",
+)
+async def add_member(team_id: uuid.UUID, body: schemas.PersonRef, uow: Uow) -> schemas.MemberOut:
+    return await service.add_member(uow, team_id=team_id, data=body)
+
+
+@router.delete(
+    "/teams/{team_id}/members/{person_id}",
+    status_code=204,
+    summary="Take a staff member or volunteer off a team",
+)
+async def remove_member(team_id: uuid.UUID, person_id: uuid.UUID, uow: Uow) -> Response:
+    await service.remove_member(uow, team_id=team_id, person_id=person_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/assignments",
+    status_code=201,
+    response_model=schemas.AssignmentOut,
+    summary="Put a staff member or volunteer in charge of a compound, grid or building",
+    description="A signed-in leader or volunteer sees what their assignments cover, "
+    "from their next sign-in.",
+)
+async def create_assignment(body: schemas.AssignmentCreate, uow: Uow) -> Assignment:
+    return await service.create_assignment(uow, data=body)
+
+
+@router.get("/assignments", response_model=Page[schemas.AssignmentOut])
+async def list_assignments(
+    uow: Uow,
+    person_id: uuid.UUID | None = None,
+    person_kind: PersonKind | None = None,
+    compound_id: uuid.UUID | None = None,
+    grid_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.AssignmentOut]:
+    query = _matching(
+        select(Assignment),
+        (Assignment.person_id, person_id),
+        (Assignment.person_kind, person_kind),
+        (Assignment.compound_id, compound_id),
+        (Assignment.grid_id, grid_id),
+        (Assignment.building_id, building_id),
+    )
+    page, following = await _page(uow, query, Assignment.id, cursor, limit)
+    return Page(
+        items=[schemas.AssignmentOut.model_validate(a) for a in page], next_cursor=following
+    )
+
+
+@router.get("/assignments/{assignment_id}", response_model=schemas.AssignmentOut)
+async def get_assignment(assignment_id: uuid.UUID, uow: Uow) -> Assignment:
+    return await uow.get(Assignment, assignment_id, what="assignment")
+
+
+@router.delete(
+    "/assignments/{assignment_id}",
+    status_code=204,
+    summary="End an assignment (counts from the person's next sign-in)",
+)
+async def end_assignment(assignment_id: uuid.UUID, uow: Uow) -> Response:
+    await service.end_assignment(uow, assignment_id=assignment_id)
+    return Response(status_code=204)

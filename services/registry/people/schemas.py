@@ -1,0 +1,141 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.registry.documents import Phone
+from services.registry.models import PersonKind, TeamKind, VolunteerKind
+
+Name = Field(min_length=1, max_length=60, examples=["陈建国"])
+Masked = Field(description="Masked unless revealed")
+
+
+def _skills(values: list[str]) -> list[str]:
+    # Stored as given apart from case and spacing, so a filter by skill finds them all.
+    cleaned = (" ".join(v.split()).lower() for v in values)
+    return list(dict.fromkeys(v for v in cleaned if v))
+
+
+Skill = Annotated[str, Field(min_length=1, max_length=40)]
+Skills = Annotated[list[Skill], Field(max_length=20), AfterValidator(_skills)]
+
+
+class Placement(BaseModel):
+    """Where a person or team belongs: the most specific of the three given counts."""
+
+    town_id: uuid.UUID | None = Field(default=None, description="For town-wide people")
+    committee_id: uuid.UUID | None = Field(
+        default=None, description="For a committee's own people and teams"
+    )
+    compound_id: uuid.UUID | None = Field(default=None, description="For a compound's")
+
+
+class StaffCreate(Placement):
+    name: str = Name
+    phone: Phone = Field(default=None, examples=["13912345678"])
+    title: str = Field(min_length=1, max_length=80, examples=["committee secretary"])
+
+
+class StaffUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    phone: Phone = None
+    title: str | None = Field(default=None, min_length=1, max_length=80)
+
+
+class StaffOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None
+    compound_id: uuid.UUID | None
+    name: str
+    phone: str | None = Masked
+    title: str
+
+
+class VolunteerCreate(Placement):
+    name: str = Name
+    phone: Phone = Field(default=None, examples=["13712345678"])
+    kind: VolunteerKind = Field(
+        description="expert (doctors, counsellors), service (hands), resource (vehicles, goods)"
+    )
+    skills: Skills = Field(default_factory=list, examples=[["driving", "first aid"]])
+    availability: str = Field(default="", max_length=200, examples=["evenings and weekends"])
+
+
+class VolunteerUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    phone: Phone = None
+    kind: VolunteerKind | None = None
+    skills: Skills | None = None
+    availability: str | None = Field(default=None, max_length=200, examples=["mornings only"])
+
+
+class VolunteerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None
+    compound_id: uuid.UUID | None
+    name: str
+    phone: str | None = Masked
+    kind: VolunteerKind
+    skills: list[str]
+    availability: str
+
+
+class TeamCreate(BaseModel):
+    kind: TeamKind
+    name: str = Field(min_length=1, max_length=120, examples=["Building 3 sampling team"])
+    committee_id: uuid.UUID | None = Field(default=None, description="For a committee's team")
+    compound_id: uuid.UUID | None = Field(default=None, description="For a compound's team")
+
+
+class TeamUpdate(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+
+
+class TeamOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None
+    compound_id: uuid.UUID | None
+    kind: TeamKind
+    name: str
+
+
+class PersonRef(BaseModel):
+    person_kind: PersonKind
+    person_id: uuid.UUID
+
+
+class MemberOut(PersonRef):
+    id: uuid.UUID
+    team_id: uuid.UUID
+    name: str | None = Field(description="Empty when the person is outside your scope")
+
+
+class AssignmentCreate(PersonRef):
+    compound_id: uuid.UUID | None = None
+    grid_id: uuid.UUID | None = None
+    building_id: uuid.UUID | None = None
+    duty: str = Field(default="", max_length=80, examples=["building leader"])
+
+
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    person_kind: PersonKind
+    person_id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    grid_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    duty: str
+    assigned_at: datetime

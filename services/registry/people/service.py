@@ -1,0 +1,407 @@
+"""Staff, volunteers, their teams and their assignments to compounds, grids and buildings.
+
+Assignments are what sign-in reads to give grid and building leaders and volunteers their
+scope (services/registry/auth/service.py), so a new or ended assignment counts from the
+person's next sign-in.
+"""
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Text, cast, select
+
+from services.registry.access import (
+    committee_rows_visible,
+    require_committee,
+    require_compound,
+    require_town_operator,
+)
+from services.registry.models import (
+    Assignment,
+    Building,
+    Committee,
+    Compound,
+    Grid,
+    PersonKind,
+    Staff,
+    Team,
+    TeamMember,
+    Town,
+    User,
+    Volunteer,
+    kernel,
+)
+from services.registry.people import schemas
+from shared.db import AnySelect
+from shared.privacy import PersonalField, log_access, mask_phone, revealed_fields
+from shared.problems import Conflict, Invalid, NotFound
+from shared.uow import UnitOfWork
+
+Person = Staff | Volunteer
+PERSON_MODELS: dict[PersonKind, type[Person]] = {
+    PersonKind.staff: Staff,
+    PersonKind.volunteer: Volunteer,
+}
+T = TypeVar("T", bound=Staff | Volunteer | Team)
+Out = TypeVar("Out", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Place:
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None = None
+    compound_id: uuid.UUID | None = None
+
+
+def visible(uow: UnitOfWork, model: type[Any]) -> ColumnElement[bool]:
+    return committee_rows_visible(uow, model)
+
+
+async def find(
+    uow: UnitOfWork, model: type[T], entity_id: uuid.UUID, *, what: str, field: str | None = None
+) -> T:
+    """A staff member, volunteer or team the caller may see, or a 404."""
+    return await uow.get(model, entity_id, what=what, field=field, where=visible(uow, model))
+
+
+async def find_person(uow: UnitOfWork, *, kind: PersonKind, person_id: uuid.UUID) -> Person:
+    model = PERSON_MODELS[kind]
+    found: Person = await find(uow, model, person_id, what=kind.value, field="person_id")
+    return found
+
+
+async def _placement(
+    uow: UnitOfWork,
+    *,
+    town_id: uuid.UUID | None,
+    committee_id: uuid.UUID | None,
+    compound_id: uuid.UUID | None,
+) -> Place:
+    """Where a new row goes, from the most specific place given, if the caller manages it."""
+    if compound_id is not None:
+        compound = await uow.get(Compound, compound_id, what="compound", field="compound_id")
+        require_compound(uow, compound.id, compound.town_id, field="compound_id")
+        if committee_id not in (None, compound.committee_id):
+            raise Invalid.on("committee_id", f"compound {compound.code} is not of this committee")
+        place = Place(compound.town_id, compound.committee_id, compound.id)
+    elif committee_id is not None:
+        committee = await uow.get(Committee, committee_id, what="committee", field="committee_id")
+        await require_committee(uow, committee, field="committee_id")
+        place = Place(committee.town_id, committee.id)
+    elif town_id is not None:
+        await uow.get(Town, town_id, what="town", field="town_id")
+        require_town_operator(uow, town_id, field="town_id")
+        place = Place(town_id)
+    else:
+        raise Invalid.on("compound_id", "say where: give compound_id, committee_id or town_id")
+    if town_id not in (None, place.town_id):
+        raise Invalid.on("town_id", "the compound or committee is in another town")
+    return place
+
+
+async def require_manages(uow: UnitOfWork, row: Person | Team) -> None:
+    """The caller manages the compound, committee or town the row belongs to."""
+    if row.compound_id is not None:
+        require_compound(uow, row.compound_id, row.town_id)
+    elif row.committee_id is not None:
+        committee = await uow.get(Committee, row.committee_id, what="committee")
+        await require_committee(uow, committee)
+    else:
+        require_town_operator(uow, row.town_id)
+
+
+def _apply(row: object, changes: dict[str, Any], *, required: Sequence[str]) -> None:
+    for key in required:
+        if key in changes and changes[key] is None:
+            raise Invalid.on(key, f"{key} cannot be emptied")
+    for key, value in changes.items():
+        setattr(row, key, value)
+
+
+async def create_staff(uow: UnitOfWork, *, data: schemas.StaffCreate) -> Staff:
+    place = await _placement(
+        uow, town_id=data.town_id, committee_id=data.committee_id, compound_id=data.compound_id
+    )
+    staff = Staff(
+        town_id=place.town_id,
+        committee_id=place.committee_id,
+        compound_id=place.compound_id,
+        name=data.name,
+        phone=data.phone,
+        title=data.title,
+    )
+    uow.session.add(staff)
+    await uow.session.flush()
+    return staff
+
+
+async def update_staff(uow: UnitOfWork, *, staff_id: uuid.UUID, data: schemas.StaffUpdate) -> Staff:
+    staff = await find(uow, Staff, staff_id, what="staff member")
+    await require_manages(uow, staff)
+    _apply(staff, data.model_dump(exclude_unset=True), required=("name", "title"))
+    await uow.session.flush()
+    return staff
+
+
+async def create_volunteer(uow: UnitOfWork, *, data: schemas.VolunteerCreate) -> Volunteer:
+    place = await _placement(
+        uow, town_id=data.town_id, committee_id=data.committee_id, compound_id=data.compound_id
+    )
+    volunteer = Volunteer(
+        town_id=place.town_id,
+        committee_id=place.committee_id,
+        compound_id=place.compound_id,
+        name=data.name,
+        phone=data.phone,
+        kind=data.kind.value,
+        skills=data.skills,
+        availability=data.availability,
+    )
+    uow.session.add(volunteer)
+    await uow.session.flush()
+    return volunteer
+
+
+async def update_volunteer(
+    uow: UnitOfWork, *, volunteer_id: uuid.UUID, data: schemas.VolunteerUpdate
+) -> Volunteer:
+    """Managers change anything; a volunteer signed in as themself may say when they are
+    available."""
+    volunteer = await find(uow, Volunteer, volunteer_id, what="volunteer")
+    changes = data.model_dump(exclude_unset=True)
+    own = set(changes) <= {"availability"} and await _is_signed_in_as(
+        uow, PersonKind.volunteer, volunteer.id
+    )
+    if not own:
+        await require_manages(uow, volunteer)
+    _apply(volunteer, changes, required=("name", "kind", "skills", "availability"))
+    await uow.session.flush()
+    return volunteer
+
+
+async def _is_signed_in_as(uow: UnitOfWork, kind: PersonKind, person_id: uuid.UUID) -> bool:
+    try:
+        user_id = uuid.UUID(uow.principal.id)
+    except ValueError:
+        return False
+    query = select(User.id).where(
+        User.id == user_id, User.person_kind == kind.value, User.person_id == person_id
+    )
+    return await uow.session.scalar(query) is not None
+
+
+def with_skill(query: AnySelect, skill: str) -> AnySelect:
+    """Volunteers whose skills list holds ``skill``. The list is JSON text on both backends,
+    so a quoted element is found by LIKE without dialect-specific JSON operators."""
+    normalised = " ".join(skill.split()).lower()
+    return query.where(
+        cast(Volunteer.skills, Text).contains(json.dumps(normalised), autoescape=True)
+    )
+
+
+async def create_team(uow: UnitOfWork, *, data: schemas.TeamCreate) -> Team:
+    if data.compound_id is None and data.committee_id is None:
+        raise Invalid.on("compound_id", "a team belongs to a compound or a committee")
+    place = await _placement(
+        uow, town_id=None, committee_id=data.committee_id, compound_id=data.compound_id
+    )
+    team = Team(
+        town_id=place.town_id,
+        committee_id=place.committee_id,
+        compound_id=place.compound_id,
+        kind=data.kind.value,
+        name=data.name,
+    )
+    uow.session.add(team)
+    await uow.session.flush()
+    return team
+
+
+async def rename_team(uow: UnitOfWork, *, team_id: uuid.UUID, data: schemas.TeamUpdate) -> Team:
+    team = await find(uow, Team, team_id, what="team")
+    await require_manages(uow, team)
+    team.name = data.name
+    await uow.session.flush()
+    return team
+
+
+async def add_member(
+    uow: UnitOfWork, *, team_id: uuid.UUID, data: schemas.PersonRef
+) -> schemas.MemberOut:
+    team = await find(uow, Team, team_id, what="team")
+    await require_manages(uow, team)
+    person = await find_person(uow, kind=data.person_kind, person_id=data.person_id)
+    if person.town_id != team.town_id:
+        raise Invalid.on("person_id", f"{data.person_kind.value} {person.id} is of another town")
+    taken = select(TeamMember.id).where(
+        TeamMember.team_id == team.id, TeamMember.person_id == person.id
+    )
+    if await uow.session.scalar(taken) is not None:
+        raise Conflict.on("person_id", f"{person.name} is in team {team.name} already")
+    member = TeamMember(
+        town_id=team.town_id,
+        compound_id=team.compound_id,
+        team_id=team.id,
+        person_kind=data.person_kind.value,
+        person_id=person.id,
+    )
+    uow.session.add(member)
+    await uow.session.flush()
+    return _member_out(member, person.name)
+
+
+async def remove_member(uow: UnitOfWork, *, team_id: uuid.UUID, person_id: uuid.UUID) -> None:
+    team = await find(uow, Team, team_id, what="team")
+    await require_manages(uow, team)
+    query = select(TeamMember).where(
+        TeamMember.team_id == team.id, TeamMember.person_id == person_id
+    )
+    member = await uow.session.scalar(query)
+    if member is None:
+        raise NotFound(f"{person_id} is not a member of team {team.name}")
+    await uow.session.delete(member)
+    await uow.session.flush()
+
+
+async def members(uow: UnitOfWork, *, team_id: uuid.UUID) -> list[schemas.MemberOut]:
+    """A team's members with the names of those the caller may see."""
+    team = await find(uow, Team, team_id, what="team")
+    query = select(TeamMember).where(TeamMember.team_id == team.id).order_by(TeamMember.id)
+    rows = list((await uow.session.scalars(query)).all())
+    names: dict[uuid.UUID, str] = {}
+    for kind, model in PERSON_MODELS.items():
+        ids = [m.person_id for m in rows if m.person_kind == kind.value]
+        if ids:
+            found = select(model.id, model.name).where(model.id.in_(ids), visible(uow, model))
+            names.update({i: n for i, n in (await uow.session.execute(found)).all()})
+    return [_member_out(m, names.get(m.person_id)) for m in rows]
+
+
+def _member_out(member: TeamMember, name: str | None) -> schemas.MemberOut:
+    return schemas.MemberOut(
+        id=member.id,
+        team_id=member.team_id,
+        person_kind=PersonKind(member.person_kind),
+        person_id=member.person_id,
+        name=name,
+    )
+
+
+@dataclass(frozen=True)
+class _Post:
+    """Where an assignment puts a person, as the assignment's scope columns."""
+
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None = None
+    grid_id: uuid.UUID | None = None
+
+
+async def _post_of(uow: UnitOfWork, data: schemas.AssignmentCreate) -> _Post:
+    given = {
+        name: value
+        for name, value in (
+            ("compound_id", data.compound_id),
+            ("grid_id", data.grid_id),
+            ("building_id", data.building_id),
+        )
+        if value is not None
+    }
+    if len(given) != 1:
+        message = "give exactly one of compound_id, grid_id and building_id"
+        fields = list(given) or ["compound_id", "grid_id", "building_id"]
+        raise Invalid(message, errors=[{"field": f, "message": message} for f in fields])
+    if data.building_id is not None:
+        building = await uow.get(Building, data.building_id, what="building", field="building_id")
+        require_compound(uow, building.compound_id, building.town_id, field="building_id")
+        return _Post(building.town_id, building.compound_id, building.id)
+    if data.grid_id is not None:
+        grid = await uow.get(Grid, data.grid_id, what="grid", field="grid_id")
+        if grid.compound_id is None:
+            require_town_operator(uow, grid.town_id, field="grid_id")
+        else:
+            require_compound(uow, grid.compound_id, grid.town_id, field="grid_id")
+        return _Post(grid.town_id, grid.compound_id, grid_id=grid.id)
+    assert data.compound_id is not None
+    compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
+    require_compound(uow, compound.id, compound.town_id, field="compound_id")
+    return _Post(compound.town_id, compound.id)
+
+
+async def create_assignment(uow: UnitOfWork, *, data: schemas.AssignmentCreate) -> Assignment:
+    post = await _post_of(uow, data)
+    person = await find_person(uow, kind=data.person_kind, person_id=data.person_id)
+    if person.town_id != post.town_id:
+        raise Invalid.on("person_id", f"{data.person_kind.value} {person.id} is of another town")
+    same = select(Assignment.id).where(
+        Assignment.person_id == person.id,
+        _is(Assignment.compound_id, post.compound_id),
+        _is(Assignment.building_id, post.building_id),
+        _is(Assignment.grid_id, post.grid_id),
+    )
+    if await uow.session.scalar(same) is not None:
+        raise Conflict.on("person_id", f"{person.name} is assigned there already")
+    assignment = Assignment(
+        town_id=post.town_id,
+        compound_id=post.compound_id,
+        building_id=post.building_id,
+        grid_id=post.grid_id,
+        person_kind=data.person_kind.value,
+        person_id=person.id,
+        duty=data.duty,
+        assigned_at=datetime.now(UTC),
+    )
+    uow.session.add(assignment)
+    await uow.session.flush()
+    return assignment
+
+
+def _is(column: Any, value: uuid.UUID | None) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
+    assignment = await uow.get(Assignment, assignment_id, what="assignment")
+    if assignment.compound_id is None:
+        require_town_operator(uow, assignment.town_id)
+    else:
+        require_compound(uow, assignment.compound_id, assignment.town_id)
+    await uow.session.delete(assignment)
+    await uow.session.flush()
+
+
+async def present(
+    uow: UnitOfWork,
+    people: Sequence[Person],
+    out: type[Out],
+    *,
+    kind: PersonKind,
+    reveal: bool,
+    endpoint: str,
+) -> list[Out]:
+    """Staff or volunteers as the caller may see them; unmasked phones are logged."""
+    fields = revealed_fields(
+        uow, reveal=reveal, fields=(PersonalField.phone,), what="phone numbers"
+    )
+    shown = PersonalField.phone in fields
+    items = [
+        out.model_validate(p, from_attributes=True).model_copy(
+            update={"phone": p.phone if shown else mask_phone(p.phone)}
+        )
+        for p in people
+    ]
+    if shown:
+        await log_access(
+            uow,
+            kernel.access_log,
+            resource=kind.value,
+            record_ids=[p.id for p in people],
+            fields=fields,
+            endpoint=endpoint,
+        )
+    return items
