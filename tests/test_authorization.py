@@ -1,16 +1,27 @@
-"""Committee staff of one committee get nothing of another's residents, through every
-registry endpoint: every GET route in the OpenAPI document is called with the other
-compound's ids in its path and filters, and no answer may carry their residents."""
+"""Committee staff of one committee get nothing of another's residents, staff, volunteers,
+teams or assignments, through every registry endpoint: every GET route in the OpenAPI
+document is called with the other committee's ids in its path and filters, and no answer
+may carry their data."""
 
+import itertools
 import re
 from typing import Any
 
 import httpx
 
 from tests.conftest import Town
-from tests.support import committee_staff, make_compound, make_resident, post
+from tests.support import Compound, committee_staff, make_compound, make_resident, post
 
 SECRET_NAMES = ("乙区秘密居民", "乙区另一居民")
+PEOPLE_NAMES = (
+    "乙区干部",
+    "乙区书记",
+    "乙区志愿者",
+    "乙委志愿者",
+    "乙区医疗队",
+    "乙委宣传队",
+    "乙区网格",
+)
 
 
 async def _other_compound(client: httpx.AsyncClient, town: Town) -> dict[str, Any]:
@@ -35,10 +46,12 @@ async def _other_compound(client: httpx.AsyncClient, town: Town) -> dict[str, An
         json={"building_id": other.building_id, "level": "sealed", "reason": "case in PB"},
         headers=town.operator,
     )
+    people = await _other_people(client, town, other)
     return {
         "compound": other,
         "residents": [first, second],
         "import_id": imported.json()["id"],
+        "people": people,
         "secrets": [
             *SECRET_NAMES,
             "乙区导入居民",
@@ -47,7 +60,71 @@ async def _other_compound(client: httpx.AsyncClient, town: Town) -> dict[str, An
             first["document_number"],
             second["document_number"],
             first["household_id"],
+            *PEOPLE_NAMES,
+            *people.values(),
         ],
+    }
+
+
+async def _other_people(client: httpx.AsyncClient, town: Town, other: Compound) -> dict[str, str]:
+    """Compound B's and committee B's own staff, volunteers, teams, a grid and assignments."""
+    h = town.operator
+    in_compound = {"compound_id": other.id}
+    in_committee = {"committee_id": other.committee_id}
+    staff = await post(client, "/v1/staff", {**in_compound, "name": "乙区干部", "title": "t"}, h)
+    secretary = await post(
+        client, "/v1/staff", {**in_committee, "name": "乙区书记", "title": "secretary"}, h
+    )
+    helper = await post(
+        client, "/v1/volunteers", {**in_compound, "name": "乙区志愿者", "kind": "service"}, h
+    )
+    pool = await post(
+        client, "/v1/volunteers", {**in_committee, "name": "乙委志愿者", "kind": "expert"}, h
+    )
+    team = await post(
+        client, "/v1/teams", {**in_compound, "kind": "medical", "name": "乙区医疗队"}, h
+    )
+    publicity = await post(
+        client, "/v1/teams", {**in_committee, "kind": "publicity", "name": "乙委宣传队"}, h
+    )
+    for person_kind, person in (("volunteer", helper), ("staff", secretary)):
+        body = {"person_kind": person_kind, "person_id": person["id"]}
+        await post(client, f"/v1/teams/{team['id']}/members", body, h)
+        await post(client, f"/v1/teams/{publicity['id']}/members", body, h)
+    grid = await post(
+        client,
+        "/v1/grids",
+        {
+            "town_id": str(town.id),
+            **in_compound,
+            "code": "GB",
+            "name": "乙区网格",
+            "building_ids": [other.building_id],
+        },
+        h,
+    )
+    assignment = await post(
+        client,
+        "/v1/assignments",
+        {"person_kind": "volunteer", "person_id": pool["id"], "building_id": other.building_id},
+        h,
+    )
+    on_grid = await post(
+        client,
+        "/v1/assignments",
+        {"person_kind": "staff", "person_id": staff["id"], "grid_id": grid["id"]},
+        h,
+    )
+    return {
+        "staff_id": staff["id"],
+        "secretary_id": secretary["id"],
+        "volunteer_id": helper["id"],
+        "person_id": pool["id"],
+        "team_id": team["id"],
+        "publicity_id": publicity["id"],
+        "grid_id": grid["id"],
+        "assignment_id": assignment["id"],
+        "grid_assignment_id": on_grid["id"],
     }
 
 
@@ -76,6 +153,8 @@ async def test_committee_staff_see_no_resident_of_another_committee(
         "household_id": other["residents"][0]["household_id"],
         "resident_id": other["residents"][0]["id"],
         "import_id": other["import_id"],
+        "committee_id": compound_b.committee_id,
+        **other["people"],
     }
     filters = "&".join(f"{k}={v}" for k, v in ids.items() if k != "resident_id")
     openapi = (await client.get("/openapi.json")).json()
@@ -83,18 +162,30 @@ async def test_committee_staff_see_no_resident_of_another_committee(
     for path, operations in openapi["paths"].items():
         if not path.startswith("/v1/") or "get" not in operations:
             continue
-        url = _fill(path, ids)
-        for query in ("", "?reveal=true", f"?{filters}", f"?{filters}&reveal=true"):
+        # Each resource has a second row of B (committee-level, or on a grid): try it too.
+        second = {
+            "staff_id": ids["secretary_id"],
+            "volunteer_id": ids["person_id"],
+            "team_id": ids["publicity_id"],
+            "assignment_id": ids["grid_assignment_id"],
+        }
+        urls = dict.fromkeys([_fill(path, ids), _fill(path, {**ids, **second})])
+        for url, query in itertools.product(
+            urls, ("", "?reveal=true", f"?{filters}", f"?{filters}&reveal=true")
+        ):
             response = await client.get(url + query, headers=staff)
             assert response.status_code < 500, f"{url}{query}: {response.text}"
             # A 404 may repeat the id the caller sent; anything else of theirs is a leak.
             leaked = [s for s in other["secrets"] if s in response.text and s not in url + query]
             assert not leaked, f"GET {url}{query} showed another committee's data: {leaked}"
             checked += 1
-    assert checked >= 40
+    assert checked >= 80
 
     mine_only = (await client.get("/v1/residents", headers=staff)).json()["items"]
     assert [r["name"] for r in mine_only] == ["甲区居民"]
+    for resource in ("staff", "volunteers", "teams", "assignments"):
+        listed = await client.get(f"/v1/{resource}", headers=town.operator)
+        assert len(listed.json()["items"]) == 2, f"the operator sees {resource} of both levels"
 
 
 async def test_committee_staff_cannot_change_another_committees_residents(
@@ -124,6 +215,44 @@ async def test_committee_staff_cannot_change_another_committees_residents(
             {"building_id": other["compound"].building_id, "level": None, "reason": "lift"},
         ),
     ]
+    people = other["people"]
+    own_volunteer = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": mine.id, "name": "甲区志愿者", "kind": "service"},
+        staff,
+    )
+    attempts += [
+        ("PATCH", f"/v1/staff/{people['staff_id']}", {"name": "changed"}),
+        ("PATCH", f"/v1/staff/{people['secretary_id']}", {"name": "changed"}),
+        ("PATCH", f"/v1/volunteers/{people['person_id']}", {"availability": "never"}),
+        ("PATCH", f"/v1/teams/{people['publicity_id']}", {"name": "changed"}),
+        ("DELETE", f"/v1/teams/{people['team_id']}/members/{people['volunteer_id']}", None),
+        ("DELETE", f"/v1/assignments/{people['assignment_id']}", None),
+        (
+            "POST",
+            f"/v1/teams/{people['publicity_id']}/members",
+            {"person_kind": "volunteer", "person_id": own_volunteer["id"]},
+        ),
+        (
+            "POST",
+            "/v1/assignments",
+            {
+                "person_kind": "volunteer",
+                "person_id": own_volunteer["id"],
+                "building_id": other["compound"].building_id,
+            },
+        ),
+        (
+            "POST",
+            "/v1/assignments",
+            {
+                "person_kind": "volunteer",
+                "person_id": own_volunteer["id"],
+                "grid_id": people["grid_id"],
+            },
+        ),
+    ]
     for method, url, body in attempts:
         response = await client.request(method, url, json=body, headers=staff)
         assert response.status_code in (403, 404), f"{method} {url}: {response.status_code}"
@@ -132,6 +261,12 @@ async def test_committee_staff_cannot_change_another_committees_residents(
     unchanged = await client.get(f"/v1/residents/{theirs['id']}", headers=town.operator)
     assert unchanged.json()["name"] == theirs["name"]
     assert unchanged.json()["household_id"] == theirs["household_id"]
+    listed = await client.get(f"/v1/staff/{people['secretary_id']}", headers=town.operator)
+    assert listed.json()["name"] == "乙区书记"
+    members = await client.get(f"/v1/teams/{people['team_id']}/members", headers=town.operator)
+    assert len(members.json()) == 2
+    assignments = await client.get("/v1/assignments", headers=town.operator)
+    assert len(assignments.json()["items"]) == 2
     zones = await client.get(
         f"/v1/zones?building_id={other['compound'].building_id}", headers=town.operator
     )
