@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import select
 
 from cordon.platform import Platform
-from services.registry.models import kernel
+from services.registry.models import TeamKind, kernel
 from shared.auth import Principal
 from tests.conftest import Town
 from tests.support import (
@@ -472,3 +472,26 @@ async def test_a_retried_create_makes_one_volunteer(client: httpx.AsyncClient, t
     assert retry.json()["id"] == first.json()["id"]
     assert retry.headers.get("idempotent-replayed") == "true"
     assert await names(client, "/v1/volunteers", town.operator) == ["冯阿姨"]
+
+
+async def test_the_demo_town_has_staff_volunteers_teams_and_a_building_leader(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    from services.registry.demo import DEMO_PASSWORD, STAFF_PER_COMMITTEE, ensure_demo_town
+    from tests.conftest import sign_in
+
+    await ensure_demo_town(platform.runtime("registry"), size=400)
+    operator = await sign_in(client, "operator", DEMO_PASSWORD)
+    committees = (await client.get("/v1/committees", headers=operator)).json()
+    for committee in committees:
+        staff = await client.get(f"/v1/staff?committee_id={committee['id']}", headers=operator)
+        assert len(staff.json()["items"]) == STAFF_PER_COMMITTEE
+    teams = (await client.get("/v1/teams?limit=500", headers=operator)).json()["items"]
+    assert {t["kind"] for t in teams} == {k.value for k in TeamKind}
+    grid_leads = await client.get("/v1/assignments?person_kind=staff", headers=operator)
+    assert grid_leads.json()["items"], "grids are led by staff"
+
+    leader = await sign_in(client, "leader1", DEMO_PASSWORD)
+    [building] = (await client.get("/v1/auth/me", headers=leader)).json()["scope"]["buildings"]
+    residents = (await client.get("/v1/residents?limit=500", headers=leader)).json()["items"]
+    assert residents and {r["building_id"] for r in residents} == {building}

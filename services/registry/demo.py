@@ -22,7 +22,22 @@ from services.registry.auth import schemas as auth_schemas
 from services.registry.auth.service import create_user
 from services.registry.documents import Sex, make_id_card
 from services.registry.ledger.service import import_ledger
-from services.registry.models import Building, CompoundKind, Town
+from services.registry.models import (
+    Building,
+    Compound,
+    CompoundKind,
+    Grid,
+    GridBuilding,
+    PersonKind,
+    Staff,
+    Team,
+    TeamKind,
+    Town,
+    Volunteer,
+    VolunteerKind,
+)
+from services.registry.people import schemas as people
+from services.registry.people import service as people_service
 from services.registry.places import schemas as places
 from services.registry.places import service as place_service
 from services.registry.places.service import create_town
@@ -155,6 +170,7 @@ async def _build_places(
             units = max(1, round(units_in_town / compounds * rng.uniform(0.7, 1.3)))
             layout += await _build_buildings(uow, compound.id, code, kind, units)
     await _build_grids(uow, town_id=town_id)
+    await _build_people(uow, town_id=town_id, size=size, rng=rng)
     return layout
 
 
@@ -203,6 +219,157 @@ async def _build_grids(uow: UnitOfWork, *, town_id: uuid.UUID) -> None:
                     building_ids=[b for b, _ in members[start : start + 4]],
                 ),
             )
+
+
+# Per committee, as in the field reports: 13 staff, two of them committee-wide.
+COMMITTEE_TITLES = ("secretary", "director")
+COMPOUND_TITLES = ("compound manager", "grid worker", "gate keeper")
+STAFF_PER_COMMITTEE = 13
+# 202 volunteers in a compound of 3,500 residents; capped so a huge demo stays quick.
+VOLUNTEERS_PER_RESIDENT = 202 / 3500
+MAX_VOLUNTEERS_PER_COMPOUND = 250
+COMPOUND_TEAMS = (
+    TeamKind.sampling,
+    TeamKind.errands,
+    TeamKind.disinfection,
+    TeamKind.care,
+    TeamKind.logistics,
+)
+COMMITTEE_TEAMS = (TeamKind.publicity, TeamKind.counselling, TeamKind.medical)
+SKILLS = (
+    "driving",
+    "first aid",
+    "nursing",
+    "medicine runs",
+    "sign language",
+    "counselling",
+    "heavy lifting",
+    "cooking",
+    "phone support",
+    "dialect interpreting",
+)
+AVAILABILITY = ("mornings", "evenings", "weekends", "any time", "nights")
+
+
+async def _build_people(
+    uow: UnitOfWork, *, town_id: uuid.UUID, size: int, rng: random.Random
+) -> None:
+    """Staff, volunteers and teams of every committee and compound; a volunteer leads each
+    building and a staff member each grid; ``leader1`` signs in as the first building's."""
+    for title in ("duty officer", "medical liaison"):
+        await _staff(uow, rng, title, town_id=town_id)
+    compounds = list((await uow.session.scalars(select(Compound).order_by(Compound.code))).all())
+    volunteers = round(size / len(compounds) * VOLUNTEERS_PER_RESIDENT)
+    staff_of: dict[uuid.UUID, list[Staff]] = {c.id: [] for c in compounds}
+    for committee_id in dict.fromkeys(c.committee_id for c in compounds):
+        mine = [c for c in compounds if c.committee_id == committee_id]
+        lead = [await _staff(uow, rng, t, committee_id=committee_id) for t in COMMITTEE_TITLES]
+        for kind in COMMITTEE_TEAMS:
+            await _join(uow, await _team(uow, kind, committee_id=committee_id), lead[0])
+        for n in range(STAFF_PER_COMMITTEE - len(COMMITTEE_TITLES)):
+            compound = mine[n % len(mine)]
+            title = COMPOUND_TITLES[n // len(mine) % len(COMPOUND_TITLES)]
+            staff_of[compound.id].append(await _staff(uow, rng, title, compound_id=compound.id))
+    for compound in compounds:
+        count = min(volunteers, MAX_VOLUNTEERS_PER_COMPOUND)
+        await _compound_volunteers(uow, rng, compound, count, leads=staff_of[compound.id])
+    await _grid_leaders(uow, staff_of)
+
+
+async def _grid_leaders(uow: UnitOfWork, staff_of: dict[uuid.UUID, list[Staff]]) -> None:
+    """Each grid is led by a staff member of the compound its first building is in."""
+    grids = (await uow.session.scalars(select(Grid.id).where(Grid.parent_id.is_(None)))).all()
+    for grid_id in grids:
+        first = select(GridBuilding.compound_id).where(GridBuilding.grid_id == grid_id).limit(1)
+        compound_id = await uow.session.scalar(first)
+        if compound_id is None or not staff_of[compound_id]:
+            continue
+        await people_service.create_assignment(
+            uow,
+            data=people.AssignmentCreate(
+                person_kind=PersonKind.staff,
+                person_id=staff_of[compound_id][0].id,
+                grid_id=grid_id,
+                duty="grid leader",
+            ),
+        )
+
+
+async def _compound_volunteers(
+    uow: UnitOfWork, rng: random.Random, compound: Compound, count: int, *, leads: list[Staff]
+) -> None:
+    query = select(Building.id).where(Building.compound_id == compound.id).order_by(Building.id)
+    buildings = list((await uow.session.scalars(query)).all())
+    volunteers = await people_service.create_volunteers(
+        uow,
+        rows=[
+            people.VolunteerCreate(
+                compound_id=compound.id,
+                name=_name(rng),
+                phone=_phone(rng),
+                kind=rng.choices(tuple(VolunteerKind), (1, 8, 1))[0],
+                skills=rng.sample(SKILLS, rng.randint(0, 3)),
+                availability=rng.choice(AVAILABILITY),
+            )
+            for _ in range(max(count, len(buildings)))
+        ],
+    )
+    for n, kind in enumerate(COMPOUND_TEAMS):
+        team = await _team(uow, kind, compound_id=compound.id)
+        members = [
+            _ref(p) for p in leads[n % len(leads) :][:1] + volunteers[n :: len(COMPOUND_TEAMS)]
+        ]
+        await people_service.add_members(uow, team_id=team.id, refs=members)
+    leaders = [
+        people.AssignmentCreate(
+            **_ref(volunteer).model_dump(), building_id=building_id, duty="building leader"
+        )
+        for volunteer, building_id in zip(volunteers, buildings, strict=False)
+    ]
+    await people_service.create_assignments(uow, rows=leaders)
+    if compound.code == "C01":
+        await create_user(
+            uow,
+            data=auth_schemas.UserCreate(
+                username="leader1",
+                password=DEMO_PASSWORD,
+                role=Role.building_leader,
+                town_id=compound.town_id,
+                person_kind=PersonKind.volunteer,
+                person_id=volunteers[0].id,
+            ),
+        )
+
+
+async def _staff(uow: UnitOfWork, rng: random.Random, title: str, **place: uuid.UUID) -> Staff:
+    return await people_service.create_staff(
+        uow,
+        data=people.StaffCreate(name=_name(rng), phone=_phone(rng), title=title, **place),
+    )
+
+
+async def _team(uow: UnitOfWork, kind: TeamKind, **place: uuid.UUID) -> Team:
+    name = f"{kind.value.capitalize()} team"
+    return await people_service.create_team(
+        uow, data=people.TeamCreate(kind=kind, name=name, **place)
+    )
+
+
+async def _join(uow: UnitOfWork, team: Team, person: Staff | Volunteer) -> None:
+    await people_service.add_member(uow, team_id=team.id, data=_ref(person))
+
+
+def _ref(person: Staff | Volunteer) -> people.PersonRef:
+    kind = PersonKind.staff if isinstance(person, Staff) else PersonKind.volunteer
+    return people.PersonRef(person_kind=kind, person_id=person.id)
+
+
+def _name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.randint(1, 2)))
+
+
+def _phone(rng: random.Random) -> str:
+    return f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
 
 
 async def _import_residents(
@@ -302,11 +469,11 @@ class _People:
             sex=sex,
         )
         tags = self._tags(age, sex, ages, tenant, newborn)
-        phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}" if age >= 16 else ""
+        phone = _phone(rng) if age >= 16 else ""
         if age >= 16 and rng.random() < 0.1:
             phone = ""
         notes = "dialysis Mon/Wed/Fri" if "dialysis" in tags else ""
-        name = rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.randint(1, 2)))
+        name = _name(rng)
         return (
             f"{building.compound_code},{building.building_code},{unit},{room},{household},"
             f"{name},id_card,{document},{phone},{birth.isoformat()},{sex.value},"

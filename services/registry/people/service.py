@@ -6,6 +6,7 @@ person's next sign-in.
 """
 
 import json
+import typing
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,8 +71,26 @@ async def find(
 
 
 async def find_person(uow: UnitOfWork, *, kind: PersonKind, person_id: uuid.UUID) -> Person:
-    model = PERSON_MODELS[kind]
-    found: Person = await find(uow, model, person_id, what=kind.value, field="person_id")
+    found = await find_people(uow, [schemas.PersonRef(person_kind=kind, person_id=person_id)])
+    return found[person_id]
+
+
+async def find_people(
+    uow: UnitOfWork, refs: Sequence[schemas.PersonRef]
+) -> dict[uuid.UUID, Person]:
+    """The staff members and volunteers named, one query per kind; a 404 naming
+    ``person_id`` when one is unknown or outside the caller's scope."""
+    found: dict[uuid.UUID, Person] = {}
+    for kind, model in PERSON_MODELS.items():
+        ids = {r.person_id for r in refs if r.person_kind is kind}
+        if ids:
+            query = select(model).where(model.id.in_(ids), visible(uow, model))
+            rows = typing.cast(Sequence[Person], (await uow.session.scalars(query)).all())
+            found.update((p.id, p) for p in rows)
+    for ref in refs:
+        if ref.person_id not in found:
+            message = f"no {ref.person_kind.value} {ref.person_id} in your scope"
+            raise NotFound.on("person_id", message)
     return found
 
 
@@ -149,22 +168,39 @@ async def update_staff(uow: UnitOfWork, *, staff_id: uuid.UUID, data: schemas.St
 
 
 async def create_volunteer(uow: UnitOfWork, *, data: schemas.VolunteerCreate) -> Volunteer:
-    place = await _placement(
-        uow, town_id=data.town_id, committee_id=data.committee_id, compound_id=data.compound_id
-    )
-    volunteer = Volunteer(
-        town_id=place.town_id,
-        committee_id=place.committee_id,
-        compound_id=place.compound_id,
-        name=data.name,
-        phone=data.phone,
-        kind=data.kind.value,
-        skills=data.skills,
-        availability=data.availability,
-    )
-    uow.session.add(volunteer)
-    await uow.session.flush()
+    [volunteer] = await create_volunteers(uow, rows=[data])
     return volunteer
+
+
+async def create_volunteers(
+    uow: UnitOfWork, *, rows: Sequence[schemas.VolunteerCreate]
+) -> list[Volunteer]:
+    """Register volunteers, checking each distinct place once, so the hundreds of a
+    compound go in together."""
+    places: dict[tuple[uuid.UUID | None, ...], Place] = {}
+    volunteers = []
+    for data in rows:
+        key = (data.town_id, data.committee_id, data.compound_id)
+        if key not in places:
+            places[key] = await _placement(
+                uow, town_id=key[0], committee_id=key[1], compound_id=key[2]
+            )
+        place = places[key]
+        volunteers.append(
+            Volunteer(
+                town_id=place.town_id,
+                committee_id=place.committee_id,
+                compound_id=place.compound_id,
+                name=data.name,
+                phone=data.phone,
+                kind=data.kind.value,
+                skills=data.skills,
+                availability=data.availability,
+            )
+        )
+    uow.session.add_all(volunteers)
+    await uow.session.flush()
+    return volunteers
 
 
 async def update_volunteer(
@@ -233,26 +269,43 @@ async def rename_team(uow: UnitOfWork, *, team_id: uuid.UUID, data: schemas.Team
 async def add_member(
     uow: UnitOfWork, *, team_id: uuid.UUID, data: schemas.PersonRef
 ) -> schemas.MemberOut:
+    [member] = await add_members(uow, team_id=team_id, refs=[data])
+    return member
+
+
+async def add_members(
+    uow: UnitOfWork, *, team_id: uuid.UUID, refs: Sequence[schemas.PersonRef]
+) -> list[schemas.MemberOut]:
+    """Put people on a team, each once."""
     team = await find(uow, Team, team_id, what="team")
     await require_manages(uow, team)
-    person = await find_person(uow, kind=data.person_kind, person_id=data.person_id)
-    if person.town_id != team.town_id:
-        raise Invalid.on("person_id", f"{data.person_kind.value} {person.id} is of another town")
-    taken = select(TeamMember.id).where(
-        TeamMember.team_id == team.id, TeamMember.person_id == person.id
+    people = await find_people(uow, refs)
+    for person in people.values():
+        if person.town_id != team.town_id:
+            raise Invalid.on("person_id", f"{person.name} is of another town")
+    ids = [r.person_id for r in refs]
+    taken = select(TeamMember.person_id).where(
+        TeamMember.team_id == team.id, TeamMember.person_id.in_(ids)
     )
-    if await uow.session.scalar(taken) is not None:
-        raise Conflict.on("person_id", f"{person.name} is in team {team.name} already")
-    member = TeamMember(
-        town_id=team.town_id,
-        compound_id=team.compound_id,
-        team_id=team.id,
-        person_kind=data.person_kind.value,
-        person_id=person.id,
-    )
-    uow.session.add(member)
+    seen = set((await uow.session.scalars(taken)).all())
+    for person_id in ids:
+        if person_id in seen:
+            name = people[person_id].name
+            raise Conflict.on("person_id", f"{name} is in team {team.name} already")
+        seen.add(person_id)
+    members = [
+        TeamMember(
+            town_id=team.town_id,
+            compound_id=team.compound_id,
+            team_id=team.id,
+            person_kind=r.person_kind.value,
+            person_id=r.person_id,
+        )
+        for r in refs
+    ]
+    uow.session.add_all(members)
     await uow.session.flush()
-    return _member_out(member, person.name)
+    return [_member_out(m, people[m.person_id].name) for m in members]
 
 
 async def remove_member(uow: UnitOfWork, *, team_id: uuid.UUID, person_id: uuid.UUID) -> None:
@@ -334,35 +387,51 @@ async def _post_of(uow: UnitOfWork, data: schemas.AssignmentCreate) -> _Post:
 
 
 async def create_assignment(uow: UnitOfWork, *, data: schemas.AssignmentCreate) -> Assignment:
-    post = await _post_of(uow, data)
-    person = await find_person(uow, kind=data.person_kind, person_id=data.person_id)
-    if person.town_id != post.town_id:
-        raise Invalid.on("person_id", f"{data.person_kind.value} {person.id} is of another town")
-    same = select(Assignment.id).where(
-        Assignment.person_id == person.id,
-        _is(Assignment.compound_id, post.compound_id),
-        _is(Assignment.building_id, post.building_id),
-        _is(Assignment.grid_id, post.grid_id),
-    )
-    if await uow.session.scalar(same) is not None:
-        raise Conflict.on("person_id", f"{person.name} is assigned there already")
-    assignment = Assignment(
-        town_id=post.town_id,
-        compound_id=post.compound_id,
-        building_id=post.building_id,
-        grid_id=post.grid_id,
-        person_kind=data.person_kind.value,
-        person_id=person.id,
-        duty=data.duty,
-        assigned_at=datetime.now(UTC),
-    )
-    uow.session.add(assignment)
-    await uow.session.flush()
+    [assignment] = await create_assignments(uow, rows=[data])
     return assignment
 
 
-def _is(column: Any, value: uuid.UUID | None) -> ColumnElement[bool]:
-    return column.is_(None) if value is None else column == value
+async def create_assignments(
+    uow: UnitOfWork, *, rows: Sequence[schemas.AssignmentCreate]
+) -> list[Assignment]:
+    """Put people in charge of places, each distinct place checked once; a person is
+    assigned to the same place once."""
+    posts: dict[tuple[uuid.UUID | None, ...], _Post] = {}
+    for data in rows:
+        key = (data.compound_id, data.grid_id, data.building_id)
+        if key not in posts:
+            posts[key] = await _post_of(uow, data)
+    people = await find_people(uow, rows)
+    taken = select(
+        Assignment.person_id, Assignment.compound_id, Assignment.building_id, Assignment.grid_id
+    ).where(Assignment.person_id.in_(people))
+    seen = {tuple(row) for row in (await uow.session.execute(taken)).all()}
+    now = datetime.now(UTC)
+    assignments = []
+    for data in rows:
+        post = posts[(data.compound_id, data.grid_id, data.building_id)]
+        person = people[data.person_id]
+        if person.town_id != post.town_id:
+            raise Invalid.on("person_id", f"{person.name} is of another town")
+        held = (person.id, post.compound_id, post.building_id, post.grid_id)
+        if held in seen:
+            raise Conflict.on("person_id", f"{person.name} is assigned there already")
+        seen.add(held)
+        assignments.append(
+            Assignment(
+                town_id=post.town_id,
+                compound_id=post.compound_id,
+                building_id=post.building_id,
+                grid_id=post.grid_id,
+                person_kind=data.person_kind.value,
+                person_id=person.id,
+                duty=data.duty,
+                assigned_at=now,
+            )
+        )
+    uow.session.add_all(assignments)
+    await uow.session.flush()
+    return assignments
 
 
 async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
