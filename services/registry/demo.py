@@ -360,7 +360,7 @@ async def _join(uow: UnitOfWork, team: Team, person: Staff | Volunteer) -> None:
 
 
 def _ref(person: Staff | Volunteer) -> people.PersonRef:
-    kind = PersonKind.staff if isinstance(person, Staff) else PersonKind.volunteer
+    kind = people_service.KIND_OF[type(person)]
     return people.PersonRef(person_kind=kind, person_id=person.id)
 
 

@@ -1,5 +1,5 @@
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request, Response
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.privacy import Reveal
 
 router = service_router(SERVICE, tags=["people"])
+Out = TypeVar("Out", schemas.StaffOut, schemas.VolunteerOut)
 
 NamePart = Annotated[str | None, Query(max_length=60, description="Part of the name")]
 
@@ -48,7 +49,7 @@ async def create_staff(
     body: schemas.StaffCreate, uow: Uow, request: Request, reveal: Reveal = False
 ) -> schemas.StaffOut:
     staff = await service.create_staff(uow, data=body)
-    return await _staff_one(uow, request, staff, reveal)
+    return await _one(uow, request, staff, schemas.StaffOut, reveal)
 
 
 @router.get("/staff", response_model=Page[schemas.StaffOut], summary="Staff in your scope")
@@ -63,22 +64,11 @@ async def list_staff(
     limit: Limit = 100,
 ) -> Page[schemas.StaffOut]:
     query = _matching(
-        select(Staff).where(service.visible(uow, Staff)),
-        (Staff.committee_id, committee_id),
-        (Staff.compound_id, compound_id),
+        select(Staff), (Staff.committee_id, committee_id), (Staff.compound_id, compound_id)
     )
-    if name:
-        query = query.where(Staff.name.contains(name, autoescape=True))
-    page, following = await _page(uow, query, Staff.id, cursor, limit)
-    items = await service.present(
-        uow,
-        page,
-        schemas.StaffOut,
-        kind=PersonKind.staff,
-        reveal=reveal,
-        endpoint=request.url.path,
+    return await _people_page(
+        uow, request, query, Staff, schemas.StaffOut, name, reveal, cursor, limit
     )
-    return Page(items=items, next_cursor=following)
 
 
 @router.get("/staff/{staff_id}", response_model=schemas.StaffOut)
@@ -86,7 +76,7 @@ async def get_staff(
     staff_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
 ) -> schemas.StaffOut:
     staff = await service.find(uow, Staff, staff_id, what="staff member")
-    return await _staff_one(uow, request, staff, reveal)
+    return await _one(uow, request, staff, schemas.StaffOut, reveal)
 
 
 @router.patch("/staff/{staff_id}", response_model=schemas.StaffOut)
@@ -98,19 +88,38 @@ async def update_staff(
     reveal: Reveal = False,
 ) -> schemas.StaffOut:
     staff = await service.update_staff(uow, staff_id=staff_id, data=body)
-    return await _staff_one(uow, request, staff, reveal)
+    return await _one(uow, request, staff, schemas.StaffOut, reveal)
 
 
-async def _staff_one(uow: Uow, request: Request, staff: Staff, reveal: bool) -> schemas.StaffOut:
-    [out] = await service.present(
-        uow,
-        [staff],
-        schemas.StaffOut,
-        kind=PersonKind.staff,
-        reveal=reveal,
-        endpoint=request.url.path,
+async def _people_page(
+    uow: Uow,
+    request: Request,
+    query: AnySelect,
+    model: type[Staff | Volunteer],
+    out: type[Out],
+    name: str | None,
+    reveal: bool,
+    cursor: str | None,
+    limit: int,
+) -> Page[Out]:
+    query = query.where(service.visible(uow, model))
+    if name:
+        query = query.where(model.name.contains(name, autoescape=True))
+    page, following = await _page(uow, query, model.id, cursor, limit)
+    items = await service.present(
+        uow, page, out, kind=service.KIND_OF[model], reveal=reveal, endpoint=request.url.path
     )
-    return out
+    return Page(items=items, next_cursor=following)
+
+
+async def _one(
+    uow: Uow, request: Request, person: Staff | Volunteer, out: type[Out], reveal: bool
+) -> Out:
+    kind = service.KIND_OF[type(person)]
+    [one] = await service.present(
+        uow, [person], out, kind=kind, reveal=reveal, endpoint=request.url.path
+    )
+    return one
 
 
 @router.post(
@@ -123,7 +132,7 @@ async def create_volunteer(
     body: schemas.VolunteerCreate, uow: Uow, request: Request, reveal: Reveal = False
 ) -> schemas.VolunteerOut:
     volunteer = await service.create_volunteer(uow, data=body)
-    return await _volunteer_one(uow, request, volunteer, reveal)
+    return await _one(uow, request, volunteer, schemas.VolunteerOut, reveal)
 
 
 @router.get(
@@ -144,25 +153,16 @@ async def list_volunteers(
     limit: Limit = 100,
 ) -> Page[schemas.VolunteerOut]:
     query = _matching(
-        select(Volunteer).where(service.visible(uow, Volunteer)),
+        select(Volunteer),
         (Volunteer.committee_id, committee_id),
         (Volunteer.compound_id, compound_id),
         (Volunteer.kind, kind),
     )
     if skill:
         query = service.with_skill(query, skill)
-    if name:
-        query = query.where(Volunteer.name.contains(name, autoescape=True))
-    page, following = await _page(uow, query, Volunteer.id, cursor, limit)
-    items = await service.present(
-        uow,
-        page,
-        schemas.VolunteerOut,
-        kind=PersonKind.volunteer,
-        reveal=reveal,
-        endpoint=request.url.path,
+    return await _people_page(
+        uow, request, query, Volunteer, schemas.VolunteerOut, name, reveal, cursor, limit
     )
-    return Page(items=items, next_cursor=following)
 
 
 @router.get("/volunteers/{volunteer_id}", response_model=schemas.VolunteerOut)
@@ -170,7 +170,7 @@ async def get_volunteer(
     volunteer_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
 ) -> schemas.VolunteerOut:
     volunteer = await service.find(uow, Volunteer, volunteer_id, what="volunteer")
-    return await _volunteer_one(uow, request, volunteer, reveal)
+    return await _one(uow, request, volunteer, schemas.VolunteerOut, reveal)
 
 
 @router.patch(
@@ -186,21 +186,7 @@ async def update_volunteer(
     reveal: Reveal = False,
 ) -> schemas.VolunteerOut:
     volunteer = await service.update_volunteer(uow, volunteer_id=volunteer_id, data=body)
-    return await _volunteer_one(uow, request, volunteer, reveal)
-
-
-async def _volunteer_one(
-    uow: Uow, request: Request, volunteer: Volunteer, reveal: bool
-) -> schemas.VolunteerOut:
-    [out] = await service.present(
-        uow,
-        [volunteer],
-        schemas.VolunteerOut,
-        kind=PersonKind.volunteer,
-        reveal=reveal,
-        endpoint=request.url.path,
-    )
-    return out
+    return await _one(uow, request, volunteer, schemas.VolunteerOut, reveal)
 
 
 @router.post(

@@ -43,15 +43,21 @@ class StaffUpdate(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=80)
 
 
-class StaffOut(BaseModel):
+class PlacedOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     town_id: uuid.UUID
     committee_id: uuid.UUID | None
     compound_id: uuid.UUID | None
+
+
+class PersonOut(PlacedOut):
     name: str
     phone: str | None = Masked
+
+
+class StaffOut(PersonOut):
     title: str
 
 
@@ -73,15 +79,7 @@ class VolunteerUpdate(BaseModel):
     availability: str | None = Field(default=None, max_length=200, examples=["mornings only"])
 
 
-class VolunteerOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    town_id: uuid.UUID
-    committee_id: uuid.UUID | None
-    compound_id: uuid.UUID | None
-    name: str
-    phone: str | None = Masked
+class VolunteerOut(PersonOut):
     kind: VolunteerKind
     skills: list[str]
     availability: str
@@ -98,13 +96,7 @@ class TeamUpdate(BaseModel):
     name: str = Field(min_length=1, max_length=120)
 
 
-class TeamOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    town_id: uuid.UUID
-    committee_id: uuid.UUID | None
-    compound_id: uuid.UUID | None
+class TeamOut(PlacedOut):
     kind: TeamKind
     name: str
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Text, cast, select
+from sqlalchemy import Text, cast, select
 
 from services.registry.access import (
     committee_rows_visible,
@@ -48,6 +48,7 @@ PERSON_MODELS: dict[PersonKind, type[Person]] = {
     PersonKind.staff: Staff,
     PersonKind.volunteer: Volunteer,
 }
+KIND_OF: dict[type[Person], PersonKind] = {m: k for k, m in PERSON_MODELS.items()}
 T = TypeVar("T", bound=Staff | Volunteer | Team)
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -58,9 +59,16 @@ class Place:
     committee_id: uuid.UUID | None = None
     compound_id: uuid.UUID | None = None
 
+    def columns(self) -> dict[str, uuid.UUID | None]:
+        return {
+            "town_id": self.town_id,
+            "committee_id": self.committee_id,
+            "compound_id": self.compound_id,
+        }
 
-def visible(uow: UnitOfWork, model: type[Any]) -> ColumnElement[bool]:
-    return committee_rows_visible(uow, model)
+
+# What a caller may see of staff, volunteers and teams beyond the kernel's scope filter.
+visible = committee_rows_visible
 
 
 async def find(
@@ -147,9 +155,7 @@ async def create_staff(uow: UnitOfWork, *, data: schemas.StaffCreate) -> Staff:
         uow, town_id=data.town_id, committee_id=data.committee_id, compound_id=data.compound_id
     )
     staff = Staff(
-        town_id=place.town_id,
-        committee_id=place.committee_id,
-        compound_id=place.compound_id,
+        **place.columns(),
         name=data.name,
         phone=data.phone,
         title=data.title,
@@ -188,9 +194,7 @@ async def create_volunteers(
         place = places[key]
         volunteers.append(
             Volunteer(
-                town_id=place.town_id,
-                committee_id=place.committee_id,
-                compound_id=place.compound_id,
+                **place.columns(),
                 name=data.name,
                 phone=data.phone,
                 kind=data.kind.value,
@@ -247,9 +251,7 @@ async def create_team(uow: UnitOfWork, *, data: schemas.TeamCreate) -> Team:
         uow, town_id=None, committee_id=data.committee_id, compound_id=data.compound_id
     )
     team = Team(
-        town_id=place.town_id,
-        committee_id=place.committee_id,
-        compound_id=place.compound_id,
+        **place.columns(),
         kind=data.kind.value,
         name=data.name,
     )
