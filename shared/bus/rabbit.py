@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPT = "x-cordon-attempt"
 ERROR = "x-cordon-error"
+# The event's own routing key: dead-lettering from a retry queue replaces the message's.
+ROUTING_KEY = "x-cordon-routing-key"
 # In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
 PUBLISH_WINDOW = 256
 
@@ -91,7 +93,10 @@ class RabbitTransport(Transport):
             self._connection = None
 
     async def ping(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection is not "closed" while it reconnects; ``connected`` says whether
+        # the broker is reachable now.
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     @property
     def channel(self) -> AbstractChannel:
@@ -162,6 +167,7 @@ class RabbitTransport(Transport):
         handler: Handler,
     ) -> None:
         attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[arg-type]
+        routing_key = _routing_key(message)
         try:
             try:
                 envelope = Envelope.from_bytes(message.body)
@@ -186,7 +192,7 @@ class RabbitTransport(Transport):
                 _message(
                     message.body,
                     event_id=message.message_id or "",
-                    routing_key=message.routing_key or "",
+                    routing_key=routing_key,
                     headers=headers,
                 ),
                 routing_key=target,
@@ -208,7 +214,7 @@ class RabbitTransport(Transport):
                 if event_ids is not None and message.message_id not in event_ids:
                     await message.nack(requeue=True)
                     continue
-                routing_key = _parked(queue, message).routing_key
+                routing_key = _routing_key(message)
                 await self.channel.default_exchange.publish(
                     _message(
                         message.body, event_id=message.message_id or "", routing_key=routing_key
@@ -220,17 +226,26 @@ class RabbitTransport(Transport):
         return replayed
 
     @asynccontextmanager
-    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
+    async def _scratch_channel(self) -> AsyncIterator[AbstractChannel]:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
         channel = await self._connection.channel()
         try:
-            yield await channel.get_queue(f"{queue}.parking", ensure=False)
+            yield channel
         finally:
-            await channel.close()
+            if not channel.is_closed:
+                await channel.close()
+
+    @asynccontextmanager
+    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
+        async with self._scratch_channel() as channel:
+            yield await channel.get_queue(f"{queue}.parking", ensure=False)
 
     async def depth(self, queue: str) -> int:
-        declared = await self.channel.declare_queue(queue, passive=True)
+        # A fresh channel: a robust channel answers a passive declare of a queue it declared
+        # itself from its cache, with the count of the day it was declared.
+        async with self._scratch_channel() as channel:
+            declared = await channel.declare_queue(queue, passive=True)
         return int(declared.declaration_result.message_count or 0)
 
 
@@ -242,7 +257,7 @@ def _message(
         message_id=event_id,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        headers={"x-cordon-routing-key": routing_key, **(headers or {})},
+        headers={ROUTING_KEY: routing_key, **(headers or {})},
     )
 
 
@@ -256,12 +271,16 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
     return taken
 
 
+def _routing_key(message: AbstractIncomingMessage) -> str:
+    return str((message.headers or {}).get(ROUTING_KEY, message.routing_key or ""))
+
+
 def _parked(queue: str, message: AbstractIncomingMessage) -> ParkedMessage:
     headers = message.headers or {}
     return ParkedMessage(
         queue=queue,
         event_id=message.message_id or "",
-        routing_key=str(headers.get("x-cordon-routing-key", message.routing_key or "")),
+        routing_key=_routing_key(message),
         attempts=int(headers.get(ATTEMPT, 0)),  # type: ignore[arg-type]
         error=str(headers.get(ERROR, "delivery limit reached")),
         body=message.body,
