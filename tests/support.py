@@ -1,6 +1,8 @@
 """Building blocks for API tests: places and people made through the public API."""
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +134,14 @@ async def committee_staff(
         town.operator,
     )
     return dict(await town.sign_in(username, password))
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], *, within: float = 20, what: str = "condition"
+) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.02)
