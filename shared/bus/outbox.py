@@ -11,12 +11,16 @@ import logging
 from collections.abc import AsyncIterator
 
 from sqlalchemy import Table, delete, func, select
+from sqlalchemy.exc import DBAPIError
 
-from shared.bus.transport import Outgoing, Transport
+from shared.bus.transport import Outgoing, Transport, TransportError
 from shared.db import Database
 from shared.observability import MESSAGES, OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
+
+# A broker or database out of reach: the relay waits and tries again rather than dying.
+RETRYABLE = (TransportError, DBAPIError, TimeoutError, OSError, ConnectionError, RuntimeError)
 
 
 class Relay:
@@ -76,7 +80,7 @@ class Relay:
                 try:
                     published = await self.publish_pending()
                     failures = 0
-                except (TimeoutError, OSError, ConnectionError, RuntimeError) as exc:
+                except RETRYABLE as exc:
                     failures += 1
                     delay = min(30.0, self._interval * 2**failures)
                     log.warning(
