@@ -122,7 +122,7 @@ async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
         )
 
 
-async def _drop_everything(settings: Settings, queues: list[str]) -> None:
+async def drop_everything(settings: Settings, queues: list[str]) -> None:
     if settings.database_url:
         engine = create_async_engine(settings.database_url)
         async with engine.begin() as connection:
@@ -160,7 +160,7 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
     finally:
         queues = queue_names(platform)
         await platform.close()
-        await _drop_everything(settings, queues)
+        await drop_everything(settings, queues)
 
 
 @pytest.fixture
