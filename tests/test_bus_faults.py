@@ -4,6 +4,7 @@ publishes. Each test counts a consumer's committed effects: nothing lost, nothin
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -20,10 +21,11 @@ from shared.contracts.registry import SnapshotStarted
 from shared.db import SequenceInt, new_metadata
 from shared.events import Envelope
 from shared.ids import new_id
+from shared.kv import KeyValue, RedisKeyValue
 from shared.service import Consumer, ServiceRuntime
 from shared.settings import Settings
 from shared.uow import UnitOfWork
-from tests.conftest import queue_cleanup
+from tests.conftest import REDIS_URL, queue_cleanup
 from tests.proxy import TcpProxy
 from tests.support import wait_until
 
@@ -45,6 +47,7 @@ class Effects:
         platform: Platform,
         *,
         transport: Transport | None = None,
+        kv: KeyValue | None = None,
         settings: Settings | None = None,
     ) -> None:
         self.failures_left = 0
@@ -54,7 +57,7 @@ class Effects:
             dataclasses.replace(registry.spec, consumers=(self.consumer,)),
             settings=settings or platform.settings,
             transport=transport or platform.transport,
-            kv=platform.kv,
+            kv=kv or platform.kv,
         )
         self.queue = self.runtime.subscription(self.consumer).queue
 
@@ -276,3 +279,100 @@ async def test_a_worker_whose_broker_connection_is_cut_mid_stream_delivers_every
     assert 0 < backlog_at_cut < events, "the cut did not land mid-stream"
     assert proxy.connections >= 2, "the worker never reconnected"
     assert await counting.counts() == (events, events)
+
+
+@pytest.mark.parametrize("backend", ["services"], indirect=True)
+async def test_a_dropped_redis_connection_neither_spins_the_relay_nor_silences_its_wakeups(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = platform.settings
+    redis_port = int(REDIS_URL.rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(target_host="127.0.0.1", target_port=redis_port)
+    await proxy.start()
+    proxied = RedisKeyValue(f"redis://127.0.0.1:{proxy.port}/0", namespace=settings.schema_prefix)
+    counting = Effects(
+        platform,
+        kv=proxied,
+        settings=settings.model_copy(update={"relay_interval_seconds": 0.2}),
+    )
+    await counting.start()
+    relay = counting.runtime.relay
+    passes = [0]
+    publish_pending = relay.publish_pending
+
+    async def counted() -> int:
+        passes[0] += 1
+        return await publish_pending()
+
+    monkeypatch.setattr(relay, "publish_pending", counted)
+    heard = [0]
+
+    async def listen() -> None:
+        async for _ in proxied.signals("probe"):
+            heard[0] += 1
+
+    async def probe_heard() -> bool:
+        before = heard[0]
+        await platform.kv.signal("probe")
+        await asyncio.sleep(0.1)
+        return heard[0] > before
+
+    tasks = [
+        asyncio.create_task(relay.run(counting.runtime.wakeups())),
+        asyncio.create_task(listen()),
+    ]
+    try:
+        await wait_until(probe_heard, within=5, what="the listener to subscribe")
+        proxy.cut()
+        before = passes[0]
+        await asyncio.sleep(1.5)
+        # Polling every 0.2 s and a wake-up per resubscription attempt, not a busy loop.
+        assert passes[0] - before <= 15, f"{passes[0] - before} relay passes in 1.5 s"
+        proxy.restore()
+        await wait_until(probe_heard, within=5, what="signals after Redis came back")
+        await counting.emit(5)
+
+        async def published() -> bool:
+            return await relay.backlog() == 0
+
+        await wait_until(published, within=5, what="the relay to publish after the outage")
+        assert not any(task.done() for task in tasks)
+    finally:
+        await stop(*tasks)
+        await counting.close()
+        await proxied.close()
+        await proxy.close()
+        await queue_cleanup(platform, [counting.queue])
+
+
+async def test_a_relay_whose_wakeup_source_ends_falls_back_to_polling(
+    counting: Effects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = counting.runtime.relay
+    passes = [0]
+    publish_pending = relay.publish_pending
+
+    async def counted() -> int:
+        passes[0] += 1
+        return await publish_pending()
+
+    async def broken_wakeups() -> AsyncIterator[None]:
+        raise RuntimeError("the key-value store went away")
+        yield None
+
+    monkeypatch.setattr(relay, "publish_pending", counted)
+    started = time.monotonic()
+    task = asyncio.create_task(relay.run(broken_wakeups()))
+    try:
+        await asyncio.sleep(0.5)
+        await counting.emit(3)
+
+        async def published() -> bool:
+            return await relay.backlog() == 0
+
+        await wait_until(published, within=5, what="the polling relay to publish")
+        assert not task.done()
+    finally:
+        await stop(task)
+    polls = (time.monotonic() - started) / counting.runtime.settings.relay_interval_seconds
+    assert passes[0] <= 2 * polls + 5, f"{passes[0]} relay passes for {polls:.0f} polls"

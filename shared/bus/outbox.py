@@ -74,6 +74,7 @@ class Relay:
     async def run(self, wakeups: AsyncIterator[None]) -> None:
         """Publish until cancelled: at once when woken, at least every interval."""
         pending_wakeup: asyncio.Task[None] | None = None
+        listening = True
         failures = 0
         try:
             while True:
@@ -90,11 +91,20 @@ class Relay:
                     continue
                 if published == self._batch:
                     continue
+                if not listening:
+                    await asyncio.sleep(self._interval)
+                    continue
                 if pending_wakeup is None:
                     pending_wakeup = asyncio.ensure_future(anext(wakeups))
                 done, _ = await asyncio.wait({pending_wakeup}, timeout=self._interval)
                 if done:
-                    pending_wakeup = None
+                    ended, pending_wakeup = pending_wakeup.exception(), None
+                    if ended is not None:
+                        # Asking an ended source again would answer at once, for ever.
+                        listening = False
+                        log.warning(
+                            "relay of %s lost its wake-ups, polling: %r", self.service, ended
+                        )
         finally:
             if pending_wakeup is not None:
                 pending_wakeup.cancel()
