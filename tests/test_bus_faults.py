@@ -15,6 +15,7 @@ from sqlalchemy import Column, Table, Uuid, func, select
 
 from cordon.platform import Platform
 from shared.auth import Principal
+from shared.bus.outbox import Relay
 from shared.bus.rabbit import RabbitTransport
 from shared.bus.transport import Outgoing, Transport
 from shared.contracts.registry import SnapshotStarted
@@ -118,6 +119,19 @@ async def counting(platform: Platform) -> AsyncIterator[Effects]:
     finally:
         await counting.close()
         await queue_cleanup(platform, [counting.queue])
+
+
+def count_passes(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the relay's passes over the outbox (a busy loop shows as thousands)."""
+    passes = [0]
+    publish_pending = relay.publish_pending
+
+    async def counted() -> int:
+        passes[0] += 1
+        return await publish_pending()
+
+    monkeypatch.setattr(relay, "publish_pending", counted)
+    return passes
 
 
 async def stop(*tasks: asyncio.Task[Any]) -> None:
@@ -297,14 +311,7 @@ async def test_a_dropped_redis_connection_neither_spins_the_relay_nor_silences_i
     )
     await counting.start()
     relay = counting.runtime.relay
-    passes = [0]
-    publish_pending = relay.publish_pending
-
-    async def counted() -> int:
-        passes[0] += 1
-        return await publish_pending()
-
-    monkeypatch.setattr(relay, "publish_pending", counted)
+    passes = count_passes(relay, monkeypatch)
     heard = [0]
 
     async def listen() -> None:
@@ -349,18 +356,12 @@ async def test_a_relay_whose_wakeup_source_ends_falls_back_to_polling(
     counting: Effects, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     relay = counting.runtime.relay
-    passes = [0]
-    publish_pending = relay.publish_pending
-
-    async def counted() -> int:
-        passes[0] += 1
-        return await publish_pending()
+    passes = count_passes(relay, monkeypatch)
 
     async def broken_wakeups() -> AsyncIterator[None]:
         raise RuntimeError("the key-value store went away")
         yield None
 
-    monkeypatch.setattr(relay, "publish_pending", counted)
     started = time.monotonic()
     task = asyncio.create_task(relay.run(broken_wakeups()))
     try:
