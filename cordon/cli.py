@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from cordon import catalogue
 from cordon.app import create_app
@@ -31,7 +32,16 @@ log = logging.getLogger("cordon")
 
 
 def _settings() -> Settings:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # One line per problem, without pydantic's echo of the input (URLs and secrets).
+        for error in exc.errors():
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            named = f"CORDON_{field}: " if field else ""
+            typer.echo(f"cordon: refusing to start: {named}{message}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(json_lines=settings.log_json)
     return settings
 

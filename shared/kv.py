@@ -3,12 +3,19 @@ throttling) and wake-up signals across processes (a commit tells the relay to pu
 The embedded mode uses the in-memory stand-in; both pass the same contract tests."""
 
 import asyncio
+import contextlib
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+# How long a lost Redis subscription waits before subscribing again.
+RESUBSCRIBE_SECONDS = 1.0
 
 
 class KeyValue(ABC):
@@ -90,15 +97,23 @@ class RedisKeyValue(KeyValue):
         await self._redis.publish(self._ns + channel, b"1")
 
     async def signals(self, channel: str) -> AsyncIterator[None]:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._ns + channel)
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    yield None
-        finally:
-            await pubsub.unsubscribe(self._ns + channel)
-            await pubsub.aclose()
+        name = self._ns + channel
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(name)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        yield None
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("lost the subscription to %s, subscribing again: %s", name, exc)
+            finally:
+                with contextlib.suppress(aioredis.RedisError, OSError):
+                    await pubsub.unsubscribe(name)
+                await pubsub.aclose()
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            # Signals sent while away are lost: wake the listener once in their place.
+            yield None
 
     async def ping(self) -> bool:
         try:

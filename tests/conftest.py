@@ -87,23 +87,42 @@ def settings(backend: str, tmp_path: Path) -> Settings:
     )
 
 
-async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
-    """Delete queues a test declared itself (RabbitMQ keeps them; SQLite goes with tmp)."""
-    if not platform.settings.broker_url:
-        return
+def skip_unless_reachable(*names: str) -> None:
+    """Skip when one of the named services is down (CI fails at session start instead)."""
+    down = [name for name in _unreachable() if name in names]
+    if down:
+        pytest.skip(f"unreachable here: {', '.join(down)}")
+
+
+async def delete_bus_objects(
+    broker_url: str, *, queues: list[str], delivery_limit: int, exchange: str | None = None
+) -> None:
+    """Delete consumer queues with their retry and parking queues (and the exchange)."""
     import aio_pika
 
-    connection = await aio_pika.connect(platform.settings.broker_url)
+    connection = await aio_pika.connect(broker_url)
     channel = await connection.channel()
     for queue in queues:
         for name in [queue, f"{queue}.parking"] + [
-            f"{queue}.retry.{n}" for n in range(1, platform.settings.delivery_limit)
+            f"{queue}.retry.{n}" for n in range(1, delivery_limit)
         ]:
             await channel.queue_delete(name)
+    if exchange is not None:
+        await channel.exchange_delete(exchange)
     await connection.close()
 
 
-async def _drop_everything(settings: Settings, queues: list[str]) -> None:
+async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
+    """Delete queues a test declared itself (RabbitMQ keeps them; SQLite goes with tmp)."""
+    if platform.settings.broker_url:
+        await delete_bus_objects(
+            platform.settings.broker_url,
+            queues=queues,
+            delivery_limit=platform.settings.delivery_limit,
+        )
+
+
+async def drop_everything(settings: Settings, queues: list[str]) -> None:
     if settings.database_url:
         engine = create_async_engine(settings.database_url)
         async with engine.begin() as connection:
@@ -141,7 +160,7 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
     finally:
         queues = queue_names(platform)
         await platform.close()
-        await _drop_everything(settings, queues)
+        await drop_everything(settings, queues)
 
 
 @pytest.fixture

@@ -78,15 +78,20 @@ class LocalTransport(Transport):
         self._batch = batch
         self._database = Database(url=url, schema="bus", pool_size=2)
         self._wakeups: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._connected = False
 
     async def connect(self) -> None:
         async with self._database.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
+        self._connected = True
 
     async def close(self) -> None:
+        self._connected = False
         await self._database.dispose()
 
     async def ping(self) -> bool:
+        if not self._connected:
+            return False
         try:
             async with self._database.engine.connect() as connection:
                 await connection.execute(select(1))
@@ -133,8 +138,11 @@ class LocalTransport(Transport):
             wakeup.clear()
             handled = await self._deliver_ready(subscription.queue, handler)
             if handled < self._batch:
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                # lands as the wait ends, and the consumer then never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout=self._poll)
+                    async with asyncio.timeout(self._poll):
+                        await wakeup.wait()
 
     async def _deliver_ready(self, queue: str, handler: Handler) -> int:
         async with self._database.session() as session:

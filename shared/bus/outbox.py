@@ -11,12 +11,16 @@ import logging
 from collections.abc import AsyncIterator
 
 from sqlalchemy import Table, delete, func, select
+from sqlalchemy.exc import DBAPIError
 
-from shared.bus.transport import Outgoing, Transport
+from shared.bus.transport import Outgoing, Transport, TransportError
 from shared.db import Database
 from shared.observability import MESSAGES, OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
+
+# A broker or database out of reach: the relay waits and tries again rather than dying.
+RETRYABLE = (TransportError, DBAPIError, TimeoutError, OSError, ConnectionError, RuntimeError)
 
 
 class Relay:
@@ -70,13 +74,14 @@ class Relay:
     async def run(self, wakeups: AsyncIterator[None]) -> None:
         """Publish until cancelled: at once when woken, at least every interval."""
         pending_wakeup: asyncio.Task[None] | None = None
+        listening = True
         failures = 0
         try:
             while True:
                 try:
                     published = await self.publish_pending()
                     failures = 0
-                except (TimeoutError, OSError, ConnectionError, RuntimeError) as exc:
+                except RETRYABLE as exc:
                     failures += 1
                     delay = min(30.0, self._interval * 2**failures)
                     log.warning(
@@ -86,11 +91,20 @@ class Relay:
                     continue
                 if published == self._batch:
                     continue
+                if not listening:
+                    await asyncio.sleep(self._interval)
+                    continue
                 if pending_wakeup is None:
                     pending_wakeup = asyncio.ensure_future(anext(wakeups))
                 done, _ = await asyncio.wait({pending_wakeup}, timeout=self._interval)
                 if done:
-                    pending_wakeup = None
+                    ended, pending_wakeup = pending_wakeup.exception(), None
+                    if ended is not None:
+                        # Asking an ended source again would answer at once, for ever.
+                        listening = False
+                        log.warning(
+                            "relay of %s lost its wake-ups, polling: %r", self.service, ended
+                        )
         finally:
             if pending_wakeup is not None:
                 pending_wakeup.cancel()

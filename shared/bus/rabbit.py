@@ -11,9 +11,9 @@ confirms, and only then acks it: a crash in between can only duplicate, which th
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -24,6 +24,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from shared.bus.transport import (
     Handler,
@@ -32,6 +33,7 @@ from shared.bus.transport import (
     PoisonMessage,
     Subscription,
     Transport,
+    TransportError,
     backoff_seconds,
     describe_error,
 )
@@ -41,6 +43,10 @@ log = logging.getLogger(__name__)
 
 ATTEMPT = "x-cordon-attempt"
 ERROR = "x-cordon-error"
+# The event's own routing key: dead-lettering from a retry queue replaces the message's.
+ROUTING_KEY = "x-cordon-routing-key"
+# What aio-pika raises when the broker refuses, or the connection or channel is gone.
+BROKER_ERRORS: tuple[type[BaseException], ...] = CONNECTION_EXCEPTIONS
 # In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
 PUBLISH_WINDOW = 256
 
@@ -91,7 +97,10 @@ class RabbitTransport(Transport):
             self._connection = None
 
     async def ping(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection is not "closed" while it reconnects; ``connected`` says whether
+        # the broker is reachable now.
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     @property
     def channel(self) -> AbstractChannel:
@@ -108,7 +117,9 @@ class RabbitTransport(Transport):
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
-            await asyncio.gather(
+            # Every publish of the window settles before a failure is raised: none is still
+            # in flight when the caller decides to publish the batch again.
+            outcomes = await asyncio.gather(
                 *(
                     self.exchange.publish(
                         _message(m.body, event_id=m.event_id, routing_key=m.routing_key),
@@ -116,8 +127,16 @@ class RabbitTransport(Transport):
                         mandatory=False,
                     )
                     for m in window
-                )
+                ),
+                return_exceptions=True,
             )
+            for outcome in outcomes:
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, BROKER_ERRORS):
+                    raise TransportError(describe_error(outcome)) from outcome
+                if isinstance(outcome, BaseException):
+                    raise outcome
 
     async def declare(self, subscription: Subscription) -> None:
         queue = subscription.queue
@@ -143,16 +162,24 @@ class RabbitTransport(Transport):
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
-        channel = await self._connection.channel(publisher_confirms=True)
+        connection = self._connection
+        channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self._prefetch)
-        queue = await channel.get_queue(subscription.queue, ensure=False)
+        # Declared (passively) on this robust channel, so that aio-pika restores the queue and
+        # the consumer on it after the connection comes back.
+        queue = await channel.declare_queue(subscription.queue, passive=True)
         try:
-            async with queue.iterator() as messages:
-                async for message in messages:
-                    await self._deliver(channel, subscription.queue, message, handler)
+            while not connection.is_closed:
+                async with queue.iterator() as messages:
+                    async for message in messages:
+                        await self._deliver(channel, subscription.queue, message, handler)
+                # The iterator gives up after a long outage; wait for the broker and go on.
+                log.warning("consumer of %s stopped; resuming", subscription.queue)
+                await asyncio.sleep(1)
         finally:
             if not channel.is_closed:
-                await channel.close()
+                with contextlib.suppress(*BROKER_ERRORS):
+                    await channel.close()
 
     async def _deliver(
         self,
@@ -161,7 +188,6 @@ class RabbitTransport(Transport):
         message: AbstractIncomingMessage,
         handler: Handler,
     ) -> None:
-        attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[arg-type]
         try:
             try:
                 envelope = Envelope.from_bytes(message.body)
@@ -171,27 +197,53 @@ class RabbitTransport(Transport):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            park = isinstance(exc, PoisonMessage) or attempt >= self.delivery_limit
+            failure: Exception | None = exc
+        else:
+            failure = None
+        try:
+            if failure is not None:
+                await self._retry_or_park(channel, queue, message, failure)
+            await message.ack()
+        except BROKER_ERRORS as exc:
+            # The channel went away with the message unacknowledged: the broker delivers it
+            # again, and the consumer's inbox makes a second success harmless.
             log.warning(
-                "message %s on %s failed on attempt %s (%s)",
+                "could not settle message %s on %s, it will come again: %s",
                 message.message_id,
                 queue,
-                attempt,
-                "parked" if park else "will retry",
-                exc_info=exc,
+                describe_error(exc),
             )
-            target = f"{queue}.parking" if park else f"{queue}.retry.{attempt}"
-            headers = {ATTEMPT: attempt if park else attempt + 1, ERROR: describe_error(exc)}
-            await channel.default_exchange.publish(
-                _message(
-                    message.body,
-                    event_id=message.message_id or "",
-                    routing_key=message.routing_key or "",
-                    headers=headers,
-                ),
-                routing_key=target,
-            )
-        await message.ack()
+            with contextlib.suppress(*BROKER_ERRORS):
+                await message.nack(requeue=True)
+
+    async def _retry_or_park(
+        self,
+        channel: AbstractChannel,
+        queue: str,
+        message: AbstractIncomingMessage,
+        failure: Exception,
+    ) -> None:
+        attempt = int((message.headers or {}).get(ATTEMPT, 1))  # type: ignore[arg-type]
+        park = isinstance(failure, PoisonMessage) or attempt >= self.delivery_limit
+        log.warning(
+            "message %s on %s failed on attempt %s (%s)",
+            message.message_id,
+            queue,
+            attempt,
+            "parked" if park else "will retry",
+            exc_info=failure,
+        )
+        target = f"{queue}.parking" if park else f"{queue}.retry.{attempt}"
+        headers = {ATTEMPT: attempt if park else attempt + 1, ERROR: describe_error(failure)}
+        await channel.default_exchange.publish(
+            _message(
+                message.body,
+                event_id=message.message_id or "",
+                routing_key=_routing_key(message),
+                headers=headers,
+            ),
+            routing_key=target,
+        )
 
     async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]:
         async with self._parking(queue) as parking:
@@ -208,7 +260,7 @@ class RabbitTransport(Transport):
                 if event_ids is not None and message.message_id not in event_ids:
                     await message.nack(requeue=True)
                     continue
-                routing_key = _parked(queue, message).routing_key
+                routing_key = _routing_key(message)
                 await self.channel.default_exchange.publish(
                     _message(
                         message.body, event_id=message.message_id or "", routing_key=routing_key
@@ -219,18 +271,27 @@ class RabbitTransport(Transport):
                 replayed += 1
         return replayed
 
-    @asynccontextmanager
-    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
+    @contextlib.asynccontextmanager
+    async def _scratch_channel(self) -> AsyncIterator[AbstractChannel]:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
         channel = await self._connection.channel()
         try:
-            yield await channel.get_queue(f"{queue}.parking", ensure=False)
+            yield channel
         finally:
-            await channel.close()
+            if not channel.is_closed:
+                await channel.close()
+
+    @contextlib.asynccontextmanager
+    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
+        async with self._scratch_channel() as channel:
+            yield await channel.get_queue(f"{queue}.parking", ensure=False)
 
     async def depth(self, queue: str) -> int:
-        declared = await self.channel.declare_queue(queue, passive=True)
+        # A fresh channel: a robust channel answers a passive declare of a queue it declared
+        # itself from its cache, with the count of the day it was declared.
+        async with self._scratch_channel() as channel:
+            declared = await channel.declare_queue(queue, passive=True)
         return int(declared.declaration_result.message_count or 0)
 
 
@@ -242,7 +303,7 @@ def _message(
         message_id=event_id,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        headers={"x-cordon-routing-key": routing_key, **(headers or {})},
+        headers={ROUTING_KEY: routing_key, **(headers or {})},
     )
 
 
@@ -256,12 +317,16 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
     return taken
 
 
+def _routing_key(message: AbstractIncomingMessage) -> str:
+    return str((message.headers or {}).get(ROUTING_KEY, message.routing_key or ""))
+
+
 def _parked(queue: str, message: AbstractIncomingMessage) -> ParkedMessage:
     headers = message.headers or {}
     return ParkedMessage(
         queue=queue,
         event_id=message.message_id or "",
-        routing_key=str(headers.get("x-cordon-routing-key", message.routing_key or "")),
+        routing_key=_routing_key(message),
         attempts=int(headers.get(ATTEMPT, 0)),  # type: ignore[arg-type]
         error=str(headers.get(ERROR, "delivery limit reached")),
         body=message.body,

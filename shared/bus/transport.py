@@ -45,6 +45,10 @@ class PoisonMessage(Exception):
     """A message that can never succeed (unreadable): park it without retrying."""
 
 
+class TransportError(Exception):
+    """The broker is unreachable or refused the messages now; publishing again later may work."""
+
+
 class Transport(ABC):
     delivery_limit: int
 
@@ -56,7 +60,8 @@ class Transport(ABC):
 
     @abstractmethod
     async def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Return once every message is confirmed; raise if any is not."""
+        """Return once every message is confirmed; raise (TransportError when the broker is
+        unreachable or refuses) if any is not."""
 
     @abstractmethod
     async def declare(self, subscription: Subscription) -> None:

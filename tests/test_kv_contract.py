@@ -1,0 +1,156 @@
+"""One contract for both key-value stores: Redis (distributed mode) and the in-memory stand-in
+of the embedded mode count hits in a window, reset, deliver signals and keep namespaces apart."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from shared.kv import KeyValue, MemoryKeyValue, RedisKeyValue
+from tests.conftest import REDIS_URL, skip_unless_reachable
+from tests.support import eventually
+
+
+@dataclass
+class Stores:
+    """Opens one store per namespace (the same namespace gives the same store)."""
+
+    make: Callable[[str], KeyValue]
+    opened: dict[str, KeyValue] = field(default_factory=dict)
+    listeners: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __call__(self, namespace: str) -> KeyValue:
+        if namespace not in self.opened:
+            self.opened[namespace] = self.make(namespace)
+        return self.opened[namespace]
+
+    def listen(self, kv: KeyValue, channel: str) -> list[int]:
+        """Count the signals ``kv`` yields on ``channel``, in the background."""
+        received = [0]
+
+        async def count() -> None:
+            async for _ in kv.signals(channel):
+                received[0] += 1
+
+        self.listeners.append(asyncio.create_task(count()))
+        return received
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+    prefix = f"kvtest_{uuid.uuid4().hex[:10]}_"
+    if request.param == "redis":
+        skip_unless_reachable("Redis")
+        opened = Stores(lambda namespace: RedisKeyValue(REDIS_URL, namespace=prefix + namespace))
+    else:
+        opened = Stores(lambda namespace: MemoryKeyValue())
+    try:
+        yield opened
+    finally:
+        for task in opened.listeners:
+            task.cancel()
+        await asyncio.gather(*opened.listeners, return_exceptions=True)
+        for kv in opened.opened.values():
+            for key in ("login:operator", "login:staff", "login:guard"):
+                await kv.reset(key)
+            await kv.close()
+
+
+async def test_hits_are_counted_per_key_within_the_window(stores: Stores) -> None:
+    kv = stores("a:")
+    assert [await kv.hit("login:operator", window_seconds=60) for _ in range(3)] == [1, 2, 3]
+    assert await kv.hit("login:staff", window_seconds=60) == 1
+    assert await kv.hit("login:operator", window_seconds=60) == 4
+
+
+async def test_the_count_starts_again_when_the_window_ends(stores: Stores) -> None:
+    kv = stores("a:")
+    assert await kv.hit("login:guard", window_seconds=1) == 1
+    assert await kv.hit("login:guard", window_seconds=1) == 2
+    await asyncio.sleep(1.1)
+    assert await kv.hit("login:guard", window_seconds=1) == 1
+
+
+async def test_reset_forgets_the_hits_of_one_key(stores: Stores) -> None:
+    kv = stores("a:")
+    for _ in range(5):
+        await kv.hit("login:operator", window_seconds=60)
+    await kv.hit("login:staff", window_seconds=60)
+    await kv.reset("login:operator")
+    assert await kv.hit("login:operator", window_seconds=60) == 1
+    assert await kv.hit("login:staff", window_seconds=60) == 2
+
+
+async def until_listening(kv: KeyValue, channel: str, received: list[int]) -> None:
+    """Signal until the listener has one: subscribing takes effect after the first wait."""
+
+    async def heard() -> bool:
+        if received[0] == 0:
+            await kv.signal(channel)
+            await asyncio.sleep(0.05)
+        return received[0] > 0
+
+    await eventually(heard, within=5, what=f"a listener on {channel}")
+
+
+async def test_a_signal_reaches_every_subscriber_of_its_channel_only(stores: Stores) -> None:
+    kv = stores("a:")
+    first = stores.listen(kv, "outbox:registry")
+    second = stores.listen(kv, "outbox:registry")
+    elsewhere = stores.listen(kv, "outbox:testing")
+    for received, channel in [
+        (first, "outbox:registry"),
+        (second, "outbox:registry"),
+        (elsewhere, "outbox:testing"),
+    ]:
+        await until_listening(kv, channel, received)
+    await asyncio.sleep(0.2)
+    before = [first[0], second[0], elsewhere[0]]
+
+    await kv.signal("outbox:registry")
+
+    async def both_heard() -> bool:
+        return first[0] > before[0] and second[0] > before[1]
+
+    await eventually(both_heard, within=5, what="both subscribers to hear the signal")
+    await asyncio.sleep(0.2)
+    assert elsewhere[0] == before[2]
+
+
+async def test_namespaces_keep_counters_and_signals_apart(stores: Stores) -> None:
+    town_a, town_b = stores("a:"), stores("b:")
+    for _ in range(3):
+        await town_a.hit("login:operator", window_seconds=60)
+    assert await town_b.hit("login:operator", window_seconds=60) == 1
+    await town_b.reset("login:operator")
+    assert await town_a.hit("login:operator", window_seconds=60) == 4
+
+    in_a = stores.listen(town_a, "outbox:registry")
+    in_b = stores.listen(town_b, "outbox:registry")
+    await until_listening(town_a, "outbox:registry", in_a)
+    await until_listening(town_b, "outbox:registry", in_b)
+    await asyncio.sleep(0.2)
+    before = [in_a[0], in_b[0]]
+
+    await town_a.signal("outbox:registry")
+
+    async def a_heard() -> bool:
+        return in_a[0] > before[0]
+
+    await eventually(a_heard, within=5, what="the signal in namespace a")
+    await asyncio.sleep(0.2)
+    assert in_b[0] == before[1]
+
+
+async def test_ping_answers_true_when_the_store_is_reachable(stores: Stores) -> None:
+    assert await stores("a:").ping() is True
+
+
+async def test_an_unreachable_redis_answers_ping_false_instead_of_raising() -> None:
+    kv = RedisKeyValue("redis://127.0.0.1:1/0")
+    try:
+        assert await kv.ping() is False
+    finally:
+        await kv.close()
