@@ -5,13 +5,15 @@ by name; and who was missed in the last two closed rounds that covered them.
 Every count is of members (people), each counted once per group; the caller's scope filters
 the members, so committee staff count only their compounds' people."""
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, literal, select, union_all
 from sqlalchemy.orm import aliased
+from sqlalchemy.types import Uuid
 
 from services.testing.coverage import schemas
 from services.testing.models import (
@@ -45,6 +47,9 @@ PARTITIONS: dict[str, Any] = {
 }
 
 
+TALLIES = ("expected", "sampled", "resulted", "positive")
+
+
 def _tallies() -> tuple[Any, ...]:
     return (
         func.count().label("expected"),
@@ -55,14 +60,47 @@ def _tallies() -> tuple[Any, ...]:
 
 
 def _tally(row: Any) -> dict[str, int]:
-    expected, sampled = int(row.expected), int(row.sampled)
+    expected, sampled = int(row.expected or 0), int(row.sampled or 0)
     return {
         "expected": expected,
         "sampled": sampled,
-        "resulted": int(row.resulted),
-        "positive": int(row.positive),
+        "resulted": int(row.resulted or 0),
+        "positive": int(row.positive or 0),
         "missed": expected - sampled,
     }
+
+
+def _groups(by: schemas.Grouping, where: list[ColumnElement[bool]]) -> Any:
+    """One row per group with its tallies, and ``total`` true on a row of every member.
+
+    By compound, building or unit each member is in one group, so the total is summed from
+    the groups afterwards. By grid, members are counted once per building first and the
+    buildings summed into their grids (far cheaper than joining every member to every grid
+    of its building), and into the total row."""
+    if by != "grid":
+        key = PARTITIONS[by]
+        return (
+            select(key.label("place_id"), literal(False).label("total"), *_tallies())
+            .where(*where)
+            .group_by(key)
+            .subquery()
+        )
+    buildings = (
+        select(RoundMember.building_id.label("building_id"), *_tallies())
+        .where(*where)
+        .group_by(RoundMember.building_id)
+        .cte("by_building")
+    )
+    sums = [func.sum(buildings.c[name]).label(name) for name in TALLIES]
+    per_grid = (
+        select(
+            DirectoryGridBuilding.grid_id.label("place_id"), literal(False).label("total"), *sums
+        )
+        .join(buildings, buildings.c.building_id == DirectoryGridBuilding.building_id)
+        .group_by(DirectoryGridBuilding.grid_id)
+    )
+    whole = select(literal(None, Uuid).label("place_id"), literal(True).label("total"), *sums)
+    return union_all(per_grid, whole).subquery()
 
 
 async def _check_place(
@@ -100,6 +138,7 @@ async def _members_where(
     return where
 
 
+@functools.lru_cache(maxsize=4096)
 def _natural(text: str | None) -> tuple[Any, ...]:
     """Building 2 before building 10."""
     parts = re.split(r"(\d+)", text or "")
@@ -117,19 +156,7 @@ async def coverage(
     where = await _members_where(
         uow, round_id=round_id, compound_id=compound_id, building_id=building_id
     )
-    if by == "grid":
-        key = DirectoryGridBuilding.grid_id
-        source = (
-            select(key.label("place_id"), *_tallies())
-            .select_from(RoundMember)
-            .join(
-                DirectoryGridBuilding, DirectoryGridBuilding.building_id == RoundMember.building_id
-            )
-        )
-    else:
-        key = PARTITIONS[by]
-        source = select(key.label("place_id"), *_tallies())
-    grouped = source.where(*where).group_by(key).subquery()
+    grouped = _groups(by, where)
     query = select(
         grouped,
         DirectoryPlace.code,
@@ -151,16 +178,13 @@ async def coverage(
             **_tally(row),
         )
         for row in rows
+        if not row.total
     ]
     groups.sort(
         key=lambda g: (str(g.compound_id or ""), _natural(g.name if by == "unit" else g.code))
     )
-    if by == "grid":
-        total = schemas.Tally(
-            **_tally((await uow.session.execute(select(*_tallies()).where(*where))).one())
-        )
-    else:
-        total = _sum(groups)
+    totals = [schemas.Tally(**_tally(row)) for row in rows if row.total]
+    total = totals[0] if totals else _sum(rows)
     return schemas.Coverage(
         round_id=round_id,
         by=by,
@@ -171,9 +195,18 @@ async def coverage(
     )
 
 
-def _sum(groups: Sequence[schemas.Tally]) -> schemas.Tally:
-    fields = ("expected", "sampled", "resulted", "positive", "missed")
-    return schemas.Tally(**{f: sum(getattr(g, f) for g in groups) for f in fields})
+def _sum(rows: Sequence[Any]) -> schemas.Tally:
+    columns = list(
+        zip(*((r.expected, r.sampled, r.resulted, r.positive) for r in rows), strict=True)
+    )
+    expected, sampled, resulted, positive = (int(sum(c)) for c in columns) if rows else (0,) * 4
+    return schemas.Tally(
+        expected=expected,
+        sampled=sampled,
+        resulted=resulted,
+        positive=positive,
+        missed=expected - sampled,
+    )
 
 
 def _missed_out(row: Any, *, show_phone: bool) -> schemas.MissedResident:
