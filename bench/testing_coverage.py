@@ -314,6 +314,7 @@ class Figures:
     raw_count_ms: float
     single: "LoadResult | None" = None
     batch: "LoadResult | None" = None
+    health: "LoadResult | None" = None
     raw_round_trips_per_s: float = 0.0
     sampled_after: int = 0
 
@@ -324,6 +325,7 @@ class LoadResult:
     seconds: float
     latencies: Timings
     server_cpu_seconds: float = 0.0
+    client_cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -449,31 +451,39 @@ def tube_bodies(members: Sequence[list[str]], prefix: str) -> list[dict[str, Any
 async def post_all(
     client: httpx.AsyncClient,
     path: str,
-    bodies: Sequence[Any],
+    bodies: Sequence[Any | None],
     *,
     concurrency: int,
     tubes_each: int,
     server: Server,
 ) -> LoadResult:
-    """Post every body with `concurrency` requests in flight; each must succeed. Counts the
-    server's CPU time too, a figure the other processes on the machine do not blur."""
+    """Post every body (GET the path for None) with `concurrency` requests in flight; each must
+    succeed. Counts the server's CPU time too, a figure the other processes on the machine do
+    not blur."""
     latencies: list[float] = []
     queue = iter(bodies)
 
     async def worker() -> None:
         for body in queue:
             started = time.perf_counter()
-            response = await client.post(path, json=body)
+            if body is None:
+                response = await client.get(path)
+            else:
+                response = await client.post(path, json=body)
             latencies.append(time.perf_counter() - started)
             if response.status_code not in (200, 201):
                 raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
 
-    cpu = server.cpu_seconds()
+    cpu, own_cpu = server.cpu_seconds(), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return LoadResult(
-        len(bodies) * tubes_each, elapsed, Timings(latencies), server.cpu_seconds() - cpu
+        len(bodies) * tubes_each,
+        elapsed,
+        Timings(latencies),
+        server_cpu_seconds=server.cpu_seconds() - cpu,
+        client_cpu_seconds=time.process_time() - own_cpu,
     )
 
 
@@ -485,9 +495,10 @@ async def time_tubes(
     *,
     tubes: int,
     concurrency: int,
-) -> tuple[LoadResult, LoadResult]:
+) -> tuple[LoadResult, LoadResult, LoadResult]:
     """Single tubes with `concurrency` in flight (after a warm-up), then as many tubes in
-    batches of 100, four in flight."""
+    batches of 100, four in flight; and the HTTP stack's own ceiling: GET /healthz as often
+    as single tubes, at the same concurrency."""
     warmup = min(100, tubes // 10)
     batch_size = 100
     batches = max(1, tubes // batch_size)
@@ -510,6 +521,7 @@ async def time_tubes(
             {"tubes": batch_bodies[n : n + batch_size]}
             for n in range(0, len(batch_bodies), batch_size)
         ]
+        health = await post_all(client, "/healthz", [None] * tubes, **one)  # type: ignore[arg-type]
         batch = await post_all(
             client,
             f"{path}/batch",
@@ -518,7 +530,7 @@ async def time_tubes(
             tubes_each=batch_size,
             server=server,
         )
-    return single, batch
+    return single, batch, health
 
 
 async def sampled_count(url: str, schema: str, round_id: uuid.UUID) -> int:
@@ -593,7 +605,7 @@ async def run(
             if tubes <= 0:
                 return figures
             with cordon_serve("testing", env=env) as server:
-                figures.single, figures.batch = await time_tubes(
+                figures.single, figures.batch, figures.health = await time_tubes(
                     server, token, town, open_round, tubes=tubes, concurrency=concurrency
                 )
             figures.raw_round_trips_per_s = await _pg.round_trip_rate(url, concurrency=concurrency)
@@ -624,31 +636,32 @@ def _report_coverage(say: Any, figures: Figures, compound_size: int) -> None:
 
 
 def _report_tubes(say: Any, figures: Figures, concurrency: int) -> None:
-    assert figures.single is not None and figures.batch is not None
-    single, batch = figures.single, figures.batch
+    assert figures.single and figures.batch and figures.health
+    single, batch, health = figures.single, figures.batch, figures.health
     say(
         "\ntube registration through the HTTP API (cordon serve -s testing; goal >= 1,000 "
-        "tubes/s with p99 <= 50 ms):"
+        "tubes/s with p99 <= 50 ms); CPU per tube of the API process and of this load "
+        "generator, figures the rest of the machine does not blur:"
     )
     verdict = "ok" if single.rate >= 1000 and single.latencies.percentile(99) <= 50 else "MISSED"
-    say(
-        f"  single tubes, {concurrency} in flight: {single.tubes:,} tubes in "
-        f"{single.seconds:.1f} s = {single.rate:,.0f} tubes/s; p50 "
-        f"{single.latencies.percentile(50):.1f} ms, p99 {single.latencies.percentile(99):.1f} ms"
-        f"  [{verdict}]; server CPU {single.server_cpu_seconds / single.tubes * 1000:.2f} ms/tube"
+    rows = (
+        (f"single tubes, {concurrency} in flight", single, f"[{verdict}]"),
+        ("batches of 100, 4 in flight", batch, "(latency per batch)"),
+        (f"GET /healthz, {concurrency} in flight", health, "(the HTTP stack alone)"),
     )
+    for name, result, note in rows:
+        say(
+            f"  {name:28} {result.rate:7,.0f} /s  p50 {result.latencies.percentile(50):6.1f} ms"
+            f"  p99 {result.latencies.percentile(99):6.1f} ms  API CPU "
+            f"{result.server_cpu_seconds / result.tubes * 1000:5.2f} ms  client CPU "
+            f"{result.client_cpu_seconds / result.tubes * 1000:5.2f} ms  {note}"
+        )
     say(
-        f"  batches of 100, 4 in flight: {batch.tubes:,} tubes in {batch.seconds:.1f} s = "
-        f"{batch.rate:,.0f} tubes/s; per batch p50 {batch.latencies.percentile(50):.0f} ms, "
-        f"p99 {batch.latencies.percentile(99):.0f} ms; server CPU "
-        f"{batch.server_cpu_seconds / batch.tubes * 1000:.2f} ms/tube"
+        f"  single tubes reach {single.rate / health.rate:.2f} of GET /healthz's rate and "
+        f"{single.rate / figures.raw_round_trips_per_s:.3f} of raw asyncpg SELECT 1 round trips "
+        f"({figures.raw_round_trips_per_s:,.0f}/s, {concurrency} connections); "
+        f"members sampled afterwards: {figures.sampled_after:,}"
     )
-    say(
-        f"  raw asyncpg SELECT 1, {concurrency} connections: "
-        f"{figures.raw_round_trips_per_s:,.0f} round trips/s; single tubes reach "
-        f"{single.rate / figures.raw_round_trips_per_s:.3f} of it"
-    )
-    say(f"  members sampled afterwards: {figures.sampled_after:,}")
 
 
 def main() -> None:
