@@ -9,6 +9,7 @@ import functools
 import re
 import uuid
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, literal, select, union_all
@@ -196,17 +197,25 @@ async def coverage(
 
 
 def _sum(rows: Sequence[Any]) -> schemas.Tally:
-    columns = list(
-        zip(*((r.expected, r.sampled, r.resulted, r.positive) for r in rows), strict=True)
-    )
-    expected, sampled, resulted, positive = (int(sum(c)) for c in columns) if rows else (0,) * 4
-    return schemas.Tally(
-        expected=expected,
-        sampled=sampled,
-        resulted=resulted,
-        positive=positive,
-        missed=expected - sampled,
-    )
+    sums = {name: sum(int(getattr(row, name) or 0) for row in rows) for name in TALLIES}
+    return schemas.Tally(**_tally(SimpleNamespace(**sums)))
+
+
+def _residents(placed: Any, id_column: Any) -> AnySelect:
+    """Residents as the missed lists show them, placed where ``placed`` (a round's members
+    or the directory) says; join DirectoryResident when it is not the source."""
+    unit = aliased(DirectoryPlace)
+    return select(
+        id_column.label("id"),
+        placed.compound_id,
+        placed.building_id,
+        placed.unit_id,
+        placed.household_id,
+        placed.door_to_door,
+        DirectoryResident.name,
+        DirectoryResident.phone,
+        unit.name.label("unit"),
+    ).outerjoin(unit, unit.id == placed.unit_id)
 
 
 def _missed_out(row: Any, *, show_phone: bool) -> schemas.MissedResident:
@@ -269,21 +278,9 @@ async def missed(
     where = await _members_where(
         uow, round_id=round_id, compound_id=compound_id, building_id=building_id, unit_id=unit_id
     )
-    unit = aliased(DirectoryPlace)
     query = (
-        select(
-            RoundMember.resident_id.label("id"),
-            RoundMember.compound_id,
-            RoundMember.building_id,
-            RoundMember.unit_id,
-            RoundMember.household_id,
-            RoundMember.door_to_door,
-            DirectoryResident.name,
-            DirectoryResident.phone,
-            unit.name.label("unit"),
-        )
+        _residents(RoundMember, RoundMember.resident_id)
         .join(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
-        .outerjoin(unit, unit.id == RoundMember.unit_id)
         .where(*where, RoundMember.sampled_at.is_(None))
     )
     return await _page_of_residents(
@@ -333,21 +330,8 @@ async def missed_twice(
         .group_by(last_two.c.resident_id)
         .having(func.count() == 2, func.count(last_two.c.sampled_at) == 0)
     )
-    unit = aliased(DirectoryPlace)
-    query = (
-        select(
-            DirectoryResident.id,
-            DirectoryResident.compound_id,
-            DirectoryResident.building_id,
-            DirectoryResident.unit_id,
-            DirectoryResident.household_id,
-            DirectoryResident.door_to_door,
-            DirectoryResident.name,
-            DirectoryResident.phone,
-            unit.name.label("unit"),
-        )
-        .outerjoin(unit, unit.id == DirectoryResident.unit_id)
-        .where(DirectoryResident.id.in_(missed_both))
+    query = _residents(DirectoryResident, DirectoryResident.id).where(
+        DirectoryResident.id.in_(missed_both)
     )
     return await _page_of_residents(
         uow,
