@@ -3,7 +3,10 @@ compound, grid, building or unit in one GROUP BY over the round's members; who w
 by name; and who was missed in the last two closed rounds that covered them.
 
 Every count is of members (people), each counted once per group; the caller's scope filters
-the members, so committee staff count only their compounds' people."""
+the members, so committee staff count only their compounds' people. A member is sampled
+once in a tube (``sampled_at``), resulted when their tube came back negative or positive
+(a pool's positive puts them under retest, which counts as positive), and a retest tube at
+the lab makes them sampled but not resulted again until it returns."""
 
 import functools
 import re
@@ -46,8 +49,6 @@ PARTITIONS: dict[str, Any] = {
     "building": RoundMember.building_id,
     "unit": RoundMember.unit_id,
 }
-
-
 TALLIES = ("expected", "sampled", "resulted", "positive")
 
 
