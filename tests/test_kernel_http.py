@@ -36,7 +36,12 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Tow
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database:registry": True, "bus": True, "kv": True}
+    assert ready.json()["checks"] == {
+        "database:registry": True,
+        "database:testing": True,
+        "bus": True,
+        "kv": True,
+    }
     await client.post(
         "/v1/committees",
         json={"town_id": str(town.id), "code": "K1", "name": "East"},
