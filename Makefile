@@ -33,6 +33,7 @@ events-doc: $(STAMP)
 	$(BIN)/cordon events-doc
 
 bench: $(STAMP)
+	$(BIN)/python -m bench.testing_coverage
 	$(BIN)/python -m bench.import_residents
 
 clean:

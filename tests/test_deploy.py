@@ -60,6 +60,19 @@ REGISTRY_RESOURCES = (
     "exports",
     "registry",
 )
+# First path segments under /v1 that the testing service owns.
+TESTING_RESOURCES = (
+    "rounds",
+    "tubes",
+    "results",
+    "cases",
+    "transfers",
+    "antigen-reports",
+    "tasks",
+    "testing-policies",
+    "coverage",
+    "compound-clocks",
+)
 PLATFORM_PATHS = ("/docs", "/openapi.json", "/healthz", "/readyz")
 
 SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "CORDON_SECRET_KEY")
@@ -69,7 +82,9 @@ REQUIRED_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]+\}")
 SECRETISH = re.compile(r"PASS|SECRET|TOKEN|PRIVATE", re.IGNORECASE)
 URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:(?P<password>.+)@[^@]+$", re.IGNORECASE)
 
-LONG_RUNNING = ("registry-api", "registry-worker")
+# Each service runs a one-shot migration, then its API and worker.
+SERVICES = ("registry", "testing")
+LONG_RUNNING = tuple(f"{name}-{process}" for name in SERVICES for process in ("api", "worker"))
 
 
 def missing_tool(what: str) -> None:
@@ -135,9 +150,7 @@ def test_compose_parses_and_has_the_processes() -> None:
         "postgres",
         "rabbitmq",
         "redis",
-        "registry-migrate",
-        "registry-api",
-        "registry-worker",
+        *(f"{name}-{process}" for name in SERVICES for process in ("migrate", "api", "worker")),
         "demo",
         "gateway",
     }
@@ -157,7 +170,7 @@ def test_shared_environment_is_on_every_cordon_service() -> None:
     assert REQUIRED_REF.fullmatch(shared["CORDON_SECRET_KEY"])
 
     cordon = {name: svc for name, svc in services().items() if uses_cordon_image(svc)}
-    assert {"registry-migrate", "registry-api", "registry-worker", "demo"} <= set(cordon)
+    assert {*LONG_RUNNING, "registry-migrate", "testing-migrate", "demo"} <= set(cordon)
     for name, svc in cordon.items():
         env = environment_of(svc)
         wrong = {k: env.get(k) for k, v in shared.items() if env.get(k) != v}
@@ -208,16 +221,21 @@ def test_api_and_worker_can_scale() -> None:
     assert any(m.startswith("./deploy/nginx.conf:/etc/nginx/nginx.conf") for m in mounts)
 
 
-def test_commands() -> None:
+@pytest.mark.parametrize("name", SERVICES)
+def test_commands(name: str) -> None:
     svcs = services()
-    assert command_of(svcs["registry-migrate"]) == ["cordon", "migrate", "--service", "registry"]
-    assert command_of(svcs["registry-api"]) == [
-        "cordon", "serve", "--service", "registry", "--host", "0.0.0.0", "--port", "8000",
+    assert command_of(svcs[f"{name}-migrate"]) == ["cordon", "migrate", "--service", name]
+    assert command_of(svcs[f"{name}-api"]) == [
+        "cordon", "serve", "--service", name, "--host", "0.0.0.0", "--port", "8000",
     ]  # fmt: skip
-    assert command_of(svcs["registry-worker"]) == ["cordon", "worker", "--service", "registry"]
+    assert command_of(svcs[f"{name}-worker"]) == ["cordon", "worker", "--service", name]
+    assert str(svcs[f"{name}-migrate"].get("restart", "no")) == "no"
+
+
+def test_demo_runs_on_request() -> None:
+    svcs = services()
     assert command_of(svcs["demo"]) == ["cordon", "demo", "--size", "25000"]
     assert svcs["demo"].get("profiles") == ["demo"], "demo runs only with --profile demo"
-    assert str(svcs["registry-migrate"].get("restart", "no")) == "no"
 
 
 def test_depends_on_targets_exist_and_are_healthy_when_asked() -> None:
@@ -231,13 +249,16 @@ def test_depends_on_targets_exist_and_are_healthy_when_asked() -> None:
                 assert svcs[target].get("healthcheck"), f"{target} has no healthcheck"
             if condition == "service_completed_successfully":
                 assert svcs[target].get("restart", "no") == "no", f"{target} is one-shot"
-    assert depends_on_of(svcs["registry-migrate"]) == {"postgres": "service_healthy"}
+    for service in SERVICES:
+        assert depends_on_of(svcs[f"{service}-migrate"]) == {"postgres": "service_healthy"}
     for name in LONG_RUNNING:
         deps = depends_on_of(svcs[name])
-        assert deps.get("registry-migrate") == "service_completed_successfully", name
+        migrate = name.split("-")[0] + "-migrate"
+        assert deps.get(migrate) == "service_completed_successfully", name
         assert deps.get("rabbitmq") == "service_healthy", name
         assert deps.get("redis") == "service_healthy", name
-    assert "registry-api" in depends_on_of(svcs["gateway"])
+    for service in SERVICES:
+        assert f"{service}-api" in depends_on_of(svcs["gateway"])
 
 
 def test_healthchecks() -> None:
@@ -245,12 +266,13 @@ def test_healthchecks() -> None:
     assert "pg_isready" in healthcheck_text(svcs["postgres"])
     assert "rabbitmq-diagnostics -q ping" in healthcheck_text(svcs["rabbitmq"])
     assert "redis-cli ping" in healthcheck_text(svcs["redis"])
-    api = healthcheck_text(svcs["registry-api"])
-    assert "urllib" in api and "http://localhost:8000/readyz" in api, api
-    assert "curl" not in api and "wget" not in api, "python:3.11-slim has neither"
-    # The check must be valid Python (it runs as `python -c`).
-    code = svcs["registry-api"]["healthcheck"]["test"][-1]
-    compile(code, "<healthcheck>", "exec")
+    for service in SERVICES:
+        api = healthcheck_text(svcs[f"{service}-api"])
+        assert "urllib" in api and "http://localhost:8000/readyz" in api, api
+        assert "curl" not in api and "wget" not in api, "python:3.11-slim has neither"
+        # The check must be valid Python (it runs as `python -c`).
+        code = svcs[f"{service}-api"]["healthcheck"]["test"][-1]
+        compile(code, "<healthcheck>", "exec")
 
 
 def compose_command() -> list[str] | None:
@@ -386,11 +408,17 @@ def host_of(upstream: str) -> str:
     return upstream.rsplit(":", 1)[0]
 
 
-def test_nginx_routes_every_registry_resource_to_the_registry() -> None:
-    for resource in REGISTRY_RESOURCES:
-        assert route(resource) == "registry-api:8000", f"/v1/{resource} -> {route(resource)!r}"
-    registry = {r for r, up in declared_routes().items() if host_of(up) == "registry-api"}
-    assert registry == set(REGISTRY_RESOURCES), sorted(registry ^ set(REGISTRY_RESOURCES))
+@pytest.mark.parametrize(
+    ("service", "resources"), [("registry", REGISTRY_RESOURCES), ("testing", TESTING_RESOURCES)]
+)
+def test_nginx_routes_every_resource_to_its_service(
+    service: str, resources: tuple[str, ...]
+) -> None:
+    upstream = f"{service}-api:8000"
+    for resource in resources:
+        assert route(resource) == upstream, f"/v1/{resource} -> {route(resource)!r}"
+    routed = {r for r, up in declared_routes().items() if up == upstream}
+    assert routed == set(resources), sorted(routed ^ set(resources))
     assert route("no-such-resource") == "", "an unknown resource must get the 404 problem"
 
 
@@ -600,7 +628,7 @@ def test_nginx_gateway_live(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "nginx did not start listening"
                 time.sleep(0.05)
 
-        for resource in REGISTRY_RESOURCES:
+        for resource in REGISTRY_RESOURCES + TESTING_RESOURCES:
             status, _, body = fetch(f"{base}/v1/{resource}/x/y?cursor=abc")
             assert status == 200, (resource, body)
             assert json.loads(body)["path"] == f"/v1/{resource}/x/y?cursor=abc"

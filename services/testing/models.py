@@ -36,6 +36,9 @@ kernel = define_kernel_tables(Base.metadata)
 
 # Tags that send the sampler to the door instead of the resident to the site.
 DOOR_TO_DOOR_TAGS = frozenset({"bedridden", "disabled"})
+# A town's run of days without a positive before a compound may be declared epidemic-free,
+# until its policy says otherwise.
+EPIDEMIC_FREE_DAYS = 14
 
 
 class RoundStatus(StrEnum):
@@ -307,5 +310,5 @@ class Policy(Scoped, Base):
     close_contact_days: Mapped[int] = mapped_column(Integer, default=10)
     secondary_contact_days: Mapped[int] = mapped_column(Integer, default=7)
     unit_neighbours_are_secondary: Mapped[bool] = mapped_column(Boolean, default=True)
-    epidemic_free_days: Mapped[int] = mapped_column(Integer, default=14)
+    epidemic_free_days: Mapped[int] = mapped_column(Integer, default=EPIDEMIC_FREE_DAYS)
     transfer_within_hours: Mapped[int] = mapped_column(Integer, default=12)

@@ -33,7 +33,8 @@ async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
 )
 async def record_tube(round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow) -> schemas.TubeOut:
     tube = await service.record_tube(uow, round_id=round_id, tube=body)
-    return (await _out(uow, [tube]))[0]
+    # Recorded now or before with these very members: no need to read them back.
+    return schemas.TubeOut.model_validate(tube).model_copy(update={"member_ids": body.member_ids})
 
 
 @router.post(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, exists, or_, select, update
 
 from services.testing.models import (
     DirectoryZone,
@@ -35,6 +35,8 @@ from shared.uow import UnitOfWork
 FOLLOW_UPS = frozenset({MemberStatus.retest_required.value, MemberStatus.resample_required.value})
 # Ids per IN list, well under SQLite's bound-parameter limit.
 CHUNK = 5_000
+# A round member as the checks read it: resident_id, status, places, sealed.
+Member = Row[*tuple[Any, ...]]
 
 
 class TubeRejected(Exception):
@@ -53,12 +55,12 @@ class Outcome:
 
 @dataclass
 class _Known:
-    """What the checks need, read once for the whole batch."""
+    """What the checks need, read once for the whole batch (members as plain rows: a burst
+    of tubes should not pay for ORM objects it never changes)."""
 
-    members: dict[uuid.UUID, RoundMember]
+    members: dict[uuid.UUID, Member]
     tubes: dict[str, Tube]
     tube_members: dict[uuid.UUID, list[uuid.UUID]]
-    sealed: set[tuple[uuid.UUID | None, uuid.UUID | None]]
     sites: set[uuid.UUID]
 
 
@@ -67,48 +69,59 @@ def _chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
 
 
 async def _read(uow: UnitOfWork, round_: Round, tubes: Sequence[TubeIn]) -> _Known:
-    members = await _round_members(uow, round_, list({m for t in tubes for m in t.member_ids}))
-    known_tubes = await _tubes_by_code(uow, list({t.code for t in tubes}))
+    known_tubes, tube_members = await _tubes_by_code(uow, list({t.code for t in tubes}))
     return _Known(
-        members=members,
+        members=await _round_members(uow, round_, list({m for t in tubes for m in t.member_ids})),
         tubes=known_tubes,
-        tube_members=await members_of(uow, [t.id for t in known_tubes.values()], unscoped=True),
-        sealed=await _sealed_areas(uow, list({m.building_id for m in members.values()})),
+        tube_members=tube_members,
         sites=await _sites(uow, round_, list({t.site_id for t in tubes if t.site_id})),
     )
 
 
 async def _round_members(
     uow: UnitOfWork, round_: Round, resident_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, RoundMember]:
-    found: dict[uuid.UUID, RoundMember] = {}
+) -> dict[uuid.UUID, Member]:
+    """The round's members among these residents, each with whether their unit or building
+    is sealed now."""
+    sealed = exists().where(
+        DirectoryZone.level == "sealed",
+        DirectoryZone.building_id == RoundMember.building_id,
+        or_(DirectoryZone.unit_id.is_(None), DirectoryZone.unit_id == RoundMember.unit_id),
+    )
+    found: dict[uuid.UUID, Member] = {}
     for chunk in _chunks(resident_ids):
-        query = select(RoundMember).where(
-            RoundMember.round_id == round_.id, RoundMember.resident_id.in_(chunk)
-        )
-        found.update((m.resident_id, m) for m in await uow.session.scalars(query))
+        query = select(
+            RoundMember.resident_id,
+            RoundMember.status,
+            RoundMember.town_id,
+            RoundMember.compound_id,
+            RoundMember.building_id,
+            sealed.label("sealed"),
+        ).where(RoundMember.round_id == round_.id, RoundMember.resident_id.in_(chunk))
+        found.update((m.resident_id, m) for m in (await uow.session.execute(query)).all())
     return found
 
 
-async def _tubes_by_code(uow: UnitOfWork, codes: list[str]) -> dict[str, Tube]:
+async def _tubes_by_code(
+    uow: UnitOfWork, codes: list[str]
+) -> tuple[dict[str, Tube], dict[uuid.UUID, list[uuid.UUID]]]:
+    """Tubes already recorded under these codes, with their members (to compare only)."""
     found: dict[str, Tube] = {}
+    members: dict[uuid.UUID, list[uuid.UUID]] = {}
     for chunk in _chunks(codes):
         # Codes are unique everywhere: look beyond the caller's scope, show only the clash.
-        query = select(Tube).where(Tube.code.in_(chunk)).execution_options(**UNSCOPED)
-        found.update((t.code, t) for t in await uow.session.scalars(query))
-    return found
-
-
-async def _sealed_areas(
-    uow: UnitOfWork, building_ids: list[uuid.UUID | None]
-) -> set[tuple[uuid.UUID | None, uuid.UUID | None]]:
-    sealed: set[tuple[uuid.UUID | None, uuid.UUID | None]] = set()
-    for chunk in _chunks(building_ids):
-        query = select(DirectoryZone.building_id, DirectoryZone.unit_id).where(
-            DirectoryZone.level == "sealed", DirectoryZone.building_id.in_(chunk)
+        query = (
+            select(Tube, TubeMember.resident_id)
+            .outerjoin(TubeMember, TubeMember.tube_id == Tube.id)
+            .where(Tube.code.in_(chunk))
+            .execution_options(**UNSCOPED)
         )
-        sealed.update((b, u) for b, u in (await uow.session.execute(query)).all())
-    return sealed
+        for tube, resident_id in (await uow.session.execute(query)).all():
+            found[tube.code] = tube
+            members.setdefault(tube.id, [])
+            if resident_id is not None:
+                members[tube.id].append(resident_id)
+    return found, members
 
 
 async def _sites(uow: UnitOfWork, round_: Round, site_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -116,13 +129,6 @@ async def _sites(uow: UnitOfWork, round_: Round, site_ids: list[uuid.UUID]) -> s
         return set()
     query = select(Site.id).where(Site.round_id == round_.id, Site.id.in_(site_ids))
     return set(await uow.session.scalars(query))
-
-
-def _is_sealed(known: _Known, member: RoundMember) -> bool:
-    return (member.building_id, None) in known.sealed or (
-        member.building_id,
-        member.unit_id,
-    ) in known.sealed
 
 
 def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) -> None:
@@ -153,7 +159,7 @@ def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) ->
             raise TubeRejected(
                 where, f"resident {resident_id} was already sampled in this round ({member.status})"
             )
-        if len(tube.member_ids) > 1 and _is_sealed(known, member):
+        if len(tube.member_ids) > 1 and member.sealed:
             raise TubeRejected(
                 where, f"resident {resident_id} lives in a sealed area: one person per tube"
             )
@@ -229,8 +235,11 @@ def _tube(uow: UnitOfWork, round_: Round, tube: TubeIn, known: _Known) -> Tube:
 async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _Known) -> None:
     if not fresh:
         return
-    uow.session.add_all([tube for tube, _ in fresh])
-    await uow.session.flush()
+    # Core inserts: the tubes are answered as they were built, never changed in this request.
+    tubes = table_of(Tube)
+    await uow.session.execute(
+        tubes.insert(), [{c.key: getattr(tube, c.key) for c in tubes.columns} for tube, _ in fresh]
+    )
     pairs = [(tube, resident_id) for tube, data in fresh for resident_id in data.member_ids]
     await uow.session.execute(
         table_of(TubeMember).insert(),

@@ -1,0 +1,89 @@
+import uuid
+
+from fastapi import Request
+
+from services.testing.coverage import schemas, service
+from services.testing.models import SERVICE
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page
+from shared.privacy import Reveal
+
+router = service_router(SERVICE, tags=["coverage"])
+
+
+@router.get(
+    "/rounds/{round_id}/coverage",
+    response_model=schemas.Coverage,
+    summary="Who was expected, sampled, resulted and positive, per place",
+    description="Counts of the round's members in your scope, per compound, grid, building "
+    "or unit (`by`), optionally within one compound or building. Each person counts once "
+    "per group; `missed` is expected minus sampled.",
+)
+async def round_coverage(
+    round_id: uuid.UUID,
+    uow: Uow,
+    by: schemas.Grouping = "compound",
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+) -> schemas.Coverage:
+    return await service.coverage(
+        uow, round_id=round_id, by=by, compound_id=compound_id, building_id=building_id
+    )
+
+
+@router.get(
+    "/rounds/{round_id}/missed",
+    response_model=Page[schemas.MissedResident],
+    summary="The round's members not sampled yet",
+    description="Names, units, households and phones (masked unless `reveal=true` and your "
+    "role may; logged) of members in your scope not sampled in this round.",
+)
+async def round_missed(
+    round_id: uuid.UUID,
+    uow: Uow,
+    request: Request,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.MissedResident]:
+    return await service.missed(
+        uow,
+        round_id=round_id,
+        compound_id=compound_id,
+        building_id=building_id,
+        unit_id=unit_id,
+        cursor=cursor,
+        limit=limit,
+        reveal=reveal,
+        endpoint=request.url.path,
+    )
+
+
+@router.get(
+    "/coverage/missed-twice",
+    response_model=Page[schemas.MissedResident],
+    summary="Residents missed in two consecutive rounds",
+    description="Residents who were members of the last two closed PCR rounds that covered "
+    "them (in the compound or building asked for) and were sampled in neither.",
+)
+async def missed_twice(
+    uow: Uow,
+    request: Request,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.MissedResident]:
+    return await service.missed_twice(
+        uow,
+        compound_id=compound_id,
+        building_id=building_id,
+        cursor=cursor,
+        limit=limit,
+        reveal=reveal,
+        endpoint=request.url.path,
+    )

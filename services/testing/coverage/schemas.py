@@ -1,0 +1,53 @@
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Grouping = Literal["compound", "grid", "building", "unit"]
+
+
+class Tally(BaseModel):
+    """Where a round stands for a set of its members, each counted once."""
+
+    expected: int = Field(description="Members of the round")
+    sampled: int = Field(description="Members in a tube (their first sampling in this round)")
+    resulted: int = Field(
+        description="Members whose tube has a negative or positive result (an invalid tube, "
+        "or a retest tube still at the lab, is not a result)"
+    )
+    positive: int = Field(description="Members confirmed positive or in a positive pool")
+    missed: int = Field(description="Members not sampled: expected minus sampled")
+
+
+class CoverageGroup(Tally):
+    place_id: uuid.UUID | None = Field(description="Empty for members placed in no unit")
+    kind: Grouping
+    code: str | None
+    name: str | None
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    parent_id: uuid.UUID | None = Field(description="Grids only: the grid a microgrid is part of")
+
+
+class Coverage(BaseModel):
+    round_id: uuid.UUID
+    by: Grouping
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    total: Tally = Field(description="Every member in the filter, each once")
+    groups: list[CoverageGroup] = Field(
+        description="By grid, a building in a grid and in its microgrid counts in both, and "
+        "buildings in no grid count only in the total"
+    )
+
+
+class MissedResident(BaseModel):
+    resident_id: uuid.UUID
+    name: str
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    unit_id: uuid.UUID | None
+    unit: str | None = Field(description="Building and unit codes, e.g. 3-2")
+    household_id: uuid.UUID
+    phone: str | None = Field(description="Masked unless revealed")
+    door_to_door: bool = Field(description="Bedridden or disabled: sample at the door")

@@ -1,0 +1,346 @@
+"""Coverage of a round: who was expected, sampled, resulted and found positive, counted per
+compound, grid, building or unit in one GROUP BY over the round's members; who was missed,
+by name; and who was missed in the last two closed rounds that covered them.
+
+Every count is of members (people), each counted once per group; the caller's scope filters
+the members, so committee staff count only their compounds' people. A member is sampled
+once in a tube (``sampled_at``), resulted when their tube came back negative or positive
+(a pool's positive puts them under retest, which counts as positive), and a retest tube at
+the lab makes them sampled but not resulted again until it returns."""
+
+import functools
+import re
+import uuid
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, literal, select, union_all
+from sqlalchemy.orm import aliased
+from sqlalchemy.types import Uuid
+
+from services.testing.coverage import schemas
+from services.testing.models import (
+    DirectoryGridBuilding,
+    DirectoryPlace,
+    DirectoryResident,
+    MemberStatus,
+    Round,
+    RoundMember,
+    RoundStatus,
+    kernel,
+)
+from services.testing.rounds.service import get_round
+from shared.db import AnySelect
+from shared.pagination import Page, keyset, next_cursor
+from shared.privacy import PersonalField, log_access, mask_phone, revealed_fields
+from shared.problems import NotFound
+from shared.uow import UnitOfWork
+
+RESULTED = (
+    MemberStatus.negative.value,
+    MemberStatus.positive.value,
+    MemberStatus.retest_required.value,
+)
+POSITIVE = (MemberStatus.positive.value, MemberStatus.retest_required.value)
+# Groupings where every member falls in exactly one group, so the total is their sum.
+PARTITIONS: dict[str, Any] = {
+    "compound": RoundMember.compound_id,
+    "building": RoundMember.building_id,
+    "unit": RoundMember.unit_id,
+}
+TALLIES = ("expected", "sampled", "resulted", "positive")
+
+
+def _tallies() -> tuple[Any, ...]:
+    return (
+        func.count().label("expected"),
+        func.count(RoundMember.sampled_at).label("sampled"),
+        func.count(case((RoundMember.status.in_(RESULTED), 1))).label("resulted"),
+        func.count(case((RoundMember.status.in_(POSITIVE), 1))).label("positive"),
+    )
+
+
+def _tally(row: Any) -> dict[str, int]:
+    expected, sampled = int(row.expected or 0), int(row.sampled or 0)
+    return {
+        "expected": expected,
+        "sampled": sampled,
+        "resulted": int(row.resulted or 0),
+        "positive": int(row.positive or 0),
+        "missed": expected - sampled,
+    }
+
+
+def _groups(by: schemas.Grouping, where: list[ColumnElement[bool]]) -> Any:
+    """One row per group with its tallies, and ``total`` true on a row of every member.
+
+    By compound, building or unit each member is in one group, so the total is summed from
+    the groups afterwards. By grid, members are counted once per building first and the
+    buildings summed into their grids (far cheaper than joining every member to every grid
+    of its building), and into the total row."""
+    if by != "grid":
+        key = PARTITIONS[by]
+        return (
+            select(key.label("place_id"), literal(False).label("total"), *_tallies())
+            .where(*where)
+            .group_by(key)
+            .subquery()
+        )
+    buildings = (
+        select(RoundMember.building_id.label("building_id"), *_tallies())
+        .where(*where)
+        .group_by(RoundMember.building_id)
+        .cte("by_building")
+    )
+    sums = [func.sum(buildings.c[name]).label(name) for name in TALLIES]
+    per_grid = (
+        select(
+            DirectoryGridBuilding.grid_id.label("place_id"), literal(False).label("total"), *sums
+        )
+        .join(buildings, buildings.c.building_id == DirectoryGridBuilding.building_id)
+        .group_by(DirectoryGridBuilding.grid_id)
+    )
+    whole = select(literal(None, Uuid).label("place_id"), literal(True).label("total"), *sums)
+    return union_all(per_grid, whole).subquery()
+
+
+async def _check_place(
+    uow: UnitOfWork, place_id: uuid.UUID | None, *, kind: str, field: str
+) -> None:
+    if place_id is None:
+        return
+    place = await uow.get(DirectoryPlace, place_id, what=kind, field=field)
+    if place.kind != kind:
+        message = f"{place_id} is a {place.kind}, not a {kind}"
+        raise NotFound(message, errors=[{"field": field, "message": message}])
+
+
+async def _members_where(
+    uow: UnitOfWork,
+    *,
+    round_id: uuid.UUID,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+) -> list[ColumnElement[bool]]:
+    """The round's members in the places asked for, each place checked against the scope."""
+    await get_round(uow, round_id, field="round_id")
+    await _check_place(uow, compound_id, kind="compound", field="compound_id")
+    await _check_place(uow, building_id, kind="building", field="building_id")
+    await _check_place(uow, unit_id, kind="unit", field="unit_id")
+    where = [RoundMember.round_id == round_id]
+    for column, value in (
+        (RoundMember.compound_id, compound_id),
+        (RoundMember.building_id, building_id),
+        (RoundMember.unit_id, unit_id),
+    ):
+        if value is not None:
+            where.append(column == value)
+    return where
+
+
+@functools.lru_cache(maxsize=4096)
+def _natural(text: str | None) -> tuple[Any, ...]:
+    """Building 2 before building 10."""
+    parts = re.split(r"(\d+)", text or "")
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+async def coverage(
+    uow: UnitOfWork,
+    *,
+    round_id: uuid.UUID,
+    by: schemas.Grouping,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+) -> schemas.Coverage:
+    where = await _members_where(
+        uow, round_id=round_id, compound_id=compound_id, building_id=building_id
+    )
+    grouped = _groups(by, where)
+    query = select(
+        grouped,
+        DirectoryPlace.code,
+        DirectoryPlace.name,
+        DirectoryPlace.compound_id.label("place_compound_id"),
+        DirectoryPlace.building_id.label("place_building_id"),
+        DirectoryPlace.parent_id,
+    ).outerjoin(DirectoryPlace, DirectoryPlace.id == grouped.c.place_id)
+    rows = (await uow.session.execute(query)).all()
+    groups = [
+        schemas.CoverageGroup(
+            place_id=row.place_id,
+            kind=by,
+            code=row.code,
+            name=row.name,
+            compound_id=row.place_compound_id,
+            building_id=row.place_building_id if by in ("building", "unit") else None,
+            parent_id=row.parent_id if by == "grid" else None,
+            **_tally(row),
+        )
+        for row in rows
+        if not row.total
+    ]
+    groups.sort(
+        key=lambda g: (str(g.compound_id or ""), _natural(g.name if by == "unit" else g.code))
+    )
+    totals = [schemas.Tally(**_tally(row)) for row in rows if row.total]
+    total = totals[0] if totals else _sum(rows)
+    return schemas.Coverage(
+        round_id=round_id,
+        by=by,
+        compound_id=compound_id,
+        building_id=building_id,
+        total=total,
+        groups=groups,
+    )
+
+
+def _sum(rows: Sequence[Any]) -> schemas.Tally:
+    sums = {name: sum(int(getattr(row, name) or 0) for row in rows) for name in TALLIES}
+    return schemas.Tally(**_tally(SimpleNamespace(**sums)))
+
+
+def _residents(placed: Any, id_column: Any) -> AnySelect:
+    """Residents as the missed lists show them, placed where ``placed`` (a round's members
+    or the directory) says; join DirectoryResident when it is not the source."""
+    unit = aliased(DirectoryPlace)
+    return select(
+        id_column.label("id"),
+        placed.compound_id,
+        placed.building_id,
+        placed.unit_id,
+        placed.household_id,
+        placed.door_to_door,
+        DirectoryResident.name,
+        DirectoryResident.phone,
+        unit.name.label("unit"),
+    ).outerjoin(unit, unit.id == placed.unit_id)
+
+
+def _missed_out(row: Any, *, show_phone: bool) -> schemas.MissedResident:
+    return schemas.MissedResident(
+        resident_id=row.id,
+        name=row.name,
+        compound_id=row.compound_id,
+        building_id=row.building_id,
+        unit_id=row.unit_id,
+        unit=row.unit,
+        household_id=row.household_id,
+        phone=row.phone if show_phone else mask_phone(row.phone),
+        door_to_door=row.door_to_door,
+    )
+
+
+async def _page_of_residents(
+    uow: UnitOfWork,
+    query: AnySelect,
+    *,
+    id_column: Any,
+    cursor: str | None,
+    limit: int,
+    reveal: bool,
+    resource: str,
+    endpoint: str,
+) -> Page[schemas.MissedResident]:
+    """One page of residents, phones masked unless revealed; an unmasked read is logged."""
+    shown = revealed_fields(uow, reveal=reveal)
+    rows = list(
+        (await uow.session.execute(keyset(query, id_column, cursor=cursor, limit=limit))).all()
+    )
+    page, following = next_cursor(rows, limit)
+    if shown:
+        await log_access(
+            uow,
+            kernel.access_log,
+            resource=resource,
+            record_ids=[r.id for r in page],
+            fields=shown,
+            endpoint=endpoint,
+        )
+    show_phone = PersonalField.phone in shown
+    return Page(items=[_missed_out(r, show_phone=show_phone) for r in page], next_cursor=following)
+
+
+async def missed(
+    uow: UnitOfWork,
+    *,
+    round_id: uuid.UUID,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+    unit_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+    reveal: bool,
+    endpoint: str,
+) -> Page[schemas.MissedResident]:
+    """The round's members not sampled yet, with what a building leader needs to find them."""
+    where = await _members_where(
+        uow, round_id=round_id, compound_id=compound_id, building_id=building_id, unit_id=unit_id
+    )
+    query = (
+        _residents(RoundMember, RoundMember.resident_id)
+        .join(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
+        .where(*where, RoundMember.sampled_at.is_(None))
+    )
+    return await _page_of_residents(
+        uow,
+        query,
+        id_column=RoundMember.resident_id,
+        cursor=cursor,
+        limit=limit,
+        reveal=reveal,
+        resource="round_members",
+        endpoint=endpoint,
+    )
+
+
+async def missed_twice(
+    uow: UnitOfWork,
+    *,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+    reveal: bool,
+    endpoint: str,
+) -> Page[schemas.MissedResident]:
+    """Residents who were members of the last two closed PCR rounds that covered them (in
+    these places) and were sampled in neither. Antigen rounds are self-reported, not sampled,
+    so they neither count nor break the run."""
+    await _check_place(uow, compound_id, kind="compound", field="compound_id")
+    await _check_place(uow, building_id, kind="building", field="building_id")
+    latest_first = func.row_number().over(
+        partition_by=RoundMember.resident_id,
+        order_by=(Round.starts_at.desc(), Round.id.desc()),
+    )
+    ranked = (
+        select(RoundMember.resident_id, RoundMember.sampled_at, latest_first.label("n"))
+        .join(Round, Round.id == RoundMember.round_id)
+        .where(Round.status == RoundStatus.closed.value, Round.kind == "pcr")
+    )
+    if compound_id is not None:
+        ranked = ranked.where(RoundMember.compound_id == compound_id)
+    if building_id is not None:
+        ranked = ranked.where(RoundMember.building_id == building_id)
+    last_two = ranked.subquery()
+    missed_both = (
+        select(last_two.c.resident_id)
+        .where(last_two.c.n <= 2)
+        .group_by(last_two.c.resident_id)
+        .having(func.count() == 2, func.count(last_two.c.sampled_at) == 0)
+    )
+    query = _residents(DirectoryResident, DirectoryResident.id).where(
+        DirectoryResident.id.in_(missed_both)
+    )
+    return await _page_of_residents(
+        uow,
+        query,
+        id_column=DirectoryResident.id,
+        cursor=cursor,
+        limit=limit,
+        reveal=reveal,
+        resource="residents",
+        endpoint=endpoint,
+    )

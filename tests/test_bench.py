@@ -1,0 +1,34 @@
+"""The benchmark code runs end to end on a small town against the real PostgreSQL, RabbitMQ
+and Redis (no timing is judged here: figures belong to `make bench`)."""
+
+import pytest
+
+from bench import testing_coverage
+from tests.conftest import AMQP_URL, IN_CI, PG_URL, REDIS_URL, _unreachable
+
+
+@pytest.fixture
+def services_up() -> None:
+    down = _unreachable()
+    if down and not IN_CI:
+        pytest.skip(f"real services unreachable here: {', '.join(down)}")
+
+
+async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(services_up: None) -> None:
+    figures = await testing_coverage.run(
+        url=PG_URL,
+        broker_url=AMQP_URL,
+        redis_url=REDIS_URL,
+        size=2_000,
+        compound_size=500,
+        tubes=50,
+        repeats=2,
+        concurrency=4,
+        report=False,
+    )
+    assert figures.residents == 2_000
+    assert set(figures.coverage) >= {"compound by building", "town by compound", "town by grid"}
+    assert figures.single is not None and figures.single.tubes == 50
+    assert figures.batch is not None and figures.batch.tubes == 100
+    # Warm-up, single and batched tubes, ten residents each, all recorded through the API.
+    assert figures.sampled_after == (5 + 50 + 100) * 10
