@@ -49,14 +49,20 @@ def may_reveal(role: Role, field: PersonalField) -> bool:
     return role in MAY_REVEAL[field]
 
 
-def revealed_fields(uow: UnitOfWork, *, reveal: bool) -> frozenset[PersonalField]:
-    """What the caller asked to see unmasked; asking beyond the role is refused."""
+def revealed_fields(
+    uow: UnitOfWork, *, reveal: bool, health: bool = False
+) -> frozenset[PersonalField]:
+    """What the caller asked to see unmasked; asking beyond the role is refused. With
+    ``health`` the read is of health data (results, cases, contacts): it reveals names too,
+    and only to roles that may see health data unmasked."""
     if not reveal:
         return frozenset()
     role = uow.principal.role
+    if health and not may_reveal(role, PersonalField.health):
+        raise Forbidden(f"a {role.value} may not see who is concerned by health data")
     if not may_reveal(role, PersonalField.phone):
         raise Forbidden(f"a {role.value} may not see residents' numbers unmasked")
-    fields = {PersonalField.phone}
+    fields = {PersonalField.phone, PersonalField.health} if health else {PersonalField.phone}
     if may_reveal(role, PersonalField.id_number):
         fields.add(PersonalField.id_number)
     return frozenset(fields)
@@ -69,6 +75,13 @@ def mask_id_number(value: str | None) -> str | None:
         return "*" * len(value)
     keep_head = 6 if len(value) >= 15 else 2
     return value[:keep_head] + "*" * (len(value) - keep_head - 4) + value[-4:]
+
+
+def mask_name(value: str | None) -> str | None:
+    """The first character, then stars: enough for a list to stay readable."""
+    if not value:
+        return value
+    return value[0] + "*" * (len(value) - 1)
 
 
 def mask_phone(value: str | None) -> str | None:

@@ -1,15 +1,22 @@
 """Building blocks for API tests: places and people made through the public API."""
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from cordon.platform import Platform
 from services.registry.documents import Sex, make_id_card
+from shared.auth import Principal, Role, Scope, issue_token
+from shared.bus.transport import Subscription
+from shared.events import Envelope
+from tests.conftest import queue_cleanup
 
 _sequence = iter(range(1, 10**9))
 
@@ -147,3 +154,35 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def listening(platform: Platform, *bindings: str) -> AsyncIterator[list[Envelope]]:
+    """Collect the events matching ``bindings`` from the real bus while the block runs."""
+    queue = f"{platform.settings.schema_prefix}test.{uuid.uuid4().hex[:8]}"
+    subscription = Subscription(queue, bindings)
+    await platform.transport.declare(subscription)
+    received: list[Envelope] = []
+
+    async def collect(envelope: Envelope) -> None:
+        received.append(envelope)
+
+    consumer = asyncio.create_task(platform.transport.consume(subscription, collect))
+    try:
+        yield received
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await queue_cleanup(platform, [queue])
+
+
+def of_type(events: list[Envelope], event_type: str) -> list[Envelope]:
+    return [e for e in events if e.type == event_type]
+
+
+def headers_for(platform: Platform, role: Role, scope: Scope, name: str) -> dict[str, str]:
+    """A signed-in caller of any role and scope, as the registry's sign-in would issue."""
+    principal = Principal(id=name, username=name, role=role, scope=scope)
+    token = issue_token(principal, secret=platform.settings.secret_key, minutes=30)
+    return {"Authorization": f"Bearer {token}"}
