@@ -47,6 +47,14 @@ class Masking:
             return None
         return value if PersonalField.id_number in self.shown else mask_id_number(value)
 
+    def identity(self, person: DirectoryResident | None) -> dict[str, str | None]:
+        """Name, phone and ID number of a directory resident (empty when not found)."""
+        return {
+            "name": self.name(person.name if person else None),
+            "phone": self.phone(person.phone if person else None),
+            "document_number": self.document(person.document_number if person else None),
+        }
+
     async def log(
         self, uow: UnitOfWork, *, resource: str, record_ids: Iterable[object], endpoint: str
     ) -> None:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from services.testing.antigen import schemas, service
 from services.testing.models import SERVICE, AntigenReport
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Reveal
 from shared.problems import Invalid
 
@@ -90,15 +90,13 @@ async def list_reports(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.AntigenReportOut]:
-    query = select(AntigenReport)
-    if day is not None:
-        query = query.where(AntigenReport.day == day)
-    if building_id is not None:
-        query = query.where(AntigenReport.building_id == building_id)
-    if compound_id is not None:
-        query = query.where(AntigenReport.compound_id == compound_id)
-    if result is not None:
-        query = query.where(AntigenReport.result == result)
+    query = where_given(
+        select(AntigenReport),
+        (AntigenReport.day, day),
+        (AntigenReport.building_id, building_id),
+        (AntigenReport.compound_id, compound_id),
+        (AntigenReport.result, result),
+    )
     rows = list(
         await uow.session.scalars(keyset(query, AntigenReport.id, cursor=cursor, limit=limit))
     )

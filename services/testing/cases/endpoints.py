@@ -9,7 +9,7 @@ from services.testing.cases import schemas, service
 from services.testing.models import SERVICE, Case, Contact
 from shared.db import AnySelect
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Reveal
 
 router = service_router(SERVICE, tags=["cases"])
@@ -44,15 +44,13 @@ async def list_cases(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
-    query = select(Case)
-    for column, value in (
+    query = where_given(
+        select(Case),
         (Case.compound_id, compound_id),
         (Case.building_id, building_id),
         (Case.round_id, round_id),
         (Case.resident_id, resident_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    )
     return await _page(uow, request, query, cursor=cursor, limit=limit, reveal=reveal)
 
 
@@ -77,9 +75,7 @@ async def list_contacts(
     reveal: Reveal = False,
 ) -> list[schemas.ContactOut]:
     await service.get_case(uow, case_id)
-    query = select(Contact).where(Contact.case_id == case_id)
-    if kind is not None:
-        query = query.where(Contact.kind == kind)
+    query = where_given(select(Contact).where(Contact.case_id == case_id), (Contact.kind, kind))
     contacts = list(await uow.session.scalars(query.order_by(Contact.kind, Contact.name)))
     return await service.present_contacts(uow, contacts, reveal=reveal, endpoint=request.url.path)
 
@@ -140,14 +136,12 @@ async def list_transfers(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
-    query = select(Case)
-    if status is not None:
-        query = query.where(Case.transfer_status == status)
+    query = where_given(
+        select(Case), (Case.transfer_status, status), (Case.compound_id, compound_id)
+    )
     if overdue is not None:
         late = Case.transfer_status.in_(service.OPEN_TRANSFERS) & (
             Case.transfer_due_at < datetime.now(UTC)
         )
         query = query.where(late if overdue else ~late)
-    if compound_id is not None:
-        query = query.where(Case.compound_id == compound_id)
     return await _page(uow, request, query, cursor=cursor, limit=limit, reveal=reveal)

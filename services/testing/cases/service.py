@@ -350,9 +350,7 @@ def present(
     return schemas.CaseOut(
         id=case.id,
         resident_id=case.resident_id,
-        name=masking.name(person.name if person else None),
-        phone=masking.phone(person.phone if person else None),
-        document_number=masking.document(person.document_number if person else None),
+        **masking.identity(person),
         household_id=case.household_id,
         town_id=case.town_id,
         compound_id=case.compound_id,

@@ -12,7 +12,7 @@ from services.testing.models import SERVICE, DirectoryResident, ResultUpload, Ro
 from services.testing.results import schemas, service
 from shared.auth import Role
 from shared.http import Uow, runtime_of, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Reveal
 from shared.problems import Invalid, NotFound, TooLarge, UnsupportedMedia
 
@@ -35,7 +35,13 @@ UPLOAD_BODY: dict[str, Any] = {
                 "encoding": {"file": {"contentType": "text/csv, application/json"}},
             },
             "application/json": {
-                "schema": schemas.ResultsIn.model_json_schema(),
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "results": {"type": "array", "items": schemas.ResultIn.model_json_schema()}
+                    },
+                    "required": ["results"],
+                },
                 "example": {
                     "results": [
                         {
@@ -197,17 +203,14 @@ async def list_results(
     limit: Limit = 100,
 ) -> Page[schemas.PersonResult]:
     masking = identity.Masking(uow, reveal=reveal, health=True)
-    query = (
+    query = where_given(
         select(RoundMember, DirectoryResident)
         .outerjoin(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
-        .where(RoundMember.round_id == round_id)
+        .where(RoundMember.round_id == round_id),
+        (RoundMember.status, status),
+        (RoundMember.compound_id, compound_id),
+        (RoundMember.building_id, building_id),
     )
-    if status is not None:
-        query = query.where(RoundMember.status == status)
-    if compound_id is not None:
-        query = query.where(RoundMember.compound_id == compound_id)
-    if building_id is not None:
-        query = query.where(RoundMember.building_id == building_id)
     query = keyset(query, RoundMember.resident_id, cursor=cursor, limit=limit)
     rows = [_Row(m, p) for m, p in (await uow.session.execute(query)).all()]
     page, following = next_cursor(rows, limit)
@@ -218,9 +221,7 @@ async def list_results(
         schemas.PersonResult(
             round_id=r.member.round_id,
             resident_id=r.member.resident_id,
-            name=masking.name(r.person.name if r.person else None),
-            phone=masking.phone(r.person.phone if r.person else None),
-            document_number=masking.document(r.person.document_number if r.person else None),
+            **masking.identity(r.person),
             compound_id=r.member.compound_id,
             building_id=r.member.building_id,
             unit_id=r.member.unit_id,

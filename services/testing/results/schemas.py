@@ -24,10 +24,6 @@ class ResultIn(BaseModel):
     resulted_at: datetime = Field(examples=["2022-04-02T14:30:00+08:00"])
 
 
-class ResultsIn(BaseModel):
-    results: list[ResultIn]
-
-
 class UploadReport(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -8,7 +8,7 @@ from services.testing import identity
 from services.testing.models import SERVICE, Task
 from services.testing.tasks import schemas
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Reveal
 
 router = service_router(SERVICE, tags=["tasks"])
@@ -35,16 +35,14 @@ async def list_tasks(
     limit: Limit = 100,
 ) -> Page[schemas.TaskOut]:
     masking = identity.Masking(uow, reveal=reveal, health=False)
-    query = select(Task)
-    for column, value in (
+    query = where_given(
+        select(Task),
         (Task.kind, kind),
         (Task.status, status),
         (Task.round_id, round_id),
         (Task.compound_id, compound_id),
         (Task.building_id, building_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
+    )
     rows = list(await uow.session.scalars(keyset(query, Task.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     people = await identity.residents(uow, [t.resident_id for t in page])
