@@ -3,6 +3,7 @@ ids, health, readiness, metrics and sign-in throttling."""
 
 import httpx
 
+from cordon.services import ALL
 from tests.conftest import Town
 
 
@@ -36,7 +37,8 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Tow
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database:registry": True, "bus": True, "kv": True}
+    databases = {f"database:{spec.name}": True for spec in ALL}
+    assert ready.json()["checks"] == {**databases, "bus": True, "kv": True}
     await client.post(
         "/v1/committees",
         json={"town_id": str(town.id), "code": "K1", "name": "East"},

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import (
@@ -188,12 +189,8 @@ def _nothing_applied(tally: Tally) -> Problem:
         return Invalid(message, errors=[{"row": None, "column": None, "message": message}])
     return Invalid(
         f"no result could be applied: {tally.error_count} row error(s), nothing changed",
-        errors=[_error_out(e) for e in sorted(tally.errors, key=_row_order)],
+        errors=[_error_out(e) for e in tally.errors],
     )
-
-
-def _row_order(error: RowError) -> int:
-    return error.row if error.row is not None else -1
 
 
 def _error_out(error: RowError) -> dict[str, Any]:
@@ -276,7 +273,7 @@ async def _row_errors(uow: UnitOfWork, counts: Counts, tally: Tally) -> None:
     if counts.conflicting:
         tally.errors += await _conflicting(uow)
     tally.error_count += counts.unknown + counts.conflicting
-    tally.errors = sorted(tally.errors, key=_row_order)[:MAX_REPORTED_ERRORS]
+    tally.errors = sorted(tally.errors, key=attrgetter("row"))[:MAX_REPORTED_ERRORS]
 
 
 async def _unknown(uow: UnitOfWork) -> list[RowError]:
