@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:57:49.544844
+Create Date: 2026-11-22 22:36:24.032955
 
 """
 from typing import Sequence, Union
@@ -300,7 +300,7 @@ def upgrade() -> None:
     sa.Column('building_id', sa.Uuid(), nullable=True),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_round_members_round_id_rounds')),
     sa.PrimaryKeyConstraint('round_id', 'resident_id', name=op.f('pk_round_members')),
-    postgresql_with={'fillfactor': 50}
+    postgresql_with={'fillfactor': 33}
     )
     with op.batch_alter_table('round_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_round_members_building_id'), ['building_id'], unique=False)
