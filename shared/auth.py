@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, event, or_
+from sqlalchemy import ColumnElement, FromClause, and_, event, or_, true
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.types import Uuid
 
@@ -84,6 +84,28 @@ class Scope:
                 if compound_id is not None:
                     return compound_id in self.compounds
                 return town_id in self.towns
+
+    def clause(self, table: FromClause) -> ColumnElement[bool]:
+        """The same rule as :meth:`allows`, as a condition on a Core table with town, compound
+        and building columns: for set-based statements (``UPDATE ... FROM``) on Core tables,
+        which the session hook does not see."""
+        c = table.c
+        match self.kind:
+            case ScopeKind.system:
+                return true()
+            case ScopeKind.towns:
+                return c.town_id.in_(self.towns)
+            case ScopeKind.compounds:
+                return or_(
+                    c.compound_id.in_(self.compounds),
+                    and_(c.compound_id.is_(None), c.town_id.in_(self.towns)),
+                )
+            case ScopeKind.buildings:
+                return or_(
+                    c.building_id.in_(self.buildings),
+                    and_(c.building_id.is_(None), c.compound_id.in_(self.compounds)),
+                    and_(c.compound_id.is_(None), c.town_id.in_(self.towns)),
+                )
 
     def claims(self) -> dict[str, Any]:
         return {

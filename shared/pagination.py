@@ -37,6 +37,14 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         ) from exc
 
 
+def where_given(query: AnySelect, *filters: tuple[Any, object]) -> AnySelect:
+    """``column == value`` for each optional filter of a list that the caller gave."""
+    for column, value in filters:
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
 def keyset(query: AnySelect, id_column: Any, *, cursor: str | None, limit: int) -> AnySelect:
     """Order by id and start after the cursor; fetch one more row to know if a next page exists."""
     if not 1 <= limit <= MAX_LIMIT:

@@ -55,13 +55,19 @@ def revealed_fields(
     reveal: bool,
     fields: Iterable[PersonalField] = (PersonalField.phone, PersonalField.id_number),
     what: str = "residents' numbers",
+    health: bool = False,
 ) -> frozenset[PersonalField]:
     """Which of ``fields`` the caller asked to see unmasked and may; asking when the role
-    may see none of them is refused rather than silently masked."""
+    may see none of them is refused rather than silently masked. With ``health`` the read is
+    of health data (results, cases, contacts): it reveals names too, and only to roles that
+    may see health data unmasked."""
     if not reveal:
         return frozenset()
     role = uow.principal.role
-    allowed = frozenset(f for f in fields if may_reveal(role, f))
+    if health and not may_reveal(role, PersonalField.health):
+        raise Forbidden(f"a {role.value} may not see who is concerned by health data")
+    wanted = (*fields, PersonalField.health) if health else tuple(fields)
+    allowed = frozenset(f for f in wanted if may_reveal(role, f))
     if not allowed:
         raise Forbidden(f"a {role.value} may not see {what} unmasked")
     return allowed
@@ -74,6 +80,13 @@ def mask_id_number(value: str | None) -> str | None:
         return "*" * len(value)
     keep_head = 6 if len(value) >= 15 else 2
     return value[:keep_head] + "*" * (len(value) - keep_head - 4) + value[-4:]
+
+
+def mask_name(value: str | None) -> str | None:
+    """The first character, then stars: enough for a list to stay readable."""
+    if not value:
+        return value
+    return value[0] + "*" * (len(value) - 1)
 
 
 def mask_phone(value: str | None) -> str | None:

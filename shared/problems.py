@@ -46,3 +46,7 @@ class TooLarge(Problem):
 
 class TooManyRequests(Problem):
     status, title = 429, "Too Many Requests"
+
+
+class UnsupportedMedia(Problem):
+    status, title = 415, "Unsupported Media Type"

@@ -1,10 +1,12 @@
 """Building blocks for API tests: places and people made through the public API."""
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,7 +16,10 @@ from sqlalchemy import select
 from cordon.platform import Platform
 from services.registry.documents import Sex, make_id_card
 from services.registry.models import kernel
-from shared.auth import Principal
+from shared.auth import Principal, Role, Scope, issue_token
+from shared.bus.transport import Subscription
+from shared.events import Envelope
+from tests.conftest import queue_cleanup
 
 _sequence = iter(range(1, 10**9))
 
@@ -197,3 +202,35 @@ async def account(
     }
     await post(client, "/v1/users", body, town.operator)
     return dict(await town.sign_in(username, password))
+
+
+@asynccontextmanager
+async def listening(platform: Platform, *bindings: str) -> AsyncIterator[list[Envelope]]:
+    """Collect the events matching ``bindings`` from the real bus while the block runs."""
+    queue = f"{platform.settings.schema_prefix}test.{uuid.uuid4().hex[:8]}"
+    subscription = Subscription(queue, bindings)
+    await platform.transport.declare(subscription)
+    received: list[Envelope] = []
+
+    async def collect(envelope: Envelope) -> None:
+        received.append(envelope)
+
+    consumer = asyncio.create_task(platform.transport.consume(subscription, collect))
+    try:
+        yield received
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        await queue_cleanup(platform, [queue])
+
+
+def of_type(events: list[Envelope], event_type: str) -> list[Envelope]:
+    return [e for e in events if e.type == event_type]
+
+
+def headers_for(platform: Platform, role: Role, scope: Scope, name: str) -> dict[str, str]:
+    """A signed-in caller of any role and scope, as the registry's sign-in would issue."""
+    principal = Principal(id=name, username=name, role=role, scope=scope)
+    token = issue_token(principal, secret=platform.settings.secret_key, minutes=30)
+    return {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,5 @@
-"""Identity documents and phone numbers of residents (and of staff and volunteers).
+"""Identity documents of residents, and phone numbers in requests (normalised by
+:mod:`shared.phones`).
 
 Mainland resident ID numbers (GB 11643-1999) carry the birth date, the sex and an
 ISO 7064 MOD 11-2 check character; validation here is pure and fast enough to run on
@@ -12,16 +13,14 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, NamedTuple, NoReturn
 
-import phonenumbers
 from pydantic import AfterValidator
+
+from shared.phones import InvalidPhone as InvalidPhone
+from shared.phones import normalize_phone as normalize_phone
 
 
 class InvalidDocument(ValueError):
     """An identity document number that cannot be accepted; the message says why."""
-
-
-class InvalidPhone(ValueError):
-    """A phone number that cannot be accepted; the message says why."""
 
 
 class DocumentType(StrEnum):
@@ -47,9 +46,6 @@ _CHECK_CHARS = "10X98765432"
 _MIN_BIRTH_YEAR = 1900
 _PASSPORT = re.compile(r"[A-Z0-9]{5,20}")
 _OTHER_MAX = 40
-# Mainland mobiles are most of a ledger; this keeps phonenumbers off the hot path.
-_MAINLAND_MOBILE = re.compile(r"(?:(?:\+|00)?86[ -]*)?(1[3-9][0-9])[ -]*([0-9]{4})[ -]*([0-9]{4})")
-_MOBILE_PREFIXES = frozenset(f"1{digit}" for digit in range(3, 10))
 # Only valid dates are cached, so the cache holds at most one entry per day since 1900.
 _birth_dates: dict[str, date] = {}
 
@@ -129,23 +125,6 @@ def validate_document(*, document_type: DocumentType, number: str) -> str:
     if not other or len(other) > _OTHER_MAX or not other.isprintable():
         raise InvalidDocument(f"document number must be 1 to {_OTHER_MAX} printable characters")
     return other
-
-
-def normalize_phone(value: str) -> str:
-    """Return the number in E.164 form, reading it as a mainland China number by default."""
-    text = value.strip()
-    if len(text) == 11 and text[:2] in _MOBILE_PREFIXES and text.isascii() and text.isdigit():
-        return "+86" + text
-    match = _MAINLAND_MOBILE.fullmatch(text)
-    if match is not None:
-        return "+86" + "".join(match.groups())
-    try:
-        parsed = phonenumbers.parse(text, "CN")
-    except phonenumbers.NumberParseException:
-        raise InvalidPhone(f"phone number {text!r} is not a valid number") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhone(f"phone number {text!r} is not a valid number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _optional_phone(value: str | None) -> str | None:

@@ -7,7 +7,6 @@ and the boundary rolls the transaction back. The same file applied twice changes
 second time, and a re-import of equal rows changes nothing either. One event per batch.
 """
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from shared.db import table_of
 from shared.ids import new_id
 from shared.problems import Invalid
 from shared.uow import UnitOfWork
+from shared.uploads import file_digest
 
 BATCH = 5_000
 MAX_ERRORS = 1_000
@@ -106,15 +106,6 @@ class Tally:
     unchanged: int = 0
     households_created: int = 0
     errors: list[RowError] = field(default_factory=list)
-
-
-def file_digest(file: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    start = file.tell()
-    while chunk := file.read(1 << 20):
-        digest.update(chunk)
-    file.seek(start)
-    return digest.hexdigest()
 
 
 async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> schemas.ImportReport:

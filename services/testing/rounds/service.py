@@ -95,8 +95,11 @@ def _residents_in(scope: RoundScope, town_id: uuid.UUID) -> Any:
             )
 
 
-async def _add_members(uow: UnitOfWork, round_: Round) -> None:
-    """Add the directory's residents in the round's scope who are not members yet."""
+async def add_members(
+    uow: UnitOfWork, round_: Round, *, resident_ids: Sequence[uuid.UUID] | None = None
+) -> None:
+    """Add the directory's residents in the round's scope who are not members yet (all of
+    them, or only those listed)."""
     residents = table_of(DirectoryResident)
     members = table_of(RoundMember)
     scope = RoundScope.model_validate(round_.scope)
@@ -125,6 +128,8 @@ async def _add_members(uow: UnitOfWork, round_: Round) -> None:
         residents.c.door_to_door,
         literal(MemberStatus.expected.value),
     ).where(_residents_in(scope, round_.town_id), ~already)
+    if resident_ids is not None:
+        source = source.where(residents.c.id.in_(resident_ids))
     await uow.session.execute(insert(members).from_select(columns, source))
 
 
@@ -150,7 +155,7 @@ async def schedule_round(uow: UnitOfWork, *, data: schemas.RoundCreate) -> tuple
     )
     uow.session.add(round_)
     await uow.session.flush()
-    await _add_members(uow, round_)
+    await add_members(uow, round_)
     count = await expected(uow, round_.id)
     uow.emit(
         RoundScheduled(
@@ -179,7 +184,7 @@ async def open_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
         return round_
     if round_.status == RoundStatus.closed.value:
         raise Conflict(f"round {round_.name} is closed; schedule a new one")
-    await _add_members(uow, round_)
+    await add_members(uow, round_)
     round_.status, round_.opened_at = RoundStatus.open.value, datetime.now(UTC)
     uow.emit(RoundOpened(round_id=round_.id, town_id=round_.town_id, at=round_.opened_at))
     return round_

@@ -28,7 +28,8 @@ async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
     summary="Record one sampled tube",
     description="A pool (up to the round's pool size) or a single tube. Refused with a "
     "problem naming the field: a tube code used before, a resident outside the round, "
-    "already sampled (unless `retest` for an open retest or resample), a sealed-area resident "
+    "already sampled (unless `retest` for an open retest, resample or PCR after a positive "
+    "antigen test), a sealed-area resident "
     "in a pool. Sending the same tube again answers it unchanged.",
 )
 async def record_tube(round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow) -> schemas.TubeOut:

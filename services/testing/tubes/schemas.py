@@ -24,7 +24,9 @@ class TubeIn(BaseModel):
     collector: str = Field(min_length=1, max_length=80)
     collected_at: datetime
     retest: bool = Field(
-        False, description="A single tube for a resident with an open retest or resample"
+        False,
+        description="A single tube for a resident with an open retest or resample, or a PCR "
+        "retest after a positive antigen test (who joins the round if its scope covers them)",
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
 
 from services.testing.models import (
     DirectoryZone,
@@ -20,11 +20,12 @@ from services.testing.models import (
     RoundStatus,
     Site,
     Task,
+    TaskKind,
     TaskStatus,
     Tube,
     TubeMember,
 )
-from services.testing.rounds.service import get_round
+from services.testing.rounds.service import add_members, get_round
 from services.testing.tubes.schemas import TubeIn
 from shared.auth import UNSCOPED
 from shared.db import table_of
@@ -33,6 +34,7 @@ from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
 FOLLOW_UPS = frozenset({MemberStatus.retest_required.value, MemberStatus.resample_required.value})
+AFTER_ANTIGEN = TaskKind.pcr_after_antigen.value
 # Ids per IN list, well under SQLite's bound-parameter limit.
 CHUNK = 5_000
 # A round member as the checks read it: resident_id, status, places, sealed.
@@ -62,6 +64,8 @@ class _Known:
     tubes: dict[str, Tube]
     tube_members: dict[uuid.UUID, list[uuid.UUID]]
     sites: set[uuid.UUID]
+    # Residents with an open PCR retest after a positive antigen self-test.
+    after_antigen: set[uuid.UUID]
 
 
 def _chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
@@ -69,13 +73,31 @@ def _chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
 
 
 async def _read(uow: UnitOfWork, round_: Round, tubes: Sequence[TubeIn]) -> _Known:
+    after_antigen = await _after_antigen(uow, list({t.member_ids[0] for t in tubes if t.retest}))
+    if after_antigen:
+        # Someone who tested positive on antigen is sampled wherever a round is open,
+        # joining it if its scope covers them.
+        await add_members(uow, round_, resident_ids=list(after_antigen))
     known_tubes, tube_members = await _tubes_by_code(uow, list({t.code for t in tubes}))
     return _Known(
         members=await _round_members(uow, round_, list({m for t in tubes for m in t.member_ids})),
         tubes=known_tubes,
         tube_members=tube_members,
         sites=await _sites(uow, round_, list({t.site_id for t in tubes if t.site_id})),
+        after_antigen=after_antigen,
     )
+
+
+async def _after_antigen(uow: UnitOfWork, resident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for chunk in _chunks(resident_ids):
+        query = select(Task.resident_id).where(
+            Task.kind == AFTER_ANTIGEN,
+            Task.status == TaskStatus.open.value,
+            Task.resident_id.in_(chunk),
+        )
+        found.update(await uow.session.scalars(query))
+    return found
 
 
 async def _round_members(
@@ -153,8 +175,12 @@ def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) ->
             raise TubeRejected(where, f"resident {resident_id} is outside the round's scope")
         if resident_id in taken:
             raise TubeRejected(where, f"resident {resident_id} is in another tube of this batch")
-        if tube.retest and member.status not in FOLLOW_UPS:
-            raise TubeRejected(where, f"resident {resident_id} has no open retest or resample")
+        if tube.retest and not _may_retest(known, member):
+            raise TubeRejected(
+                where,
+                f"resident {resident_id} has no open retest or resample, nor a PCR retest "
+                "after a positive antigen test",
+            )
         if not tube.retest and member.status != MemberStatus.expected.value:
             raise TubeRejected(
                 where, f"resident {resident_id} was already sampled in this round ({member.status})"
@@ -166,6 +192,14 @@ def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) ->
         compounds.add(member.compound_id)
     if len(compounds) > 1:
         raise TubeRejected("member_ids", "a tube's members must live in one compound")
+
+
+def _may_retest(known: _Known, member: Member) -> bool:
+    if member.status in FOLLOW_UPS:
+        return True
+    return (
+        member.resident_id in known.after_antigen and member.status != MemberStatus.positive.value
+    )
 
 
 def _same(existing: Tube, tube: TubeIn, round_: Round, known: _Known) -> bool:
@@ -283,11 +317,16 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
         await uow.session.execute(
             update(tasks)
             .where(
-                tasks.c.round_id == bindparam("b_round"),
+                or_(
+                    tasks.c.round_id == bindparam("b_round"),
+                    # A PCR retest after antigen belongs to no round until it is sampled.
+                    and_(tasks.c.kind == AFTER_ANTIGEN, tasks.c.round_id.is_(None)),
+                ),
                 tasks.c.resident_id == bindparam("b_resident"),
                 tasks.c.status == TaskStatus.open.value,
             )
             .values(
+                round_id=bindparam("b_round"),
                 status=TaskStatus.done.value,
                 done_at=bindparam("b_at"),
                 done_tube_id=bindparam("b_tube"),

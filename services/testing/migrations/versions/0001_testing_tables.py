@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:31:33.583594
+Create Date: 2026-11-22 22:36:24.032955
 
 """
 from typing import Sequence, Union
@@ -216,6 +216,11 @@ def upgrade() -> None:
     sa.Column('rows', sa.Integer(), nullable=False),
     sa.Column('applied', sa.Integer(), nullable=False),
     sa.Column('unchanged', sa.Integer(), nullable=False),
+    sa.Column('negative', sa.Integer(), nullable=False),
+    sa.Column('positive', sa.Integer(), nullable=False),
+    sa.Column('invalid', sa.Integer(), nullable=False),
+    sa.Column('people', sa.Integer(), nullable=False),
+    sa.Column('error_count', sa.Integer(), nullable=False),
     sa.Column('errors', sa.JSON(), nullable=False),
     sa.Column('created_by', sa.String(length=80), nullable=False),
     sa.Column('created_at', shared.db.UtcDateTime(timezone=True), nullable=False),
@@ -294,7 +299,8 @@ def upgrade() -> None:
     sa.Column('compound_id', sa.Uuid(), nullable=True),
     sa.Column('building_id', sa.Uuid(), nullable=True),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_round_members_round_id_rounds')),
-    sa.PrimaryKeyConstraint('round_id', 'resident_id', name=op.f('pk_round_members'))
+    sa.PrimaryKeyConstraint('round_id', 'resident_id', name=op.f('pk_round_members')),
+    postgresql_with={'fillfactor': 33}
     )
     with op.batch_alter_table('round_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_round_members_building_id'), ['building_id'], unique=False)
@@ -369,7 +375,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_tubes_round_id_rounds')),
     sa.ForeignKeyConstraint(['site_id'], ['sampling_sites.id'], name=op.f('fk_tubes_site_id_sampling_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tubes')),
-    sa.UniqueConstraint('code', name=op.f('uq_tubes_code'))
+    sa.UniqueConstraint('code', name=op.f('uq_tubes_code')),
+    postgresql_with={'fillfactor': 50}
     )
     with op.batch_alter_table('tubes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tubes_building_id'), ['building_id'], unique=False)

@@ -1,0 +1,127 @@
+import uuid
+from datetime import date
+
+from fastapi import Request, Response
+from sqlalchemy import select
+
+from services.testing.antigen import schemas, service
+from services.testing.models import SERVICE, AntigenReport
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.privacy import Reveal
+from shared.problems import Invalid
+
+router = service_router(SERVICE, tags=["antigen self-tests"])
+
+
+@router.post(
+    "/antigen-reports",
+    status_code=201,
+    response_model=schemas.RecordedOut,
+    summary="Report one resident's antigen self-test of a day",
+    description="One report per resident and day: the same again answers 200 `unchanged`; "
+    "a different one answers 200 `corrected` with what it replaced. A positive test opens a "
+    "door-to-door PCR retest (`pcr_after_antigen` task). Temperature must be 34–43 °C.",
+    responses={200: {"description": "unchanged, or corrected (see previous)"}},
+)
+async def report_one(
+    body: schemas.AntigenReportIn, uow: Uow, request: Request, response: Response
+) -> schemas.RecordedOut:
+    outcome = await service.record_reports(uow, day=body.day or service.today(), rows=[(0, body)])
+    if outcome.errors:
+        error = outcome.errors[0]
+        raise Invalid(
+            error["message"], errors=[{"field": error["field"], "message": error["message"]}]
+        )
+    recorded = outcome.recorded[0]
+    if recorded.outcome != "created":
+        response.status_code = 200
+    [shown] = await service.present(uow, [recorded.report], reveal=False, endpoint=request.url.path)
+    return schemas.RecordedOut(
+        **shown.model_dump(),
+        outcome=recorded.outcome,
+        previous=recorded.previous,
+        task_id=recorded.task_id,
+    )
+
+
+@router.post(
+    "/antigen-reports/batch",
+    response_model=schemas.BatchOut,
+    summary="A building leader's list of the day's self-tests",
+    description="Each row is checked on its own (resident of this building, result, "
+    "temperature 34–43 °C): good rows are kept, bad ones come back by row and field. 422 when "
+    "no row could be kept.",
+)
+async def report_batch(
+    body: schemas.AntigenBatchIn, uow: Uow, response: Response
+) -> schemas.BatchOut:
+    rows, errors = service.parse_rows(body.reports)
+    outcome = await service.record_reports(
+        uow, day=body.day or service.today(), rows=rows, building_id=body.building_id
+    )
+    errors = sorted(errors + outcome.errors, key=lambda e: int(e["row"]))
+    if errors and not outcome.recorded:
+        response.status_code = 422
+    return schemas.BatchOut(
+        created=outcome.count("created"),
+        unchanged=outcome.count("unchanged"),
+        corrected=outcome.count("corrected"),
+        pcr_tasks_opened=sum(1 for r in outcome.recorded if r.task_id is not None),
+        errors=[schemas.BatchRowError(**e) for e in errors],
+    )
+
+
+@router.get(
+    "/antigen-reports",
+    response_model=Page[schemas.AntigenReportOut],
+    summary="Self-tests by day and place",
+    description="Health data: names are masked unless `reveal=true` and your role may see "
+    "health data (logged); volunteers see no names.",
+)
+async def list_reports(
+    uow: Uow,
+    request: Request,
+    day: date | None = None,
+    building_id: uuid.UUID | None = None,
+    compound_id: uuid.UUID | None = None,
+    result: schemas.AntigenResult | None = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.AntigenReportOut]:
+    query = where_given(
+        select(AntigenReport),
+        (AntigenReport.day, day),
+        (AntigenReport.building_id, building_id),
+        (AntigenReport.compound_id, compound_id),
+        (AntigenReport.result, result),
+    )
+    rows = list(
+        await uow.session.scalars(keyset(query, AntigenReport.id, cursor=cursor, limit=limit))
+    )
+    page, following = next_cursor(rows, limit)
+    items = await service.present(uow, page, reveal=reveal, endpoint=request.url.path)
+    return Page(items=items, next_cursor=following)
+
+
+@router.get(
+    "/antigen-reports/missing",
+    response_model=list[schemas.MissingResident],
+    summary="Residents of a building who have not reported a self-test that day",
+    description="The building leader's list to chase; phones masked unless revealed.",
+)
+async def list_missing(
+    uow: Uow,
+    request: Request,
+    building_id: uuid.UUID,
+    day: date | None = None,
+    reveal: Reveal = False,
+) -> list[schemas.MissingResident]:
+    return await service.missing(
+        uow,
+        building_id=building_id,
+        day=day or service.today(),
+        reveal=reveal,
+        endpoint=request.url.path,
+    )

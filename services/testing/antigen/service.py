@@ -1,0 +1,247 @@
+"""Daily antigen self-tests: one report per resident and day, one by one or as a building
+leader's list. The same report again changes nothing; a different one the same day corrects
+it (and says what it replaced). A positive test asks for a door-to-door PCR retest: a
+``pcr_after_antigen`` task, which a single retest tube in any open round closes. A later
+correction to negative leaves that task open: once seen, a positive is checked by PCR."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+
+from services.testing import identity
+from services.testing.antigen import schemas
+from services.testing.models import (
+    AntigenReport,
+    DirectoryResident,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+from shared.ids import new_id
+from shared.uow import UnitOfWork
+
+ROW = TypeAdapter(schemas.AntigenRowIn)
+
+
+@dataclass
+class Recorded:
+    report: AntigenReport
+    outcome: str
+    previous: schemas.Previous | None = None
+    task_id: uuid.UUID | None = None
+
+
+@dataclass
+class Outcome:
+    recorded: list[Recorded] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.recorded if r.outcome == outcome)
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def parse_rows(raw: Sequence[dict[str, Any]]) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
+    """Each row of a list on its own: the valid ones with their index, and the errors of the
+    others by field."""
+    rows: list[tuple[int, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for n, item in enumerate(raw):
+        try:
+            rows.append((n, ROW.validate_python(item)))
+        except ValidationError as exc:
+            resident = item.get("resident_id") if isinstance(item, dict) else None
+            for error in exc.errors():
+                errors.append(
+                    {
+                        "row": n,
+                        "resident_id": str(resident) if resident is not None else None,
+                        "field": ".".join(str(p) for p in error["loc"]) or "row",
+                        "message": str(error["msg"]),
+                    }
+                )
+    return rows, errors
+
+
+async def record_reports(
+    uow: UnitOfWork,
+    *,
+    day: date,
+    rows: Sequence[tuple[int, schemas.AntigenRowIn]],
+    building_id: uuid.UUID | None = None,
+) -> Outcome:
+    outcome = Outcome()
+    ids = [row.resident_id for _, row in rows]
+    people = await identity.residents(uow, ids)
+    same_day = select(AntigenReport).where(
+        AntigenReport.day == day, AntigenReport.resident_id.in_(ids)
+    )
+    existing = {r.resident_id: r for r in await uow.session.scalars(same_day)}
+    seen: set[uuid.UUID] = set()
+    now = datetime.now(UTC)
+    for n, row in rows:
+        problem = _check(row, people.get(row.resident_id), building_id, seen)
+        if problem is not None:
+            where, message = problem
+            resident = str(row.resident_id)
+            outcome.errors.append(
+                {"row": n, "resident_id": resident, "field": where, "message": message}
+            )
+            continue
+        seen.add(row.resident_id)
+        outcome.recorded.append(
+            _record(uow, row, people[row.resident_id], existing.get(row.resident_id), day, now)
+        )
+    await uow.session.flush()
+    await _ask_for_pcr(uow, [r for r in outcome.recorded if r.report.result == "positive"], now)
+    return outcome
+
+
+def _check(
+    row: schemas.AntigenRowIn,
+    person: DirectoryResident | None,
+    building_id: uuid.UUID | None,
+    seen: set[uuid.UUID],
+) -> tuple[str, str] | None:
+    if person is None:
+        return "resident_id", f"no resident {row.resident_id} in your scope"
+    if building_id is not None and person.building_id != building_id:
+        return "resident_id", f"resident {row.resident_id} does not live in this building"
+    if row.resident_id in seen:
+        return "resident_id", f"resident {row.resident_id} is listed twice"
+    return None
+
+
+def _record(
+    uow: UnitOfWork,
+    row: schemas.AntigenRowIn,
+    person: DirectoryResident,
+    report: AntigenReport | None,
+    day: date,
+    now: datetime,
+) -> Recorded:
+    if report is None:
+        report = AntigenReport(
+            id=new_id(),
+            resident_id=person.id,
+            town_id=person.town_id,
+            compound_id=person.compound_id,
+            building_id=person.building_id,
+            unit_id=person.unit_id,
+            day=day,
+            result=row.result,
+            temperature=row.temperature,
+            reported_at=row.reported_at or now,
+            reported_by=uow.principal.username,
+        )
+        uow.session.add(report)
+        return Recorded(report, "created")
+    if report.result == row.result and report.temperature == row.temperature:
+        return Recorded(report, "unchanged")
+    previous = schemas.Previous(result=report.result, temperature=report.temperature)
+    report.result, report.temperature = row.result, row.temperature
+    report.reported_at, report.reported_by = row.reported_at or now, uow.principal.username
+    return Recorded(report, "corrected", previous)
+
+
+async def _ask_for_pcr(uow: UnitOfWork, positives: Sequence[Recorded], now: datetime) -> None:
+    """One open PCR retest per resident, whatever the number of positive tests."""
+    if not positives:
+        return
+    waiting = set(
+        await uow.session.scalars(
+            select(Task.resident_id).where(
+                Task.kind == TaskKind.pcr_after_antigen.value,
+                Task.status == TaskStatus.open.value,
+                Task.resident_id.in_([r.report.resident_id for r in positives]),
+            )
+        )
+    )
+    for recorded in positives:
+        report = recorded.report
+        if report.resident_id in waiting:
+            continue
+        task = Task(
+            id=new_id(),
+            round_id=None,
+            resident_id=report.resident_id,
+            unit_id=report.unit_id,
+            town_id=report.town_id,
+            compound_id=report.compound_id,
+            building_id=report.building_id,
+            kind=TaskKind.pcr_after_antigen.value,
+            cause_id=report.id,
+            status=TaskStatus.open.value,
+            door_to_door=True,
+            created_at=now,
+        )
+        uow.session.add(task)
+        waiting.add(report.resident_id)
+        recorded.task_id = task.id
+    await uow.session.flush()
+
+
+async def present(
+    uow: UnitOfWork, reports: Sequence[AntigenReport], *, reveal: bool, endpoint: str
+) -> list[schemas.AntigenReportOut]:
+    masking = identity.Masking(uow, reveal=reveal, health=True)
+    people = await identity.residents(uow, [r.resident_id for r in reports])
+    await masking.log(
+        uow, resource="antigen_reports", record_ids=[r.id for r in reports], endpoint=endpoint
+    )
+    out = []
+    for report in reports:
+        person = people.get(report.resident_id)
+        out.append(
+            schemas.AntigenReportOut(
+                id=report.id,
+                resident_id=report.resident_id,
+                name=masking.name(person.name if person else None),
+                compound_id=report.compound_id,
+                building_id=report.building_id,
+                unit_id=report.unit_id,
+                day=report.day,
+                result=report.result,
+                temperature=report.temperature,
+                reported_at=report.reported_at,
+                reported_by=report.reported_by,
+            )
+        )
+    return out
+
+
+async def missing(
+    uow: UnitOfWork, *, building_id: uuid.UUID, day: date, reveal: bool, endpoint: str
+) -> list[schemas.MissingResident]:
+    """Residents of the building without a report that day: the leader's list to chase."""
+    reported = select(AntigenReport.resident_id).where(
+        AntigenReport.day == day, AntigenReport.building_id == building_id
+    )
+    query = (
+        select(DirectoryResident)
+        .where(DirectoryResident.building_id == building_id, DirectoryResident.id.not_in(reported))
+        .order_by(DirectoryResident.unit_id, DirectoryResident.household_id, DirectoryResident.name)
+    )
+    people = list(await uow.session.scalars(query))
+    masking = identity.Masking(uow, reveal=reveal, health=False)
+    await masking.log(
+        uow, resource="directory_residents", record_ids=[p.id for p in people], endpoint=endpoint
+    )
+    return [
+        schemas.MissingResident(
+            resident_id=p.id,
+            name=p.name,
+            unit_id=p.unit_id,
+            household_id=p.household_id,
+            phone=masking.phone(p.phone),
+        )
+        for p in people
+    ]

@@ -1,0 +1,147 @@
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import Query, Request
+from sqlalchemy import select
+
+from services.testing.cases import schemas, service
+from services.testing.models import SERVICE, Case, Contact
+from shared.db import AnySelect
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.privacy import Reveal
+
+router = service_router(SERVICE, tags=["cases"])
+
+TransferStatusName = Literal["pending", "scheduled", "transferred"]
+
+
+async def _page(
+    uow: Uow, request: Request, query: AnySelect, *, cursor: str | None, limit: int, reveal: bool
+) -> Page[schemas.CaseOut]:
+    rows = list(await uow.session.scalars(keyset(query, Case.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    items = await service.present_all(uow, page, reveal=reveal, endpoint=request.url.path)
+    return Page(items=items, next_cursor=following)
+
+
+@router.get(
+    "/cases",
+    response_model=Page[schemas.CaseOut],
+    summary="Confirmed cases in your scope",
+    description="Names, phones and ID numbers are masked unless `reveal=true` and your role "
+    "may see health data (every such read is logged); volunteers see no identity.",
+)
+async def list_cases(
+    uow: Uow,
+    request: Request,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    round_id: uuid.UUID | None = None,
+    resident_id: uuid.UUID | None = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.CaseOut]:
+    query = where_given(
+        select(Case),
+        (Case.compound_id, compound_id),
+        (Case.building_id, building_id),
+        (Case.round_id, round_id),
+        (Case.resident_id, resident_id),
+    )
+    return await _page(uow, request, query, cursor=cursor, limit=limit, reveal=reveal)
+
+
+@router.get("/cases/{case_id}", response_model=schemas.CaseOut)
+async def get_case(
+    case_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
+) -> schemas.CaseOut:
+    case = await service.get_case(uow, case_id)
+    return (await service.present_all(uow, [case], reveal=reveal, endpoint=request.url.path))[0]
+
+
+@router.get(
+    "/cases/{case_id}/contacts",
+    response_model=list[schemas.ContactOut],
+    summary="A case's close and secondary contacts, each with its quarantine end",
+)
+async def list_contacts(
+    case_id: uuid.UUID,
+    uow: Uow,
+    request: Request,
+    kind: schemas.ContactKind | None = None,
+    reveal: Reveal = False,
+) -> list[schemas.ContactOut]:
+    await service.get_case(uow, case_id)
+    query = where_given(select(Contact).where(Contact.case_id == case_id), (Contact.kind, kind))
+    contacts = list(await uow.session.scalars(query.order_by(Contact.kind, Contact.name)))
+    return await service.present_contacts(uow, contacts, reveal=reveal, endpoint=request.url.path)
+
+
+@router.post(
+    "/cases/{case_id}/contacts",
+    status_code=201,
+    response_model=schemas.ContactOut,
+    summary="Add a contact found by tracing",
+    description="A resident of the directory (`resident_id`) or an outsider by name and "
+    "phone. The quarantine end defaults to the town policy's for the kind.",
+)
+async def add_contact(
+    case_id: uuid.UUID,
+    body: schemas.ContactIn,
+    uow: Uow,
+    request: Request,
+    reveal: Reveal = False,
+) -> schemas.ContactOut:
+    contact = await service.add_contact(uow, case_id=case_id, data=body)
+    return (
+        await service.present_contacts(uow, [contact], reveal=reveal, endpoint=request.url.path)
+    )[0]
+
+
+@router.post(
+    "/cases/{case_id}/transfer",
+    response_model=schemas.CaseOut,
+    summary="Move a case along the transfer queue",
+    description="pending → scheduled (destination and time) → transferred. Scheduling again "
+    "reschedules; pending again cancels the schedule. Any other step answers 409.",
+)
+async def move_transfer(
+    case_id: uuid.UUID,
+    body: schemas.TransferIn,
+    uow: Uow,
+    request: Request,
+    reveal: Reveal = False,
+) -> schemas.CaseOut:
+    case = await service.move_transfer(uow, case_id=case_id, data=body)
+    return (await service.present_all(uow, [case], reveal=reveal, endpoint=request.url.path))[0]
+
+
+@router.get(
+    "/transfers",
+    response_model=Page[schemas.CaseOut],
+    summary="The transfer queue: cases by transfer status; `overdue=true` for the late ones",
+)
+async def list_transfers(
+    uow: Uow,
+    request: Request,
+    status: TransferStatusName | None = None,
+    overdue: Annotated[
+        bool | None, Query(description="Only cases past their target and not transferred")
+    ] = None,
+    compound_id: uuid.UUID | None = None,
+    reveal: Reveal = False,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.CaseOut]:
+    query = where_given(
+        select(Case), (Case.transfer_status, status), (Case.compound_id, compound_id)
+    )
+    if overdue is not None:
+        late = Case.transfer_status.in_(service.OPEN_TRANSFERS) & (
+            Case.transfer_due_at < datetime.now(UTC)
+        )
+        query = query.where(late if overdue else ~late)
+    return await _page(uow, request, query, cursor=cursor, limit=limit, reveal=reveal)

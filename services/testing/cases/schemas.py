@@ -1,0 +1,114 @@
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ContactKind = Literal["close", "secondary"]
+
+
+class TransferOut(BaseModel):
+    status: Literal["pending", "scheduled", "transferred"]
+    due_at: datetime = Field(description="The same-day target, from the town's policy")
+    overdue: bool
+    scheduled_for: datetime | None
+    destination: str | None
+    transferred_at: datetime | None
+    overdue_reported_at: datetime | None
+
+
+class CaseOut(BaseModel):
+    """A confirmed case. Name and numbers are health data: masked unless revealed (logged);
+    volunteers see no identity."""
+
+    id: uuid.UUID
+    resident_id: uuid.UUID
+    name: str | None
+    phone: str | None
+    document_number: str | None
+    household_id: uuid.UUID | None
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    unit_id: uuid.UUID | None
+    round_id: uuid.UUID | None
+    tube_id: uuid.UUID | None
+    source: str
+    confirmed_at: datetime
+    transfer: TransferOut
+
+
+class ContactOut(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    resident_id: uuid.UUID | None = Field(description="Empty for someone outside the directory")
+    name: str | None
+    phone: str | None
+    document_number: str | None
+    kind: ContactKind
+    source: Literal["household", "unit", "manual"]
+    quarantine_until: date
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"resident_id": "0193a1c2-0000-7000-8000-0000000000a1", "kind": "close"},
+                {
+                    "name": "张伟",
+                    "phone": "13912345678",
+                    "kind": "close",
+                    "note": "courier, met at the gate on 1 April",
+                },
+            ]
+        }
+    )
+
+    resident_id: uuid.UUID | None = Field(None, description="A resident from the directory")
+    name: str | None = Field(None, min_length=1, max_length=60, description="For an outsider")
+    phone: str | None = Field(None, max_length=20, description="For an outsider")
+    kind: ContactKind = "close"
+    quarantine_until: date | None = Field(
+        None, description="Defaults to the town policy's quarantine for the kind"
+    )
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _who(self) -> "ContactIn":
+        if (self.resident_id is None) == (self.name is None):
+            raise ValueError("give either resident_id or the name (and phone) of an outsider")
+        if self.resident_id is not None and self.phone is not None:
+            raise ValueError("a resident's phone comes from the directory; leave phone out")
+        return self
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "scheduled",
+                    "destination": "Fangcang shelter hospital, hall 3",
+                    "scheduled_for": "2022-04-02T16:00:00+08:00",
+                },
+                {"status": "transferred"},
+            ]
+        }
+    )
+
+    status: Literal["pending", "scheduled", "transferred"] = Field(
+        description="pending → scheduled → transferred; scheduled again reschedules, "
+        "pending again cancels the schedule"
+    )
+    destination: str | None = Field(None, min_length=1, max_length=200)
+    scheduled_for: datetime | None = None
+
+    @model_validator(mode="after")
+    def _schedule(self) -> "TransferIn":
+        if self.status == "scheduled" and (self.destination is None or self.scheduled_for is None):
+            raise ValueError("a scheduled transfer needs destination and scheduled_for")
+        return self

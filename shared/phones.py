@@ -1,0 +1,31 @@
+"""Phone numbers, kept in E.164 form everywhere (residents, contacts, notification targets)."""
+
+import re
+
+import phonenumbers
+
+
+class InvalidPhone(ValueError):
+    """A phone number that cannot be accepted; the message says why."""
+
+
+# Mainland mobiles are most of a ledger; this keeps phonenumbers off the hot path.
+_MAINLAND_MOBILE = re.compile(r"(?:(?:\+|00)?86[ -]*)?(1[3-9][0-9])[ -]*([0-9]{4})[ -]*([0-9]{4})")
+_MOBILE_PREFIXES = frozenset(f"1{digit}" for digit in range(3, 10))
+
+
+def normalize_phone(value: str) -> str:
+    """Return the number in E.164 form, reading it as a mainland China number by default."""
+    text = value.strip()
+    if len(text) == 11 and text[:2] in _MOBILE_PREFIXES and text.isascii() and text.isdigit():
+        return "+86" + text
+    match = _MAINLAND_MOBILE.fullmatch(text)
+    if match is not None:
+        return "+86" + "".join(match.groups())
+    try:
+        parsed = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(f"phone number {text!r} is not a valid number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhone(f"phone number {text!r} is not a valid number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,183 @@
+"""Antigen self-tests: one report per resident and day, a building leader's list with its
+bad rows named, the residents yet to report, and a positive test retested by PCR."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from cordon.platform import Platform
+from tests.conftest import Town
+from tests.support import Compound, make_compound, make_resident
+from tests.test_results import results_csv, upload
+from tests.test_rounds import in_directory, schedule, tube
+
+DAY = "2022-04-03"
+
+
+class Building:
+    """Household 101 (two people) in unit 1 and household 201 (one) in unit 2, and a
+    stranger in another compound."""
+
+    def __init__(self, compound: Compound, people: list[str], stranger: str) -> None:
+        self.compound = compound
+        self.id = compound.building_id
+        self.people = people
+        self.stranger = stranger
+
+
+@pytest.fixture
+async def building(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> Building:
+    compound = await make_compound(client, town.id, town.operator, code="A1")
+    people = [
+        (await make_resident(client, compound, town.operator, household=h, unit=u, name=n))["id"]
+        for h, u, n in (("101", 0, "孙丽"), ("101", 0, "孙涛"), ("201", 1, "周平"))
+    ]
+    other = await make_compound(client, town.id, town.operator, code="A2")
+    stranger = await make_resident(client, other, town.operator, name="吴昊")
+    await in_directory(platform, residents=4)
+    return Building(compound, people, stranger["id"])
+
+
+def report(resident: str, result: str, temperature: float | None = 36.6, **extra: Any) -> Any:
+    return {"resident_id": resident, "result": result, "temperature": temperature, **extra}
+
+
+async def test_one_report_per_resident_and_day_and_a_positive_asks_for_pcr(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    first, *_ = building.people
+    path = "/v1/antigen-reports"
+    created = await client.post(
+        path, json=report(first, "negative", day=DAY), headers=town.operator
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["outcome"], created.json()["task_id"]) == ("created", None)
+    same = await client.post(path, json=report(first, "negative", day=DAY), headers=town.operator)
+    assert (same.status_code, same.json()["outcome"]) == (200, "unchanged")
+    assert same.json()["id"] == created.json()["id"]
+    corrected = await client.post(
+        path, json=report(first, "positive", 37.9, day=DAY), headers=town.operator
+    )
+    assert (corrected.status_code, corrected.json()["outcome"]) == (200, "corrected")
+    assert corrected.json()["previous"] == {"result": "negative", "temperature": 36.6}
+    task_id = corrected.json()["task_id"]
+    assert task_id is not None
+
+    fever = await client.post(
+        path, json=report(first, "negative", 45.2, day=DAY), headers=town.operator
+    )
+    assert fever.status_code == 422 and fever.json()["errors"][0]["field"] == "temperature"
+    tomorrow = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    ahead = await client.post(
+        path, json=report(first, "negative", day=tomorrow), headers=town.operator
+    )
+    assert ahead.status_code == 422 and ahead.json()["errors"][0]["field"] == "day"
+    nobody = await client.post(
+        path, json=report("0193a1c2-0000-7000-8000-0000000000a1", "negative"), headers=town.operator
+    )
+    assert nobody.status_code == 422 and nobody.json()["errors"][0]["field"] == "resident_id"
+
+    next_day = await client.post(
+        path, json=report(first, "positive", 37.5, day="2022-04-04"), headers=town.operator
+    )
+    assert next_day.json()["outcome"] == "created" and next_day.json()["task_id"] is None
+    tasks = await client.get("/v1/tasks?kind=pcr_after_antigen&status=open", headers=town.operator)
+    [task] = tasks.json()["items"]
+    assert (task["id"], task["resident_id"], task["door_to_door"]) == (task_id, first, True)
+
+    listed = await client.get(f"{path}?day={DAY}&building_id={building.id}", headers=town.operator)
+    [shown] = listed.json()["items"]
+    assert (shown["result"], shown["temperature"], shown["name"]) == ("positive", 37.9, "孙*")
+
+
+async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    first, second, third = building.people
+    rows = [
+        report(second, "negative"),
+        report(third, "negative", 44.0),
+        report(building.stranger, "negative"),
+        report(second, "positive"),
+        {"resident_id": "not-an-id", "result": "negative"},
+        report(first, "maybe"),
+    ]
+    body = {"building_id": building.id, "day": DAY, "reports": rows}
+    answered = await client.post("/v1/antigen-reports/batch", json=body, headers=town.operator)
+    assert answered.status_code == 200, answered.text
+    assert (answered.json()["created"], answered.json()["pcr_tasks_opened"]) == (1, 0)
+    assert [(e["row"], e["field"]) for e in answered.json()["errors"]] == [
+        (1, "temperature"),
+        (2, "resident_id"),
+        (3, "resident_id"),
+        (4, "resident_id"),
+        (5, "result"),
+    ]
+    assert "does not live in this building" in answered.json()["errors"][1]["message"]
+    assert "listed twice" in answered.json()["errors"][2]["message"]
+
+    missing = await client.get(
+        f"/v1/antigen-reports/missing?building_id={building.id}&day={DAY}", headers=town.operator
+    )
+    assert [m["resident_id"] for m in missing.json()] == [first, third]
+    assert all("****" in m["phone"] for m in missing.json())
+
+    hopeless = {
+        "building_id": building.id,
+        "day": DAY,
+        "reports": [report(third, "negative", 30.0)],
+    }
+    refused = await client.post("/v1/antigen-reports/batch", json=hopeless, headers=town.operator)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "temperature"
+
+
+async def test_a_positive_antigen_is_retested_by_pcr_in_an_open_round(
+    client: httpx.AsyncClient, town: Town, building: Building, platform: Platform
+) -> None:
+    first, second, _ = building.people
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [building.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    newcomer = await make_resident(
+        client, building.compound, town.operator, household="102", name="郑新"
+    )
+    await in_directory(platform, residents=5)
+    for resident in (first, newcomer["id"]):
+        positive = await client.post(
+            "/v1/antigen-reports", json=report(resident, "positive", 37.8), headers=town.operator
+        )
+        assert positive.json()["task_id"], positive.text
+
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    not_due = await client.post(
+        path, json=tube("AG0009", [second], retest=True), headers=town.operator
+    )
+    assert not_due.status_code == 422 and "no open retest" in not_due.json()["detail"]
+    retest = await client.post(
+        path, json=tube("AG0001", [first], retest=True), headers=town.operator
+    )
+    assert retest.status_code == 201, retest.text
+    joined = await client.post(
+        path, json=tube("AG0002", [newcomer["id"]], retest=True), headers=town.operator
+    )
+    assert joined.status_code == 201, joined.text
+    done = await client.get("/v1/tasks?kind=pcr_after_antigen", headers=town.operator)
+    assert {(t["status"], t["round_id"]) for t in done.json()["items"]} == {("done", round_["id"])}
+    assert {t["done_tube_id"] for t in done.json()["items"]} == {
+        retest.json()["id"],
+        joined.json()["id"],
+    }
+
+    resulted = await upload(
+        client, town.operator, results_csv([("AG0001", "positive"), ("AG0002", "negative")])
+    )
+    assert resulted.json()["applied"] == 2, resulted.text
+    [case] = (await client.get("/v1/cases", headers=town.operator)).json()["items"]
+    assert (case["resident_id"], case["source"]) == (first, "antigen_confirmed")
+    members = await client.get(f"/v1/results?round_id={round_['id']}", headers=town.operator)
+    assert {m["resident_id"]: m["status"] for m in members.json()["items"]}[newcomer["id"]] == (
+        "negative"
+    )

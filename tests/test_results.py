@@ -1,0 +1,355 @@
+"""Lab results by upload: pools resulted set-based, retests asked for and recorded, a case
+from a positive retest, and every bad file or row answered by its row."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.testing.models import Round, RoundMember, Tube, TubeMember
+from shared.auth import Principal
+from shared.db import table_of
+from tests.conftest import Town
+from tests.support import eventually, listening, make_compound, make_resident, of_type
+from tests.test_rounds import in_directory, schedule, tube
+
+RESULTED = "2022-04-02T14:00:00+08:00"
+HEADER = "tube_code,result,lab,resulted_at"
+
+
+def results_csv(rows: list[tuple[str, str]], *, lab: str = "Riverside Lab") -> bytes:
+    lines = [HEADER] + [f"{code},{result},{lab},{RESULTED}" for code, result in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def upload(
+    client: httpx.AsyncClient, headers: Any, content: bytes, *, filename: str = "lab.csv"
+) -> httpx.Response:
+    files = {"file": (filename, content, "text/csv")}
+    return await client.post("/v1/results/uploads", files=files, headers=headers)
+
+
+class Lab:
+    """A compound sampled in three pools: household 101 (three people) and 102 (two) in unit
+    1, household 201 (two) in unit 2."""
+
+    def __init__(self, compound: Any, round_id: str, people: dict[str, list[str]]) -> None:
+        self.compound = compound
+        self.round_id = round_id
+        self.a, self.b, self.c = people["101"], people["102"], people["201"]
+
+
+async def sampled_compound(
+    client: httpx.AsyncClient, town: Town, platform: Platform, *, code: str = "L1"
+) -> Lab:
+    compound = await make_compound(client, town.id, town.operator, code=code)
+    people: dict[str, list[str]] = {"101": [], "102": [], "201": []}
+    for household, size, unit in (("101", 3, 0), ("102", 2, 0), ("201", 2, 1)):
+        for n in range(size):
+            resident = await make_resident(
+                client, compound, town.operator, household=household, unit=unit, name=f"王{n}"
+            )
+            people[household].append(resident["id"])
+    await in_directory(platform, residents=7)
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    pools = [
+        tube("P0001", people["101"]),
+        tube("N0001", people["102"]),
+        tube("I0001", people["201"]),
+    ]
+    recorded = await client.post(
+        f"/v1/rounds/{round_['id']}/tubes/batch", json={"tubes": pools}, headers=town.operator
+    )
+    assert recorded.json()["accepted"] == 3, recorded.text
+    return Lab(compound, round_["id"], people)
+
+
+@pytest.fixture
+async def lab(client: httpx.AsyncClient, town: Town, platform: Platform, workers: None) -> Lab:
+    return await sampled_compound(client, town, platform)
+
+
+async def statuses(client: httpx.AsyncClient, town: Town, lab: Lab) -> dict[str, str]:
+    listed = await client.get(f"/v1/results?round_id={lab.round_id}", headers=town.operator)
+    assert listed.status_code == 200, listed.text
+    return {r["resident_id"]: r["status"] for r in listed.json()["items"]}
+
+
+async def open_tasks(client: httpx.AsyncClient, town: Town, kind: str) -> list[dict[str, Any]]:
+    listed = await client.get(f"/v1/tasks?kind={kind}&status=open", headers=town.operator)
+    assert listed.status_code == 200, listed.text
+    return list(listed.json()["items"])
+
+
+async def test_an_upload_results_pools_and_a_positive_retest_becomes_one_case(
+    client: httpx.AsyncClient, town: Town, lab: Lab, platform: Platform
+) -> None:
+    async with listening(platform, "testing.#") as events:
+        first = results_csv(
+            [("P0001", "positive"), ("N0001", "negative"), ("I0001", "invalid"), ("ZZ0009", "阴性")]
+        )
+        applied = await upload(client, town.operator, first)
+        assert applied.status_code == 201, applied.text
+        report = applied.json()
+        assert (report["status"], report["rows"], report["applied"]) == ("applied", 4, 3)
+        assert (report["positive"], report["negative"], report["invalid"]) == (1, 1, 1)
+        assert report["people"] == 7 and report["error_count"] == 1
+        [unknown] = report["errors"]
+        assert (unknown["row"], unknown["column"], unknown["tube_code"]) == (
+            5,
+            "tube_code",
+            "ZZ0009",
+        )
+        assert "no tube ZZ0009" in unknown["message"]
+
+        expected = {r: "retest_required" for r in lab.a}
+        expected |= {r: "negative" for r in lab.b} | {r: "resample_required" for r in lab.c}
+        assert await statuses(client, town, lab) == expected
+        retests = await open_tasks(client, town, "retest")
+        assert sorted(t["resident_id"] for t in retests) == sorted(lab.a)
+        assert all(t["door_to_door"] and t["round_id"] == lab.round_id for t in retests)
+        resamples = await open_tasks(client, town, "resample")
+        assert sorted(t["resident_id"] for t in resamples) == sorted(lab.c)
+        pool = (await client.get("/v1/tubes/P0001", headers=town.operator)).json()
+        assert (pool["status"], pool["lab"]) == ("positive", "Riverside Lab")
+
+        again = await upload(client, town.operator, first)
+        assert again.status_code == 200
+        assert (again.json()["status"], again.json()["id"]) == ("duplicate", report["id"])
+        overwrite = await upload(
+            client, town.operator, results_csv([("P0001", "negative"), ("N0001", "negative")])
+        )
+        assert overwrite.status_code == 201, overwrite.text
+        assert (overwrite.json()["applied"], overwrite.json()["unchanged"]) == (0, 1)
+        [refused] = overwrite.json()["errors"]
+        assert (refused["row"], refused["column"]) == (2, "result")
+        assert "never overwritten" in refused["message"]
+        assert await statuses(client, town, lab) == expected
+        assert len(await open_tasks(client, town, "retest")) == 3
+
+        path = f"/v1/rounds/{lab.round_id}/tubes/batch"
+        singles = [tube(f"R000{n}", [r], retest=True) for n, r in enumerate(lab.a)]
+        recorded = await client.post(path, json={"tubes": singles}, headers=town.operator)
+        assert recorded.json()["accepted"] == 3, recorded.text
+        assert await open_tasks(client, town, "retest") == []
+        retested = results_csv(
+            [("R0000", "positive"), ("R0001", "negative"), ("R0002", "negative")]
+        )
+        assert (await upload(client, town.operator, retested)).json()["applied"] == 3
+
+        async def confirmed() -> bool:
+            return bool(of_type(events, "testing.case.confirmed"))
+
+        await eventually(confirmed, what="testing.case.confirmed on the bus")
+    # Events leave in commit order: everything before the case has arrived with it.
+    [pool_positive] = of_type(events, "testing.pool.positive")
+    assert pool_positive.payload["tube_code"] == "P0001"
+    assert sorted(pool_positive.payload["member_ids"]) == sorted(lab.a)
+    recorded_events = of_type(events, "testing.results.recorded")
+    assert [(e.payload["positive"], e.payload["negative"]) for e in recorded_events] == [
+        (1, 1),
+        (1, 2),
+    ]
+    [case] = of_type(events, "testing.case.confirmed")
+    assert case.payload["resident_id"] == lab.a[0] and case.payload["source"] == "retest"
+    contacts = {c["resident_id"]: c["kind"] for c in case.payload["contacts"]}
+    assert contacts == {
+        lab.a[1]: "close",
+        lab.a[2]: "close",
+        lab.b[0]: "secondary",
+        lab.b[1]: "secondary",
+    }
+    now = await statuses(client, town, lab)
+    assert (now[lab.a[0]], now[lab.a[1]], now[lab.a[2]]) == ("positive", "negative", "negative")
+
+
+async def test_malformed_files_are_refused_naming_the_row_and_change_nothing(
+    client: httpx.AsyncClient,
+    town: Town,
+    lab: Lab,
+    platform: Platform,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad_header = b"code_of_tube,result,lab,resulted_at\nP0001,positive,Lab," + RESULTED.encode()
+    refused = await upload(client, town.operator, bad_header)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0] | {"message": ""} == {
+        "row": 1,
+        "column": "tube_code",
+        "message": "",
+    }
+
+    gbk = f"{HEADER}\nN0001,negative,Lab,{RESULTED}\nP0001,阳性,Lab,{RESULTED}\n".encode("gbk")
+    refused = await upload(client, town.operator, gbk)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["row"] == 3
+    assert "UTF-8" in refused.json()["detail"]
+    utf16 = results_csv([("P0001", "positive")]).decode().encode("utf-16")
+    assert (await upload(client, town.operator, utf16)).json()["errors"][0]["row"] == 1
+
+    garbage = await client.post(
+        "/v1/results/uploads",
+        content=b'{"results": [{"tube_code": "P0001",,]}',
+        headers={**town.operator, "Content-Type": "application/json"},
+    )
+    assert garbage.status_code == 422 and "not valid JSON" in garbage.json()["detail"]
+    assert garbage.json()["errors"][0]["row"] == 1
+
+    rows = {
+        "results": [
+            {"tube_code": "N0001", "result": "maybe", "lab": "Lab", "resulted_at": RESULTED},
+            {
+                "tube_code": "P0001",
+                "result": "positive",
+                "lab": "Lab",
+                "resulted_at": "2022-04-02T14:00",
+            },
+            {"tube_code": 12345, "result": "negative", "lab": "Lab", "resulted_at": RESULTED},
+        ]
+    }
+    refused = await client.post("/v1/results/uploads", json=rows, headers=town.operator)
+    assert refused.status_code == 422
+    assert [(e["row"], e["column"]) for e in refused.json()["errors"]] == [
+        (0, "result"),
+        (1, "resulted_at"),
+        (2, "tube_code"),
+    ]
+    unsupported = await client.post(
+        "/v1/results/uploads",
+        content=b"P0001 positive",
+        headers={**town.operator, "Content-Type": "text/plain"},
+    )
+    assert unsupported.status_code == 415
+
+    monkeypatch.setattr(platform.settings, "max_upload_mb", 1)
+    huge = results_csv([("N0001", "negative")] + [(f"Q{n:07d}", "negative") for n in range(30_000)])
+    assert len(huge) > 1 << 20
+    too_large = await upload(client, town.operator, huge)
+    assert too_large.status_code == 413 and too_large.json()["errors"][0]["message"]
+
+    untouched = {r: "sampled" for r in lab.a + lab.b + lab.c}
+    assert await statuses(client, town, lab) == untouched
+    listed = await client.get("/v1/results/uploads", headers=town.operator)
+    assert listed.json()["items"] == []
+
+
+async def test_staff_upload_what_they_may_see_and_nobody_else_sees_it(
+    client: httpx.AsyncClient, town: Town, lab: Lab, platform: Platform
+) -> None:
+    from tests.support import committee_staff
+
+    other = await make_compound(client, town.id, town.operator, code="L2")
+    outsider = await committee_staff(client, town, other, "staff-l2")
+    insider = await committee_staff(client, town, lab.compound, "staff-l1")
+    theirs = await upload(client, outsider, results_csv([("P0001", "positive")]))
+    assert theirs.status_code == 422 and "no tube P0001" in theirs.json()["errors"][0]["message"]
+    ours = await upload(
+        client, insider, results_csv([("P0001", "positive"), ("N0001", "negative")])
+    )
+    assert ours.status_code == 201 and ours.json()["applied"] == 2
+
+    assert (await client.get(f"/v1/results?round_id={lab.round_id}", headers=outsider)).json()[
+        "items"
+    ] == []
+    assert (await client.get("/v1/tasks", headers=outsider)).json()["items"] == []
+    assert (await client.get("/v1/results/uploads", headers=outsider)).json()["items"] == []
+    upload_id = ours.json()["id"]
+    assert (
+        await client.get(f"/v1/results/uploads/{upload_id}", headers=outsider)
+    ).status_code == 404
+    mine = await client.get(f"/v1/results/uploads/{upload_id}", headers=insider)
+    assert mine.json()["applied"] == 2
+
+    masked = (await client.get(f"/v1/results?round_id={lab.round_id}", headers=insider)).json()
+    names = {r["name"] for r in masked["items"]}
+    assert names == {"王*"} and all("****" in r["phone"] for r in masked["items"])
+
+
+async def many_sampled(platform: Platform, town: Town, *, tubes: int) -> tuple[uuid.UUID, bytes]:
+    """A round with ``tubes`` pools of two residents each, written straight to the testing
+    database (through the API this would take minutes), and the lab file resulting them."""
+    now = datetime.now(UTC)
+    compound, building = uuid.uuid4(), uuid.uuid4()
+    placed = {"town_id": town.id, "compound_id": compound, "building_id": building}
+    round_id = uuid.uuid4()
+    tube_rows, in_tube, members = [], [], []
+    for n in range(tubes):
+        tube_id = uuid.uuid4()
+        tube_rows.append(
+            {
+                "id": tube_id,
+                "round_id": round_id,
+                "code": f"M{n:07d}",
+                "pooled": True,
+                "retest": False,
+                "size": 2,
+                "collector": "Nurse Li",
+                "collected_at": now,
+                "recorded_by": "bench",
+                "status": "collected",
+                **placed,
+            }
+        )
+        for _ in range(2):
+            resident = uuid.uuid4()
+            in_tube.append(
+                {"tube_id": tube_id, "resident_id": resident, "round_id": round_id, **placed}
+            )
+            members.append(
+                {
+                    "round_id": round_id,
+                    "resident_id": resident,
+                    "household_id": resident,
+                    "unit_id": None,
+                    "door_to_door": False,
+                    "status": "sampled",
+                    "tube_id": tube_id,
+                    "sampled_at": now,
+                    **placed,
+                }
+            )
+    async with platform.runtime("testing").uow(Principal.system()) as uow:
+        uow.session.add(
+            Round(
+                id=round_id,
+                name="Town-wide",
+                kind="pcr",
+                status="open",
+                scope={"kind": "town", "ids": []},
+                starts_at=now,
+                ends_at=now,
+                pool_size=10,
+                created_by="bench",
+                created_at=now,
+                town_id=town.id,
+            )
+        )
+        await uow.session.flush()
+        for table, rows in ((Tube, tube_rows), (TubeMember, in_tube), (RoundMember, members)):
+            await uow.session.execute(table_of(table).insert(), rows)
+        await uow.commit()
+    lines = [HEADER] + [f"M{n:07d},negative,Riverside Lab,{RESULTED}" for n in range(tubes)]
+    return round_id, ("\n".join(lines) + "\n").encode()
+
+
+async def test_a_whole_lab_day_in_one_file_is_accepted(
+    client: httpx.AsyncClient, town: Town, platform: Platform, backend: str
+) -> None:
+    tubes = 100_000 if backend == "services" else 5_000
+    round_id, content = await many_sampled(platform, town, tubes=tubes)
+    applied = await upload(client, town.operator, content)
+    assert applied.status_code == 201, applied.text
+    report = applied.json()
+    assert (report["rows"], report["applied"], report["negative"]) == (tubes, tubes, tubes)
+    assert report["people"] == 2 * tubes and report["errors"] == []
+    async with platform.runtime("testing").uow(Principal.system()) as uow:
+        negative = await uow.session.scalar(
+            select(func.count())
+            .select_from(RoundMember)
+            .where(RoundMember.round_id == round_id, RoundMember.status == "negative")
+        )
+    assert negative == 2 * tubes
