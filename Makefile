@@ -34,6 +34,7 @@ events-doc: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.testing_coverage
+	$(BIN)/python -m bench.testing_results
 	$(BIN)/python -m bench.import_residents
 
 clean:

@@ -3,7 +3,7 @@ and Redis (no timing is judged here: figures belong to `make bench`)."""
 
 import pytest
 
-from bench import testing_coverage
+from bench import testing_coverage, testing_results
 from tests.conftest import AMQP_URL, IN_CI, PG_URL, REDIS_URL, _unreachable
 
 
@@ -32,3 +32,12 @@ async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(services_up:
     assert figures.batch is not None and figures.batch.tubes == 100
     # Warm-up, single and batched tubes, ten residents each, all recorded through the API.
     assert figures.sampled_after == (5 + 50 + 100) * 10
+
+
+async def test_the_results_benchmark_results_every_person_of_a_small_round(
+    services_up: None,
+) -> None:
+    figures = await testing_results.run(url=PG_URL, tubes=300, report=False)
+    assert (figures.people, figures.resulted) == (3_000, 3_000)
+    assert figures.positive_pools == 1
+    assert figures.person_results_per_s > 0 and figures.raw_copy_rows_per_s > 0
