@@ -1,0 +1,1 @@
+"""Benchmarks: rates and ratios to raw infrastructure measured in the same run."""
