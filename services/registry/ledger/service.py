@@ -43,7 +43,8 @@ from shared.problems import Invalid
 from shared.uow import UnitOfWork
 
 BATCH = 5_000
-# Rows parsed between two chances for the previous batch's writes to go on.
+# Rows parsed (or made into event records) between two chances for the writes under way
+# to go on.
 PARSE_SLICE = 500
 MAX_ERRORS = 1_000
 RESIDENT_FIELDS = ("name", "document_type", "phone", "birth_date", "sex", "tags", "care_notes")
@@ -270,19 +271,21 @@ class _Importer:
         await self._residents(placed, households, writes)
         if self.tally.errors:
             return
+        # The database writes this batch while its event is made and the next batch parsed.
+        self._writing = asyncio.create_task(self._write(writes))
         changed = writes.inserts + writes.updates
         if changed:
-            residents = [_record(v) for v in changed]
+            residents = await _records(changed)
             event = ResidentsImported(import_id=self.import_id, batch=number, residents=residents)
             self.uow.emit(event)
-        # The database works on this batch while the next one is parsed.
-        self._writing = asyncio.create_task(self._write(writes))
 
     async def settle(self) -> None:
-        """Wait for the writes under way; their failure is the import's."""
+        """Wait for the writes under way, then write their event; their failure is the
+        import's."""
         writing, self._writing = self._writing, None
         if writing is not None:
             await writing
+            await self.uow.flush_events()
 
     async def _households(
         self, placed: list[tuple[LedgerRow, Placement]], writes: _Writes
@@ -409,13 +412,20 @@ class _Importer:
                 statement, [{**u, "_id": u["id"]} for u in updates], execution_options=UNSCOPED
             )
         await bulk_insert(session, table_of(ResidentMove), writes.moves)
-        await self.uow.flush_events()
 
 
 def _differs(current: Any, values: dict[str, Any]) -> bool:
     if current.household_id != values["household_id"] or current.unit_id != values["unit_id"]:
         return True
     return any(getattr(current, f) != values[f] for f in RESIDENT_FIELDS)
+
+
+async def _records(changed: list[dict[str, Any]]) -> list[ResidentRecord]:
+    records: list[ResidentRecord] = []
+    for start in range(0, len(changed), PARSE_SLICE):
+        records += [_record(values) for values in changed[start : start + PARSE_SLICE]]
+        await asyncio.sleep(0)
+    return records
 
 
 def _record(values: dict[str, Any]) -> ResidentRecord:
