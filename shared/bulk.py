@@ -2,7 +2,7 @@
 needs from the kernel: inserts at COPY speed and a collector that stays out of the way."""
 
 import gc
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -66,13 +66,15 @@ def _copy_records(
 
 
 def among(
-    column: ColumnElement[Any] | QueryableAttribute[Any], values: Collection[Any], *, dialect: str
+    column: ColumnElement[Any] | QueryableAttribute[Any], key: str, *, dialect: str
 ) -> ColumnElement[bool]:
-    """``column IN values``, written on PostgreSQL as ``= ANY(array)``: one parameter rather
-    than thousands, so the statement is prepared once and its plan reused batch after batch."""
+    """``column IN :key``, the list given when the statement runs; on PostgreSQL written
+    ``= ANY(:key)``, one array parameter rather than thousands, so the statement is prepared
+    once and its plan reused. Build the statement once and run it for every batch: a new
+    statement per batch makes reference cycles that would hold the lists until collected."""
     if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
+        return column == any_(bindparam(key, type_=ARRAY(column.type)))
+    return column.in_(bindparam(key, expanding=True))
 
 
 _pauses = 0

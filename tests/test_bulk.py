@@ -32,11 +32,11 @@ async def test_bulk_insert_writes_in_the_transaction_and_rolls_back_with_it(
         await bulk_insert(session, INBOX, rows)
         await session.commit()
     wanted = [rows[0]["event_id"], rows[-1]["event_id"], new_id()]
+    query = select(INBOX.c.event_id, INBOX.c.processed_at).where(
+        among(INBOX.c.event_id, "wanted", dialect=database.dialect)
+    )
     async with database.session() as session:
-        query = select(INBOX.c.event_id, INBOX.c.processed_at).where(
-            among(INBOX.c.event_id, wanted, dialect=database.dialect)
-        )
-        found = dict((await session.execute(query)).all())
+        found = dict((await session.execute(query, {"wanted": wanted})).all())
     assert set(found) == set(wanted[:2])
     assert {stamp.astimezone(UTC) for stamp in found.values()} == {at.astimezone(UTC)}
 

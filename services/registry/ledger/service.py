@@ -233,6 +233,20 @@ def _report(
     )
 
 
+class _Queries:
+    """The lookups every batch runs, built once (see ``among``)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.households = select(Household.id, Household.building_id, Household.code).where(
+            among(Household.building_id, "buildings", dialect=dialect),
+            among(Household.code, "codes", dialect=dialect),
+        )
+        residents = table_of(Resident)
+        self.residents = select(residents).where(
+            among(residents.c.document_number, "documents", dialect=dialect)
+        )
+
+
 @dataclass
 class _Writes:
     """One batch's changes, computed before any of them is written."""
@@ -252,6 +266,7 @@ class _Importer:
         self.import_id = import_id
         self.tally = tally
         self.now = datetime.now(UTC)
+        self._queries = _Queries(uow.dialect)
         self._writing: asyncio.Task[None] | None = None
 
     async def apply(self, batch: list[LedgerRow], number: int) -> None:
@@ -272,20 +287,23 @@ class _Importer:
         if self.tally.errors:
             return
         # The database writes this batch while its event is made and the next batch parsed.
-        self._writing = asyncio.create_task(self._write(writes))
+        writing = self._writing = asyncio.create_task(self._write(writes))
         changed = writes.inserts + writes.updates
         if changed:
             residents = await _records(changed)
             event = ResidentsImported(import_id=self.import_id, batch=number, residents=residents)
             self.uow.emit(event)
+        self._writing = asyncio.create_task(self._write_events_after(writing))
 
     async def settle(self) -> None:
-        """Wait for the writes under way, then write their event; their failure is the
-        import's."""
+        """Wait for the writes under way; their failure is the import's."""
         writing, self._writing = self._writing, None
         if writing is not None:
             await writing
-            await self.uow.flush_events()
+
+    async def _write_events_after(self, writing: asyncio.Task[None]) -> None:
+        await writing
+        await self.uow.flush_events()
 
     async def _households(
         self, placed: list[tuple[LedgerRow, Placement]], writes: _Writes
@@ -294,10 +312,7 @@ class _Importer:
         buildings = {b for b, _ in wanted}
         codes = {c for _, c in wanted}
         found = await self.uow.session.execute(
-            select(Household.id, Household.building_id, Household.code).where(
-                among(Household.building_id, buildings, dialect=self.uow.dialect),
-                among(Household.code, codes, dialect=self.uow.dialect),
-            )
+            self._queries.households, {"buildings": list(buildings), "codes": list(codes)}
         )
         known: dict[tuple[Any, str], Any] = {(b, c): hid for hid, b, c in found if (b, c) in wanted}
         ids = iter(new_ids(len(wanted) - len(known)))
@@ -352,11 +367,9 @@ class _Importer:
     async def _existing(self, documents: set[str]) -> dict[str, Any]:
         # Document numbers are unique town-wide: look beyond the scope, then refuse rows
         # that would touch someone outside it.
-        table = table_of(Resident)
-        query = select(table).where(
-            among(table.c.document_number, documents, dialect=self.uow.dialect)
+        rows = await self.uow.session.execute(
+            self._queries.residents, {"documents": list(documents)}, execution_options=UNSCOPED
         )
-        rows = await self.uow.session.execute(query, execution_options=UNSCOPED)
         return {r.document_number: r for r in rows}
 
     def _values(
