@@ -2,7 +2,9 @@
 transaction, IN-lists of thousands, and the collector paused while bulk work runs."""
 
 import gc
+import time
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -52,12 +54,23 @@ async def test_bulk_insert_of_a_taken_key_raises_an_integrity_error(platform: Pl
             await bulk_insert(session, INBOX, [row])
 
 
-def test_paused_gc_nests_and_leaves_a_disabled_collector_disabled() -> None:
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_paused_gc_nests_and_still_collects_between_batches() -> None:
     assert gc.isenabled()
-    with paused_gc():
+    with paused_gc() as collect_young:
         with paused_gc():
             assert not gc.isenabled()
         assert not gc.isenabled()
+        garbage = weakref.ref(_Cycle())
+        collect_young()
+        assert garbage() is not None, "collected sooner than a second after the pause began"
+        time.sleep(1.0)
+        collect_young()
+        assert garbage() is None
     assert gc.isenabled()
     gc.disable()
     try:

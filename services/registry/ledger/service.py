@@ -160,12 +160,13 @@ async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> sc
     import_id = new_id()
     tally = Tally()
     importer = _Importer(uow, await load_directory(uow), import_id, tally)
-    with paused_gc():
+    with paused_gc() as collect_young:
         try:
             batch_number = 0
             async for batch in _batches(rows, tally):
                 batch_number += 1
                 await importer.apply(batch, batch_number)
+                collect_young()
         except LedgerFormatError as exc:
             tally.errors.append(RowError(tally.rows + 1, None, str(exc)))
         finally:
