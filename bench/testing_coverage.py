@@ -564,11 +564,8 @@ async def run(
         "CORDON_SECRET_KEY": os.urandom(24).hex(),
     }
     with tempfile.TemporaryDirectory() as scratch:
-        settings = Settings(
-            **{k.removeprefix("CORDON_").lower(): v for k, v in env.items()},
-            data_dir=Path(scratch),
-            log_json=False,
-        )
+        fields: dict[str, Any] = {k.removeprefix("CORDON_").lower(): v for k, v in env.items()}
+        settings = Settings(**fields, data_dir=Path(scratch), log_json=False)
         platform = Platform(settings, [TESTING])
         try:
             await platform.start()

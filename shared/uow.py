@@ -41,7 +41,8 @@ class UnitOfWork:
         self._outbox = outbox
         self._on_commit = on_commit
         self._causation_id = causation_id
-        self._pending: list[Envelope] = []
+        # Emitted events as (id, type, envelope JSON), until written to the outbox.
+        self._pending: list[tuple[uuid.UUID, str, str]] = []
         self._wrote_events = False
 
     @property
@@ -74,16 +75,17 @@ class UnitOfWork:
             raise NotFound(message, errors=errors)
         return found
 
-    def emit(self, event: Event, *, compound_id: uuid.UUID | None = None) -> Envelope:
-        envelope = Envelope.wrap(
+    def emit(self, event: Event, *, compound_id: uuid.UUID | None = None) -> uuid.UUID:
+        """Queue the event for the outbox; returns its envelope's id."""
+        event_id, body = Envelope.json_of(
             event,
             producer=self.service,
             correlation_id=correlation_id.get(),
             causation_id=self._causation_id,
             compound_id=compound_id,
         )
-        self._pending.append(envelope)
-        return envelope
+        self._pending.append((event_id, event.type, body))
+        return event_id
 
     async def flush_events(self) -> None:
         """Write emitted events to the outbox now (large batches flush as they go)."""
@@ -91,13 +93,8 @@ class UnitOfWork:
             return
         now = datetime.now(UTC)
         rows = [
-            {
-                "event_id": e.id,
-                "routing_key": e.type,
-                "body": e.model_dump_json(),
-                "created_at": now,
-            }
-            for e in self._pending
+            {"event_id": event_id, "routing_key": event_type, "body": body, "created_at": now}
+            for event_id, event_type, body in self._pending
         ]
         self._pending.clear()
         self._wrote_events = True

@@ -66,6 +66,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def postgresql_url() -> str:
+    """For what only makes sense on PostgreSQL, such as the benchmarks' raw COPY."""
+    if "PostgreSQL" in _unreachable():
+        pytest.skip("PostgreSQL unreachable here")
+    return PG_URL
+
+
+@pytest.fixture
 def settings(backend: str, tmp_path: Path) -> Settings:
     prefix = f"t{uuid.uuid4().hex[:10]}_"
     common = {

@@ -34,3 +34,36 @@ def test_an_envelope_round_trips_and_parses_to_its_contract() -> None:
     assert again == envelope
     assert again.event() == event
     assert again.type == "registry.snapshot.started"
+
+
+def test_the_outbox_json_of_an_event_is_its_wrapped_envelope() -> None:
+    from datetime import date
+
+    from shared.contracts.registry import ResidentRecord, ResidentsImported
+    from shared.ids import new_id
+
+    record = ResidentRecord(
+        id=new_id(),
+        household_id=new_id(),
+        town_id=new_id(),
+        compound_id=new_id(),
+        building_id=new_id(),
+        unit_id=None,
+        name="王秀英",
+        document_number="110101194102030021",
+        phone=None,
+        birth_date=date(1941, 2, 3),
+        tags=["elderly", "living_alone"],
+    )
+    event = ResidentsImported(import_id=new_id(), batch=1, residents=[record])
+    compound = record.compound_id
+    event_id, body = Envelope.json_of(
+        event, producer="registry", correlation_id="c-1", compound_id=compound
+    )
+    parsed = Envelope.from_bytes(body)
+    wrapped = Envelope.wrap(event, producer="registry", correlation_id="c-1", compound_id=compound)
+    assert parsed.id == event_id
+    assert parsed.model_dump(exclude={"id", "occurred_at"}) == wrapped.model_dump(
+        exclude={"id", "occurred_at"}
+    )
+    assert parsed.event() == event

@@ -72,3 +72,12 @@ async def test_unknown_users_and_wrong_passwords_look_the_same(
     wrong = await client.post("/v1/auth/token", data={"username": "operator", "password": "x"})
     assert nobody.status_code == wrong.status_code == 401
     assert nobody.json()["detail"] == wrong.json()["detail"]
+
+
+def test_the_unknown_user_hash_costs_what_a_real_one_costs() -> None:
+    from services.registry.auth.service import NO_USER_HASH
+    from shared.auth import hash_password, verify_password
+
+    # Same algorithm, version and cost parameters, so verifying against it takes as long.
+    assert NO_USER_HASH.split("$")[:4] == hash_password("x").split("$")[:4]
+    assert verify_password(NO_USER_HASH, "no such user")

@@ -122,15 +122,17 @@ async def ensure_demo_town(
         password=DEMO_PASSWORD,
     )
     async with runtime.uow(Principal.system("demo")) as uow:
-        layout = await _build_places(uow, town_id=town_id, size=size, seed=seed)
+        layout = await build_places(uow, town_id=town_id, size=size, seed=seed)
         await uow.commit()
     await _import_residents(runtime, layout=layout, size=size, seed=seed)
     return DemoLogin("operator", DEMO_PASSWORD, Role.town_operator.value)
 
 
-async def _build_places(
+async def build_places(
     uow: UnitOfWork, *, town_id: uuid.UUID, size: int, seed: int
 ) -> list[LedgerBuilding]:
+    """Committees, compounds, buildings, units and grids for ``size`` residents; the layout
+    that :func:`write_ledger` fills."""
     rng = random.Random(seed)
     compounds = len(COMMITTEES) * 4
     units_in_town = max(compounds, math.ceil(size / RESIDENTS_PER_UNIT))

@@ -367,6 +367,26 @@ def test_a_duplicate_id_names_the_row_where_it_first_appeared() -> None:
     assert [row.row for row in rows_of(results)] == [2, 3, 5]
 
 
+def test_duplicates_are_caught_across_tens_of_thousands_of_rows() -> None:
+    ids = [
+        make_id_card(
+            region=f"{310100 + n // 500:06d}",
+            birth=date(1970, 1, 1),
+            sequence=n % 500,
+            sex=Sex.MALE,
+        )
+        for n in range(20_000)
+    ]
+    lines = [f"C01,3,1,,H{n},居民,,{number},,,,," for n, number in enumerate(ids)]
+    data = csv_bytes(HEADER, *lines, f"C01,3,1,,H1,居民,,{ids[7]},,,,,", lines[-1])
+    results = read(data)
+    assert len(rows_of(results)) == 20_000
+    assert [(e.row, e.message) for e in errors_of(results)] == [
+        (20_002, "duplicate document number in this file (first at row 9)"),
+        (20_003, "duplicate document number in this file (first at row 20001)"),
+    ]
+
+
 def test_blank_rows_are_skipped_and_row_numbers_follow_the_sheet() -> None:
     data = csv_bytes(
         "",

@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import re
+from array import array
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -405,6 +406,55 @@ def _header_key(cell: str) -> str:
     return cell.strip().strip("*").strip().lower().replace(" ", "_").replace("-", "_")
 
 
+class _FirstRows:
+    """The row where each mainland ID number first appeared, in 12 bytes a number.
+
+    IDs are keyed by the int of their 17 digits (the check character follows from them).
+    A dict of a million such ints and their rows takes 160 MB in objects; this table keeps
+    them in two flat arrays, by open addressing, at most half full.
+    """
+
+    __slots__ = ("_count", "_keys", "_mask", "_rows")
+    _MIX = 0x9E3779B97F4A7C15
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._mask, self._keys, self._rows = self._tables(1 << 12)
+
+    @staticmethod
+    def _tables(size: int) -> tuple[int, array[int], array[int]]:
+        # Keys are stored plus one, so that 0 marks a free slot.
+        return size - 1, array("q", bytes(8 * size)), array("i", bytes(4 * size))
+
+    def setdefault(self, key: int, row: int) -> int:
+        """The row ``key`` first appeared at; ``row`` (remembered) when it is new."""
+        key += 1
+        keys, mask = self._keys, self._mask
+        slot = (key * self._MIX >> 32) & mask
+        while found := keys[slot]:
+            if found == key:
+                return self._rows[slot]
+            slot = (slot + 1) & mask
+        keys[slot] = key
+        self._rows[slot] = row
+        self._count += 1
+        if self._count << 1 > mask:
+            self._grow()
+        return row
+
+    def _grow(self) -> None:
+        old_keys, old_rows = self._keys, self._rows
+        mask, keys, rows = self._tables(len(old_keys) << 1)
+        for key, row in zip(old_keys, old_rows, strict=True):
+            if key:
+                slot = (key * self._MIX >> 32) & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                rows[slot] = row
+        self._mask, self._keys, self._rows = mask, keys, rows
+
+
 class _RowParser:
     """Validates rows against one header; remembers document numbers to catch duplicates."""
 
@@ -414,9 +464,8 @@ class _RowParser:
         self._fields = itemgetter(*(columns.get(field, -1) for field in FIELDS))
         self._pad = len(columns) < len(FIELDS)
         self._today = today
-        # Mainland IDs are keyed by the int of their 17 digits (the check char follows from
-        # them): a small int instead of an 18-character string per resident.
-        self._first_rows: dict[int | tuple[DocumentType, str], int] = {}
+        self._first_ids = _FirstRows()
+        self._first_others: dict[tuple[DocumentType, str], int] = {}
         self._tags: dict[str, tuple[str, ...]] = {"": ()}
 
     def parse(self, row: int, cells: list[str]) -> LedgerRow | list[RowError] | None:
@@ -512,7 +561,7 @@ class _RowParser:
         except InvalidDocument as exc:
             errors.append(RowError(row, "document_number", _id_error(exc, number)))
             return number, None, None
-        first = self._first_rows.setdefault(int(card[0][:17]), row)
+        first = self._first_ids.setdefault(int(card[0][:17]), row)
         if first != row:
             errors.append(_duplicate(row, first))
         return card
@@ -554,7 +603,7 @@ class _RowParser:
         except InvalidDocument as exc:
             errors.append(RowError(row, "document_number", str(exc)))
             return number
-        first = self._first_rows.setdefault((document_type, number), row)
+        first = self._first_others.setdefault((document_type, number), row)
         if first != row:
             errors.append(_duplicate(row, first))
         return number
