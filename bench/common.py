@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
+from bench import _pg
 from cordon.platform import Platform
 from cordon.services import named
 from shared.settings import Settings
@@ -29,9 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def database_url() -> str:
-    return os.environ.get(
-        "CORDON_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-    )
+    return os.environ.get("CORDON_BENCH_DATABASE_URL", _pg.DEFAULT_URL)
 
 
 # Width of the label column of every printed line.
@@ -110,26 +109,20 @@ async def pg_platform(
 
 
 def asyncpg_dsn() -> str:
-    return database_url().replace("postgresql+asyncpg://", "postgresql://", 1)
+    return _pg.asyncpg_dsn(database_url())
 
 
 async def drop_schemas(schemas: Iterable[str]) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn())
-    try:
+    async with _pg.connection(database_url()) as connection:
         for schema in schemas:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await connection.close()
 
 
 async def fetch_records(schema: str, table: str, columns: Sequence[str]) -> list[Any]:
     """Rows of a table, ready to COPY again (for a raw COPY of the rows just written)."""
-    connection = await asyncpg.connect(asyncpg_dsn())
-    try:
+    async with _pg.connection(database_url()) as connection:
         names = ", ".join(f'"{c}"' for c in columns)
         return list(await connection.fetch(f'SELECT {names} FROM "{schema}"."{table}"'))
-    finally:
-        await connection.close()
 
 
 async def raw_copy(
