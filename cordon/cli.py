@@ -93,20 +93,45 @@ def run(
 
 @app.command()
 def serve(
-    service: ServicesOpt = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+    service: ServicesOpt = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(help="API processes sharing the port (distributed mode)", min=1)
+    ] = 1,
 ) -> None:
     """Serve the API of one or more services (distributed mode; run `migrate` first)."""
     settings = _settings()
-    platform = Platform(settings, named(service))
     embedded = settings.mode is Mode.embedded
-    uvicorn.run(
-        create_app(platform, with_workers=embedded, migrate=embedded),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-    )
+    if workers > 1 and embedded:
+        # One SQLite writer and an in-process bus: a second process would not see the first.
+        typer.echo("cordon: --workers above 1 needs the distributed mode", err=True)
+        raise typer.Exit(2)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "proxy_headers": True,
+        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    }
+    if workers == 1:
+        platform = Platform(settings, named(service))
+        app_ = create_app(platform, with_workers=embedded, migrate=embedded)
+        uvicorn.run(app_, **common)
+        return
+    # Each worker process builds its own app (uvicorn imports the factory in every child).
+    os.environ[SERVE_SERVICES] = ",".join(service or [])
+    uvicorn.run("cordon.cli:served_app", factory=True, workers=workers, **common)
+
+
+SERVE_SERVICES = "CORDON_SERVE_SERVICES"
+
+
+def served_app() -> Any:
+    """The API app of the services `cordon serve --workers N` was given, in a worker process."""
+    names = [n for n in os.environ.get(SERVE_SERVICES, "").split(",") if n]
+    platform = Platform(_settings(), named(names or None))
+    return create_app(platform, with_workers=False, migrate=False)
 
 
 @app.command()

@@ -166,14 +166,18 @@ class Database:
             engine = create_async_engine(self.url, connect_args={"timeout": 60})
             _serialise_sqlite_writers(engine)
             return engine
+        # The schema in the application name tells an operator whose connection it is.
+        name = f"cordon:{self.schema}"[:63]
         connect_args: dict[str, Any] = {
-            "server_settings": {"search_path": self.schema, "application_name": "cordon"}
+            "server_settings": {"search_path": self.schema, "application_name": name}
         }
+        # No pre-ping: it costs a round trip on every checkout. A connection found dead in
+        # use invalidates the whole pool (SQLAlchemy's disconnect handling), so after a
+        # database restart only the requests then in flight fail, with a 503 to retry.
         return create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
             connect_args=connect_args,
         )
 

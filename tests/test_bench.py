@@ -25,13 +25,16 @@ async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(services_up:
         repeats=2,
         concurrency=4,
         batch_size=25,
+        seconds=5,
         report=False,
     )
     assert figures.residents == 2_000
     assert set(figures.coverage) >= {"compound by building", "town by compound", "town by grid"}
     assert figures.single is not None and figures.single.tubes == 50
     assert figures.batch is not None and figures.batch.tubes == 50
-    # Warm-up, single and batched tubes, ten residents each, all recorded through the API.
+    # Warm-up, single and batched tubes, ten residents each, all recorded through the API
+    # under wrk's load, and measured beside GET /healthz.
+    assert figures.health is not None and figures.health.wrk.requests > 0
     assert figures.sampled_after == (5 + 50 + 50) * 10
 
 
