@@ -109,6 +109,8 @@ def run(
 ) -> WrkResult:
     """Load `base + path` for `seconds` (or until the bodies are used up) and return what wrk
     measured; an error answer or a socket error fails the run."""
+    if method != "GET" and not bodies:
+        raise ValueError(f"{method} {path} needs bodies to send")
     if not available():
         raise RuntimeError("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as scratch:

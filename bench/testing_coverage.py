@@ -493,6 +493,9 @@ def time_tubes(
     /healthz at the same concurrency. Each load runs until its `tubes` are posted or
     `seconds` pass."""
     warmup = min(500, max(1, tubes // 10))
+    available = len(pools(town, count=len(town.residents)))
+    # Each tube is a new pool of ten: a small town shares its pools between the two loads.
+    tubes = min(tubes, (available - warmup) // 2)
     batches = max(1, tubes // batch_size)
     members = pools(town, count=warmup + tubes + batches * batch_size)
     warm_bodies = tube_bodies(members[:warmup], "W")
