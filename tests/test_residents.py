@@ -4,6 +4,7 @@ moves, masking and the access log, idempotent creates."""
 import json
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from cordon.platform import Platform
@@ -219,3 +220,19 @@ async def test_an_edit_changes_only_what_differs(client: httpx.AsyncClient, town
     assert edited.status_code == 200
     assert edited.json()["tags"] == ["pregnant"] and edited.json()["care_notes"] == "due in May"
     assert edited.json()["name"] == resident["name"]
+
+
+@pytest.mark.parametrize("phone", ["1381234abcd", "abc13812345678", "13812345678x"])
+async def test_a_phone_with_letters_is_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, phone: str
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    household = await post(
+        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
+    )
+    body = {"household_id": household["id"], "name": "王五", "document_number": id_number()}
+    response = await client.post(
+        "/v1/residents", json={**body, "phone": phone}, headers=town.operator
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["phone"]
