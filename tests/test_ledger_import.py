@@ -13,7 +13,7 @@ from services.registry.ledger import service as ledger_service
 from services.registry.models import Household, Resident, ResidentMove
 from shared.auth import Principal
 from tests.conftest import Town
-from tests.support import committee_staff, id_number, make_compound, outbox_events
+from tests.support import committee_staff, id_number, make_compound, outbox_events, post
 
 HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes\n"
 
@@ -210,3 +210,92 @@ async def test_an_export_imports_back_unchanged(client: httpx.AsyncClient, town:
         back = await upload(client, town.operator, exported.content, f"export.{export_format}")
         assert back.json()["status"] == "applied", back.text
         assert (back.json()["unchanged"], back.json()["updated"]) == (4, 0)
+
+
+async def test_households_are_identified_within_their_unit(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    # Public housing numbers households by room: room 101 of unit 1 and of unit 2 are two
+    # families.
+    rows = [
+        ("P1", "1", "1", "101", "101", "张一", id_number(), "", "", ""),
+        ("P1", "1", "2", "101", "101", "李二", id_number(), "", "", ""),
+        ("P1", "1", "2", "101", "101", "李三", id_number(), "", "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 201, response.text
+    assert response.json()["households_created"] == 2
+    households = await client.get(
+        f"/v1/households?building_id={compound.building_id}", headers=town.operator
+    )
+    by_unit = {h["unit_id"]: h["id"] for h in households.json()["items"]}
+    assert set(by_unit) == set(compound.unit_ids)
+    residents = await client.get(
+        f"/v1/residents?building_id={compound.building_id}", headers=town.operator
+    )
+    for resident in residents.json()["items"]:
+        assert resident["household_id"] == by_unit[resident["unit_id"]], resident["name"]
+
+
+async def test_a_row_without_its_unit_in_a_building_of_units_is_refused(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": "H", "units": []},
+        town.operator,
+    )  # fmt: skip
+    rows = [
+        ("P1", "1", "1", "101", "101", "张一", id_number(), "", "", ""),
+        # Unit 1's household 101, or another family of building 1? The ledger must say.
+        ("P1", "1", "", "101", "101", "张二", id_number(), "", "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 422
+    assert [(e["row"], e["column"]) for e in response.json()["errors"]] == [(3, "unit")]
+    assert "units" in response.json()["errors"][0]["message"]
+    assert await count(platform, Household) == 0
+
+    # A self-built house without units keeps its households by building.
+    house = [
+        ("P1", "H", "", "", "A", "王一", id_number(), "", "", ""),
+        ("P1", "H", "", "", "B", "王二", id_number(), "", "", ""),
+        ("P1", "H", "", "", "B", "王三", id_number(), "", "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(house).encode(), "house.csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["households_created"] == 2
+
+
+@pytest.mark.parametrize(
+    "phone", ["1381234abcd", "abc13812345678", "13812345678x", "138-1234-567８a"]
+)
+async def test_a_phone_with_letters_or_stray_characters_is_a_row_error(
+    client: httpx.AsyncClient, town: Town, platform: Platform, phone: str
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    rows = [
+        ("P1", "1", "1", "101", "101", "张一", id_number(), "13812345678", "", ""),
+        ("P1", "1", "1", "101", "101", "张二", id_number(), phone, "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 422, response.text
+    assert [(e["row"], e["column"]) for e in response.json()["errors"]] == [(3, "phone")]
+    assert await count(platform, Resident) == 0
+
+
+async def test_a_ledger_of_only_a_header_is_refused_as_having_no_residents(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    for name, content in (
+        ("header.csv", HEADER.encode()),
+        ("empty.csv", b""),
+        ("blank.csv", HEADER.encode() + b",,,\n\n"),
+    ):
+        response = await upload(client, town.operator, content, name)
+        assert response.status_code == 422, (name, response.text)
+        assert response.json()["detail"] == "the file has no residents", name
+    imports = await client.get("/v1/imports", headers=town.operator)
+    assert imports.json() == []

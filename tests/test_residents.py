@@ -236,3 +236,14 @@ async def test_a_phone_with_letters_is_refused_naming_the_field(
     )
     assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == ["phone"]
+
+
+async def test_each_unit_numbers_its_own_households(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    for unit_id in compound.unit_ids:
+        body = {"building_id": compound.building_id, "unit_id": unit_id, "code": "101"}
+        await post(client, "/v1/households", body, town.operator)
+    again = {"building_id": compound.building_id, "unit_id": compound.unit_ids[0], "code": "101"}
+    response = await client.post("/v1/households", json=again, headers=town.operator)
+    assert response.status_code == 409
+    assert "unit 1 of building 1" in response.json()["detail"]

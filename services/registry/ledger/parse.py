@@ -30,6 +30,8 @@ from services.registry.documents import (
     validate_document,
 )
 
+NO_RESIDENTS = "the file has no residents"
+
 
 class LedgerFormatError(ValueError):
     """The file as a whole cannot be read as a ledger; no row of it can be trusted."""
@@ -380,7 +382,7 @@ def _read_header(records: Iterator[tuple[int, list[str]]]) -> dict[str, int]:
         raise LedgerFormatError(message) from None
     except csv.Error as exc:
         raise LedgerFormatError(f"the CSV file is malformed: {exc}") from None
-    raise LedgerFormatError("the file has no header row")
+    raise LedgerFormatError(NO_RESIDENTS)
 
 
 def _map_header(cells: list[str]) -> dict[str, int]:
