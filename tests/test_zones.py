@@ -156,3 +156,54 @@ async def test_zone_changes_reach_a_consumer_on_the_bus(
     steps = [(e.payload["from_level"], e.payload["to_level"]) for e in received]
     assert steps == [(None, "sealed"), ("sealed", "controlled")]
     assert {str(e.compound_id) for e in received} == {compound.id}
+
+
+async def test_a_unit_set_below_its_sealed_building_is_an_explicit_recorded_downgrade(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator, unit=1)
+    building = {"building_id": compound.building_id, "reason": "cases in building 1"}
+    await post(client, "/v1/zones", {**building, "level": "sealed"}, town.operator)
+    unit = {**building, "unit_id": compound.unit_ids[1], "reason": "unit 2 negative"}
+
+    # Not a side effect: precaution on a unit of a sealed building would release it.
+    refused = await client.post(
+        "/v1/zones", json={**unit, "level": "precaution"}, headers=town.operator
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["errors"][0]["field"] == "downgrade"
+    assert "sealed" in refused.json()["detail"]
+    still = await client.get("/v1/residents?zone=sealed", headers=town.operator)
+    assert [r["id"] for r in still.json()["items"]] == [resident["id"]]
+
+    # Sealing it more, or as much, is no downgrade.
+    await post(
+        client, "/v1/zones", {**unit, "level": "sealed", "reason": "own seal"}, town.operator
+    )
+    again = await client.post(
+        "/v1/zones", json={**unit, "level": "controlled"}, headers=town.operator
+    )
+    assert again.status_code == 409
+    await post(
+        client, "/v1/zones", {**unit, "level": None, "reason": "building's seal"}, town.operator
+    )
+
+    done = await post(
+        client, "/v1/zones", {**unit, "level": "precaution", "downgrade": True}, town.operator
+    )
+    assert done["changed"] and done["zone"]["level"] == "precaution"
+    history = await client.get(
+        f"/v1/zones/history?unit_id={compound.unit_ids[1]}", headers=town.operator
+    )
+    latest = history.json()[0]
+    assert (latest["from_level"], latest["to_level"], latest["from_inherited"]) == (
+        "sealed",
+        "precaution",
+        True,
+    )
+    events = await outbox_events(platform, "registry.zone.changed")
+    assert (events[-1]["payload"]["from_level"], events[-1]["payload"]["from_inherited"]) == (
+        "sealed",
+        True,
+    )

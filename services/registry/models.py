@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -391,6 +392,8 @@ class ZoneChange(Scoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     unit_id: Mapped[uuid.UUID | None] = mapped_column()
     from_level: Mapped[str | None] = mapped_column(String(12))
+    # A unit without a zone of its own had its building's level: from_level is that level.
+    from_inherited: Mapped[bool] = mapped_column(default=False, server_default=false())
     to_level: Mapped[str | None] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(String(500))
     set_by: Mapped[str] = mapped_column(String(80))

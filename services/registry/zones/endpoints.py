@@ -47,7 +47,9 @@ async def list_zones(
     summary="Seal, control, set precaution on, or lift a building or unit",
     description="Always 200: `changed` says whether anything changed. Every change is kept "
     "in the history and published as `registry.zone.changed`; setting the level an area "
-    "has already changes nothing. A unit's zone overrides its building's for its residents. "
+    "has already changes nothing. A unit's zone overrides its building's for its residents: "
+    "setting a unit below its building's level is a downgrade that needs `downgrade: true` "
+    "(409 without), recorded in the history from the building's level (`from_inherited`). "
     "A change restarts the area's downgrade clock and supersedes its pending proposal.",
 )
 async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
@@ -57,6 +59,7 @@ async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
         unit_id=body.unit_id,
         level=body.level,
         reason=body.reason,
+        downgrade=body.downgrade,
     )
     return schemas.ZoneResult(
         changed=changed, zone=schemas.ZoneOut.model_validate(zone) if zone else None

@@ -13,6 +13,12 @@ class ZoneSet(BaseModel):
     unit_id: uuid.UUID | None = Field(default=None, description="Empty zones the whole building")
     level: ZoneLevel | None = Field(description="Empty lifts the zone", examples=["sealed"])
     reason: str = Reason
+    downgrade: bool = Field(
+        default=False,
+        description="Confirms a downgrade from what the area inherits: a unit set below its "
+        "building's level leaves the building's zone (e.g. released from its seal). Without "
+        "it such a change answers 409.",
+    )
 
 
 class ZoneOut(BaseModel):
@@ -47,6 +53,9 @@ class ZoneChangeOut(BaseModel):
     building_id: uuid.UUID
     unit_id: uuid.UUID | None
     from_level: ZoneLevel | None
+    from_inherited: bool = Field(
+        description="The unit had no zone of its own: ``from_level`` is its building's"
+    )
     to_level: ZoneLevel | None
     reason: str
     set_by: str

@@ -21,7 +21,7 @@ from services.registry.models import (
 )
 from services.registry.zones import schemas
 from shared.contracts.registry import CompoundStatusChanged, ZoneChanged
-from shared.problems import Invalid
+from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
 
@@ -43,21 +43,40 @@ async def set_zone(
     level: ZoneLevel | None,
     reason: str,
     set_by: str | None = None,
+    downgrade: bool = False,
 ) -> tuple[bool, Zone | None]:
     """Set (or lift, with no level) the zone of a building or unit; say whether it changed.
-    A change restarts the area's downgrade clock and supersedes its pending proposal."""
+    A change restarts the area's downgrade clock and supersedes its pending proposal.
+
+    A unit set below the level of its building's zone leaves that zone: a downgrade, so
+    only with ``downgrade`` (Conflict otherwise), recorded from the building's level when
+    the unit had no zone of its own."""
     building = await uow.get(Building, building_id, what="building", field="building_id")
     require_compound(uow, building.compound_id, building.town_id)
+    inherited = None
     if unit_id is not None:
         unit = await uow.get(Unit, unit_id, what="unit", field="unit_id")
         if unit.building_id != building.id:
             message = f"unit {unit.code} is not in building {building.code}"
             raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
+        # The building's lock first, as a case's sealing takes them.
+        building_zone = await zone_of(uow, building_id=building.id, unit_id=None)
+        inherited = building_zone.level if building_zone else None
     current = await zone_of(uow, building_id=building.id, unit_id=unit_id)
     before = current.level if current else None
     after = level.value if level else None
     if before == after:
         return False, current
+    below = inherited is not None and after is not None and _rank(after) < _rank(inherited)
+    if below and not downgrade:
+        message = (
+            f"unit {unit.code} is in building {building.code}'s {inherited} zone: setting it "
+            f"{after} releases it from that zone; send downgrade=true to confirm the downgrade"
+        )
+        raise Conflict(message, errors=[{"field": "downgrade", "message": message}])
+    from_inherited = before is None and inherited is not None
+    if from_inherited:
+        before = inherited
     now = datetime.now(UTC)
     who = set_by or uow.principal.username
     if current is not None:
@@ -90,6 +109,7 @@ async def set_zone(
             building_id=building.id,
             unit_id=unit_id,
             from_level=before,
+            from_inherited=from_inherited,
             to_level=after,
             reason=reason,
             set_by=who,
@@ -108,10 +128,19 @@ async def set_zone(
             reason=reason,
             set_by=who,
             at=now,
+            from_inherited=from_inherited,
         ),
         compound_id=building.compound_id,
     )
     return True, current
+
+
+_RANKS = {ZoneLevel.precaution: 1, ZoneLevel.controlled: 2, ZoneLevel.sealed: 3}
+
+
+def _rank(level: str) -> int:
+    """How strict a level is: sealed above controlled above precaution."""
+    return _RANKS[ZoneLevel(level)]
 
 
 async def supersede_proposals(

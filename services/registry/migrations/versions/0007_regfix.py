@@ -1,4 +1,4 @@
-"""households identified within their unit
+"""households identified within their unit; zone changes from an inherited level
 
 Revision ID: 0007_regfix
 Revises: 0004
@@ -34,10 +34,16 @@ def upgrade() -> None:
             postgresql_where=WHOLE,
             sqlite_where=WHOLE,
         )
+    with op.batch_alter_table("zone_changes", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("from_inherited", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
 
 
 def downgrade() -> None:
     """Back to one code per building (fails if two units share a household code)."""
+    with op.batch_alter_table("zone_changes", schema=None) as batch_op:
+        batch_op.drop_column("from_inherited")
     with op.batch_alter_table("households", schema=None) as batch_op:
         batch_op.drop_index("uq_households_building_whole", postgresql_where=WHOLE, sqlite_where=WHOLE)
         batch_op.drop_constraint("uq_households_building_id_unit_id_code", type_="unique")
