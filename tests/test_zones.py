@@ -3,6 +3,7 @@ and zones as residents see them."""
 
 import asyncio
 import contextlib
+import uuid
 
 import httpx
 
@@ -207,3 +208,64 @@ async def test_a_unit_set_below_its_sealed_building_is_an_explicit_recorded_down
         "sealed",
         True,
     )
+
+
+async def _found_eligible(platform: Platform, town: Town, compound_id: str) -> None:
+    """The testing service's report arrives: the compound went its run of days clean."""
+    from datetime import UTC, datetime
+
+    from services.registry.zones.policy import mark_epidemic_free_eligible
+    from shared.auth import Principal
+    from shared.contracts.testing import CompoundEpidemicFreeEligible
+
+    event = CompoundEpidemicFreeEligible(
+        town_id=town.id,
+        compound_id=uuid.UUID(compound_id),
+        days_without_positive=14,
+        last_positive_at=None,
+        at=datetime.now(UTC),
+    )
+    async with platform.runtime("registry").uow(Principal.system()) as uow:
+        await mark_epidemic_free_eligible(uow, event=event)
+        await uow.commit()
+
+
+async def test_epidemic_free_needs_eligibility_and_no_seal_or_an_operators_recorded_override(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    url = f"/v1/compounds/{compound.id}/status"
+    free = {"status": "epidemic_free", "reason": "14 days"}
+    building = {"building_id": compound.building_id, "reason": "case", "level": "sealed"}
+    await post(client, "/v1/zones", building, town.operator)
+
+    refused = await client.patch(url, json=free, headers=town.operator)
+    assert refused.status_code == 409, refused.text
+    messages = " ".join(e["message"] for e in refused.json()["errors"])
+    assert "never found eligible" in messages and "building 1 is sealed" in messages
+    await _found_eligible(platform, town, compound.id)
+    still = await client.patch(url, json=free, headers=town.operator)
+    assert still.status_code == 409
+    assert [e["message"] for e in still.json()["errors"]] == ["building 1 is sealed"]
+
+    lifted = {**building, "level": None, "reason": "cleared"}
+    await post(client, "/v1/zones", lifted, town.operator)
+    declared = await client.patch(url, json=free, headers=town.operator)
+    assert declared.status_code == 200 and declared.json()["status"] == "epidemic_free"
+
+
+async def test_a_town_operator_overrides_epidemic_free_only_with_a_recorded_reason(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    url = f"/v1/compounds/{compound.id}/status"
+    body = {"status": "epidemic_free", "reason": "14 days", "override_reason": "   "}
+    blank = await client.patch(url, json=body, headers=town.operator)
+    assert blank.status_code in (409, 422)
+    body["override_reason"] = "district order 2022-05-31: counted from the lab's late report"
+    declared = await client.patch(url, json=body, headers=town.operator)
+    assert declared.status_code == 200, declared.text
+    [event] = await outbox_events(platform, "registry.compound.status_changed")
+    assert event["payload"]["override_reason"] == body["override_reason"]
+    assert "never found eligible" in event["payload"]["overridden"][0]
+    assert "override" in declared.json()["status_reason"]

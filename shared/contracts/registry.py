@@ -115,6 +115,14 @@ class CompoundStatusChanged(Event):
     to_status: Literal["normal", "closed", "epidemic_free"]
     reason: str
     at: datetime
+    override_reason: str | None = Field(
+        default=None,
+        description="Why a town operator declared it epidemic-free although it was not ready",
+    )
+    overridden: list[str] = Field(
+        default_factory=list,
+        description="What made it not ready (never found eligible, a sealed area), overridden",
+    )
 
 
 class SnapshotStarted(Event):

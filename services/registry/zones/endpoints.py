@@ -95,12 +95,21 @@ async def zone_counts(uow: Uow, compound_id: uuid.UUID | None = None) -> list[sc
     "/compounds/{compound_id}/status",
     response_model=CompoundOut,
     summary="Close, reopen or declare a compound epidemic-free",
+    description="Epidemic-free is a town operator's act, and only for a compound found "
+    "eligible (the testing service's run of days without a positive) with no sealed building "
+    "or unit: otherwise 409 naming each reason, unless `override_reason` says why it is "
+    "declared anyway (recorded in `status_reason` and `registry.compound.status_changed`).",
+    responses={409: {"description": "Not ready to be epidemic-free; the errors say why"}},
 )
 async def set_compound_status(
     compound_id: uuid.UUID, body: schemas.StatusSet, uow: Uow
 ) -> Compound:
     return await service.set_compound_status(
-        uow, compound_id=compound_id, status=body.status, reason=body.reason
+        uow,
+        compound_id=compound_id,
+        status=body.status,
+        reason=body.reason,
+        override_reason=body.override_reason,
     )
 
 

@@ -72,6 +72,14 @@ class ZoneCount(BaseModel):
 class StatusSet(BaseModel):
     status: CompoundStatus
     reason: str = Reason
+    override_reason: str | None = Field(
+        default=None,
+        max_length=400,
+        description="Epidemic-free needs the compound found eligible (its run of days without "
+        "a positive) and no sealed building or unit; a town operator may declare it anyway "
+        "only by giving why, recorded in the status reason and the event.",
+        examples=[None],
+    )
 
 
 class TownPolicySet(BaseModel):

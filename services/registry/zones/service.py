@@ -160,8 +160,16 @@ async def supersede_proposals(
 
 
 async def set_compound_status(
-    uow: UnitOfWork, *, compound_id: uuid.UUID, status: CompoundStatus, reason: str
+    uow: UnitOfWork,
+    *,
+    compound_id: uuid.UUID,
+    status: CompoundStatus,
+    reason: str,
+    override_reason: str | None = None,
 ) -> Compound:
+    """Change a compound's status. Epidemic-free is a town operator's act, refused (Conflict)
+    unless the compound was found eligible and has no sealed area, or the operator says why
+    it is declared anyway (kept in the status reason and the event)."""
     compound = await uow.get(Compound, compound_id, what="compound")
     if status is CompoundStatus.epidemic_free:
         require_town_operator(uow, compound.town_id)
@@ -169,9 +177,22 @@ async def set_compound_status(
         require_compound(uow, compound.id, compound.town_id)
     if compound.status == status.value:
         return compound
+    override = (override_reason or "").strip() or None
+    overridden: list[str] = []
+    if status is CompoundStatus.epidemic_free:
+        overridden = await _not_ready(uow, compound)
+        if overridden and override is None:
+            raise Conflict(
+                f"compound {compound.code} cannot be declared epidemic-free: "
+                + "; ".join(overridden),
+                errors=[{"field": "status", "message": m} for m in overridden],
+            )
+        if overridden:
+            reason = f"{reason} (override: {override}; overriding: {'; '.join(overridden)})"
     before = compound.status
     now = datetime.now(UTC)
-    compound.status, compound.status_reason, compound.status_since = status.value, reason, now
+    compound.status, compound.status_since = status.value, now
+    compound.status_reason = reason[:500]
     await uow.session.flush()
     uow.emit(
         CompoundStatusChanged(
@@ -181,10 +202,34 @@ async def set_compound_status(
             to_status=status.value,
             reason=reason,
             at=now,
+            override_reason=override if overridden else None,
+            overridden=overridden,
         ),
         compound_id=compound.id,
     )
     return compound
+
+
+async def _not_ready(uow: UnitOfWork, compound: Compound) -> list[str]:
+    """Why the compound may not be declared epidemic-free now, if anything."""
+    found: list[str] = []
+    if compound.epidemic_free_eligible_since is None:
+        found.append(
+            "it was never found eligible (its town's run of days without a positive "
+            "has not been reported)"
+        )
+    sealed = (
+        select(Building.code, Unit.code)
+        .select_from(Zone)
+        .join(Building, Building.id == Zone.building_id)
+        .outerjoin(Unit, Unit.id == Zone.unit_id)
+        .where(Zone.compound_id == compound.id, Zone.level == ZoneLevel.sealed.value)
+        .order_by(Building.code, Unit.code)
+    )
+    for building, unit in (await uow.session.execute(sealed)).all():
+        area = f"building {building}" if unit is None else f"unit {unit} of building {building}"
+        found.append(f"{area} is sealed")
+    return found
 
 
 async def zone_counts(uow: UnitOfWork, *, compound_id: uuid.UUID | None) -> list[schemas.ZoneCount]:
