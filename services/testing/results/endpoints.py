@@ -8,7 +8,13 @@ from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from services.testing import identity
-from services.testing.models import SERVICE, DirectoryResident, ResultUpload, RoundMember
+from services.testing.models import (
+    SERVICE,
+    DirectoryResident,
+    MemberStatus,
+    ResultUpload,
+    RoundMember,
+)
 from services.testing.results import schemas, service
 from shared.auth import Role
 from shared.http import Uow, runtime_of, service_router
@@ -194,7 +200,7 @@ async def list_results(
     round_id: uuid.UUID,
     status: Annotated[
         str | None,
-        Query(pattern="^(expected|sampled|negative|retest_required|resample_required|positive)$"),
+        Query(pattern=f"^({'|'.join(MemberStatus)})$"),
     ] = None,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, exists, or_, select, update
 
 from services.testing.models import (
     DirectoryZone,
@@ -297,7 +297,13 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
             members.c.resident_id == bindparam("b_resident"),
         )
         .values(
-            status=MemberStatus.sampled.value,
+            status=case(
+                (
+                    members.c.status == MemberStatus.retest_required.value,
+                    MemberStatus.retest_sampled.value,
+                ),
+                else_=MemberStatus.sampled.value,
+            ),
             tube_id=bindparam("b_tube"),
             sampled_at=bindparam("b_at"),
         ),
