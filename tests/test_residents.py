@@ -247,3 +247,12 @@ async def test_each_unit_numbers_its_own_households(client: httpx.AsyncClient, t
     response = await client.post("/v1/households", json=again, headers=town.operator)
     assert response.status_code == 409
     assert "unit 1 of building 1" in response.json()["detail"]
+
+
+async def test_households_are_listed_by_compound(client: httpx.AsyncClient, town: Town) -> None:
+    first = await make_compound(client, town.id, town.operator, code="P1")
+    second = await make_compound(client, town.id, town.operator, code="P2")
+    mine = await make_resident(client, first, town.operator, household="101")
+    await make_resident(client, second, town.operator, household="101")
+    listed = await client.get(f"/v1/households?compound_id={first.id}", headers=town.operator)
+    assert [h["id"] for h in listed.json()["items"]] == [mine["household_id"]]
