@@ -11,7 +11,14 @@ from cordon.platform import Platform
 from shared.bus.transport import Subscription
 from shared.events import Envelope
 from tests.conftest import Town, queue_cleanup
-from tests.support import committee_staff, make_compound, make_resident, outbox_events, post
+from tests.support import (
+    committee_staff,
+    make_building,
+    make_compound,
+    make_resident,
+    outbox_events,
+    post,
+)
 
 
 async def test_a_sealed_unit_is_listed_with_its_history(
@@ -269,3 +276,51 @@ async def test_a_town_operator_overrides_epidemic_free_only_with_a_recorded_reas
     assert event["payload"]["override_reason"] == body["override_reason"]
     assert "never found eligible" in event["payload"]["overridden"][0]
     assert "override" in declared.json()["status_reason"]
+
+
+async def test_households_and_people_per_zone_level_count_what_units_inherit(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    other = await make_building(client, compound, town.operator, code="2")
+    for household, unit, name in (
+        ("101", 0, "甲"),
+        ("101", 0, "乙"),
+        ("102", 0, "丙"),
+        ("201", 1, "丁"),
+    ):
+        await make_resident(
+            client, compound, town.operator, household=household, unit=unit, name=name
+        )
+    await make_resident(client, other, town.operator, household="101", name="戊")
+    sealed = {"building_id": compound.building_id, "level": "sealed", "reason": "cases"}
+    await post(client, "/v1/zones", sealed, town.operator)
+    precaution = {"building_id": other.building_id, "level": "precaution", "reason": "near"}
+    await post(client, "/v1/zones", precaution, town.operator)
+
+    async def population(by: str) -> set[tuple[object, ...]]:
+        response = await client.get(
+            f"/v1/zones/population?compound_id={compound.id}&by={by}", headers=town.operator
+        )
+        assert response.status_code == 200, response.text
+        return {
+            (g["building_code"], g["unit_code"], g["level"], g["households"], g["people"])
+            for g in response.json()
+        }
+
+    assert await population("compound") == {
+        (None, None, "sealed", 3, 4),
+        (None, None, "precaution", 1, 1),
+    }
+    assert await population("building") == {
+        ("1", None, "sealed", 3, 4),
+        ("2", None, "precaution", 1, 1),
+    }
+    # Unit 2 has no zone of its own: its building's seal is its level.
+    assert await population("unit") == {
+        ("1", "1", "sealed", 2, 3),
+        ("1", "2", "sealed", 1, 1),
+        ("2", "1", "precaution", 1, 1),
+    }
+    wrong = await client.get("/v1/zones/population?by=street", headers=town.operator)
+    assert wrong.status_code == 422

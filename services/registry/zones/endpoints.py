@@ -14,6 +14,7 @@ from services.registry.models import (
 )
 from services.registry.places.schemas import CompoundOut, TownOut
 from services.registry.zones import policy, schemas, service
+from services.registry.zones.repository import PopulationGrouping
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 
@@ -89,6 +90,22 @@ async def zone_history(
 )
 async def zone_counts(uow: Uow, compound_id: uuid.UUID | None = None) -> list[schemas.ZoneCount]:
     return await service.zone_counts(uow, compound_id=compound_id)
+
+
+@router.get(
+    "/zones/population",
+    response_model=list[schemas.Population],
+    summary="Households and people per zone level, per compound, building or unit",
+    description="Counts residents at the level they live under: a unit's own zone, or its "
+    "building's when it has none (a sealed building's units count as sealed). One row per "
+    "place and level; `level` empty for residents in no zone. Filtered by the caller's scope.",
+)
+async def zone_population(
+    uow: Uow,
+    compound_id: uuid.UUID | None = None,
+    by: PopulationGrouping = "compound",
+) -> list[schemas.Population]:
+    return await service.population(uow, by=by, compound_id=compound_id)
 
 
 @router.patch(

@@ -69,6 +69,23 @@ class ZoneCount(BaseModel):
     units: int
 
 
+class Population(BaseModel):
+    """Households and people of one place at one zone level, as the field reports them
+    ("west zone: 45 households, 168 people sealed")."""
+
+    compound_id: uuid.UUID
+    building_id: uuid.UUID | None = Field(description="Empty when counted by compound")
+    building_code: str | None
+    unit_id: uuid.UUID | None = Field(description="Empty by compound or building, or no unit")
+    unit_code: str | None
+    level: ZoneLevel | None = Field(
+        description="The level its residents live under: a unit's own zone, else its "
+        "building's; empty for no zone"
+    )
+    households: int
+    people: int
+
+
 class StatusSet(BaseModel):
     status: CompoundStatus
     reason: str = Reason

@@ -19,7 +19,7 @@ from services.registry.models import (
     ZoneLevel,
     ZoneProposal,
 )
-from services.registry.zones import schemas
+from services.registry.zones import repository, schemas
 from shared.contracts.registry import CompoundStatusChanged, ZoneChanged
 from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
@@ -230,6 +230,13 @@ async def _not_ready(uow: UnitOfWork, compound: Compound) -> list[str]:
         area = f"building {building}" if unit is None else f"unit {unit} of building {building}"
         found.append(f"{area} is sealed")
     return found
+
+
+async def population(
+    uow: UnitOfWork, *, by: repository.PopulationGrouping, compound_id: uuid.UUID | None
+) -> list[schemas.Population]:
+    rows = await uow.session.execute(repository.population(by=by, compound_id=compound_id))
+    return [schemas.Population.model_validate(row, from_attributes=True) for row in rows]
 
 
 async def zone_counts(uow: UnitOfWork, *, compound_id: uuid.UUID | None) -> list[schemas.ZoneCount]:
