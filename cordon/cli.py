@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -135,10 +136,20 @@ def bootstrap(
     town_code: Annotated[str, typer.Option()],
     town_name: Annotated[str, typer.Option()],
     username: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CORDON_BOOTSTRAP_PASSWORD",
+            help="The operator's password; without it one is made and printed once",
+        ),
+    ] = None,
 ) -> None:
     """Create a town and its first town operator."""
     from services.registry import demo
+
+    # No prompt: scripts and containers have no terminal to answer it.
+    made = password is None
+    secret = secrets.token_urlsafe(12) if password is None else password
 
     async def work(platform: Platform) -> None:
         town_id = await demo.bootstrap_town(
@@ -146,9 +157,11 @@ def bootstrap(
             town_code=town_code,
             town_name=town_name,
             username=username,
-            password=password,
+            password=secret,
         )
         typer.echo(f"town {town_code} created ({town_id}); operator {username}")
+        if made:
+            typer.echo(f"password: {secret}  (made for you; shown once, keep it safe)")
 
     _with_platform(["registry"], work, migrate=True)
 
