@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_upload_mb: int = 200
     login_attempts_per_minute: int = 10
     log_json: bool = True
+    # Where a process that does not serve the registry's sign-in (the testing service on
+    # its own port) tells its /docs to get a token: the registry's or the gateway's URL.
+    token_url: str | None = None
+    # Browser origins allowed to call this API across origins, e.g. a service's own /docs
+    # signing in at the registry (http://127.0.0.1:8002). Empty: none.
+    cors_origins: list[str] = []
 
     @model_validator(mode="after")
     def _distributed_needs_real_parts(self) -> "Settings":
