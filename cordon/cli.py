@@ -43,7 +43,7 @@ def _settings() -> Settings:
             named = f"CORDON_{field}: " if field else ""
             typer.echo(f"cordon: refusing to start: {named}{message}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(json_lines=settings.log_json)
+    configure_logging(json_lines=settings.json_logs)
     return settings
 
 

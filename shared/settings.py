@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     relay_interval_seconds: float = 0.5
     max_upload_mb: int = 200
     login_attempts_per_minute: int = 10
-    log_json: bool = True
+    # JSON log lines, or readable ones; unset: JSON in the distributed mode (where logs are
+    # collected), readable in the embedded mode (a person at a terminal). See json_logs.
+    log_json: bool | None = None
     # Where a process that does not serve the registry's sign-in (the testing service on
     # its own port) tells its /docs to get a token: the registry's or the gateway's URL.
     token_url: str | None = None
@@ -61,6 +63,11 @@ class Settings(BaseSettings):
                     "set at least 32 random characters"
                 )
         return self
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether logs are JSON lines: CORDON_LOG_JSON when set, else in distributed mode."""
+        return self.mode is Mode.distributed if self.log_json is None else self.log_json
 
     def service_database_url(self, service: str) -> str:
         if self.database_url:

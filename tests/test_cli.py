@@ -1,6 +1,7 @@
 """The `cordon` command as a script runs it: no terminal to prompt on."""
 
 import asyncio
+import json
 import re
 import sys
 from pathlib import Path
@@ -69,3 +70,28 @@ async def test_bootstrap_takes_the_password_from_an_option_the_environment_or_ma
     made = re.search(r"password: (\S+)", output)
     assert made is not None, output
     await sign_in(client, "op3", made.group(1))
+
+
+async def test_a_terminal_reads_plain_log_lines_and_a_collector_gets_json(
+    platform: Platform, settings: Settings
+) -> None:
+    env = env_of(settings)
+    env.pop("CORDON_LOG_JSON", None)
+    code, output = await cordon("migrate", env=env)
+    assert code == 0, output
+    logged = [line for line in output.splitlines() if "alembic" in line]
+    assert logged and not any(line.startswith("{") for line in logged), output
+
+    code, output = await cordon("migrate", env={**env, "CORDON_LOG_JSON": "true"})
+    assert code == 0, output
+    logged = [line for line in output.splitlines() if "alembic" in line]
+    assert logged and all(json.loads(line)["logger"].startswith("alembic") for line in logged)
+
+
+def test_logs_are_json_in_the_distributed_mode_unless_told_otherwise() -> None:
+    secret = {"secret_key": "s" * 40, "database_url": "postgresql+asyncpg://x/y"}
+    real = {**secret, "broker_url": "amqp://x", "redis_url": "redis://x"}
+    assert Settings(_env_file=None).json_logs is False
+    assert Settings(_env_file=None, mode="distributed", **real).json_logs is True
+    assert Settings(_env_file=None, mode="distributed", log_json=False, **real).json_logs is False
+    assert Settings(_env_file=None, log_json=True).json_logs is True
