@@ -1,10 +1,11 @@
 """Settings for every process, read from the environment (prefix ``CORDON_``)."""
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "cordon-embedded-demo-secret-change-me"
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     relay_batch: int = 500
     relay_interval_seconds: float = 0.5
     max_upload_mb: int = 200
+    # How far a phone's or a lab's clock may run ahead of ours, or a swab be taken past its
+    # round's window, before the time is refused as impossible (see clock_skew).
+    clock_skew_minutes: int = Field(default=10, ge=0, le=24 * 60)
     login_attempts_per_minute: int = 10
     # JSON log lines, or readable ones; unset: JSON in the distributed mode (where logs are
     # collected), readable in the embedded mode (a person at a terminal). See json_logs.
@@ -63,6 +67,11 @@ class Settings(BaseSettings):
                     "set at least 32 random characters"
                 )
         return self
+
+    @property
+    def clock_skew(self) -> timedelta:
+        """The tolerance for times from other clocks: sampled tubes, lab results."""
+        return timedelta(minutes=self.clock_skew_minutes)
 
     @property
     def json_logs(self) -> bool:
