@@ -142,10 +142,12 @@ async def schedule(
 async def sample(
     client: httpx.AsyncClient, town: Town, round_id: str, tubes: dict[str, set[str]]
 ) -> None:
+    """Record the tubes as swabbed in the round's first minutes."""
+    round_ = (await client.get(f"/v1/rounds/{round_id}", headers=town.operator)).json()
+    at = (datetime.fromisoformat(round_["starts_at"]) + timedelta(minutes=12)).isoformat()
     for code, members in tubes.items():
-        await post(
-            client, f"/v1/rounds/{round_id}/tubes", tube(code, sorted(members)), town.operator
-        )
+        body = tube(code, sorted(members), collected_at=at)
+        await post(client, f"/v1/rounds/{round_id}/tubes", body, town.operator)
 
 
 async def lab_result(platform: Platform, code: str, result: str) -> None:
@@ -538,7 +540,8 @@ async def test_a_positive_pool_stays_positive_while_its_retests_are_at_the_lab(
     path = f"/v1/rounds/{round_id}/coverage"
     pool = sorted(block.ids("a0", "a1", "a2", "a3"))
     for n, member in enumerate(pool):
-        retest = tube(f"R000{n}", [member], retest=True)
+        # Swabbed after the pool's result (14:00 UTC) asked for it.
+        retest = tube(f"R000{n}", [member], retest=True, collected_at="2022-04-02T15:00:00Z")
         await post(client, f"/v1/rounds/{round_id}/tubes", retest, town.operator)
 
     async def coverage(**params: str) -> dict[str, tuple[int, ...]]:

@@ -18,6 +18,8 @@ from tests.support import eventually, listening, make_compound, make_resident, o
 from tests.test_rounds import in_directory, schedule, tube
 
 RESULTED = "2022-04-02T14:00:00+08:00"
+# Retests are swabbed after the pool's result asked for them.
+RETESTED = "2022-04-02T15:00:00+08:00"
 HEADER = "tube_code,result,lab,resulted_at"
 
 
@@ -133,7 +135,9 @@ async def test_an_upload_results_pools_and_a_positive_retest_becomes_one_case(
         assert len(await open_tasks(client, town, "retest")) == 3
 
         path = f"/v1/rounds/{lab.round_id}/tubes/batch"
-        singles = [tube(f"R000{n}", [r], retest=True) for n, r in enumerate(lab.a)]
+        singles = [
+            tube(f"R000{n}", [r], retest=True, collected_at=RETESTED) for n, r in enumerate(lab.a)
+        ]
         recorded = await client.post(path, json={"tubes": singles}, headers=town.operator)
         assert recorded.json()["accepted"] == 3, recorded.text
         assert await open_tasks(client, town, "retest") == []
@@ -374,5 +378,5 @@ async def test_a_result_from_the_future_and_a_retest_from_before_its_pool_are_re
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "collected_at"
     assert "before" in refused.json()["detail"]
-    after = tube("R0001", [member], retest=True, collected_at="2022-04-02T15:00:00+08:00")
+    after = tube("R0001", [member], retest=True, collected_at=RETESTED)
     assert (await client.post(path, json=after, headers=town.operator)).status_code == 201
