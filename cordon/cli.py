@@ -244,14 +244,29 @@ def events_doc(
     path: Path = Path("docs/events.md"),
 ) -> None:
     """Write the event catalogue (docs/events.md) from the event contracts."""
-    text = catalogue.render()
+    _write_doc(catalogue.render(), path=path, check=check, command="events-doc")
+
+
+def _write_doc(text: str, *, path: Path, check: bool, command: str) -> None:
+    """Write a generated page, or with ``check`` fail when the one on disk differs."""
     if check:
         if not path.exists() or path.read_text() != text:
-            typer.echo(f"{path} is stale: run `cordon events-doc`", err=True)
+            typer.echo(f"{path} is stale: run `cordon {command}`", err=True)
             raise typer.Exit(1)
         return
     path.write_text(text)
     typer.echo(f"wrote {path}")
+
+
+@app.command("ledger-doc")
+def ledger_doc(
+    check: Annotated[bool, typer.Option(help="Fail if docs/ledger.md is stale")] = False,
+    path: Path = Path("docs/ledger.md"),
+) -> None:
+    """Write the ledger import's guide (docs/ledger.md) from the parser's tables."""
+    from services.registry.ledger import guide
+
+    _write_doc(guide.render(), path=path, check=check, command="ledger-doc")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 idempotent re-imports, one event per batch, scope, and the export round trip."""
 
 import io
+from pathlib import Path
 
 import httpx
 import openpyxl
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.registry.ledger import guide
 from services.registry.ledger import service as ledger_service
 from services.registry.models import Household, Resident, ResidentMove
 from shared.auth import Principal
@@ -299,3 +301,59 @@ async def test_a_ledger_of_only_a_header_is_refused_as_having_no_residents(
         assert response.json()["detail"] == "the file has no residents", name
     imports = await client.get("/v1/imports", headers=town.operator)
     assert imports.json() == []
+
+
+async def test_the_filled_templates_import(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": "H7", "units": []},
+        town.operator,
+    )  # fmt: skip
+    rows = guide.examples()
+
+    # No sign-in needed to download what a committee fills in.
+    csv_template = await client.get("/v1/imports/template.csv")
+    assert csv_template.status_code == 200
+    assert csv_template.headers["content-type"].startswith("text/csv")
+    text = csv_template.content.decode("utf-8-sig")
+    assert text.startswith("小区编号,楼栋,单元")
+    filled = text + "".join(",".join(row) + "\r\n" for row in rows[:2])
+    response = await upload(client, town.operator, filled.encode("utf-8-sig"), "台账.csv")
+    assert response.status_code == 201, response.text
+    assert (response.json()["inserted"], response.json()["households_created"]) == (2, 2)
+
+    xlsx_template = await client.get("/v1/imports/template.xlsx")
+    assert xlsx_template.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(xlsx_template.content))
+    sheet = workbook.worksheets[0]
+    for n, row in enumerate(rows[2:], start=2):
+        for column, value in enumerate(row, start=1):
+            sheet.cell(row=n, column=column, value=value or None)
+    data = io.BytesIO()
+    workbook.save(data)
+    response = await upload(client, town.operator, data.getvalue(), "台账.xlsx")
+    assert response.status_code == 201, response.text
+    assert response.json()["inserted"] == 2
+    residents = await client.get("/v1/residents?name=王秀英", headers=town.operator)
+    assert residents.json()["items"][0]["tags"] == ["elderly", "living_alone"]
+
+
+async def test_the_upload_documents_every_header_and_value_the_parser_accepts(
+    client: httpx.AsyncClient,
+) -> None:
+    from services.registry.ledger.parse import DOCUMENT_TYPES, HEADER_ALIASES, SEXES, TAG_ALIASES
+
+    openapi = (await client.get("/openapi.json")).json()
+    description = openapi["paths"]["/v1/imports/residents"]["post"]["description"]
+    for spelling in [*HEADER_ALIASES, *DOCUMENT_TYPES, *SEXES, *TAG_ALIASES]:
+        if spelling:
+            assert f"`{spelling}`" in description, spelling
+    for must in ("must exist", "makes the household", "200 MB", "template.xlsx"):
+        assert must in description
+
+
+def test_docs_ledger_md_is_generated_from_the_parser() -> None:
+    current = (Path(__file__).parent.parent / "docs" / "ledger.md").read_text()
+    assert current == guide.render(), "docs/ledger.md is stale: run `cordon ledger-doc`"
