@@ -705,14 +705,3 @@ def _sex(text: str, *, row: int, errors: list[RowError]) -> Sex | None:
     if value is None:
         errors.append(RowError(row, "sex", f"sex {text!r} is not one of M, F, 男, 女"))
     return value
-
-
-def _phone(text: str, *, row: int, errors: list[RowError]) -> str | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return normalize_phone(text)
-    except InvalidPhone as exc:
-        errors.append(RowError(row, "phone", str(exc)))
-        return None
