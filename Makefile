@@ -27,10 +27,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/cordon events-doc --check
+	$(BIN)/cordon ledger-doc --check
 	$(BIN)/pytest -q
 
 events-doc: $(STAMP)
 	$(BIN)/cordon events-doc
+	$(BIN)/cordon ledger-doc
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.testing_coverage
