@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, func, select
 
 from shared.auth import Principal
 from shared.bus.outbox import Relay
-from shared.bus.transport import Subscription, Transport
+from shared.bus.transport import OrderKey, Subscription, Transport, by_compound
 from shared.db import Database, KernelTables, insert_ignoring_duplicates
 from shared.events import Envelope
 from shared.kv import KeyValue
@@ -39,6 +39,10 @@ class Consumer:
     name: str
     bindings: tuple[str, ...]
     handle: ConsumerHandler
+    # Events handled at once; those with the same order key (the compound by default) one
+    # at a time, in the order the queue holds them.
+    concurrency: int = 1
+    order_key: OrderKey = by_compound
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class ServiceRuntime:
         return Subscription(
             queue=f"{self.settings.schema_prefix}{self.name}.{consumer.name}",
             bindings=consumer.bindings,
+            concurrency=consumer.concurrency,
+            order_key=consumer.order_key,
         )
 
     async def declare(self) -> None:
