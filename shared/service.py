@@ -18,6 +18,7 @@ from shared.auth import Principal
 from shared.bus.outbox import Relay
 from shared.bus.transport import OrderKey, Subscription, Transport, by_compound
 from shared.db import Database, KernelTables, insert_ignoring_duplicates
+from shared.effects import EffectLedger
 from shared.events import Envelope
 from shared.kv import KeyValue
 from shared.observability import MESSAGES, correlation_id
@@ -85,6 +86,8 @@ class ServiceRuntime:
             url=settings.service_database_url(spec.name),
             schema=settings.service_schema(spec.name),
         )
+        # Exactly-once calls to providers (shared.effects), in this service's database.
+        self.effects = EffectLedger(database=self.database, table=spec.kernel.effects)
         self.relay = Relay(
             service=spec.name,
             database=self.database,
