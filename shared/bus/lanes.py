@@ -12,7 +12,10 @@
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
 
 URGENT_SUFFIX = ".urgent"
 
@@ -83,6 +86,10 @@ class KeyedDispatcher:
             if previous is not None:
                 await asyncio.shield(previous)
             await work()
+        except Exception:
+            # A delivery settles its own message; one that could not (its database gone)
+            # leaves it unsettled, to come again. Say so instead of failing unseen.
+            log.exception("a delivery failed before settling its message")
         finally:
             finished.set_result(None)
             if self._tails.get(key) is finished:

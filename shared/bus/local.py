@@ -142,10 +142,12 @@ class LocalTransport(Transport):
         # Rows started and not yet settled: the next query must not take them again.
         started: set[int] = set()
 
-        def delivery(message_id: int, body: bytes, attempt: int) -> Callable[[], Awaitable[None]]:
+        def delivery(
+            message_id: int, parsed: Envelope | PoisonMessage, attempt: int
+        ) -> Callable[[], Awaitable[None]]:
             async def deliver() -> None:
                 try:
-                    await self._deliver(message_id, parse(body), attempt, handler)
+                    await self._deliver(message_id, parsed, attempt, handler)
                 finally:
                     started.discard(message_id)
 
@@ -168,8 +170,9 @@ class LocalTransport(Transport):
                     if position > 0:
                         await dispatcher.slot()
                     started.add(message_id)
-                    key = order_key_of(subscription, parse(body))
-                    dispatcher.start(key, delivery(message_id, body, attempt))
+                    parsed = parse(body)
+                    key = order_key_of(subscription, parsed)
+                    dispatcher.start(key, delivery(message_id, parsed, attempt))
         finally:
             await dispatcher.close()
 
