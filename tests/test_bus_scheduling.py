@@ -33,6 +33,7 @@ async def test_a_scheduled_event_leaves_when_due_and_survives_a_restart(
         now = uow.emit(opened())
         await uow.commit()
     assert await platform.runtime("testing").relay.drain() == 1
+    assert await platform.runtime("testing").relay.backlog() == 0
     await platform.close()
 
     restarted = Platform(platform.settings, ALL)

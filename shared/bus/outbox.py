@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy import ColumnElement, Table, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from shared.bus.transport import Outgoing, Transport, TransportError
@@ -49,7 +49,7 @@ class Relay:
     async def publish_pending(self) -> int:
         """Publish one batch; return how many events left the outbox."""
         table = self._outbox
-        due = or_(table.c.deliver_at.is_(None), table.c.deliver_at <= datetime.now(UTC))
+        due = self._due()
         async with self._database.session() as session, session.begin():
             query = select(
                 table.c.seq, table.c.event_id, table.c.routing_key, table.c.body, table.c.urgent
@@ -70,6 +70,10 @@ class Relay:
         MESSAGES.labels(self.service, "outbox", "published").inc(len(rows))
         return len(rows)
 
+    def _due(self) -> ColumnElement[bool]:
+        deliver_at = self._outbox.c.deliver_at
+        return or_(deliver_at.is_(None), deliver_at <= datetime.now(UTC))
+
     async def drain(self) -> int:
         total = 0
         while (published := await self.publish_pending()) > 0:
@@ -77,8 +81,10 @@ class Relay:
         return total
 
     async def backlog(self) -> int:
+        # Scheduled rows not yet due are not late: counting them would read as a stuck relay.
+        query = select(func.count()).select_from(self._outbox).where(self._due())
         async with self._database.session() as session:
-            count = int(await session.scalar(select(func.count()).select_from(self._outbox)) or 0)
+            count = int(await session.scalar(query) or 0)
         OUTBOX_BACKLOG.labels(self.service).set(count)
         return count
 
