@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.testing_coverage
 	$(BIN)/python -m bench.testing_results
 	$(BIN)/python -m bench.import_residents
+	$(BIN)/python -m bench.bus
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
