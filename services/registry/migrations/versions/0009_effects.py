@@ -12,7 +12,7 @@ from shared.migrations import add_effects_and_scheduling
 
 # revision identifiers, used by Alembic.
 revision: str = "0009_effects"
-down_revision: Union[str, Sequence[str], None] = "0004"
+down_revision: Union[str, Sequence[str], None] = "0007_regfix"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
