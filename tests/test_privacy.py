@@ -1,0 +1,119 @@
+"""Personal data through one presenter: a masked resident cannot be rebuilt from what is shown,
+fragment search only for roles that may reveal the field, and health data (tasks as much as
+results) masks names alike for every role."""
+
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from cordon.platform import Platform
+from services.testing.models import kernel as testing_kernel
+from shared.auth import Principal, Role, Scope, ScopeKind
+from tests.conftest import Town
+from tests.support import Compound, headers_for, make_compound, make_resident
+from tests.test_antigen import DAY, Building, building, report  # noqa: F401  (fixture)
+
+BIRTH_DIGITS = slice(6, 14)  # YYYYMMDD inside an 18-character ID card number
+
+
+def rebuilt(masked: str, birth_date: str | None) -> str | None:
+    """The whole ID number if what a masked output shows is enough to write it down."""
+    chars = list(masked)
+    if birth_date is not None and len(chars) == 18:
+        chars[BIRTH_DIGITS] = birth_date.replace("-", "")
+    number = "".join(chars)
+    return None if "*" in number else number
+
+
+def scoped(platform: Platform, town: Town, compound: Compound, role: Role, name: str) -> Any:
+    place = {"towns": [town.id], "compounds": [uuid.UUID(compound.id)]}
+    if role in (Role.building_leader, Role.volunteer):
+        buildings = [uuid.UUID(compound.building_id)]
+        return headers_for(platform, role, Scope.of(ScopeKind.buildings, buildings=buildings, **place), name)
+    return headers_for(platform, role, Scope.of(ScopeKind.compounds, **place), name)
+
+
+async def test_a_masked_resident_cannot_be_rebuilt_from_its_id_number_and_birth_date(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    created = await make_resident(client, compound, town.operator, born="1949-12-31")
+    number = created["document_number"]
+    path = f"/v1/residents/{created['id']}"
+    leader = scoped(platform, town, compound, Role.building_leader, "leader-p1")
+    for headers in (town.operator, leader):
+        for shown in (
+            (await client.get(path, headers=headers)).json(),
+            (await client.get("/v1/residents", headers=headers)).json()["items"][0],
+        ):
+            assert shown["document_number"] != number
+            assert rebuilt(shown["document_number"], shown["birth_date"]) is None
+            assert shown["birth_year"] == 1949
+    revealed = (await client.get(f"{path}?reveal=true", headers=town.operator)).json()
+    assert (revealed["document_number"], revealed["birth_date"]) == (number, "1949-12-31")
+
+
+async def test_fragment_search_on_a_field_only_for_roles_that_may_reveal_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P2")
+    created = await make_resident(client, compound, town.operator, phone="13812345678")
+    volunteer = scoped(platform, town, compound, Role.volunteer, "volunteer-p2")
+    leader = scoped(platform, town, compound, Role.building_leader, "leader-p2")
+
+    # A volunteer sees the phone masked, so may not ask for it digit by digit either.
+    oracle = await client.get("/v1/residents", params={"phone": "1381234"}, headers=volunteer)
+    assert oracle.status_code == 403, oracle.text
+    assert [e["field"] for e in oracle.json()["errors"]] == ["phone"]
+    listed = await client.get("/v1/residents", headers=volunteer)
+    assert [r["id"] for r in listed.json()["items"]] == [created["id"]]
+
+    # A building leader may reveal phones (and search them), not ID numbers.
+    found = await client.get("/v1/residents", params={"phone": "1381234"}, headers=leader)
+    assert [r["id"] for r in found.json()["items"]] == [created["id"]]
+    fragment = created["document_number"][6:10]
+    refused = await client.get("/v1/residents", params={"document": fragment}, headers=leader)
+    assert refused.status_code == 403
+    assert [e["field"] for e in refused.json()["errors"]] == ["document"]
+    by_operator = await client.get(
+        "/v1/residents", params={"document": fragment}, headers=town.operator
+    )
+    assert [r["id"] for r in by_operator.json()["items"]] == [created["id"]]
+
+
+async def access_log(platform: Platform) -> list[Any]:
+    async with platform.runtime("testing").uow(Principal.system()) as uow:
+        table = testing_kernel.access_log
+        return list((await uow.session.execute(select(table))).all())
+
+
+async def test_tasks_mask_the_names_of_antigen_positives_as_reports_and_results_do(
+    client: httpx.AsyncClient,
+    town: Town,
+    building: Building,  # noqa: F811
+    platform: Platform,
+) -> None:
+    first, *_ = building.people
+    positive = await client.post(
+        "/v1/antigen-reports", json=report(first, "positive", 37.9, day=DAY), headers=town.operator
+    )
+    assert positive.json()["task_id"] is not None
+    reports = f"/v1/antigen-reports?day={DAY}&building_id={building.id}"
+    tasks = "/v1/tasks?kind=pcr_after_antigen"
+    volunteer = scoped(platform, town, building.compound, Role.volunteer, "volunteer-p3")
+    leader = scoped(platform, town, building.compound, Role.building_leader, "leader-p3")
+
+    for headers, name in ((volunteer, None), (leader, "孙*"), (town.operator, "孙*")):
+        [seen_report] = (await client.get(reports, headers=headers)).json()["items"]
+        [seen_task] = (await client.get(tasks, headers=headers)).json()["items"]
+        assert seen_report["name"] == seen_task["name"] == name
+    assert (await client.get(f"{tasks}&reveal=true", headers=leader)).status_code == 403
+    assert await access_log(platform) == []
+
+    [revealed] = (await client.get(f"{tasks}&reveal=true", headers=town.operator)).json()["items"]
+    assert (revealed["name"], revealed["phone"]) == ("孙丽", "+8613812345678")
+    [logged] = await access_log(platform)
+    assert (logged.resource, logged.record_ids, logged.endpoint) == ("tasks", [first], "/v1/tasks")
+    assert logged.fields == "name,phone"
