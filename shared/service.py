@@ -106,6 +106,7 @@ class ServiceRuntime:
             service=self.name,
             database=self.database,
             outbox=self.spec.kernel.outbox,
+            access_log=self.spec.kernel.access_log,
             principal=principal,
             on_commit=self._events_committed,
             causation_id=causation_id,

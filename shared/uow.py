@@ -29,6 +29,7 @@ class UnitOfWork:
         service: str,
         database: Database,
         outbox: Table,
+        access_log: Table,
         principal: Principal,
         on_commit: Callable[[], Awaitable[None]],
         causation_id: uuid.UUID | None = None,
@@ -39,6 +40,8 @@ class UnitOfWork:
         self.session = database.session()
         self.session.info[SCOPE_KEY] = principal.scope
         self._outbox = outbox
+        # Where the personal-data presenter (shared/privacy.py) records unmasked reads.
+        self.access_log = access_log
         self._on_commit = on_commit
         self._causation_id = causation_id
         # Emitted events as outbox rows, until written to the outbox.

@@ -31,7 +31,9 @@ def scoped(platform: Platform, town: Town, compound: Compound, role: Role, name:
     place = {"towns": [town.id], "compounds": [uuid.UUID(compound.id)]}
     if role in (Role.building_leader, Role.volunteer):
         buildings = [uuid.UUID(compound.building_id)]
-        return headers_for(platform, role, Scope.of(ScopeKind.buildings, buildings=buildings, **place), name)
+        return headers_for(
+            platform, role, Scope.of(ScopeKind.buildings, buildings=buildings, **place), name
+        )
     return headers_for(platform, role, Scope.of(ScopeKind.compounds, **place), name)
 
 

@@ -51,7 +51,7 @@ async def test_numbers_are_masked_unless_revealed_and_reveals_are_logged(
         rows = (await uow.session.execute(select(kernel.access_log))).all()
     reads = [r for r in rows if r.endpoint == f"/v1/residents/{resident['id']}"]
     assert len(reads) == 1
-    assert reads[0].principal_id and reads[0].fields == "id_number,phone"
+    assert reads[0].principal_id and reads[0].fields == "birth_date,id_number,phone"
     assert [str(i) for i in reads[0].record_ids] == [resident["id"]]
 
 

@@ -1,72 +1,25 @@
-"""Who a row of testing data is about, shown as the caller may see it.
-
-Results, cases, contacts and antigen reports are health data: names are masked with the
-numbers unless the caller reveals them (roles that may see health data), and volunteers see
-no identity at all. Other lists (tasks, door-to-door) show names and mask the numbers as
-the registry does. Every unmasked read is written to the access log.
-"""
+"""Who a row of testing data is about: the directory's name, phone and ID number of a
+resident, in clear. The endpoint's presenter (shared/privacy.py) masks them as the caller
+may see them: results, cases, contacts, tasks and antigen reports are health data."""
 
 import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from services.testing.models import DirectoryResident, kernel
-from shared.auth import Role
-from shared.privacy import (
-    PersonalField,
-    log_access,
-    mask_id_number,
-    mask_name,
-    mask_phone,
-    revealed_fields,
-)
+from services.testing.models import DirectoryResident
 from shared.uow import UnitOfWork
 
 CHUNK = 5_000
 
 
-class Masking:
-    def __init__(self, uow: UnitOfWork, *, reveal: bool, health: bool) -> None:
-        self.shown = revealed_fields(uow, reveal=reveal, health=health)
-        self.hidden = health and uow.principal.role is Role.volunteer
-        self.mask_names = health and PersonalField.health not in self.shown
-
-    def name(self, value: str | None) -> str | None:
-        if self.hidden:
-            return None
-        return mask_name(value) if self.mask_names else value
-
-    def phone(self, value: str | None) -> str | None:
-        if self.hidden:
-            return None
-        return value if PersonalField.phone in self.shown else mask_phone(value)
-
-    def document(self, value: str | None) -> str | None:
-        if self.hidden:
-            return None
-        return value if PersonalField.id_number in self.shown else mask_id_number(value)
-
-    def identity(self, person: DirectoryResident | None) -> dict[str, str | None]:
-        """Name, phone and ID number of a directory resident (empty when not found)."""
-        return {
-            "name": self.name(person.name if person else None),
-            "phone": self.phone(person.phone if person else None),
-            "document_number": self.document(person.document_number if person else None),
-        }
-
-    async def log(
-        self, uow: UnitOfWork, *, resource: str, record_ids: Iterable[object], endpoint: str
-    ) -> None:
-        if self.shown:
-            await log_access(
-                uow,
-                kernel.access_log,
-                resource=resource,
-                record_ids=record_ids,
-                fields=self.shown,
-                endpoint=endpoint,
-            )
+def of(person: DirectoryResident | None) -> dict[str, str | None]:
+    """Name, phone and ID number of a directory resident (empty when not found)."""
+    return {
+        "name": person.name if person else None,
+        "phone": person.phone if person else None,
+        "document_number": person.document_number if person else None,
+    }
 
 
 async def residents(

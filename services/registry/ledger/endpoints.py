@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from services.registry.ledger import export, guide, schemas, service
-from services.registry.models import SERVICE, LedgerImport, kernel
+from services.registry.models import SERVICE, LedgerImport
 from shared.http import Uow, runtime_of, service_router
-from shared.privacy import PersonalField, log_access, may_reveal
-from shared.problems import Forbidden, Invalid, TooLarge
+from shared.privacy import PersonalField, Presenter
+from shared.problems import Invalid, TooLarge
 
 router = service_router(SERVICE, tags=["ledger"])
 
@@ -99,17 +99,12 @@ async def export_residents(
     format: Annotated[export.ExportFormat, Query()] = "csv",
     compound_id: uuid.UUID | None = None,
 ) -> StreamingResponse:
-    if not may_reveal(uow.principal.role, PersonalField.id_number):
-        raise Forbidden(f"a {uow.principal.role.value} may not export residents")
-    out, count = await export.write(uow, export_format=format, compound_id=compound_id)
-    await log_access(
-        uow,
-        kernel.access_log,
-        resource="resident-export",
-        record_ids=[compound_id or "all-in-scope", f"{count} rows"],
-        fields=[PersonalField.id_number, PersonalField.phone],
-        endpoint=request.url.path,
-    )
+    # The ledger's columns are the registry's own, unmasked: the export is one reveal.
+    present = Presenter(uow, reveal=True, endpoint=request.url.path)
+    fields = (PersonalField.id_number, PersonalField.birth_date, PersonalField.phone)
+    present.require(*fields, what="export residents")
+    out, shown = await export.write(uow, export_format=format, compound_id=compound_id)
+    await present.log(resource="resident-export", record_ids=shown, fields=fields)
     return StreamingResponse(
         _chunks(out),
         media_type=MEDIA[format],

@@ -62,8 +62,8 @@ def _query(compound_id: Any) -> AnySelect:
     return query
 
 
-async def rows(uow: UnitOfWork, *, compound_id: Any = None) -> AsyncIterator[list[str]]:
-    """Every visible resident as ledger cells, in pages ordered by id."""
+async def rows(uow: UnitOfWork, *, compound_id: Any = None) -> AsyncIterator[tuple[Any, list[str]]]:
+    """Every visible resident's id and ledger cells, in pages ordered by id."""
     last = None
     while True:
         query = _query(compound_id)
@@ -71,7 +71,7 @@ async def rows(uow: UnitOfWork, *, compound_id: Any = None) -> AsyncIterator[lis
             query = query.where(Resident.id > last)
         page = (await uow.session.execute(query.order_by(Resident.id).limit(PAGE))).all()
         for record in page:
-            yield _cells(record)
+            yield record[0], _cells(record)
         if len(page) < PAGE:
             return
         last = page[-1][0]
@@ -113,26 +113,27 @@ def _cells(record: Any) -> list[str]:
 
 async def write(
     uow: UnitOfWork, *, export_format: ExportFormat, compound_id: Any = None
-) -> tuple[IO[bytes], int]:
-    """The export in a temporary file (spilled to disk when large), and its row count."""
+) -> tuple[IO[bytes], list[Any]]:
+    """The export in a temporary file (spilled to disk when large), and the ids of the
+    residents it shows (for the access log)."""
     # Closed by the response once streamed.
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
-    count = 0
+    shown: list[Any] = []
     if export_format == "csv":
         text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
         writer = csv.writer(text)
         writer.writerow(COLUMNS)
-        async for cells in rows(uow, compound_id=compound_id):
+        async for resident_id, cells in rows(uow, compound_id=compound_id):
             writer.writerow(cells)
-            count += 1
+            shown.append(resident_id)
         text.detach()
     else:
         workbook = Workbook(write_only=True)
         sheet = workbook.create_sheet("residents")
         sheet.append(COLUMNS)
-        async for cells in rows(uow, compound_id=compound_id):
+        async for resident_id, cells in rows(uow, compound_id=compound_id):
             sheet.append(cells)
-            count += 1
+            shown.append(resident_id)
         workbook.save(out)
     out.seek(0)
-    return out, count
+    return out, shown

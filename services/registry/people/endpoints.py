@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Query, Request, Response
+from fastapi import Query, Response
 from sqlalchemy import select
 
 from services.registry.models import (
@@ -18,7 +18,7 @@ from services.registry.people import schemas, service
 from shared.db import AnySelect
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
-from shared.privacy import Reveal
+from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["people"])
 Out = TypeVar("Out", schemas.StaffOut, schemas.VolunteerOut)
@@ -45,38 +45,31 @@ async def _page(uow: Uow, query: AnySelect, id_column: Any, cursor: str | None, 
     response_model=schemas.StaffOut,
     summary="Register a staff member of a compound, a committee or the town",
 )
-async def create_staff(
-    body: schemas.StaffCreate, uow: Uow, request: Request, reveal: Reveal = False
-) -> schemas.StaffOut:
+async def create_staff(body: schemas.StaffCreate, uow: Uow, present: Present) -> schemas.StaffOut:
     staff = await service.create_staff(uow, data=body)
-    return await _one(uow, request, staff, schemas.StaffOut, reveal)
+    return await _one(present, staff, schemas.StaffOut)
 
 
 @router.get("/staff", response_model=Page[schemas.StaffOut], summary="Staff in your scope")
 async def list_staff(
     uow: Uow,
-    request: Request,
+    present: Present,
     committee_id: uuid.UUID | None = None,
     compound_id: uuid.UUID | None = None,
     name: NamePart = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.StaffOut]:
     query = _matching(
         select(Staff), (Staff.committee_id, committee_id), (Staff.compound_id, compound_id)
     )
-    return await _people_page(
-        uow, request, query, Staff, schemas.StaffOut, name, reveal, cursor, limit
-    )
+    return await _people_page(uow, present, query, Staff, schemas.StaffOut, name, cursor, limit)
 
 
 @router.get("/staff/{staff_id}", response_model=schemas.StaffOut)
-async def get_staff(
-    staff_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
-) -> schemas.StaffOut:
+async def get_staff(staff_id: uuid.UUID, uow: Uow, present: Present) -> schemas.StaffOut:
     staff = await service.find(uow, Staff, staff_id, what="staff member")
-    return await _one(uow, request, staff, schemas.StaffOut, reveal)
+    return await _one(present, staff, schemas.StaffOut)
 
 
 @router.patch("/staff/{staff_id}", response_model=schemas.StaffOut)
@@ -84,21 +77,19 @@ async def update_staff(
     staff_id: uuid.UUID,
     body: schemas.StaffUpdate,
     uow: Uow,
-    request: Request,
-    reveal: Reveal = False,
+    present: Present,
 ) -> schemas.StaffOut:
     staff = await service.update_staff(uow, staff_id=staff_id, data=body)
-    return await _one(uow, request, staff, schemas.StaffOut, reveal)
+    return await _one(present, staff, schemas.StaffOut)
 
 
 async def _people_page(
     uow: Uow,
-    request: Request,
+    present: Present,
     query: AnySelect,
     model: type[Staff | Volunteer],
     out: type[Out],
     name: str | None,
-    reveal: bool,
     cursor: str | None,
     limit: int,
 ) -> Page[Out]:
@@ -106,20 +97,12 @@ async def _people_page(
     if name:
         query = query.where(model.name.contains(name, autoescape=True))
     page, following = await _page(uow, query, model.id, cursor, limit)
-    items = await service.present(
-        uow, page, out, kind=service.KIND_OF[model], reveal=reveal, endpoint=request.url.path
-    )
-    return Page(items=items, next_cursor=following)
+    items = [out.model_validate(p) for p in page]
+    return await present(Page(items=items, next_cursor=following))
 
 
-async def _one(
-    uow: Uow, request: Request, person: Staff | Volunteer, out: type[Out], reveal: bool
-) -> Out:
-    kind = service.KIND_OF[type(person)]
-    [one] = await service.present(
-        uow, [person], out, kind=kind, reveal=reveal, endpoint=request.url.path
-    )
-    return one
+async def _one(present: Present, person: Staff | Volunteer, out: type[Out]) -> Out:
+    return await present(out.model_validate(person))
 
 
 @router.post(
@@ -129,10 +112,10 @@ async def _one(
     summary="Register a volunteer of a compound, a committee or the town",
 )
 async def create_volunteer(
-    body: schemas.VolunteerCreate, uow: Uow, request: Request, reveal: Reveal = False
+    body: schemas.VolunteerCreate, uow: Uow, present: Present
 ) -> schemas.VolunteerOut:
     volunteer = await service.create_volunteer(uow, data=body)
-    return await _one(uow, request, volunteer, schemas.VolunteerOut, reveal)
+    return await _one(present, volunteer, schemas.VolunteerOut)
 
 
 @router.get(
@@ -142,13 +125,12 @@ async def create_volunteer(
 )
 async def list_volunteers(
     uow: Uow,
-    request: Request,
+    present: Present,
     committee_id: uuid.UUID | None = None,
     compound_id: uuid.UUID | None = None,
     kind: VolunteerKind | None = None,
     skill: Annotated[str | None, Query(min_length=1, max_length=40, examples=["driving"])] = None,
     name: NamePart = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.VolunteerOut]:
@@ -161,16 +143,16 @@ async def list_volunteers(
     if skill:
         query = service.with_skill(query, skill)
     return await _people_page(
-        uow, request, query, Volunteer, schemas.VolunteerOut, name, reveal, cursor, limit
+        uow, present, query, Volunteer, schemas.VolunteerOut, name, cursor, limit
     )
 
 
 @router.get("/volunteers/{volunteer_id}", response_model=schemas.VolunteerOut)
 async def get_volunteer(
-    volunteer_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
+    volunteer_id: uuid.UUID, uow: Uow, present: Present
 ) -> schemas.VolunteerOut:
     volunteer = await service.find(uow, Volunteer, volunteer_id, what="volunteer")
-    return await _one(uow, request, volunteer, schemas.VolunteerOut, reveal)
+    return await _one(present, volunteer, schemas.VolunteerOut)
 
 
 @router.patch(
@@ -182,11 +164,10 @@ async def update_volunteer(
     volunteer_id: uuid.UUID,
     body: schemas.VolunteerUpdate,
     uow: Uow,
-    request: Request,
-    reveal: Reveal = False,
+    present: Present,
 ) -> schemas.VolunteerOut:
     volunteer = await service.update_volunteer(uow, volunteer_id=volunteer_id, data=body)
-    return await _one(uow, request, volunteer, schemas.VolunteerOut, reveal)
+    return await _one(present, volunteer, schemas.VolunteerOut)
 
 
 @router.post(

@@ -1,14 +1,14 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.registry.documents import Phone
 from services.registry.models import PersonKind, TeamKind, VolunteerKind
+from shared.privacy import Personal, PersonalField, PersonalRecord
 
 Name = Field(min_length=1, max_length=60, examples=["陈建国"])
-Masked = Field(description="Masked unless revealed")
 
 
 def _skills(values: list[str]) -> list[str]:
@@ -52,12 +52,16 @@ class PlacedOut(BaseModel):
     compound_id: uuid.UUID | None
 
 
-class PersonOut(PlacedOut):
+class PersonOut(PlacedOut, PersonalRecord):
     name: str
-    phone: str | None = Masked
+    phone: Annotated[str | None, Personal(PersonalField.phone)] = Field(
+        description="Masked unless revealed"
+    )
 
 
 class StaffOut(PersonOut):
+    resource: ClassVar[str] = "staff"
+
     title: str
 
 
@@ -80,6 +84,8 @@ class VolunteerUpdate(BaseModel):
 
 
 class VolunteerOut(PersonOut):
+    resource: ClassVar[str] = "volunteer"
+
     kind: VolunteerKind
     skills: list[str]
     availability: str

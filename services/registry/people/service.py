@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from sqlalchemy import Text, cast, select
 
 from services.registry.access import (
@@ -35,11 +34,9 @@ from services.registry.models import (
     Town,
     User,
     Volunteer,
-    kernel,
 )
 from services.registry.people import schemas
 from shared.db import AnySelect
-from shared.privacy import PersonalField, log_access, mask_phone, revealed_fields
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
@@ -50,7 +47,6 @@ PERSON_MODELS: dict[PersonKind, type[Person]] = {
 }
 KIND_OF: dict[type[Person], PersonKind] = {m: k for k, m in PERSON_MODELS.items()}
 T = TypeVar("T", bound=Staff | Volunteer | Team)
-Out = TypeVar("Out", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -444,35 +440,3 @@ async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
         require_compound(uow, assignment.compound_id, assignment.town_id)
     await uow.session.delete(assignment)
     await uow.session.flush()
-
-
-async def present(
-    uow: UnitOfWork,
-    people: Sequence[Person],
-    out: type[Out],
-    *,
-    kind: PersonKind,
-    reveal: bool,
-    endpoint: str,
-) -> list[Out]:
-    """Staff or volunteers as the caller may see them; unmasked phones are logged."""
-    fields = revealed_fields(
-        uow, reveal=reveal, fields=(PersonalField.phone,), what="phone numbers"
-    )
-    shown = PersonalField.phone in fields
-    items = [
-        out.model_validate(p, from_attributes=True).model_copy(
-            update={"phone": p.phone if shown else mask_phone(p.phone)}
-        )
-        for p in people
-    ]
-    if shown:
-        await log_access(
-            uow,
-            kernel.access_log,
-            resource=kind.value,
-            record_ids=[p.id for p in people],
-            fields=fields,
-            endpoint=endpoint,
-        )
-    return items

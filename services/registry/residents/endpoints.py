@@ -1,15 +1,14 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Query, Request
+from fastapi import Query
 from sqlalchemy import select
 
 from services.registry.models import SERVICE, Household, Resident, ResidentMove, Tag, ZoneLevel
 from services.registry.residents import repository, schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
-from shared.privacy import PersonalField, Reveal, revealed_fields
-from shared.problems import Forbidden
+from shared.privacy import PersonalField, Present, searchable
 
 router = service_router(SERVICE, tags=["residents"])
 
@@ -51,10 +50,10 @@ async def get_household(household_id: uuid.UUID, uow: Uow) -> Household:
     summary="Register one resident in a household",
 )
 async def create_resident(
-    body: schemas.ResidentCreate, uow: Uow, request: Request, reveal: Reveal = False
+    body: schemas.ResidentCreate, uow: Uow, present: Present
 ) -> schemas.ResidentOut:
     resident = await service.create_resident(uow, data=body)
-    return await _one(uow, request, resident, reveal)
+    return await _one(uow, present, resident)
 
 
 @router.get(
@@ -64,7 +63,7 @@ async def create_resident(
 )
 async def search_residents(
     uow: Uow,
-    request: Request,
+    present: Present,
     name: Annotated[str | None, Query(max_length=60, description="Part of the name")] = None,
     phone: Annotated[str | None, Query(max_length=20, description="Part of the phone")] = None,
     document: Annotated[
@@ -76,12 +75,12 @@ async def search_residents(
     household_id: uuid.UUID | None = None,
     tag: Annotated[list[Tag] | None, Query(description="Repeat: residents with all")] = None,
     zone: ZoneLevel | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.ResidentOut]:
-    if document and PersonalField.id_number not in _id_roles(uow):
-        raise Forbidden("your role may not search by ID number")
+    searchable(
+        uow, phone=(phone, PersonalField.phone), document=(document, PersonalField.id_number)
+    )
     filters = repository.ResidentFilter(
         name=name,
         phone=phone,
@@ -96,13 +95,8 @@ async def search_residents(
     query = keyset(repository.search(filters), Resident.id, cursor=cursor, limit=limit)
     rows = (await uow.session.execute(query)).all()
     page, following = next_cursor([_Row(r[0], r[1]) for r in rows], limit)
-    items = await service.present_all(
-        uow,
-        [(r.resident, r.zone) for r in page],
-        reveal=revealed_fields(uow, reveal=reveal),
-        endpoint=request.url.path,
-    )
-    return Page(items=items, next_cursor=following)
+    items = [service.present(r.resident, zone=r.zone) for r in page]
+    return await present(Page(items=items, next_cursor=following))
 
 
 class _Row:
@@ -110,12 +104,6 @@ class _Row:
 
     def __init__(self, resident: Resident, zone: str | None) -> None:
         self.id, self.resident, self.zone = resident.id, resident, zone
-
-
-def _id_roles(uow: Uow) -> frozenset[PersonalField]:
-    from shared.privacy import may_reveal
-
-    return frozenset(f for f in PersonalField if may_reveal(uow.principal.role, f))
 
 
 @router.get(
@@ -152,11 +140,9 @@ async def count_residents(
 
 
 @router.get("/residents/{resident_id}", response_model=schemas.ResidentOut)
-async def get_resident(
-    resident_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
-) -> schemas.ResidentOut:
+async def get_resident(resident_id: uuid.UUID, uow: Uow, present: Present) -> schemas.ResidentOut:
     resident = await uow.get(Resident, resident_id, what="resident")
-    return await _one(uow, request, resident, reveal)
+    return await _one(uow, present, resident)
 
 
 @router.patch("/residents/{resident_id}", response_model=schemas.ResidentOut)
@@ -164,11 +150,10 @@ async def update_resident(
     resident_id: uuid.UUID,
     body: schemas.ResidentUpdate,
     uow: Uow,
-    request: Request,
-    reveal: Reveal = False,
+    present: Present,
 ) -> schemas.ResidentOut:
     resident = await service.update_resident(uow, resident_id=resident_id, data=body)
-    return await _one(uow, request, resident, reveal)
+    return await _one(uow, present, resident)
 
 
 @router.post(
@@ -180,11 +165,10 @@ async def move_resident(
     resident_id: uuid.UUID,
     body: schemas.ResidentMove,
     uow: Uow,
-    request: Request,
-    reveal: Reveal = False,
+    present: Present,
 ) -> schemas.ResidentOut:
     resident = await service.move_resident(uow, resident_id=resident_id, data=body)
-    return await _one(uow, request, resident, reveal)
+    return await _one(uow, present, resident)
 
 
 @router.get("/residents/{resident_id}/moves", response_model=list[schemas.MoveOut])
@@ -198,14 +182,8 @@ async def list_moves(resident_id: uuid.UUID, uow: Uow) -> list[ResidentMove]:
     return list((await uow.session.scalars(query)).all())
 
 
-async def _one(uow: Uow, request: Request, resident: Resident, reveal: bool) -> schemas.ResidentOut:
+async def _one(uow: Uow, present: Present, resident: Resident) -> schemas.ResidentOut:
     zone = await uow.session.scalar(
         select(repository.zone_level()).where(Resident.id == resident.id)
     )
-    [out] = await service.present_all(
-        uow,
-        [(resident, zone)],
-        reveal=revealed_fields(uow, reveal=reveal),
-        endpoint=request.url.path,
-    )
-    return out
+    return await present(service.present(resident, zone=zone))

@@ -1,5 +1,6 @@
 import uuid
 from datetime import date, datetime
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -12,6 +13,7 @@ from services.registry.documents import (
     validate_document,
 )
 from services.registry.models import Tag, ZoneLevel
+from shared.privacy import Personal, PersonalField, PersonalRecord
 
 
 class HouseholdCreate(BaseModel):
@@ -99,7 +101,9 @@ class ResidentMove(BaseModel):
     reason: str = Field(default="", max_length=500, examples=["moved in with daughter"])
 
 
-class ResidentOut(BaseModel):
+class ResidentOut(PersonalRecord):
+    resource: ClassVar[str] = "resident"
+
     id: uuid.UUID
     household_id: uuid.UUID
     town_id: uuid.UUID
@@ -108,9 +112,16 @@ class ResidentOut(BaseModel):
     unit_id: uuid.UUID | None
     name: str
     document_type: DocumentType
-    document_number: str = Field(description="Masked unless revealed")
-    phone: str | None = Field(description="Masked unless revealed")
-    birth_date: date | None
+    document_number: Annotated[str, Personal(PersonalField.id_number)] = Field(
+        description="Masked to its last four characters unless revealed"
+    )
+    phone: Annotated[str | None, Personal(PersonalField.phone)] = Field(
+        description="Masked unless revealed"
+    )
+    birth_date: Annotated[date | None, Personal(PersonalField.birth_date)] = Field(
+        description="Part of an ID card number: shown only with the number revealed"
+    )
+    birth_year: int | None = Field(description="Always shown: the age a list needs")
     sex: Sex | None
     tags: list[str]
     care_notes: str | None

@@ -1,7 +1,5 @@
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 
@@ -12,14 +10,12 @@ from services.registry.models import (
     Resident,
     ResidentMove,
     Unit,
-    kernel,
     mask_to_tags,
     tags_to_mask,
 )
 from services.registry.residents import schemas
 from shared.auth import UNSCOPED
 from shared.contracts.registry import ResidentRecord, ResidentRegistered, ResidentUpdated
-from shared.privacy import PersonalField, log_access, mask_id_number, mask_phone
 from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
@@ -179,11 +175,8 @@ async def move_resident(
     return resident
 
 
-def present(
-    resident: Resident, *, zone: str | None, reveal: frozenset[PersonalField]
-) -> schemas.ResidentOut:
-    document = resident.document_number
-    phone = resident.phone
+def present(resident: Resident, *, zone: str | None) -> schemas.ResidentOut:
+    """A resident in clear; the endpoint's presenter masks what the caller may not see."""
     return schemas.ResidentOut(
         id=resident.id,
         household_id=resident.household_id,
@@ -193,12 +186,10 @@ def present(
         unit_id=resident.unit_id,
         name=resident.name,
         document_type=resident.document_type,
-        document_number=(
-            document if PersonalField.id_number in reveal else mask_id_number(document)
-        )
-        or "",
-        phone=phone if PersonalField.phone in reveal else mask_phone(phone),
+        document_number=resident.document_number,
+        phone=resident.phone,
         birth_date=resident.birth_date,
+        birth_year=resident.birth_date.year if resident.birth_date else None,
         sex=resident.sex,
         tags=mask_to_tags(resident.tags),
         care_notes=resident.care_notes,
@@ -206,24 +197,3 @@ def present(
         registered_at=resident.registered_at,
         updated_at=resident.updated_at,
     )
-
-
-async def present_all(
-    uow: UnitOfWork,
-    rows: Sequence[Any],
-    *,
-    reveal: frozenset[PersonalField],
-    endpoint: str,
-) -> list[schemas.ResidentOut]:
-    """Residents (with their zone) as the caller may see them; unmasked reads are logged."""
-    out = [present(resident, zone=zone, reveal=reveal) for resident, zone in rows]
-    if reveal:
-        await log_access(
-            uow,
-            kernel.access_log,
-            resource="resident",
-            record_ids=[r.id for r in out],
-            fields=reveal,
-            endpoint=endpoint,
-        )
-    return out

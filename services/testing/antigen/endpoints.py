@@ -1,14 +1,14 @@
 import uuid
 from datetime import date
 
-from fastapi import Request, Response
+from fastapi import Response
 from sqlalchemy import select
 
 from services.testing.antigen import schemas, service
 from services.testing.models import SERVICE, AntigenReport
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
-from shared.privacy import Reveal
+from shared.privacy import Present
 from shared.problems import Invalid
 
 router = service_router(SERVICE, tags=["antigen self-tests"])
@@ -25,7 +25,7 @@ router = service_router(SERVICE, tags=["antigen self-tests"])
     responses={200: {"description": "unchanged, or corrected (see previous)"}},
 )
 async def report_one(
-    body: schemas.AntigenReportIn, uow: Uow, request: Request, response: Response
+    body: schemas.AntigenReportIn, uow: Uow, present: Present, response: Response
 ) -> schemas.RecordedOut:
     outcome = await service.record_reports(uow, day=body.day or service.today(), rows=[(0, body)])
     if outcome.errors:
@@ -36,12 +36,14 @@ async def report_one(
     recorded = outcome.recorded[0]
     if recorded.outcome != "created":
         response.status_code = 200
-    [shown] = await service.present(uow, [recorded.report], reveal=False, endpoint=request.url.path)
-    return schemas.RecordedOut(
-        **shown.model_dump(),
-        outcome=recorded.outcome,
-        previous=recorded.previous,
-        task_id=recorded.task_id,
+    [report] = await service.present(uow, [recorded.report])
+    return await present(
+        schemas.RecordedOut(
+            **report.model_dump(),
+            outcome=recorded.outcome,
+            previous=recorded.previous,
+            task_id=recorded.task_id,
+        )
     )
 
 
@@ -81,12 +83,11 @@ async def report_batch(
 )
 async def list_reports(
     uow: Uow,
-    request: Request,
+    present: Present,
     day: date | None = None,
     building_id: uuid.UUID | None = None,
     compound_id: uuid.UUID | None = None,
     result: schemas.AntigenResult | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.AntigenReportOut]:
@@ -101,8 +102,8 @@ async def list_reports(
         await uow.session.scalars(keyset(query, AntigenReport.id, cursor=cursor, limit=limit))
     )
     page, following = next_cursor(rows, limit)
-    items = await service.present(uow, page, reveal=reveal, endpoint=request.url.path)
-    return Page(items=items, next_cursor=following)
+    items = await service.present(uow, page)
+    return await present(Page(items=items, next_cursor=following))
 
 
 @router.get(
@@ -113,15 +114,10 @@ async def list_reports(
 )
 async def list_missing(
     uow: Uow,
-    request: Request,
+    present: Present,
     building_id: uuid.UUID,
     day: date | None = None,
-    reveal: Reveal = False,
 ) -> list[schemas.MissingResident]:
-    return await service.missing(
-        uow,
-        building_id=building_id,
-        day=day or service.today(),
-        reveal=reveal,
-        endpoint=request.url.path,
+    return await present(
+        await service.missing(uow, building_id=building_id, day=day or service.today())
     )

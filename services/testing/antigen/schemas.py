@@ -1,8 +1,10 @@
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.privacy import HealthRecord, PersonalName, PersonalPhone, PersonalRecord
 
 AntigenResult = Literal["negative", "positive", "invalid"]
 
@@ -57,12 +59,14 @@ class AntigenBatchIn(BaseModel):
     _day = field_validator("day")(_not_future)
 
 
-class AntigenReportOut(BaseModel):
+class AntigenReportOut(HealthRecord):
     """A self-test: health data, so the name is masked unless revealed."""
+
+    resource: ClassVar[str] = "antigen_reports"
 
     id: uuid.UUID
     resident_id: uuid.UUID
-    name: str | None
+    name: PersonalName
     compound_id: uuid.UUID | None
     building_id: uuid.UUID | None
     unit_id: uuid.UUID | None
@@ -103,9 +107,12 @@ class BatchOut(BaseModel):
     errors: list[BatchRowError]
 
 
-class MissingResident(BaseModel):
+class MissingResident(PersonalRecord):
+    resource: ClassVar[str] = "directory_residents"
+    record_id: ClassVar[str] = "resident_id"
+
     resident_id: uuid.UUID
     name: str
     unit_id: uuid.UUID | None
     household_id: uuid.UUID
-    phone: str | None
+    phone: PersonalPhone

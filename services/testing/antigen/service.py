@@ -190,13 +190,10 @@ async def _ask_for_pcr(uow: UnitOfWork, positives: Sequence[Recorded], now: date
 
 
 async def present(
-    uow: UnitOfWork, reports: Sequence[AntigenReport], *, reveal: bool, endpoint: str
+    uow: UnitOfWork, reports: Sequence[AntigenReport]
 ) -> list[schemas.AntigenReportOut]:
-    masking = identity.Masking(uow, reveal=reveal, health=True)
+    """Reports with the reporting resident's name, in clear (the endpoint's presenter masks)."""
     people = await identity.residents(uow, [r.resident_id for r in reports])
-    await masking.log(
-        uow, resource="antigen_reports", record_ids=[r.id for r in reports], endpoint=endpoint
-    )
     out = []
     for report in reports:
         person = people.get(report.resident_id)
@@ -204,7 +201,7 @@ async def present(
             schemas.AntigenReportOut(
                 id=report.id,
                 resident_id=report.resident_id,
-                name=masking.name(person.name if person else None),
+                name=person.name if person else None,
                 compound_id=report.compound_id,
                 building_id=report.building_id,
                 unit_id=report.unit_id,
@@ -219,7 +216,7 @@ async def present(
 
 
 async def missing(
-    uow: UnitOfWork, *, building_id: uuid.UUID, day: date, reveal: bool, endpoint: str
+    uow: UnitOfWork, *, building_id: uuid.UUID, day: date
 ) -> list[schemas.MissingResident]:
     """Residents of the building without a report that day: the leader's list to chase."""
     reported = select(AntigenReport.resident_id).where(
@@ -231,17 +228,13 @@ async def missing(
         .order_by(DirectoryResident.unit_id, DirectoryResident.household_id, DirectoryResident.name)
     )
     people = list(await uow.session.scalars(query))
-    masking = identity.Masking(uow, reveal=reveal, health=False)
-    await masking.log(
-        uow, resource="directory_residents", record_ids=[p.id for p in people], endpoint=endpoint
-    )
     return [
         schemas.MissingResident(
             resident_id=p.id,
             name=p.name,
             unit_id=p.unit_id,
             household_id=p.household_id,
-            phone=masking.phone(p.phone),
+            phone=p.phone,
         )
         for p in people
     ]

@@ -2,7 +2,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import Query, Request
+from fastapi import Query
 from sqlalchemy import select
 
 from services.testing.cases import schemas, service
@@ -10,7 +10,7 @@ from services.testing.models import SERVICE, Case, Contact
 from shared.db import AnySelect
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
-from shared.privacy import Reveal
+from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["cases"])
 
@@ -18,12 +18,12 @@ TransferStatusName = Literal["pending", "scheduled", "transferred"]
 
 
 async def _page(
-    uow: Uow, request: Request, query: AnySelect, *, cursor: str | None, limit: int, reveal: bool
+    uow: Uow, present: Present, query: AnySelect, *, cursor: str | None, limit: int
 ) -> Page[schemas.CaseOut]:
     rows = list(await uow.session.scalars(keyset(query, Case.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
-    items = await service.present_all(uow, page, reveal=reveal, endpoint=request.url.path)
-    return Page(items=items, next_cursor=following)
+    items = await service.present_all(uow, page)
+    return await present(Page(items=items, next_cursor=following))
 
 
 @router.get(
@@ -35,12 +35,11 @@ async def _page(
 )
 async def list_cases(
     uow: Uow,
-    request: Request,
+    present: Present,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
     round_id: uuid.UUID | None = None,
     resident_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
@@ -51,15 +50,13 @@ async def list_cases(
         (Case.round_id, round_id),
         (Case.resident_id, resident_id),
     )
-    return await _page(uow, request, query, cursor=cursor, limit=limit, reveal=reveal)
+    return await _page(uow, present, query, cursor=cursor, limit=limit)
 
 
 @router.get("/cases/{case_id}", response_model=schemas.CaseOut)
-async def get_case(
-    case_id: uuid.UUID, uow: Uow, request: Request, reveal: Reveal = False
-) -> schemas.CaseOut:
+async def get_case(case_id: uuid.UUID, uow: Uow, present: Present) -> schemas.CaseOut:
     case = await service.get_case(uow, case_id)
-    return (await service.present_all(uow, [case], reveal=reveal, endpoint=request.url.path))[0]
+    return await present((await service.present_all(uow, [case]))[0])
 
 
 @router.get(
@@ -70,14 +67,13 @@ async def get_case(
 async def list_contacts(
     case_id: uuid.UUID,
     uow: Uow,
-    request: Request,
+    present: Present,
     kind: schemas.ContactKind | None = None,
-    reveal: Reveal = False,
 ) -> list[schemas.ContactOut]:
     await service.get_case(uow, case_id)
     query = where_given(select(Contact).where(Contact.case_id == case_id), (Contact.kind, kind))
     contacts = list(await uow.session.scalars(query.order_by(Contact.kind, Contact.name)))
-    return await service.present_contacts(uow, contacts, reveal=reveal, endpoint=request.url.path)
+    return await present(await service.present_contacts(uow, contacts))
 
 
 @router.post(
@@ -92,13 +88,10 @@ async def add_contact(
     case_id: uuid.UUID,
     body: schemas.ContactIn,
     uow: Uow,
-    request: Request,
-    reveal: Reveal = False,
+    present: Present,
 ) -> schemas.ContactOut:
     contact = await service.add_contact(uow, case_id=case_id, data=body)
-    return (
-        await service.present_contacts(uow, [contact], reveal=reveal, endpoint=request.url.path)
-    )[0]
+    return await present((await service.present_contacts(uow, [contact]))[0])
 
 
 @router.post(
@@ -112,11 +105,10 @@ async def move_transfer(
     case_id: uuid.UUID,
     body: schemas.TransferIn,
     uow: Uow,
-    request: Request,
-    reveal: Reveal = False,
+    present: Present,
 ) -> schemas.CaseOut:
     case = await service.move_transfer(uow, case_id=case_id, data=body)
-    return (await service.present_all(uow, [case], reveal=reveal, endpoint=request.url.path))[0]
+    return await present((await service.present_all(uow, [case]))[0])
 
 
 @router.get(
@@ -126,13 +118,12 @@ async def move_transfer(
 )
 async def list_transfers(
     uow: Uow,
-    request: Request,
+    present: Present,
     status: TransferStatusName | None = None,
     overdue: Annotated[
         bool | None, Query(description="Only cases past their target and not transferred")
     ] = None,
     compound_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
@@ -144,4 +135,4 @@ async def list_transfers(
             Case.transfer_due_at < datetime.now(UTC)
         )
         query = query.where(late if overdue else ~late)
-    return await _page(uow, request, query, cursor=cursor, limit=limit, reveal=reveal)
+    return await _page(uow, present, query, cursor=cursor, limit=limit)

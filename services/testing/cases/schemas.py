@@ -1,8 +1,10 @@
 import uuid
 from datetime import date, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.privacy import HealthRecord, PersonalIdNumber, PersonalName, PersonalPhone
 
 ContactKind = Literal["close", "secondary"]
 
@@ -17,15 +19,17 @@ class TransferOut(BaseModel):
     overdue_reported_at: datetime | None
 
 
-class CaseOut(BaseModel):
+class CaseOut(HealthRecord):
     """A confirmed case. Name and numbers are health data: masked unless revealed (logged);
     volunteers see no identity."""
 
+    resource: ClassVar[str] = "cases"
+
     id: uuid.UUID
     resident_id: uuid.UUID
-    name: str | None
-    phone: str | None
-    document_number: str | None
+    name: PersonalName
+    phone: PersonalPhone
+    document_number: PersonalIdNumber
     household_id: uuid.UUID | None
     town_id: uuid.UUID
     compound_id: uuid.UUID | None
@@ -38,13 +42,15 @@ class CaseOut(BaseModel):
     transfer: TransferOut
 
 
-class ContactOut(BaseModel):
+class ContactOut(HealthRecord):
+    resource: ClassVar[str] = "contacts"
+
     id: uuid.UUID
     case_id: uuid.UUID
     resident_id: uuid.UUID | None = Field(description="Empty for someone outside the directory")
-    name: str | None
-    phone: str | None
-    document_number: str | None
+    name: PersonalName
+    phone: PersonalPhone
+    document_number: PersonalIdNumber
     kind: ContactKind
     source: Literal["household", "unit", "manual"]
     quarantine_until: date

@@ -344,13 +344,11 @@ async def report_overdue_transfers(uow: UnitOfWork, now: datetime) -> None:
         )
 
 
-def present(
-    case: Case, person: DirectoryResident | None, masking: identity.Masking, now: datetime
-) -> schemas.CaseOut:
+def present(case: Case, person: DirectoryResident | None, now: datetime) -> schemas.CaseOut:
     return schemas.CaseOut(
         id=case.id,
         resident_id=case.resident_id,
-        **masking.identity(person),
+        **identity.of(person),
         household_id=case.household_id,
         town_id=case.town_id,
         compound_id=case.compound_id,
@@ -372,24 +370,18 @@ def present(
     )
 
 
-async def present_all(
-    uow: UnitOfWork, cases: Sequence[Case], *, reveal: bool, endpoint: str
-) -> list[schemas.CaseOut]:
-    masking = identity.Masking(uow, reveal=reveal, health=True)
+async def present_all(uow: UnitOfWork, cases: Sequence[Case]) -> list[schemas.CaseOut]:
+    """Cases with who they are about, in clear (the endpoint's presenter masks them)."""
     people = await identity.residents(uow, [c.resident_id for c in cases])
-    await masking.log(uow, resource="cases", record_ids=[c.id for c in cases], endpoint=endpoint)
     now = datetime.now(UTC)
-    return [present(c, people.get(c.resident_id), masking, now) for c in cases]
+    return [present(c, people.get(c.resident_id), now) for c in cases]
 
 
 async def present_contacts(
-    uow: UnitOfWork, contacts: Sequence[Contact], *, reveal: bool, endpoint: str
+    uow: UnitOfWork, contacts: Sequence[Contact]
 ) -> list[schemas.ContactOut]:
-    masking = identity.Masking(uow, reveal=reveal, health=True)
+    """Contacts in clear (the endpoint's presenter masks them)."""
     people = await identity.residents(uow, [c.resident_id for c in contacts])
-    await masking.log(
-        uow, resource="contacts", record_ids=[c.id for c in contacts], endpoint=endpoint
-    )
     out = []
     for contact in contacts:
         person = people.get(contact.resident_id) if contact.resident_id else None
@@ -398,9 +390,9 @@ async def present_contacts(
                 id=contact.id,
                 case_id=contact.case_id,
                 resident_id=contact.resident_id,
-                name=masking.name(contact.name),
-                phone=masking.phone(contact.phone),
-                document_number=masking.document(person.document_number if person else None),
+                name=contact.name,
+                phone=contact.phone,
+                document_number=person.document_number if person else None,
                 kind=contact.kind,
                 source=contact.source,
                 quarantine_until=contact.quarantine_until,

@@ -1,12 +1,10 @@
 import uuid
 
-from fastapi import Request
-
 from services.testing.coverage import schemas, service
 from services.testing.models import SERVICE
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
-from shared.privacy import Reveal
+from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["coverage"])
 
@@ -41,15 +39,14 @@ async def round_coverage(
 async def round_missed(
     round_id: uuid.UUID,
     uow: Uow,
-    request: Request,
+    present: Present,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.MissedResident]:
-    return await service.missed(
+    page = await service.missed(
         uow,
         round_id=round_id,
         compound_id=compound_id,
@@ -57,9 +54,8 @@ async def round_missed(
         unit_id=unit_id,
         cursor=cursor,
         limit=limit,
-        reveal=reveal,
-        endpoint=request.url.path,
     )
+    return await present(page)
 
 
 @router.get(
@@ -71,19 +67,17 @@ async def round_missed(
 )
 async def missed_twice(
     uow: Uow,
-    request: Request,
+    present: Present,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.MissedResident]:
-    return await service.missed_twice(
+    page = await service.missed_twice(
         uow,
         compound_id=compound_id,
         building_id=building_id,
         cursor=cursor,
         limit=limit,
-        reveal=reveal,
-        endpoint=request.url.path,
     )
+    return await present(page)

@@ -1,7 +1,9 @@
 import uuid
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
+
+from shared.privacy import PersonalPhone, PersonalRecord
 
 Grouping = Literal["compound", "grid", "building", "unit"]
 
@@ -41,7 +43,10 @@ class Coverage(BaseModel):
     )
 
 
-class MissedResident(BaseModel):
+class MissedResident(PersonalRecord):
+    resource: ClassVar[str] = "round_members"
+    record_id: ClassVar[str] = "resident_id"
+
     resident_id: uuid.UUID
     name: str
     compound_id: uuid.UUID | None
@@ -49,5 +54,5 @@ class MissedResident(BaseModel):
     unit_id: uuid.UUID | None
     unit: str | None = Field(description="Building and unit codes, e.g. 3-2")
     household_id: uuid.UUID
-    phone: str | None = Field(description="Masked unless revealed")
+    phone: PersonalPhone = Field(description="Masked unless revealed")
     door_to_door: bool = Field(description="Bedridden or disabled: sample at the door")

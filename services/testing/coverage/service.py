@@ -29,12 +29,10 @@ from services.testing.models import (
     Round,
     RoundMember,
     RoundStatus,
-    kernel,
 )
 from services.testing.rounds.service import get_round
 from shared.db import AnySelect
 from shared.pagination import Page, keyset, next_cursor
-from shared.privacy import PersonalField, log_access, mask_phone, revealed_fields
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
@@ -226,7 +224,7 @@ def _residents(placed: Any, id_column: Any) -> AnySelect:
     ).outerjoin(unit, unit.id == placed.unit_id)
 
 
-def _missed_out(row: Any, *, show_phone: bool) -> schemas.MissedResident:
+def _missed_out(row: Any) -> schemas.MissedResident:
     return schemas.MissedResident(
         resident_id=row.id,
         name=row.name,
@@ -235,7 +233,7 @@ def _missed_out(row: Any, *, show_phone: bool) -> schemas.MissedResident:
         unit_id=row.unit_id,
         unit=row.unit,
         household_id=row.household_id,
-        phone=row.phone if show_phone else mask_phone(row.phone),
+        phone=row.phone,
         door_to_door=row.door_to_door,
     )
 
@@ -247,27 +245,13 @@ async def _page_of_residents(
     id_column: Any,
     cursor: str | None,
     limit: int,
-    reveal: bool,
-    resource: str,
-    endpoint: str,
 ) -> Page[schemas.MissedResident]:
-    """One page of residents, phones masked unless revealed; an unmasked read is logged."""
-    shown = revealed_fields(uow, reveal=reveal)
+    """One page of residents, in clear (the endpoint's presenter masks them)."""
     rows = list(
         (await uow.session.execute(keyset(query, id_column, cursor=cursor, limit=limit))).all()
     )
     page, following = next_cursor(rows, limit)
-    if shown:
-        await log_access(
-            uow,
-            kernel.access_log,
-            resource=resource,
-            record_ids=[r.id for r in page],
-            fields=shown,
-            endpoint=endpoint,
-        )
-    show_phone = PersonalField.phone in shown
-    return Page(items=[_missed_out(r, show_phone=show_phone) for r in page], next_cursor=following)
+    return Page(items=[_missed_out(r) for r in page], next_cursor=following)
 
 
 async def missed(
@@ -279,8 +263,6 @@ async def missed(
     unit_id: uuid.UUID | None,
     cursor: str | None,
     limit: int,
-    reveal: bool,
-    endpoint: str,
 ) -> Page[schemas.MissedResident]:
     """The round's members not sampled yet, with what a building leader needs to find them."""
     where = await _members_where(
@@ -297,9 +279,6 @@ async def missed(
         id_column=RoundMember.resident_id,
         cursor=cursor,
         limit=limit,
-        reveal=reveal,
-        resource="round_members",
-        endpoint=endpoint,
     )
 
 
@@ -310,8 +289,6 @@ async def missed_twice(
     building_id: uuid.UUID | None,
     cursor: str | None,
     limit: int,
-    reveal: bool,
-    endpoint: str,
 ) -> Page[schemas.MissedResident]:
     """Residents who were members of the last two closed PCR rounds that covered them (in
     these places) and were sampled in neither. Antigen rounds are self-reported, not sampled,
@@ -347,7 +324,4 @@ async def missed_twice(
         id_column=DirectoryResident.id,
         cursor=cursor,
         limit=limit,
-        reveal=reveal,
-        resource="residents",
-        endpoint=endpoint,
     )

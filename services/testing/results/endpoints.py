@@ -19,7 +19,7 @@ from services.testing.results import schemas, service
 from shared.auth import Role
 from shared.http import Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
-from shared.privacy import Reveal
+from shared.privacy import Present
 from shared.problems import Invalid, NotFound, TooLarge, UnsupportedMedia
 
 router = service_router(SERVICE, tags=["results"])
@@ -198,7 +198,7 @@ class _Row:
 )
 async def list_results(
     uow: Uow,
-    request: Request,
+    present: Present,
     round_id: uuid.UUID,
     status: Annotated[
         str | None,
@@ -206,11 +206,9 @@ async def list_results(
     ] = None,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.PersonResult]:
-    masking = identity.Masking(uow, reveal=reveal, health=True)
     query = where_given(
         select(RoundMember, DirectoryResident)
         .outerjoin(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
@@ -222,14 +220,11 @@ async def list_results(
     query = keyset(query, RoundMember.resident_id, cursor=cursor, limit=limit)
     rows = [_Row(m, p) for m, p in (await uow.session.execute(query)).all()]
     page, following = next_cursor(rows, limit)
-    await masking.log(
-        uow, resource="results", record_ids=[r.id for r in page], endpoint=request.url.path
-    )
     items = [
         schemas.PersonResult(
             round_id=r.member.round_id,
             resident_id=r.member.resident_id,
-            **masking.identity(r.person),
+            **identity.of(r.person),
             compound_id=r.member.compound_id,
             building_id=r.member.building_id,
             unit_id=r.member.unit_id,
@@ -240,4 +235,4 @@ async def list_results(
         )
         for r in page
     ]
-    return Page(items=items, next_cursor=following)
+    return await present(Page(items=items, next_cursor=following))

@@ -1,8 +1,10 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.privacy import HealthRecord, PersonalIdNumber, PersonalName, PersonalPhone
 
 
 class RowErrorOut(BaseModel):
@@ -48,15 +50,18 @@ class UploadReport(BaseModel):
     created_at: datetime
 
 
-class PersonResult(BaseModel):
+class PersonResult(HealthRecord):
     """Where one resident stands in a round. Names and numbers are health data: masked
     unless revealed; volunteers see no identity."""
 
+    resource: ClassVar[str] = "results"
+    record_id: ClassVar[str] = "resident_id"
+
     round_id: uuid.UUID
     resident_id: uuid.UUID
-    name: str | None
-    phone: str | None
-    document_number: str | None
+    name: PersonalName
+    phone: PersonalPhone
+    document_number: PersonalIdNumber
     compound_id: uuid.UUID | None
     building_id: uuid.UUID | None
     unit_id: uuid.UUID | None

@@ -1,14 +1,14 @@
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Query
 from sqlalchemy import func, select
 
 from services.testing.models import SERVICE, Round, RoundMember, Site
 from services.testing.rounds import schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
-from shared.privacy import Reveal
+from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["rounds"])
 
@@ -94,10 +94,9 @@ async def list_sites(round_id: uuid.UUID, uow: Uow) -> list[Site]:
 async def door_to_door(
     round_id: uuid.UUID,
     uow: Uow,
-    request: Request,
+    present: Present,
     building_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
 ) -> list[schemas.DoorToDoorBuilding]:
-    return await service.door_to_door(
-        uow, round_id=round_id, building_id=building_id, reveal=reveal, endpoint=request.url.path
+    return await present(
+        await service.door_to_door(uow, round_id=round_id, building_id=building_id)
     )

@@ -1,10 +1,11 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.testing import RoundKind, RoundScope
+from shared.privacy import PersonalPhone, PersonalRecord
 
 
 class RoundCreate(BaseModel):
@@ -88,12 +89,15 @@ class SiteOut(BaseModel):
     slots: list[Slot]
 
 
-class DoorToDoorResident(BaseModel):
+class DoorToDoorResident(PersonalRecord):
+    resource: ClassVar[str] = "round_members"
+    record_id: ClassVar[str] = "resident_id"
+
     resident_id: uuid.UUID
     name: str
     unit_id: uuid.UUID | None
     household_id: uuid.UUID
-    phone: str | None
+    phone: PersonalPhone
     reasons: list[Literal["sealed", "bedridden", "disabled", "retest", "resample"]]
     status: str
 

@@ -21,13 +21,11 @@ from services.testing.models import (
     Site,
     Task,
     TaskStatus,
-    kernel,
 )
 from services.testing.rounds import schemas
 from shared.auth import Role
 from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
 from shared.db import table_of
-from shared.privacy import PersonalField, log_access, mask_phone, revealed_fields
 from shared.problems import Conflict, Forbidden, Invalid
 from shared.uow import UnitOfWork
 
@@ -253,8 +251,6 @@ async def door_to_door(
     *,
     round_id: uuid.UUID,
     building_id: uuid.UUID | None,
-    reveal: bool,
-    endpoint: str,
 ) -> list[schemas.DoorToDoorBuilding]:
     """Who the samplers must visit: residents of sealed units or buildings, the bedridden
     and disabled, and anyone with an open retest or resample, grouped by building."""
@@ -286,22 +282,11 @@ async def door_to_door(
     if building_id is not None:
         query = query.where(RoundMember.building_id == building_id)
     rows = (await uow.session.execute(query)).all()
-    shown = revealed_fields(uow, reveal=reveal)
-    if shown:
-        await log_access(
-            uow,
-            kernel.access_log,
-            resource="round_members",
-            record_ids=[r.RoundMember.resident_id for r in rows],
-            fields=shown,
-            endpoint=endpoint,
-        )
-    return await _by_building(uow, rows, show_phone=PersonalField.phone in shown)
+    return await _by_building(uow, rows)
 
 
-async def _by_building(
-    uow: UnitOfWork, rows: Sequence[Any], *, show_phone: bool
-) -> list[schemas.DoorToDoorBuilding]:
+async def _by_building(uow: UnitOfWork, rows: Sequence[Any]) -> list[schemas.DoorToDoorBuilding]:
+    """Residents in clear, by building (the endpoint's presenter masks them)."""
     codes = dict(
         (
             await uow.session.execute(
@@ -332,7 +317,7 @@ async def _by_building(
                 name=resident.name,
                 unit_id=member.unit_id,
                 household_id=member.household_id,
-                phone=resident.phone if show_phone else mask_phone(resident.phone),
+                phone=resident.phone,
                 reasons=reasons,
                 status=member.status,
             )

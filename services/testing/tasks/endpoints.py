@@ -1,7 +1,6 @@
 import uuid
 from typing import Literal
 
-from fastapi import Request
 from sqlalchemy import select
 
 from services.testing import identity
@@ -9,7 +8,7 @@ from services.testing.models import SERVICE, Task
 from services.testing.tasks import schemas
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
-from shared.privacy import Reveal
+from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["tasks"])
 
@@ -18,23 +17,21 @@ router = service_router(SERVICE, tags=["tasks"])
     "/tasks",
     response_model=Page[schemas.TaskOut],
     summary="Samplers' lists: retests, resamples and PCR retests after a positive antigen",
-    description="Names are shown for the sampler at the door; phones are masked unless "
-    "`reveal=true` and your role may (logged). A single retest tube recorded with "
-    "`retest: true` closes the resident's open task.",
+    description="Health data, like results: names, phones are masked unless `reveal=true` "
+    "and your role may see health data (logged); volunteers see no identity. A single retest "
+    "tube recorded with `retest: true` closes the resident's open task.",
 )
 async def list_tasks(
     uow: Uow,
-    request: Request,
+    present: Present,
     kind: schemas.TaskKindName | None = None,
     status: Literal["open", "done"] | None = None,
     round_id: uuid.UUID | None = None,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
-    reveal: Reveal = False,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.TaskOut]:
-    masking = identity.Masking(uow, reveal=reveal, health=False)
     query = where_given(
         select(Task),
         (Task.kind, kind),
@@ -46,9 +43,6 @@ async def list_tasks(
     rows = list(await uow.session.scalars(keyset(query, Task.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     people = await identity.residents(uow, [t.resident_id for t in page])
-    await masking.log(
-        uow, resource="tasks", record_ids=[t.resident_id for t in page], endpoint=request.url.path
-    )
     items = []
     for task in page:
         person = people.get(task.resident_id)
@@ -59,7 +53,7 @@ async def list_tasks(
                 status=task.status,
                 resident_id=task.resident_id,
                 name=person.name if person else None,
-                phone=masking.phone(person.phone if person else None),
+                phone=person.phone if person else None,
                 round_id=task.round_id,
                 compound_id=task.compound_id,
                 building_id=task.building_id,
@@ -71,4 +65,4 @@ async def list_tasks(
                 done_tube_id=task.done_tube_id,
             )
         )
-    return Page(items=items, next_cursor=following)
+    return await present(Page(items=items, next_cursor=following))
