@@ -242,7 +242,7 @@ def searchable(uow: UnitOfWork, **parameters: tuple[object, PersonalField]) -> N
         raise Forbidden("; ".join(e["message"] for e in refused), errors=refused)
 
 
-async def _presenter(
+async def presenter(
     uow: Uow,
     request: Request,
     reveal: Annotated[
@@ -257,4 +257,4 @@ async def _presenter(
 
 
 # The dependency of every read that shows personal data; brings the ``reveal`` parameter.
-Present = Annotated[Presenter, Depends(_presenter)]
+Present = Annotated[Presenter, Depends(presenter)]

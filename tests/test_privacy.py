@@ -3,14 +3,19 @@ fragment search only for roles that may reveal the field, and health data (tasks
 results) masks names alike for every role."""
 
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 import httpx
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from cordon.platform import Platform
+from cordon.services import ALL
+from services.registry.models import kernel as registry_kernel
 from services.testing.models import kernel as testing_kernel
 from shared.auth import Principal, Role, Scope, ScopeKind
+from shared.privacy import PersonalRecord, personal_fields, presenter
 from tests.conftest import Town
 from tests.support import Compound, headers_for, make_compound, make_resident
 from tests.test_antigen import DAY, Building, building, report  # noqa: F401  (fixture)
@@ -119,3 +124,65 @@ async def test_tasks_mask_the_names_of_antigen_positives_as_reports_and_results_
     [logged] = await access_log(platform)
     assert (logged.resource, logged.record_ids, logged.endpoint) == ("tasks", [first], "/v1/tasks")
     assert logged.fields == "name,phone"
+
+
+def _models(annotation: Any, seen: set[type[BaseModel]]) -> set[type[BaseModel]]:
+    """Every model an answer of this type can hold, nested ones included."""
+    model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    if model and annotation not in seen:
+        seen.add(annotation)
+        for info in annotation.model_fields.values():
+            _models(info.annotation, seen)
+    for arg in get_args(annotation):
+        _models(arg, seen)
+    return seen
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return dependant.call is call or any(_depends_on(d, call) for d in dependant.dependencies)
+
+
+def test_every_answer_with_personal_data_is_marked_and_goes_through_thepresenter() -> None:
+    """A new endpoint or schema cannot show a phone, an ID number or a birth date (or a name
+    on health data) without marking it, nor return marked fields without the presenter."""
+    routes = [r for spec in ALL for router in spec.routers for r in router.routes]
+    unmarked, unpresented = [], []
+    for route in routes:
+        if not isinstance(route, APIRoute) or route.response_model is None:
+            continue
+        models = _models(route.response_model, set())
+        for model in models:
+            marked = personal_fields(model)
+            health = issubclass(model, PersonalRecord) and model.health
+            must = {"phone", "document_number", "birth_date"} | ({"name"} if health else set())
+            unmarked += [
+                f"{model.__name__}.{f}" for f in must & set(model.model_fields) - set(marked)
+            ]
+        if any(personal_fields(m) for m in models) and not _depends_on(route.dependant, presenter):
+            unpresented.append(f"{route.methods} {route.path}")
+    assert unmarked == [] and unpresented == []
+    assert (
+        len([r for r in routes if isinstance(r, APIRoute) and _depends_on(r.dependant, presenter)])
+        >= 20
+    )
+
+
+async def test_an_export_is_one_logged_reveal_naming_every_resident_it_shows(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P4")
+    shown = {
+        (await make_resident(client, compound, town.operator, household=h))["id"] for h in "12"
+    }
+    leader = scoped(platform, town, compound, Role.building_leader, "leader-p4")
+    refused = await client.get("/v1/exports/residents", headers=leader)
+    assert refused.status_code == 403
+    exported = await client.get("/v1/exports/residents", headers=town.operator)
+    assert exported.status_code == 200
+    async with platform.runtime("registry").uow(Principal.system()) as uow:
+        table = registry_kernel.access_log
+        rows = (
+            await uow.session.execute(select(table).where(table.c.resource == "resident-export"))
+        ).all()
+    [logged] = rows
+    assert set(logged.record_ids) == shown and logged.fields == "birth_date,id_number,phone"
