@@ -35,7 +35,7 @@ class PersonalField(StrEnum):
     # Eight digits of an ID card number: shown with the number or not at all (see mask_birth_date).
     birth_date = "birth_date"
     phone = "phone"
-    # Marked only where a name ties a person to health data; elsewhere names are shown.
+    # Personal only on health data (``is_health``); elsewhere names are shown.
     name = "name"
 
 
@@ -78,6 +78,10 @@ class PersonalRecord(BaseModel):
     resource: ClassVar[str]
     record_id: ClassVar[str] = "id"
     health: ClassVar[bool] = False
+
+    def is_health(self) -> bool:
+        """Whether this record is health data (a schema may decide per record)."""
+        return self.health
 
 
 class HealthRecord(PersonalRecord):
@@ -179,26 +183,41 @@ class Presenter:
         return allowed
 
     async def __call__(self, out: T) -> T:
-        """The answer with its personal fields as the caller may see them (changed in place)."""
-        records = list(_records(out))
+        """The answer with its personal fields as the caller may see them (changed in place).
+        A reveal is refused (403) only when the answer holds records and the role may reveal
+        nothing in any of them: a list mixing health and other records reveals what it may."""
         logged: dict[str, tuple[set[PersonalField], list[str]]] = {}
-        for record in records:
-            schema = type(record)
-            marked = personal_fields(schema)
-            shown = self.shown(marked.values(), health=schema.health)
-            hidden = schema.health and self.role in NO_IDENTITY_ON_HEALTH
-            for name, field in marked.items():
-                if field in shown:
-                    continue
-                value = getattr(record, name)
-                setattr(record, name, None if hidden else MASKS[field](value))
+        refused: Forbidden | None = None
+        for record in _records(out):
+            try:
+                shown = self._mask(record)
+            except Forbidden as exc:
+                refused, shown = exc, self._mask(record, refused=True)
             if shown:
-                fields, ids = logged.setdefault(schema.resource, (set(), []))
+                fields, ids = logged.setdefault(record.resource, (set(), []))
                 fields.update(shown)
-                ids.append(str(getattr(record, schema.record_id)))
+                ids.append(str(getattr(record, record.record_id)))
+        if refused is not None and not logged:
+            raise refused
         for resource, (fields, ids) in logged.items():
             await self.log(resource=resource, record_ids=ids, fields=fields)
         return out
+
+    def _mask(self, record: PersonalRecord, *, refused: bool = False) -> frozenset[PersonalField]:
+        """Mask what the caller may not see of one record; the fields it shows in clear."""
+        health = record.is_health()
+        marked = {
+            name: field
+            for name, field in personal_fields(type(record)).items()
+            if health or field is not PersonalField.name
+        }
+        shown = frozenset() if refused else self.shown(marked.values(), health=health)
+        hidden = health and self.role in NO_IDENTITY_ON_HEALTH
+        for name, field in marked.items():
+            if field not in shown:
+                value = getattr(record, name)
+                setattr(record, name, None if hidden else MASKS[field](value))
+        return shown
 
     def require(self, *fields: PersonalField, what: str) -> None:
         """Refuse (403) a read that can only be served unmasked (an export) to a role that

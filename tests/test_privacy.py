@@ -19,6 +19,7 @@ from shared.privacy import PersonalRecord, personal_fields, presenter
 from tests.conftest import Town
 from tests.support import Compound, headers_for, make_compound, make_resident
 from tests.test_antigen import DAY, Building, building, report  # noqa: F401  (fixture)
+from tests.test_results import Lab, lab, results_csv, upload  # noqa: F401  (fixture)
 
 BIRTH_DIGITS = slice(6, 14)  # YYYYMMDD inside an 18-character ID card number
 
@@ -186,3 +187,24 @@ async def test_an_export_is_one_logged_reveal_naming_every_resident_it_shows(
         ).all()
     [logged] = rows
     assert set(logged.record_ids) == shown and logged.fields == "birth_date,id_number,phone"
+
+
+async def test_the_door_to_door_list_masks_who_must_be_retested_as_tasks_do(
+    client: httpx.AsyncClient,
+    town: Town,
+    lab: Lab,  # noqa: F811
+    platform: Platform,
+) -> None:
+    applied = await upload(client, town.operator, results_csv([("P0001", "positive")]))
+    assert applied.status_code == 201, applied.text
+    path = f"/v1/rounds/{lab.round_id}/door-to-door"
+    volunteer = scoped(platform, town, lab.compound, Role.volunteer, "volunteer-p5")
+    leader = scoped(platform, town, lab.compound, Role.building_leader, "leader-p5")
+    for headers, names in ((volunteer, {None}), (leader, {"王*"}), (town.operator, {"王*"})):
+        [listed] = (await client.get(path, headers=headers)).json()
+        assert {r["reasons"][0] for r in listed["residents"]} == {"retest"}
+        assert {r["resident_id"] for r in listed["residents"]} == set(lab.a)
+        assert {r["name"] for r in listed["residents"]} == names
+    assert (await client.get(path, params={"reveal": "true"}, headers=leader)).status_code == 403
+    [listed] = (await client.get(path, params={"reveal": "true"}, headers=town.operator)).json()
+    assert {r["name"] for r in listed["residents"]} == {"王0", "王1", "王2"}

@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.testing import RoundKind, RoundScope
-from shared.privacy import PersonalPhone, PersonalRecord
+from shared.privacy import PersonalName, PersonalPhone, PersonalRecord
 
 
 class RoundCreate(BaseModel):
@@ -90,16 +90,22 @@ class SiteOut(BaseModel):
 
 
 class DoorToDoorResident(PersonalRecord):
+    """A resident to sample at the door. One with an open retest or resample (a positive
+    pool, a positive antigen) is health data, named as on ``/v1/tasks``."""
+
     resource: ClassVar[str] = "round_members"
     record_id: ClassVar[str] = "resident_id"
 
     resident_id: uuid.UUID
-    name: str
+    name: PersonalName
     unit_id: uuid.UUID | None
     household_id: uuid.UUID
     phone: PersonalPhone
     reasons: list[Literal["sealed", "bedridden", "disabled", "retest", "resample"]]
     status: str
+
+    def is_health(self) -> bool:
+        return bool({"retest", "resample"} & set(self.reasons))
 
 
 class DoorToDoorBuilding(BaseModel):
