@@ -5,11 +5,13 @@ running in one process, with its own database and the process's transport and ke
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData, func, select
@@ -25,6 +27,11 @@ from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+def stream_key(service: str) -> str:
+    return f"cordon:stream:{service}"
+
 
 ConsumerHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 Resync = Callable[[UnitOfWork], Awaitable[int]]
@@ -52,6 +59,20 @@ class Periodic:
     run: PeriodicWork
 
 
+class ProjectionLag(Protocol):
+    def detail(self) -> dict[str, object]: ...
+
+
+class Projection(Protocol):
+    """A local projection of another service's events that can say how far behind it is
+    (``shared/directory``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def lag(self, runtime: "ServiceRuntime") -> ProjectionLag: ...
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -66,6 +87,8 @@ class ServiceSpec:
     resync: Resync | None = None
     startup: tuple[Callable[["ServiceRuntime"], Awaitable[None]], ...] = field(default=())
     periodic: tuple[Periodic, ...] = ()
+    # Shown with their lag in /readyz and /metrics.
+    projections: tuple[Projection, ...] = ()
 
 
 class ServiceRuntime:
@@ -104,7 +127,17 @@ class ServiceRuntime:
             causation_id=causation_id,
         )
 
-    async def _events_committed(self) -> None:
+    @property
+    def stream_key(self) -> str:
+        """Where the head of this service's event stream is marked (see ``shared/directory``)."""
+        return stream_key(self.name)
+
+    async def _events_committed(self, head: int) -> None:
+        try:
+            await self.kv.advance(self.stream_key, position=head, at=time.time())
+        except Exception:
+            # Projections then see the head late: they wait, never act on a false "caught up".
+            log.warning("could not mark the stream head of %s", self.name, exc_info=True)
         try:
             await self.kv.signal(self.wakeup_channel)
         except Exception:

@@ -154,3 +154,21 @@ async def test_an_unreachable_redis_answers_ping_false_instead_of_raising() -> N
         assert await kv.ping() is False
     finally:
         await kv.close()
+
+
+async def test_a_mark_only_rises_and_concurrent_writers_never_move_it_back(
+    stores: Stores,
+) -> None:
+    kv = stores("marks")
+    try:
+        assert await kv.mark("stream:registry") is None
+        await kv.advance("stream:registry", position=5, at=100.0)
+        await kv.advance("stream:registry", position=3, at=200.0)
+        assert await kv.mark("stream:registry") == (5, 100.0)
+        await asyncio.gather(
+            *(kv.advance("stream:registry", position=p, at=float(p)) for p in range(6, 60))
+        )
+        assert await kv.mark("stream:registry") == (59, 59.0)
+        assert await stores("other").mark("stream:registry") is None
+    finally:
+        await kv.reset("stream:registry")

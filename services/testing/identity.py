@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from services.testing.models import DirectoryResident, kernel
 from shared.auth import Role
+from shared.directory.tables import ResidentRow
 from shared.privacy import (
     PersonalField,
     log_access,
@@ -47,7 +48,7 @@ class Masking:
             return None
         return value if PersonalField.id_number in self.shown else mask_id_number(value)
 
-    def identity(self, person: DirectoryResident | None) -> dict[str, str | None]:
+    def identity(self, person: ResidentRow | None) -> dict[str, str | None]:
         """Name, phone and ID number of a directory resident (empty when not found)."""
         return {
             "name": self.name(person.name if person else None),
@@ -71,10 +72,10 @@ class Masking:
 
 async def residents(
     uow: UnitOfWork, resident_ids: Iterable[uuid.UUID | None]
-) -> dict[uuid.UUID, DirectoryResident]:
+) -> dict[uuid.UUID, ResidentRow]:
     """Directory entries of these residents, as far as the caller's scope shows them."""
     wanted = list({r for r in resident_ids if r is not None})
-    found: dict[uuid.UUID, DirectoryResident] = {}
+    found: dict[uuid.UUID, ResidentRow] = {}
     for n in range(0, len(wanted), CHUNK):
         query = select(DirectoryResident).where(DirectoryResident.id.in_(wanted[n : n + CHUNK]))
         found.update((r.id, r) for r in await uow.session.scalars(query))

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.bus.transport import Outgoing, Transport, TransportError
 from shared.db import Database
+from shared.events import stamp_position
 from shared.observability import MESSAGES, OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ class Relay:
             if not rows:
                 return 0
             await self._transport.publish(
-                [Outgoing(str(r.event_id), r.routing_key, r.body.encode()) for r in rows]
+                [
+                    Outgoing(str(r.event_id), r.routing_key, stamp_position(r.body, r.seq).encode())
+                    for r in rows
+                ]
             )
             await session.execute(delete(table).where(table.c.seq.in_([r.seq for r in rows])))
         MESSAGES.labels(self.service, "outbox", "published").inc(len(rows))
