@@ -66,3 +66,15 @@ def store_outbox_uncompressed(*, undo: bool = False) -> None:
     if op.get_bind().dialect.name == "postgresql":
         storage = "EXTENDED" if undo else "EXTERNAL"
         op.execute(f"ALTER TABLE outbox ALTER COLUMN body SET STORAGE {storage}")
+
+
+def outbox_positions_never_reused(*, undo: bool = False) -> None:
+    """For a service's migration: the outbox's ``seq`` is the event's position in the
+    service's stream. PostgreSQL's sequence never hands a number out twice; SQLite reuses the
+    highest rowid once the relay has emptied the table, unless the table says AUTOINCREMENT."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    with op.batch_alter_table(
+        "outbox", recreate="always", table_kwargs={"sqlite_autoincrement": not undo}
+    ):
+        pass
