@@ -142,7 +142,7 @@ class _Applying:
         ids = [row["id"] for row in rows]
         for n in range(0, len(ids), CHUNK):
             query = select(table.c.id, table.c.position).where(table.c.id.in_(ids[n : n + CHUNK]))
-            held.update((await self.uow.session.execute(query)).tuples().all())
+            held.update({i: p for i, p in await self.uow.session.execute(query)})
         return [
             row
             for row in rows
@@ -196,7 +196,7 @@ async def _floors(uow: UnitOfWork, models: DirectoryModels) -> dict[uuid.UUID, i
     """Per town, the start of its latest re-sync: older events of that town are stale."""
     table = models.table(models.Snapshot)
     query = select(table.c.town_id, func.max(table.c.position)).group_by(table.c.town_id)
-    return dict((await uow.session.execute(query)).tuples().all())
+    return {town: position for town, position in await uow.session.execute(query)}
 
 
 async def _record_progress(uow: UnitOfWork, models: DirectoryModels, envelope: Envelope) -> None:
