@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Depends, Request
 from sqlalchemy import Table, delete, func, select
 
 from shared.contracts import registry
@@ -21,6 +22,7 @@ from shared.db import upsert
 from shared.directory.lag import Lag, measure, wait_caught_up
 from shared.directory.tables import DOOR_TO_DOOR_TAGS, DirectoryModels
 from shared.events import Envelope
+from shared.http import runtime_of
 from shared.observability import PROJECTION_STALE
 from shared.service import Consumer, ServiceRuntime
 from shared.uow import UnitOfWork
@@ -52,6 +54,15 @@ class Directory:
         """For work that would silently miss what has not arrived (scheduling a round):
         wait a bounded time for the directory to catch up, else a 503 naming the lag."""
         return await wait_caught_up(runtime, self.models, projection=self.name, stream=STREAM)
+
+    def caught_up(self) -> Any:
+        """A route dependency: the request waits (bounded) for the directory to catch up with
+        the registry before its work starts, or is answered 503 with ``Retry-After``."""
+
+        async def wait(request: Request) -> Lag:
+            return await self.require_caught_up(runtime_of(request))
+
+        return Depends(wait)
 
     async def handle(self, uow: UnitOfWork, envelope: Envelope) -> None:
         """Apply one registry event (unknown types are only counted as applied: the registry
