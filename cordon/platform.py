@@ -63,6 +63,7 @@ class Platform:
             await self.migrate()
         for runtime in self.runtimes.values():
             await runtime.declare()
+            await runtime.announce_head()
 
     async def run_workers(self) -> None:
         await asyncio.gather(*(r.run_worker() for r in self.runtimes.values()))

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import MetaData, func, select, text
 
 from shared.auth import Principal
 from shared.bus.outbox import Relay
@@ -143,6 +143,26 @@ class ServiceRuntime:
         except Exception:
             # The relay also polls: a lost wake-up delays events, never loses them.
             log.warning("could not wake the relay of %s", self.name, exc_info=True)
+
+    async def announce_head(self) -> None:
+        """Mark the head of this service's stream as the database has it, for a key-value
+        store that started empty (the embedded mode's, after a restart): projections then
+        know what they still have to apply. SQLite's AUTOINCREMENT counter holds the last
+        committed position; on PostgreSQL the outbox's highest row (Redis keeps the mark
+        across restarts there)."""
+        outbox = self.spec.kernel.outbox
+        if self.database.is_sqlite:
+            query: Any = text("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+        else:
+            query = select(func.max(outbox.c.seq))
+        try:
+            async with self.database.session() as session:
+                head = await session.scalar(query)
+            if head:
+                await self.kv.advance(self.stream_key, position=int(head), at=time.time())
+        except Exception:
+            # The next commit marks it; meanwhile projections can't tell they are behind.
+            log.warning("could not read the stream head of %s", self.name, exc_info=True)
 
     def wakeups(self) -> AsyncIterator[None]:
         return self.kv.signals(self.wakeup_channel)

@@ -9,6 +9,7 @@ import contextlib
 import httpx
 
 from cordon.platform import Platform
+from cordon.services import ALL
 from tests.conftest import Town
 from tests.support import eventually, id_number, make_compound
 
@@ -71,3 +72,19 @@ async def test_a_round_waits_for_the_directory_to_catch_up_with_an_import(
         consuming.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consuming
+
+
+async def test_after_a_restart_the_directory_still_knows_it_is_behind(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """The embedded mode's key-value store starts empty: the head of the registry's stream
+    is read back from its database, so a directory with events still queued is not taken
+    for caught up (the demo town seeded, then the process serving it started)."""
+    await make_compound(client, town.id, town.operator, code="P1")
+    restarted = Platform(platform.settings, ALL)
+    await restarted.start(migrate=False)
+    try:
+        [lag] = (await restarted.lags()).values()
+        assert lag["caught_up"] is False and int(str(lag["lag_events"])) > 0
+    finally:
+        await restarted.close()
