@@ -20,7 +20,7 @@ from shared.events import Envelope
 from shared.service import Consumer, ServiceSpec
 from shared.settings import Settings
 from shared.uow import UnitOfWork
-from tests.conftest import Town, drop_everything, queue_names
+from tests.conftest import Town, started
 from tests.support import eventually, make_compound, post
 
 
@@ -60,14 +60,8 @@ async def platform(settings: Settings, flaky: FailFirstSeal) -> AsyncIterator[Pl
             spec = dataclasses.replace(spec, consumers=(directory,))
         specs.append(spec)
     slow_retries = settings.model_copy(update={"retry_base_seconds": 1.5})
-    platform = Platform(slow_retries, specs)
-    await platform.start()
-    try:
+    async with started(slow_retries, specs) as platform:
         yield platform
-    finally:
-        queues = queue_names(platform)
-        await platform.close()
-        await drop_everything(slow_retries, queues)
 
 
 def stale(table: str) -> float:

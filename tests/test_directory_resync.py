@@ -8,14 +8,13 @@ import httpx
 from sqlalchemy import select
 
 from cordon.platform import Platform
-from services.registry.demo import bootstrap_town
 from services.testing.models import DirectoryZone, directory
 from shared.auth import Principal
 from shared.contracts.registry import SnapshotCompleted, SnapshotStarted
 from shared.db import table_of
 from shared.events import Envelope
 from shared.ids import new_id
-from tests.conftest import Town, sign_in
+from tests.conftest import Town, make_town
 from tests.support import Compound, eventually, make_compound, post
 
 
@@ -66,14 +65,10 @@ async def leftover_zone(platform: Platform, town_id: uuid.UUID) -> None:
 async def test_one_town_s_resync_replaces_that_town_only(
     client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:
-    other_id = await bootstrap_town(
-        platform.runtime("registry"),
-        town_code="T2",
-        town_name="Hillside Street",
-        username="operator2",
-        password="operator-pass-2",
+    second = await make_town(
+        platform, client, code="T2", name="Hillside Street", operator="operator2"
     )
-    other = await sign_in(client, "operator2", "operator-pass-2")
+    other_id, other = second.id, second.operator
     ours = await make_compound(client, town.id, town.operator, code="P1")
     theirs = await make_compound(client, other_id, other, code="Q1")
     await seal(client, ours, town.operator)
