@@ -8,6 +8,7 @@ snapshot: before reading, it waits for the transactions that were writing events
 started, so a projection may drop anything older than the start that arrives later."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -52,12 +53,14 @@ from shared.db import AnySelect
 from shared.events import Event
 from shared.http import Uow, service_router
 from shared.ids import new_id
-from shared.problems import Forbidden
+from shared.problems import Forbidden, Unavailable
 from shared.uow import UnitOfWork
 
 BATCH = 5_000
 # How often the start checks whether the writers it waits for have finished.
 SETTLE_POLL_SECONDS = 0.02
+# A ledger import of a million residents writes for about a minute.
+SETTLE_WITHIN_SECONDS = 180.0
 
 
 async def _pages(uow: UnitOfWork, query: AnySelect, id_column: Any) -> AsyncIterator[list[Any]]:
@@ -122,7 +125,14 @@ async def _settle_writers(uow: UnitOfWork) -> None:
         "WHERE relation = 'outbox'::regclass AND pid <> pg_backend_pid()"
     )
     waiting = set(await uow.session.scalars(writers))
+    deadline = time.monotonic() + SETTLE_WITHIN_SECONDS
     while waiting:
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                f"{len(waiting)} transactions writing registry events are still open after "
+                f"{SETTLE_WITHIN_SECONDS:.0f} s; a snapshot now could miss them",
+                headers={"Retry-After": "30"},
+            )
         await asyncio.sleep(SETTLE_POLL_SECONDS)
         waiting &= set(await uow.session.scalars(writers))
 
