@@ -37,7 +37,9 @@ class Contract(BaseModel):
     @classmethod
     def _ignore_unknown_when_reading(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict) and info.context and info.context.get("tolerant"):
-            return {key: value for key, value in data.items() if key in cls.model_fields}
+            known = cls.__pydantic_fields__
+            if not data.keys() <= known.keys():
+                return {key: value for key, value in data.items() if key in known}
         return data
 
 

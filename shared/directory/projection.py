@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Depends, Request
 from sqlalchemy import Table, delete, func, select
 
+from shared.bulk import among
 from shared.contracts import registry
 from shared.db import upsert
 from shared.directory.lag import Lag, measure, wait_caught_up
@@ -151,9 +152,12 @@ class _Applying:
         floors = await _floors(self.uow, self.models)
         held: dict[uuid.UUID, int] = {}
         ids = [row["id"] for row in rows]
+        query = select(table.c.id, table.c.position).where(
+            among(table.c.id, "ids", dialect=self.uow.dialect)
+        )
         for n in range(0, len(ids), CHUNK):
-            query = select(table.c.id, table.c.position).where(table.c.id.in_(ids[n : n + CHUNK]))
-            held.update({i: p for i, p in await self.uow.session.execute(query)})
+            found = await self.uow.session.execute(query, {"ids": ids[n : n + CHUNK]})
+            held.update({i: p for i, p in found})
         return [
             row
             for row in rows
