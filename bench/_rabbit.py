@@ -3,6 +3,8 @@
 import aio_pika
 
 from cordon.platform import Platform
+from shared.bus.lanes import urgent_lane
+from shared.bus.rabbit import queue_objects
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -19,9 +21,9 @@ async def delete_declared(platform: Platform) -> None:
         for runtime in platform.runtimes.values():
             for consumer in runtime.spec.consumers:
                 queue = runtime.subscription(consumer).queue
-                retries = [f"{queue}.retry.{n}" for n in range(1, settings.delivery_limit)]
-                for name in [queue, f"{queue}.parking", *retries]:
+                for name in queue_objects(queue, delivery_limit=settings.delivery_limit):
                     await channel.queue_delete(name)
-        await channel.exchange_delete(settings.exchange)
+        for exchange in (settings.exchange, urgent_lane(settings.exchange)):
+            await channel.exchange_delete(exchange)
     finally:
         await connection.close()

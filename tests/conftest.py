@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from cordon.app import create_app
 from cordon.platform import Platform
 from cordon.services import ALL
+from shared.bus.lanes import urgent_lane
+from shared.bus.rabbit import queue_objects
 from shared.service import ServiceSpec
 from shared.settings import Settings
 
@@ -113,12 +115,11 @@ async def delete_bus_objects(
     connection = await aio_pika.connect(broker_url)
     channel = await connection.channel()
     for queue in queues:
-        for name in [queue, f"{queue}.parking"] + [
-            f"{queue}.retry.{n}" for n in range(1, delivery_limit)
-        ]:
+        for name in queue_objects(queue, delivery_limit=delivery_limit):
             await channel.queue_delete(name)
     if exchange is not None:
-        await channel.exchange_delete(exchange)
+        for name in (exchange, urgent_lane(exchange)):
+            await channel.exchange_delete(name)
     await connection.close()
 
 
@@ -147,7 +148,8 @@ async def drop_everything(settings: Settings, queues: list[str]) -> None:
         channel = await connection.channel()
         for queue in queues:
             await channel.queue_delete(queue)
-        await channel.exchange_delete(settings.exchange)
+        for exchange in (settings.exchange, urgent_lane(settings.exchange)):
+            await channel.exchange_delete(exchange)
         await connection.close()
 
 
@@ -156,8 +158,7 @@ def queue_names(platform: Platform) -> list[str]:
     for runtime in platform.runtimes.values():
         for consumer in runtime.spec.consumers:
             queue = runtime.subscription(consumer).queue
-            names += [queue, f"{queue}.parking"]
-            names += [f"{queue}.retry.{n}" for n in range(1, platform.settings.delivery_limit)]
+            names += queue_objects(queue, delivery_limit=platform.settings.delivery_limit)
     return names
 
 

@@ -5,13 +5,17 @@ For a consumer queue ``Q``:
 - ``Q``: quorum; a message redelivered more than ``delivery_limit`` times (a consumer that
   keeps crashing on it) is dead-lettered, at least once, to ``Q.parking``;
 - ``Q.retry.N``: quorum with a message TTL of ``backoff(N)``; expired messages return to ``Q``;
-- ``Q.parking``: where failed messages wait for an operator's replay.
+- ``Q.urgent`` and ``Q.urgent.retry.N``: the same for the urgent lane, bound to the urgent
+  exchange (``<exchange>.urgent``) with the same patterns (see ``shared.bus.lanes``);
+- ``Q.parking``: where failed messages of both lanes wait for an operator's replay.
 A handler's failure republishes the message to the next retry step (or to parking) with
 confirms, and only then acks it: a crash in between can only duplicate, which the inbox absorbs.
 """
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
@@ -26,6 +30,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from shared.bus.lanes import KeyedDispatcher, lanes_of, urgent_lane
 from shared.bus.transport import (
     Handler,
     Outgoing,
@@ -36,6 +41,8 @@ from shared.bus.transport import (
     TransportError,
     backoff_seconds,
     describe_error,
+    order_key_of,
+    parse,
 )
 from shared.events import Envelope
 
@@ -45,6 +52,8 @@ ATTEMPT = "x-cordon-attempt"
 ERROR = "x-cordon-error"
 # The event's own routing key: dead-lettering from a retry queue replaces the message's.
 ROUTING_KEY = "x-cordon-routing-key"
+# The lane a message travels in, so that a replay from parking sends it back to it.
+LANE = "x-cordon-lane"
 # What aio-pika raises when the broker refuses, or the connection or channel is gone.
 BROKER_ERRORS: tuple[type[BaseException], ...] = CONNECTION_EXCEPTIONS
 # In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
@@ -62,6 +71,14 @@ def _dead_letter_to(queue: str) -> dict[str, Any]:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
+
+
+def queue_objects(queue: str, *, delivery_limit: int) -> list[str]:
+    """Every RabbitMQ queue that stands behind a consumer queue (for clean-ups)."""
+    names = [f"{queue}.parking"]
+    for lane in lanes_of(queue):
+        names += [lane] + [f"{lane}.retry.{n}" for n in range(1, delivery_limit)]
+    return names
 
 
 class RabbitTransport(Transport):
@@ -82,6 +99,7 @@ class RabbitTransport(Transport):
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._urgent_exchange: AbstractExchange | None = None
         self._publish_lock = asyncio.Lock()
 
     async def connect(self) -> None:
@@ -89,6 +107,9 @@ class RabbitTransport(Transport):
         self._channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await self._channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._urgent_exchange = await self._channel.declare_exchange(
+            urgent_lane(self._exchange_name), aio_pika.ExchangeType.TOPIC, durable=True
         )
 
     async def close(self) -> None:
@@ -114,6 +135,13 @@ class RabbitTransport(Transport):
             raise RuntimeError("transport is not connected")
         return self._exchange
 
+    def _exchange_for(self, message: Outgoing) -> AbstractExchange:
+        if not message.urgent:
+            return self.exchange
+        if self._urgent_exchange is None:
+            raise RuntimeError("transport is not connected")
+        return self._urgent_exchange
+
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
@@ -121,8 +149,13 @@ class RabbitTransport(Transport):
             # in flight when the caller decides to publish the batch again.
             outcomes = await asyncio.gather(
                 *(
-                    self.exchange.publish(
-                        _message(m.body, event_id=m.event_id, routing_key=m.routing_key),
+                    self._exchange_for(m).publish(
+                        _message(
+                            m.body,
+                            event_id=m.event_id,
+                            routing_key=m.routing_key,
+                            headers={LANE: "urgent"} if m.urgent else None,
+                        ),
                         routing_key=m.routing_key,
                         mandatory=False,
                     )
@@ -142,41 +175,70 @@ class RabbitTransport(Transport):
         queue = subscription.queue
         channel = self.channel
         await channel.declare_queue(f"{queue}.parking", durable=True, arguments=_quorum())
+        bulk, urgent = lanes_of(queue)
+        for lane, exchange in ((bulk, self.exchange), (urgent, self._urgent_exchange)):
+            assert exchange is not None
+            declared = await self._declare_lane(lane, parking=f"{queue}.parking")
+            for pattern in subscription.bindings:
+                await declared.bind(exchange, routing_key=pattern)
+
+    async def _declare_lane(self, lane: str, *, parking: str) -> AbstractQueue:
+        channel = self.channel
         for step in range(1, self.delivery_limit):
             ttl_ms = int(backoff_seconds(step, self._retry_base) * 1000)
             await channel.declare_queue(
-                f"{queue}.retry.{step}",
+                f"{lane}.retry.{step}",
                 durable=True,
-                arguments=_quorum(**{"x-message-ttl": ttl_ms}, **_dead_letter_to(queue)),
+                arguments=_quorum(**{"x-message-ttl": ttl_ms}, **_dead_letter_to(lane)),
             )
-        main = await channel.declare_queue(
-            queue,
+        return await channel.declare_queue(
+            lane,
             durable=True,
             arguments=_quorum(
-                **{"x-delivery-limit": self.delivery_limit}, **_dead_letter_to(f"{queue}.parking")
+                **{"x-delivery-limit": self.delivery_limit}, **_dead_letter_to(parking)
             ),
         )
-        for pattern in subscription.bindings:
-            await main.bind(self.exchange, routing_key=pattern)
 
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
-        connection = self._connection
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=self._prefetch)
-        # Declared (passively) on this robust channel, so that aio-pika restores the queue and
-        # the consumer on it after the connection comes back.
-        queue = await channel.declare_queue(subscription.queue, passive=True)
+        channel = await self._connection.channel(publisher_confirms=True)
+        # Enough prefetched to fill every slot, and one more to take when a slot frees.
+        await channel.set_qos(prefetch_count=max(self._prefetch, subscription.concurrency + 1))
+        dispatcher = KeyedDispatcher(subscription.concurrency)
+        arrived = asyncio.Event()
+        buffers: dict[str, collections.deque[AbstractIncomingMessage]] = {}
+        # The urgent lane first: its consumer starts before the bulk backlog streams in.
+        for lane in reversed(lanes_of(subscription.queue)):
+            buffer = buffers[lane] = collections.deque()
+
+            async def take(message: AbstractIncomingMessage, buffer: Any = buffer) -> None:
+                buffer.append(message)
+                arrived.set()
+
+            # Declared (passively) and consumed on this robust channel, so that aio-pika
+            # restores the queue and the consumer on it after the connection comes back.
+            # What was prefetched before an outage cannot be settled any more: the broker
+            # delivers it again and the inbox absorbs the duplicate.
+            queue = await channel.declare_queue(lane, passive=True)
+            await queue.consume(take)
+        urgent, bulk = buffers[urgent_lane(subscription.queue)], buffers[subscription.queue]
         try:
-            while not connection.is_closed:
-                async with queue.iterator() as messages:
-                    async for message in messages:
-                        await self._deliver(channel, subscription.queue, message, handler)
-                # The iterator gives up after a long outage; wait for the broker and go on.
-                log.warning("consumer of %s stopped; resuming", subscription.queue)
-                await asyncio.sleep(1)
+            while True:
+                await dispatcher.slot()
+                while not (urgent or bulk):
+                    arrived.clear()
+                    await arrived.wait()
+                message = urgent.popleft() if urgent else bulk.popleft()
+                parsed = parse(message.body)
+                dispatcher.start(
+                    order_key_of(subscription, parsed),
+                    functools.partial(
+                        self._deliver, channel, subscription.queue, message, parsed, handler
+                    ),
+                )
         finally:
+            await dispatcher.close()
             if not channel.is_closed:
                 with contextlib.suppress(*BROKER_ERRORS):
                     await channel.close()
@@ -186,14 +248,13 @@ class RabbitTransport(Transport):
         channel: AbstractChannel,
         queue: str,
         message: AbstractIncomingMessage,
+        parsed: Envelope | PoisonMessage,
         handler: Handler,
     ) -> None:
         try:
-            try:
-                envelope = Envelope.from_bytes(message.body)
-            except ValueError as exc:
-                raise PoisonMessage(f"unreadable message: {exc}") from exc
-            await handler(envelope)
+            if isinstance(parsed, PoisonMessage):
+                raise parsed
+            await handler(parsed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -233,8 +294,13 @@ class RabbitTransport(Transport):
             "parked" if park else "will retry",
             exc_info=failure,
         )
-        target = f"{queue}.parking" if park else f"{queue}.retry.{attempt}"
-        headers = {ATTEMPT: attempt if park else attempt + 1, ERROR: describe_error(failure)}
+        lane = _lane(queue, message)
+        target = f"{queue}.parking" if park else f"{lane}.retry.{attempt}"
+        headers = {
+            ATTEMPT: attempt if park else attempt + 1,
+            ERROR: describe_error(failure),
+            LANE: (message.headers or {}).get(LANE, ""),
+        }
         await channel.default_exchange.publish(
             _message(
                 message.body,
@@ -263,9 +329,12 @@ class RabbitTransport(Transport):
                 routing_key = _routing_key(message)
                 await self.channel.default_exchange.publish(
                     _message(
-                        message.body, event_id=message.message_id or "", routing_key=routing_key
+                        message.body,
+                        event_id=message.message_id or "",
+                        routing_key=routing_key,
+                        headers={LANE: (message.headers or {}).get(LANE, "")},
                     ),
-                    routing_key=queue,
+                    routing_key=_lane(queue, message),
                 )
                 await message.ack()
                 replayed += 1
@@ -290,9 +359,12 @@ class RabbitTransport(Transport):
     async def depth(self, queue: str) -> int:
         # A fresh channel: a robust channel answers a passive declare of a queue it declared
         # itself from its cache, with the count of the day it was declared.
+        total = 0
         async with self._scratch_channel() as channel:
-            declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
+            for lane in lanes_of(queue):
+                declared = await channel.declare_queue(lane, passive=True)
+                total += int(declared.declaration_result.message_count or 0)
+        return total
 
 
 def _message(
@@ -315,6 +387,12 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
             break
         taken.append(message)
     return taken
+
+
+def _lane(queue: str, message: AbstractIncomingMessage) -> str:
+    """The lane of ``queue`` the message travels in."""
+    urgent = (message.headers or {}).get(LANE) == "urgent"
+    return urgent_lane(queue) if urgent else queue
 
 
 def _routing_key(message: AbstractIncomingMessage) -> str:

@@ -1,7 +1,7 @@
 """events in order: compounds remember their latest case; the outbox never reuses a position
 
 Revision ID: 0008_order
-Revises: 0004
+Revises: 0009_effects
 Create Date: 2026-12-06 00:41:55.914383
 
 """
@@ -16,7 +16,7 @@ from shared.migrations import outbox_positions_never_reused
 
 # revision identifiers, used by Alembic.
 revision: str = "0008_order"
-down_revision: Union[str, Sequence[str], None] = '0004'
+down_revision: Union[str, Sequence[str], None] = "0009_effects"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

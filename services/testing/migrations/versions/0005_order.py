@@ -1,7 +1,7 @@
 """events in order: the shared directory (positions, households, people, assignments, re-syncs, stream progress); the outbox never reuses a position
 
 Revision ID: 0005_order
-Revises: 0002
+Revises: 0006_effects
 Create Date: 2026-12-06 00:41:46.488170
 
 """
@@ -16,7 +16,7 @@ from shared.migrations import outbox_positions_never_reused
 
 # revision identifiers, used by Alembic.
 revision: str = "0005_order"
-down_revision: Union[str, Sequence[str], None] = '0002'
+down_revision: Union[str, Sequence[str], None] = "0006_effects"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
