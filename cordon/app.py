@@ -104,13 +104,18 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
     async def readyz() -> JSONResponse:
         checks = await platform.ready()
         ok = all(checks.values())
+        # A projection behind its producer is still ready to serve: work that needs it
+        # current (scheduling a round) waits or refuses on its own. Shown for operators.
+        body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+        body["projections"] = await platform.lags()
         return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
+            body,
             status_code=200 if ok else 503,
         )
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
     async def metrics() -> Response:
+        await platform.lags()
         for runtime in platform.runtimes.values():
             await runtime.relay.backlog()
             for consumer in runtime.spec.consumers:

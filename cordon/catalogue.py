@@ -11,6 +11,14 @@ Generated from the contracts in `shared/contracts/` by `cordon events-doc`; a te
 this file is stale. Every event travels in the same envelope; its `type` is also the routing
 key on the topic exchange `cordon`.
 
+- `position` is the event's place in its producer's stream (stamped by the relay from the
+  outbox sequence). It only grows, and for any one entity it grows in commit order:
+  projections apply a record only when its event's position is newer than what they hold,
+  and drop the rest (delivery order means nothing; see docs/architecture.md).
+- Producers are strict, consumers tolerant: a producer cannot build an event with a field
+  its contract lacks, and a consumer ignores fields it does not know yet. Add fields as
+  optional (with a default); removing or changing one needs a new `version`.
+
 """
 
 

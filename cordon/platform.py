@@ -63,6 +63,7 @@ class Platform:
             await self.migrate()
         for runtime in self.runtimes.values():
             await runtime.declare()
+            await runtime.announce_head()
 
     async def run_workers(self) -> None:
         await asyncio.gather(*(r.run_worker() for r in self.runtimes.values()))
@@ -72,6 +73,19 @@ class Platform:
         checks["bus"] = await self.transport.ping()
         checks["kv"] = await self.kv.ping()
         return checks
+
+    async def lags(self) -> dict[str, dict[str, object]]:
+        """How far behind each service's projections are (sets their gauges too)."""
+        found: dict[str, dict[str, object]] = {}
+        for name, runtime in self.runtimes.items():
+            for projection in runtime.spec.projections:
+                key = f"{name}.{projection.name}"
+                try:
+                    found[key] = (await projection.lag(runtime)).detail()
+                except Exception as exc:
+                    log.warning("could not measure the lag of %s: %r", key, exc)
+                    found[key] = {"error": repr(exc)}
+        return found
 
     async def close(self) -> None:
         for runtime in self.runtimes.values():

@@ -101,6 +101,9 @@ def define_kernel_tables(metadata: MetaData) -> KernelTables:
         Column("deliver_at", utc_datetime(), nullable=True),
         # Published to the consumers' urgent lane, ahead of their bulk backlog.
         Column("urgent", Boolean, nullable=False, server_default=false()),
+        # ``seq`` is the event's position in the service's stream: never reused, even on
+        # SQLite once the relay has emptied the table.
+        sqlite_autoincrement=True,
     )
     inbox = Table(
         "inbox",
@@ -170,12 +173,16 @@ def insert_ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-def upsert(table: Table, dialect_name: str, *, key: Sequence[str]) -> Insert:
+def upsert(
+    table: Table, dialect_name: str, *, key: Sequence[str], newer: str | None = None
+) -> Insert:
     """An INSERT that overwrites the other columns of a row whose ``key`` exists (projections
-    fed by events, where the latest state wins)."""
+    fed by events, where the latest state wins); with ``newer``, only when the new row's
+    value in that column is higher (events applied out of order)."""
     statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
     changed = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key}
-    return statement.on_conflict_do_update(index_elements=list(key), set_=changed)
+    where = None if newer is None else table.c[newer] < statement.excluded[newer]
+    return statement.on_conflict_do_update(index_elements=list(key), set_=changed, where=where)
 
 
 class Database:

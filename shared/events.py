@@ -3,20 +3,47 @@
 A contract subclasses :class:`Event` and declares ``type`` (``<service>.<entity>.<verb>``, also
 the routing key) and ``version``; subclassing registers it in :data:`CATALOGUE`, from which
 ``docs/events.md`` is generated.
+
+Producers are strict, consumers tolerant: building an event (or a record in it) with a field
+its contract lacks raises, while reading one (:meth:`Envelope.event`) ignores fields this
+consumer's contracts don't know yet, so a producer may add an optional field before every
+consumer is upgraded.
+
+Every envelope the relay publishes carries ``position``: its place in the producer's stream
+(the outbox sequence), which only grows, and grows in commit order for any one entity (a
+change takes the entity's row lock before its events get their positions). Projections keep
+the position of what they applied and drop anything older (see ``shared/directory``).
 """
 
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Required, TypedDict, Unpack
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from shared.ids import new_id
 
+# Validation context of a consumer reading an event: unknown fields are ignored.
+TOLERANT = {"tolerant": True}
 
-class Event(BaseModel):
+
+class Contract(BaseModel):
+    """An event or a record carried in one: strict when built, tolerant when read with
+    :data:`TOLERANT` (the context reaches nested records too)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_unknown_when_reading(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get("tolerant"):
+            known = cls.__pydantic_fields__
+            if not data.keys() <= known.keys():
+                return {key: value for key, value in data.items() if key in known}
+        return data
+
+
+class Event(Contract):
     type: ClassVar[str]
     version: ClassVar[int] = 1
     # Contracts that carry names, ID or phone numbers are flagged in the catalogue.
@@ -58,6 +85,10 @@ class Envelope(BaseModel):
     compound_id: uuid.UUID | None = Field(
         default=None, description="The compound the event concerns, when it concerns one."
     )
+    position: int | None = Field(
+        default=None,
+        description="The event's place in its producer's stream, stamped by the relay.",
+    )
     # The last field: json_of relies on it.
     payload: dict[str, Any]
 
@@ -73,17 +104,19 @@ class Envelope(BaseModel):
         event rather than through a payload of Python objects (bulk events carry thousands
         of records, and that detour was most of their cost)."""
         head = cls(type=event.type, version=event.version, payload={}, **origin)
-        text = head.model_dump_json()
+        # The position is the relay's to stamp (see stamp_position).
+        text = head.model_dump_json(exclude={"position"})
         empty = "{}}"
         assert text.endswith(empty), "payload must stay the envelope's last field"
         return head.id, text[: -len(empty)] + event.model_dump_json() + "}"
 
     def event(self) -> Event:
-        """The payload as its contract; an unknown type or a malformed payload raises."""
+        """The payload as its contract, ignoring fields the contract doesn't know (a newer
+        producer's); an unknown type or a malformed payload raises."""
         contract = CATALOGUE.get(self.type)
         if contract is None:
             raise LookupError(f"no contract for event type {self.type}")
-        return contract.model_validate(self.payload)
+        return contract.model_validate(self.payload, context=TOLERANT)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -91,3 +124,9 @@ class Envelope(BaseModel):
     @classmethod
     def from_bytes(cls, body: bytes | str) -> "Envelope":
         return cls.model_validate_json(body)
+
+
+def stamp_position(body: str, position: int) -> str:
+    """The outbox JSON of an envelope (:meth:`Envelope.json_of`) with its stream position."""
+    assert body.startswith("{")
+    return f'{{"position":{position},' + body[1:]

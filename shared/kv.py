@@ -1,7 +1,9 @@
 """What Redis does for Cordon, behind one small port: counters with a time window (login
-throttling, daily caps), token buckets (rate limits shared by every worker replica) and
-wake-up signals across processes (a commit tells the relay to publish now). The embedded
-mode uses the in-memory stand-in; both pass the same contract tests."""
+throttling, daily caps), token buckets (rate limits shared by every worker replica),
+wake-up signals across processes (a commit tells the relay to publish now) and marks that
+only rise (the head of each service's event stream, which projections compare with what
+they applied). The embedded mode uses the in-memory stand-in; both pass the same contract
+tests."""
 
 import asyncio
 import contextlib
@@ -42,6 +44,15 @@ class KeyValue(ABC):
         """Yield once per signal received on ``channel`` after subscribing."""
 
     @abstractmethod
+    async def advance(self, key: str, *, position: int, at: float) -> None:
+        """Raise the mark under ``key`` to ``position`` (reached at ``at``, epoch seconds),
+        unless it is that high already: concurrent writers never move it back."""
+
+    @abstractmethod
+    async def mark(self, key: str) -> tuple[int, float] | None:
+        """The mark under ``key`` as (position, at), or None when nothing was marked."""
+
+    @abstractmethod
     async def ping(self) -> bool: ...
 
     async def close(self) -> None:
@@ -53,6 +64,7 @@ class MemoryKeyValue(KeyValue):
         self._counters: dict[str, tuple[float, int]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._listeners: dict[str, set[asyncio.Queue[None]]] = defaultdict(set)
+        self._marks: dict[str, tuple[int, float]] = {}
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
         now = time.monotonic()
@@ -89,6 +101,14 @@ class MemoryKeyValue(KeyValue):
         finally:
             self._listeners[channel].discard(queue)
 
+    async def advance(self, key: str, *, position: int, at: float) -> None:
+        current = self._marks.get(key)
+        if current is None or current[0] < position:
+            self._marks[key] = (position, at)
+
+    async def mark(self, key: str) -> tuple[int, float] | None:
+        return self._marks.get(key)
+
     async def ping(self) -> bool:
         return True
 
@@ -111,6 +131,14 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return tostring(wait)
 """
 
+# Compare and raise in one step on the server, so two committers never move a mark back.
+_ADVANCE = """
+local current = redis.call('HGET', KEYS[1], 'position')
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'position', ARGV[1], 'at', ARGV[2])
+end
+"""
+
 
 class RedisKeyValue(KeyValue):
     """Keys and channels live under ``namespace``, so deployments sharing a Redis don't mix."""
@@ -118,6 +146,7 @@ class RedisKeyValue(KeyValue):
     def __init__(self, url: str, *, namespace: str = "") -> None:
         self._redis = aioredis.from_url(url)
         self._ns = namespace
+        self._advance = self._redis.register_script(_ADVANCE)
         self._take = self._redis.register_script(TAKE_SCRIPT)
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
@@ -155,6 +184,15 @@ class RedisKeyValue(KeyValue):
             await asyncio.sleep(RESUBSCRIBE_SECONDS)
             # Signals sent while away are lost: wake the listener once in their place.
             yield None
+
+    async def advance(self, key: str, *, position: int, at: float) -> None:
+        await self._advance(keys=[self._ns + key], args=[position, repr(at)])
+
+    async def mark(self, key: str) -> tuple[int, float] | None:
+        position, at = await self._redis.hmget(self._ns + key, ["position", "at"])
+        if position is None or at is None:
+            return None
+        return int(position), float(at)
 
     async def ping(self) -> bool:
         try:

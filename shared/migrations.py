@@ -95,3 +95,15 @@ def add_effects_and_scheduling(*, undo: bool = False) -> None:
         sa.Column("updated_at", UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_effects")),
     )
+
+
+def outbox_positions_never_reused(*, undo: bool = False) -> None:
+    """For a service's migration: the outbox's ``seq`` is the event's position in the
+    service's stream. PostgreSQL's sequence never hands a number out twice; SQLite reuses the
+    highest rowid once the relay has emptied the table, unless the table says AUTOINCREMENT."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    with op.batch_alter_table(
+        "outbox", recreate="always", table_kwargs={"sqlite_autoincrement": not undo}
+    ):
+        pass

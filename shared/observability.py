@@ -74,3 +74,18 @@ OUTBOX_BACKLOG = Gauge(
 QUEUE_DEPTH = Gauge(
     "cordon_queue_depth", "Messages waiting in a consumer queue (queue lag)", ["queue", "kind"]
 )
+PROJECTION_STALE = Counter(
+    "cordon_projection_stale_total",
+    "Records a projection dropped because it held something newer (events reordered)",
+    ["service", "projection", "table"],
+)
+PROJECTION_LAG_EVENTS = Gauge(
+    "cordon_projection_lag_events",
+    "Stream positions the producer has committed beyond what the projection applied",
+    ["service", "projection", "stream"],
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "cordon_projection_lag_seconds",
+    "How much older the projection's view is than the producer's latest committed event",
+    ["service", "projection", "stream"],
+)

@@ -9,10 +9,17 @@ class Problem(Exception):
     status = 400
     title = "Bad Request"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.headers = headers
 
     @classmethod
     def on(cls, field: str, message: str) -> Self:
@@ -50,3 +57,9 @@ class TooManyRequests(Problem):
 
 class UnsupportedMedia(Problem):
     status, title = 415, "Unsupported Media Type"
+
+
+class Unavailable(Problem):
+    """Not now: what the answer depends on is behind (give ``Retry-After`` in ``headers``)."""
+
+    status, title = 503, "Service Unavailable"

@@ -5,14 +5,16 @@ running in one process, with its own database and the process's transport and ke
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from fastapi import APIRouter
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import MetaData, func, select, text
 
 from shared.auth import Principal
 from shared.bus.outbox import Relay
@@ -26,6 +28,11 @@ from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+
+def stream_key(service: str) -> str:
+    return f"cordon:stream:{service}"
+
 
 ConsumerHandler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 Resync = Callable[[UnitOfWork], Awaitable[int]]
@@ -57,6 +64,20 @@ class Periodic:
     run: PeriodicWork
 
 
+class ProjectionLag(Protocol):
+    def detail(self) -> dict[str, object]: ...
+
+
+class Projection(Protocol):
+    """A local projection of another service's events that can say how far behind it is
+    (``shared/directory``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def lag(self, runtime: "ServiceRuntime") -> ProjectionLag: ...
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -71,6 +92,8 @@ class ServiceSpec:
     resync: Resync | None = None
     startup: tuple[Callable[["ServiceRuntime"], Awaitable[None]], ...] = field(default=())
     periodic: tuple[Periodic, ...] = ()
+    # Shown with their lag in /readyz and /metrics.
+    projections: tuple[Projection, ...] = ()
 
 
 class ServiceRuntime:
@@ -112,12 +135,42 @@ class ServiceRuntime:
             causation_id=causation_id,
         )
 
-    async def _events_committed(self) -> None:
+    @property
+    def stream_key(self) -> str:
+        """Where the head of this service's event stream is marked (see ``shared/directory``)."""
+        return stream_key(self.name)
+
+    async def _events_committed(self, head: int) -> None:
+        try:
+            await self.kv.advance(self.stream_key, position=head, at=time.time())
+        except Exception:
+            # Projections then see the head late: they wait, never act on a false "caught up".
+            log.warning("could not mark the stream head of %s", self.name, exc_info=True)
         try:
             await self.kv.signal(self.wakeup_channel)
         except Exception:
             # The relay also polls: a lost wake-up delays events, never loses them.
             log.warning("could not wake the relay of %s", self.name, exc_info=True)
+
+    async def announce_head(self) -> None:
+        """Mark the head of this service's stream as the database has it, for a key-value
+        store that started empty (the embedded mode's, after a restart): projections then
+        know what they still have to apply. SQLite's AUTOINCREMENT counter holds the last
+        committed position; on PostgreSQL the outbox's highest row (Redis keeps the mark
+        across restarts there)."""
+        outbox = self.spec.kernel.outbox
+        if self.database.is_sqlite:
+            query: Any = text("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+        else:
+            query = select(func.max(outbox.c.seq))
+        try:
+            async with self.database.session() as session:
+                head = await session.scalar(query)
+            if head:
+                await self.kv.advance(self.stream_key, position=int(head), at=time.time())
+        except Exception:
+            # The next commit marks it; meanwhile projections can't tell they are behind.
+            log.warning("could not read the stream head of %s", self.name, exc_info=True)
 
     def wakeups(self) -> AsyncIterator[None]:
         return self.kv.signals(self.wakeup_channel)

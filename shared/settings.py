@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 1.0
     relay_batch: int = 500
     relay_interval_seconds: float = 0.5
+    # How long work that needs an up-to-date projection (scheduling a round) waits for it
+    # to catch up before answering 503 with Retry-After.
+    projection_wait_seconds: float = 3.0
     max_upload_mb: int = 200
     # How far a phone's or a lab's clock may run ahead of ours, or a swab be taken past its
     # round's window, before the time is refused as impossible (see clock_skew).

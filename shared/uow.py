@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy import ColumnElement, Table, func, select
 
 from shared.auth import SCOPE_KEY, Principal, Scope
 from shared.db import Database
@@ -31,7 +31,7 @@ class UnitOfWork:
         outbox: Table,
         access_log: Table,
         principal: Principal,
-        on_commit: Callable[[], Awaitable[None]],
+        on_commit: Callable[[int], Awaitable[None]],
         causation_id: uuid.UUID | None = None,
     ) -> None:
         self.service = service
@@ -123,10 +123,14 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.flush_events()
+        head = None
+        if self._wrote_events:
+            # The stream's head once this commits: our events and any committed before.
+            head = await self.session.scalar(select(func.max(self._outbox.c.seq)))
         await self.session.commit()
         if self._wrote_events:
             self._wrote_events = False
-            await self._on_commit()
+            await self._on_commit(int(head or 0))
 
     async def rollback(self) -> None:
         self._pending.clear()

@@ -10,7 +10,8 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cordon.platform import Platform
 from cordon.services import ALL
 from shared.bus.lanes import urgent_lane
 from shared.bus.rabbit import queue_objects
+from shared.service import ServiceSpec
 from shared.settings import Settings
 
 PG_URL = os.environ.get(
@@ -160,9 +162,12 @@ def queue_names(platform: Platform) -> list[str]:
     return names
 
 
-@pytest.fixture
-async def platform(settings: Settings) -> AsyncIterator[Platform]:
-    platform = Platform(settings, ALL)
+@asynccontextmanager
+async def started(
+    settings: Settings, specs: Sequence[ServiceSpec] = ALL
+) -> AsyncIterator[Platform]:
+    """A platform of these services, migrated; its schemas and queues dropped afterwards."""
+    platform = Platform(settings, specs)
     await platform.start()
     try:
         yield platform
@@ -170,6 +175,12 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
         queues = queue_names(platform)
         await platform.close()
         await drop_everything(settings, queues)
+
+
+@pytest.fixture
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    async with started(settings) as platform:
+        yield platform
 
 
 @pytest.fixture
@@ -204,21 +215,31 @@ async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> di
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-@pytest.fixture
-async def town(platform: Platform, client: httpx.AsyncClient) -> Town:
+async def make_town(
+    platform: Platform, client: httpx.AsyncClient, *, code: str, name: str, operator: str
+) -> Town:
     """A town with its operator signed in (headers in ``town.operator``)."""
     from services.registry.demo import bootstrap_town
 
+    password = f"{operator}-pass-1"
     town_id = await bootstrap_town(
         platform.runtime("registry"),
-        town_code="T1",
-        town_name="Riverside Street",
-        username="operator",
-        password="operator-pass-1",
+        town_code=code,
+        town_name=name,
+        username=operator,
+        password=password,
     )
-    headers = await sign_in(client, "operator", "operator-pass-1")
+    headers = await sign_in(client, operator, password)
 
     async def login(username: str, password: str) -> dict[str, str]:
         return await sign_in(client, username, password)
 
     return Town(id=town_id, operator=headers, sign_in=login)
+
+
+@pytest.fixture
+async def town(platform: Platform, client: httpx.AsyncClient) -> Town:
+    """A town with its operator signed in (headers in ``town.operator``)."""
+    return await make_town(
+        platform, client, code="T1", name="Riverside Street", operator="operator"
+    )

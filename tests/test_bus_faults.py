@@ -75,7 +75,9 @@ class Effects:
 
     async def emit(self, count: int) -> list[uuid.UUID]:
         async with self.runtime.uow(Principal.system("test")) as uow:
-            sent = [uow.emit(SnapshotStarted(resync_id=new_id())) for _ in range(count)]
+            sent = [
+                uow.emit(SnapshotStarted(resync_id=new_id(), town_ids=[])) for _ in range(count)
+            ]
             await uow.commit()
         return sent
 
@@ -185,7 +187,9 @@ async def test_process_applies_an_event_once_however_often_and_concurrently_it_c
 ) -> None:
     runtime, consumer, queue = counting.runtime, counting.consumer, counting.queue
     twice, concurrent, failing = (
-        Envelope.wrap(SnapshotStarted(resync_id=new_id()), producer="registry", correlation_id=c)
+        Envelope.wrap(
+            SnapshotStarted(resync_id=new_id(), town_ids=[]), producer="registry", correlation_id=c
+        )
         for c in ("c-1", "c-2", "c-3")
     )
 

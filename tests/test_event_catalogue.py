@@ -28,7 +28,7 @@ def test_an_envelope_round_trips_and_parses_to_its_contract() -> None:
     from shared.contracts.registry import SnapshotStarted
     from shared.ids import new_id
 
-    event = SnapshotStarted(resync_id=new_id())
+    event = SnapshotStarted(resync_id=new_id(), town_ids=[new_id()])
     envelope = Envelope.wrap(event, producer="registry", correlation_id="c-1")
     again = Envelope.from_bytes(envelope.to_bytes())
     assert again == envelope
@@ -67,3 +67,15 @@ def test_the_outbox_json_of_an_event_is_its_wrapped_envelope() -> None:
         exclude={"id", "occurred_at"}
     )
     assert parsed.event() == event
+
+
+def test_the_relay_stamps_the_position_on_the_outbox_json() -> None:
+    from shared.contracts.registry import SnapshotStarted
+    from shared.events import stamp_position
+    from shared.ids import new_id
+
+    event = SnapshotStarted(resync_id=new_id(), town_ids=[])
+    event_id, body = Envelope.json_of(event, producer="registry", correlation_id="c-1")
+    assert Envelope.from_bytes(body).position is None
+    stamped = Envelope.from_bytes(stamp_position(body, 42))
+    assert (stamped.id, stamped.position, stamped.event()) == (event_id, 42, event)

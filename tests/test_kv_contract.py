@@ -228,3 +228,21 @@ async def test_a_daily_cap_counts_per_key_and_turns_at_the_towns_midnight(
     assert await cap.allow("+8613800000001:round-reminder", now=evening) is True
     assert await cap.allow(phone, now=evening + timedelta(minutes=9)) is False
     assert await cap.allow(phone, now=evening + timedelta(minutes=11)) is True
+
+
+async def test_a_mark_only_rises_and_concurrent_writers_never_move_it_back(
+    stores: Stores,
+) -> None:
+    kv = stores("marks")
+    try:
+        assert await kv.mark("stream:registry") is None
+        await kv.advance("stream:registry", position=5, at=100.0)
+        await kv.advance("stream:registry", position=3, at=200.0)
+        assert await kv.mark("stream:registry") == (5, 100.0)
+        await asyncio.gather(
+            *(kv.advance("stream:registry", position=p, at=float(p)) for p in range(6, 60))
+        )
+        assert await kv.mark("stream:registry") == (59, 59.0)
+        assert await stores("other").mark("stream:registry") is None
+    finally:
+        await kv.reset("stream:registry")

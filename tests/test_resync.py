@@ -3,6 +3,7 @@ snapshot events alone, through the real bus."""
 
 import asyncio
 import contextlib
+import uuid
 from typing import Any
 
 import httpx
@@ -11,7 +12,14 @@ from cordon.platform import Platform
 from shared.bus.transport import Subscription
 from shared.events import Envelope
 from tests.conftest import Town, queue_cleanup
-from tests.support import committee_staff, make_compound, make_resident, outbox_events, post
+from tests.support import (
+    committee_staff,
+    eventually,
+    make_compound,
+    make_resident,
+    outbox_events,
+    post,
+)
 
 
 async def resync(client: httpx.AsyncClient, platform: Platform, headers: Any) -> list[Envelope]:
@@ -144,3 +152,62 @@ async def test_grids_are_published_when_created_and_come_through_a_resync(
     [completed] = [e for e in received if e.type == "registry.snapshot.completed"]
     # The town, two committees, compounds, buildings, four units and two grids.
     assert completed.payload["places"] == 1 + 2 + 2 + 2 + 4 + 2
+
+
+async def outbox_holders(platform: Platform) -> int:
+    """How many transactions hold a lock on the registry's outbox (PostgreSQL)."""
+    from sqlalchemy import text
+
+    registry = platform.runtime("registry")
+    async with registry.database.session() as session:
+        query = "SELECT count(DISTINCT pid) FROM pg_locks WHERE relation = 'outbox'::regclass"
+        return int(await session.scalar(text(query)) or 0)
+
+
+async def test_a_resync_waits_for_a_change_in_flight_and_includes_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A change whose events were written before the snapshot started but not yet committed
+    has a lower position than the snapshot: projections will drop it as older, so the
+    snapshot must carry it."""
+    from services.registry.models import ZoneLevel
+    from services.registry.resync import publish_snapshot
+    from services.registry.zones.service import set_zone
+    from shared.auth import Principal
+
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    registry = platform.runtime("registry")
+
+    async def snapshot() -> None:
+        async with registry.uow(Principal.system()) as uow:
+            await publish_snapshot(uow)
+            await uow.commit()
+
+    async with registry.uow(Principal.system()) as uow:
+        await set_zone(
+            uow,
+            building_id=uuid.UUID(compound.building_id),
+            unit_id=None,
+            level=ZoneLevel.sealed,
+            reason="case",
+        )
+        await uow.flush_events()
+        snapshotting = asyncio.create_task(snapshot())
+        if registry.database.is_sqlite:
+            await asyncio.sleep(0.5)  # one writer at a time: it waits to begin
+        else:
+
+            async def started() -> bool:
+                return await outbox_holders(platform) >= 2
+
+            await eventually(started, what="the snapshot's start written")
+        await asyncio.sleep(0.3)
+        assert not snapshotting.done()
+        await uow.commit()
+    await asyncio.wait_for(snapshotting, timeout=60)
+    zones = [
+        z
+        for e in await outbox_events(platform, "registry.zones.snapshot")
+        for z in e["payload"]["zones"]
+    ]
+    assert [(z["building_id"], z["to_level"]) for z in zones] == [(compound.building_id, "sealed")]

@@ -44,12 +44,14 @@ def case_in(
     )
 
 
-def eligible(town: Town, compound: Compound, at: datetime) -> CompoundEpidemicFreeEligible:
+def eligible(
+    town: Town, compound: Compound, at: datetime, *, last_positive_at: datetime | None = None
+) -> CompoundEpidemicFreeEligible:
     return CompoundEpidemicFreeEligible(
         town_id=town.id,
         compound_id=uuid.UUID(compound.id),
         days_without_positive=14,
-        last_positive_at=None,
+        last_positive_at=last_positive_at,
         at=at,
     )
 
@@ -108,8 +110,10 @@ async def test_a_case_delivered_twice_on_the_bus_seals_its_unit_once(
 
     listener = asyncio.create_task(platform.transport.consume(subscription, collect))
     try:
-        # The same event twice (a redelivery), then an eligibility the consumer takes after it.
-        later = envelope(eligible(town, compound, datetime.now(UTC)))
+        # The same event twice (a redelivery), then an eligibility that counted the case.
+        later = envelope(
+            eligible(town, compound, datetime.now(UTC), last_positive_at=case.confirmed_at)
+        )
         await platform.transport.publish(
             [Outgoing(str(m.id), m.type, m.to_bytes()) for m in (message, message, later)]
         )
@@ -305,6 +309,28 @@ async def test_a_case_clears_the_compound_s_epidemic_free_eligibility(
     await deliver(platform, envelope(case_in(town, compound, unit_id=compound.unit_ids[0])))
     shown = (await client.get(f"/v1/compounds/{compound.id}", headers=town.operator)).json()
     assert shown["epidemic_free_eligible_since"] is None
+
+
+async def test_an_eligibility_that_had_not_counted_a_newer_case_is_dropped(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Events are not delivered in order: an eligibility computed before a case may arrive
+    after it (a retry, a replay from parking). The compound must not be marked eligible."""
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    before = datetime(2022, 5, 1, 8, 0, tzinfo=UTC)
+    case = case_in(town, compound, unit_id=compound.unit_ids[0], confirmed_at=before + 20 * DAY)
+    await deliver(platform, envelope(case))
+    stale = eligible(town, compound, before + 14 * DAY, last_positive_at=before)
+    await deliver(platform, envelope(stale))
+    shown = (await client.get(f"/v1/compounds/{compound.id}", headers=town.operator)).json()
+    assert shown["epidemic_free_eligible_since"] is None
+
+    counted = eligible(
+        town, compound, case.confirmed_at + 14 * DAY, last_positive_at=case.confirmed_at
+    )
+    await deliver(platform, envelope(counted))
+    shown = (await client.get(f"/v1/compounds/{compound.id}", headers=town.operator)).json()
+    assert datetime.fromisoformat(shown["epidemic_free_eligible_since"]) == counted.at
 
 
 async def test_committee_staff_decide_only_their_own_compounds_proposals(

@@ -49,7 +49,8 @@ SPEC = ServiceSpec(
         "registry",
     ),
     consumers=(
-        # One queue for the testing events keeps a case and a later eligibility in order.
+        # Events may arrive in any order (retries, replays, several relays): the policy
+        # compares a case's and an eligibility's times, never their arrival.
         Consumer(
             "zone-policy",
             ("testing.case.confirmed", "testing.compound.epidemic_free_eligible"),

@@ -158,6 +158,9 @@ class Compound(Scoped, Base):
     # Set when the testing service finds the compound has gone its run of days without a
     # positive; cleared by the next case. Declaring it epidemic-free stays an operator's act.
     epidemic_free_eligible_since: Mapped[datetime | None]
+    # The latest case the zone policy has seen here: an eligibility counted from before it
+    # (arriving late, reordered on the bus) is stale.
+    last_case_at: Mapped[datetime | None]
 
 
 class Gate(Scoped, Base):

@@ -8,14 +8,13 @@ from services.testing.cases.service import report_overdue_transfers
 from services.testing.clocks.endpoints import ANNOUNCE_ELIGIBLE
 from services.testing.clocks.endpoints import router as clocks_router
 from services.testing.coverage.endpoints import router as coverage_router
-from services.testing.directory.consumer import BINDINGS, on_registry
-from services.testing.models import SERVICE, Base, kernel
+from services.testing.models import SERVICE, Base, directory, kernel
 from services.testing.policies.endpoints import router as policies_router
 from services.testing.results.endpoints import router as results_router
 from services.testing.rounds.endpoints import router as rounds_router
 from services.testing.tasks.endpoints import router as tasks_router
 from services.testing.tubes.endpoints import router as tubes_router
-from shared.service import Consumer, Periodic, ServiceSpec
+from shared.service import Periodic, ServiceSpec
 
 TRANSFER_OVERDUE = Periodic("transfer-overdue", 60, report_overdue_transfers)
 
@@ -47,6 +46,7 @@ SPEC = ServiceSpec(
         "coverage",
         "compound-clocks",
     ),
-    consumers=(Consumer("directory", BINDINGS, on_registry),),
+    consumers=(directory.consumer(),),
     periodic=(ANNOUNCE_ELIGIBLE, TRANSFER_OVERDUE),
+    projections=(directory,),
 )

@@ -8,12 +8,13 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from services.testing.models import DirectoryResident
+from shared.directory.tables import ResidentRow
 from shared.uow import UnitOfWork
 
 CHUNK = 5_000
 
 
-def of(person: DirectoryResident | None) -> dict[str, str | None]:
+def of(person: ResidentRow | None) -> dict[str, str | None]:
     """Name, phone and ID number of a directory resident (empty when not found)."""
     return {
         "name": person.name if person else None,
@@ -24,10 +25,10 @@ def of(person: DirectoryResident | None) -> dict[str, str | None]:
 
 async def residents(
     uow: UnitOfWork, resident_ids: Iterable[uuid.UUID | None]
-) -> dict[uuid.UUID, DirectoryResident]:
+) -> dict[uuid.UUID, ResidentRow]:
     """Directory entries of these residents, as far as the caller's scope shows them."""
     wanted = list({r for r in resident_ids if r is not None})
-    found: dict[uuid.UUID, DirectoryResident] = {}
+    found: dict[uuid.UUID, ResidentRow] = {}
     for n in range(0, len(wanted), CHUNK):
         query = select(DirectoryResident).where(DirectoryResident.id.in_(wanted[n : n + CHUNK]))
         found.update((r.id, r) for r in await uow.session.scalars(query))

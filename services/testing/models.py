@@ -1,6 +1,7 @@
-"""The testing service's tables. Its directory of places, residents and zones is a projection
-of registry events (never the registry's tables); every placed row carries town, compound and
-building ids (:class:`~shared.auth.Scoped`) so that scope filtering needs no joins."""
+"""The testing service's tables. Its directory of places, residents and zones is the shared
+projection of registry events (``shared/directory``, never the registry's tables); every
+placed row carries town, compound and building ids (:class:`~shared.auth.Scoped`) so that
+scope filtering needs no joins."""
 
 import uuid
 from datetime import date, datetime
@@ -23,6 +24,7 @@ from sqlalchemy.types import Uuid
 
 from shared.auth import Scoped
 from shared.db import define_kernel_tables, new_metadata, utc_datetime
+from shared.directory import Directory, define_directory
 from shared.ids import new_id
 
 
@@ -33,9 +35,12 @@ class Base(DeclarativeBase):
 
 SERVICE = "testing"
 kernel = define_kernel_tables(Base.metadata)
-
-# Tags that send the sampler to the door instead of the resident to the site.
-DOOR_TO_DOOR_TAGS = frozenset({"bedridden", "disabled"})
+# The registry's places, residents and zones as this service knows them (shared/directory).
+directory = Directory(define_directory(Base))
+DirectoryPlace = directory.models.Place
+DirectoryGridBuilding = directory.models.GridBuilding
+DirectoryResident = directory.models.Resident
+DirectoryZone = directory.models.Zone
 # A town's run of days without a positive before a compound may be declared epidemic-free,
 # until its policy says otherwise.
 EPIDEMIC_FREE_DAYS = 14
@@ -90,52 +95,6 @@ class TransferStatus(StrEnum):
     pending = "pending"
     scheduled = "scheduled"
     transferred = "transferred"
-
-
-class DirectoryPlace(Scoped, Base):
-    """A place as the registry published it (town, committee, compound, building, unit, grid)."""
-
-    __tablename__ = "directory_places"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(10), index=True)
-    committee_id: Mapped[uuid.UUID | None]
-    parent_id: Mapped[uuid.UUID | None]
-    code: Mapped[str] = mapped_column(String(40))
-    name: Mapped[str] = mapped_column(String(120))
-
-
-class DirectoryGridBuilding(Base):
-    """Which buildings a grid covers (grids may span compounds)."""
-
-    __tablename__ = "directory_grid_buildings"
-    grid_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    building_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
-
-
-class DirectoryResident(Scoped, Base):
-    __tablename__ = "directory_residents"
-    __table_args__ = (Index("ix_directory_residents_building_unit", "building_id", "unit_id"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    household_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    unit_id: Mapped[uuid.UUID | None]
-    name: Mapped[str] = mapped_column(String(60))
-    document_number: Mapped[str] = mapped_column(String(40))
-    phone: Mapped[str | None] = mapped_column(String(20))
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    door_to_door: Mapped[bool] = mapped_column(Boolean, default=False)
-    updated_at: Mapped[datetime]
-
-
-class DirectoryZone(Scoped, Base):
-    """The current zone of a building (unit empty) or unit."""
-
-    __tablename__ = "directory_zones"
-    __table_args__ = (UniqueConstraint("building_id", "unit_id"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    unit_id: Mapped[uuid.UUID | None]
-    level: Mapped[str] = mapped_column(String(12))
-    since: Mapped[datetime]
 
 
 class Round(Scoped, Base):

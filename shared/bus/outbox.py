@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.bus.transport import Outgoing, Transport, TransportError
 from shared.db import Database
+from shared.events import stamp_position
 from shared.observability import MESSAGES, OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,12 @@ class Relay:
                 return 0
             await self._transport.publish(
                 [
-                    Outgoing(str(r.event_id), r.routing_key, r.body.encode(), bool(r.urgent))
+                    Outgoing(
+                        str(r.event_id),
+                        r.routing_key,
+                        stamp_position(r.body, r.seq).encode(),
+                        bool(r.urgent),
+                    )
                     for r in rows
                 ]
             )

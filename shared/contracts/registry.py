@@ -1,22 +1,24 @@
-"""Events the registry publishes."""
+"""Events the registry publishes.
+
+Each is stamped with its position in the registry's stream (the envelope's ``position``);
+projections (``shared/directory``) apply a record only when its event is newer than what
+they hold, so retries, replays and several relays cannot put an older state back."""
 
 import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from shared.events import Event
+from shared.events import Contract, Event
 
 ZoneLevelName = Literal["sealed", "controlled", "precaution"]
 PlaceKind = Literal["town", "committee", "compound", "building", "unit", "grid"]
 
 
-class ResidentRecord(BaseModel):
+class ResidentRecord(Contract):
     """What other services keep about a resident: where they live, how to reach them, and
     the tags that decide door-to-door care."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: uuid.UUID
     household_id: uuid.UUID
@@ -31,9 +33,7 @@ class ResidentRecord(BaseModel):
     tags: list[str]
 
 
-class PlaceRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class PlaceRecord(Contract):
     kind: PlaceKind
     id: uuid.UUID
     town_id: uuid.UUID
@@ -45,7 +45,74 @@ class PlaceRecord(BaseModel):
     # Grids only: the grid a microgrid belongs to, and the buildings it covers (grids may
     # span compounds, so a grid's compound_id is empty).
     parent_id: uuid.UUID | None = None
-    building_ids: list[uuid.UUID] = []
+    building_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class HouseholdRecord(Contract):
+    """A household: a family, not a door (one self-built house may hold several)."""
+
+    id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID
+    building_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    code: str
+    room: str | None = None
+
+
+PersonKindName = Literal["staff", "volunteer"]
+
+
+class PersonRecord(Contract):
+    """A staff member or volunteer and how to reach them; placed at their town, committee
+    (empty for town staff) and compound (empty for committee-wide people)."""
+
+    kind: PersonKindName
+    id: uuid.UUID
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None
+    compound_id: uuid.UUID | None
+    name: str
+    phone: str | None
+    title: str = ""
+
+
+class AssignmentRecord(Contract):
+    """A person put in charge of a compound, grid or building (``ended_at`` set once the
+    assignment has ended)."""
+
+    id: uuid.UUID
+    person_kind: PersonKindName
+    person_id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    grid_id: uuid.UUID | None
+    duty: str
+    assigned_at: datetime
+    ended_at: datetime | None = None
+
+
+class HouseholdRegistered(Event):
+    """A household was registered one at a time (by staff, through the API)."""
+
+    type = "registry.household.registered"
+    household: HouseholdRecord
+
+
+class PeopleChanged(Event):
+    """Staff members or volunteers were registered or changed (one, or a batch)."""
+
+    type = "registry.people.changed"
+    personal_data = True
+    people: list[PersonRecord]
+
+
+class AssignmentsChanged(Event):
+    """Assignments were made (one, or a batch) or one ended."""
+
+    type = "registry.assignments.changed"
+    assignments: list[AssignmentRecord]
 
 
 class ResidentRegistered(Event):
@@ -74,6 +141,8 @@ class ResidentsImported(Event):
     import_id: uuid.UUID
     batch: int
     residents: list[ResidentRecord]
+    # The households the batch created (their residents follow in ``residents``).
+    households: list[HouseholdRecord] = Field(default_factory=list)
 
 
 class PlaceRegistered(Event):
@@ -126,14 +195,18 @@ class CompoundStatusChanged(Event):
 
 
 class SnapshotStarted(Event):
-    """A re-sync began: consumers may rebuild their projections from the batches that follow."""
+    """A re-sync of these towns began: the batches that follow hold all of their state, and
+    once it completes a projection drops what it holds of them that is older than this
+    event and was not in the batches (deleted or lifted meanwhile); other towns are left
+    alone."""
 
     type = "registry.snapshot.started"
     resync_id: uuid.UUID
+    town_ids: list[uuid.UUID]
 
 
 class PlacesSnapshot(Event):
-    """One batch of every place, republished by a re-sync."""
+    """One batch of the places of the towns a re-sync covers."""
 
     type = "registry.places.snapshot"
     resync_id: uuid.UUID
@@ -142,7 +215,7 @@ class PlacesSnapshot(Event):
 
 
 class ResidentsSnapshot(Event):
-    """One batch of every resident, republished by a re-sync."""
+    """One batch of the residents of the towns a re-sync covers."""
 
     type = "registry.residents.snapshot"
     personal_data = True
@@ -151,8 +224,36 @@ class ResidentsSnapshot(Event):
     residents: list[ResidentRecord]
 
 
+class HouseholdsSnapshot(Event):
+    """One batch of the households of the towns a re-sync covers."""
+
+    type = "registry.households.snapshot"
+    resync_id: uuid.UUID
+    batch: int
+    households: list[HouseholdRecord]
+
+
+class PeopleSnapshot(Event):
+    """One batch of the staff and volunteers of the towns a re-sync covers."""
+
+    type = "registry.people.snapshot"
+    personal_data = True
+    resync_id: uuid.UUID
+    batch: int
+    people: list[PersonRecord]
+
+
+class AssignmentsSnapshot(Event):
+    """One batch of the current assignments of the towns a re-sync covers."""
+
+    type = "registry.assignments.snapshot"
+    resync_id: uuid.UUID
+    batch: int
+    assignments: list[AssignmentRecord]
+
+
 class ZonesSnapshot(Event):
-    """Every current zone, republished by a re-sync."""
+    """One batch of the current zones of the towns a re-sync covers."""
 
     type = "registry.zones.snapshot"
     resync_id: uuid.UUID
@@ -169,3 +270,6 @@ class SnapshotCompleted(Event):
     residents: int
     places: int
     zones: int
+    households: int = 0
+    people: int = 0
+    assignments: int = 0

@@ -4,23 +4,21 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
-from shared.events import Event
+from shared.events import Contract, Event
 
 RoundKind = Literal["pcr", "antigen"]
 ScopeKindName = Literal["town", "compounds", "buildings", "units", "zone_level"]
 CaseSource = Literal["single_tube", "retest", "antigen_confirmed"]
 
 
-class RoundScope(BaseModel):
+class RoundScope(Contract):
     """Who a round covers: the whole town, listed compounds, buildings or units, or every
     unit currently in a zone level (e.g. all sealed units, daily)."""
 
-    model_config = ConfigDict(frozen=True)
-
     kind: ScopeKindName
-    ids: list[uuid.UUID] = []
+    ids: list[uuid.UUID] = Field(default_factory=list)
     zone_level: Literal["sealed", "controlled", "precaution"] | None = None
 
 
@@ -86,9 +84,7 @@ class ResultsRecorded(Event):
     invalid: int
 
 
-class ContactRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class ContactRecord(Contract):
     resident_id: uuid.UUID | None
     kind: Literal["close", "secondary"]
     quarantine_until: date

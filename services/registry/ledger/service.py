@@ -41,7 +41,7 @@ from services.registry.models import (
 )
 from shared.auth import UNSCOPED
 from shared.bulk import among, bulk_insert, paused_gc
-from shared.contracts.registry import ResidentRecord, ResidentsImported
+from shared.contracts.registry import HouseholdRecord, ResidentRecord, ResidentsImported
 from shared.db import table_of
 from shared.ids import new_id, new_ids
 from shared.problems import Invalid
@@ -318,7 +318,10 @@ class _Importer:
         changed = writes.inserts + writes.updates
         if changed:
             residents = await _sliced(changed, _record)
-            event = ResidentsImported(import_id=self.import_id, batch=number, residents=residents)
+            created = [HouseholdRecord.model_validate(h) for h in writes.households]
+            event = ResidentsImported(
+                import_id=self.import_id, batch=number, residents=residents, households=created
+            )
             self.uow.emit(event)
         self._writing = asyncio.create_task(self._write_events_after(writing))
 

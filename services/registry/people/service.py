@@ -36,6 +36,12 @@ from services.registry.models import (
     Volunteer,
 )
 from services.registry.people import schemas
+from shared.contracts.registry import (
+    AssignmentRecord,
+    AssignmentsChanged,
+    PeopleChanged,
+    PersonRecord,
+)
 from shared.db import AnySelect
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -61,6 +67,40 @@ class Place:
             "committee_id": self.committee_id,
             "compound_id": self.compound_id,
         }
+
+
+def person_record(person: Person) -> PersonRecord:
+    return PersonRecord(
+        kind=KIND_OF[type(person)].value,
+        id=person.id,
+        town_id=person.town_id,
+        committee_id=person.committee_id,
+        compound_id=person.compound_id,
+        name=person.name,
+        phone=person.phone,
+        title=getattr(person, "title", ""),
+    )
+
+
+def assignment_record(
+    assignment: Assignment, *, ended_at: datetime | None = None
+) -> AssignmentRecord:
+    return AssignmentRecord(
+        id=assignment.id,
+        person_kind=PersonKind(assignment.person_kind).value,
+        person_id=assignment.person_id,
+        town_id=assignment.town_id,
+        compound_id=assignment.compound_id,
+        building_id=assignment.building_id,
+        grid_id=assignment.grid_id,
+        duty=assignment.duty,
+        assigned_at=assignment.assigned_at,
+        ended_at=ended_at,
+    )
+
+
+def _people_changed(uow: UnitOfWork, people: Sequence[Person]) -> None:
+    uow.emit(PeopleChanged(people=[person_record(p) for p in people]))
 
 
 # What a caller may see of staff, volunteers and teams beyond the kernel's scope filter.
@@ -158,6 +198,7 @@ async def create_staff(uow: UnitOfWork, *, data: schemas.StaffCreate) -> Staff:
     )
     uow.session.add(staff)
     await uow.session.flush()
+    _people_changed(uow, [staff])
     return staff
 
 
@@ -166,6 +207,7 @@ async def update_staff(uow: UnitOfWork, *, staff_id: uuid.UUID, data: schemas.St
     await require_manages(uow, staff)
     _apply(staff, data.model_dump(exclude_unset=True), required=("name", "title"))
     await uow.session.flush()
+    _people_changed(uow, [staff])
     return staff
 
 
@@ -200,6 +242,7 @@ async def create_volunteers(
         )
     uow.session.add_all(volunteers)
     await uow.session.flush()
+    _people_changed(uow, volunteers)
     return volunteers
 
 
@@ -217,6 +260,7 @@ async def update_volunteer(
         await require_manages(uow, volunteer)
     _apply(volunteer, changes, required=("name", "kind", "skills", "availability"))
     await uow.session.flush()
+    _people_changed(uow, [volunteer])
     return volunteer
 
 
@@ -429,6 +473,7 @@ async def create_assignments(
         )
     uow.session.add_all(assignments)
     await uow.session.flush()
+    uow.emit(AssignmentsChanged(assignments=[assignment_record(a) for a in assignments]))
     return assignments
 
 
@@ -438,5 +483,7 @@ async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
         require_town_operator(uow, assignment.town_id)
     else:
         require_compound(uow, assignment.compound_id, assignment.town_id)
+    ended = assignment_record(assignment, ended_at=datetime.now(UTC))
     await uow.session.delete(assignment)
     await uow.session.flush()
+    uow.emit(AssignmentsChanged(assignments=[ended]))

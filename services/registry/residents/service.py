@@ -15,7 +15,13 @@ from services.registry.models import (
 )
 from services.registry.residents import schemas
 from shared.auth import UNSCOPED
-from shared.contracts.registry import ResidentRecord, ResidentRegistered, ResidentUpdated
+from shared.contracts.registry import (
+    HouseholdRecord,
+    HouseholdRegistered,
+    ResidentRecord,
+    ResidentRegistered,
+    ResidentUpdated,
+)
 from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
@@ -33,6 +39,19 @@ def record_of(resident: Resident) -> ResidentRecord:
         phone=resident.phone,
         birth_date=resident.birth_date,
         tags=mask_to_tags(resident.tags),
+    )
+
+
+def household_record(household: Household) -> HouseholdRecord:
+    assert household.compound_id is not None and household.building_id is not None
+    return HouseholdRecord(
+        id=household.id,
+        town_id=household.town_id,
+        compound_id=household.compound_id,
+        building_id=household.building_id,
+        unit_id=household.unit_id,
+        code=household.code,
+        room=household.room,
     )
 
 
@@ -67,6 +86,10 @@ async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) ->
     )
     uow.session.add(household)
     await uow.session.flush()
+    uow.emit(
+        HouseholdRegistered(household=household_record(household)),
+        compound_id=household.compound_id,
+    )
     return household
 
 

@@ -6,7 +6,8 @@ nothing downgrades silently."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case as case_
+from sqlalchemy import func, select, update
 
 from services.registry.access import require_compound, require_town_operator
 from services.registry.models import (
@@ -24,6 +25,7 @@ from services.registry.zones.service import set_zone, supersede_proposals, zone_
 from shared.contracts.testing import CaseConfirmed, CompoundEpidemicFreeEligible
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.events import Envelope
+from shared.observability import PROJECTION_STALE
 from shared.problems import Conflict
 from shared.uow import UnitOfWork
 
@@ -65,10 +67,14 @@ async def seal_for_case(uow: UnitOfWork, *, case: CaseConfirmed) -> None:
         zone = await zone_of(uow, building_id=building.id, unit_id=area)
         if zone is not None:
             await _restart_clock(uow, zone, positive_at=case.confirmed_at, note=reason, now=now)
+    latest = func.coalesce(Compound.last_case_at, case.confirmed_at)
     await uow.session.execute(
         update(Compound)
         .where(Compound.id == building.compound_id)
-        .values(epidemic_free_eligible_since=None)
+        .values(
+            epidemic_free_eligible_since=None,
+            last_case_at=case_((latest > case.confirmed_at, latest), else_=case.confirmed_at),
+        )
     )
 
 
@@ -94,7 +100,14 @@ async def _restart_clock(
 async def mark_epidemic_free_eligible(
     uow: UnitOfWork, *, event: CompoundEpidemicFreeEligible
 ) -> None:
+    """Record the compound's eligibility, unless a case arrived that the testing service's
+    clock had not counted (events are not delivered in order: the eligibility may have been
+    retried past a later case)."""
     compound = await uow.get(Compound, event.compound_id, what="compound")
+    counted = event.last_positive_at
+    if compound.last_case_at is not None and (counted is None or compound.last_case_at > counted):
+        PROJECTION_STALE.labels(uow.service, POLICY, "compounds").inc()
+        return
     if compound.epidemic_free_eligible_since is None:
         compound.epidemic_free_eligible_since = event.at
 

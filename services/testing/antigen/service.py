@@ -22,6 +22,7 @@ from services.testing.models import (
     TaskKind,
     TaskStatus,
 )
+from shared.directory.tables import ResidentRow
 from shared.ids import new_id
 from shared.uow import UnitOfWork
 
@@ -107,7 +108,7 @@ async def record_reports(
 
 def _check(
     row: schemas.AntigenRowIn,
-    person: DirectoryResident | None,
+    person: ResidentRow | None,
     building_id: uuid.UUID | None,
     seen: set[uuid.UUID],
 ) -> tuple[str, str] | None:
@@ -123,7 +124,7 @@ def _check(
 def _record(
     uow: UnitOfWork,
     row: schemas.AntigenRowIn,
-    person: DirectoryResident,
+    person: ResidentRow,
     report: AntigenReport | None,
     day: date,
     now: datetime,

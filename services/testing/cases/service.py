@@ -28,6 +28,7 @@ from services.testing.policies.service import policy_for
 from shared.auth import UNSCOPED, Role
 from shared.contracts.testing import CaseConfirmed, CaseSource, ContactRecord, TransferOverdue
 from shared.db import table_of
+from shared.directory.tables import ResidentRow
 from shared.ids import new_id
 from shared.phones import InvalidPhone, normalize_phone
 from shared.problems import Conflict, Forbidden, Invalid
@@ -344,7 +345,7 @@ async def report_overdue_transfers(uow: UnitOfWork, now: datetime) -> None:
         )
 
 
-def present(case: Case, person: DirectoryResident | None, now: datetime) -> schemas.CaseOut:
+def present(case: Case, person: ResidentRow | None, now: datetime) -> schemas.CaseOut:
     return schemas.CaseOut(
         id=case.id,
         resident_id=case.resident_id,

@@ -17,6 +17,7 @@ from services.testing.models import (
 )
 from services.testing.results import schemas, service
 from shared.auth import Role
+from shared.directory.tables import ResidentRow
 from shared.http import Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Present
@@ -185,7 +186,7 @@ async def get_upload(upload_id: uuid.UUID, uow: Uow) -> schemas.UploadReport:
 class _Row:
     __slots__ = ("id", "member", "person")
 
-    def __init__(self, member: RoundMember, person: DirectoryResident | None) -> None:
+    def __init__(self, member: RoundMember, person: ResidentRow | None) -> None:
         self.id, self.member, self.person = member.resident_id, member, person
 
 

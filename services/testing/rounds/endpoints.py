@@ -1,16 +1,21 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
 from sqlalchemy import func, select
 
-from services.testing.models import SERVICE, Round, RoundMember, Site
+from services.testing.models import SERVICE, Round, RoundMember, Site, directory
 from services.testing.rounds import schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["rounds"])
+# A round's members come from the directory: it must not be behind the registry.
+DIRECTORY_CURRENT = [directory.caught_up()]
+BEHIND: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The directory is behind the registry; retry after the header's seconds"}
+}
 
 
 def _out(round_: Round, expected: int) -> schemas.RoundOut:
@@ -23,7 +28,11 @@ def _out(round_: Round, expected: int) -> schemas.RoundOut:
     response_model=schemas.RoundOut,
     summary="Schedule a screening round",
     description="The round's members are the residents its scope covers in the testing "
-    "directory now; they are brought up to date when the round opens.",
+    "directory now; they are brought up to date when the round opens. While the directory is "
+    "behind the registry (a ledger just imported) the request waits a few seconds for it, "
+    "then answers 503 with Retry-After rather than a round that misses people.",
+    dependencies=DIRECTORY_CURRENT,
+    responses=BEHIND,
 )
 async def schedule_round(body: schemas.RoundCreate, uow: Uow) -> schemas.RoundOut:
     round_, expected = await service.schedule_round(uow, data=body)
@@ -60,7 +69,13 @@ async def get_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     return _out(round_, await service.expected(uow, round_id))
 
 
-@router.post("/rounds/{round_id}/open", response_model=schemas.RoundOut, summary="Start sampling")
+@router.post(
+    "/rounds/{round_id}/open",
+    response_model=schemas.RoundOut,
+    summary="Start sampling",
+    dependencies=DIRECTORY_CURRENT,
+    responses=BEHIND,
+)
 async def open_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     round_ = await service.open_round(uow, round_id=round_id)
     return _out(round_, await service.expected(uow, round_id))
