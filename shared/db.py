@@ -184,16 +184,23 @@ class Database:
         await self.engine.dispose()
 
 
+# What the API acknowledged must survive a power loss: in WAL mode, NORMAL syncs only at
+# checkpoints, so the last commits before a crash of the machine can vanish; FULL syncs the
+# log on every commit (see docs/architecture.md for what it costs).
+SQLITE_SYNCHRONOUS = "FULL"
+
+
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     """SQLite allows one writer: take the write lock at BEGIN so two transactions never
-    deadlock upgrading their read locks, and wait for it instead of failing."""
+    deadlock upgrading their read locks, and wait for it instead of failing. Every
+    connection commits durably (:data:`SQLITE_SYNCHRONOUS`)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()

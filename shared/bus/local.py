@@ -80,6 +80,10 @@ class LocalTransport(Transport):
         self._wakeups: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._connected = False
 
+    @property
+    def database(self) -> Database:
+        return self._database
+
     async def connect(self) -> None:
         async with self._database.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
