@@ -60,12 +60,23 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Databases, bus and key-value store answer")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Databases, bus and key-value store answer; worker tasks run",
+        description="`workers` lists each background task this process runs (relays, "
+        "consumers, periodic jobs): whether it is up, for how long, how often it was restarted "
+        "and its last error. One down for longer than the grace makes the answer 503.",
+    )
     async def readyz() -> JSONResponse:
         checks = await platform.ready()
         ok = all(checks.values())
         return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
+            {
+                "status": "ready" if ok else "not ready",
+                "checks": checks,
+                "workers": platform.supervisor.report(),
+            },
             status_code=200 if ok else 503,
         )
 

@@ -1,7 +1,6 @@
 """One process's view of the system: the transport, the key-value store, and a runtime per
 service it hosts. The embedded mode hosts every service; a distributed process hosts one."""
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -10,7 +9,7 @@ from shared.bus.rabbit import RabbitTransport
 from shared.bus.transport import Transport
 from shared.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 from shared.migrations import upgrade
-from shared.service import ServiceRuntime, ServiceSpec
+from shared.service import ServiceRuntime, ServiceSpec, supervisor_for
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +22,7 @@ def make_transport(settings: Settings) -> Transport:
             exchange=settings.exchange,
             delivery_limit=settings.delivery_limit,
             retry_base_seconds=settings.retry_base_seconds,
+            publish_timeout_seconds=settings.publish_timeout_seconds,
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return LocalTransport(
@@ -49,6 +49,8 @@ class Platform:
             spec.name: ServiceRuntime(spec, settings=settings, transport=self.transport, kv=self.kv)
             for spec in specs
         }
+        # Restarts each relay, consumer and job on its own; /readyz reads their liveness.
+        self.supervisor = supervisor_for(settings)
 
     def runtime(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
@@ -65,12 +67,16 @@ class Platform:
             await runtime.declare()
 
     async def run_workers(self) -> None:
-        await asyncio.gather(*(r.run_worker() for r in self.runtimes.values()))
+        """Every hosted service's worker tasks, supervised, until cancelled."""
+        tasks = {name: w for r in self.runtimes.values() for name, w in r.worker_tasks().items()}
+        await self.supervisor.run(tasks)
 
     async def ready(self) -> dict[str, bool]:
         checks = {f"database:{name}": await r.ready() for name, r in self.runtimes.items()}
         checks["bus"] = await self.transport.ping()
         checks["kv"] = await self.kv.ping()
+        # Worker tasks (where this process runs them): each up, or down less than the grace.
+        checks["workers"] = self.supervisor.healthy()
         return checks
 
     async def close(self) -> None:

@@ -62,3 +62,9 @@ OUTBOX_BACKLOG = Gauge(
 QUEUE_DEPTH = Gauge(
     "cordon_queue_depth", "Messages waiting in a consumer queue (queue lag)", ["queue", "kind"]
 )
+WORKER_UP = Gauge(
+    "cordon_worker_task_up", "1 while a background task (relay, consumer, job) runs", ["task"]
+)
+WORKER_RESTARTS = Counter(
+    "cordon_worker_task_restarts_total", "Background tasks restarted after a failure", ["task"]
+)

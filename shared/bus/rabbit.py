@@ -73,12 +73,14 @@ class RabbitTransport(Transport):
         delivery_limit: int,
         retry_base_seconds: float,
         prefetch: int = 64,
+        publish_timeout_seconds: float = 30.0,
     ) -> None:
         self.delivery_limit = delivery_limit
         self._url = url
         self._exchange_name = exchange
         self._retry_base = retry_base_seconds
         self._prefetch = prefetch
+        self._publish_timeout = publish_timeout_seconds
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -118,18 +120,26 @@ class RabbitTransport(Transport):
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
             # Every publish of the window settles before a failure is raised: none is still
-            # in flight when the caller decides to publish the batch again.
-            outcomes = await asyncio.gather(
-                *(
-                    self.exchange.publish(
-                        _message(m.body, event_id=m.event_id, routing_key=m.routing_key),
-                        routing_key=m.routing_key,
-                        mandatory=False,
+            # in flight when the caller decides to publish the batch again. A broker that
+            # never confirms (blocked by an alarm, a half-open connection) fails the window
+            # after the timeout instead of holding the relay for ever.
+            try:
+                async with asyncio.timeout(self._publish_timeout):
+                    outcomes = await asyncio.gather(
+                        *(
+                            self.exchange.publish(
+                                _message(m.body, event_id=m.event_id, routing_key=m.routing_key),
+                                routing_key=m.routing_key,
+                                mandatory=False,
+                            )
+                            for m in window
+                        ),
+                        return_exceptions=True,
                     )
-                    for m in window
-                ),
-                return_exceptions=True,
-            )
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"publishes not confirmed within {self._publish_timeout:g}s"
+                ) from exc
             for outcome in outcomes:
                 if isinstance(outcome, asyncio.CancelledError):
                     raise outcome
