@@ -3,25 +3,26 @@
 import aio_pika
 
 from cordon.platform import Platform
+from shared.bus.rabbit import broker_queues
+from shared.service import topology
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 async def delete_declared(platform: Platform) -> None:
-    """Delete the consumer queues (with their retry and parking queues) and the exchange of
-    the platform's settings."""
+    """Delete the deployment's consumer queues (with their back-off and parking queues), the
+    exchange of the platform's settings and its unrouted queue."""
     settings = platform.settings
     if not settings.broker_url:
         return
     connection = await aio_pika.connect(settings.broker_url)
     try:
         channel = await connection.channel()
-        for runtime in platform.runtimes.values():
-            for consumer in runtime.spec.consumers:
-                queue = runtime.subscription(consumer).queue
-                retries = [f"{queue}.retry.{n}" for n in range(1, settings.delivery_limit)]
-                for name in [queue, f"{queue}.parking", *retries]:
-                    await channel.queue_delete(name)
+        for subscription in topology(platform.topology, settings=settings):
+            for name in broker_queues(subscription.queue, delivery_limit=settings.delivery_limit):
+                await channel.queue_delete(name)
+        await channel.queue_delete(f"{settings.exchange}.unrouted")
+        await channel.exchange_delete(f"{settings.exchange}.unrouted")
         await channel.exchange_delete(settings.exchange)
     finally:
         await connection.close()

@@ -4,12 +4,13 @@ service it hosts. The embedded mode hosts every service; a distributed process h
 import logging
 from collections.abc import Sequence
 
+from cordon.services import ALL
 from shared.bus.local import LocalTransport
 from shared.bus.rabbit import RabbitTransport
 from shared.bus.transport import Transport
 from shared.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 from shared.migrations import upgrade
-from shared.service import ServiceRuntime, ServiceSpec, supervisor_for
+from shared.service import ServiceRuntime, ServiceSpec, supervisor_for, topology
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,18 @@ def make_kv(settings: Settings) -> KeyValue:
 
 
 class Platform:
-    def __init__(self, settings: Settings, specs: Sequence[ServiceSpec]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        specs: Sequence[ServiceSpec],
+        *,
+        topology: Sequence[ServiceSpec] | None = None,
+    ) -> None:
+        """Hosts ``specs``; declares the queues of ``topology`` (every service of the
+        deployment by default), so that what a hosted service publishes before another
+        service first starts waits in that service's queue."""
         self.settings = settings
+        self.topology = tuple(topology if topology is not None else ALL)
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.transport = make_transport(settings)
@@ -63,8 +74,12 @@ class Platform:
         await self.transport.connect()
         if migrate:
             await self.migrate()
-        for runtime in self.runtimes.values():
-            await runtime.declare()
+        await self.declare()
+
+    async def declare(self) -> None:
+        """The bus topology of the whole deployment (idempotent): before any producer runs."""
+        for subscription in topology(self.topology, settings=self.settings):
+            await self.transport.declare(subscription)
 
     async def run_workers(self) -> None:
         """Every hosted service's worker tasks, supervised, until cancelled."""

@@ -70,6 +70,18 @@ class ServiceSpec:
     periodic: tuple[Periodic, ...] = ()
 
 
+def subscription_of(spec: ServiceSpec, consumer: Consumer, *, settings: Settings) -> Subscription:
+    return Subscription(
+        queue=f"{settings.schema_prefix}{spec.name}.{consumer.name}", bindings=consumer.bindings
+    )
+
+
+def topology(specs: Sequence[ServiceSpec], *, settings: Settings) -> list[Subscription]:
+    """Every consumer queue of these services with its bindings: declared before any of them
+    publishes, so an event for a service deployed later waits in its queue."""
+    return [subscription_of(spec, c, settings=settings) for spec in specs for c in spec.consumers]
+
+
 def supervisor_for(settings: Settings) -> Supervisor:
     return Supervisor(
         restart_seconds=settings.worker_restart_seconds,
@@ -125,10 +137,7 @@ class ServiceRuntime:
         return self.kv.signals(self.wakeup_channel)
 
     def subscription(self, consumer: Consumer) -> Subscription:
-        return Subscription(
-            queue=f"{self.settings.schema_prefix}{self.name}.{consumer.name}",
-            bindings=consumer.bindings,
-        )
+        return subscription_of(self.spec, consumer, settings=self.settings)
 
     async def declare(self) -> None:
         for consumer in self.spec.consumers:

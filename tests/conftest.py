@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from cordon.app import create_app
 from cordon.platform import Platform
 from cordon.services import ALL
+from shared.bus.rabbit import broker_queues
+from shared.service import topology
 from shared.settings import Settings
 
 PG_URL = os.environ.get(
@@ -111,11 +113,11 @@ async def delete_bus_objects(
     connection = await aio_pika.connect(broker_url)
     channel = await connection.channel()
     for queue in queues:
-        for name in [queue, f"{queue}.parking"] + [
-            f"{queue}.retry.{n}" for n in range(1, delivery_limit)
-        ]:
+        for name in broker_queues(queue, delivery_limit=delivery_limit):
             await channel.queue_delete(name)
     if exchange is not None:
+        await channel.queue_delete(f"{exchange}.unrouted")
+        await channel.exchange_delete(f"{exchange}.unrouted")
         await channel.exchange_delete(exchange)
     await connection.close()
 
@@ -143,19 +145,17 @@ async def drop_everything(settings: Settings, queues: list[str]) -> None:
 
         connection = await aio_pika.connect(settings.broker_url)
         channel = await connection.channel()
-        for queue in queues:
+        for queue in [*queues, f"{settings.exchange}.unrouted"]:
             await channel.queue_delete(queue)
+        await channel.exchange_delete(f"{settings.exchange}.unrouted")
         await channel.exchange_delete(settings.exchange)
         await connection.close()
 
 
 def queue_names(platform: Platform) -> list[str]:
     names = []
-    for runtime in platform.runtimes.values():
-        for consumer in runtime.spec.consumers:
-            queue = runtime.subscription(consumer).queue
-            names += [queue, f"{queue}.parking"]
-            names += [f"{queue}.retry.{n}" for n in range(1, platform.settings.delivery_limit)]
+    for subscription in topology(platform.topology, settings=platform.settings):
+        names += broker_queues(subscription.queue, delivery_limit=platform.settings.delivery_limit)
     return names
 
 

@@ -13,7 +13,14 @@ import pytest
 
 from shared.bus.local import LocalTransport
 from shared.bus.rabbit import RabbitTransport
-from shared.bus.transport import Handler, Outgoing, PoisonMessage, Subscription, Transport
+from shared.bus.transport import (
+    UNROUTED,
+    Handler,
+    Outgoing,
+    PoisonMessage,
+    Subscription,
+    Transport,
+)
 from shared.events import Envelope
 from tests.conftest import AMQP_URL, delete_bus_objects, skip_unless_reachable
 from tests.support import eventually
@@ -300,3 +307,93 @@ async def test_ping_answers_while_connected_and_not_after_close(bus: Bus) -> Non
     bus.transport = bus.open()
     await bus.transport.connect()
     assert await bus.transport.ping() is True
+
+
+async def broker_delivery_count(bus: Bus, queue: str) -> int:
+    """RabbitMQ's own count of deliveries of the parked message at the head of ``queue``'s
+    parking (the count a delivery limit drops messages by), looked at once more."""
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        parking = await channel.get_queue(f"{queue}.parking", ensure=False)
+        head = await parking.get(no_ack=False)
+        count = int((head.headers or {}).get("x-delivery-count", 0))  # type: ignore[arg-type]
+        await head.nack(requeue=True)
+        return count
+    finally:
+        await connection.close()
+
+
+async def test_listing_more_often_than_any_delivery_limit_keeps_every_message_and_its_count(
+    bus: Bus,
+) -> None:
+    subscription, sent, _, _ = await park_three(bus)
+    # RabbitMQ 4's quorum queues drop a message requeued 20 times (their default limit).
+    for _ in range(25):
+        listed = await bus.transport.parked(subscription.queue)
+    assert sorted(m.event_id for m in listed) == sorted(m.event_id for m in sent)
+    assert {m.attempts for m in listed} == {1}
+    assert {m.error for m in listed} == {"PoisonMessage: no such household yet"}
+    if bus.kind == "rabbitmq":
+        assert await broker_delivery_count(bus, subscription.queue) == 0
+
+
+async def test_replay_stops_at_its_limit_and_keeps_the_order_of_what_is_left(bus: Bus) -> None:
+    subscription = await bus.queue("logistics.request.*")
+    failing = [True]
+    handled: list[Envelope] = []
+
+    async def handle(envelope: Envelope) -> None:
+        if failing[0]:
+            raise PoisonMessage("no such household yet")
+        handled.append(envelope)
+
+    sent = [message("logistics.request.created", n=n) for n in range(7)]
+    await bus.transport.publish(sent)
+    bus.consume(subscription, handle)
+
+    async def all_parked() -> bool:
+        return len(await bus.transport.parked(subscription.queue)) == 7
+
+    await eventually(all_parked, what="seven parked messages")
+    failing[0] = False
+
+    assert await bus.transport.replay(subscription.queue, limit=3) == 3
+    await eventually(has(handled, 3), what="three replayed messages")
+    left = await bus.transport.parked(subscription.queue)
+    assert len(left) == 4
+    # Named ones beyond the first batch of a filtered replay: the others stay parked.
+    named = [left[1].event_id, left[3].event_id]
+    assert await bus.transport.replay(subscription.queue, event_ids=named, limit=5) == 2
+    await eventually(has(handled, 5), what="the two named messages")
+    rest = await bus.transport.parked(subscription.queue)
+    assert [m.event_id for m in rest] == [left[0].event_id, left[2].event_id]
+    assert {m.attempts for m in rest} == {1}
+    await settle()
+    assert sorted(str(e.id) for e in handled) == sorted(
+        m.event_id for m in sent if m.event_id not in {r.event_id for r in rest}
+    )
+
+
+async def test_an_event_no_queue_is_bound_for_is_kept_and_replayed_once_one_is(bus: Bus) -> None:
+    early = message("logistics.request.created", n=1)
+    nobody = message("notify.broadcast.sent", n=2)
+    await bus.transport.publish([early, nobody])
+
+    kept = await bus.transport.parked(UNROUTED)
+    assert sorted(m.event_id for m in kept) == sorted([early.event_id, nobody.event_id])
+    assert {m.routing_key for m in kept} == {"logistics.request.created", "notify.broadcast.sent"}
+    assert await bus.transport.depth(UNROUTED) == 2
+
+    subscription = await bus.queue("logistics.request.*")
+    received, handle = collector()
+    bus.consume(subscription, handle)
+    # Both are sent through the routing again; the one still matching nothing comes back.
+    assert await bus.transport.replay(UNROUTED) == 2
+    await eventually(has(received, 1), what="the kept event in its queue")
+    await settle()
+    assert [str(e.id) for e in received] == [early.event_id]
+    [still] = await bus.transport.parked(UNROUTED)
+    assert still.event_id == nobody.event_id

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 
 from shared.bus.transport import (
+    REPLAY_BATCH,
+    UNROUTED,
     Handler,
     Outgoing,
     ParkedMessage,
@@ -117,24 +119,45 @@ class LocalTransport(Transport):
         now = time.time()
         async with self._database.session() as session, session.begin():
             routes = (await session.execute(select(bindings.c.queue, bindings.c.pattern))).all()
-            rows: list[dict[str, Any]] = [
-                {
-                    "queue": queue,
-                    "event_id": message.event_id,
-                    "routing_key": message.routing_key,
-                    "body": message.body,
-                    "attempt": 1,
-                    "available_at": now,
-                    "parked": False,
-                    "error": "",
-                }
+            rows = [
+                _row(message, queue=queue, now=now)
                 for message in batch
-                for queue in _queues_for(routes, message.routing_key)
+                for queue in _queues_for(routes, message.routing_key) or {UNROUTED}
             ]
             if rows:
                 await session.execute(messages.insert(), rows)
         for queue in {str(row["queue"]) for row in rows}:
             self._wakeups[queue].set()
+
+    async def _route_unrouted(
+        self, *, event_ids: Collection[str] | None, limit: int, after: int
+    ) -> tuple[int, int | None]:
+        """Route up to ``limit`` kept events after row ``after`` again, by the bindings of now
+        (those still unmatched stay, as on RabbitMQ they come back); return how many were
+        routed again, and the last row looked at."""
+        condition = (messages.c.queue == UNROUTED) & (messages.c.id > after)
+        if event_ids is not None:
+            condition &= messages.c.event_id.in_(list(event_ids))
+        async with self._database.session() as session, session.begin():
+            routes = (await session.execute(select(bindings.c.queue, bindings.c.pattern))).all()
+            kept = (
+                await session.execute(
+                    select(messages).where(condition).order_by(messages.c.id).limit(limit)
+                )
+            ).all()
+            now, routed, rows = time.time(), [], []
+            for row in kept:
+                queues = _queues_for(routes, row.routing_key)
+                if queues:
+                    routed.append(row.id)
+                    outgoing = Outgoing(row.event_id, row.routing_key, row.body)
+                    rows += [_row(outgoing, queue=q, now=now) for q in queues]
+            if rows:
+                await session.execute(messages.insert(), rows)
+                await session.execute(delete(messages).where(messages.c.id.in_(routed)))
+        for queue in {str(row["queue"]) for row in rows}:
+            self._wakeups[queue].set()
+        return len(kept), (kept[-1].id if kept else None)
 
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         wakeup = self._wakeups[subscription.queue]
@@ -223,14 +246,38 @@ class LocalTransport(Transport):
             for row in rows
         ]
 
-    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+    async def replay(
+        self, queue: str, *, event_ids: Collection[str] | None = None, limit: int | None = None
+    ) -> int:
+        replayed, after = 0, 0
+        while limit is None or replayed < limit:
+            batch = REPLAY_BATCH if limit is None else min(REPLAY_BATCH, limit - replayed)
+            if queue == UNROUTED:
+                moved, last = await self._route_unrouted(
+                    event_ids=event_ids, limit=batch, after=after
+                )
+                if last is None:
+                    break
+                after = last
+            else:
+                moved = await self._replay_batch(queue, event_ids=event_ids, limit=batch)
+                if moved < batch:
+                    replayed += moved
+                    break
+            replayed += moved
+        return replayed
+
+    async def _replay_batch(
+        self, queue: str, *, event_ids: Collection[str] | None, limit: int
+    ) -> int:
         condition = (messages.c.queue == queue) & messages.c.parked.is_(True)
         if event_ids is not None:
             condition &= messages.c.event_id.in_(list(event_ids))
+        chosen = select(messages.c.id).where(condition).order_by(messages.c.id).limit(limit)
         async with self._database.session() as session, session.begin():
             result = await session.execute(
                 update(messages)
-                .where(condition)
+                .where(messages.c.id.in_(chosen.scalar_subquery()))
                 .values(parked=False, attempt=1, available_at=time.time(), error="")
             )
         self._wakeups[queue].set()
@@ -241,13 +288,27 @@ class LocalTransport(Transport):
             count = await session.scalar(
                 select(func.count())
                 .select_from(messages)
-                .where(messages.c.queue == queue, messages.c.parked.is_(False))
+                .where(messages.c.queue == queue, messages.c.parked.is_(queue == UNROUTED))
             )
         return int(count or 0)
 
     async def queues(self) -> list[str]:
         async with self._database.session() as session:
             return list((await session.scalars(select(bindings.c.queue).distinct())).all())
+
+
+def _row(message: Outgoing, *, queue: str, now: float) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "event_id": message.event_id,
+        "routing_key": message.routing_key,
+        "body": message.body,
+        "attempt": 1,
+        "available_at": now,
+        # Unrouted events wait for an operator like parked ones; no consumer takes them.
+        "parked": queue == UNROUTED,
+        "error": "no queue was bound for its routing key" if queue == UNROUTED else "",
+    }
 
 
 def _queues_for(routes: Sequence[tuple[str, str]], routing_key: str) -> set[str]:

@@ -1,13 +1,28 @@
-"""RabbitMQ transport (aio-pika): a topic exchange, quorum queues with an explicit delivery
-limit and at-least-once dead-lettering, one delay queue per retry step, and a parking queue.
+"""RabbitMQ transport (aio-pika): a topic exchange, quorum queues with at-least-once
+dead-lettering, one delay queue per retry step, a parking queue, and an alternate exchange
+that keeps events no queue is bound for.
+
+Queue arguments are fixed when a queue is first declared, and RabbitMQ refuses a declaration
+with other ones (PRECONDITION_FAILED). So the arguments hold only what never changes, and what
+operators tune travels with the messages: the number of tries (``CORDON_DELIVERY_LIMIT``) is a
+header counted by the consumer, the retry delay a per-message expiration.
 
 For a consumer queue ``Q``:
-- ``Q``: quorum; a message redelivered more than ``delivery_limit`` times (a consumer that
-  keeps crashing on it) is dead-lettered, at least once, to ``Q.parking``;
-- ``Q.retry.N``: quorum with a message TTL of ``backoff(N)``; expired messages return to ``Q``;
-- ``Q.parking``: where failed messages wait for an operator's replay.
+- ``Q``: quorum; a message redelivered more than ``REDELIVERY_LIMIT`` times without being
+  settled (a consumer process that keeps dying on it) is dead-lettered, at least once, to
+  ``Q.parking``. A handler's failures are counted apart, in the ``x-cordon-attempt`` header;
+- ``Q.backoff.N``: quorum; a message waits there for its own expiration (``backoff(N)``),
+  then returns to ``Q``. (Versions before kept the delay in the argument of ``Q.retry.N``
+  queues; those drain into ``Q`` all the same and can be deleted once empty.)
+- ``Q.parking``: classic, so that an operator's listing (get, then requeue) counts toward no
+  delivery limit; failed messages wait there for a replay.
+For the exchange ``E``: ``E.unrouted`` (a fanout exchange, the alternate exchange of ``E``, and
+a classic queue of the same name) keeps every event that matched no binding, listed and
+replayed like a parking queue (``UNROUTED``).
 A handler's failure republishes the message to the next retry step (or to parking) with
 confirms, and only then acks it: a crash in between can only duplicate, which the inbox absorbs.
+A queue declared earlier with other arguments is left as it is, with a warning: what differs
+there is never a tuned value.
 """
 
 import asyncio
@@ -24,9 +39,11 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
 from shared.bus.transport import (
+    REPLAY_BATCH,
+    UNROUTED,
     Handler,
     Outgoing,
     ParkedMessage,
@@ -49,10 +66,18 @@ ROUTING_KEY = "x-cordon-routing-key"
 BROKER_ERRORS: tuple[type[BaseException], ...] = CONNECTION_EXCEPTIONS
 # In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
 PUBLISH_WINDOW = 256
+# Deliveries of one message left unsettled (the consumer's connection or process died holding
+# it) before the broker parks it: a message that crashes the process is not tried for ever.
+# Fixed, since it is a queue argument; it is not the handler's budget of tries.
+REDELIVERY_LIMIT = 20
 
 
 def _quorum(**extra: Any) -> dict[str, Any]:
     return {"x-queue-type": "quorum", **extra}
+
+
+def _classic() -> dict[str, Any]:
+    return {"x-queue-type": "classic"}
 
 
 def _dead_letter_to(queue: str) -> dict[str, Any]:
@@ -86,12 +111,39 @@ class RabbitTransport(Transport):
         self._exchange: AbstractExchange | None = None
         self._publish_lock = asyncio.Lock()
 
+    @property
+    def unrouted_queue(self) -> str:
+        return f"{self._exchange_name}.unrouted"
+
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await self._channel.declare_exchange(
-            self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        await self._declare_exchanges()
+        self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=False)
+
+    async def _declare_exchanges(self) -> None:
+        unrouted = self.unrouted_queue
+        async with self._scratch_channel() as channel:
+            fallback = await channel.declare_exchange(
+                unrouted, aio_pika.ExchangeType.FANOUT, durable=True
+            )
+            queue = await channel.declare_queue(unrouted, durable=True, arguments=_classic())
+            await queue.bind(fallback)
+        try:
+            async with self._scratch_channel() as channel:
+                await channel.declare_exchange(
+                    self._exchange_name,
+                    aio_pika.ExchangeType.TOPIC,
+                    durable=True,
+                    arguments={"alternate-exchange": unrouted},
+                )
+        except ChannelPreconditionFailed:
+            log.warning(
+                "exchange %s was declared without the alternate exchange %s: events no queue "
+                "is bound for are dropped there until it is recreated",
+                self._exchange_name,
+                unrouted,
+            )
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -150,24 +202,30 @@ class RabbitTransport(Transport):
 
     async def declare(self, subscription: Subscription) -> None:
         queue = subscription.queue
-        channel = self.channel
-        await channel.declare_queue(f"{queue}.parking", durable=True, arguments=_quorum())
+        await self._ensure_queue(f"{queue}.parking", _classic())
         for step in range(1, self.delivery_limit):
-            ttl_ms = int(backoff_seconds(step, self._retry_base) * 1000)
-            await channel.declare_queue(
-                f"{queue}.retry.{step}",
-                durable=True,
-                arguments=_quorum(**{"x-message-ttl": ttl_ms}, **_dead_letter_to(queue)),
-            )
-        main = await channel.declare_queue(
+            await self._ensure_queue(backoff_queue(queue, step), _quorum(**_dead_letter_to(queue)))
+        await self._ensure_queue(
             queue,
-            durable=True,
-            arguments=_quorum(
-                **{"x-delivery-limit": self.delivery_limit}, **_dead_letter_to(f"{queue}.parking")
+            _quorum(
+                **{"x-delivery-limit": REDELIVERY_LIMIT}, **_dead_letter_to(f"{queue}.parking")
             ),
         )
-        for pattern in subscription.bindings:
-            await main.bind(self.exchange, routing_key=pattern)
+        async with self._scratch_channel() as channel:
+            main = await channel.get_queue(queue, ensure=False)
+            for pattern in subscription.bindings:
+                await main.bind(self._exchange_name, routing_key=pattern)
+
+    async def _ensure_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        """Declare ``name`` with ``arguments``; one that exists with other arguments (declared
+        by an older version) is left as it is, with a warning."""
+        try:
+            async with self._scratch_channel() as channel:
+                await channel.declare_queue(name, durable=True, arguments=arguments)
+        except ChannelPreconditionFailed as exc:
+            log.warning(
+                "queue %s keeps the arguments it was declared with: %s", name, describe_error(exc)
+            )
 
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         if self._connection is None:
@@ -243,66 +301,102 @@ class RabbitTransport(Transport):
             "parked" if park else "will retry",
             exc_info=failure,
         )
-        target = f"{queue}.parking" if park else f"{queue}.retry.{attempt}"
+        target = f"{queue}.parking" if park else backoff_queue(queue, attempt)
         headers = {ATTEMPT: attempt if park else attempt + 1, ERROR: describe_error(failure)}
-        await channel.default_exchange.publish(
-            _message(
-                message.body,
-                event_id=message.message_id or "",
-                routing_key=_routing_key(message),
-                headers=headers,
-            ),
-            routing_key=target,
+        retry = _message(
+            message.body,
+            event_id=message.message_id or "",
+            routing_key=_routing_key(message),
+            headers=headers,
         )
+        if not park:
+            # The delay rides on the message, so a changed retry base applies at once.
+            retry.expiration = backoff_seconds(attempt, self._retry_base)
+        async with asyncio.timeout(self._publish_timeout):
+            await channel.default_exchange.publish(retry, routing_key=target)
+
+    def _parking_of(self, queue: str) -> str:
+        return self.unrouted_queue if queue == UNROUTED else f"{queue}.parking"
 
     async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]:
-        async with self._parking(queue) as parking:
+        # Read-only: the messages are got and requeued in their place (a classic queue counts
+        # no deliveries, so listing never brings one nearer to a delivery limit).
+        async with self._scratch_channel() as channel:
+            parking = await channel.get_queue(self._parking_of(queue), ensure=False)
             taken = await _take(parking, limit)
-            listed = [_parked(queue, m) for m in taken]
-            for message in taken:
-                await message.nack(requeue=True)
-        return listed
+            if taken:
+                await taken[-1].nack(multiple=True, requeue=True)
+        return [_parked(queue, m) for m in taken]
 
-    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+    async def replay(
+        self, queue: str, *, event_ids: Collection[str] | None = None, limit: int | None = None
+    ) -> int:
+        source = self._parking_of(queue)
         replayed = 0
-        async with self._parking(queue) as parking:
-            for message in await _take(parking, limit=1_000_000):
-                if event_ids is not None and message.message_id not in event_ids:
-                    await message.nack(requeue=True)
-                    continue
-                routing_key = _routing_key(message)
-                await self.channel.default_exchange.publish(
-                    _message(
-                        message.body, event_id=message.message_id or "", routing_key=routing_key
-                    ),
-                    routing_key=queue,
-                )
-                await message.ack()
-                replayed += 1
+        async with self._scratch_channel(confirms=True) as channel:
+            parking = await channel.declare_queue(source, passive=True)
+            # Each message present at the start is looked at once: those kept go to the tail.
+            unseen = int(parking.declaration_result.message_count or 0)
+            while unseen > 0 and (limit is None or replayed < limit):
+                batch = await _take(parking, min(REPLAY_BATCH, unseen))
+                if not batch:
+                    break
+                unseen -= len(batch)
+                sends = []
+                for message in batch:
+                    wanted = event_ids is None or message.message_id in event_ids
+                    if wanted and (limit is None or replayed < limit):
+                        replayed += 1
+                        sends.append(self._send_back(channel, queue, message))
+                    else:
+                        sends.append(_keep(channel, source, message))
+                # Confirmed before the batch is acked: a crash between doubles, never loses.
+                async with asyncio.timeout(self._publish_timeout):
+                    await asyncio.gather(*sends)
+                await batch[-1].ack(multiple=True)
         return replayed
 
+    async def _send_back(
+        self, channel: AbstractChannel, queue: str, message: AbstractIncomingMessage
+    ) -> None:
+        routing_key = _routing_key(message)
+        fresh = _message(message.body, event_id=message.message_id or "", routing_key=routing_key)
+        if queue == UNROUTED:
+            # Routed again by the exchange: to the queues bound since, or back to unrouted.
+            exchange = await channel.get_exchange(self._exchange_name, ensure=False)
+            await exchange.publish(fresh, routing_key=routing_key)
+        else:
+            await channel.default_exchange.publish(fresh, routing_key=queue)
+
     @contextlib.asynccontextmanager
-    async def _scratch_channel(self) -> AsyncIterator[AbstractChannel]:
+    async def _scratch_channel(self, *, confirms: bool = False) -> AsyncIterator[AbstractChannel]:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
-        channel = await self._connection.channel()
+        channel = await self._connection.channel(publisher_confirms=confirms)
         try:
             yield channel
         finally:
             if not channel.is_closed:
                 await channel.close()
 
-    @contextlib.asynccontextmanager
-    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
-        async with self._scratch_channel() as channel:
-            yield await channel.get_queue(f"{queue}.parking", ensure=False)
-
     async def depth(self, queue: str) -> int:
         # A fresh channel: a robust channel answers a passive declare of a queue it declared
         # itself from its cache, with the count of the day it was declared.
+        name = self.unrouted_queue if queue == UNROUTED else queue
         async with self._scratch_channel() as channel:
-            declared = await channel.declare_queue(queue, passive=True)
+            declared = await channel.declare_queue(name, passive=True)
         return int(declared.declaration_result.message_count or 0)
+
+
+def backoff_queue(queue: str, step: int) -> str:
+    return f"{queue}.backoff.{step}"
+
+
+def broker_queues(queue: str, *, delivery_limit: int) -> list[str]:
+    """Every broker queue that serves the consumer queue ``queue`` (tools and tests that
+    delete them)."""
+    steps = range(1, delivery_limit)
+    return [queue, f"{queue}.parking", *(backoff_queue(queue, step) for step in steps)]
 
 
 def _message(
@@ -315,6 +409,18 @@ def _message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         headers={ROUTING_KEY: routing_key, **(headers or {})},
     )
+
+
+async def _keep(channel: AbstractChannel, queue: str, message: AbstractIncomingMessage) -> None:
+    """Put a message back at the tail of its parking queue as it was (headers and all)."""
+    kept = aio_pika.Message(
+        message.body,
+        message_id=message.message_id,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        headers=dict(message.headers or {}),
+    )
+    await channel.default_exchange.publish(kept, routing_key=queue)
 
 
 async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessage]:
