@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cordon.platform import Platform
+from shared.bus.transport import UNROUTED
 from shared.http import RequestContextMiddleware, install_problem_handlers
 from shared.observability import QUEUE_DEPTH
 
@@ -88,4 +89,7 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
                 queue = runtime.subscription(consumer).queue
                 with contextlib.suppress(Exception):
                     QUEUE_DEPTH.labels(queue, "ready").set(await platform.transport.depth(queue))
+        with contextlib.suppress(Exception):
+            # Events that matched no queue: kept, but nobody acts on them until replayed.
+            QUEUE_DEPTH.labels(UNROUTED, UNROUTED).set(await platform.transport.depth(UNROUTED))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
