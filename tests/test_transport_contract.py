@@ -226,8 +226,10 @@ async def test_a_poison_message_is_parked_at_once(bus: Bus) -> None:
     assert held[unreadable.event_id].routing_key == "registry.resident.updated"
 
 
-async def park_three(bus: Bus) -> tuple[Subscription, list[Outgoing], list[Envelope], list[bool]]:
-    """Three messages parked by a handler that fails while ``failing[0]`` holds."""
+async def park(
+    bus: Bus, count: int = 3
+) -> tuple[Subscription, list[Outgoing], list[Envelope], list[bool]]:
+    """``count`` messages parked by a handler that fails while ``failing[0]`` holds."""
     subscription = await bus.queue("logistics.request.*")
     failing = [True]
     handled: list[Envelope] = []
@@ -237,19 +239,19 @@ async def park_three(bus: Bus) -> tuple[Subscription, list[Outgoing], list[Envel
             raise PoisonMessage("no such household yet")
         handled.append(envelope)
 
-    sent = [message("logistics.request.created", n=n) for n in range(3)]
+    sent = [message("logistics.request.created", n=n) for n in range(count)]
     await bus.transport.publish(sent)
     bus.consume(subscription, handle)
 
     async def all_parked() -> bool:
-        return len(await bus.transport.parked(subscription.queue)) == 3
+        return len(await bus.transport.parked(subscription.queue)) == count
 
-    await eventually(all_parked, what="three parked messages")
+    await eventually(all_parked, what=f"{count} parked messages")
     return subscription, sent, handled, failing
 
 
 async def test_listing_parked_messages_leaves_them_parked(bus: Bus) -> None:
-    subscription, sent, handled, _ = await park_three(bus)
+    subscription, sent, handled, _ = await park(bus)
 
     first = await bus.transport.parked(subscription.queue)
     again = await bus.transport.parked(subscription.queue)
@@ -265,7 +267,7 @@ async def test_listing_parked_messages_leaves_them_parked(bus: Bus) -> None:
 
 
 async def test_replay_by_event_id_then_all_sends_back_and_the_handler_succeeds(bus: Bus) -> None:
-    subscription, sent, handled, failing = await park_three(bus)
+    subscription, sent, handled, failing = await park(bus)
     failing[0] = False
 
     assert await bus.transport.replay(subscription.queue, event_ids=[sent[1].event_id]) == 1
@@ -329,7 +331,7 @@ async def broker_delivery_count(bus: Bus, queue: str) -> int:
 async def test_listing_more_often_than_any_delivery_limit_keeps_every_message_and_its_count(
     bus: Bus,
 ) -> None:
-    subscription, sent, _, _ = await park_three(bus)
+    subscription, sent, _, _ = await park(bus)
     # RabbitMQ 4's quorum queues drop a message requeued 20 times (their default limit).
     for _ in range(25):
         listed = await bus.transport.parked(subscription.queue)
@@ -341,23 +343,7 @@ async def test_listing_more_often_than_any_delivery_limit_keeps_every_message_an
 
 
 async def test_replay_stops_at_its_limit_and_keeps_the_order_of_what_is_left(bus: Bus) -> None:
-    subscription = await bus.queue("logistics.request.*")
-    failing = [True]
-    handled: list[Envelope] = []
-
-    async def handle(envelope: Envelope) -> None:
-        if failing[0]:
-            raise PoisonMessage("no such household yet")
-        handled.append(envelope)
-
-    sent = [message("logistics.request.created", n=n) for n in range(7)]
-    await bus.transport.publish(sent)
-    bus.consume(subscription, handle)
-
-    async def all_parked() -> bool:
-        return len(await bus.transport.parked(subscription.queue)) == 7
-
-    await eventually(all_parked, what="seven parked messages")
+    subscription, sent, handled, failing = await park(bus, 7)
     failing[0] = False
 
     assert await bus.transport.replay(subscription.queue, limit=3) == 3
