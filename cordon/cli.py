@@ -219,6 +219,7 @@ def list_dead_letters(
     as often as you like changes nothing."""
 
     async def work(platform: Platform) -> None:
+        _known_queue(platform, queue)
         parked = await platform.transport.parked(queue, limit=limit)
         if not parked:
             typer.echo(f"no parked messages on {queue}")
@@ -241,11 +242,21 @@ def replay_dead_letters(
     exchange), in batches, at most --limit of them."""
 
     async def work(platform: Platform) -> None:
+        _known_queue(platform, queue)
         count = await platform.transport.replay(queue, event_ids=event_id or None, limit=limit)
         more = "; the limit was reached: run it again for more" if count == limit else ""
         typer.echo(f"replayed {count} message(s) to {queue}{more}")
 
     _with_platform([], work, migrate=False)
+
+
+def _known_queue(platform: Platform, queue: str) -> None:
+    known = [s.queue for s in topology(platform.topology, settings=platform.settings)]
+    if queue not in [*known, UNROUTED]:
+        raise typer.BadParameter(
+            f"no queue {queue!r}; the queues are {', '.join([*known, UNROUTED])}",
+            param_hint="--queue",
+        )
 
 
 @app.command("events-doc")
