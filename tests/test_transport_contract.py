@@ -349,7 +349,7 @@ async def test_replay_stops_at_its_limit_and_keeps_the_order_of_what_is_left(bus
     assert await bus.transport.replay(subscription.queue, limit=3) == 3
     await eventually(has(handled, 3), what="three replayed messages")
     left = await bus.transport.parked(subscription.queue)
-    assert len(left) == 4
+    assert [m.event_id for m in left] == [m.event_id for m in sent[3:]]
     # Named ones beyond the first batch of a filtered replay: the others stay parked.
     named = [left[1].event_id, left[3].event_id]
     assert await bus.transport.replay(subscription.queue, event_ids=named, limit=5) == 2

@@ -338,7 +338,10 @@ class RabbitTransport(Transport):
             # Each message present at the start is looked at once: those kept go to the tail.
             unseen = int(parking.declaration_result.message_count or 0)
             while unseen > 0 and (limit is None or replayed < limit):
-                batch = await _take(parking, min(REPLAY_BATCH, unseen))
+                size = min(REPLAY_BATCH, unseen)
+                if limit is not None and event_ids is None:
+                    size = min(size, limit - replayed)  # take no more than will be sent
+                batch = await _take(parking, size)
                 if not batch:
                     break
                 unseen -= len(batch)
