@@ -4,8 +4,10 @@ its own and reports its liveness to ``/readyz`` and ``/metrics``.
 """
 
 import asyncio
+import errno
 import logging
 import random
+import socket
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -26,7 +28,9 @@ T = TypeVar("T")
 # The database, the broker or the key-value store out of reach, overloaded or restarting:
 # the same work succeeds once they are back. A handler's own failure is none of these.
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, unreachable; TimeoutError and ConnectionError are OSErrors
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,
+    socket.gaierror,  # a host name that does not resolve while its container is down
     TransportError,
     # Not aio-pika's CONNECTION_EXCEPTIONS: it holds RuntimeError, which any handler may raise.
     AMQPConnectionError,
@@ -43,6 +47,17 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
 )
 _SQLITE_TRANSIENT = ("database is locked", "disk i/o error", "unable to open database")
+# Other OSErrors of the network (a missing file or a refused permission is no outage).
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -51,13 +66,20 @@ def is_transient(exc: BaseException) -> bool:
     for cause in _causes(exc):
         if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
             return True
-        if isinstance(cause, _TRANSIENT):
+        if isinstance(cause, _TRANSIENT) or _network_error(cause):
             return True
         if isinstance(cause, sqlite3.OperationalError) and str(cause).lower().startswith(
             _SQLITE_TRANSIENT
         ):
             return True
     return False
+
+
+def _network_error(exc: BaseException) -> bool:
+    if not isinstance(exc, OSError):
+        return False
+    # asyncio's connect to a name with several addresses raises one plain OSError for all.
+    return exc.errno in _NETWORK_ERRNOS or str(exc).startswith("Multiple exceptions: ")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -1,5 +1,7 @@
 """Which failures wait for the infrastructure, and back-off that stays capped for ever."""
 
+import errno
+import socket
 import sqlite3
 
 import asyncpg
@@ -27,6 +29,9 @@ def wrapped(driver_error: Exception) -> DBAPIError:
     [
         ConnectionRefusedError(111, "refused"),
         TimeoutError(),
+        OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), ..."),
+        OSError(errno.EHOSTUNREACH, "No route to host"),
+        socket.gaierror(-2, "Name or service not known"),
         PoolTimeout("QueuePool limit of size 10 overflow 10 reached"),
         TransportError("broker unreachable"),
         wrapped(asyncpg.exceptions.ConnectionDoesNotExistError("closed mid-operation")),
@@ -46,6 +51,8 @@ def test_infrastructure_failures_are_transient(failure: Exception) -> None:
         RuntimeError("the handler failed"),
         ValueError("bad payload"),
         KeyError("zone"),
+        FileNotFoundError(errno.ENOENT, "templates/sealed.txt"),
+        PermissionError(errno.EACCES, "exports/"),
         IntegrityError("INSERT", None, sqlite3.IntegrityError("UNIQUE constraint failed")),
         wrapped(asyncpg.exceptions.UniqueViolationError("duplicate key")),
         OperationalError("SELECT", None, sqlite3.OperationalError("no such table: zones")),
