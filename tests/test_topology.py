@@ -179,3 +179,8 @@ async def test_queues_an_older_version_declared_are_kept_not_refused(
         assert len(tries) == settings.delivery_limit
     finally:
         await queue_cleanup(platform, [queue])
+        connection = await aio_pika.connect(settings.broker_url)
+        channel = await connection.channel()
+        for step in range(1, settings.delivery_limit):
+            await channel.queue_delete(f"{queue}.retry.{step}")  # the old names
+        await connection.close()
