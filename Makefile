@@ -27,15 +27,18 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/cordon events-doc --check
+	$(BIN)/cordon ledger-doc --check
 	$(BIN)/pytest -q
 
 events-doc: $(STAMP)
 	$(BIN)/cordon events-doc
+	$(BIN)/cordon ledger-doc
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.testing_coverage
 	$(BIN)/python -m bench.testing_results
 	$(BIN)/python -m bench.import_residents
+	$(BIN)/python -m bench.bus
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

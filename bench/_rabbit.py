@@ -3,7 +3,8 @@
 import aio_pika
 
 from cordon.platform import Platform
-from shared.bus.rabbit import broker_queues
+from shared.bus.lanes import urgent_lane
+from shared.bus.rabbit import queue_objects
 from shared.service import topology
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -19,10 +20,14 @@ async def delete_declared(platform: Platform) -> None:
     try:
         channel = await connection.channel()
         for subscription in topology(platform.topology, settings=settings):
-            for name in broker_queues(subscription.queue, delivery_limit=settings.delivery_limit):
+            for name in queue_objects(subscription.queue, delivery_limit=settings.delivery_limit):
                 await channel.queue_delete(name)
         await channel.queue_delete(f"{settings.exchange}.unrouted")
-        await channel.exchange_delete(f"{settings.exchange}.unrouted")
-        await channel.exchange_delete(settings.exchange)
+        for exchange in (
+            settings.exchange,
+            urgent_lane(settings.exchange),
+            f"{settings.exchange}.unrouted",
+        ):
+            await channel.exchange_delete(exchange)
     finally:
         await connection.close()

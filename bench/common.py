@@ -79,25 +79,28 @@ def unique_prefix(name: str) -> str:
     return f"bench_{name}_{uuid.uuid4().hex[:8]}_"
 
 
-def pg_settings(prefix: str, *, data_dir: Path) -> Settings:
+def pg_settings(prefix: str, *, data_dir: Path, broker_url: str | None = None) -> Settings:
+    """PostgreSQL, and RabbitMQ when ``broker_url`` is given (an exchange of the prefix's)."""
     return Settings(
         database_url=database_url(),
         schema_prefix=prefix,
         data_dir=data_dir,
         secret_key="bench-secret-" + "x" * 40,
         log_json=False,
+        broker_url=broker_url,
+        exchange=f"{prefix}events",
     )
 
 
 @asynccontextmanager
 async def pg_platform(
-    services: Sequence[str], *, prefix: str, owner: bool = True
+    services: Sequence[str], *, prefix: str, owner: bool = True, broker_url: str | None = None
 ) -> AsyncIterator[Platform]:
     """The services on PostgreSQL in schemas named by ``prefix``. The owner migrates them
     and drops them afterwards; a child process measuring the same schemas passes owner=False.
     """
     with tempfile.TemporaryDirectory(prefix="cordon-bench-") as data_dir:
-        settings = pg_settings(prefix, data_dir=Path(data_dir))
+        settings = pg_settings(prefix, data_dir=Path(data_dir), broker_url=broker_url)
         platform = Platform(settings, named(list(services)))
         try:
             await platform.start(migrate=owner)

@@ -7,7 +7,7 @@ endpoint calls) for one compound and for the whole town, and the registration of
 through `cordon serve` on 127.0.0.1: single tubes posted concurrently, then batches.
 Every figure is printed beside the raw infrastructure measured in the same run.
 
-    .venv/bin/python -m bench.testing_coverage [--size 300000] [--tubes 5000]
+    .venv/bin/python -m bench.testing_coverage [--size 300000] [--tubes 12000] [--seconds 8]
 
 Goals (issue 3): a 7,500-resident compound ≤ 50 ms, a 300,000-resident town ≤ 500 ms,
 ≥ 1,000 tubes/s through the API with p99 ≤ 50 ms.
@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
-from bench import _pg, _rabbit
+from bench import _pg, _rabbit, _wrk
 from bench._server import Server, cordon_serve
 from bench._timing import Timings, repeat
 from cordon.platform import Platform
@@ -321,15 +320,15 @@ class Figures:
 
 @dataclass
 class LoadResult:
+    """What wrk measured for one kind of request, and the API process's CPU time meanwhile."""
+
     tubes: int
-    seconds: float
-    latencies: Timings
+    wrk: _wrk.WrkResult
     server_cpu_seconds: float = 0.0
-    client_cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
-        return self.tubes / self.seconds
+        return self.tubes / self.wrk.seconds
 
 
 async def load_town(
@@ -448,46 +447,35 @@ def tube_bodies(members: Sequence[list[str]], prefix: str) -> list[dict[str, Any
     ]
 
 
-async def post_all(
-    client: httpx.AsyncClient,
-    path: str,
-    bodies: Sequence[Any | None],
-    *,
-    concurrency: int,
-    tubes_each: int,
+def load(
     server: Server,
+    path: str,
+    *,
+    bodies: Sequence[dict[str, Any]] = (),
+    tubes_each: int = 1,
+    token: str = "",
+    connections: int,
+    seconds: float,
 ) -> LoadResult:
-    """Post every body (GET the path for None) with `concurrency` requests in flight; each must
-    succeed. Counts the server's CPU time too, a figure the other processes on the machine do
-    not blur."""
-    latencies: list[float] = []
-    queue = iter(bodies)
-
-    async def worker() -> None:
-        for body in queue:
-            started = time.perf_counter()
-            if body is None:
-                response = await client.get(path)
-            else:
-                response = await client.post(path, json=body)
-            latencies.append(time.perf_counter() - started)
-            if response.status_code not in (200, 201):
-                raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
-
-    cpu, own_cpu = server.cpu_seconds(), time.process_time()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    """wrk against the API process: every body posted once (GET without bodies) for at most
+    `seconds`; the API's CPU time counted too, a figure the rest of the machine does not
+    blur."""
+    cpu = server.cpu_seconds()
+    result = _wrk.run(
+        server.base,
+        path,
+        method="POST" if bodies else "GET",
+        bodies=bodies,
+        token=token,
+        connections=connections,
+        seconds=seconds,
+    )
     return LoadResult(
-        len(bodies) * tubes_each,
-        elapsed,
-        Timings(latencies),
-        server_cpu_seconds=server.cpu_seconds() - cpu,
-        client_cpu_seconds=time.process_time() - own_cpu,
+        result.requests * tubes_each, result, server_cpu_seconds=server.cpu_seconds() - cpu
     )
 
 
-async def time_tubes(
+def time_tubes(
     server: Server,
     token: str,
     town: SyntheticTown,
@@ -497,41 +485,39 @@ async def time_tubes(
     concurrency: int,
     batch_size: int,
     batch_concurrency: int,
+    seconds: float,
 ) -> tuple[LoadResult, LoadResult, LoadResult]:
-    """Single tubes with `concurrency` in flight (after a warm-up), then as many tubes in
-    batches of `batch_size`, `batch_concurrency` in flight (a sampling site's client sending
-    what it scanned every few seconds); and the HTTP stack's own ceiling: GET /healthz as often
-    as single tubes, at the same concurrency."""
-    warmup = min(100, tubes // 10)
+    """Single tubes with `concurrency` connections (after a warm-up), then tubes in batches
+    of `batch_size` over `batch_concurrency` connections (a sampling site's client sending what
+    it scanned every few seconds), and the HTTP stack's own ceiling in the same run: GET
+    /healthz at the same concurrency. Each load runs until its `tubes` are posted or
+    `seconds` pass."""
+    warmup = min(500, max(1, tubes // 10))
+    available = len(pools(town, count=len(town.residents)))
+    # Each tube is a new pool of ten: a small town shares its pools between the two loads.
+    tubes = min(tubes, (available - warmup) // 2)
     batches = max(1, tubes // batch_size)
     members = pools(town, count=warmup + tubes + batches * batch_size)
-    single_bodies = tube_bodies(members[: warmup + tubes], "S")
-    batch_bodies = tube_bodies(members[warmup + tubes :], "B")
+    warm_bodies = tube_bodies(members[:warmup], "W")
+    single_bodies = tube_bodies(members[warmup : warmup + tubes], "S")
+    batch_tubes = tube_bodies(members[warmup + tubes :], "B")
+    grouped = [
+        {"tubes": batch_tubes[n : n + batch_size]} for n in range(0, len(batch_tubes), batch_size)
+    ]
     path = f"/v1/rounds/{round_id}/tubes"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=server.base,
-        headers={"Authorization": f"Bearer {token}"},
-        limits=limits,
-        timeout=60,
-        trust_env=False,
-    ) as client:
-        one = {"tubes_each": 1, "server": server, "concurrency": concurrency}
-        await post_all(client, path, single_bodies[:warmup], **one)  # type: ignore[arg-type]
-        single = await post_all(client, path, single_bodies[warmup:], **one)  # type: ignore[arg-type]
-        grouped = [
-            {"tubes": batch_bodies[n : n + batch_size]}
-            for n in range(0, len(batch_bodies), batch_size)
-        ]
-        health = await post_all(client, "/healthz", [None] * tubes, **one)  # type: ignore[arg-type]
-        batch = await post_all(
-            client,
-            f"{path}/batch",
-            grouped,
-            concurrency=batch_concurrency,
-            tubes_each=batch_size,
-            server=server,
-        )
+    one = {"token": token, "connections": concurrency}
+    load(server, path, bodies=warm_bodies, seconds=2, **one)  # type: ignore[arg-type]
+    single = load(server, path, bodies=single_bodies, seconds=seconds, **one)  # type: ignore[arg-type]
+    health = load(server, "/healthz", seconds=seconds, connections=concurrency)
+    batch = load(
+        server,
+        f"{path}/batch",
+        bodies=grouped,
+        tubes_each=batch_size,
+        token=token,
+        connections=batch_concurrency,
+        seconds=seconds,
+    )
     return single, batch, health
 
 
@@ -548,11 +534,12 @@ async def run(
     redis_url: str = "redis://127.0.0.1:6379/0",
     size: int = 300_000,
     compound_size: int = 7_500,
-    tubes: int = 5_000,
+    tubes: int = 12_000,
     repeats: int = 30,
     concurrency: int = 16,
     batch_size: int = 100,
     batch_concurrency: int = 4,
+    seconds: float = 8,
     seed: int = 7,
     report: bool = True,
 ) -> Figures:
@@ -606,7 +593,7 @@ async def run(
             if tubes <= 0:
                 return figures
             with cordon_serve("testing", env=env) as server:
-                figures.single, figures.batch, figures.health = await time_tubes(
+                figures.single, figures.batch, figures.health = time_tubes(
                     server,
                     token,
                     town,
@@ -615,6 +602,7 @@ async def run(
                     concurrency=concurrency,
                     batch_size=batch_size,
                     batch_concurrency=batch_concurrency,
+                    seconds=seconds,
                 )
             figures.raw_round_trips_per_s = await _pg.round_trip_rate(url, concurrency=concurrency)
             figures.sampled_after = await sampled_count(url, schema, open_round)
@@ -643,40 +631,34 @@ def _report_coverage(say: Any, figures: Figures, compound_size: int) -> None:
     )
 
 
-def _verdict(result: LoadResult, *, per_tube: bool) -> str:
-    """The goal: >= 1,000 tubes/s with p99 <= 50 ms per request."""
-    met = result.rate >= 1000 and result.latencies.percentile(99) <= 50
-    return f"[{'ok' if met else 'MISSED'}{'' if per_tube else ', latency per batch'}]"
-
-
 def _report_tubes(
     say: Any, figures: Figures, concurrency: int, batch_size: int, batch_concurrency: int
 ) -> None:
     assert figures.single and figures.batch and figures.health
     single, batch, health = figures.single, figures.batch, figures.health
     say(
-        "\ntube registration through the HTTP API (cordon serve -s testing; goal >= 1,000 "
-        "tubes/s with p99 <= 50 ms); CPU per tube of the API process and of this load "
-        "generator, figures the rest of the machine does not blur:"
+        "\ntube registration through the HTTP API (cordon serve -s testing, load from wrk; "
+        "goals: single tubes >= 1,000/s with p99 <= 50 ms and >= 0.5 of GET /healthz's rate "
+        "in the same run); API CPU per request, a figure the rest of the machine does not blur:"
     )
     rows = (
-        (f"single tubes, {concurrency} in flight", single, _verdict(single, per_tube=True)),
-        (
-            f"batches of {batch_size}, {batch_concurrency} in flight",
-            batch,
-            _verdict(batch, per_tube=False),
-        ),
-        (f"GET /healthz, {concurrency} in flight", health, "(the HTTP stack alone)"),
+        (f"single tubes, {concurrency} connections", single),
+        (f"batches of {batch_size}, {batch_concurrency} connections", batch),
+        (f"GET /healthz, {concurrency} connections", health),
     )
-    for name, result, note in rows:
+    for name, result in rows:
+        requests = max(1, result.wrk.requests)
+        short = "  (bodies ran out: a lower bound)" if result.wrk.spare else ""
         say(
-            f"  {name:28} {result.rate:7,.0f} /s  p50 {result.latencies.percentile(50):6.1f} ms"
-            f"  p99 {result.latencies.percentile(99):6.1f} ms  API CPU "
-            f"{result.server_cpu_seconds / result.tubes * 1000:5.2f} ms  client CPU "
-            f"{result.client_cpu_seconds / result.tubes * 1000:5.2f} ms  {note}"
+            f"  {name:30} {result.rate:7,.0f} tubes/s  {result.wrk.rate:7,.0f} req/s  "
+            f"p50 {result.wrk.p50_ms:6.1f} ms  p99 {result.wrk.p99_ms:6.1f} ms  "
+            f"API CPU {result.server_cpu_seconds / requests * 1000:5.2f} ms/req{short}"
         )
+    ratio = single.wrk.rate / health.wrk.rate
+    met = single.rate >= 1000 and single.wrk.p99_ms <= 50
     say(
-        f"  single tubes reach {single.rate / health.rate:.2f} of GET /healthz's rate and "
+        f"  single tubes: {ratio:.2f} of GET /healthz's rate [{'ok' if ratio >= 0.5 else 'MISSED'}"
+        f" at >= 0.5]; >= 1,000/s with p99 <= 50 ms [{'ok' if met else 'MISSED'}]; "
         f"{single.rate / figures.raw_round_trips_per_s:.3f} of raw asyncpg SELECT 1 round trips "
         f"({figures.raw_round_trips_per_s:,.0f}/s, {concurrency} connections); "
         f"members sampled afterwards: {figures.sampled_after:,}"
@@ -696,11 +678,12 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=300_000)
     parser.add_argument("--compound-size", type=int, default=7_500)
-    parser.add_argument("--tubes", type=int, default=5_000)
+    parser.add_argument("--tubes", type=int, default=12_000)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batch-concurrency", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=8, help="length of each HTTP load")
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -714,6 +697,7 @@ def main() -> None:
             concurrency=args.concurrency,
             batch_size=args.batch_size,
             batch_concurrency=args.batch_concurrency,
+            seconds=args.seconds,
         )
     )
 

@@ -191,7 +191,11 @@ async def run(
             started = time.perf_counter()
             async with runtime.uow(Principal.system("bench")) as uow:
                 upload, _ = await upload_results(
-                    uow, file=io.BytesIO(content), filename="lab.csv", media="csv"
+                    uow,
+                    file=io.BytesIO(content),
+                    filename="lab.csv",
+                    media="csv",
+                    skew=settings.clock_skew,
                 )
                 await uow.commit()
             seconds = time.perf_counter() - started

@@ -3,8 +3,10 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -12,6 +14,7 @@ from cordon.platform import Platform
 from shared.bus.transport import UNROUTED
 from shared.http import RequestContextMiddleware, install_problem_handlers
 from shared.observability import QUEUE_DEPTH
+from shared.settings import Settings
 
 DESCRIPTION = """Cordon runs the operations of an epidemic lockdown: places, households and
 residents, screening rounds, supplies and alerts, for a town office and its compounds.
@@ -20,6 +23,12 @@ Sign in with `POST /v1/auth/token` (OAuth2 password flow) and send the token as 
 Every create accepts an `Idempotency-Key` header: a retry with the same key returns the first
 answer and creates nothing new. Errors are RFC 9457 problem details naming the field or row.
 Lists are cursor-paginated: pass `next_cursor` back as `cursor`."""
+TOKEN_PATH = "/v1/auth/token"
+NO_SIGN_IN_HERE = """
+
+This process does not serve the sign-in: call `POST /v1/auth/token` on the registry or the
+gateway, or start it with `CORDON_TOKEN_URL` set to that URL (and the registry with
+`CORDON_CORS_ORIGINS` naming this origin) so that *Authorize* here signs in there."""
 
 
 def create_app(platform: Platform, *, with_workers: bool, migrate: bool = True) -> FastAPI:
@@ -48,12 +57,43 @@ def create_app(platform: Platform, *, with_workers: bool, migrate: bool = True) 
     app.state.runtimes = platform.runtimes
     app.state.platform = platform
     app.add_middleware(RequestContextMiddleware)
+    if platform.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=platform.settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
     install_problem_handlers(app)
     for runtime in platform.runtimes.values():
         for router in runtime.spec.routers:
             app.include_router(router)
     _add_health(app, platform)
+    _advertise_token_url(app, platform.settings)
     return app
+
+
+def _advertise_token_url(app: FastAPI, settings: Settings) -> None:
+    """Point Authorize in /docs at a sign-in that answers: here when this process serves
+    it, else CORDON_TOKEN_URL (the registry or the gateway)."""
+    serves_sign_in = any(getattr(route, "path", None) == TOKEN_PATH for route in app.routes)
+    if serves_sign_in:
+        return
+    if settings.token_url is None:
+        app.description += NO_SIGN_IN_HERE
+        return
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schemes = schema.get("components", {}).get("securitySchemes", {})
+        for scheme in schemes.values():
+            password = scheme.get("flows", {}).get("password")
+            if password is not None:
+                password["tokenUrl"] = settings.token_url
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_health(app: FastAPI, platform: Platform) -> None:

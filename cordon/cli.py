@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -49,7 +50,7 @@ def _settings() -> Settings:
             named = f"CORDON_{field}: " if field else ""
             typer.echo(f"cordon: refusing to start: {named}{message}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(json_lines=settings.log_json)
+    configure_logging(json_lines=settings.json_logs)
     return settings
 
 
@@ -100,20 +101,45 @@ def run(
 
 @app.command()
 def serve(
-    service: ServicesOpt = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+    service: ServicesOpt = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(help="API processes sharing the port (distributed mode)", min=1)
+    ] = 1,
 ) -> None:
     """Serve the API of one or more services (distributed mode; run `migrate` first)."""
     settings = _settings()
-    platform = Platform(settings, named(service))
     embedded = settings.mode is Mode.embedded
-    uvicorn.run(
-        create_app(platform, with_workers=embedded, migrate=embedded),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-    )
+    if workers > 1 and embedded:
+        # One SQLite writer and an in-process bus: a second process would not see the first.
+        typer.echo("cordon: --workers above 1 needs the distributed mode", err=True)
+        raise typer.Exit(2)
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "proxy_headers": True,
+        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    }
+    if workers == 1:
+        platform = Platform(settings, named(service))
+        app_ = create_app(platform, with_workers=embedded, migrate=embedded)
+        uvicorn.run(app_, **common)
+        return
+    # Each worker process builds its own app (uvicorn imports the factory in every child).
+    os.environ[SERVE_SERVICES] = ",".join(service or [])
+    uvicorn.run("cordon.cli:served_app", factory=True, workers=workers, **common)
+
+
+SERVE_SERVICES = "CORDON_SERVE_SERVICES"
+
+
+def served_app() -> Any:
+    """The API app of the services `cordon serve --workers N` was given, in a worker process."""
+    names = [n for n in os.environ.get(SERVE_SERVICES, "").split(",") if n]
+    platform = Platform(_settings(), named(names or None))
+    return create_app(platform, with_workers=False, migrate=False)
 
 
 @app.command()
@@ -154,10 +180,20 @@ def bootstrap(
     town_code: Annotated[str, typer.Option()],
     town_name: Annotated[str, typer.Option()],
     username: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CORDON_BOOTSTRAP_PASSWORD",
+            help="The operator's password; without it one is made and printed once",
+        ),
+    ] = None,
 ) -> None:
     """Create a town and its first town operator."""
     from services.registry import demo
+
+    # No prompt: scripts and containers have no terminal to answer it.
+    made = password is None
+    secret = secrets.token_urlsafe(12) if password is None else password
 
     async def work(platform: Platform) -> None:
         town_id = await demo.bootstrap_town(
@@ -165,9 +201,11 @@ def bootstrap(
             town_code=town_code,
             town_name=town_name,
             username=username,
-            password=password,
+            password=secret,
         )
         typer.echo(f"town {town_code} created ({town_id}); operator {username}")
+        if made:
+            typer.echo(f"password: {secret}  (made for you; shown once, keep it safe)")
 
     _with_platform(["registry"], work, migrate=True)
 
@@ -265,14 +303,29 @@ def events_doc(
     path: Path = Path("docs/events.md"),
 ) -> None:
     """Write the event catalogue (docs/events.md) from the event contracts."""
-    text = catalogue.render()
+    _write_doc(catalogue.render(), path=path, check=check, command="events-doc")
+
+
+def _write_doc(text: str, *, path: Path, check: bool, command: str) -> None:
+    """Write a generated page, or with ``check`` fail when the one on disk differs."""
     if check:
         if not path.exists() or path.read_text() != text:
-            typer.echo(f"{path} is stale: run `cordon events-doc`", err=True)
+            typer.echo(f"{path} is stale: run `cordon {command}`", err=True)
             raise typer.Exit(1)
         return
     path.write_text(text)
     typer.echo(f"wrote {path}")
+
+
+@app.command("ledger-doc")
+def ledger_doc(
+    check: Annotated[bool, typer.Option(help="Fail if docs/ledger.md is stale")] = False,
+    path: Path = Path("docs/ledger.md"),
+) -> None:
+    """Write the ledger import's guide (docs/ledger.md) from the parser's tables."""
+    from services.registry.ledger import guide
+
+    _write_doc(guide.render(), path=path, check=check, command="ledger-doc")
 
 
 @app.command()

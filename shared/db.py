@@ -1,7 +1,7 @@
 """Databases: one per service (a PostgreSQL schema or a SQLite file), and the kernel's tables.
 
-Every service's metadata gets the same four kernel tables (outbox, inbox, idempotency keys,
-access log) through :func:`define_kernel_tables`, so the outbox row and the business change
+Every service's metadata gets the same kernel tables (outbox, inbox, idempotency keys,
+access log, effects) through :func:`define_kernel_tables`, so the outbox row and the business change
 always live in the same database and commit together.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
     event,
+    false,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -83,6 +85,7 @@ class KernelTables:
     inbox: Table
     idempotency: Table
     access_log: Table
+    effects: Table
 
 
 def define_kernel_tables(metadata: MetaData) -> KernelTables:
@@ -94,6 +97,10 @@ def define_kernel_tables(metadata: MetaData) -> KernelTables:
         Column("routing_key", String(120), nullable=False),
         Column("body", Text, nullable=False),
         Column("created_at", utc_datetime(), nullable=False),
+        # Not published before this time (quiet hours, SLA timers); none: at once.
+        Column("deliver_at", utc_datetime(), nullable=True),
+        # Published to the consumers' urgent lane, ahead of their bulk backlog.
+        Column("urgent", Boolean, nullable=False, server_default=false()),
     )
     inbox = Table(
         "inbox",
@@ -129,7 +136,31 @@ def define_kernel_tables(metadata: MetaData) -> KernelTables:
         Column("correlation_id", String(80), nullable=False),
         Index("ix_access_log_principal_at", "principal_id", "at"),
     )
-    return KernelTables(outbox=outbox, inbox=inbox, idempotency=idempotency, access_log=access_log)
+    return KernelTables(
+        outbox=outbox,
+        inbox=inbox,
+        idempotency=idempotency,
+        access_log=access_log,
+        effects=define_effects_table(metadata),
+    )
+
+
+def define_effects_table(metadata: MetaData) -> Table:
+    """The ledger of external effects (``shared.effects``): one row per idempotency key."""
+    return Table(
+        "effects",
+        metadata,
+        Column("key", String(200), primary_key=True),
+        # pending (being performed) | unknown (outcome to reconcile) | done | failed
+        Column("status", String(20), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        # A pending claim older than this was abandoned (a crash): its outcome is unknown.
+        Column("lease_until", utc_datetime(), nullable=False),
+        Column("result", JSON, nullable=True),
+        Column("error", Text, nullable=False),
+        Column("created_at", utc_datetime(), nullable=False),
+        Column("updated_at", utc_datetime(), nullable=False),
+    )
 
 
 def insert_ignoring_duplicates(table: Table, dialect_name: str) -> Insert:
@@ -166,14 +197,18 @@ class Database:
             engine = create_async_engine(self.url, connect_args={"timeout": 60})
             _serialise_sqlite_writers(engine)
             return engine
+        # The schema in the application name tells an operator whose connection it is.
+        name = f"cordon:{self.schema}"[:63]
         connect_args: dict[str, Any] = {
-            "server_settings": {"search_path": self.schema, "application_name": "cordon"}
+            "server_settings": {"search_path": self.schema, "application_name": name}
         }
+        # No pre-ping: it costs a round trip on every checkout. A connection found dead in
+        # use invalidates the whole pool (SQLAlchemy's disconnect handling), so after a
+        # database restart only the requests then in flight fail, with a 503 to retry.
         return create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
             connect_args=connect_args,
         )
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,6 +95,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    async def on_lost_database(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DBAPIError)
+        if not exc.connection_invalidated:
+            return await on_unexpected(request, exc)
+        # The connection died under the request (a database restart): its transaction is
+        # gone and the pool reconnects, so the same request can simply be sent again.
+        log.warning("database connection lost on %s %s", request.method, request.url.path)
+        return problem_response(
+            status=503,
+            title="Service Unavailable",
+            detail="the database connection was lost; nothing was saved, send it again",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -107,6 +122,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_lost_database)
     app.add_exception_handler(Exception, on_unexpected)
 
 

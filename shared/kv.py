@@ -1,6 +1,7 @@
 """What Redis does for Cordon, behind one small port: counters with a time window (login
-throttling) and wake-up signals across processes (a commit tells the relay to publish now).
-The embedded mode uses the in-memory stand-in; both pass the same contract tests."""
+throttling, daily caps), token buckets (rate limits shared by every worker replica) and
+wake-up signals across processes (a commit tells the relay to publish now). The embedded
+mode uses the in-memory stand-in; both pass the same contract tests."""
 
 import asyncio
 import contextlib
@@ -24,6 +25,12 @@ class KeyValue(ABC):
         """Count one hit on ``key`` and return the hits within the current window."""
 
     @abstractmethod
+    async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
+        """Token bucket ``key`` (refilled at ``rate`` tokens a second, holding at most
+        ``burst``; full when new): take ``cost`` tokens and return 0, or take nothing and
+        return the seconds until they would be there. Atomic across every client."""
+
+    @abstractmethod
     async def reset(self, key: str) -> None: ...
 
     @abstractmethod
@@ -44,6 +51,7 @@ class KeyValue(ABC):
 class MemoryKeyValue(KeyValue):
     def __init__(self) -> None:
         self._counters: dict[str, tuple[float, int]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
         self._listeners: dict[str, set[asyncio.Queue[None]]] = defaultdict(set)
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
@@ -54,8 +62,17 @@ class MemoryKeyValue(KeyValue):
         self._counters[key] = (started, count + 1)
         return count + 1
 
+    async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        wait = 0.0 if tokens >= cost else (cost - tokens) / rate
+        self._buckets[key] = (tokens - cost if wait == 0 else tokens, now)
+        return wait
+
     async def reset(self, key: str) -> None:
         self._counters.pop(key, None)
+        self._buckets.pop(key, None)
 
     async def signal(self, channel: str) -> None:
         for queue in self._listeners[channel]:
@@ -76,12 +93,32 @@ class MemoryKeyValue(KeyValue):
         return True
 
 
+# The token bucket in one script, so that replicas sharing the bucket never both take the
+# last token; the clock is Redis's own, so replicas' clocks don't matter. The wait travels
+# as a string: Redis would truncate a Lua number to an integer.
+TAKE_SCRIPT = """
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(state[1]), tonumber(state[2])
+if tokens == nil then tokens, at = burst, now end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= cost then tokens = tokens - cost else wait = (cost - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
 class RedisKeyValue(KeyValue):
     """Keys and channels live under ``namespace``, so deployments sharing a Redis don't mix."""
 
     def __init__(self, url: str, *, namespace: str = "") -> None:
         self._redis = aioredis.from_url(url)
         self._ns = namespace
+        self._take = self._redis.register_script(TAKE_SCRIPT)
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -89,6 +126,10 @@ class RedisKeyValue(KeyValue):
             pipe.expire(self._ns + key, window_seconds, nx=True)
             count, _ = await pipe.execute()
         return int(count)
+
+    async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
+        wait = await self._take(keys=[self._ns + key], args=[rate, burst, cost])
+        return float(wait)
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._ns + key)

@@ -5,11 +5,12 @@ in its own PostgreSQL schema (or SQLite file). The service's ``env.py`` calls
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, text
 
-from shared.db import Database
+from shared.db import Database, UtcDateTime
 
 
 def _config(location: Path, connection: Connection | None = None) -> Config:
@@ -66,3 +67,31 @@ def store_outbox_uncompressed(*, undo: bool = False) -> None:
     if op.get_bind().dialect.name == "postgresql":
         storage = "EXTENDED" if undo else "EXTERNAL"
         op.execute(f"ALTER TABLE outbox ALTER COLUMN body SET STORAGE {storage}")
+
+
+def add_effects_and_scheduling(*, undo: bool = False) -> None:
+    """For a service's migration: the outbox's ``deliver_at`` and ``urgent`` columns and the
+    ``effects`` ledger (kernel tables, the same in every service)."""
+    if undo:
+        op.drop_table("effects")
+        with op.batch_alter_table("outbox") as batch:
+            batch.drop_column("urgent")
+            batch.drop_column("deliver_at")
+        return
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("deliver_at", UtcDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.create_table(
+        "effects",
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("lease_until", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_effects")),
+    )

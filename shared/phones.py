@@ -1,6 +1,7 @@
 """Phone numbers, kept in E.164 form everywhere (residents, contacts, notification targets)."""
 
 import re
+import unicodedata
 
 import phonenumbers
 
@@ -12,6 +13,9 @@ class InvalidPhone(ValueError):
 # Mainland mobiles are most of a ledger; this keeps phonenumbers off the hot path.
 _MAINLAND_MOBILE = re.compile(r"(?:(?:\+|00)?86[ -]*)?(1[3-9][0-9])[ -]*([0-9]{4})[ -]*([0-9]{4})")
 _MOBILE_PREFIXES = frozenset(f"1{digit}" for digit in range(3, 10))
+# What a written number may hold besides its digits. phonenumbers alone would read keypad
+# letters as digits ("1381234abcd") and drop text around a number ("abc13812345678").
+_PHONE_CHARACTERS = re.compile(r"\+?[0-9 ()./-]+", re.ASCII)
 
 
 def normalize_phone(value: str) -> str:
@@ -22,6 +26,11 @@ def normalize_phone(value: str) -> str:
     match = _MAINLAND_MOBILE.fullmatch(text)
     if match is not None:
         return "+86" + "".join(match.groups())
+    # Full-width digits and signs, as Chinese input methods type them, are the ASCII ones.
+    if not _PHONE_CHARACTERS.fullmatch(unicodedata.normalize("NFKC", text)):
+        raise InvalidPhone(
+            f"phone number {text!r} is not a valid number: only digits, spaces and + - ( ) . /"
+        )
     try:
         parsed = phonenumbers.parse(text, "CN")
     except phonenumbers.NumberParseException:

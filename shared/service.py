@@ -17,8 +17,9 @@ from sqlalchemy import MetaData, func, select
 
 from shared.auth import Principal
 from shared.bus.outbox import Relay
-from shared.bus.transport import Subscription, Transport
+from shared.bus.transport import OrderKey, Subscription, Transport, by_compound
 from shared.db import Database, KernelTables, insert_ignoring_duplicates
+from shared.effects import EffectLedger
 from shared.events import Envelope
 from shared.kv import KeyValue
 from shared.observability import MESSAGES, correlation_id
@@ -41,6 +42,10 @@ class Consumer:
     name: str
     bindings: tuple[str, ...]
     handle: ConsumerHandler
+    # Events handled at once; those with the same order key (the compound by default) one
+    # at a time, in the order the queue holds them.
+    concurrency: int = 1
+    order_key: OrderKey = by_compound
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,10 @@ class ServiceSpec:
 
 def subscription_of(spec: ServiceSpec, consumer: Consumer, *, settings: Settings) -> Subscription:
     return Subscription(
-        queue=f"{settings.schema_prefix}{spec.name}.{consumer.name}", bindings=consumer.bindings
+        queue=f"{settings.schema_prefix}{spec.name}.{consumer.name}",
+        bindings=consumer.bindings,
+        concurrency=consumer.concurrency,
+        order_key=consumer.order_key,
     )
 
 
@@ -103,6 +111,8 @@ class ServiceRuntime:
             url=settings.service_database_url(spec.name),
             schema=settings.service_schema(spec.name),
         )
+        # Exactly-once calls to providers (shared.effects), in this service's database.
+        self.effects = EffectLedger(database=self.database, table=spec.kernel.effects)
         self.relay = Relay(
             service=spec.name,
             database=self.database,

@@ -1,10 +1,11 @@
 """Settings for every process, read from the environment (prefix ``CORDON_``)."""
 
+from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "cordon-embedded-demo-secret-change-me"
@@ -42,8 +43,19 @@ class Settings(BaseSettings):
     relay_batch: int = 500
     relay_interval_seconds: float = 0.5
     max_upload_mb: int = 200
+    # How far a phone's or a lab's clock may run ahead of ours, or a swab be taken past its
+    # round's window, before the time is refused as impossible (see clock_skew).
+    clock_skew_minutes: int = Field(default=10, ge=0, le=24 * 60)
     login_attempts_per_minute: int = 10
-    log_json: bool = True
+    # JSON log lines, or readable ones; unset: JSON in the distributed mode (where logs are
+    # collected), readable in the embedded mode (a person at a terminal). See json_logs.
+    log_json: bool | None = None
+    # Where a process that does not serve the registry's sign-in (the testing service on
+    # its own port) tells its /docs to get a token: the registry's or the gateway's URL.
+    token_url: str | None = None
+    # Browser origins allowed to call this API across origins, e.g. a service's own /docs
+    # signing in at the registry (http://127.0.0.1:8002). Empty: none.
+    cors_origins: list[str] = []
 
     @model_validator(mode="after")
     def _distributed_needs_real_parts(self) -> "Settings":
@@ -62,6 +74,16 @@ class Settings(BaseSettings):
                     "set at least 32 random characters"
                 )
         return self
+
+    @property
+    def clock_skew(self) -> timedelta:
+        """The tolerance for times from other clocks: sampled tubes, lab results."""
+        return timedelta(minutes=self.clock_skew_minutes)
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether logs are JSON lines: CORDON_LOG_JSON when set, else in distributed mode."""
+        return self.mode is Mode.distributed if self.log_json is None else self.log_json
 
     def service_database_url(self, service: str) -> str:
         if self.database_url:

@@ -41,8 +41,8 @@ class UnitOfWork:
         self._outbox = outbox
         self._on_commit = on_commit
         self._causation_id = causation_id
-        # Emitted events as (id, type, envelope JSON), until written to the outbox.
-        self._pending: list[tuple[uuid.UUID, str, str]] = []
+        # Emitted events as outbox rows, until written to the outbox.
+        self._pending: list[dict[str, object]] = []
         self._wrote_events = False
 
     @property
@@ -75,8 +75,21 @@ class UnitOfWork:
             raise NotFound(message, errors=errors)
         return found
 
-    def emit(self, event: Event, *, compound_id: uuid.UUID | None = None) -> uuid.UUID:
-        """Queue the event for the outbox; returns its envelope's id."""
+    def emit(
+        self,
+        event: Event,
+        *,
+        compound_id: uuid.UUID | None = None,
+        deliver_at: datetime | None = None,
+        urgent: bool = False,
+    ) -> uuid.UUID:
+        """Queue the event for the outbox; returns its envelope's id.
+
+        ``deliver_at`` holds it in the outbox until then (quiet hours, recurring requests,
+        SLA timers): durable like any outbox row, published by the relay once due.
+        ``urgent`` sends it in the consumers' urgent lane, ahead of their bulk backlog."""
+        if deliver_at is not None and deliver_at.tzinfo is None:
+            raise ValueError("deliver_at must be an aware datetime")
         event_id, body = Envelope.json_of(
             event,
             producer=self.service,
@@ -84,7 +97,15 @@ class UnitOfWork:
             causation_id=self._causation_id,
             compound_id=compound_id,
         )
-        self._pending.append((event_id, event.type, body))
+        self._pending.append(
+            {
+                "event_id": event_id,
+                "routing_key": event.type,
+                "body": body,
+                "deliver_at": deliver_at,
+                "urgent": urgent,
+            }
+        )
         return event_id
 
     async def flush_events(self) -> None:
@@ -92,10 +113,7 @@ class UnitOfWork:
         if not self._pending:
             return
         now = datetime.now(UTC)
-        rows = [
-            {"event_id": event_id, "routing_key": event_type, "body": body, "created_at": now}
-            for event_id, event_type, body in self._pending
-        ]
+        rows = [{**row, "created_at": now} for row in self._pending]
         self._pending.clear()
         self._wrote_events = True
         await self.session.execute(self._outbox.insert(), rows)

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from cordon.app import create_app
 from cordon.platform import Platform
 from cordon.services import ALL
-from shared.bus.rabbit import broker_queues
+from shared.bus.lanes import urgent_lane
+from shared.bus.rabbit import queue_objects
 from shared.service import topology
 from shared.settings import Settings
 
@@ -113,12 +114,12 @@ async def delete_bus_objects(
     connection = await aio_pika.connect(broker_url)
     channel = await connection.channel()
     for queue in queues:
-        for name in broker_queues(queue, delivery_limit=delivery_limit):
+        for name in queue_objects(queue, delivery_limit=delivery_limit):
             await channel.queue_delete(name)
     if exchange is not None:
         await channel.queue_delete(f"{exchange}.unrouted")
-        await channel.exchange_delete(f"{exchange}.unrouted")
-        await channel.exchange_delete(exchange)
+        for name in (exchange, urgent_lane(exchange), f"{exchange}.unrouted"):
+            await channel.exchange_delete(name)
     await connection.close()
 
 
@@ -147,15 +148,19 @@ async def drop_everything(settings: Settings, queues: list[str]) -> None:
         channel = await connection.channel()
         for queue in [*queues, f"{settings.exchange}.unrouted"]:
             await channel.queue_delete(queue)
-        await channel.exchange_delete(f"{settings.exchange}.unrouted")
-        await channel.exchange_delete(settings.exchange)
+        for exchange in (
+            settings.exchange,
+            urgent_lane(settings.exchange),
+            f"{settings.exchange}.unrouted",
+        ):
+            await channel.exchange_delete(exchange)
         await connection.close()
 
 
 def queue_names(platform: Platform) -> list[str]:
     names = []
     for subscription in topology(platform.topology, settings=platform.settings):
-        names += broker_queues(subscription.queue, delivery_limit=platform.settings.delivery_limit)
+        names += queue_objects(subscription.queue, delivery_limit=platform.settings.delivery_limit)
     return names
 
 

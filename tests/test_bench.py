@@ -1,9 +1,13 @@
 """The benchmark code runs end to end on a small town against the real PostgreSQL, RabbitMQ
 and Redis (no timing is judged here: figures belong to `make bench`)."""
 
+import io
+import re
+
+import aio_pika
 import pytest
 
-from bench import testing_coverage, testing_results
+from bench import bus, testing_coverage, testing_results
 from tests.conftest import AMQP_URL, IN_CI, PG_URL, REDIS_URL, _unreachable
 
 
@@ -25,13 +29,16 @@ async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(services_up:
         repeats=2,
         concurrency=4,
         batch_size=25,
+        seconds=5,
         report=False,
     )
     assert figures.residents == 2_000
     assert set(figures.coverage) >= {"compound by building", "town by compound", "town by grid"}
     assert figures.single is not None and figures.single.tubes == 50
     assert figures.batch is not None and figures.batch.tubes == 50
-    # Warm-up, single and batched tubes, ten residents each, all recorded through the API.
+    # Warm-up, single and batched tubes, ten residents each, all recorded through the API
+    # under wrk's load, and measured beside GET /healthz.
+    assert figures.health is not None and figures.health.wrk.requests > 0
     assert figures.sampled_after == (5 + 50 + 50) * 10
 
 
@@ -42,3 +49,27 @@ async def test_the_results_benchmark_results_every_person_of_a_small_round(
     assert (figures.people, figures.resulted) == (3_000, 3_000)
     assert figures.positive_pools == 1
     assert figures.person_results_per_s > 0 and figures.raw_copy_rows_per_s > 0
+
+
+async def test_the_bus_benchmark_relays_and_applies_every_event_and_cleans_up(
+    services_up: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORDON_BENCH_DATABASE_URL", PG_URL)
+    monkeypatch.setenv("CORDON_BENCH_BROKER_URL", AMQP_URL)
+    out = io.StringIO()
+    rates = await bus.run(count=200, concurrency=4, out=out)
+    printed = out.getvalue()
+
+    assert [r.count for r in rates] == [200, 200, 200, 200, 200, 200, 200]
+    assert re.search(r"relay published .* 200 events in", printed)
+    assert re.search(r"consumer applied, 4 in flight .* 200 events in", printed)
+    assert len(re.findall(r"ratio to raw", printed)) == 5
+    prefix = re.search(r"schemas (bench_bus_\w+_)\*", printed)
+    assert prefix is not None
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelClosed):
+            await channel.declare_queue(f"{prefix.group(1)}testing.bench4", passive=True)
+    finally:
+        await connection.close()

@@ -142,10 +142,12 @@ async def schedule(
 async def sample(
     client: httpx.AsyncClient, town: Town, round_id: str, tubes: dict[str, set[str]]
 ) -> None:
+    """Record the tubes as swabbed in the round's first minutes."""
+    round_ = (await client.get(f"/v1/rounds/{round_id}", headers=town.operator)).json()
+    at = (datetime.fromisoformat(round_["starts_at"]) + timedelta(minutes=12)).isoformat()
     for code, members in tubes.items():
-        await post(
-            client, f"/v1/rounds/{round_id}/tubes", tube(code, sorted(members)), town.operator
-        )
+        body = tube(code, sorted(members), collected_at=at)
+        await post(client, f"/v1/rounds/{round_id}/tubes", body, town.operator)
 
 
 async def lab_result(platform: Platform, code: str, result: str) -> None:
@@ -529,3 +531,31 @@ async def test_a_compound_without_cases_counts_from_its_first_round(
     assert announced.compound_id == uuid.UUID(block.c2.id)
     async with platform.runtime("testing").uow(Principal.system()) as uow:
         assert await uow.session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+async def test_a_positive_pool_stays_positive_while_its_retests_are_at_the_lab(
+    client: httpx.AsyncClient, town: Town, platform: Platform, sampled: tuple[Block, str]
+) -> None:
+    block, round_id = sampled
+    path = f"/v1/rounds/{round_id}/coverage"
+    pool = sorted(block.ids("a0", "a1", "a2", "a3"))
+    for n, member in enumerate(pool):
+        # Swabbed after the pool's result (14:00 UTC) asked for it.
+        retest = tube(f"R000{n}", [member], retest=True, collected_at="2022-04-02T15:00:00Z")
+        await post(client, f"/v1/rounds/{round_id}/tubes", retest, town.operator)
+
+    async def coverage(**params: str) -> dict[str, tuple[int, ...]]:
+        response = await client.get(path, params=params, headers=town.operator)
+        assert response.status_code == 200, response.text
+        return tallies(response.json())
+
+    # expected, sampled, resulted, positive, missed: the pool's four are at the lab again
+    # (not resulted) and still positive, at every level.
+    assert (await coverage(by="compound"))["C1"] == (12, 9, 4, 5, 3)
+    assert (await coverage(by="building", compound_id=block.c1.id))["1"] == (6, 4, 0, 4, 2)
+    assert (await coverage(by="unit", compound_id=block.c1.id))["1-1"] == (4, 4, 0, 4, 0)
+    assert (await coverage(by="grid"))["total"] == (13, 10, 4, 5, 3)
+
+    # A negative retest clears its member; the others are still in a positive pool.
+    await lab_result(platform, "R0000", "negative")
+    assert (await coverage(by="unit", compound_id=block.c1.id))["1-1"] == (4, 4, 1, 3, 0)

@@ -2,7 +2,11 @@
 ids, health, readiness, metrics and sign-in throttling."""
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from cordon.platform import Platform
 from tests.conftest import Town
 
 
@@ -86,3 +90,35 @@ def test_the_unknown_user_hash_costs_what_a_real_one_costs() -> None:
     # Same algorithm, version and cost parameters, so verifying against it takes as long.
     assert NO_USER_HASH.split("$")[:4] == hash_password("x").split("$")[:4]
     assert verify_password(NO_USER_HASH, "no such user")
+
+
+@pytest.mark.parametrize("backend", ["services"], indirect=True)
+async def test_a_request_after_the_database_dropped_its_connections_is_answered_again(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Connections are not pinged before use (a round trip on every request); when the
+    database drops them (a restart), the request caught in flight gets a 503 to send again,
+    never a 500, and the next one is served on a fresh connection."""
+    assert platform.settings.database_url is not None
+    assert (await client.get("/v1/compounds", headers=town.operator)).status_code == 200
+    schema = platform.settings.service_schema("registry")
+    engine = create_async_engine(platform.settings.database_url)
+    async with engine.begin() as connection:
+        dropped = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": f"cordon:{schema}"},
+        )
+    await engine.dispose()
+    assert dropped >= 1
+
+    answers = [(await client.get("/v1/compounds", headers=town.operator)) for _ in range(3)]
+
+    assert [a.status_code for a in answers][-2:] == [200, 200]
+    first = answers[0]
+    assert first.status_code in (200, 503), first.text
+    if first.status_code == 503:
+        assert first.headers["retry-after"] == "1"
+        assert first.headers["content-type"] == "application/problem+json"

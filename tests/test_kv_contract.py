@@ -2,13 +2,17 @@
 of the embedded mode count hits in a window, reset, deliver signals and keep namespaces apart."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from shared.kv import KeyValue, MemoryKeyValue, RedisKeyValue
+from shared.ratelimit import DailyCap, RateLimit, RateLimited
 from tests.conftest import REDIS_URL, skip_unless_reachable
 from tests.support import eventually
 
@@ -18,13 +22,24 @@ class Stores:
     """Opens one store per namespace (the same namespace gives the same store)."""
 
     make: Callable[[str], KeyValue]
+    # Whether two clients of one namespace share state (Redis) or only one process can
+    # (memory: the embedded mode is one process, so a second client is the same store).
+    shared: bool
     opened: dict[str, KeyValue] = field(default_factory=dict)
+    others: list[KeyValue] = field(default_factory=list)
     listeners: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __call__(self, namespace: str) -> KeyValue:
         if namespace not in self.opened:
             self.opened[namespace] = self.make(namespace)
         return self.opened[namespace]
+
+    def another(self, namespace: str) -> KeyValue:
+        """A second client of the same store, as another worker replica would hold."""
+        if not self.shared:
+            return self(namespace)
+        self.others.append(self.make(namespace))
+        return self.others[-1]
 
     def listen(self, kv: KeyValue, channel: str) -> list[int]:
         """Count the signals ``kv`` yields on ``channel``, in the background."""
@@ -43,9 +58,11 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     prefix = f"kvtest_{uuid.uuid4().hex[:10]}_"
     if request.param == "redis":
         skip_unless_reachable("Redis")
-        opened = Stores(lambda namespace: RedisKeyValue(REDIS_URL, namespace=prefix + namespace))
+        opened = Stores(
+            lambda namespace: RedisKeyValue(REDIS_URL, namespace=prefix + namespace), shared=True
+        )
     else:
-        opened = Stores(lambda namespace: MemoryKeyValue())
+        opened = Stores(lambda namespace: MemoryKeyValue(), shared=False)
     try:
         yield opened
     finally:
@@ -55,6 +72,8 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
         for kv in opened.opened.values():
             for key in ("login:operator", "login:staff", "login:guard"):
                 await kv.reset(key)
+            await kv.close()
+        for kv in opened.others:
             await kv.close()
 
 
@@ -154,3 +173,58 @@ async def test_an_unreachable_redis_answers_ping_false_instead_of_raising() -> N
         assert await kv.ping() is False
     finally:
         await kv.close()
+
+
+async def test_a_token_bucket_gives_its_burst_then_refills_at_its_rate(stores: Stores) -> None:
+    limit = RateLimit(stores("a:"), name="sms", per_second=10, burst=5)
+    assert [await limit.try_acquire() for _ in range(5)] == [0, 0, 0, 0, 0]
+    wait = await limit.try_acquire()
+    assert 0.05 < wait <= 0.1
+    await asyncio.sleep(wait + 0.02)
+    assert await limit.try_acquire() == 0
+    assert await limit.try_acquire() > 0
+    other = RateLimit(stores("a:"), name="voice", per_second=10, burst=5)
+    assert await other.try_acquire() == 0
+    with pytest.raises(RateLimited):
+        await limit.acquire(3, within=0.1)
+
+
+async def test_two_limiters_sharing_a_store_never_exceed_the_rate_together(
+    stores: Stores,
+) -> None:
+    """Two worker replicas, each with its own connection, sending as fast as allowed."""
+    first = RateLimit(stores("a:"), name="segments", per_second=40, burst=5)
+    second = RateLimit(stores.another("a:"), name="segments", per_second=40, burst=5)
+    taken: list[list[float]] = [[], []]
+    started = time.monotonic()
+
+    async def send(limit: RateLimit, log: list[float]) -> None:
+        while time.monotonic() - started < 1.5:
+            await limit.acquire()
+            log.append(time.monotonic() - started)
+
+    await asyncio.gather(send(first, taken[0]), send(second, taken[1]))
+
+    everything = sorted(taken[0] + taken[1])
+    allowed = 5 + 40 * everything[-1]
+    assert len(everything) <= allowed + 1
+    assert len(everything) >= 0.8 * allowed
+    assert len(taken[0]) > 5 and len(taken[1]) > 5
+    # Over any half second, never more than the burst and the rate allow.
+    for i, at in enumerate(everything):
+        within = [t for t in everything[i:] if t - at <= 0.5]
+        assert len(within) <= 5 + 40 * 0.5 + 1
+
+
+async def test_a_daily_cap_counts_per_key_and_turns_at_the_towns_midnight(
+    stores: Stores,
+) -> None:
+    cap = DailyCap(stores("a:"), name="sms", limit=3, zone=ZoneInfo("Asia/Shanghai"))
+    # 23:50 in Shanghai is 15:50 UTC; ten minutes later, a new day there (not in UTC).
+    evening = datetime(2026, 12, 5, 15, 50, tzinfo=UTC)
+    phone = "+8613800000001:zone-sealed"
+    assert [await cap.allow(phone, now=evening) for _ in range(4)] == [True, True, True, False]
+    assert await cap.allow("+8613800000002:zone-sealed", now=evening) is True
+    assert await cap.allow("+8613800000001:round-reminder", now=evening) is True
+    assert await cap.allow(phone, now=evening + timedelta(minutes=9)) is False
+    assert await cap.allow(phone, now=evening + timedelta(minutes=11)) is True

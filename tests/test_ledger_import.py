@@ -2,6 +2,7 @@
 idempotent re-imports, one event per batch, scope, and the export round trip."""
 
 import io
+from pathlib import Path
 
 import httpx
 import openpyxl
@@ -9,11 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.registry.ledger import guide
 from services.registry.ledger import service as ledger_service
 from services.registry.models import Household, Resident, ResidentMove
 from shared.auth import Principal
 from tests.conftest import Town
-from tests.support import committee_staff, id_number, make_compound, outbox_events
+from tests.support import committee_staff, id_number, make_compound, outbox_events, post
 
 HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes\n"
 
@@ -210,3 +212,148 @@ async def test_an_export_imports_back_unchanged(client: httpx.AsyncClient, town:
         back = await upload(client, town.operator, exported.content, f"export.{export_format}")
         assert back.json()["status"] == "applied", back.text
         assert (back.json()["unchanged"], back.json()["updated"]) == (4, 0)
+
+
+async def test_households_are_identified_within_their_unit(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    # Public housing numbers households by room: room 101 of unit 1 and of unit 2 are two
+    # families.
+    rows = [
+        ("P1", "1", "1", "101", "101", "张一", id_number(), "", "", ""),
+        ("P1", "1", "2", "101", "101", "李二", id_number(), "", "", ""),
+        ("P1", "1", "2", "101", "101", "李三", id_number(), "", "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 201, response.text
+    assert response.json()["households_created"] == 2
+    households = await client.get(
+        f"/v1/households?building_id={compound.building_id}", headers=town.operator
+    )
+    by_unit = {h["unit_id"]: h["id"] for h in households.json()["items"]}
+    assert set(by_unit) == set(compound.unit_ids)
+    residents = await client.get(
+        f"/v1/residents?building_id={compound.building_id}", headers=town.operator
+    )
+    for resident in residents.json()["items"]:
+        assert resident["household_id"] == by_unit[resident["unit_id"]], resident["name"]
+
+
+async def test_a_row_without_its_unit_in_a_building_of_units_is_refused(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": "H", "units": []},
+        town.operator,
+    )  # fmt: skip
+    rows = [
+        ("P1", "1", "1", "101", "101", "张一", id_number(), "", "", ""),
+        # Unit 1's household 101, or another family of building 1? The ledger must say.
+        ("P1", "1", "", "101", "101", "张二", id_number(), "", "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 422
+    assert [(e["row"], e["column"]) for e in response.json()["errors"]] == [(3, "unit")]
+    assert "units" in response.json()["errors"][0]["message"]
+    assert await count(platform, Household) == 0
+
+    # A self-built house without units keeps its households by building.
+    house = [
+        ("P1", "H", "", "", "A", "王一", id_number(), "", "", ""),
+        ("P1", "H", "", "", "B", "王二", id_number(), "", "", ""),
+        ("P1", "H", "", "", "B", "王三", id_number(), "", "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(house).encode(), "house.csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["households_created"] == 2
+
+
+@pytest.mark.parametrize(
+    "phone", ["1381234abcd", "abc13812345678", "13812345678x", "138-1234-567８a"]
+)
+async def test_a_phone_with_letters_or_stray_characters_is_a_row_error(
+    client: httpx.AsyncClient, town: Town, platform: Platform, phone: str
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    rows = [
+        ("P1", "1", "1", "101", "101", "张一", id_number(), "13812345678", "", ""),
+        ("P1", "1", "1", "101", "101", "张二", id_number(), phone, "", ""),
+    ]
+    response = await upload(client, town.operator, ledger(rows).encode())
+    assert response.status_code == 422, response.text
+    assert [(e["row"], e["column"]) for e in response.json()["errors"]] == [(3, "phone")]
+    assert await count(platform, Resident) == 0
+
+
+async def test_a_ledger_of_only_a_header_is_refused_as_having_no_residents(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    await make_compound(client, town.id, town.operator, code="P1")
+    for name, content in (
+        ("header.csv", HEADER.encode()),
+        ("empty.csv", b""),
+        ("blank.csv", HEADER.encode() + b",,,\n\n"),
+    ):
+        response = await upload(client, town.operator, content, name)
+        assert response.status_code == 422, (name, response.text)
+        assert response.json()["detail"] == "the file has no residents", name
+    imports = await client.get("/v1/imports", headers=town.operator)
+    assert imports.json() == []
+
+
+async def test_the_filled_templates_import(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": "H7", "units": []},
+        town.operator,
+    )  # fmt: skip
+    rows = guide.examples()
+
+    # No sign-in needed to download what a committee fills in.
+    csv_template = await client.get("/v1/imports/template.csv")
+    assert csv_template.status_code == 200
+    assert csv_template.headers["content-type"].startswith("text/csv")
+    text = csv_template.content.decode("utf-8-sig")
+    assert text.startswith("小区编号,楼栋,单元")
+    filled = text + "".join(",".join(row) + "\r\n" for row in rows[:2])
+    response = await upload(client, town.operator, filled.encode("utf-8-sig"), "台账.csv")
+    assert response.status_code == 201, response.text
+    assert (response.json()["inserted"], response.json()["households_created"]) == (2, 2)
+
+    xlsx_template = await client.get("/v1/imports/template.xlsx")
+    assert xlsx_template.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(xlsx_template.content))
+    sheet = workbook.worksheets[0]
+    for n, row in enumerate(rows[2:], start=2):
+        for column, value in enumerate(row, start=1):
+            sheet.cell(row=n, column=column, value=value or None)
+    data = io.BytesIO()
+    workbook.save(data)
+    response = await upload(client, town.operator, data.getvalue(), "台账.xlsx")
+    assert response.status_code == 201, response.text
+    assert response.json()["inserted"] == 2
+    residents = await client.get("/v1/residents?name=王秀英", headers=town.operator)
+    assert residents.json()["items"][0]["tags"] == ["elderly", "living_alone"]
+
+
+async def test_the_upload_documents_every_header_and_value_the_parser_accepts(
+    client: httpx.AsyncClient,
+) -> None:
+    from services.registry.ledger.parse import DOCUMENT_TYPES, HEADER_ALIASES, SEXES, TAG_ALIASES
+
+    openapi = (await client.get("/openapi.json")).json()
+    description = openapi["paths"]["/v1/imports/residents"]["post"]["description"]
+    for spelling in [*HEADER_ALIASES, *DOCUMENT_TYPES, *SEXES, *TAG_ALIASES]:
+        if spelling:
+            assert f"`{spelling}`" in description, spelling
+    for must in ("must exist", "makes the household", "200 MB", "template.xlsx"):
+        assert must in description
+
+
+def test_docs_ledger_md_is_generated_from_the_parser() -> None:
+    current = (Path(__file__).parent.parent / "docs" / "ledger.md").read_text()
+    assert current == guide.render(), "docs/ledger.md is stale: run `cordon ledger-doc`"

@@ -13,7 +13,7 @@ from services.registry.demo import ensure_demo_town
 from services.testing.models import DirectoryResident
 from tests.conftest import sign_in
 from tests.support import eventually
-from tests.test_results import results_csv, upload
+from tests.test_results import RETESTED, results_csv, upload
 from tests.test_rounds import WINDOW, directory_count, tube
 
 
@@ -111,7 +111,10 @@ async def test_a_lockdown_night(
 
     retests = await every_page(client, "/v1/tasks", operator, kind="retest", status="open")
     assert sorted(t["resident_id"] for t in retests) == sorted(positive_pool)
-    singles = [tube(f"R{n:05d}", [r], retest=True) for n, r in enumerate(positive_pool)]
+    singles = [
+        tube(f"R{n:05d}", [r], retest=True, collected_at=RETESTED)
+        for n, r in enumerate(positive_pool)
+    ]
     await record(client, round_id, singles, operator)
     case_resident = positive_pool[0]
     retested = [(t["code"], "positive" if n == 0 else "negative") for n, t in enumerate(singles)]

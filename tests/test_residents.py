@@ -4,6 +4,7 @@ moves, masking and the access log, idempotent creates."""
 import json
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from cordon.platform import Platform
@@ -219,3 +220,39 @@ async def test_an_edit_changes_only_what_differs(client: httpx.AsyncClient, town
     assert edited.status_code == 200
     assert edited.json()["tags"] == ["pregnant"] and edited.json()["care_notes"] == "due in May"
     assert edited.json()["name"] == resident["name"]
+
+
+@pytest.mark.parametrize("phone", ["1381234abcd", "abc13812345678", "13812345678x"])
+async def test_a_phone_with_letters_is_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, phone: str
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    household = await post(
+        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
+    )
+    body = {"household_id": household["id"], "name": "王五", "document_number": id_number()}
+    response = await client.post(
+        "/v1/residents", json={**body, "phone": phone}, headers=town.operator
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["phone"]
+
+
+async def test_each_unit_numbers_its_own_households(client: httpx.AsyncClient, town: Town) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    for unit_id in compound.unit_ids:
+        body = {"building_id": compound.building_id, "unit_id": unit_id, "code": "101"}
+        await post(client, "/v1/households", body, town.operator)
+    again = {"building_id": compound.building_id, "unit_id": compound.unit_ids[0], "code": "101"}
+    response = await client.post("/v1/households", json=again, headers=town.operator)
+    assert response.status_code == 409
+    assert "unit 1 of building 1" in response.json()["detail"]
+
+
+async def test_households_are_listed_by_compound(client: httpx.AsyncClient, town: Town) -> None:
+    first = await make_compound(client, town.id, town.operator, code="P1")
+    second = await make_compound(client, town.id, town.operator, code="P2")
+    mine = await make_resident(client, first, town.operator, household="101")
+    await make_resident(client, second, town.operator, household="101")
+    listed = await client.get(f"/v1/households?compound_id={first.id}", headers=town.operator)
+    assert [h["id"] for h in listed.json()["items"]] == [mine["household_id"]]

@@ -2,7 +2,7 @@
 from a positive retest, and every bad file or row answered by its row."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +18,8 @@ from tests.support import eventually, listening, make_compound, make_resident, o
 from tests.test_rounds import in_directory, schedule, tube
 
 RESULTED = "2022-04-02T14:00:00+08:00"
+# Retests are swabbed after the pool's result asked for them.
+RETESTED = "2022-04-02T15:00:00+08:00"
 HEADER = "tube_code,result,lab,resulted_at"
 
 
@@ -133,7 +135,9 @@ async def test_an_upload_results_pools_and_a_positive_retest_becomes_one_case(
         assert len(await open_tasks(client, town, "retest")) == 3
 
         path = f"/v1/rounds/{lab.round_id}/tubes/batch"
-        singles = [tube(f"R000{n}", [r], retest=True) for n, r in enumerate(lab.a)]
+        singles = [
+            tube(f"R000{n}", [r], retest=True, collected_at=RETESTED) for n, r in enumerate(lab.a)
+        ]
         recorded = await client.post(path, json={"tubes": singles}, headers=town.operator)
         assert recorded.json()["accepted"] == 3, recorded.text
         assert await open_tasks(client, town, "retest") == []
@@ -353,3 +357,26 @@ async def test_a_whole_lab_day_in_one_file_is_accepted(
             .where(RoundMember.round_id == round_id, RoundMember.status == "negative")
         )
     assert negative == 2 * tubes
+
+
+async def test_a_result_from_the_future_and_a_retest_from_before_its_pool_are_refused(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    future = results_csv([("P0001", "positive")]).replace(RESULTED.encode(), later.encode())
+    refused_upload = await upload(client, town.operator, future)
+    assert refused_upload.status_code == 422, refused_upload.text
+    [error] = refused_upload.json()["errors"]
+    assert (error["row"], error["column"]) == (2, "resulted_at") and "future" in error["message"]
+
+    assert (await upload(client, town.operator, results_csv([("P0001", "positive")]))).is_success
+    path = f"/v1/rounds/{lab.round_id}/tubes"
+    member = lab.a[0]
+    # The pool came back at 14:00: a retest swab from before it is a wrong time.
+    early = tube("R0001", [member], retest=True, collected_at="2022-04-02T13:00:00+08:00")
+    refused = await client.post(path, json=early, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "collected_at"
+    assert "before" in refused.json()["detail"]
+    after = tube("R0001", [member], retest=True, collected_at=RETESTED)
+    assert (await client.post(path, json=after, headers=town.operator)).status_code == 201

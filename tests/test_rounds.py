@@ -1,6 +1,7 @@
 """Rounds, tubes and door-to-door lists, from the registry's events to a sampler's phone."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -249,3 +250,27 @@ async def test_committee_staff_see_and_sample_only_their_compounds(
         headers=outsider,
     )
     assert foreign.status_code == 422 and foreign.json()["errors"][0]["field"] == "scope.ids.0"
+
+
+async def test_a_tube_collected_outside_the_rounds_window_or_in_the_future_is_refused(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    for collected_at, what in (
+        ("2022-04-02T02:00:00+08:00", "window"),  # three hours before the round's window
+        ("2022-04-02T13:00:00+08:00", "window"),  # two hours after it
+        (later, "future"),
+    ):
+        body = tube("T0001", night.unit1, collected_at=collected_at)
+        refused = await client.post(path, json=body, headers=town.operator)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "collected_at"
+        assert what in refused.json()["detail"]
+        batch = await client.post(f"{path}/batch", json={"tubes": [body]}, headers=town.operator)
+        assert batch.json()["errors"][0]["field"] == "collected_at", batch.text
+    # The stated tolerance for clocks: minutes past the window still belong to the round.
+    late = tube("T0001", night.unit1, collected_at="2022-04-02T11:08:00+08:00")
+    assert (await client.post(path, json=late, headers=town.operator)).status_code == 201

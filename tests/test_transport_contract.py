@@ -3,6 +3,7 @@ of the embedded mode keep the same routing, durability, retry, parking and repla
 
 import asyncio
 import itertools
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -383,3 +384,106 @@ async def test_an_event_no_queue_is_bound_for_is_kept_and_replayed_once_one_is(b
     assert [str(e.id) for e in received] == [early.event_id]
     [still] = await bus.transport.parked(UNROUTED)
     assert still.event_id == nobody.event_id
+
+
+def keyed(routing_key: str, key: uuid.UUID, n: int) -> Outgoing:
+    envelope = Envelope(
+        type=routing_key,
+        version=1,
+        producer="test",
+        correlation_id="c-1",
+        compound_id=key,
+        payload={"n": n},
+    )
+    return Outgoing(str(envelope.id), routing_key, envelope.to_bytes())
+
+
+async def test_concurrent_consumer_keeps_each_compounds_order_and_beats_serial(bus: Bus) -> None:
+    keys, per_key, pause = 8, 6, 0.03
+    compounds = [uuid.uuid4() for _ in range(keys)]
+    sent = [keyed("registry.zone.changed", c, n) for n in range(per_key) for c in compounds]
+    concurrent = Subscription(f"contract_{uuid.uuid4().hex[:12]}", ("registry.zone.*",), 8)
+    bus.queues.append(concurrent.queue)
+    await bus.transport.declare(concurrent)
+    await bus.transport.publish(sent)
+    seen: dict[uuid.UUID | None, list[int]] = {c: [] for c in compounds}
+    busy: set[uuid.UUID | None] = set()
+    overlaps: list[uuid.UUID | None] = []
+    rng = random.Random(8)
+
+    async def slow(envelope: Envelope) -> None:
+        if envelope.compound_id in busy:
+            overlaps.append(envelope.compound_id)
+        busy.add(envelope.compound_id)
+        await asyncio.sleep(rng.uniform(0, 2 * pause))
+        busy.discard(envelope.compound_id)
+        seen[envelope.compound_id].append(int(envelope.payload["n"]))
+
+    started = time.monotonic()
+    bus.consume(concurrent, slow)
+
+    async def all_seen() -> bool:
+        return sum(len(v) for v in seen.values()) >= len(sent)
+
+    await eventually(all_seen, within=30, what="every message")
+    elapsed = time.monotonic() - started
+
+    assert overlaps == []
+    assert all(order == list(range(per_key)) for order in seen.values()), seen
+    # One at a time would take len(sent) × pause on average (1.4 s); eight keys at once
+    # take about a sixth of it, with room for a busy machine.
+    assert elapsed < len(sent) * pause / 2
+
+
+async def test_an_urgent_message_overtakes_a_bulk_backlog(bus: Bus) -> None:
+    subscription = await bus.queue("notify.message.*")
+    backlog = [message("notify.message.requested", n=n) for n in range(1000)]
+    await bus.transport.publish(backlog)
+    urgent = message("notify.message.requested", n="sealed")
+    await bus.transport.publish([Outgoing(urgent.event_id, urgent.routing_key, urgent.body, True)])
+    assert await bus.transport.depth(subscription.queue) == 1001
+    handled: list[object] = []
+
+    async def handle(envelope: Envelope) -> None:
+        handled.append(envelope.payload["n"])
+        await asyncio.sleep(0.002)
+
+    bus.consume(subscription, handle)
+    await eventually(lambda: _contains(handled, "sealed"), within=20, what="the urgent one")
+
+    assert handled.index("sealed") < 5
+
+
+async def _contains(items: list[object], item: object) -> bool:
+    return item in items
+
+
+async def test_urgent_messages_are_retried_parked_and_replayed_in_their_lane(bus: Bus) -> None:
+    subscription = await bus.queue("testing.case.*")
+    failing = [True]
+    handled: list[Envelope] = []
+
+    async def handle(envelope: Envelope) -> None:
+        if failing[0]:
+            raise RuntimeError("gateway down")
+        handled.append(envelope)
+
+    sent = message("testing.case.confirmed", case="C-9")
+    await bus.transport.publish([Outgoing(sent.event_id, sent.routing_key, sent.body, True)])
+    bus.consume(subscription, handle)
+
+    async def parked() -> bool:
+        return len(await bus.transport.parked(subscription.queue)) == 1
+
+    await eventually(parked, what="the urgent message to be parked after its retries")
+    [held] = await bus.transport.parked(subscription.queue)
+    assert (held.queue, held.attempts) == (subscription.queue, DELIVERY_LIMIT)
+
+    await bus.stop_consumers()
+    backlog = [message("testing.case.confirmed", n=n) for n in range(300)]
+    await bus.transport.publish(backlog)
+    assert await bus.transport.replay(subscription.queue) == 1
+    failing[0] = False
+    bus.consume(subscription, handle)
+    await eventually(has(handled, 1), what="the replayed message")
+    assert str(handled[0].id) == sent.event_id

@@ -330,3 +330,24 @@ async def test_committee_staff_decide_only_their_own_compounds_proposals(
     approved = await post(client, f"/v1/zones/proposals/{proposal['id']}/approve", {}, our_staff)
     assert approved["decided_by"] == "staff-p1"
     assert (await the_zone(client, ours, our_staff))["level"] == "controlled"
+
+
+async def test_approving_a_units_downgrade_under_its_sealed_building_is_an_explicit_downgrade(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    unit = {"building_id": compound.building_id, "unit_id": compound.unit_ids[0]}
+    await post(client, "/v1/zones", {**unit, "level": "sealed", "reason": "case"}, town.operator)
+    building = {"building_id": compound.building_id, "level": "sealed", "reason": "spread"}
+    await post(client, "/v1/zones", building, town.operator)
+    latest = max(clock(z) for z in await zones(client, compound, town.operator))
+    await tick(platform, latest + 7 * DAY)
+    [proposal] = [p for p in await proposals(client, town.operator) if p["unit_id"]]
+    approve = f"/v1/zones/proposals/{proposal['id']}/approve"
+    approved = await client.post(approve, json={"note": "unit clean"}, headers=town.operator)
+    assert approved.status_code == 200, approved.text
+    history = await client.get(
+        f"/v1/zones/history?unit_id={compound.unit_ids[0]}", headers=town.operator
+    )
+    latest_change = history.json()[0]
+    assert (latest_change["from_level"], latest_change["to_level"]) == ("sealed", "controlled")

@@ -3,6 +3,7 @@ and zones as residents see them."""
 
 import asyncio
 import contextlib
+import uuid
 
 import httpx
 
@@ -10,7 +11,14 @@ from cordon.platform import Platform
 from shared.bus.transport import Subscription
 from shared.events import Envelope
 from tests.conftest import Town, queue_cleanup
-from tests.support import committee_staff, make_compound, make_resident, outbox_events, post
+from tests.support import (
+    committee_staff,
+    make_building,
+    make_compound,
+    make_resident,
+    outbox_events,
+    post,
+)
 
 
 async def test_a_sealed_unit_is_listed_with_its_history(
@@ -156,3 +164,163 @@ async def test_zone_changes_reach_a_consumer_on_the_bus(
     steps = [(e.payload["from_level"], e.payload["to_level"]) for e in received]
     assert steps == [(None, "sealed"), ("sealed", "controlled")]
     assert {str(e.compound_id) for e in received} == {compound.id}
+
+
+async def test_a_unit_set_below_its_sealed_building_is_an_explicit_recorded_downgrade(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator, unit=1)
+    building = {"building_id": compound.building_id, "reason": "cases in building 1"}
+    await post(client, "/v1/zones", {**building, "level": "sealed"}, town.operator)
+    unit = {**building, "unit_id": compound.unit_ids[1], "reason": "unit 2 negative"}
+
+    # Not a side effect: precaution on a unit of a sealed building would release it.
+    refused = await client.post(
+        "/v1/zones", json={**unit, "level": "precaution"}, headers=town.operator
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["errors"][0]["field"] == "downgrade"
+    assert "sealed" in refused.json()["detail"]
+    still = await client.get("/v1/residents?zone=sealed", headers=town.operator)
+    assert [r["id"] for r in still.json()["items"]] == [resident["id"]]
+
+    # Sealing it more, or as much, is no downgrade.
+    await post(
+        client, "/v1/zones", {**unit, "level": "sealed", "reason": "own seal"}, town.operator
+    )
+    again = await client.post(
+        "/v1/zones", json={**unit, "level": "controlled"}, headers=town.operator
+    )
+    assert again.status_code == 409
+    await post(
+        client, "/v1/zones", {**unit, "level": None, "reason": "building's seal"}, town.operator
+    )
+
+    done = await post(
+        client, "/v1/zones", {**unit, "level": "precaution", "downgrade": True}, town.operator
+    )
+    assert done["changed"] and done["zone"]["level"] == "precaution"
+    history = await client.get(
+        f"/v1/zones/history?unit_id={compound.unit_ids[1]}", headers=town.operator
+    )
+    latest = history.json()[0]
+    assert (latest["from_level"], latest["to_level"], latest["from_inherited"]) == (
+        "sealed",
+        "precaution",
+        True,
+    )
+    events = await outbox_events(platform, "registry.zone.changed")
+    assert (events[-1]["payload"]["from_level"], events[-1]["payload"]["from_inherited"]) == (
+        "sealed",
+        True,
+    )
+
+
+async def _found_eligible(platform: Platform, town: Town, compound_id: str) -> None:
+    """The testing service's report arrives: the compound went its run of days clean."""
+    from datetime import UTC, datetime
+
+    from services.registry.zones.policy import mark_epidemic_free_eligible
+    from shared.auth import Principal
+    from shared.contracts.testing import CompoundEpidemicFreeEligible
+
+    event = CompoundEpidemicFreeEligible(
+        town_id=town.id,
+        compound_id=uuid.UUID(compound_id),
+        days_without_positive=14,
+        last_positive_at=None,
+        at=datetime.now(UTC),
+    )
+    async with platform.runtime("registry").uow(Principal.system()) as uow:
+        await mark_epidemic_free_eligible(uow, event=event)
+        await uow.commit()
+
+
+async def test_epidemic_free_needs_eligibility_and_no_seal_or_an_operators_recorded_override(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    url = f"/v1/compounds/{compound.id}/status"
+    free = {"status": "epidemic_free", "reason": "14 days"}
+    building = {"building_id": compound.building_id, "reason": "case", "level": "sealed"}
+    await post(client, "/v1/zones", building, town.operator)
+
+    refused = await client.patch(url, json=free, headers=town.operator)
+    assert refused.status_code == 409, refused.text
+    messages = " ".join(e["message"] for e in refused.json()["errors"])
+    assert "never found eligible" in messages and "building 1 is sealed" in messages
+    await _found_eligible(platform, town, compound.id)
+    still = await client.patch(url, json=free, headers=town.operator)
+    assert still.status_code == 409
+    assert [e["message"] for e in still.json()["errors"]] == ["building 1 is sealed"]
+
+    lifted = {**building, "level": None, "reason": "cleared"}
+    await post(client, "/v1/zones", lifted, town.operator)
+    declared = await client.patch(url, json=free, headers=town.operator)
+    assert declared.status_code == 200 and declared.json()["status"] == "epidemic_free"
+
+
+async def test_a_town_operator_overrides_epidemic_free_only_with_a_recorded_reason(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    url = f"/v1/compounds/{compound.id}/status"
+    body = {"status": "epidemic_free", "reason": "14 days", "override_reason": "   "}
+    blank = await client.patch(url, json=body, headers=town.operator)
+    assert blank.status_code in (409, 422)
+    body["override_reason"] = "district order 2022-05-31: counted from the lab's late report"
+    declared = await client.patch(url, json=body, headers=town.operator)
+    assert declared.status_code == 200, declared.text
+    [event] = await outbox_events(platform, "registry.compound.status_changed")
+    assert event["payload"]["override_reason"] == body["override_reason"]
+    assert "never found eligible" in event["payload"]["overridden"][0]
+    assert "override" in declared.json()["status_reason"]
+
+
+async def test_households_and_people_per_zone_level_count_what_units_inherit(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    other = await make_building(client, compound, town.operator, code="2")
+    for household, unit, name in (
+        ("101", 0, "甲"),
+        ("101", 0, "乙"),
+        ("102", 0, "丙"),
+        ("201", 1, "丁"),
+    ):
+        await make_resident(
+            client, compound, town.operator, household=household, unit=unit, name=name
+        )
+    await make_resident(client, other, town.operator, household="101", name="戊")
+    sealed = {"building_id": compound.building_id, "level": "sealed", "reason": "cases"}
+    await post(client, "/v1/zones", sealed, town.operator)
+    precaution = {"building_id": other.building_id, "level": "precaution", "reason": "near"}
+    await post(client, "/v1/zones", precaution, town.operator)
+
+    async def population(by: str) -> set[tuple[object, ...]]:
+        response = await client.get(
+            f"/v1/zones/population?compound_id={compound.id}&by={by}", headers=town.operator
+        )
+        assert response.status_code == 200, response.text
+        return {
+            (g["building_code"], g["unit_code"], g["level"], g["households"], g["people"])
+            for g in response.json()
+        }
+
+    assert await population("compound") == {
+        (None, None, "sealed", 3, 4),
+        (None, None, "precaution", 1, 1),
+    }
+    assert await population("building") == {
+        ("1", None, "sealed", 3, 4),
+        ("2", None, "precaution", 1, 1),
+    }
+    # Unit 2 has no zone of its own: its building's seal is its level.
+    assert await population("unit") == {
+        ("1", "1", "sealed", 2, 3),
+        ("1", "2", "sealed", 1, 1),
+        ("2", "1", "precaution", 1, 1),
+    }
+    wrong = await client.get("/v1/zones/population?by=street", headers=town.operator)
+    assert wrong.status_code == 422

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -202,8 +203,22 @@ class GridBuilding(Scoped, Base):
 
 
 class Household(Scoped, Base):
+    """A family, identified by its code within its unit (public housing numbers households by
+    room, so unit 1 and unit 2 each have a 101), or within its building when it has no unit."""
+
     __tablename__ = "households"
-    __table_args__ = (UniqueConstraint("building_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("building_id", "unit_id", "code"),
+        # The constraint above treats empty unit ids as distinct: one code per building too.
+        Index(
+            "uq_households_building_whole",
+            "building_id",
+            "code",
+            unique=True,
+            postgresql_where=text("unit_id IS NULL"),
+            sqlite_where=text("unit_id IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("units.id"), index=True)
     code: Mapped[str] = mapped_column(String(40))
@@ -377,6 +392,8 @@ class ZoneChange(Scoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     unit_id: Mapped[uuid.UUID | None] = mapped_column()
     from_level: Mapped[str | None] = mapped_column(String(12))
+    # A unit without a zone of its own had its building's level: from_level is that level.
+    from_inherited: Mapped[bool] = mapped_column(default=False, server_default=false())
     to_level: Mapped[str | None] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(String(500))
     set_by: Mapped[str] = mapped_column(String(80))

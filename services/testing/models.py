@@ -62,6 +62,8 @@ class MemberStatus(StrEnum):
     sampled = "sampled"  # in a tube awaiting its result
     negative = "negative"
     retest_required = "retest_required"  # their pool was positive
+    # Their pool was positive and their retest tube is at the lab: still counted positive.
+    retest_sampled = "retest_sampled"
     resample_required = "resample_required"  # their tube was invalid
     positive = "positive"  # confirmed case
 

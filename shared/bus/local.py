@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from shared.bus.lanes import KeyedDispatcher, lanes_of, queue_of_lane, urgent_lane
 from shared.bus.transport import (
     REPLAY_BATCH,
     UNROUTED,
@@ -35,6 +36,8 @@ from shared.bus.transport import (
     Transport,
     backoff_seconds,
     describe_error,
+    order_key_of,
+    parse,
     topic_matches,
 )
 from shared.db import Database, SequenceInt, insert_ignoring_duplicates, new_metadata
@@ -120,14 +123,14 @@ class LocalTransport(Transport):
         async with self._database.session() as session, session.begin():
             routes = (await session.execute(select(bindings.c.queue, bindings.c.pattern))).all()
             rows = [
-                _row(message, queue=queue, now=now)
+                _row(message, queue=_lane_for(queue, message), now=now)
                 for message in batch
                 for queue in _queues_for(routes, message.routing_key) or {UNROUTED}
             ]
             if rows:
                 await session.execute(messages.insert(), rows)
-        for queue in {str(row["queue"]) for row in rows}:
-            self._wakeups[queue].set()
+        for lane in {str(row["queue"]) for row in rows}:
+            self._wakeups[queue_of_lane(lane)].set()
 
     async def _route_unrouted(
         self, *, event_ids: Collection[str] | None, limit: int, after: int
@@ -160,42 +163,83 @@ class LocalTransport(Transport):
         return len(kept), (kept[-1].id if kept else None)
 
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
+        lanes = lanes_of(subscription.queue)
         wakeup = self._wakeups[subscription.queue]
-        while True:
-            wakeup.clear()
-            handled = await self._deliver_ready(subscription.queue, handler)
-            if handled < self._batch:
-                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
-                # lands as the wait ends, and the consumer then never stops.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll):
-                        await wakeup.wait()
+        dispatcher = KeyedDispatcher(subscription.concurrency)
+        # Rows started and not yet settled: the next query must not take them again.
+        started: set[int] = set()
 
-    async def _deliver_ready(self, queue: str, handler: Handler) -> int:
+        def delivery(
+            message_id: int, parsed: Envelope | PoisonMessage, attempt: int
+        ) -> Callable[[], Awaitable[None]]:
+            async def deliver() -> None:
+                try:
+                    await self._deliver(message_id, parsed, attempt, handler)
+                finally:
+                    started.discard(message_id)
+
+            return deliver
+
+        try:
+            while True:
+                await dispatcher.slot()
+                wakeup.clear()
+                ready = await self._ready(lanes, exclude=started, limit=1 + dispatcher.spare)
+                if not ready:
+                    dispatcher.release()
+                    # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+                    # lands as the wait ends, and the consumer then never stops.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._poll):
+                            await wakeup.wait()
+                    continue
+                for position, (message_id, body, attempt) in enumerate(ready):
+                    if position > 0:
+                        await dispatcher.slot()
+                    started.add(message_id)
+                    parsed = parse(body)
+                    key = order_key_of(subscription, parsed)
+                    dispatcher.start(key, delivery(message_id, parsed, attempt))
+        finally:
+            await dispatcher.close()
+
+    async def _ready(
+        self, lanes: tuple[str, str], *, exclude: set[int], limit: int
+    ) -> list[tuple[int, bytes, int]]:
+        """The next messages due: the urgent lane's first, then the bulk lane's, each in
+        queue order (one query per lane, so each walks its own index in order)."""
+        ready: list[tuple[int, bytes, int]] = []
         async with self._database.session() as session:
-            ready = (
-                await session.execute(
+            for lane in reversed(lanes):
+                if len(ready) >= limit:
+                    break
+                query = (
                     select(messages.c.id, messages.c.body, messages.c.attempt)
                     .where(
-                        messages.c.queue == queue,
+                        messages.c.queue == lane,
                         messages.c.parked.is_(False),
                         messages.c.available_at <= time.time(),
                     )
                     .order_by(messages.c.id)
-                    .limit(self._batch)
+                    .limit(limit - len(ready))
                 )
-            ).all()
-        for message_id, body, attempt in ready:
-            await self._deliver(message_id, body, attempt, handler)
-        return len(ready)
+                if exclude:
+                    query = query.where(messages.c.id.notin_(list(exclude)))
+                rows = await session.execute(query)
+                ready += [(row.id, row.body, row.attempt) for row in rows]
+        return ready
 
-    async def _deliver(self, message_id: int, body: bytes, attempt: int, handler: Handler) -> None:
+    async def _deliver(
+        self,
+        message_id: int,
+        parsed: Envelope | PoisonMessage,
+        attempt: int,
+        handler: Handler,
+    ) -> None:
         try:
-            try:
-                envelope = Envelope.from_bytes(body)
-            except ValueError as exc:
-                raise PoisonMessage(f"unreadable message: {exc}") from exc
-            await handler(envelope)
+            if isinstance(parsed, PoisonMessage):
+                raise parsed
+            await handler(parsed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -229,14 +273,14 @@ class LocalTransport(Transport):
             rows = (
                 await session.execute(
                     select(messages)
-                    .where(messages.c.queue == queue, messages.c.parked.is_(True))
+                    .where(messages.c.queue.in_(lanes_of(queue)), messages.c.parked.is_(True))
                     .order_by(messages.c.id)
                     .limit(limit)
                 )
             ).all()
         return [
             ParkedMessage(
-                queue=row.queue,
+                queue=queue,
                 event_id=row.event_id,
                 routing_key=row.routing_key,
                 attempts=row.attempt,
@@ -270,7 +314,7 @@ class LocalTransport(Transport):
     async def _replay_batch(
         self, queue: str, *, event_ids: Collection[str] | None, limit: int
     ) -> int:
-        condition = (messages.c.queue == queue) & messages.c.parked.is_(True)
+        condition = messages.c.queue.in_(lanes_of(queue)) & messages.c.parked.is_(True)
         if event_ids is not None:
             condition &= messages.c.event_id.in_(list(event_ids))
         chosen = select(messages.c.id).where(condition).order_by(messages.c.id).limit(limit)
@@ -288,13 +332,20 @@ class LocalTransport(Transport):
             count = await session.scalar(
                 select(func.count())
                 .select_from(messages)
-                .where(messages.c.queue == queue, messages.c.parked.is_(queue == UNROUTED))
+                .where(
+                    messages.c.queue.in_(lanes_of(queue)),
+                    messages.c.parked.is_(queue == UNROUTED),
+                )
             )
         return int(count or 0)
 
     async def queues(self) -> list[str]:
         async with self._database.session() as session:
             return list((await session.scalars(select(bindings.c.queue).distinct())).all())
+
+
+def _lane_for(queue: str, message: Outgoing) -> str:
+    return urgent_lane(queue) if message.urgent and queue != UNROUTED else queue
 
 
 def _row(message: Outgoing, *, queue: str, now: float) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """The relay: publishes committed outbox rows with confirms, then deletes them.
 
+A row with a ``deliver_at`` waits in the outbox until that time: delayed delivery is as
+durable as the outbox, on both transports (the relay polls, so it leaves within an interval
+of being due).
+
 A relay killed after publishing but before deleting publishes the same rows again when it
 restarts; consumers' inboxes make that harmless. Several relays may run at once on
 PostgreSQL: each takes its batch with ``FOR UPDATE SKIP LOCKED``.
@@ -9,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import ColumnElement, Table, delete, func, or_, select
 
 from shared.bus.transport import Outgoing, Transport
 from shared.db import Database
@@ -44,20 +49,30 @@ class Relay:
     async def publish_pending(self) -> int:
         """Publish one batch; return how many events left the outbox."""
         table = self._outbox
+        due = self._due()
         async with self._database.session() as session, session.begin():
-            query = select(table.c.seq, table.c.event_id, table.c.routing_key, table.c.body)
-            query = query.order_by(table.c.seq).limit(self._batch)
+            query = select(
+                table.c.seq, table.c.event_id, table.c.routing_key, table.c.body, table.c.urgent
+            )
+            query = query.where(due).order_by(table.c.seq).limit(self._batch)
             if not self._database.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
             if not rows:
                 return 0
             await self._transport.publish(
-                [Outgoing(str(r.event_id), r.routing_key, r.body.encode()) for r in rows]
+                [
+                    Outgoing(str(r.event_id), r.routing_key, r.body.encode(), bool(r.urgent))
+                    for r in rows
+                ]
             )
             await session.execute(delete(table).where(table.c.seq.in_([r.seq for r in rows])))
         MESSAGES.labels(self.service, "outbox", "published").inc(len(rows))
         return len(rows)
+
+    def _due(self) -> ColumnElement[bool]:
+        deliver_at = self._outbox.c.deliver_at
+        return or_(deliver_at.is_(None), deliver_at <= datetime.now(UTC))
 
     async def drain(self) -> int:
         total = 0
@@ -66,8 +81,10 @@ class Relay:
         return total
 
     async def backlog(self) -> int:
+        # Scheduled rows not yet due are not late: counting them would read as a stuck relay.
+        query = select(func.count()).select_from(self._outbox).where(self._due())
         async with self._database.session() as session:
-            count = int(await session.scalar(select(func.count()).select_from(self._outbox)) or 0)
+            count = int(await session.scalar(query) or 0)
         OUTBOX_BACKLOG.labels(self.service).set(count)
         return count
 

@@ -14,11 +14,13 @@ For a consumer queue ``Q``:
 - ``Q.backoff.N``: quorum; a message waits there for its own expiration (``backoff(N)``),
   then returns to ``Q``. (Versions before kept the delay in the argument of ``Q.retry.N``
   queues; those drain into ``Q`` all the same and can be deleted once empty.)
+- ``Q.urgent`` and ``Q.urgent.backoff.N``: the same for the urgent lane, bound to the urgent
+  exchange (``<exchange>.urgent``) with the same patterns (see ``shared.bus.lanes``);
 - ``Q.parking``: classic, so that an operator's listing (get, then requeue) counts toward no
-  delivery limit; failed messages wait there for a replay.
-For the exchange ``E``: ``E.unrouted`` (a fanout exchange, the alternate exchange of ``E``, and
-a classic queue of the same name) keeps every event that matched no binding, listed and
-replayed like a parking queue (``UNROUTED``).
+  delivery limit; failed messages of both lanes wait there for a replay.
+For the exchange ``E`` (and ``E.urgent``): ``E.unrouted`` (a fanout exchange, the alternate
+exchange of both, and a classic queue of the same name) keeps every event that matched no
+binding, listed and replayed like a parking queue (``UNROUTED``).
 A handler's failure republishes the message to the next retry step (or to parking) with
 confirms, and only then acks it: a crash in between can only duplicate, which the inbox absorbs.
 A queue declared earlier with other arguments is left as it is, with a warning: what differs
@@ -26,7 +28,9 @@ there is never a tuned value.
 """
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
@@ -41,6 +45,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
+from shared.bus.lanes import KeyedDispatcher, lanes_of, urgent_lane
 from shared.bus.transport import (
     REPLAY_BATCH,
     UNROUTED,
@@ -53,6 +58,8 @@ from shared.bus.transport import (
     TransportError,
     backoff_seconds,
     describe_error,
+    order_key_of,
+    parse,
 )
 from shared.events import Envelope
 
@@ -62,6 +69,8 @@ ATTEMPT = "x-cordon-attempt"
 ERROR = "x-cordon-error"
 # The event's own routing key: dead-lettering from a retry queue replaces the message's.
 ROUTING_KEY = "x-cordon-routing-key"
+# The lane a message travels in, so that a replay from parking sends it back to it.
+LANE = "x-cordon-lane"
 # What aio-pika raises when the broker refuses, or the connection or channel is gone.
 BROKER_ERRORS: tuple[type[BaseException], ...] = CONNECTION_EXCEPTIONS
 # In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
@@ -89,6 +98,14 @@ def _dead_letter_to(queue: str) -> dict[str, Any]:
     }
 
 
+def queue_objects(queue: str, *, delivery_limit: int) -> list[str]:
+    """Every RabbitMQ queue that stands behind a consumer queue (for clean-ups)."""
+    names = [f"{queue}.parking"]
+    for lane in lanes_of(queue):
+        names += [lane] + [backoff_queue(lane, n) for n in range(1, delivery_limit)]
+    return names
+
+
 class RabbitTransport(Transport):
     def __init__(
         self,
@@ -109,6 +126,7 @@ class RabbitTransport(Transport):
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._urgent_exchange: AbstractExchange | None = None
         self._publish_lock = asyncio.Lock()
 
     @property
@@ -120,6 +138,9 @@ class RabbitTransport(Transport):
         self._channel = await self._connection.channel(publisher_confirms=True)
         await self._declare_exchanges()
         self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=False)
+        self._urgent_exchange = await self._channel.get_exchange(
+            urgent_lane(self._exchange_name), ensure=False
+        )
 
     async def _declare_exchanges(self) -> None:
         unrouted = self.unrouted_queue
@@ -129,21 +150,22 @@ class RabbitTransport(Transport):
             )
             queue = await channel.declare_queue(unrouted, durable=True, arguments=_classic())
             await queue.bind(fallback)
-        try:
-            async with self._scratch_channel() as channel:
-                await channel.declare_exchange(
-                    self._exchange_name,
-                    aio_pika.ExchangeType.TOPIC,
-                    durable=True,
-                    arguments={"alternate-exchange": unrouted},
+        for name in (self._exchange_name, urgent_lane(self._exchange_name)):
+            try:
+                async with self._scratch_channel() as channel:
+                    await channel.declare_exchange(
+                        name,
+                        aio_pika.ExchangeType.TOPIC,
+                        durable=True,
+                        arguments={"alternate-exchange": unrouted},
+                    )
+            except ChannelPreconditionFailed:
+                log.warning(
+                    "exchange %s was declared without the alternate exchange %s: events no "
+                    "queue is bound for are dropped there until it is recreated",
+                    name,
+                    unrouted,
                 )
-        except ChannelPreconditionFailed:
-            log.warning(
-                "exchange %s was declared without the alternate exchange %s: events no queue "
-                "is bound for are dropped there until it is recreated",
-                self._exchange_name,
-                unrouted,
-            )
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -168,6 +190,13 @@ class RabbitTransport(Transport):
             raise RuntimeError("transport is not connected")
         return self._exchange
 
+    def _exchange_for(self, message: Outgoing) -> AbstractExchange:
+        if not message.urgent:
+            return self.exchange
+        if self._urgent_exchange is None:
+            raise RuntimeError("transport is not connected")
+        return self._urgent_exchange
+
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
@@ -179,8 +208,13 @@ class RabbitTransport(Transport):
                 async with asyncio.timeout(self._publish_timeout):
                     outcomes = await asyncio.gather(
                         *(
-                            self.exchange.publish(
-                                _message(m.body, event_id=m.event_id, routing_key=m.routing_key),
+                            self._exchange_for(m).publish(
+                                _message(
+                                    m.body,
+                                    event_id=m.event_id,
+                                    routing_key=m.routing_key,
+                                    headers={LANE: "urgent"} if m.urgent else None,
+                                ),
                                 routing_key=m.routing_key,
                                 mandatory=False,
                             )
@@ -203,18 +237,25 @@ class RabbitTransport(Transport):
     async def declare(self, subscription: Subscription) -> None:
         queue = subscription.queue
         await self._ensure_queue(f"{queue}.parking", _classic())
-        for step in range(1, self.delivery_limit):
-            await self._ensure_queue(backoff_queue(queue, step), _quorum(**_dead_letter_to(queue)))
-        await self._ensure_queue(
-            queue,
-            _quorum(
-                **{"x-delivery-limit": REDELIVERY_LIMIT}, **_dead_letter_to(f"{queue}.parking")
-            ),
-        )
-        async with self._scratch_channel() as channel:
-            main = await channel.get_queue(queue, ensure=False)
-            for pattern in subscription.bindings:
-                await main.bind(self._exchange_name, routing_key=pattern)
+        bulk, urgent = lanes_of(queue)
+        for lane, exchange in (
+            (bulk, self._exchange_name),
+            (urgent, urgent_lane(self._exchange_name)),
+        ):
+            for step in range(1, self.delivery_limit):
+                await self._ensure_queue(
+                    backoff_queue(lane, step), _quorum(**_dead_letter_to(lane))
+                )
+            await self._ensure_queue(
+                lane,
+                _quorum(
+                    **{"x-delivery-limit": REDELIVERY_LIMIT}, **_dead_letter_to(f"{queue}.parking")
+                ),
+            )
+            async with self._scratch_channel() as channel:
+                declared = await channel.get_queue(lane, ensure=False)
+                for pattern in subscription.bindings:
+                    await declared.bind(exchange, routing_key=pattern)
 
     async def _ensure_queue(self, name: str, arguments: dict[str, Any]) -> None:
         """Declare ``name`` with ``arguments``; one that exists with other arguments (declared
@@ -230,21 +271,43 @@ class RabbitTransport(Transport):
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
-        connection = self._connection
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=self._prefetch)
-        # Declared (passively) on this robust channel, so that aio-pika restores the queue and
-        # the consumer on it after the connection comes back.
-        queue = await channel.declare_queue(subscription.queue, passive=True)
+        channel = await self._connection.channel(publisher_confirms=True)
+        # Enough prefetched to fill every slot, and one more to take when a slot frees.
+        await channel.set_qos(prefetch_count=max(self._prefetch, subscription.concurrency + 1))
+        dispatcher = KeyedDispatcher(subscription.concurrency)
+        arrived = asyncio.Event()
+        buffers: dict[str, collections.deque[AbstractIncomingMessage]] = {}
+        # The urgent lane first: its consumer starts before the bulk backlog streams in.
+        for lane in reversed(lanes_of(subscription.queue)):
+            buffer = buffers[lane] = collections.deque()
+
+            async def take(message: AbstractIncomingMessage, buffer: Any = buffer) -> None:
+                buffer.append(message)
+                arrived.set()
+
+            # Declared (passively) and consumed on this robust channel, so that aio-pika
+            # restores the queue and the consumer on it after the connection comes back.
+            # What was prefetched before an outage cannot be settled any more: the broker
+            # delivers it again and the inbox absorbs the duplicate.
+            queue = await channel.declare_queue(lane, passive=True)
+            await queue.consume(take)
+        urgent, bulk = buffers[urgent_lane(subscription.queue)], buffers[subscription.queue]
         try:
-            while not connection.is_closed:
-                async with queue.iterator() as messages:
-                    async for message in messages:
-                        await self._deliver(channel, subscription.queue, message, handler)
-                # The iterator gives up after a long outage; wait for the broker and go on.
-                log.warning("consumer of %s stopped; resuming", subscription.queue)
-                await asyncio.sleep(1)
+            while True:
+                await dispatcher.slot()
+                while not (urgent or bulk):
+                    arrived.clear()
+                    await arrived.wait()
+                message = urgent.popleft() if urgent else bulk.popleft()
+                parsed = parse(message.body)
+                dispatcher.start(
+                    order_key_of(subscription, parsed),
+                    functools.partial(
+                        self._deliver, channel, subscription.queue, message, parsed, handler
+                    ),
+                )
         finally:
+            await dispatcher.close()
             if not channel.is_closed:
                 with contextlib.suppress(*BROKER_ERRORS):
                     await channel.close()
@@ -254,14 +317,13 @@ class RabbitTransport(Transport):
         channel: AbstractChannel,
         queue: str,
         message: AbstractIncomingMessage,
+        parsed: Envelope | PoisonMessage,
         handler: Handler,
     ) -> None:
         try:
-            try:
-                envelope = Envelope.from_bytes(message.body)
-            except ValueError as exc:
-                raise PoisonMessage(f"unreadable message: {exc}") from exc
-            await handler(envelope)
+            if isinstance(parsed, PoisonMessage):
+                raise parsed
+            await handler(parsed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -301,8 +363,13 @@ class RabbitTransport(Transport):
             "parked" if park else "will retry",
             exc_info=failure,
         )
-        target = f"{queue}.parking" if park else backoff_queue(queue, attempt)
-        headers = {ATTEMPT: attempt if park else attempt + 1, ERROR: describe_error(failure)}
+        lane = _lane(queue, message)
+        target = f"{queue}.parking" if park else backoff_queue(lane, attempt)
+        headers = {
+            ATTEMPT: attempt if park else attempt + 1,
+            ERROR: describe_error(failure),
+            LANE: (message.headers or {}).get(LANE, ""),
+        }
         retry = _message(
             message.body,
             event_id=message.message_id or "",
@@ -363,13 +430,19 @@ class RabbitTransport(Transport):
         self, channel: AbstractChannel, queue: str, message: AbstractIncomingMessage
     ) -> None:
         routing_key = _routing_key(message)
-        fresh = _message(message.body, event_id=message.message_id or "", routing_key=routing_key)
+        lane = (message.headers or {}).get(LANE, "")
+        fresh = _message(
+            message.body,
+            event_id=message.message_id or "",
+            routing_key=routing_key,
+            headers={LANE: lane},
+        )
         if queue == UNROUTED:
             # Routed again by the exchange: to the queues bound since, or back to unrouted.
             exchange = await channel.get_exchange(self._exchange_name, ensure=False)
             await exchange.publish(fresh, routing_key=routing_key)
         else:
-            await channel.default_exchange.publish(fresh, routing_key=queue)
+            await channel.default_exchange.publish(fresh, routing_key=_lane(queue, message))
 
     @contextlib.asynccontextmanager
     async def _scratch_channel(self, *, confirms: bool = False) -> AsyncIterator[AbstractChannel]:
@@ -385,21 +458,20 @@ class RabbitTransport(Transport):
     async def depth(self, queue: str) -> int:
         # A fresh channel: a robust channel answers a passive declare of a queue it declared
         # itself from its cache, with the count of the day it was declared.
-        name = self.unrouted_queue if queue == UNROUTED else queue
+        if queue == UNROUTED:
+            names: tuple[str, ...] = (self.unrouted_queue,)
+        else:
+            names = lanes_of(queue)
+        total = 0
         async with self._scratch_channel() as channel:
-            declared = await channel.declare_queue(name, passive=True)
-        return int(declared.declaration_result.message_count or 0)
+            for name in names:
+                declared = await channel.declare_queue(name, passive=True)
+                total += int(declared.declaration_result.message_count or 0)
+        return total
 
 
 def backoff_queue(queue: str, step: int) -> str:
     return f"{queue}.backoff.{step}"
-
-
-def broker_queues(queue: str, *, delivery_limit: int) -> list[str]:
-    """Every broker queue that serves the consumer queue ``queue`` (tools and tests that
-    delete them)."""
-    steps = range(1, delivery_limit)
-    return [queue, f"{queue}.parking", *(backoff_queue(queue, step) for step in steps)]
 
 
 def _message(
@@ -434,6 +506,12 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
             break
         taken.append(message)
     return taken
+
+
+def _lane(queue: str, message: AbstractIncomingMessage) -> str:
+    """The lane of ``queue`` the message travels in."""
+    urgent = (message.headers or {}).get(LANE) == "urgent"
+    return urgent_lane(queue) if urgent else queue
 
 
 def _routing_key(message: AbstractIncomingMessage) -> str:

@@ -5,7 +5,9 @@ Semantics both keep: topic routing (``*`` one word, ``#`` any words); a message 
 handler fails is retried with growing delays, up to ``delivery_limit`` attempts in all, then
 parked where an operator can list it (read-only) and replay it (bounded, in batches); an event
 that matches no binding is kept apart (``UNROUTED``), listed and replayed the same way;
-publishing returns once every message is durably accepted (publisher confirms).
+publishing returns once every message is durably accepted (publisher confirms); a consumer
+handles up to ``concurrency`` messages at once, those with the same order key one at a time
+in queue order; urgent messages overtake the bulk messages already queued.
 """
 
 from abc import ABC, abstractmethod
@@ -21,12 +23,26 @@ class Outgoing:
     event_id: str
     routing_key: str
     body: bytes
+    # Urgent messages travel in their own lane and overtake a bulk backlog (shared.bus.lanes).
+    urgent: bool = False
+
+
+OrderKey = Callable[[Envelope], str]
+
+
+def by_compound(envelope: Envelope) -> str:
+    """Every aggregate lives in one compound, so messages of one compound in order keep every
+    aggregate's order; messages of no compound share one key."""
+    return str(envelope.compound_id or "")
 
 
 @dataclass(frozen=True)
 class Subscription:
     queue: str
     bindings: tuple[str, ...]
+    # Messages handled at once; those with the same order key one at a time, in queue order.
+    concurrency: int = 1
+    order_key: OrderKey = by_compound
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,18 @@ class Transport(ABC):
 
     @abstractmethod
     async def ping(self) -> bool: ...
+
+
+def parse(body: bytes) -> Envelope | PoisonMessage:
+    """The envelope of a message body, or the poison that parks an unreadable one."""
+    try:
+        return Envelope.from_bytes(body)
+    except ValueError as exc:
+        return PoisonMessage(f"unreadable message: {exc}")
+
+
+def order_key_of(subscription: "Subscription", parsed: Envelope | PoisonMessage) -> str:
+    return subscription.order_key(parsed) if isinstance(parsed, Envelope) else ""
 
 
 def backoff_seconds(attempt: int, base: float) -> float:

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import Event
 
@@ -92,11 +92,17 @@ class ZoneChanged(Event):
     compound_id: uuid.UUID
     building_id: uuid.UUID
     unit_id: uuid.UUID | None
-    from_level: ZoneLevelName | None
+    from_level: ZoneLevelName | None = Field(
+        description="The level its residents had: a unit's own, or its building's when "
+        "``from_inherited``"
+    )
     to_level: ZoneLevelName | None
     reason: str
     set_by: str
     at: datetime
+    from_inherited: bool = Field(
+        default=False, description="The unit had no zone of its own: it had its building's"
+    )
 
 
 class CompoundStatusChanged(Event):
@@ -109,6 +115,14 @@ class CompoundStatusChanged(Event):
     to_status: Literal["normal", "closed", "epidemic_free"]
     reason: str
     at: datetime
+    override_reason: str | None = Field(
+        default=None,
+        description="Why a town operator declared it epidemic-free although it was not ready",
+    )
+    overridden: list[str] = Field(
+        default_factory=list,
+        description="What made it not ready (never found eligible, a sealed area), overridden",
+    )
 
 
 class SnapshotStarted(Event):

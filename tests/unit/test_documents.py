@@ -189,3 +189,12 @@ def test_landlines_foreign_and_full_width_numbers_go_through_phonenumbers(
 def test_invalid_phone_numbers_are_refused_with_the_number_quoted(value: str) -> None:
     with pytest.raises(InvalidPhone, match=f"phone number '{value}' is not a valid number"):
         normalize_phone(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["1381234abcd", "abc13812345678", "13812345678x", "tel:13812345678", "021-6321 5678#"]
+)
+def test_letters_and_stray_characters_are_refused_not_read_as_digits(value: str) -> None:
+    # phonenumbers alone reads keypad letters as digits and drops text around a number.
+    with pytest.raises(InvalidPhone, match="only digits"):
+        normalize_phone(value)

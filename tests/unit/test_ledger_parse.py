@@ -275,8 +275,8 @@ def test_two_columns_for_the_same_field_are_refused() -> None:
         read(data)
 
 
-def test_an_empty_file_has_no_header() -> None:
-    with pytest.raises(LedgerFormatError, match="no header"):
+def test_an_empty_file_has_no_residents() -> None:
+    with pytest.raises(LedgerFormatError, match="the file has no residents"):
         read(b"\r\n , ,\r\n")
 
 

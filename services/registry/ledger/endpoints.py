@@ -3,10 +3,10 @@ from collections.abc import Iterator
 from typing import IO, Annotated
 
 from fastapi import File, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 
-from services.registry.ledger import export, schemas, service
+from services.registry.ledger import export, guide, schemas, service
 from services.registry.models import SERVICE, LedgerImport, kernel
 from shared.http import Uow, runtime_of, service_router
 from shared.privacy import PersonalField, log_access, may_reveal
@@ -25,14 +25,13 @@ MEDIA = {
     status_code=201,
     response_model=schemas.ImportReport,
     summary="Import the base ledger (CSV in UTF-8 or GBK/GB18030, or .xlsx)",
-    description="Columns: compound, building, unit, room, household, name, document_type, "
-    "document_number, phone, birth_date, sex, tags, care_notes (Chinese headers accepted). "
-    "The whole file applies or nothing does: a bad row answers 422 with every error by row "
-    "and column. The same file again answers 200 `duplicate` and changes nothing.",
+    description=guide.upload_description(),
     responses={
         200: {"description": "This file was applied before; nothing changed"},
         413: {"description": "The file is larger than the configured limit"},
-        422: {"description": "Rejected: errors by row and column; nothing changed"},
+        422: {
+            "description": "Rejected: errors by row and column, or no residents; nothing changed"
+        },
     },
 )
 async def import_residents(
@@ -50,6 +49,31 @@ async def import_residents(
     if report.status == "duplicate":
         return JSONResponse(report.model_dump(mode="json"), status_code=200)
     return report
+
+
+@router.get(
+    "/imports/template.csv",
+    summary="The ledger template to fill in, as CSV (UTF-8 with BOM, opens in Excel)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def template_csv() -> Response:
+    return _download(guide.template_csv(), "csv")
+
+
+@router.get(
+    "/imports/template.xlsx",
+    summary="The ledger template to fill in, as .xlsx (a second sheet lists accepted values)",
+    response_class=Response,
+    responses={200: {"content": {MEDIA["xlsx"]: {}}}},
+)
+async def template_xlsx() -> Response:
+    return _download(guide.template_xlsx(), "xlsx")
+
+
+def _download(content: bytes, kind: str) -> Response:
+    disposition = f'attachment; filename="ledger-template.{kind}"'
+    return Response(content, media_type=MEDIA[kind], headers={"Content-Disposition": disposition})
 
 
 @router.get("/imports", response_model=list[schemas.ImportOut], summary="Past ledger imports")

@@ -30,6 +30,8 @@ from services.registry.documents import (
     validate_document,
 )
 
+NO_RESIDENTS = "the file has no residents"
+
 
 class LedgerFormatError(ValueError):
     """The file as a whole cannot be read as a ledger; no row of it can be trusted."""
@@ -138,7 +140,7 @@ TAGS = frozenset(
     }
 )
 
-_HEADER_ALIASES = {
+HEADER_ALIASES = {
     "小区": "compound",
     "小区编号": "compound",
     "楼栋": "building",
@@ -164,14 +166,14 @@ _HEADER_ALIASES = {
     "备注": "care_notes",
     "照护备注": "care_notes",
 } | {field: field for field in FIELDS}
-_DOCUMENT_TYPES = {
+DOCUMENT_TYPES = {
     "身份证": DocumentType.ID_CARD,
     "居民身份证": DocumentType.ID_CARD,
     "护照": DocumentType.PASSPORT,
     "其他": DocumentType.OTHER,
     "": DocumentType.ID_CARD,
 } | {kind.value: kind for kind in DocumentType}
-_SEXES = {
+SEXES = {
     "m": Sex.MALE,
     "male": Sex.MALE,
     "男": Sex.MALE,
@@ -179,7 +181,7 @@ _SEXES = {
     "female": Sex.FEMALE,
     "女": Sex.FEMALE,
 }
-_TAG_ALIASES = {
+TAG_ALIASES = {
     "独居": "living_alone",
     "残疾": "disabled",
     "孕妇": "pregnant",
@@ -200,9 +202,9 @@ _TAG_SEPARATORS = re.compile(r"[;,|、，；\s]+")
 _DATE = re.compile(
     r"(\d{4})(?:[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]00:00(?::00)?)?|(\d{2})(\d{2}))", re.ASCII
 )
-_PLACE_MAX = 40
-_NAME_MAX = 60
-_NOTES_MAX = 500
+PLACE_MAX = 40
+NAME_MAX = 60
+NOTES_MAX = 500
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 _SNIFF_CHUNK = 64 * 1024
@@ -380,13 +382,13 @@ def _read_header(records: Iterator[tuple[int, list[str]]]) -> dict[str, int]:
         raise LedgerFormatError(message) from None
     except csv.Error as exc:
         raise LedgerFormatError(f"the CSV file is malformed: {exc}") from None
-    raise LedgerFormatError("the file has no header row")
+    raise LedgerFormatError(NO_RESIDENTS)
 
 
 def _map_header(cells: list[str]) -> dict[str, int]:
     columns: dict[str, int] = {}
     for index, cell in enumerate(cells):
-        field = _HEADER_ALIASES.get(_header_key(cell))
+        field = HEADER_ALIASES.get(_header_key(cell))
         if field is None:
             continue
         if field in columns:
@@ -498,19 +500,19 @@ class _RowParser:
         name = name.strip()
         errors: list[RowError] = []
         if not (
-            0 < len(compound) <= _PLACE_MAX
-            and 0 < len(building) <= _PLACE_MAX
-            and 0 < len(household) <= _PLACE_MAX
-            and 0 < len(name) <= _NAME_MAX
+            0 < len(compound) <= PLACE_MAX
+            and 0 < len(building) <= PLACE_MAX
+            and 0 < len(household) <= PLACE_MAX
+            and 0 < len(name) <= NAME_MAX
         ):
             if not any(cell.strip() for cell in cells):
                 return None
             _check_required(row, compound, building, household, name, errors=errors)
         unit = unit.strip() or None
         room = room.strip() or None
-        if (unit and len(unit) > _PLACE_MAX) or (room and len(room) > _PLACE_MAX):
+        if (unit and len(unit) > PLACE_MAX) or (room and len(room) > PLACE_MAX):
             _check_optional(row, unit=unit, room=room, errors=errors)
-        document_type = _DOCUMENT_TYPES.get(kind) or _document_type(kind, row=row, errors=errors)
+        document_type = DOCUMENT_TYPES.get(kind) or _document_type(kind, row=row, errors=errors)
         if document_type is _ID_CARD and not birth and not sex:
             document_number, birth_date, sex_value = self._id_card(row, number, errors)
         else:
@@ -529,8 +531,8 @@ class _RowParser:
         if tag_values is None:
             tag_values = self._parse_tags(tags, row=row, errors=errors)
         notes = notes.strip()
-        if len(notes) > _NOTES_MAX:
-            message = f"care notes must have at most {_NOTES_MAX} characters"
+        if len(notes) > NOTES_MAX:
+            message = f"care notes must have at most {NOTES_MAX} characters"
             errors.append(RowError(row, "care_notes", message))
         if errors:
             return errors
@@ -612,7 +614,7 @@ class _RowParser:
         tags: set[str] = set()
         unknown: list[str] = []
         for word in _TAG_SEPARATORS.split(text.strip()):
-            tag = _TAG_ALIASES.get(word.lower())
+            tag = TAG_ALIASES.get(word.lower())
             if tag is not None:
                 tags.add(tag)
             elif word:
@@ -632,10 +634,10 @@ def _check_required(
     row: int, compound: str, building: str, household: str, name: str, *, errors: list[RowError]
 ) -> None:
     for column, value, limit in (
-        ("compound", compound, _PLACE_MAX),
-        ("building", building, _PLACE_MAX),
-        ("household", household, _PLACE_MAX),
-        ("name", name, _NAME_MAX),
+        ("compound", compound, PLACE_MAX),
+        ("building", building, PLACE_MAX),
+        ("household", household, PLACE_MAX),
+        ("name", name, NAME_MAX),
     ):
         if not value:
             errors.append(RowError(row, column, f"{column} is required"))
@@ -648,8 +650,8 @@ def _check_optional(
     row: int, *, unit: str | None, room: str | None, errors: list[RowError]
 ) -> None:
     for column, value in (("unit", unit), ("room", room)):
-        if value and len(value) > _PLACE_MAX:
-            message = f"{column} must have at most {_PLACE_MAX} characters"
+        if value and len(value) > PLACE_MAX:
+            message = f"{column} must have at most {PLACE_MAX} characters"
             errors.append(RowError(row, column, message))
 
 
@@ -661,7 +663,7 @@ def _duplicate(row: int, first: int) -> RowError:
 def _document_type(text: str, *, row: int, errors: list[RowError]) -> DocumentType | None:
     """The document type; ID card when blank, None (with an error) when unknown."""
     text = text.strip()
-    kind = _DOCUMENT_TYPES.get(text.lower())
+    kind = DOCUMENT_TYPES.get(text.lower())
     if kind is None:
         message = f"unknown document type {text!r} (use id_card, passport or other)"
         errors.append(RowError(row, "document_type", message))
@@ -699,18 +701,7 @@ def _sex(text: str, *, row: int, errors: list[RowError]) -> Sex | None:
     text = text.strip()
     if not text:
         return None
-    value = _SEXES.get(text.lower())
+    value = SEXES.get(text.lower())
     if value is None:
         errors.append(RowError(row, "sex", f"sex {text!r} is not one of M, F, 男, 女"))
     return value
-
-
-def _phone(text: str, *, row: int, errors: list[RowError]) -> str | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return normalize_phone(text)
-    except InvalidPhone as exc:
-        errors.append(RowError(row, "phone", str(exc)))
-        return None

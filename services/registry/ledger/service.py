@@ -21,7 +21,13 @@ from sqlalchemy import bindparam, select, update
 
 from services.registry.access import require_manager
 from services.registry.ledger import schemas
-from services.registry.ledger.parse import LedgerFormatError, LedgerRow, RowError, iter_ledger
+from services.registry.ledger.parse import (
+    NO_RESIDENTS,
+    LedgerFormatError,
+    LedgerRow,
+    RowError,
+    iter_ledger,
+)
 from services.registry.models import (
     Building,
     Compound,
@@ -69,6 +75,8 @@ class Directory:
     compounds: dict[str, tuple[uuid.UUID, uuid.UUID]]
     buildings: dict[tuple[Any, str], uuid.UUID]
     units: dict[tuple[Any, str], uuid.UUID]
+    # Buildings that have units: there a household is identified within its unit.
+    with_units: set[Any] = field(default_factory=set)
     # A ledger names a few thousand places for up to a million rows.
     known: dict[tuple[str, str, str | None], Placement] = field(default_factory=dict)
 
@@ -98,6 +106,12 @@ class Directory:
             if unit_id is None:
                 message = f"no unit {row.unit!r} in building {row.building}"
                 return [RowError(row.row, "unit", message)]
+        elif building_id in self.with_units:
+            # Household 101 of which unit? Each unit numbers its own households.
+            message = (
+                f"building {row.building} has units: give the unit of household {row.household}"
+            )
+            return [RowError(row.row, "unit", message)]
         return Placement(town_id, compound_id, building_id, unit_id)
 
 
@@ -119,7 +133,16 @@ async def load_directory(uow: UnitOfWork) -> Directory:
         (bid, code): uid
         for uid, bid, code in await session.execute(select(Unit.id, Unit.building_id, Unit.code))
     }
-    return Directory(compounds, buildings, units)
+    return Directory(compounds, buildings, units, with_units={b for b, _ in units})
+
+
+# A household is identified by its code within its unit, or its building without units; the
+# resident's unit is the household's, as both come from the same row.
+HouseholdKey = tuple[uuid.UUID | None, uuid.UUID | None, str]
+
+
+def _household_key(row: LedgerRow, place: Placement) -> HouseholdKey:
+    return (place.building_id, place.unit_id, row.household)
 
 
 @dataclass
@@ -168,6 +191,9 @@ async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> sc
             await importer.settle()
     if tally.errors:
         return _report(None, filename, "rejected", tally)
+    if not tally.rows:
+        # A header alone is a mistake (the wrong sheet, an unsaved template), not an import.
+        raise Invalid(NO_RESIDENTS, errors=[{"row": 2, "column": None, "message": NO_RESIDENTS}])
     uow.session.add(_ledger_import(uow, import_id, filename, sha256, tally))
     return _report(import_id, filename, "applied", tally)
 
@@ -233,7 +259,9 @@ class _Queries:
     """The lookups every batch runs, built once (see ``among``)."""
 
     def __init__(self, dialect: str) -> None:
-        self.households = select(Household.id, Household.building_id, Household.code).where(
+        self.households = select(
+            Household.id, Household.building_id, Household.unit_id, Household.code
+        ).where(
             among(Household.building_id, "buildings", dialect=dialect),
             among(Household.code, "codes", dialect=dialect),
         )
@@ -306,14 +334,16 @@ class _Importer:
 
     async def _households(
         self, placed: list[tuple[LedgerRow, Placement]], writes: _Writes
-    ) -> dict[tuple[Any, str], Any]:
-        wanted = {(p.building_id, row.household): (row, p) for row, p in placed}
-        buildings = {b for b, _ in wanted}
-        codes = {c for _, c in wanted}
+    ) -> dict[HouseholdKey, Any]:
+        wanted = {_household_key(row, p): (row, p) for row, p in placed}
+        buildings = {b for b, _, _ in wanted}
+        codes = {c for _, _, c in wanted}
         found = await self.uow.session.execute(
             self._queries.households, {"buildings": list(buildings), "codes": list(codes)}
         )
-        known: dict[tuple[Any, str], Any] = {(b, c): hid for hid, b, c in found if (b, c) in wanted}
+        known: dict[HouseholdKey, Any] = {
+            (b, u, c): hid for hid, b, u, c in found if (b, u, c) in wanted
+        }
         ids = iter(new_ids(len(wanted) - len(known)))
         for key, (row, p) in wanted.items():
             if key not in known:
@@ -336,12 +366,12 @@ class _Importer:
         self,
         placed: list[tuple[LedgerRow, Placement]],
         drafts: list[dict[str, Any]],
-        households: dict[tuple[Any, str], Any],
+        households: dict[HouseholdKey, Any],
         writes: _Writes,
     ) -> None:
         existing = await self._existing({row.document_number for row, _ in placed})
         for (row, place), values in zip(placed, drafts, strict=True):
-            values["household_id"] = households[(place.building_id, row.household)]
+            values["household_id"] = households[_household_key(row, place)]
             current = existing.get(row.document_number)
             if current is None:
                 writes.inserts.append(values)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from services.registry.models import SERVICE, Household, Resident, ResidentMove, Tag, ZoneLevel
 from services.registry.residents import repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import PersonalField, Reveal, revealed_fields
 from shared.problems import Forbidden
 
@@ -22,16 +22,18 @@ async def create_household(body: schemas.HouseholdCreate, uow: Uow) -> Household
 @router.get("/households", response_model=Page[schemas.HouseholdOut])
 async def list_households(
     uow: Uow,
+    compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.HouseholdOut]:
-    query = select(Household)
-    if building_id is not None:
-        query = query.where(Household.building_id == building_id)
-    if unit_id is not None:
-        query = query.where(Household.unit_id == unit_id)
+    query = where_given(
+        select(Household),
+        (Household.compound_id, compound_id),
+        (Household.building_id, building_id),
+        (Household.unit_id, unit_id),
+    )
     rows = list(await uow.session.scalars(keyset(query, Household.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     return Page(items=[schemas.HouseholdOut.model_validate(h) for h in page], next_cursor=following)

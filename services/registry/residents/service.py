@@ -48,13 +48,18 @@ async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) ->
         if unit.building_id != building.id:
             message = f"unit {unit.code} is not in building {building.code}"
             raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
+    # A household code is unique within its unit (or its building, without a unit).
+    same_unit = (
+        Household.unit_id.is_(None) if data.unit_id is None else Household.unit_id == data.unit_id
+    )
     taken = await uow.session.scalar(
         select(Household.id).where(
-            Household.building_id == building.id, Household.code == data.code
+            Household.building_id == building.id, same_unit, Household.code == data.code
         )
     )
     if taken is not None:
-        message = f"household {data.code} exists in building {building.code}"
+        where = f"unit {unit.code} of building" if data.unit_id is not None else "building"
+        message = f"household {data.code} exists in {where} {building.code}"
         raise Conflict(message, errors=[{"field": "code", "message": message}])
     household = Household(
         town_id=building.town_id,

@@ -14,6 +14,7 @@ from services.registry.models import (
 )
 from services.registry.places.schemas import CompoundOut, TownOut
 from services.registry.zones import policy, schemas, service
+from services.registry.zones.repository import PopulationGrouping
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 
@@ -47,7 +48,9 @@ async def list_zones(
     summary="Seal, control, set precaution on, or lift a building or unit",
     description="Always 200: `changed` says whether anything changed. Every change is kept "
     "in the history and published as `registry.zone.changed`; setting the level an area "
-    "has already changes nothing. A unit's zone overrides its building's for its residents. "
+    "has already changes nothing. A unit's zone overrides its building's for its residents: "
+    "setting a unit below its building's level is a downgrade that needs `downgrade: true` "
+    "(409 without), recorded in the history from the building's level (`from_inherited`). "
     "A change restarts the area's downgrade clock and supersedes its pending proposal.",
 )
 async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
@@ -57,6 +60,7 @@ async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
         unit_id=body.unit_id,
         level=body.level,
         reason=body.reason,
+        downgrade=body.downgrade,
     )
     return schemas.ZoneResult(
         changed=changed, zone=schemas.ZoneOut.model_validate(zone) if zone else None
@@ -88,16 +92,41 @@ async def zone_counts(uow: Uow, compound_id: uuid.UUID | None = None) -> list[sc
     return await service.zone_counts(uow, compound_id=compound_id)
 
 
+@router.get(
+    "/zones/population",
+    response_model=list[schemas.Population],
+    summary="Households and people per zone level, per compound, building or unit",
+    description="Counts residents at the level they live under: a unit's own zone, or its "
+    "building's when it has none (a sealed building's units count as sealed). One row per "
+    "place and level; `level` empty for residents in no zone. Filtered by the caller's scope.",
+)
+async def zone_population(
+    uow: Uow,
+    compound_id: uuid.UUID | None = None,
+    by: PopulationGrouping = "compound",
+) -> list[schemas.Population]:
+    return await service.population(uow, by=by, compound_id=compound_id)
+
+
 @router.patch(
     "/compounds/{compound_id}/status",
     response_model=CompoundOut,
     summary="Close, reopen or declare a compound epidemic-free",
+    description="Epidemic-free is a town operator's act, and only for a compound found "
+    "eligible (the testing service's run of days without a positive) with no sealed building "
+    "or unit: otherwise 409 naming each reason, unless `override_reason` says why it is "
+    "declared anyway (recorded in `status_reason` and `registry.compound.status_changed`).",
+    responses={409: {"description": "Not ready to be epidemic-free; the errors say why"}},
 )
 async def set_compound_status(
     compound_id: uuid.UUID, body: schemas.StatusSet, uow: Uow
 ) -> Compound:
     return await service.set_compound_status(
-        uow, compound_id=compound_id, status=body.status, reason=body.reason
+        uow,
+        compound_id=compound_id,
+        status=body.status,
+        reason=body.reason,
+        override_reason=body.override_reason,
     )
 
 

@@ -172,6 +172,9 @@ async def decide(
             unit_id=proposal.unit_id,
             level=ZoneLevel(proposal.to_level),
             reason=reason[:500],
+            # Approving is the operator's explicit act of downgrading, even below the level
+            # the area's building has.
+            downgrade=True,
         )
     else:
         proposal.status = ProposalStatus.rejected.value

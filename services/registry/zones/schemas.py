@@ -13,6 +13,12 @@ class ZoneSet(BaseModel):
     unit_id: uuid.UUID | None = Field(default=None, description="Empty zones the whole building")
     level: ZoneLevel | None = Field(description="Empty lifts the zone", examples=["sealed"])
     reason: str = Reason
+    downgrade: bool = Field(
+        default=False,
+        description="Confirms a downgrade from what the area inherits: a unit set below its "
+        "building's level leaves the building's zone (e.g. released from its seal). Without "
+        "it such a change answers 409.",
+    )
 
 
 class ZoneOut(BaseModel):
@@ -47,6 +53,9 @@ class ZoneChangeOut(BaseModel):
     building_id: uuid.UUID
     unit_id: uuid.UUID | None
     from_level: ZoneLevel | None
+    from_inherited: bool = Field(
+        description="The unit had no zone of its own: ``from_level`` is its building's"
+    )
     to_level: ZoneLevel | None
     reason: str
     set_by: str
@@ -60,9 +69,34 @@ class ZoneCount(BaseModel):
     units: int
 
 
+class Population(BaseModel):
+    """Households and people of one place at one zone level, as the field reports them
+    ("west zone: 45 households, 168 people sealed")."""
+
+    compound_id: uuid.UUID
+    building_id: uuid.UUID | None = Field(description="Empty when counted by compound")
+    building_code: str | None
+    unit_id: uuid.UUID | None = Field(description="Empty by compound or building, or no unit")
+    unit_code: str | None
+    level: ZoneLevel | None = Field(
+        description="The level its residents live under: a unit's own zone, else its "
+        "building's; empty for no zone"
+    )
+    households: int
+    people: int
+
+
 class StatusSet(BaseModel):
     status: CompoundStatus
     reason: str = Reason
+    override_reason: str | None = Field(
+        default=None,
+        max_length=400,
+        description="Epidemic-free needs the compound found eligible (its run of days without "
+        "a positive) and no sealed building or unit; a town operator may declare it anyway "
+        "only by giving why, recorded in the status reason and the event.",
+        examples=[None],
+    )
 
 
 class TownPolicySet(BaseModel):

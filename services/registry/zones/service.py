@@ -19,9 +19,9 @@ from services.registry.models import (
     ZoneLevel,
     ZoneProposal,
 )
-from services.registry.zones import schemas
+from services.registry.zones import repository, schemas
 from shared.contracts.registry import CompoundStatusChanged, ZoneChanged
-from shared.problems import Invalid
+from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
 
@@ -43,21 +43,40 @@ async def set_zone(
     level: ZoneLevel | None,
     reason: str,
     set_by: str | None = None,
+    downgrade: bool = False,
 ) -> tuple[bool, Zone | None]:
     """Set (or lift, with no level) the zone of a building or unit; say whether it changed.
-    A change restarts the area's downgrade clock and supersedes its pending proposal."""
+    A change restarts the area's downgrade clock and supersedes its pending proposal.
+
+    A unit set below the level of its building's zone leaves that zone: a downgrade, so
+    only with ``downgrade`` (Conflict otherwise), recorded from the building's level when
+    the unit had no zone of its own."""
     building = await uow.get(Building, building_id, what="building", field="building_id")
     require_compound(uow, building.compound_id, building.town_id)
+    inherited = None
     if unit_id is not None:
         unit = await uow.get(Unit, unit_id, what="unit", field="unit_id")
         if unit.building_id != building.id:
             message = f"unit {unit.code} is not in building {building.code}"
             raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
+        # The building's lock first, as a case's sealing takes them.
+        building_zone = await zone_of(uow, building_id=building.id, unit_id=None)
+        inherited = building_zone.level if building_zone else None
     current = await zone_of(uow, building_id=building.id, unit_id=unit_id)
     before = current.level if current else None
     after = level.value if level else None
     if before == after:
         return False, current
+    below = inherited is not None and after is not None and _rank(after) < _rank(inherited)
+    if below and not downgrade:
+        message = (
+            f"unit {unit.code} is in building {building.code}'s {inherited} zone: setting it "
+            f"{after} releases it from that zone; send downgrade=true to confirm the downgrade"
+        )
+        raise Conflict(message, errors=[{"field": "downgrade", "message": message}])
+    from_inherited = before is None and inherited is not None
+    if from_inherited:
+        before = inherited
     now = datetime.now(UTC)
     who = set_by or uow.principal.username
     if current is not None:
@@ -90,6 +109,7 @@ async def set_zone(
             building_id=building.id,
             unit_id=unit_id,
             from_level=before,
+            from_inherited=from_inherited,
             to_level=after,
             reason=reason,
             set_by=who,
@@ -108,10 +128,19 @@ async def set_zone(
             reason=reason,
             set_by=who,
             at=now,
+            from_inherited=from_inherited,
         ),
         compound_id=building.compound_id,
     )
     return True, current
+
+
+_RANKS = {ZoneLevel.precaution: 1, ZoneLevel.controlled: 2, ZoneLevel.sealed: 3}
+
+
+def _rank(level: str) -> int:
+    """How strict a level is: sealed above controlled above precaution."""
+    return _RANKS[ZoneLevel(level)]
 
 
 async def supersede_proposals(
@@ -131,8 +160,16 @@ async def supersede_proposals(
 
 
 async def set_compound_status(
-    uow: UnitOfWork, *, compound_id: uuid.UUID, status: CompoundStatus, reason: str
+    uow: UnitOfWork,
+    *,
+    compound_id: uuid.UUID,
+    status: CompoundStatus,
+    reason: str,
+    override_reason: str | None = None,
 ) -> Compound:
+    """Change a compound's status. Epidemic-free is a town operator's act, refused (Conflict)
+    unless the compound was found eligible and has no sealed area, or the operator says why
+    it is declared anyway (kept in the status reason and the event)."""
     compound = await uow.get(Compound, compound_id, what="compound")
     if status is CompoundStatus.epidemic_free:
         require_town_operator(uow, compound.town_id)
@@ -140,9 +177,22 @@ async def set_compound_status(
         require_compound(uow, compound.id, compound.town_id)
     if compound.status == status.value:
         return compound
+    override = (override_reason or "").strip() or None
+    overridden: list[str] = []
+    if status is CompoundStatus.epidemic_free:
+        overridden = await _not_ready(uow, compound)
+        if overridden and override is None:
+            raise Conflict(
+                f"compound {compound.code} cannot be declared epidemic-free: "
+                + "; ".join(overridden),
+                errors=[{"field": "status", "message": m} for m in overridden],
+            )
+        if overridden:
+            reason = f"{reason} (override: {override}; overriding: {'; '.join(overridden)})"
     before = compound.status
     now = datetime.now(UTC)
-    compound.status, compound.status_reason, compound.status_since = status.value, reason, now
+    compound.status, compound.status_since = status.value, now
+    compound.status_reason = reason[:500]
     await uow.session.flush()
     uow.emit(
         CompoundStatusChanged(
@@ -152,10 +202,41 @@ async def set_compound_status(
             to_status=status.value,
             reason=reason,
             at=now,
+            override_reason=override if overridden else None,
+            overridden=overridden,
         ),
         compound_id=compound.id,
     )
     return compound
+
+
+async def _not_ready(uow: UnitOfWork, compound: Compound) -> list[str]:
+    """Why the compound may not be declared epidemic-free now, if anything."""
+    found: list[str] = []
+    if compound.epidemic_free_eligible_since is None:
+        found.append(
+            "it was never found eligible (its town's run of days without a positive "
+            "has not been reported)"
+        )
+    sealed = (
+        select(Building.code, Unit.code)
+        .select_from(Zone)
+        .join(Building, Building.id == Zone.building_id)
+        .outerjoin(Unit, Unit.id == Zone.unit_id)
+        .where(Zone.compound_id == compound.id, Zone.level == ZoneLevel.sealed.value)
+        .order_by(Building.code, Unit.code)
+    )
+    for building, unit in (await uow.session.execute(sealed)).all():
+        area = f"building {building}" if unit is None else f"unit {unit} of building {building}"
+        found.append(f"{area} is sealed")
+    return found
+
+
+async def population(
+    uow: UnitOfWork, *, by: repository.PopulationGrouping, compound_id: uuid.UUID | None
+) -> list[schemas.Population]:
+    rows = await uow.session.execute(repository.population(by=by, compound_id=compound_id))
+    return [schemas.Population.model_validate(row, from_attributes=True) for row in rows]
 
 
 async def zone_counts(uow: UnitOfWork, *, compound_id: uuid.UUID | None) -> list[schemas.ZoneCount]:

@@ -6,7 +6,8 @@ Every count is of members (people), each counted once per group; the caller's sc
 the members, so committee staff count only their compounds' people. A member is sampled
 once in a tube (``sampled_at``), resulted when their tube came back negative or positive
 (a pool's positive puts them under retest, which counts as positive), and a retest tube at
-the lab makes them sampled but not resulted again until it returns."""
+the lab makes them sampled but not resulted again until it returns (still positive, as in a
+positive pool, until the retest says otherwise)."""
 
 import functools
 import re
@@ -42,7 +43,13 @@ RESULTED = (
     MemberStatus.positive.value,
     MemberStatus.retest_required.value,
 )
-POSITIVE = (MemberStatus.positive.value, MemberStatus.retest_required.value)
+# In a positive pool stays positive while the retest is at the lab: a round with a positive
+# pool never shows zero positives.
+POSITIVE = (
+    MemberStatus.positive.value,
+    MemberStatus.retest_required.value,
+    MemberStatus.retest_sampled.value,
+)
 # Groupings where every member falls in exactly one group, so the total is their sum.
 PARTITIONS: dict[str, Any] = {
     "compound": RoundMember.compound_id,

@@ -8,7 +8,13 @@ from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from services.testing import identity
-from services.testing.models import SERVICE, DirectoryResident, ResultUpload, RoundMember
+from services.testing.models import (
+    SERVICE,
+    DirectoryResident,
+    MemberStatus,
+    ResultUpload,
+    RoundMember,
+)
 from services.testing.results import schemas, service
 from shared.auth import Role
 from shared.http import Uow, runtime_of, service_router
@@ -89,7 +95,8 @@ def _report(upload: ResultUpload, *, duplicate: bool) -> schemas.UploadReport:
     },
 )
 async def upload_results(uow: Uow, request: Request) -> object:
-    limit = runtime_of(request).settings.max_upload_mb << 20
+    settings = runtime_of(request).settings
+    limit, skew = settings.max_upload_mb << 20, settings.clock_skew
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + FRAMING:
         raise _too_large(int(declared), limit)
@@ -109,7 +116,7 @@ async def upload_results(uow: Uow, request: Request) -> object:
                 else "csv"
             )
             upload, duplicate = await service.upload_results(
-                uow, file=part.file, filename=filename, media=media
+                uow, file=part.file, filename=filename, media=media, skew=skew
             )
     elif content_type in ("application/json", "text/csv"):
         body = await _body(request, limit)
@@ -118,6 +125,7 @@ async def upload_results(uow: Uow, request: Request) -> object:
             file=io.BytesIO(body),
             filename="results.json" if content_type == "application/json" else "results.csv",
             media="json" if content_type == "application/json" else "csv",
+            skew=skew,
         )
     else:
         raise UnsupportedMedia(
@@ -194,7 +202,7 @@ async def list_results(
     round_id: uuid.UUID,
     status: Annotated[
         str | None,
-        Query(pattern="^(expected|sampled|negative|retest_required|resample_required|positive)$"),
+        Query(pattern=f"^({'|'.join(MemberStatus)})$"),
     ] = None,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, BinaryIO
 
 FIELDS = ("tube_code", "result", "lab", "resulted_at")
@@ -78,10 +78,10 @@ class RowError:
 class _Checker:
     """Checks one row's values; remembers tube codes to catch a tube listed twice."""
 
-    def __init__(self, *, now: datetime) -> None:
+    def __init__(self, *, latest: datetime) -> None:
         self._first_rows: dict[str, int] = {}
         self._times: dict[str, datetime] = {}
-        self._latest = now + timedelta(days=1)
+        self._latest = latest
 
     def check(self, row: int, values: Sequence[Any]) -> ResultRow | list[RowError]:
         code, result, lab, resulted_at = (_text(v) for v in values)
@@ -148,13 +148,14 @@ def _code(code: str | None) -> str | None:
     return code[:40] if code else None
 
 
-def read_csv(file: BinaryIO, *, now: datetime | None = None) -> Iterator[ResultRow | RowError]:
-    """The rows of a CSV file in UTF-8 (a BOM is fine). The header is read before this
-    returns, so a file without the four columns raises at once; an unreadable line raises
-    :class:`ResultsFormatError` while iterating."""
+def read_csv(file: BinaryIO, *, latest: datetime) -> Iterator[ResultRow | RowError]:
+    """The rows of a CSV file in UTF-8 (a BOM is fine), none resulted after ``latest`` (now
+    and the clocks' tolerance). The header is read before this returns, so a file without
+    the four columns raises at once; an unreadable line raises :class:`ResultsFormatError`
+    while iterating."""
     reader = csv.reader(_utf8_lines(file))
     columns = _read_header(reader)
-    return _csv_rows(reader, columns, _Checker(now=now or datetime.now(UTC)))
+    return _csv_rows(reader, columns, _Checker(latest=latest))
 
 
 def _utf8_lines(file: BinaryIO) -> Iterator[str]:
@@ -227,9 +228,10 @@ def _csv_rows(
         ) from None
 
 
-def read_json(data: bytes, *, now: datetime | None = None) -> Iterator[ResultRow | RowError]:
-    """The rows of ``{"results": [...]}`` (or a bare list) of objects with the four fields.
-    The document is parsed before this returns, so garbage raises at once."""
+def read_json(data: bytes, *, latest: datetime) -> Iterator[ResultRow | RowError]:
+    """The rows of ``{"results": [...]}`` (or a bare list) of objects with the four fields,
+    none resulted after ``latest``. The document is parsed before this returns, so garbage
+    raises at once."""
     try:
         document = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -246,7 +248,7 @@ def read_json(data: bytes, *, now: datetime | None = None) -> Iterator[ResultRow
         )
     if len(items) > MAX_ROWS:
         raise _too_many(MAX_ROWS)
-    return _json_rows(items, _Checker(now=now or datetime.now(UTC)))
+    return _json_rows(items, _Checker(latest=latest))
 
 
 def _json_rows(items: list[Any], checker: _Checker) -> Iterator[ResultRow | RowError]:

@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, BinaryIO, Literal
 
@@ -128,11 +128,17 @@ def require_uploader(uow: UnitOfWork) -> None:
 
 
 async def upload_results(
-    uow: UnitOfWork, *, file: BinaryIO, filename: str, media: Literal["csv", "json"]
+    uow: UnitOfWork,
+    *,
+    file: BinaryIO,
+    filename: str,
+    media: Literal["csv", "json"],
+    skew: timedelta,
 ) -> tuple[ResultUpload, bool]:
     """Apply a results file; return its upload and whether it is one the caller uploaded
     before (then nothing changed). A file that cannot be read, or whose every row is
-    wrong, raises a problem naming the rows, and nothing is written."""
+    wrong, raises a problem naming the rows, and nothing is written. A result later than
+    now (by more than ``skew``, the clocks' tolerance) is a row error."""
     require_uploader(uow)
     sha256 = file_digest(file)
     previous = await uow.session.scalar(
@@ -147,7 +153,12 @@ async def upload_results(
         return previous, True
     tally = Tally()
     try:
-        rows = read_json(file.read()) if media == "json" else read_csv(file)
+        latest = datetime.now(UTC) + skew
+        rows = (
+            read_json(file.read(), latest=latest)
+            if media == "json"
+            else read_csv(file, latest=latest)
+        )
         await _stage(uow, rows, tally)
     except ResultsFormatError as exc:
         raise _format_problem(exc) from None

@@ -1,12 +1,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Query, Request, Response
 from sqlalchemy import select
 
 from services.testing.models import SERVICE, Tube
 from services.testing.tubes import schemas, service
-from shared.http import Uow, service_router
+from shared.http import Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.problems import NotFound
 
@@ -29,11 +29,16 @@ async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
     description="A pool (up to the round's pool size) or a single tube. Refused with a "
     "problem naming the field: a tube code used before, a resident outside the round, "
     "already sampled (unless `retest` for an open retest, resample or PCR after a positive "
-    "antigen test), a sealed-area resident "
-    "in a pool. Sending the same tube again answers it unchanged.",
+    "antigen test), a sealed-area resident in a pool, a `collected_at` in the future or "
+    "outside the round's window, a retest or resample collected before the result that "
+    "asked for it (each time with the tolerance `CORDON_CLOCK_SKEW_MINUTES`, 10 by default, "
+    "for the phone's clock). Sending the same tube again answers it unchanged.",
 )
-async def record_tube(round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow) -> schemas.TubeOut:
-    tube = await service.record_tube(uow, round_id=round_id, tube=body)
+async def record_tube(
+    round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow, request: Request
+) -> schemas.TubeOut:
+    skew = runtime_of(request).settings.clock_skew
+    tube = await service.record_tube(uow, round_id=round_id, tube=body, skew=skew)
     # Recorded now or before with these very members: no need to read them back.
     return schemas.TubeOut.model_validate(tube).model_copy(update={"member_ids": body.member_ids})
 
@@ -47,9 +52,10 @@ async def record_tube(round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow) -> sc
     "twice. 422 when no tube could be recorded.",
 )
 async def record_batch(
-    round_id: uuid.UUID, body: schemas.TubeBatch, uow: Uow, response: Response
+    round_id: uuid.UUID, body: schemas.TubeBatch, uow: Uow, request: Request, response: Response
 ) -> schemas.BatchOut:
-    outcome = await service.record_tubes(uow, round_id=round_id, tubes=body.tubes)
+    skew = runtime_of(request).settings.clock_skew
+    outcome = await service.record_tubes(uow, round_id=round_id, tubes=body.tubes, skew=skew)
     if outcome.errors and not (outcome.accepted or outcome.unchanged):
         response.status_code = 422
     return schemas.BatchOut(

@@ -8,9 +8,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, exists, or_, select, update
 
 from services.testing.models import (
     DirectoryZone,
@@ -118,6 +119,7 @@ async def _round_members(
             RoundMember.town_id,
             RoundMember.compound_id,
             RoundMember.building_id,
+            RoundMember.resulted_at,
             sealed.label("sealed"),
         ).where(RoundMember.round_id == round_.id, RoundMember.resident_id.in_(chunk))
         found.update((m.resident_id, m) for m in (await uow.session.execute(query)).all())
@@ -153,8 +155,44 @@ async def _sites(uow: UnitOfWork, round_: Round, site_ids: list[uuid.UUID]) -> s
     return set(await uow.session.scalars(query))
 
 
-def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) -> None:
+def _check_time(round_: Round, tube: TubeIn, *, now: datetime, skew: timedelta) -> None:
+    """A swab is taken in its round's window, and not in the future; ``skew`` is the
+    tolerance for the sampler's phone's clock. Retests come after the window (checked
+    against their member's earlier result instead)."""
+    at = tube.collected_at
+    if at > now + skew:
+        raise TubeRejected("collected_at", f"collected_at {at.isoformat()} is in the future")
+    if not tube.retest and not round_.starts_at - skew <= at <= round_.ends_at + skew:
+        raise TubeRejected(
+            "collected_at",
+            f"collected_at {at.isoformat()} is outside the round's window "
+            f"({round_.starts_at.isoformat()} to {round_.ends_at.isoformat()})",
+        )
+
+
+def _check_follow_up_time(tube: TubeIn, member: Member, *, skew: timedelta) -> None:
+    """A retest or resample swab follows the result that asked for it."""
+    asked_at = member.resulted_at
+    if member.status in FOLLOW_UPS and asked_at is not None and tube.collected_at < asked_at - skew:
+        raise TubeRejected(
+            "collected_at",
+            f"collected_at {tube.collected_at.isoformat()} is before the result that asked for "
+            f"this {'retest' if member.status == MemberStatus.retest_required else 'resample'} "
+            f"({asked_at.isoformat()})",
+        )
+
+
+def _check(
+    round_: Round,
+    tube: TubeIn,
+    known: _Known,
+    taken: set[uuid.UUID],
+    *,
+    now: datetime,
+    skew: timedelta,
+) -> None:
     """Raise :class:`TubeRejected` naming the field when the tube cannot be recorded."""
+    _check_time(round_, tube, now=now, skew=skew)
     if tube.site_id is not None and tube.site_id not in known.sites:
         raise TubeRejected("site_id", f"no sampling site {tube.site_id} in this round")
     repeated = [m for m, n in Counter(tube.member_ids).items() if n > 1]
@@ -181,6 +219,8 @@ def _check(round_: Round, tube: TubeIn, known: _Known, taken: set[uuid.UUID]) ->
                 f"resident {resident_id} has no open retest or resample, nor a PCR retest "
                 "after a positive antigen test",
             )
+        if tube.retest:
+            _check_follow_up_time(tube, member, skew=skew)
         if not tube.retest and member.status != MemberStatus.expected.value:
             raise TubeRejected(
                 where, f"resident {resident_id} was already sampled in this round ({member.status})"
@@ -207,7 +247,12 @@ def _same(existing: Tube, tube: TubeIn, round_: Round, known: _Known) -> bool:
     return existing.round_id == round_.id and set(members) == set(tube.member_ids)
 
 
-async def record_tubes(uow: UnitOfWork, *, round_id: uuid.UUID, tubes: Sequence[TubeIn]) -> Outcome:
+async def record_tubes(
+    uow: UnitOfWork, *, round_id: uuid.UUID, tubes: Sequence[TubeIn], skew: timedelta
+) -> Outcome:
+    """Record a batch of tubes; each bad one becomes an error naming its field. ``skew`` is
+    the tolerance for the samplers' clocks (settings' ``clock_skew``)."""
+    now = datetime.now(UTC)
     round_ = await get_round(uow, round_id)
     if round_.status != RoundStatus.open.value:
         raise Conflict(f"round {round_.name} is {round_.status}, not open for sampling")
@@ -227,7 +272,7 @@ async def record_tubes(uow: UnitOfWork, *, round_id: uuid.UUID, tubes: Sequence[
                     raise TubeRejected("code", f"tube code {tube.code} is already used")
                 outcome.unchanged.append(existing)
                 continue
-            _check(round_, tube, known, taken)
+            _check(round_, tube, known, taken, now=now, skew=skew)
         except TubeRejected as rejected:
             outcome.errors.append(
                 {
@@ -297,7 +342,13 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
             members.c.resident_id == bindparam("b_resident"),
         )
         .values(
-            status=MemberStatus.sampled.value,
+            status=case(
+                (
+                    members.c.status == MemberStatus.retest_required.value,
+                    MemberStatus.retest_sampled.value,
+                ),
+                else_=MemberStatus.sampled.value,
+            ),
             tube_id=bindparam("b_tube"),
             sampled_at=bindparam("b_at"),
         ),
@@ -343,10 +394,12 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
         )
 
 
-async def record_tube(uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn) -> Tube:
+async def record_tube(
+    uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn, skew: timedelta
+) -> Tube:
     """One tube: recorded, or the same tube again (unchanged); otherwise a problem naming
     the field."""
-    outcome = await record_tubes(uow, round_id=round_id, tubes=[tube])
+    outcome = await record_tubes(uow, round_id=round_id, tubes=[tube], skew=skew)
     if outcome.errors:
         error = outcome.errors[0]
         problem = Conflict if error["field"] == "code" or "already" in error["message"] else Invalid

@@ -1,0 +1,161 @@
+"""HTTP load from wrk, a C load generator: a Python client would measure its own interpreter,
+not the server (on two cores it tops out below what the API can answer).
+
+Each request takes the next body from a file (one JSON document a line), so every tube is a
+new one; wrk's threads take the lines in turn. The run stops when the bodies run out or the
+duration ends, whichever comes first, and reports what wrk saw: requests, non-2xx answers,
+the rate and latency percentiles.
+"""
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Per thread: bodies come from the shared file, thread t takes lines t, t + threads, ...; once
+# its share is used up it keeps the connection busy with a cheap GET that `done` subtracts.
+_SCRIPT = r"""
+-- Globals, not locals: setup() sets `id` in each thread and done() reads `spare` back.
+local threads, counter = {}, 0
+bodies, id, nthreads, path, method, spare, next_body, posted = {}, 0, 1, "/", "GET", 0, 0, 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  nthreads, path, method = tonumber(args[1]), args[2], args[3]
+  wrk.headers["Content-Type"] = "application/json"
+  if args[4] ~= "" then wrk.headers["Authorization"] = "Bearer " .. args[4] end
+  if args[5] ~= "" then
+    local n = 0
+    for line in io.lines(args[5]) do
+      if n % nthreads == id then table.insert(bodies, line) end
+      n = n + 1
+    end
+  end
+  -- wrk calls request() once in thread 0 to verify the script, a request it never sends:
+  -- give that call a placeholder instead of a body.
+  if id == 0 and #bodies > 0 then table.insert(bodies, 1, false) end
+end
+
+function request()
+  if method == "GET" then return wrk.format("GET", path) end
+  next_body = next_body + 1
+  if next_body > #bodies then
+    spare = spare + 1
+    return wrk.format("GET", "/healthz")
+  end
+  if not bodies[next_body] then return wrk.format("GET", "/healthz") end
+  posted = posted + 1
+  return wrk.format(method, path, nil, bodies[next_body])
+end
+
+function done(summary, latency, requests)
+  local spares, sent = 0, 0
+  for _, thread in ipairs(threads) do
+    spares = spares + thread:get("spare")
+    sent = sent + thread:get("posted")
+  end
+  io.write(string.format(
+    'CORDON {"requests": %d, "posted": %d, "spare": %d, "seconds": %f, "non2xx": %d, "errors": %d, '
+    .. '"p50": %f, "p90": %f, "p99": %f, "max": %f}\n',
+    summary.requests, sent, spares, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout,
+    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
+    latency:percentile(99) / 1e3, latency.max / 1e3))
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    # Requests made after the bodies ran out (cheap GETs): the rate is then a lower bound.
+    spare: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run(
+    base: str,
+    path: str,
+    *,
+    method: str = "GET",
+    bodies: Sequence[dict[str, Any]] = (),
+    token: str = "",
+    connections: int = 16,
+    threads: int = 2,
+    seconds: float = 10,
+) -> WrkResult:
+    """Load `base + path` for `seconds` (or until the bodies are used up) and return what wrk
+    measured; an error answer or a socket error fails the run."""
+    if method != "GET" and not bodies:
+        raise ValueError(f"{method} {path} needs bodies to send")
+    if not available():
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as scratch:
+        script = Path(scratch, "load.lua")
+        script.write_text(_SCRIPT)
+        body_file = ""
+        if bodies:
+            body_file = str(Path(scratch, "bodies.jsonl"))
+            Path(body_file).write_text("".join(json.dumps(b) + "\n" for b in bodies))
+        command = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base + path,
+            "--",
+            str(threads),
+            path,
+            method,
+            token,
+            body_file,
+        ]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next((x for x in output.splitlines() if x.startswith("CORDON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{output[-2000:]}")
+    figures = json.loads(line.removeprefix("CORDON "))
+    if figures["non2xx"] or figures["errors"]:
+        raise RuntimeError(
+            f"{method} {path}: {figures['non2xx']} error answers, "
+            f"{figures['errors']} socket errors\n{output[-2000:]}"
+        )
+    return WrkResult(
+        # Once the bodies ran out every one of them was answered (the cheap GETs came
+        # after); otherwise wrk's own count is of answered requests, all bodies.
+        requests=figures["posted"] if figures["spare"] else figures["requests"],
+        seconds=figures["seconds"],
+        spare=figures["spare"],
+        p50_ms=figures["p50"],
+        p90_ms=figures["p90"],
+        p99_ms=figures["p99"],
+        max_ms=figures["max"],
+        non_2xx=figures["non2xx"],
+    )
