@@ -181,7 +181,12 @@ def upsert(table: Table, dialect_name: str, *, key: Sequence[str]) -> Insert:
 class Database:
     """One service's database: a PostgreSQL schema, or a SQLite file in the embedded mode."""
 
-    def __init__(self, *, url: str, schema: str, pool_size: int = 10) -> None:
+    def __init__(
+        self, *, url: str, schema: str, pool_size: int = 10, synchronous: str | None = None
+    ) -> None:
+        """``synchronous`` overrides :data:`SQLITE_SYNCHRONOUS` for a SQLite file, for work
+        whose loss in a power cut is harmless (the embedded bus settling handled messages)."""
+        self._synchronous = synchronous
         self.url = url
         self.schema = schema
         self.is_sqlite = url.startswith("sqlite")
@@ -195,7 +200,7 @@ class Database:
     def _create_engine(self, pool_size: int) -> AsyncEngine:
         if self.is_sqlite:
             engine = create_async_engine(self.url, connect_args={"timeout": 60})
-            _serialise_sqlite_writers(engine)
+            _serialise_sqlite_writers(engine, synchronous=self._synchronous or SQLITE_SYNCHRONOUS)
             return engine
         # The schema in the application name tells an operator whose connection it is.
         name = f"cordon:{self.schema}"[:63]
@@ -225,7 +230,7 @@ class Database:
 SQLITE_SYNCHRONOUS = "FULL"
 
 
-def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+def _serialise_sqlite_writers(engine: AsyncEngine, *, synchronous: str) -> None:
     """SQLite allows one writer: take the write lock at BEGIN so two transactions never
     deadlock upgrading their read locks, and wait for it instead of failing. Every
     connection commits durably (:data:`SQLITE_SYNCHRONOUS`)."""
@@ -235,7 +240,7 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()

@@ -82,6 +82,11 @@ class LocalTransport(Transport):
         self._poll = poll_seconds
         self._batch = batch
         self._database = Database(url=url, schema="bus", pool_size=2)
+        # Settling a handled message (its delete, a retry's or parking's update) need not
+        # survive a power cut: lost, the message comes again and the inbox absorbs it. So it
+        # skips the sync of every commit; what is published still syncs (``_database``), and
+        # that sync makes the earlier settlements in the log durable with it.
+        self._settling = Database(url=url, schema="bus", pool_size=2, synchronous="NORMAL")
         self._wakeups: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._connected = False
 
@@ -97,6 +102,7 @@ class LocalTransport(Transport):
     async def close(self) -> None:
         self._connected = False
         await self._database.dispose()
+        await self._settling.dispose()
 
     async def ping(self) -> bool:
         if not self._connected:
@@ -245,7 +251,7 @@ class LocalTransport(Transport):
         except Exception as exc:
             await self._retry_or_park(message_id, attempt, exc)
             return
-        async with self._database.session() as session, session.begin():
+        async with self._settling.session() as session, session.begin():
             await session.execute(delete(messages).where(messages.c.id == message_id))
 
     async def _retry_or_park(self, message_id: int, attempt: int, exc: Exception) -> None:
@@ -263,7 +269,7 @@ class LocalTransport(Transport):
         else:
             values["attempt"] = attempt + 1
             values["available_at"] = time.time() + backoff_seconds(attempt, self._retry_base)
-        async with self._database.session() as session, session.begin():
+        async with self._settling.session() as session, session.begin():
             await session.execute(
                 update(messages).where(messages.c.id == message_id).values(**values)
             )
