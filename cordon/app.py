@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cordon.platform import Platform
+from shared.bus.transport import UNROUTED
 from shared.http import RequestContextMiddleware, install_problem_handlers
 from shared.observability import QUEUE_DEPTH
 from shared.settings import Settings
@@ -100,13 +101,21 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Databases, bus and key-value store answer")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Databases, bus and key-value store answer; worker tasks run",
+        description="`workers` lists each background task this process runs (relays, "
+        "consumers, periodic jobs): whether it is up, for how long, how often it was restarted "
+        "and its last error. One down for longer than the grace makes the answer 503.",
+    )
     async def readyz() -> JSONResponse:
         checks = await platform.ready()
         ok = all(checks.values())
         # A projection behind its producer is still ready to serve: work that needs it
         # current (scheduling a round) waits or refuses on its own. Shown for operators.
         body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+        body["workers"] = platform.supervisor.report()
         body["projections"] = await platform.lags()
         return JSONResponse(
             body,
@@ -122,4 +131,7 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
                 queue = runtime.subscription(consumer).queue
                 with contextlib.suppress(Exception):
                     QUEUE_DEPTH.labels(queue, "ready").set(await platform.transport.depth(queue))
+        with contextlib.suppress(Exception):
+            # Events that matched no queue: kept, but nobody acts on them until replayed.
+            QUEUE_DEPTH.labels(UNROUTED, UNROUTED).set(await platform.transport.depth(UNROUTED))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -17,13 +17,20 @@ from cordon import catalogue
 from cordon.app import create_app
 from cordon.platform import Platform
 from cordon.services import named
+from shared.bus.transport import UNROUTED
 from shared.migrations import autogenerate
 from shared.observability import configure_logging
+from shared.service import topology
 from shared.settings import Mode, Settings, get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-dead_letters = typer.Typer(help="Messages parked after their retries ran out.")
+dead_letters = typer.Typer(
+    help="Messages parked after their retries ran out, and events no queue was bound for "
+    f"(queue `{UNROUTED}`)."
+)
 app.add_typer(dead_letters, name="dead-letters")
+bus = typer.Typer(help="The message bus's topology.")
+app.add_typer(bus, name="bus")
 
 ServiceOpt = Annotated[str, typer.Option("--service", "-s", help="registry, testing…")]
 ServicesOpt = Annotated[
@@ -148,12 +155,24 @@ def worker(service: ServicesOpt = None) -> None:
 
 @app.command()
 def migrate(service: ServicesOpt = None) -> None:
-    """Apply the database migrations of the services."""
+    """Apply the database migrations of the services, and declare the whole bus topology."""
 
     async def work(platform: Platform) -> None:
         typer.echo(f"migrated: {', '.join(platform.runtimes)}")
 
     _with_platform(service, work, migrate=True)
+
+
+@bus.command("declare")
+def declare_bus() -> None:
+    """Declare every service's queues and bindings (idempotent; `migrate` does it too). Run it
+    before any producer starts, so that no event is published before its queue exists."""
+
+    async def work(platform: Platform) -> None:
+        names = [s.queue for s in topology(platform.topology, settings=platform.settings)]
+        typer.echo(f"declared {len(names)} queue(s): {', '.join(names)}")
+
+    _with_platform([], work, migrate=False)
 
 
 @app.command()
@@ -231,12 +250,14 @@ def resync(service: ServiceOpt = "registry") -> None:
 
 @dead_letters.command("list")
 def list_dead_letters(
-    queue: Annotated[str, typer.Option(help="e.g. testing.directory")],
+    queue: Annotated[str, typer.Option(help=f"e.g. testing.directory, or {UNROUTED}")],
     limit: int = 50,
 ) -> None:
-    """Show parked messages of a queue, with the error that parked them."""
+    """Show parked messages of a queue, with the error that parked them. Read-only: listing
+    as often as you like changes nothing."""
 
     async def work(platform: Platform) -> None:
+        _known_queue(platform, queue)
         parked = await platform.transport.parked(queue, limit=limit)
         if not parked:
             typer.echo(f"no parked messages on {queue}")
@@ -251,16 +272,29 @@ def list_dead_letters(
 
 @dead_letters.command("replay")
 def replay_dead_letters(
-    queue: Annotated[str, typer.Option()],
+    queue: Annotated[str, typer.Option(help=f"e.g. testing.directory, or {UNROUTED}")],
     event_id: Annotated[list[str] | None, typer.Option(help="Only these; all by default")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many in one run")] = 10_000,
 ) -> None:
-    """Send parked messages back to their queue for another try."""
+    """Send parked messages back to their queue for another try (unrouted events back to the
+    exchange), in batches, at most --limit of them."""
 
     async def work(platform: Platform) -> None:
-        count = await platform.transport.replay(queue, event_ids=event_id or None)
-        typer.echo(f"replayed {count} message(s) to {queue}")
+        _known_queue(platform, queue)
+        count = await platform.transport.replay(queue, event_ids=event_id or None, limit=limit)
+        more = "; the limit was reached: run it again for more" if count == limit else ""
+        typer.echo(f"replayed {count} message(s) to {queue}{more}")
 
     _with_platform([], work, migrate=False)
+
+
+def _known_queue(platform: Platform, queue: str) -> None:
+    known = [s.queue for s in topology(platform.topology, settings=platform.settings)]
+    if queue not in [*known, UNROUTED]:
+        raise typer.BadParameter(
+            f"no queue {queue!r}; the queues are {', '.join([*known, UNROUTED])}",
+            param_hint="--queue",
+        )
 
 
 @app.command("events-doc")

@@ -1,16 +1,16 @@
 """One process's view of the system: the transport, the key-value store, and a runtime per
 service it hosts. The embedded mode hosts every service; a distributed process hosts one."""
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
+from cordon.services import ALL
 from shared.bus.local import LocalTransport
 from shared.bus.rabbit import RabbitTransport
 from shared.bus.transport import Transport
 from shared.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 from shared.migrations import upgrade
-from shared.service import ServiceRuntime, ServiceSpec
+from shared.service import ServiceRuntime, ServiceSpec, supervisor_for, topology
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ def make_transport(settings: Settings) -> Transport:
             exchange=settings.exchange,
             delivery_limit=settings.delivery_limit,
             retry_base_seconds=settings.retry_base_seconds,
+            publish_timeout_seconds=settings.publish_timeout_seconds,
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return LocalTransport(
@@ -39,8 +40,18 @@ def make_kv(settings: Settings) -> KeyValue:
 
 
 class Platform:
-    def __init__(self, settings: Settings, specs: Sequence[ServiceSpec]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        specs: Sequence[ServiceSpec],
+        *,
+        topology: Sequence[ServiceSpec] | None = None,
+    ) -> None:
+        """Hosts ``specs``; declares the queues of ``topology`` (every service of the
+        deployment by default), so that what a hosted service publishes before another
+        service first starts waits in that service's queue."""
         self.settings = settings
+        self.topology = tuple(topology if topology is not None else ALL)
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.transport = make_transport(settings)
@@ -49,6 +60,8 @@ class Platform:
             spec.name: ServiceRuntime(spec, settings=settings, transport=self.transport, kv=self.kv)
             for spec in specs
         }
+        # Restarts each relay, consumer and job on its own; /readyz reads their liveness.
+        self.supervisor = supervisor_for(settings)
 
     def runtime(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
@@ -61,17 +74,26 @@ class Platform:
         await self.transport.connect()
         if migrate:
             await self.migrate()
+        await self.declare()
         for runtime in self.runtimes.values():
-            await runtime.declare()
             await runtime.announce_head()
 
+    async def declare(self) -> None:
+        """The bus topology of the whole deployment (idempotent): before any producer runs."""
+        for subscription in topology(self.topology, settings=self.settings):
+            await self.transport.declare(subscription)
+
     async def run_workers(self) -> None:
-        await asyncio.gather(*(r.run_worker() for r in self.runtimes.values()))
+        """Every hosted service's worker tasks, supervised, until cancelled."""
+        tasks = {name: w for r in self.runtimes.values() for name, w in r.worker_tasks().items()}
+        await self.supervisor.run(tasks)
 
     async def ready(self) -> dict[str, bool]:
         checks = {f"database:{name}": await r.ready() for name, r in self.runtimes.items()}
         checks["bus"] = await self.transport.ping()
         checks["kv"] = await self.kv.ping()
+        # Worker tasks (where this process runs them): each up, or down less than the grace.
+        checks["workers"] = self.supervisor.healthy()
         return checks
 
     async def lags(self) -> dict[str, dict[str, object]]:

@@ -89,3 +89,9 @@ PROJECTION_LAG_SECONDS = Gauge(
     "How much older the projection's view is than the producer's latest committed event",
     ["service", "projection", "stream"],
 )
+WORKER_UP = Gauge(
+    "cordon_worker_task_up", "1 while a background task (relay, consumer, job) runs", ["task"]
+)
+WORKER_RESTARTS = Counter(
+    "cordon_worker_task_restarts_total", "Background tasks restarted after a failure", ["task"]
+)

@@ -4,6 +4,7 @@ running in one process, with its own database and the process's transport and ke
 """
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -25,6 +26,7 @@ from shared.events import Envelope
 from shared.kv import KeyValue
 from shared.observability import MESSAGES, correlation_id
 from shared.settings import Settings
+from shared.supervision import Supervisor, Work, pause_while_transient
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,29 @@ class ServiceSpec:
     periodic: tuple[Periodic, ...] = ()
     # Shown with their lag in /readyz and /metrics.
     projections: tuple[Projection, ...] = ()
+
+
+def subscription_of(spec: ServiceSpec, consumer: Consumer, *, settings: Settings) -> Subscription:
+    return Subscription(
+        queue=f"{settings.schema_prefix}{spec.name}.{consumer.name}",
+        bindings=consumer.bindings,
+        concurrency=consumer.concurrency,
+        order_key=consumer.order_key,
+    )
+
+
+def topology(specs: Sequence[ServiceSpec], *, settings: Settings) -> list[Subscription]:
+    """Every consumer queue of these services with its bindings: declared before any of them
+    publishes, so an event for a service deployed later waits in its queue."""
+    return [subscription_of(spec, c, settings=settings) for spec in specs for c in spec.consumers]
+
+
+def supervisor_for(settings: Settings) -> Supervisor:
+    return Supervisor(
+        restart_seconds=settings.worker_restart_seconds,
+        restart_cap_seconds=settings.worker_restart_cap_seconds,
+        grace_seconds=settings.worker_grace_seconds,
+    )
 
 
 class ServiceRuntime:
@@ -176,12 +201,7 @@ class ServiceRuntime:
         return self.kv.signals(self.wakeup_channel)
 
     def subscription(self, consumer: Consumer) -> Subscription:
-        return Subscription(
-            queue=f"{self.settings.schema_prefix}{self.name}.{consumer.name}",
-            bindings=consumer.bindings,
-            concurrency=consumer.concurrency,
-            order_key=consumer.order_key,
-        )
+        return subscription_of(self.spec, consumer, settings=self.settings)
 
     async def declare(self) -> None:
         for consumer in self.spec.consumers:
@@ -191,7 +211,12 @@ class ServiceRuntime:
         subscription = self.subscription(consumer)
 
         async def handle(envelope: Envelope) -> None:
-            await self.process(consumer, envelope, queue=subscription.queue)
+            # A database out of reach is not the handler's failure: wait for it with the
+            # message in hand instead of spending the message's tries (and parking it).
+            await pause_while_transient(
+                lambda: self.process(consumer, envelope, queue=subscription.queue),
+                what=f"consumer {subscription.queue}",
+            )
 
         await self.transport.consume(subscription, handle)
 
@@ -229,24 +254,18 @@ class ServiceRuntime:
                 log.exception("periodic job %s.%s failed", self.name, job.name)
             await asyncio.sleep(job.every_seconds)
 
-    async def run_worker(self) -> None:
-        """The relay, every consumer and every periodic job of this service, until cancelled."""
-        await self.declare()
-        tasks = [asyncio.create_task(self.relay.run(self.wakeups()), name=f"{self.name}.relay")]
-        tasks += [
-            asyncio.create_task(self.consume(c), name=f"{self.name}.{c.name}")
-            for c in self.spec.consumers
-        ]
-        tasks += [
-            asyncio.create_task(self.repeat(j), name=f"{self.name}.{j.name}")
-            for j in self.spec.periodic
-        ]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    def worker_tasks(self) -> dict[str, Work]:
+        """The relay, every consumer and every periodic job of this service, by task name."""
+        tasks: dict[str, Work] = {f"{self.name}.relay": lambda: self.relay.run(self.wakeups())}
+        for consumer in self.spec.consumers:
+            tasks[f"{self.name}.{consumer.name}"] = functools.partial(self.consume, consumer)
+        for job in self.spec.periodic:
+            tasks[f"{self.name}.{job.name}"] = functools.partial(self.repeat, job)
+        return tasks
+
+    async def run_worker(self, supervisor: Supervisor | None = None) -> None:
+        """Run :meth:`worker_tasks` until cancelled, each restarted on its own if it fails."""
+        await (supervisor or supervisor_for(self.settings)).run(self.worker_tasks())
 
     async def ready(self) -> bool:
         try:

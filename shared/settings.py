@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     # Bounded retries before a message is parked for an operator.
     delivery_limit: int = 5
     retry_base_seconds: float = 1.0
+    # A publish not confirmed in this time fails (and is tried again), rather than hanging.
+    publish_timeout_seconds: float = 30.0
+    # A worker task (relay, consumer, job) that fails is restarted after this delay, doubling
+    # up to the cap; /readyz answers 503 while one has been down longer than the grace.
+    worker_restart_seconds: float = 1.0
+    worker_restart_cap_seconds: float = 60.0
+    worker_grace_seconds: float = 30.0
     relay_batch: int = 500
     relay_interval_seconds: float = 0.5
     # How long work that needs an up-to-date projection (scheduling a round) waits for it

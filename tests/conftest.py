@@ -25,7 +25,7 @@ from cordon.platform import Platform
 from cordon.services import ALL
 from shared.bus.lanes import urgent_lane
 from shared.bus.rabbit import queue_objects
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, topology
 from shared.settings import Settings
 
 PG_URL = os.environ.get(
@@ -118,7 +118,8 @@ async def delete_bus_objects(
         for name in queue_objects(queue, delivery_limit=delivery_limit):
             await channel.queue_delete(name)
     if exchange is not None:
-        for name in (exchange, urgent_lane(exchange)):
+        await channel.queue_delete(f"{exchange}.unrouted")
+        for name in (exchange, urgent_lane(exchange), f"{exchange}.unrouted"):
             await channel.exchange_delete(name)
     await connection.close()
 
@@ -146,19 +147,21 @@ async def drop_everything(settings: Settings, queues: list[str]) -> None:
 
         connection = await aio_pika.connect(settings.broker_url)
         channel = await connection.channel()
-        for queue in queues:
+        for queue in [*queues, f"{settings.exchange}.unrouted"]:
             await channel.queue_delete(queue)
-        for exchange in (settings.exchange, urgent_lane(settings.exchange)):
+        for exchange in (
+            settings.exchange,
+            urgent_lane(settings.exchange),
+            f"{settings.exchange}.unrouted",
+        ):
             await channel.exchange_delete(exchange)
         await connection.close()
 
 
 def queue_names(platform: Platform) -> list[str]:
     names = []
-    for runtime in platform.runtimes.values():
-        for consumer in runtime.spec.consumers:
-            queue = runtime.subscription(consumer).queue
-            names += queue_objects(queue, delivery_limit=platform.settings.delivery_limit)
+    for subscription in topology(platform.topology, settings=platform.settings):
+        names += queue_objects(subscription.queue, delivery_limit=platform.settings.delivery_limit)
     return names
 
 

@@ -1,5 +1,6 @@
 """A small TCP proxy for fault tests (Toxiproxy can't be installed here): it forwards to a real
-service and can cut every open connection and refuse new ones until it is restored."""
+service and can cut every open connection and refuse new ones until it is restored, or stall
+them (hold every byte, keep the connections open: a half-open peer) until it is restored."""
 
 import asyncio
 import contextlib
@@ -12,6 +13,8 @@ class TcpProxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._refusing = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.connections = 0
         self.port = 0
 
@@ -31,8 +34,8 @@ class TcpProxy:
         self.connections += 1
         self._writers |= {writer, upstream_writer}
         pipes = {
-            asyncio.create_task(_pipe(reader, upstream_writer)),
-            asyncio.create_task(_pipe(upstream_reader, writer)),
+            asyncio.create_task(_pipe(reader, upstream_writer, self._flowing)),
+            asyncio.create_task(_pipe(upstream_reader, writer, self._flowing)),
         }
         self._pipes |= pipes
         try:
@@ -52,8 +55,13 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.transport.abort()
 
+    def stall(self) -> None:
+        """Forward nothing more, in either direction, until restore(); close nothing."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._refusing = False
+        self._flowing.set()
 
     async def close(self) -> None:
         self.cut()
@@ -65,8 +73,11 @@ class TcpProxy:
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while chunk := await reader.read(65536):
+            await flowing.wait()
             writer.write(chunk)
             await writer.drain()

@@ -13,20 +13,27 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Table, Uuid, func, select
 
-from cordon.platform import Platform
+from cordon.platform import Platform, make_transport
 from shared.auth import Principal
 from shared.bus.outbox import Relay
 from shared.bus.rabbit import RabbitTransport
-from shared.bus.transport import Outgoing, Transport
+from shared.bus.transport import Outgoing, Transport, TransportError, backoff_seconds
 from shared.contracts.registry import SnapshotStarted
 from shared.db import SequenceInt, new_metadata
 from shared.events import Envelope
 from shared.ids import new_id
 from shared.kv import KeyValue, RedisKeyValue
+from shared.migrations import upgrade
 from shared.service import Consumer, ServiceRuntime
 from shared.settings import Settings
 from shared.uow import UnitOfWork
-from tests.conftest import REDIS_URL, queue_cleanup
+from tests.conftest import (
+    PG_URL,
+    REDIS_URL,
+    drop_everything,
+    queue_cleanup,
+    skip_unless_reachable,
+)
 from tests.proxy import TcpProxy
 from tests.support import eventually
 
@@ -381,3 +388,81 @@ async def test_a_relay_whose_wakeup_source_ends_falls_back_to_polling(
         await stop(task)
     polls = (time.monotonic() - started) / counting.runtime.settings.relay_interval_seconds
     assert passes[0] <= 2 * polls + 5, f"{passes[0]} relay passes for {polls:.0f} polls"
+
+
+async def test_a_database_outage_longer_than_the_retry_budget_parks_nothing_and_applies_each_event_once(  # noqa: E501
+    platform: Platform,
+) -> None:
+    """The consumer's PostgreSQL goes through a proxy that is cut for many times the whole
+    retry budget (three tries, 0.25 s of back-off in all) while messages are in flight, on
+    either transport: the outage pauses the consumer without spending a try."""
+    skip_unless_reachable("PostgreSQL")
+    proxy = TcpProxy(target_host="127.0.0.1", target_port=5432)
+    await proxy.start()
+    settings = platform.settings.model_copy(
+        update={
+            "database_url": PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+            "delivery_limit": 3,
+            "retry_base_seconds": 0.05,
+        }
+    )
+    budget = sum(backoff_seconds(n, settings.retry_base_seconds) for n in (1, 2))
+    transport = make_transport(settings)
+    await transport.connect()
+    counting = Effects(platform, transport=transport, settings=settings)
+    await upgrade(counting.runtime.database, counting.runtime.spec.migrations)
+    await counting.start()
+    events, outage = 200, 3.0
+    consumer: asyncio.Task[None] | None = None
+    try:
+        await counting.emit(events)
+        assert await counting.runtime.relay.drain() == events
+        consumer = counting.consume()
+        await eventually(counting.reached(20), what="the first effects")
+        proxy.cut()
+        started = time.monotonic()
+        await asyncio.sleep(outage)
+        assert time.monotonic() - started > 10 * budget
+        assert await transport.parked(counting.queue) == [], "the outage parked messages"
+        proxy.restore()
+        await eventually(counting.reached(events), within=60, what="every effect")
+        await asyncio.sleep(0.3)
+        assert await counting.counts() == (events, events)
+        assert await transport.parked(counting.queue) == []
+        assert await transport.depth(counting.queue) == 0
+    finally:
+        if consumer is not None:
+            await stop(consumer)
+        await counting.close()
+        await transport.close()
+        await proxy.close()
+        await queue_cleanup(platform, [counting.queue])
+        if platform.settings.database_url is None:
+            await drop_everything(settings.model_copy(update={"database_url": PG_URL}), [])
+
+
+@pytest.mark.parametrize("backend", ["services"], indirect=True)
+async def test_a_publish_the_broker_never_confirms_fails_after_its_timeout(
+    platform: Platform,
+) -> None:
+    settings = platform.settings
+    proxy = TcpProxy(target_host="127.0.0.1", target_port=5672)
+    await proxy.start()
+    proxied = RabbitTransport(
+        url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+        exchange=settings.exchange,
+        delivery_limit=settings.delivery_limit,
+        retry_base_seconds=settings.retry_base_seconds,
+        publish_timeout_seconds=0.5,
+    )
+    await proxied.connect()
+    try:
+        proxy.stall()
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"not confirmed within 0\.5s"):
+            await proxied.publish([Outgoing(str(new_id()), "registry.snapshot.started", b"{}")])
+        assert time.monotonic() - started < 3
+    finally:
+        proxy.restore()
+        await proxied.close()
+        await proxy.close()

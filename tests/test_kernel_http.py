@@ -45,6 +45,7 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Tow
         "database:testing": True,
         "bus": True,
         "kv": True,
+        "workers": True,
     }
     await client.post(
         "/v1/committees",
@@ -52,7 +53,11 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Tow
         headers=town.operator,
     )
     metrics = (await client.get("/metrics")).text
-    backlog = [line for line in metrics.splitlines() if line.startswith("cordon_outbox_backlog{")]
+    backlog = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('cordon_outbox_backlog{service="registry"}')
+    ]
     assert backlog and float(backlog[0].rsplit(" ", 1)[1]) >= 2
     assert 'cordon_http_request_seconds_count{method="POST",route="/v1/committees"' in metrics
 

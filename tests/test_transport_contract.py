@@ -14,7 +14,14 @@ import pytest
 
 from shared.bus.local import LocalTransport
 from shared.bus.rabbit import RabbitTransport
-from shared.bus.transport import Handler, Outgoing, PoisonMessage, Subscription, Transport
+from shared.bus.transport import (
+    UNROUTED,
+    Handler,
+    Outgoing,
+    PoisonMessage,
+    Subscription,
+    Transport,
+)
 from shared.events import Envelope
 from tests.conftest import AMQP_URL, delete_bus_objects, skip_unless_reachable
 from tests.support import eventually
@@ -220,8 +227,10 @@ async def test_a_poison_message_is_parked_at_once(bus: Bus) -> None:
     assert held[unreadable.event_id].routing_key == "registry.resident.updated"
 
 
-async def park_three(bus: Bus) -> tuple[Subscription, list[Outgoing], list[Envelope], list[bool]]:
-    """Three messages parked by a handler that fails while ``failing[0]`` holds."""
+async def park(
+    bus: Bus, count: int = 3
+) -> tuple[Subscription, list[Outgoing], list[Envelope], list[bool]]:
+    """``count`` messages parked by a handler that fails while ``failing[0]`` holds."""
     subscription = await bus.queue("logistics.request.*")
     failing = [True]
     handled: list[Envelope] = []
@@ -231,19 +240,19 @@ async def park_three(bus: Bus) -> tuple[Subscription, list[Outgoing], list[Envel
             raise PoisonMessage("no such household yet")
         handled.append(envelope)
 
-    sent = [message("logistics.request.created", n=n) for n in range(3)]
+    sent = [message("logistics.request.created", n=n) for n in range(count)]
     await bus.transport.publish(sent)
     bus.consume(subscription, handle)
 
     async def all_parked() -> bool:
-        return len(await bus.transport.parked(subscription.queue)) == 3
+        return len(await bus.transport.parked(subscription.queue)) == count
 
-    await eventually(all_parked, what="three parked messages")
+    await eventually(all_parked, what=f"{count} parked messages")
     return subscription, sent, handled, failing
 
 
 async def test_listing_parked_messages_leaves_them_parked(bus: Bus) -> None:
-    subscription, sent, handled, _ = await park_three(bus)
+    subscription, sent, handled, _ = await park(bus)
 
     first = await bus.transport.parked(subscription.queue)
     again = await bus.transport.parked(subscription.queue)
@@ -259,7 +268,7 @@ async def test_listing_parked_messages_leaves_them_parked(bus: Bus) -> None:
 
 
 async def test_replay_by_event_id_then_all_sends_back_and_the_handler_succeeds(bus: Bus) -> None:
-    subscription, sent, handled, failing = await park_three(bus)
+    subscription, sent, handled, failing = await park(bus)
     failing[0] = False
 
     assert await bus.transport.replay(subscription.queue, event_ids=[sent[1].event_id]) == 1
@@ -301,6 +310,80 @@ async def test_ping_answers_while_connected_and_not_after_close(bus: Bus) -> Non
     bus.transport = bus.open()
     await bus.transport.connect()
     assert await bus.transport.ping() is True
+
+
+async def broker_delivery_count(bus: Bus, queue: str) -> int:
+    """RabbitMQ's own count of deliveries of the parked message at the head of ``queue``'s
+    parking (the count a delivery limit drops messages by), looked at once more."""
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        parking = await channel.get_queue(f"{queue}.parking", ensure=False)
+        head = await parking.get(no_ack=False)
+        count = int((head.headers or {}).get("x-delivery-count", 0))  # type: ignore[arg-type]
+        await head.nack(requeue=True)
+        return count
+    finally:
+        await connection.close()
+
+
+async def test_listing_more_often_than_any_delivery_limit_keeps_every_message_and_its_count(
+    bus: Bus,
+) -> None:
+    subscription, sent, _, _ = await park(bus)
+    # RabbitMQ 4's quorum queues drop a message requeued 20 times (their default limit).
+    for _ in range(25):
+        listed = await bus.transport.parked(subscription.queue)
+    assert sorted(m.event_id for m in listed) == sorted(m.event_id for m in sent)
+    assert {m.attempts for m in listed} == {1}
+    assert {m.error for m in listed} == {"PoisonMessage: no such household yet"}
+    if bus.kind == "rabbitmq":
+        assert await broker_delivery_count(bus, subscription.queue) == 0
+
+
+async def test_replay_stops_at_its_limit_and_keeps_the_order_of_what_is_left(bus: Bus) -> None:
+    subscription, sent, handled, failing = await park(bus, 7)
+    failing[0] = False
+
+    assert await bus.transport.replay(subscription.queue, limit=3) == 3
+    await eventually(has(handled, 3), what="three replayed messages")
+    left = await bus.transport.parked(subscription.queue)
+    assert [m.event_id for m in left] == [m.event_id for m in sent[3:]]
+    # Named ones beyond the first batch of a filtered replay: the others stay parked.
+    named = [left[1].event_id, left[3].event_id]
+    assert await bus.transport.replay(subscription.queue, event_ids=named, limit=5) == 2
+    await eventually(has(handled, 5), what="the two named messages")
+    rest = await bus.transport.parked(subscription.queue)
+    assert [m.event_id for m in rest] == [left[0].event_id, left[2].event_id]
+    assert {m.attempts for m in rest} == {1}
+    await settle()
+    assert sorted(str(e.id) for e in handled) == sorted(
+        m.event_id for m in sent if m.event_id not in {r.event_id for r in rest}
+    )
+
+
+async def test_an_event_no_queue_is_bound_for_is_kept_and_replayed_once_one_is(bus: Bus) -> None:
+    early = message("logistics.request.created", n=1)
+    nobody = message("notify.broadcast.sent", n=2)
+    await bus.transport.publish([early, nobody])
+
+    kept = await bus.transport.parked(UNROUTED)
+    assert sorted(m.event_id for m in kept) == sorted([early.event_id, nobody.event_id])
+    assert {m.routing_key for m in kept} == {"logistics.request.created", "notify.broadcast.sent"}
+    assert await bus.transport.depth(UNROUTED) == 2
+
+    subscription = await bus.queue("logistics.request.*")
+    received, handle = collector()
+    bus.consume(subscription, handle)
+    # Both are sent through the routing again; the one still matching nothing comes back.
+    assert await bus.transport.replay(UNROUTED) == 2
+    await eventually(has(received, 1), what="the kept event in its queue")
+    await settle()
+    assert [str(e.id) for e in received] == [early.event_id]
+    [still] = await bus.transport.parked(UNROUTED)
+    assert still.event_id == nobody.event_id
 
 
 def keyed(routing_key: str, key: uuid.UUID, n: int) -> Outgoing:

@@ -26,6 +26,8 @@ from sqlalchemy import (
 
 from shared.bus.lanes import KeyedDispatcher, lanes_of, queue_of_lane, urgent_lane
 from shared.bus.transport import (
+    REPLAY_BATCH,
+    UNROUTED,
     Handler,
     Outgoing,
     ParkedMessage,
@@ -80,8 +82,17 @@ class LocalTransport(Transport):
         self._poll = poll_seconds
         self._batch = batch
         self._database = Database(url=url, schema="bus", pool_size=2)
+        # Settling a handled message (its delete, a retry's or parking's update) need not
+        # survive a power cut: lost, the message comes again and the inbox absorbs it. So it
+        # skips the sync of every commit; what is published still syncs (``_database``), and
+        # that sync makes the earlier settlements in the log durable with it.
+        self._settling = Database(url=url, schema="bus", pool_size=2, synchronous="NORMAL")
         self._wakeups: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._connected = False
+
+    @property
+    def database(self) -> Database:
+        return self._database
 
     async def connect(self) -> None:
         async with self._database.engine.begin() as connection:
@@ -91,6 +102,7 @@ class LocalTransport(Transport):
     async def close(self) -> None:
         self._connected = False
         await self._database.dispose()
+        await self._settling.dispose()
 
     async def ping(self) -> bool:
         if not self._connected:
@@ -116,24 +128,45 @@ class LocalTransport(Transport):
         now = time.time()
         async with self._database.session() as session, session.begin():
             routes = (await session.execute(select(bindings.c.queue, bindings.c.pattern))).all()
-            rows: list[dict[str, Any]] = [
-                {
-                    "queue": urgent_lane(queue) if message.urgent else queue,
-                    "event_id": message.event_id,
-                    "routing_key": message.routing_key,
-                    "body": message.body,
-                    "attempt": 1,
-                    "available_at": now,
-                    "parked": False,
-                    "error": "",
-                }
+            rows = [
+                _row(message, queue=_lane_for(queue, message), now=now)
                 for message in batch
-                for queue in _queues_for(routes, message.routing_key)
+                for queue in _queues_for(routes, message.routing_key) or {UNROUTED}
             ]
             if rows:
                 await session.execute(messages.insert(), rows)
         for lane in {str(row["queue"]) for row in rows}:
             self._wakeups[queue_of_lane(lane)].set()
+
+    async def _route_unrouted(
+        self, *, event_ids: Collection[str] | None, limit: int, after: int
+    ) -> tuple[int, int | None]:
+        """Route up to ``limit`` kept events after row ``after`` again, by the bindings of now
+        (those still unmatched stay, as on RabbitMQ they come back); return how many were
+        routed again, and the last row looked at."""
+        condition = (messages.c.queue == UNROUTED) & (messages.c.id > after)
+        if event_ids is not None:
+            condition &= messages.c.event_id.in_(list(event_ids))
+        async with self._database.session() as session, session.begin():
+            routes = (await session.execute(select(bindings.c.queue, bindings.c.pattern))).all()
+            kept = (
+                await session.execute(
+                    select(messages).where(condition).order_by(messages.c.id).limit(limit)
+                )
+            ).all()
+            now, routed, rows = time.time(), [], []
+            for row in kept:
+                queues = _queues_for(routes, row.routing_key)
+                if queues:
+                    routed.append(row.id)
+                    outgoing = Outgoing(row.event_id, row.routing_key, row.body)
+                    rows += [_row(outgoing, queue=q, now=now) for q in queues]
+            if rows:
+                await session.execute(messages.insert(), rows)
+                await session.execute(delete(messages).where(messages.c.id.in_(routed)))
+        for queue in {str(row["queue"]) for row in rows}:
+            self._wakeups[queue].set()
+        return len(kept), (kept[-1].id if kept else None)
 
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         lanes = lanes_of(subscription.queue)
@@ -218,7 +251,7 @@ class LocalTransport(Transport):
         except Exception as exc:
             await self._retry_or_park(message_id, attempt, exc)
             return
-        async with self._database.session() as session, session.begin():
+        async with self._settling.session() as session, session.begin():
             await session.execute(delete(messages).where(messages.c.id == message_id))
 
     async def _retry_or_park(self, message_id: int, attempt: int, exc: Exception) -> None:
@@ -236,7 +269,7 @@ class LocalTransport(Transport):
         else:
             values["attempt"] = attempt + 1
             values["available_at"] = time.time() + backoff_seconds(attempt, self._retry_base)
-        async with self._database.session() as session, session.begin():
+        async with self._settling.session() as session, session.begin():
             await session.execute(
                 update(messages).where(messages.c.id == message_id).values(**values)
             )
@@ -263,14 +296,38 @@ class LocalTransport(Transport):
             for row in rows
         ]
 
-    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+    async def replay(
+        self, queue: str, *, event_ids: Collection[str] | None = None, limit: int | None = None
+    ) -> int:
+        replayed, after = 0, 0
+        while limit is None or replayed < limit:
+            batch = REPLAY_BATCH if limit is None else min(REPLAY_BATCH, limit - replayed)
+            if queue == UNROUTED:
+                moved, last = await self._route_unrouted(
+                    event_ids=event_ids, limit=batch, after=after
+                )
+                if last is None:
+                    break
+                after = last
+            else:
+                moved = await self._replay_batch(queue, event_ids=event_ids, limit=batch)
+                if moved < batch:
+                    replayed += moved
+                    break
+            replayed += moved
+        return replayed
+
+    async def _replay_batch(
+        self, queue: str, *, event_ids: Collection[str] | None, limit: int
+    ) -> int:
         condition = messages.c.queue.in_(lanes_of(queue)) & messages.c.parked.is_(True)
         if event_ids is not None:
             condition &= messages.c.event_id.in_(list(event_ids))
+        chosen = select(messages.c.id).where(condition).order_by(messages.c.id).limit(limit)
         async with self._database.session() as session, session.begin():
             result = await session.execute(
                 update(messages)
-                .where(condition)
+                .where(messages.c.id.in_(chosen.scalar_subquery()))
                 .values(parked=False, attempt=1, available_at=time.time(), error="")
             )
         self._wakeups[queue].set()
@@ -281,13 +338,34 @@ class LocalTransport(Transport):
             count = await session.scalar(
                 select(func.count())
                 .select_from(messages)
-                .where(messages.c.queue.in_(lanes_of(queue)), messages.c.parked.is_(False))
+                .where(
+                    messages.c.queue.in_(lanes_of(queue)),
+                    messages.c.parked.is_(queue == UNROUTED),
+                )
             )
         return int(count or 0)
 
     async def queues(self) -> list[str]:
         async with self._database.session() as session:
             return list((await session.scalars(select(bindings.c.queue).distinct())).all())
+
+
+def _lane_for(queue: str, message: Outgoing) -> str:
+    return urgent_lane(queue) if message.urgent and queue != UNROUTED else queue
+
+
+def _row(message: Outgoing, *, queue: str, now: float) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "event_id": message.event_id,
+        "routing_key": message.routing_key,
+        "body": message.body,
+        "attempt": 1,
+        "available_at": now,
+        # Unrouted events wait for an operator like parked ones; no consumer takes them.
+        "parked": queue == UNROUTED,
+        "error": "no queue was bound for its routing key" if queue == UNROUTED else "",
+    }
 
 
 def _queues_for(routes: Sequence[tuple[str, str]], routing_key: str) -> set[str]:

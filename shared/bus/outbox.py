@@ -16,17 +16,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Table, delete, func, or_, select
-from sqlalchemy.exc import DBAPIError
 
-from shared.bus.transport import Outgoing, Transport, TransportError
+from shared.bus.transport import Outgoing, Transport
 from shared.db import Database
 from shared.events import stamp_position
 from shared.observability import MESSAGES, OUTBOX_BACKLOG
+from shared.supervision import capped_backoff, is_transient
 
 log = logging.getLogger(__name__)
 
-# A broker or database out of reach: the relay waits and tries again rather than dying.
-RETRYABLE = (TransportError, DBAPIError, TimeoutError, OSError, ConnectionError, RuntimeError)
+# The longest wait between two tries while the broker or the database is out of reach.
+BACKOFF_CAP_SECONDS = 30.0
 
 
 class Relay:
@@ -104,9 +104,11 @@ class Relay:
                 try:
                     published = await self.publish_pending()
                     failures = 0
-                except RETRYABLE as exc:
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise  # a bug, not an outage: the supervisor restarts the relay
                     failures += 1
-                    delay = min(30.0, self._interval * 2**failures)
+                    delay = capped_backoff(failures, base=self._interval, cap=BACKOFF_CAP_SECONDS)
                     log.warning(
                         "relay of %s failed, retrying in %.1fs: %s", self.service, delay, exc
                     )

@@ -1,15 +1,30 @@
-"""RabbitMQ transport (aio-pika): a topic exchange, quorum queues with an explicit delivery
-limit and at-least-once dead-lettering, one delay queue per retry step, and a parking queue.
+"""RabbitMQ transport (aio-pika): a topic exchange, quorum queues with at-least-once
+dead-lettering, one delay queue per retry step, a parking queue, and an alternate exchange
+that keeps events no queue is bound for.
+
+Queue arguments are fixed when a queue is first declared, and RabbitMQ refuses a declaration
+with other ones (PRECONDITION_FAILED). So the arguments hold only what never changes, and what
+operators tune travels with the messages: the number of tries (``CORDON_DELIVERY_LIMIT``) is a
+header counted by the consumer, the retry delay a per-message expiration.
 
 For a consumer queue ``Q``:
-- ``Q``: quorum; a message redelivered more than ``delivery_limit`` times (a consumer that
-  keeps crashing on it) is dead-lettered, at least once, to ``Q.parking``;
-- ``Q.retry.N``: quorum with a message TTL of ``backoff(N)``; expired messages return to ``Q``;
-- ``Q.urgent`` and ``Q.urgent.retry.N``: the same for the urgent lane, bound to the urgent
+- ``Q``: quorum; a message redelivered more than ``REDELIVERY_LIMIT`` times without being
+  settled (a consumer process that keeps dying on it) is dead-lettered, at least once, to
+  ``Q.parking``. A handler's failures are counted apart, in the ``x-cordon-attempt`` header;
+- ``Q.backoff.N``: quorum; a message waits there for its own expiration (``backoff(N)``),
+  then returns to ``Q``. (Versions before kept the delay in the argument of ``Q.retry.N``
+  queues; those drain into ``Q`` all the same and can be deleted once empty.)
+- ``Q.urgent`` and ``Q.urgent.backoff.N``: the same for the urgent lane, bound to the urgent
   exchange (``<exchange>.urgent``) with the same patterns (see ``shared.bus.lanes``);
-- ``Q.parking``: where failed messages of both lanes wait for an operator's replay.
+- ``Q.parking``: classic, so that an operator's listing (get, then requeue) counts toward no
+  delivery limit; failed messages of both lanes wait there for a replay.
+For the exchange ``E`` (and ``E.urgent``): ``E.unrouted`` (a fanout exchange, the alternate
+exchange of both, and a classic queue of the same name) keeps every event that matched no
+binding, listed and replayed like a parking queue (``UNROUTED``).
 A handler's failure republishes the message to the next retry step (or to parking) with
 confirms, and only then acks it: a crash in between can only duplicate, which the inbox absorbs.
+A queue declared earlier with other arguments is left as it is, with a warning: what differs
+there is never a tuned value.
 """
 
 import asyncio
@@ -28,10 +43,12 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
 
 from shared.bus.lanes import KeyedDispatcher, lanes_of, urgent_lane
 from shared.bus.transport import (
+    REPLAY_BATCH,
+    UNROUTED,
     Handler,
     Outgoing,
     ParkedMessage,
@@ -58,10 +75,18 @@ LANE = "x-cordon-lane"
 BROKER_ERRORS: tuple[type[BaseException], ...] = CONNECTION_EXCEPTIONS
 # In-flight confirms per publish call: the broker's confirm round trip is the cost to amortise.
 PUBLISH_WINDOW = 256
+# Deliveries of one message left unsettled (the consumer's connection or process died holding
+# it) before the broker parks it: a message that crashes the process is not tried for ever.
+# Fixed, since it is a queue argument; it is not the handler's budget of tries.
+REDELIVERY_LIMIT = 20
 
 
 def _quorum(**extra: Any) -> dict[str, Any]:
     return {"x-queue-type": "quorum", **extra}
+
+
+def _classic() -> dict[str, Any]:
+    return {"x-queue-type": "classic"}
 
 
 def _dead_letter_to(queue: str) -> dict[str, Any]:
@@ -77,7 +102,7 @@ def queue_objects(queue: str, *, delivery_limit: int) -> list[str]:
     """Every RabbitMQ queue that stands behind a consumer queue (for clean-ups)."""
     names = [f"{queue}.parking"]
     for lane in lanes_of(queue):
-        names += [lane] + [f"{lane}.retry.{n}" for n in range(1, delivery_limit)]
+        names += [lane] + [backoff_queue(lane, n) for n in range(1, delivery_limit)]
     return names
 
 
@@ -90,27 +115,57 @@ class RabbitTransport(Transport):
         delivery_limit: int,
         retry_base_seconds: float,
         prefetch: int = 64,
+        publish_timeout_seconds: float = 30.0,
     ) -> None:
         self.delivery_limit = delivery_limit
         self._url = url
         self._exchange_name = exchange
         self._retry_base = retry_base_seconds
         self._prefetch = prefetch
+        self._publish_timeout = publish_timeout_seconds
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._urgent_exchange: AbstractExchange | None = None
         self._publish_lock = asyncio.Lock()
 
+    @property
+    def unrouted_queue(self) -> str:
+        return f"{self._exchange_name}.unrouted"
+
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
         self._channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await self._channel.declare_exchange(
-            self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        await self._declare_exchanges()
+        self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=False)
+        self._urgent_exchange = await self._channel.get_exchange(
+            urgent_lane(self._exchange_name), ensure=False
         )
-        self._urgent_exchange = await self._channel.declare_exchange(
-            urgent_lane(self._exchange_name), aio_pika.ExchangeType.TOPIC, durable=True
-        )
+
+    async def _declare_exchanges(self) -> None:
+        unrouted = self.unrouted_queue
+        async with self._scratch_channel() as channel:
+            fallback = await channel.declare_exchange(
+                unrouted, aio_pika.ExchangeType.FANOUT, durable=True
+            )
+            queue = await channel.declare_queue(unrouted, durable=True, arguments=_classic())
+            await queue.bind(fallback)
+        for name in (self._exchange_name, urgent_lane(self._exchange_name)):
+            try:
+                async with self._scratch_channel() as channel:
+                    await channel.declare_exchange(
+                        name,
+                        aio_pika.ExchangeType.TOPIC,
+                        durable=True,
+                        arguments={"alternate-exchange": unrouted},
+                    )
+            except ChannelPreconditionFailed:
+                log.warning(
+                    "exchange %s was declared without the alternate exchange %s: events no "
+                    "queue is bound for are dropped there until it is recreated",
+                    name,
+                    unrouted,
+                )
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -146,23 +201,31 @@ class RabbitTransport(Transport):
         for start in range(0, len(messages), PUBLISH_WINDOW):
             window = messages[start : start + PUBLISH_WINDOW]
             # Every publish of the window settles before a failure is raised: none is still
-            # in flight when the caller decides to publish the batch again.
-            outcomes = await asyncio.gather(
-                *(
-                    self._exchange_for(m).publish(
-                        _message(
-                            m.body,
-                            event_id=m.event_id,
-                            routing_key=m.routing_key,
-                            headers={LANE: "urgent"} if m.urgent else None,
+            # in flight when the caller decides to publish the batch again. A broker that
+            # never confirms (blocked by an alarm, a half-open connection) fails the window
+            # after the timeout instead of holding the relay for ever.
+            try:
+                async with asyncio.timeout(self._publish_timeout):
+                    outcomes = await asyncio.gather(
+                        *(
+                            self._exchange_for(m).publish(
+                                _message(
+                                    m.body,
+                                    event_id=m.event_id,
+                                    routing_key=m.routing_key,
+                                    headers={LANE: "urgent"} if m.urgent else None,
+                                ),
+                                routing_key=m.routing_key,
+                                mandatory=False,
+                            )
+                            for m in window
                         ),
-                        routing_key=m.routing_key,
-                        mandatory=False,
+                        return_exceptions=True,
                     )
-                    for m in window
-                ),
-                return_exceptions=True,
-            )
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"publishes not confirmed within {self._publish_timeout:g}s"
+                ) from exc
             for outcome in outcomes:
                 if isinstance(outcome, asyncio.CancelledError):
                     raise outcome
@@ -173,31 +236,37 @@ class RabbitTransport(Transport):
 
     async def declare(self, subscription: Subscription) -> None:
         queue = subscription.queue
-        channel = self.channel
-        await channel.declare_queue(f"{queue}.parking", durable=True, arguments=_quorum())
+        await self._ensure_queue(f"{queue}.parking", _classic())
         bulk, urgent = lanes_of(queue)
-        for lane, exchange in ((bulk, self.exchange), (urgent, self._urgent_exchange)):
-            assert exchange is not None
-            declared = await self._declare_lane(lane, parking=f"{queue}.parking")
-            for pattern in subscription.bindings:
-                await declared.bind(exchange, routing_key=pattern)
-
-    async def _declare_lane(self, lane: str, *, parking: str) -> AbstractQueue:
-        channel = self.channel
-        for step in range(1, self.delivery_limit):
-            ttl_ms = int(backoff_seconds(step, self._retry_base) * 1000)
-            await channel.declare_queue(
-                f"{lane}.retry.{step}",
-                durable=True,
-                arguments=_quorum(**{"x-message-ttl": ttl_ms}, **_dead_letter_to(lane)),
+        for lane, exchange in (
+            (bulk, self._exchange_name),
+            (urgent, urgent_lane(self._exchange_name)),
+        ):
+            for step in range(1, self.delivery_limit):
+                await self._ensure_queue(
+                    backoff_queue(lane, step), _quorum(**_dead_letter_to(lane))
+                )
+            await self._ensure_queue(
+                lane,
+                _quorum(
+                    **{"x-delivery-limit": REDELIVERY_LIMIT}, **_dead_letter_to(f"{queue}.parking")
+                ),
             )
-        return await channel.declare_queue(
-            lane,
-            durable=True,
-            arguments=_quorum(
-                **{"x-delivery-limit": self.delivery_limit}, **_dead_letter_to(parking)
-            ),
-        )
+            async with self._scratch_channel() as channel:
+                declared = await channel.get_queue(lane, ensure=False)
+                for pattern in subscription.bindings:
+                    await declared.bind(exchange, routing_key=pattern)
+
+    async def _ensure_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        """Declare ``name`` with ``arguments``; one that exists with other arguments (declared
+        by an older version) is left as it is, with a warning."""
+        try:
+            async with self._scratch_channel() as channel:
+                await channel.declare_queue(name, durable=True, arguments=arguments)
+        except ChannelPreconditionFailed as exc:
+            log.warning(
+                "queue %s keeps the arguments it was declared with: %s", name, describe_error(exc)
+            )
 
     async def consume(self, subscription: Subscription, handler: Handler) -> None:
         if self._connection is None:
@@ -295,76 +364,114 @@ class RabbitTransport(Transport):
             exc_info=failure,
         )
         lane = _lane(queue, message)
-        target = f"{queue}.parking" if park else f"{lane}.retry.{attempt}"
+        target = f"{queue}.parking" if park else backoff_queue(lane, attempt)
         headers = {
             ATTEMPT: attempt if park else attempt + 1,
             ERROR: describe_error(failure),
             LANE: (message.headers or {}).get(LANE, ""),
         }
-        await channel.default_exchange.publish(
-            _message(
-                message.body,
-                event_id=message.message_id or "",
-                routing_key=_routing_key(message),
-                headers=headers,
-            ),
-            routing_key=target,
+        retry = _message(
+            message.body,
+            event_id=message.message_id or "",
+            routing_key=_routing_key(message),
+            headers=headers,
         )
+        if not park:
+            # The delay rides on the message, so a changed retry base applies at once.
+            retry.expiration = backoff_seconds(attempt, self._retry_base)
+        async with asyncio.timeout(self._publish_timeout):
+            await channel.default_exchange.publish(retry, routing_key=target)
+
+    def _parking_of(self, queue: str) -> str:
+        return self.unrouted_queue if queue == UNROUTED else f"{queue}.parking"
 
     async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]:
-        async with self._parking(queue) as parking:
+        # Read-only: the messages are got and requeued in their place (a classic queue counts
+        # no deliveries, so listing never brings one nearer to a delivery limit).
+        async with self._scratch_channel() as channel:
+            parking = await channel.get_queue(self._parking_of(queue), ensure=False)
             taken = await _take(parking, limit)
-            listed = [_parked(queue, m) for m in taken]
-            for message in taken:
-                await message.nack(requeue=True)
-        return listed
+            if taken:
+                await taken[-1].nack(multiple=True, requeue=True)
+        return [_parked(queue, m) for m in taken]
 
-    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
+    async def replay(
+        self, queue: str, *, event_ids: Collection[str] | None = None, limit: int | None = None
+    ) -> int:
+        source = self._parking_of(queue)
         replayed = 0
-        async with self._parking(queue) as parking:
-            for message in await _take(parking, limit=1_000_000):
-                if event_ids is not None and message.message_id not in event_ids:
-                    await message.nack(requeue=True)
-                    continue
-                routing_key = _routing_key(message)
-                await self.channel.default_exchange.publish(
-                    _message(
-                        message.body,
-                        event_id=message.message_id or "",
-                        routing_key=routing_key,
-                        headers={LANE: (message.headers or {}).get(LANE, "")},
-                    ),
-                    routing_key=_lane(queue, message),
-                )
-                await message.ack()
-                replayed += 1
+        async with self._scratch_channel(confirms=True) as channel:
+            parking = await channel.declare_queue(source, passive=True)
+            # Each message present at the start is looked at once: those kept go to the tail.
+            unseen = int(parking.declaration_result.message_count or 0)
+            while unseen > 0 and (limit is None or replayed < limit):
+                size = min(REPLAY_BATCH, unseen)
+                if limit is not None and event_ids is None:
+                    size = min(size, limit - replayed)  # take no more than will be sent
+                batch = await _take(parking, size)
+                if not batch:
+                    break
+                unseen -= len(batch)
+                sends = []
+                for message in batch:
+                    wanted = event_ids is None or message.message_id in event_ids
+                    if wanted and (limit is None or replayed < limit):
+                        replayed += 1
+                        sends.append(self._send_back(channel, queue, message))
+                    else:
+                        sends.append(_keep(channel, source, message))
+                # Confirmed before the batch is acked: a crash between doubles, never loses.
+                async with asyncio.timeout(self._publish_timeout):
+                    await asyncio.gather(*sends)
+                await batch[-1].ack(multiple=True)
         return replayed
 
+    async def _send_back(
+        self, channel: AbstractChannel, queue: str, message: AbstractIncomingMessage
+    ) -> None:
+        routing_key = _routing_key(message)
+        lane = (message.headers or {}).get(LANE, "")
+        fresh = _message(
+            message.body,
+            event_id=message.message_id or "",
+            routing_key=routing_key,
+            headers={LANE: lane},
+        )
+        if queue == UNROUTED:
+            # Routed again by the exchange: to the queues bound since, or back to unrouted.
+            exchange = await channel.get_exchange(self._exchange_name, ensure=False)
+            await exchange.publish(fresh, routing_key=routing_key)
+        else:
+            await channel.default_exchange.publish(fresh, routing_key=_lane(queue, message))
+
     @contextlib.asynccontextmanager
-    async def _scratch_channel(self) -> AsyncIterator[AbstractChannel]:
+    async def _scratch_channel(self, *, confirms: bool = False) -> AsyncIterator[AbstractChannel]:
         if self._connection is None:
             raise RuntimeError("transport is not connected")
-        channel = await self._connection.channel()
+        channel = await self._connection.channel(publisher_confirms=confirms)
         try:
             yield channel
         finally:
             if not channel.is_closed:
                 await channel.close()
 
-    @contextlib.asynccontextmanager
-    async def _parking(self, queue: str) -> AsyncIterator[AbstractQueue]:
-        async with self._scratch_channel() as channel:
-            yield await channel.get_queue(f"{queue}.parking", ensure=False)
-
     async def depth(self, queue: str) -> int:
         # A fresh channel: a robust channel answers a passive declare of a queue it declared
         # itself from its cache, with the count of the day it was declared.
+        if queue == UNROUTED:
+            names: tuple[str, ...] = (self.unrouted_queue,)
+        else:
+            names = lanes_of(queue)
         total = 0
         async with self._scratch_channel() as channel:
-            for lane in lanes_of(queue):
-                declared = await channel.declare_queue(lane, passive=True)
+            for name in names:
+                declared = await channel.declare_queue(name, passive=True)
                 total += int(declared.declaration_result.message_count or 0)
         return total
+
+
+def backoff_queue(queue: str, step: int) -> str:
+    return f"{queue}.backoff.{step}"
 
 
 def _message(
@@ -377,6 +484,18 @@ def _message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         headers={ROUTING_KEY: routing_key, **(headers or {})},
     )
+
+
+async def _keep(channel: AbstractChannel, queue: str, message: AbstractIncomingMessage) -> None:
+    """Put a message back at the tail of its parking queue as it was (headers and all)."""
+    kept = aio_pika.Message(
+        message.body,
+        message_id=message.message_id,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        headers=dict(message.headers or {}),
+    )
+    await channel.default_exchange.publish(kept, routing_key=queue)
 
 
 async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessage]:

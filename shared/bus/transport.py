@@ -3,10 +3,11 @@ in-process transport (embedded mode); one contract test suite runs against both.
 
 Semantics both keep: topic routing (``*`` one word, ``#`` any words); a message whose
 handler fails is retried with growing delays, up to ``delivery_limit`` attempts in all, then
-parked where an operator can list it and replay it; publishing returns once every message is
-durably accepted (publisher confirms); a consumer handles up to ``concurrency`` messages at
-once, those with the same order key one at a time in queue order; urgent messages overtake
-the bulk messages already queued.
+parked where an operator can list it (read-only) and replay it (bounded, in batches); an event
+that matches no binding is kept apart (``UNROUTED``), listed and replayed the same way;
+publishing returns once every message is durably accepted (publisher confirms); a consumer
+handles up to ``concurrency`` messages at once, those with the same order key one at a time
+in queue order; urgent messages overtake the bulk messages already queued.
 """
 
 from abc import ABC, abstractmethod
@@ -56,6 +57,12 @@ class ParkedMessage:
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
+# The pseudo-queue of events no queue was bound for: ``parked(UNROUTED)`` lists them and
+# ``replay(UNROUTED)`` routes them again (to the queues bound since, or back there).
+UNROUTED = "unrouted"
+# Messages a replay moves per round trip (and holds unacknowledged at once).
+REPLAY_BATCH = 500
+
 
 class PoisonMessage(Exception):
     """A message that can never succeed (unreadable): park it without retrying."""
@@ -88,15 +95,21 @@ class Transport(ABC):
         """Deliver messages to ``handler`` until cancelled."""
 
     @abstractmethod
-    async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]: ...
+    async def parked(self, queue: str, *, limit: int = 100) -> list[ParkedMessage]:
+        """The first ``limit`` parked messages, leaving them as they were (attempts included)."""
 
     @abstractmethod
-    async def replay(self, queue: str, *, event_ids: Collection[str] | None = None) -> int:
-        """Send parked messages (all, or those named) back to their queue; return how many."""
+    async def replay(
+        self, queue: str, *, event_ids: Collection[str] | None = None, limit: int | None = None
+    ) -> int:
+        """Send parked messages (all, or those named; at most ``limit``) back to their queue,
+        in batches of ``REPLAY_BATCH``; return how many. For ``UNROUTED``, the events go
+        through the routing again, and those still matching no queue stay (are counted)."""
 
     @abstractmethod
     async def depth(self, queue: str) -> int:
-        """Messages waiting in the queue (not counting parked ones)."""
+        """Messages waiting in the queue (not counting parked ones); for ``UNROUTED``, the
+        events kept there."""
 
     @abstractmethod
     async def ping(self) -> bool: ...
