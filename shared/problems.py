@@ -9,10 +9,18 @@ class Problem(Exception):
     status = 400
     title = "Bad Request"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        # Sent with the answer, e.g. Retry-After on 429 and 503.
+        self.headers = headers or {}
 
     @classmethod
     def on(cls, field: str, message: str) -> Self:
@@ -46,6 +54,10 @@ class TooLarge(Problem):
 
 class TooManyRequests(Problem):
     status, title = 429, "Too Many Requests"
+
+
+class Unavailable(Problem):
+    status, title = 503, "Service Unavailable"
 
 
 class UnsupportedMedia(Problem):

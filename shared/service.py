@@ -108,6 +108,7 @@ class ServiceRuntime:
             outbox=self.spec.kernel.outbox,
             principal=principal,
             on_commit=self._events_committed,
+            kv=self.kv,
             causation_id=causation_id,
         )
 

@@ -5,6 +5,7 @@ emitted during the work are written to the outbox in the same transaction, so th
 exactly when the change is durable, and never otherwise.
 """
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,10 +17,12 @@ from sqlalchemy import ColumnElement, Table, select
 from shared.auth import SCOPE_KEY, Principal, Scope
 from shared.db import Database
 from shared.events import Envelope, Event
+from shared.kv import KeyValue
 from shared.observability import correlation_id
 from shared.problems import NotFound
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
@@ -31,6 +34,7 @@ class UnitOfWork:
         outbox: Table,
         principal: Principal,
         on_commit: Callable[[], Awaitable[None]],
+        kv: KeyValue,
         causation_id: uuid.UUID | None = None,
     ) -> None:
         self.service = service
@@ -40,6 +44,8 @@ class UnitOfWork:
         self.session.info[SCOPE_KEY] = principal.scope
         self._outbox = outbox
         self._on_commit = on_commit
+        self.kv = kv
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._causation_id = causation_id
         # Emitted events as outbox rows, until written to the outbox.
         self._pending: list[dict[str, object]] = []
@@ -118,14 +124,27 @@ class UnitOfWork:
         self._wrote_events = True
         await self.session.execute(self._outbox.insert(), rows)
 
+    def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` once the transaction is committed (and never if it is not): telling
+        other processes through the key-value store. The change is durable by then, so a
+        failure is logged, not raised; whoever registers work must have a way to repeat it."""
+        self._after_commit.append(work)
+
     async def commit(self) -> None:
         await self.flush_events()
         await self.session.commit()
         if self._wrote_events:
             self._wrote_events = False
             await self._on_commit()
+        done, self._after_commit = self._after_commit, []
+        for work in done:
+            try:
+                await work()
+            except Exception:
+                log.warning("work after the commit of %s failed", self.service, exc_info=True)
 
     async def rollback(self) -> None:
+        self._after_commit.clear()
         self._pending.clear()
         self._wrote_events = False
         await self.session.rollback()

@@ -22,6 +22,7 @@ from services.registry.access import (
     require_compound,
     require_town_operator,
 )
+from services.registry.auth.sessions import end_access_of_people
 from services.registry.models import (
     Assignment,
     Building,
@@ -433,6 +434,8 @@ async def create_assignments(
         )
     uow.session.add_all(assignments)
     await uow.session.flush()
+    # Their tokens carry the scope they had: end them; a refresh brings the new one.
+    await end_access_of_people(uow, person_ids=set(people))
     return assignments
 
 
@@ -444,6 +447,7 @@ async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
         require_compound(uow, assignment.compound_id, assignment.town_id)
     await uow.session.delete(assignment)
     await uow.session.flush()
+    await end_access_of_people(uow, person_ids={assignment.person_id})
 
 
 async def present(
