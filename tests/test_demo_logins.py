@@ -21,17 +21,12 @@ def _logins(printed: str) -> list[dict[str, str]]:
 
 def _environment(settings: Settings) -> dict[str, str]:
     """The test's settings as the environment a `cordon` process reads."""
-    env = {
-        "CORDON_DATA_DIR": str(settings.data_dir),
-        "CORDON_SCHEMA_PREFIX": settings.schema_prefix,
-        "CORDON_SECRET_KEY": settings.secret_key,
-        "CORDON_EXCHANGE": settings.exchange,
-        "CORDON_LOG_JSON": "false",
-    }
-    for name in ("database_url", "broker_url", "redis_url"):
-        value = getattr(settings, name)
-        if value:
-            env[f"CORDON_{name.upper()}"] = value
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"CORDON_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     return env
 
 
