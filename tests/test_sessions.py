@@ -2,13 +2,17 @@
 ends every access token at once, in every service, when the account's role, scope, password or
 state changes; sign-out and the reuse of a spent refresh token end one session."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
 from cordon.platform import Platform
-from tests.conftest import Town
+from shared.kv import RedisKeyValue
+from tests.conftest import Town, skip_unless_reachable
+from tests.proxy import TcpProxy
 from tests.support import make_compound, post
 
 PASSWORD = "leader-password-1"
@@ -287,24 +291,32 @@ async def test_a_revocation_the_store_lost_is_published_again_by_the_registry_wo
     assert await served_everywhere(client, headers) == [401, 401]
 
 
+@asynccontextmanager
+async def store_behind_a_proxy(platform: Platform) -> AsyncIterator[TcpProxy]:
+    """Every service's key-value store is the real Redis through a proxy the test can cut."""
+    skip_unless_reachable("Redis")
+    proxy = TcpProxy(target_host="127.0.0.1", target_port=6379)
+    await proxy.start()
+    proxied = RedisKeyValue(f"redis://127.0.0.1:{proxy.port}/0", namespace="sessions-test:")
+    saved = {name: runtime.kv for name, runtime in platform.runtimes.items()}
+    try:
+        for runtime in platform.runtimes.values():
+            runtime.kv = proxied
+        yield proxy
+    finally:
+        for name, kv in saved.items():
+            platform.runtimes[name].kv = kv
+        await proxied.close()
+        await proxy.close()
+
+
 @pytest.mark.parametrize("path", ["/v1/auth/me", "/v1/rounds"])
 async def test_without_the_key_value_store_no_token_passes(
     client: httpx.AsyncClient, town: Town, platform: Platform, path: str
 ) -> None:
     """Fail closed: a revoked token must not pass because Redis is away; callers are told to
     try again shortly (503 with Retry-After), not to sign in again."""
-    from shared.kv import RedisKeyValue
-    from tests.conftest import skip_unless_reachable
-    from tests.proxy import TcpProxy
-
-    skip_unless_reachable("Redis")
-    proxy = TcpProxy(target_host="127.0.0.1", target_port=6379)
-    await proxy.start()
-    away = RedisKeyValue(f"redis://127.0.0.1:{proxy.port}/0", namespace="sessions-test:")
-    saved = {name: runtime.kv for name, runtime in platform.runtimes.items()}
-    try:
-        for runtime in platform.runtimes.values():
-            runtime.kv = away
+    async with store_behind_a_proxy(platform) as proxy:
         assert (await client.get(path, headers=town.operator)).status_code == 200
         proxy.cut()
         answer = await client.get(path, headers=town.operator)
@@ -313,8 +325,15 @@ async def test_without_the_key_value_store_no_token_passes(
         assert int(answer.headers["retry-after"]) > 0
         proxy.restore()
         assert (await client.get(path, headers=town.operator)).status_code == 200
-    finally:
-        for name, kv in saved.items():
-            platform.runtimes[name].kv = kv
-        await away.close()
-        await proxy.close()
+
+
+async def test_without_the_key_value_store_nobody_signs_in_unthrottled(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    async with store_behind_a_proxy(platform) as proxy:
+        proxy.cut()
+        answer = await client.post(
+            "/v1/auth/token", data={"username": "operator", "password": "operator-pass-1"}
+        )
+        assert answer.status_code == 503
+        assert int(answer.headers["retry-after"]) > 0
