@@ -1,7 +1,7 @@
 """sessions: token version on users, refresh tokens
 
 Revision ID: 0006_sessions
-Revises: 0004
+Revises: 0009_effects
 Create Date: 2026-12-06 00:50:00.000000
 
 """
@@ -15,7 +15,7 @@ import shared.db
 
 # revision identifiers, used by Alembic.
 revision: str = "0006_sessions"
-down_revision: Union[str, Sequence[str], None] = "0004"
+down_revision: Union[str, Sequence[str], None] = "0009_effects"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
