@@ -1,6 +1,7 @@
 """The `cordon` command: run the system, its parts, and the operator's tools."""
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -21,7 +22,7 @@ from shared.bus.transport import UNROUTED
 from shared.migrations import autogenerate
 from shared.observability import configure_logging
 from shared.service import topology
-from shared.settings import Mode, Settings, get_settings
+from shared.settings import DEFAULT_SECRET, Mode, Settings, get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 dead_letters = typer.Typer(
@@ -54,6 +55,35 @@ def _settings() -> Settings:
     return settings
 
 
+def refusal_to_listen(settings: Settings, host: str) -> str | None:
+    """Why the server must not listen on ``host``, or None. The embedded default secret is
+    in the source: on anything but loopback, anyone on the network could sign tokens."""
+    if settings.secret_key != DEFAULT_SECRET or _loopback(host):
+        return None
+    return (
+        f"the default CORDON_SECRET_KEY serves only this machine (127.0.0.1, ::1), not {host}; "
+        "set CORDON_SECRET_KEY to 32 or more random characters (openssl rand -hex 32)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listening_settings(host: str) -> Settings:
+    """The settings, or a one-line refusal when they must not serve ``host``."""
+    settings = _settings()
+    if (why := refusal_to_listen(settings, host)) is not None:
+        typer.echo(f"cordon: refusing to start: {why}", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
 def _with_platform(
     services: list[str] | None, work: Callable[[Platform], Awaitable[Any]], *, migrate: bool
 ) -> Any:
@@ -77,24 +107,24 @@ def run(
     """Start the whole system in one process (embedded mode), with a demo town."""
     from services.registry import demo
 
-    settings = _settings()
+    settings = _listening_settings(host)
     platform = Platform(settings, named(None))
 
-    async def prepare() -> demo.DemoLogin | None:
+    async def prepare() -> None:
         await platform.start()
         try:
-            return await demo.ensure_demo_town(platform.runtime("registry"), size=demo_size)
+            await demo.ensure_demo_town(platform.runtime("registry"), size=demo_size)
         finally:
             await platform.close()
 
-    login = asyncio.run(prepare())
+    asyncio.run(prepare())
     platform = Platform(settings, named(None))
     base = f"http://{host}:{port}"
     typer.echo(f"\nCordon is running in the {settings.mode.value} mode.")
     typer.echo(f"  API docs:  {base}/docs")
     typer.echo(f"  Health:    {base}/readyz   Metrics: {base}/metrics")
-    if login is not None:
-        typer.echo(f"  Sign in:   {login.username} / {login.password}  ({login.role})")
+    for line in demo.describe_logins():
+        typer.echo(f"  {line}")
     typer.echo("")
     uvicorn.run(create_app(platform, with_workers=True), host=host, port=port, log_config=None)
 
@@ -109,7 +139,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API of one or more services (distributed mode; run `migrate` first)."""
-    settings = _settings()
+    settings = _listening_settings(host)
     embedded = settings.mode is Mode.embedded
     if workers > 1 and embedded:
         # One SQLite writer and an in-process bus: a second process would not see the first.
@@ -220,10 +250,9 @@ def demo_town(
 
     async def work(platform: Platform) -> None:
         login = await demo.ensure_demo_town(platform.runtime("registry"), size=size, seed=seed)
-        if login is None:
-            typer.echo("the demo town exists already")
-        else:
-            typer.echo(f"demo town built; sign in as {login.username} / {login.password}")
+        typer.echo("the demo town exists already" if login is None else "demo town built")
+        for line in demo.describe_logins():
+            typer.echo(line)
         await platform.runtime("registry").relay.drain()
 
     _with_platform(["registry"], work, migrate=True)

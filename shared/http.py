@@ -19,15 +19,19 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import sessions
 from shared.auth import InvalidTokenError, Principal, Role, read_token
+from shared.kv import KeyValueUnavailable
 from shared.observability import HTTP_REQUESTS, correlation_id, new_correlation_id
-from shared.problems import Conflict, Forbidden, Invalid, Problem, Unauthorized
+from shared.problems import Conflict, Forbidden, Invalid, Problem, Unauthorized, Unavailable
 from shared.service import ServiceRuntime
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What a caller is told to wait when the key-value store is away.
+STORE_RETRY_SECONDS = 5
 
 
 def problem_response(
@@ -64,7 +68,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        headers = dict(exc.headers or {})
+        headers = dict(exc.headers)
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return problem_response(
@@ -112,6 +116,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
+    async def on_store_away(request: Request, exc: Exception) -> Response:
+        # Sessions and sign-in throttles are checked in the key-value store; without it they
+        # are refused (fail closed), and the caller is told to retry rather than sign in.
+        log.error("key-value store unreachable on %s %s: %s", request.method, request.url, exc)
+        return await on_problem(
+            request,
+            Unavailable(
+                "sessions cannot be checked right now; try again in a few seconds",
+                headers={"Retry-After": str(STORE_RETRY_SECONDS)},
+            ),
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -122,6 +138,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(KeyValueUnavailable, on_store_away)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_lost_database)
@@ -190,9 +207,13 @@ async def current_principal(
     if not token:
         raise Unauthorized("sign in first: send a bearer token from /v1/auth/token")
     try:
-        return read_token(token, secret=request.app.state.settings.secret_key)
+        principal = read_token(token, secret=request.app.state.settings.secret_key)
     except InvalidTokenError as exc:
-        raise Unauthorized("the token is invalid or has expired; sign in again") from exc
+        raise Unauthorized(
+            "the token is invalid or has expired; refresh it or sign in again"
+        ) from exc
+    await sessions.check(runtime_of(request).kv, principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

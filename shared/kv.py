@@ -1,8 +1,9 @@
-"""What Redis does for Cordon, behind one small port: counters with a time window (login
-throttling, daily caps), token buckets (rate limits shared by every worker replica),
-wake-up signals across processes (a commit tells the relay to publish now) and marks that
-only rise (the head of each service's event stream, which projections compare with what
-they applied). The embedded mode uses the in-memory stand-in; both pass the same contract
+"""What Redis does for Cordon, behind one small port: counters with a time window (sign-in
+throttling, daily caps), token buckets (rate limits shared by every worker replica), numbers
+that only rise (the token versions and ended sessions every service checks per request),
+marks that only rise (the head of each service's event stream, which projections compare
+with what they applied) and wake-up signals across processes (a commit tells the relay to
+publish now). The embedded mode uses the in-memory stand-in; both pass the same contract
 tests."""
 
 import asyncio
@@ -11,7 +12,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import redis.asyncio as aioredis
 
@@ -19,6 +20,12 @@ log = logging.getLogger(__name__)
 
 # How long a lost Redis subscription waits before subscribing again.
 RESUBSCRIBE_SECONDS = 1.0
+# A request waits at most this long for Redis: a hung store must not hang every request.
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+class KeyValueUnavailable(RuntimeError):
+    """The store did not answer; callers that guard access refuse rather than guess."""
 
 
 class KeyValue(ABC):
@@ -34,6 +41,16 @@ class KeyValue(ABC):
 
     @abstractmethod
     async def reset(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def numbers(self, keys: Sequence[str]) -> list[int]:
+        """The current value of each key (counters included), 0 for a missing one; one round
+        trip however many keys."""
+
+    @abstractmethod
+    async def raise_to(self, key: str, value: int, *, ttl_seconds: int) -> int:
+        """Make ``key`` hold at least ``value`` (never lower it: a late writer with an older
+        value changes nothing) for ``ttl_seconds`` from now; return what it holds."""
 
     @abstractmethod
     async def signal(self, channel: str) -> None:
@@ -61,18 +78,23 @@ class KeyValue(ABC):
 
 class MemoryKeyValue(KeyValue):
     def __init__(self) -> None:
-        self._counters: dict[str, tuple[float, int]] = {}
+        # key -> (value, monotonic time it expires at), as Redis keeps a value and its TTL.
+        self._values: dict[str, tuple[int, float]] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._listeners: dict[str, set[asyncio.Queue[None]]] = defaultdict(set)
         self._marks: dict[str, tuple[int, float]] = {}
 
+    def _current(self, key: str) -> tuple[int, float] | None:
+        held = self._values.get(key)
+        if held is not None and held[1] <= time.monotonic():
+            del self._values[key]
+            return None
+        return held
+
     async def hit(self, key: str, *, window_seconds: int) -> int:
-        now = time.monotonic()
-        started, count = self._counters.get(key, (now, 0))
-        if now - started >= window_seconds:
-            started, count = now, 0
-        self._counters[key] = (started, count + 1)
-        return count + 1
+        value, expires = self._current(key) or (0, time.monotonic() + window_seconds)
+        self._values[key] = (value + 1, expires)
+        return value + 1
 
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
         now = time.monotonic()
@@ -83,8 +105,17 @@ class MemoryKeyValue(KeyValue):
         return wait
 
     async def reset(self, key: str) -> None:
-        self._counters.pop(key, None)
+        self._values.pop(key, None)
         self._buckets.pop(key, None)
+
+    async def numbers(self, keys: Sequence[str]) -> list[int]:
+        return [held[0] if (held := self._current(key)) else 0 for key in keys]
+
+    async def raise_to(self, key: str, value: int, *, ttl_seconds: int) -> int:
+        held = self._current(key)
+        highest = max(value, held[0] if held else 0)
+        self._values[key] = (highest, time.monotonic() + ttl_seconds)
+        return highest
 
     async def signal(self, channel: str) -> None:
         for queue in self._listeners[channel]:
@@ -140,20 +171,44 @@ end
 """
 
 
+# Keeps the higher of the stored and the given value, and sets the key's time to live.
+RAISE_TO = """
+local value = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], value, 'EX', ARGV[2])
+return value
+"""
+
+
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    try:
+        yield
+    except (aioredis.RedisError, OSError) as exc:
+        raise KeyValueUnavailable(f"Redis did not answer: {exc}") from exc
+
+
 class RedisKeyValue(KeyValue):
     """Keys and channels live under ``namespace``, so deployments sharing a Redis don't mix."""
 
     def __init__(self, url: str, *, namespace: str = "") -> None:
+        # Subscriptions wait for messages as long as it takes; requests don't.
         self._redis = aioredis.from_url(url)
+        self._requests = aioredis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        self._raise_to = self._requests.register_script(RAISE_TO)
         self._ns = namespace
         self._advance = self._redis.register_script(_ADVANCE)
         self._take = self._redis.register_script(TAKE_SCRIPT)
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(self._ns + key)
-            pipe.expire(self._ns + key, window_seconds, nx=True)
-            count, _ = await pipe.execute()
+        with _answering():
+            async with self._requests.pipeline(transaction=True) as pipe:
+                pipe.incr(self._ns + key)
+                pipe.expire(self._ns + key, window_seconds, nx=True)
+                count, _ = await pipe.execute()
         return int(count)
 
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
@@ -161,10 +216,23 @@ class RedisKeyValue(KeyValue):
         return float(wait)
 
     async def reset(self, key: str) -> None:
-        await self._redis.delete(self._ns + key)
+        with _answering():
+            await self._requests.delete(self._ns + key)
+
+    async def numbers(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        with _answering():
+            values = await self._requests.mget([self._ns + key for key in keys])
+        return [int(value) if value is not None else 0 for value in values]
+
+    async def raise_to(self, key: str, value: int, *, ttl_seconds: int) -> int:
+        with _answering():
+            held = await self._raise_to(keys=[self._ns + key], args=[value, ttl_seconds])
+        return int(held)
 
     async def signal(self, channel: str) -> None:
-        await self._redis.publish(self._ns + channel, b"1")
+        await self._requests.publish(self._ns + channel, b"1")
 
     async def signals(self, channel: str) -> AsyncIterator[None]:
         name = self._ns + channel
@@ -196,9 +264,10 @@ class RedisKeyValue(KeyValue):
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            return bool(await self._requests.ping())
         except (aioredis.RedisError, OSError):
             return False
 
     async def close(self) -> None:
+        await self._requests.aclose()
         await self._redis.aclose()

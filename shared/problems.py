@@ -19,7 +19,8 @@ class Problem(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
-        self.headers = headers
+        # Sent with the answer, e.g. Retry-After on 429 and 503.
+        self.headers = headers or {}
 
     @classmethod
     def on(cls, field: str, message: str) -> Self:

@@ -157,6 +157,7 @@ class ServiceRuntime:
             access_log=self.spec.kernel.access_log,
             principal=principal,
             on_commit=self._events_committed,
+            kv=self.kv,
             causation_id=causation_id,
         )
 

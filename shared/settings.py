@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "cordon-embedded-demo-secret-change-me"
+MAX_ACCESS_TOKEN_MINUTES = 15
 
 
 class Mode(StrEnum):
@@ -29,7 +30,11 @@ class Settings(BaseSettings):
     exchange: str = "cordon"
     redis_url: str | None = None
     secret_key: str = DEFAULT_SECRET
-    token_minutes: int = 12 * 60
+    # Access tokens are short: what they carry (role, scope) may change at any moment, and a
+    # revoked one is refused by every service (docs/architecture.md, "Sessions").
+    access_token_minutes: int = Field(default=15, ge=1, le=MAX_ACCESS_TOKEN_MINUTES)
+    # A session (its chain of rotating refresh tokens) ends this long after the sign-in.
+    refresh_token_hours: int = Field(default=12, ge=1, le=7 * 24)
     # Bounded retries before a message is parked for an operator.
     delivery_limit: int = 5
     retry_base_seconds: float = 1.0
@@ -49,7 +54,13 @@ class Settings(BaseSettings):
     # How far a phone's or a lab's clock may run ahead of ours, or a swab be taken past its
     # round's window, before the time is refused as impossible (see clock_skew).
     clock_skew_minutes: int = Field(default=10, ge=0, le=24 * 60)
-    login_attempts_per_minute: int = 10
+    # Failed sign-ins counted per window: per (username, address) pair, per address across
+    # usernames (password spraying), and per username from everywhere (softer; addresses the
+    # user signed in from before are exempt), so nobody locks an owner out from afar.
+    login_window_seconds: int = 15 * 60
+    login_failures_per_pair: int = 5
+    login_failures_per_address: int = 20
+    login_failures_per_username: int = 100
     # JSON log lines, or readable ones; unset: JSON in the distributed mode (where logs are
     # collected), readable in the embedded mode (a person at a terminal). See json_logs.
     log_json: bool | None = None

@@ -5,6 +5,7 @@ emitted during the work are written to the outbox in the same transaction, so th
 exactly when the change is durable, and never otherwise.
 """
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,10 +17,12 @@ from sqlalchemy import ColumnElement, Table, func, select
 from shared.auth import SCOPE_KEY, Principal, Scope
 from shared.db import Database
 from shared.events import Envelope, Event
+from shared.kv import KeyValue
 from shared.observability import correlation_id
 from shared.problems import NotFound
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
@@ -32,6 +35,7 @@ class UnitOfWork:
         access_log: Table,
         principal: Principal,
         on_commit: Callable[[int], Awaitable[None]],
+        kv: KeyValue,
         causation_id: uuid.UUID | None = None,
     ) -> None:
         self.service = service
@@ -43,6 +47,8 @@ class UnitOfWork:
         # Where the personal-data presenter (shared/privacy.py) records unmasked reads.
         self.access_log = access_log
         self._on_commit = on_commit
+        self.kv = kv
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._causation_id = causation_id
         # Emitted events as outbox rows, until written to the outbox.
         self._pending: list[dict[str, object]] = []
@@ -121,6 +127,12 @@ class UnitOfWork:
         self._wrote_events = True
         await self.session.execute(self._outbox.insert(), rows)
 
+    def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` once the transaction is committed (and never if it is not): telling
+        other processes through the key-value store. The change is durable by then, so a
+        failure is logged, not raised; whoever registers work must have a way to repeat it."""
+        self._after_commit.append(work)
+
     async def commit(self) -> None:
         await self.flush_events()
         head = None
@@ -131,8 +143,15 @@ class UnitOfWork:
         if self._wrote_events:
             self._wrote_events = False
             await self._on_commit(int(head or 0))
+        done, self._after_commit = self._after_commit, []
+        for work in done:
+            try:
+                await work()
+            except Exception:
+                log.warning("work after the commit of %s failed", self.service, exc_info=True)
 
     async def rollback(self) -> None:
+        self._after_commit.clear()
         self._pending.clear()
         self._wrote_events = False
         await self.session.rollback()

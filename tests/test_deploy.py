@@ -446,7 +446,8 @@ def test_nginx_settings() -> None:
     assert re.search(r"\bproxy_read_timeout\s+300s\s*;", text)
     assert re.search(r"proxy_set_header\s+X-Correlation-ID\s+\$correlation_id\s*;", text)
     assert re.search(r'""\s+\$request_id\s*;', text), "a missing correlation id is generated"
-    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for", text)
+    # The gateway is the edge: it overwrites the client's address (sign-in throttling).
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr\s*;", text)
     assert re.search(r"proxy_set_header\s+X-Forwarded-Proto\s+\$scheme", text)
     for path in PLATFORM_PATHS:
         assert path.lstrip("/").replace(".", r"\.") in text, f"{path} is not routed"
@@ -641,6 +642,10 @@ def test_nginx_gateway_live(tmp_path: Path) -> None:
         assert seen["x-correlation-id"] == "corr-42"
         assert seen["x-forwarded-for"] == "127.0.0.1"
         assert seen["x-forwarded-proto"] == "http"
+        # A client cannot choose the address the services see (and throttle sign-ins by).
+        _, _, body = fetch(f"{base}/v1/auth/token", {"X-Forwarded-For": "203.0.113.66"})
+        seen = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
+        assert seen["x-forwarded-for"] == "127.0.0.1"
         _, _, body = fetch(f"{base}/v1/residents")
         seen = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
         assert re.fullmatch(r"[0-9a-f]{32}", seen["x-correlation-id"]), "generated id"

@@ -1,5 +1,5 @@
 """What every service's HTTP boundary does: problem details, authentication, correlation
-ids, health, readiness, metrics and sign-in throttling."""
+ids, health, readiness and metrics (sign-in throttling: test_sign_in.py)."""
 
 import httpx
 import pytest
@@ -60,18 +60,6 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Tow
     ]
     assert backlog and float(backlog[0].rsplit(" ", 1)[1]) >= 2
     assert 'cordon_http_request_seconds_count{method="POST",route="/v1/committees"' in metrics
-
-
-async def test_sign_in_is_throttled_per_user(client: httpx.AsyncClient, town: Town) -> None:
-    for _ in range(10):
-        wrong = await client.post(
-            "/v1/auth/token", data={"username": "operator", "password": "guess"}
-        )
-        assert wrong.status_code == 401
-    blocked = await client.post(
-        "/v1/auth/token", data={"username": "operator", "password": "operator-pass-1"}
-    )
-    assert blocked.status_code == 429
 
 
 async def test_unknown_users_and_wrong_passwords_look_the_same(

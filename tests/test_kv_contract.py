@@ -70,7 +70,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             task.cancel()
         await asyncio.gather(*opened.listeners, return_exceptions=True)
         for kv in opened.opened.values():
-            for key in ("login:operator", "login:staff", "login:guard"):
+            for key in ("login:operator", "login:staff", "login:guard", "version:u1", "gone"):
                 await kv.reset(key)
             await kv.close()
         for kv in opened.others:
@@ -100,6 +100,50 @@ async def test_reset_forgets_the_hits_of_one_key(stores: Stores) -> None:
     await kv.reset("login:operator")
     assert await kv.hit("login:operator", window_seconds=60) == 1
     assert await kv.hit("login:staff", window_seconds=60) == 2
+
+
+async def test_numbers_reads_counters_without_counting_and_zero_for_missing_keys(
+    stores: Stores,
+) -> None:
+    kv = stores("a:")
+    await kv.hit("login:operator", window_seconds=60)
+    await kv.hit("login:operator", window_seconds=60)
+    assert await kv.numbers(["login:operator", "login:staff"]) == [2, 0]
+    assert await kv.numbers(["login:operator"]) == [2]
+    assert await kv.numbers([]) == []
+
+
+async def test_raise_to_keeps_the_highest_value_it_was_given(stores: Stores) -> None:
+    kv = stores("a:")
+    assert await kv.raise_to("version:u1", 3, ttl_seconds=60) == 3
+    # A late writer holding an older version cannot lower it.
+    assert await kv.raise_to("version:u1", 2, ttl_seconds=60) == 3
+    assert await kv.raise_to("version:u1", 5, ttl_seconds=60) == 5
+    assert await kv.numbers(["version:u1"]) == [5]
+
+
+async def test_a_raised_value_is_gone_after_its_time(stores: Stores) -> None:
+    kv = stores("a:")
+    await kv.raise_to("gone", 7, ttl_seconds=1)
+    await asyncio.sleep(1.1)
+    assert await kv.numbers(["gone"]) == [0]
+
+
+async def test_an_unreachable_redis_raises_one_error_the_callers_can_answer() -> None:
+    from shared.kv import KeyValueUnavailable
+
+    kv = RedisKeyValue("redis://127.0.0.1:1/0")
+    try:
+        for call in (
+            kv.numbers(["a"]),
+            kv.raise_to("a", 1, ttl_seconds=5),
+            kv.hit("a", window_seconds=5),
+            kv.reset("a"),
+        ):
+            with pytest.raises(KeyValueUnavailable):
+                await call
+    finally:
+        await kv.close()
 
 
 async def until_listening(kv: KeyValue, channel: str, received: list[int]) -> None:

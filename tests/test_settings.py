@@ -1,5 +1,7 @@
 """The distributed mode never runs on a default secret or without its real parts."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -33,3 +35,43 @@ def test_each_service_gets_its_own_schema() -> None:
     settings = Settings(mode=Mode.distributed, secret_key="s" * 40, schema_prefix="t_", **REAL)
     assert settings.service_schema("registry") == "t_registry"
     assert settings.service_database_url("registry") == REAL["database_url"]
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "cordon.example.org"])
+def test_the_default_secret_is_refused_when_the_server_listens_beyond_this_machine(
+    command: str, host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who reads the source can sign tokens with the embedded default secret: fine on
+    127.0.0.1, a town's data open to its whole network on 0.0.0.0."""
+    from typer.testing import CliRunner
+
+    from cordon.cli import app
+    from shared.settings import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CORDON_SECRET_KEY", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, [command, "--host", host])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("cordon: refusing to start")
+    assert "CORDON_SECRET_KEY" in line and host in line
+    assert not (tmp_path / "data").exists(), "it refused only after building things"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_the_default_secret_serves_this_machine(host: str) -> None:
+    from cordon.cli import refusal_to_listen
+
+    assert refusal_to_listen(Settings(_env_file=None), host) is None  # type: ignore[call-arg]
+
+
+def test_a_real_secret_may_listen_everywhere() -> None:
+    from cordon.cli import refusal_to_listen
+
+    settings = Settings(_env_file=None, secret_key="s" * 40)  # type: ignore[call-arg]
+    assert refusal_to_listen(settings, "0.0.0.0") is None

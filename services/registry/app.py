@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.registry.auth.endpoints import router as auth_router
+from services.registry.auth.sessions import republish as republish_sessions
 from services.registry.ledger.endpoints import router as ledger_router
 from services.registry.models import SERVICE, Base, kernel
 from services.registry.people.endpoints import router as people_router
@@ -58,5 +59,9 @@ SPEC = ServiceSpec(
         ),
     ),
     resync=publish_snapshot,
-    periodic=(Periodic("zone-downgrades", every_seconds=300, run=propose_downgrades),),
+    periodic=(
+        Periodic("zone-downgrades", every_seconds=300, run=propose_downgrades),
+        # Revocations written again for a key-value store that lost or missed them.
+        Periodic("sessions", every_seconds=10, run=republish_sessions),
+    ),
 )

@@ -81,6 +81,25 @@ class DemoLogin:
     role: str
 
 
+# One account per role, so a newcomer can see the system as each of them sees it.
+DEMO_LOGINS = (
+    DemoLogin("operator", DEMO_PASSWORD, Role.town_operator.value),
+    DemoLogin("committee1", DEMO_PASSWORD, Role.committee_staff.value),
+    DemoLogin("grid1", DEMO_PASSWORD, Role.grid_leader.value),
+    DemoLogin("leader1", DEMO_PASSWORD, Role.building_leader.value),
+    DemoLogin("volunteer1", DEMO_PASSWORD, Role.volunteer.value),
+)
+
+
+def describe_logins() -> list[str]:
+    """The lines `cordon run` and `cordon demo` print: a login per role."""
+    width = max(len(login.role) for login in DEMO_LOGINS) + 1
+    return ["Demo logins, one per role:"] + [
+        f"  {login.role + ':':<{width}} {login.username} / {login.password}"
+        for login in DEMO_LOGINS
+    ]
+
+
 @dataclass(frozen=True)
 class LedgerBuilding:
     compound_code: str
@@ -280,8 +299,8 @@ async def _build_people(
 
 async def _grid_leaders(uow: UnitOfWork, staff_of: dict[uuid.UUID, list[Staff]]) -> None:
     """Each grid is led by a staff member of the compound its first building is in."""
-    grids = (await uow.session.scalars(select(Grid.id).where(Grid.parent_id.is_(None)))).all()
-    for grid_id in grids:
+    grids = await uow.session.execute(select(Grid.id, Grid.code).where(Grid.parent_id.is_(None)))
+    for grid_id, code in grids.all():
         first = select(GridBuilding.compound_id).where(GridBuilding.grid_id == grid_id).limit(1)
         compound_id = await uow.session.scalar(first)
         if compound_id is None or not staff_of[compound_id]:
@@ -295,6 +314,8 @@ async def _grid_leaders(uow: UnitOfWork, staff_of: dict[uuid.UUID, list[Staff]])
                 duty="grid leader",
             ),
         )
+        if code == "G1":
+            await _demo_account(uow, "grid1", Role.grid_leader, staff_of[compound_id][0])
 
 
 async def _compound_volunteers(
@@ -313,7 +334,8 @@ async def _compound_volunteers(
                 skills=rng.sample(SKILLS, rng.randint(0, 3)),
                 availability=rng.choice(AVAILABILITY),
             )
-            for _ in range(max(count, len(buildings)))
+            # A leader for each building, and ``volunteer1`` besides in the smallest demo.
+            for _ in range(max(count, len(buildings), 2))
         ],
     )
     for n, kind in enumerate(COMPOUND_TEAMS):
@@ -328,19 +350,31 @@ async def _compound_volunteers(
         )
         for volunteer, building_id in zip(volunteers, buildings, strict=False)
     ]
+    if compound.code == "C01":
+        # The last volunteer runs errands for the first building: ``volunteer1``.
+        errands = _ref(volunteers[-1]).model_dump()
+        leaders.append(people.AssignmentCreate(**errands, building_id=buildings[0], duty="errands"))
     await people_service.create_assignments(uow, rows=leaders)
     if compound.code == "C01":
-        await create_user(
-            uow,
-            data=auth_schemas.UserCreate(
-                username="leader1",
-                password=DEMO_PASSWORD,
-                role=Role.building_leader,
-                town_id=compound.town_id,
-                person_kind=PersonKind.volunteer,
-                person_id=volunteers[0].id,
-            ),
-        )
+        await _demo_account(uow, "leader1", Role.building_leader, volunteers[0])
+        await _demo_account(uow, "volunteer1", Role.volunteer, volunteers[-1])
+
+
+async def _demo_account(
+    uow: UnitOfWork, username: str, role: Role, person: Staff | Volunteer
+) -> None:
+    """One of :data:`DEMO_LOGINS`, for a staff member or volunteer of the demo town."""
+    await create_user(
+        uow,
+        data=auth_schemas.UserCreate(
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            town_id=person.town_id,
+            person_kind=_ref(person).person_kind,
+            person_id=person.id,
+        ),
+    )
 
 
 async def _staff(uow: UnitOfWork, rng: random.Random, title: str, **place: uuid.UUID) -> Staff:

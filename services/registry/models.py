@@ -332,6 +332,26 @@ class User(Scoped, Base):
     person_id: Mapped[uuid.UUID | None] = mapped_column()
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+    # Raised whenever role, scope, password or state change: every access token issued
+    # before is refused from then on, in every service (shared/sessions.py).
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    sessions_ended_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class RefreshToken(Base):
+    """One refresh token of a session (a family: the chain from one sign-in). Each is used
+    once; only its SHA-256 is kept. Replaying a used one ends the whole family."""
+
+    __tablename__ = "refresh_tokens"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    family_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime]
+    # The family's end: rotation does not extend a session.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Zone(Scoped, Base):

@@ -1,4 +1,5 @@
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -7,9 +8,35 @@ from shared.auth import Role
 
 
 class Token(BaseModel):
-    access_token: str
+    access_token: str = Field(description="Send as `Authorization: Bearer ...`")
     token_type: str = "bearer"
-    expires_in: int
+    expires_in: int = Field(description="Seconds the access token lives (at most 15 minutes)")
+    refresh_token: str = Field(
+        description="Spend it at /v1/auth/refresh for a new pair, once: a second use ends "
+        "the session"
+    )
+    refresh_expires_in: int = Field(description="Seconds until the session ends")
+
+
+class TokenForm(BaseModel):
+    """The OAuth2 token request (a form): a password, or a refresh token to spend."""
+
+    grant_type: Literal["password", "refresh_token"] = "password"
+    username: str | None = Field(default=None, max_length=200)
+    password: str | None = Field(
+        default=None, max_length=200, json_schema_extra={"format": "password"}
+    )
+    refresh_token: str | None = Field(default=None, max_length=200)
+    scope: str = ""
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
 
 
 class ScopeOut(BaseModel):
@@ -36,6 +63,14 @@ class UserCreate(BaseModel):
         default=None, description="The staff member or volunteer this account belongs to"
     )
     person_id: uuid.UUID | None = None
+
+
+class UserUpdate(BaseModel):
+    """What changes; every change ends the account's access tokens at once."""
+
+    role: Role | None = None
+    committee_id: uuid.UUID | None = None
+    password: str | None = Field(default=None, min_length=10, max_length=200)
 
 
 class UserOut(BaseModel):

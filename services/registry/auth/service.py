@@ -1,25 +1,18 @@
 """Signing in: check the password, then work out what the user may see from their role,
-committee and assignments (the token carries that scope to every service)."""
+committee and assignments (the token carries that scope to every service). Sessions and
+their tokens: ``sessions.py``; throttling: ``throttle.py``."""
 
 import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from services.registry.auth import schemas
+from services.registry.auth import schemas, sessions
+from services.registry.auth.throttle import Attempt
 from services.registry.models import Assignment, Committee, Compound, GridBuilding, User
 from services.registry.people.service import find_person
-from shared.auth import (
-    Principal,
-    Role,
-    Scope,
-    ScopeKind,
-    hash_password,
-    issue_token,
-    verify_password,
-)
-from shared.kv import KeyValue
-from shared.problems import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
+from shared.auth import Role, Scope, ScopeKind, hashed, verified
+from shared.problems import Conflict, Forbidden, Invalid, Unauthorized
 from shared.settings import Settings
 from shared.uow import UnitOfWork
 
@@ -33,24 +26,27 @@ NO_USER_HASH = (
 
 
 async def sign_in(
-    uow: UnitOfWork, *, username: str, password: str, settings: Settings, kv: KeyValue
-) -> tuple[str, int]:
-    throttle = f"cordon:login:{username.lower()}"
-    if await kv.hit(throttle, window_seconds=60) > settings.login_attempts_per_minute:
-        raise TooManyRequests("too many sign-in attempts for this user; wait a minute")
+    uow: UnitOfWork, *, username: str, password: str, address: str, settings: Settings
+) -> sessions.Tokens:
+    attempt = Attempt(username=username, address=address, settings=settings)
+    await attempt.admit(uow.kv)
     user = await uow.session.scalar(select(User).where(User.username == username))
-    valid = verify_password(user.password_hash if user else NO_USER_HASH, password)
+    valid = await verified(user.password_hash if user else NO_USER_HASH, password)
     if user is None or not valid or not user.active:
+        await attempt.failed(uow.kv)
         raise Unauthorized("wrong username or password")
-    await kv.reset(throttle)
-    principal = Principal(
-        id=str(user.id),
-        username=user.username,
-        role=Role(user.role),
-        scope=await scope_of(uow, user),
+    await attempt.succeeded(uow.kv)
+    scope = await scope_of(uow, user)
+    return await sessions.open_session(uow, user=user, scope=scope, settings=settings)
+
+
+async def refresh(uow: UnitOfWork, *, refresh_token: str, settings: Settings) -> sessions.Tokens:
+    """Spend a refresh token for a new pair, with the role and scope the account has now."""
+    user, family, ends = await sessions.spend(uow, refresh_token=refresh_token)
+    scope = await scope_of(uow, user)
+    return await sessions.reissue(
+        uow, user=user, scope=scope, family=family, ends=ends, settings=settings
     )
-    token = issue_token(principal, secret=settings.secret_key, minutes=settings.token_minutes)
-    return token, settings.token_minutes * 60
 
 
 async def scope_of(uow: UnitOfWork, user: User) -> Scope:
@@ -142,7 +138,7 @@ async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
     user = User(
         town_id=data.town_id,
         username=data.username,
-        password_hash=hash_password(data.password),
+        password_hash=await hashed(data.password),
         role=data.role.value,
         committee_id=data.committee_id,
         person_kind=data.person_kind.value if data.person_kind else None,

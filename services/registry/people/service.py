@@ -21,6 +21,7 @@ from services.registry.access import (
     require_compound,
     require_town_operator,
 )
+from services.registry.auth.sessions import end_access_of_people
 from services.registry.models import (
     Assignment,
     Building,
@@ -474,6 +475,8 @@ async def create_assignments(
     uow.session.add_all(assignments)
     await uow.session.flush()
     uow.emit(AssignmentsChanged(assignments=[assignment_record(a) for a in assignments]))
+    # Their tokens carry the scope they had: end them; a refresh brings the new one.
+    await end_access_of_people(uow, person_ids=set(people))
     return assignments
 
 
@@ -487,3 +490,4 @@ async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
     await uow.session.delete(assignment)
     await uow.session.flush()
     uow.emit(AssignmentsChanged(assignments=[ended]))
+    await end_access_of_people(uow, person_ids={assignment.person_id})
