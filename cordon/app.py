@@ -3,16 +3,18 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from cordon.platform import Platform
 from shared.http import RequestContextMiddleware, install_problem_handlers
 from shared.observability import QUEUE_DEPTH
+from shared.openapi import install_openapi, problem_responses
 from shared.settings import Settings
 
 DESCRIPTION = """Cordon runs the operations of an epidemic lockdown: places, households and
@@ -64,6 +66,7 @@ def create_app(platform: Platform, *, with_workers: bool, migrate: bool = True) 
             allow_headers=["*"],
         )
     install_problem_handlers(app)
+    install_openapi(app)
     for runtime in platform.runtimes.values():
         for router in runtime.spec.routers:
             app.include_router(router)
@@ -95,12 +98,31 @@ def _advertise_token_url(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool] = Field(description="database:<service>, bus, kv: answering or not")
+
+
 def _add_health(app: FastAPI, platform: Platform) -> None:
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="The process is alive",
+        responses=problem_responses(500),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Databases, bus and key-value store answer")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Databases, bus and key-value store answer",
+        response_model=Readiness,
+        responses={
+            503: {"description": "Something does not answer", "model": Readiness},
+            **problem_responses(500),
+        },
+    )
     async def readyz() -> JSONResponse:
         checks = await platform.ready()
         ok = all(checks.values())
@@ -109,7 +131,13 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (text exposition format)",
+        response_class=PlainTextResponse,
+        responses=problem_responses(500),
+    )
     async def metrics() -> Response:
         for runtime in platform.runtimes.values():
             await runtime.relay.backlog()

@@ -16,6 +16,11 @@ router = service_router(SERVICE, tags=["auth"])
     "/auth/token",
     response_model=schemas.Token,
     summary="Sign in (OAuth2 password flow) and get a bearer token",
+    responses={
+        400: {"description": "The form could not be read"},
+        401: {"description": "Unknown user or wrong password (the two look the same)"},
+        429: {"description": "Too many failed sign-ins for this user: wait a minute"},
+    },
 )
 async def token(
     request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]

@@ -11,13 +11,9 @@ from services.registry.models import SERVICE, LedgerImport
 from shared.http import Uow, runtime_of, service_router
 from shared.privacy import PersonalField, Presenter
 from shared.problems import Invalid, TooLarge
+from shared.spreadsheets import MEDIA_TYPES
 
 router = service_router(SERVICE, tags=["ledger"])
-
-MEDIA = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 @router.post(
@@ -107,7 +103,7 @@ async def export_residents(
     await present.log(resource="resident-export", record_ids=shown, fields=fields)
     return StreamingResponse(
         _chunks(out),
-        media_type=MEDIA[format],
+        media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="residents.{format}"'},
     )
 
