@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from sqlalchemy import select
 
 from services.testing.models import SERVICE, Tube
@@ -82,7 +82,9 @@ async def list_tubes(
 
 
 @router.get("/tubes/{code}", response_model=schemas.TubeOut, summary="A tube by its code")
-async def get_tube(code: str, uow: Uow) -> schemas.TubeOut:
+async def get_tube(
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]+$", max_length=40)], uow: Uow
+) -> schemas.TubeOut:
     tube = await uow.session.scalar(select(Tube).where(Tube.code == code))
     if tube is None:
         raise NotFound(f"no tube {code} in your scope")
