@@ -79,7 +79,8 @@ def declare_problems(route: APIRoute, *, authenticated: bool) -> None:
     - 500 everywhere; 401 and 403 where a principal is required, and 503 there too (its
       unit of work lost the database connection: send it again);
     - 422 where anything is read from the request (and wherever a principal acts);
-    - 404 where a path names something by id, or a principal's body may;
+    - 400 where a body is read (one that is not even JSON);
+    - 404 where the path or query names something by id, or a principal's body may;
     - 409 on every write (taken names, states, a reused Idempotency-Key);
     - 400, 413 and 415 on uploads (a File parameter, or a route that declares 413 or 415);
     - and a problem body on every error status the route itself declares (e.g. 429).
@@ -91,7 +92,9 @@ def declare_problems(route: APIRoute, *, authenticated: bool) -> None:
         statuses |= {401, 403, 422, 503}
     if reads:
         statuses.add(422)
-    if dependant.path_params or (authenticated and route.body_field is not None):
+    if route.body_field is not None:
+        statuses.add(400)
+    if _names_by_id(dependant) or (authenticated and route.body_field is not None):
         statuses.add(404)
     if methods & WRITES:
         statuses.add(409)
@@ -100,7 +103,9 @@ def declare_problems(route: APIRoute, *, authenticated: bool) -> None:
     statuses |= {_status(s) for s in route.responses if _status(s) >= 400}
     for status in sorted(statuses):
         declared = route.responses.pop(status, None) or route.responses.pop(str(status), {})
-        route.responses[status] = {**problem_response(status), **_without_content(declared)}
+        # A route's own body for an error status (a batch's report by row) stays beside it.
+        content = {**declared.get("content", {}), **problem_response(status)["content"]}
+        route.responses[status] = {**problem_response(status), **declared, "content": content}
     if authenticated and "POST" in methods:
         route.openapi_extra = _with_idempotency_key(route.openapi_extra)
 
@@ -109,8 +114,11 @@ def _status(status: int | str) -> int:
     return int(status) if str(status).isdigit() else 0
 
 
-def _without_content(response: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in response.items() if k not in ("content", "model")}
+def _names_by_id(dependant: Dependant) -> bool:
+    return any(
+        d.path_params or any(q.name.endswith("_id") for q in d.query_params)
+        for d in _all(dependant)
+    )
 
 
 def _with_idempotency_key(extra: dict[str, Any] | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from cordon.services import ALL
 from shared.fields import ZONED_PATTERN
 from shared.settings import Settings
 
-PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -39,6 +39,8 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 def expected_statuses(path: str, method: str, operation: dict[str, Any]) -> set[str]:
     statuses = {"500"}
+    if "requestBody" in operation:
+        statuses.add("400")
     if operation.get("security"):
         statuses |= {"401", "403", "422"}
     if "{" in path:
@@ -67,7 +69,8 @@ async def test_every_error_an_operation_answers_is_a_documented_problem(
         for status, response in responses.items():
             # Readiness reports its checks, not a problem, when something does not answer.
             readiness = (path, status) == ("/readyz", "503")
-            if int(status) >= 400 and response.get("content") != PROBLEM and not readiness:
+            problem = response.get("content", {}).get("application/problem+json")
+            if int(status) >= 400 and problem != PROBLEM and not readiness:
                 lacking.append(f"{method.upper()} {path} {status}: {response.get('content')}")
     assert not lacking, "\n".join(lacking)
 

@@ -50,6 +50,13 @@ async def record_tube(
     description="Each tube is checked on its own: the good ones are recorded, the bad ones "
     "come back by row with the field and the reason. Resending a batch records nothing "
     "twice. 422 when no tube could be recorded.",
+    responses={
+        422: {
+            "model": schemas.BatchOut,
+            "description": "Nothing could be recorded: the errors by row (a problem detail "
+            "when the request itself is invalid)",
+        }
+    },
 )
 async def record_batch(
     round_id: uuid.UUID, body: schemas.TubeBatch, uow: Uow, request: Request, response: Response
