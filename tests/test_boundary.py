@@ -36,6 +36,15 @@ async def test_a_duplicate_grid_code_is_a_409_naming_the_field(
     assert again.headers["content-type"] == "application/problem+json"
     assert again.json()["errors"] == [{"field": "code", "message": again.json()["detail"]}]
     assert "code" in again.json()["detail"]
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    for path, body in [
+        ("/v1/committees", {"town_id": str(town.id), "code": "KP1", "name": "Again"}),
+        ("/v1/buildings", {"compound_id": compound.id, "code": "1"}),
+        ("/v1/units", {"building_id": compound.building_id, "code": "2"}),
+    ]:
+        taken = await client.post(path, json=body, headers=town.operator)
+        assert taken.status_code == 409, (path, taken.text)
+        assert [e["field"] for e in taken.json()["errors"]] == ["code"]
 
 
 async def test_names_taken_in_another_town_are_409s_naming_the_field(
