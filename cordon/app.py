@@ -3,17 +3,19 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from cordon.platform import Platform
 from shared.bus.transport import UNROUTED
 from shared.http import RequestContextMiddleware, install_problem_handlers
 from shared.observability import QUEUE_DEPTH
+from shared.openapi import install_openapi, problem_responses
 from shared.settings import Settings
 
 DESCRIPTION = """Cordon runs the operations of an epidemic lockdown: places, households and
@@ -65,6 +67,7 @@ def create_app(platform: Platform, *, with_workers: bool, migrate: bool = True) 
             allow_headers=["*"],
         )
     install_problem_handlers(app)
+    install_openapi(app)
     for runtime in platform.runtimes.values():
         for router in runtime.spec.routers:
             app.include_router(router)
@@ -96,8 +99,26 @@ def _advertise_token_url(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool] = Field(
+        description="database:<service>, bus, kv, workers: answering (running) or not"
+    )
+    workers: dict[str, Any] = Field(
+        default_factory=dict, description="each background task: up, since, restarts, error"
+    )
+    projections: dict[str, Any] = Field(
+        default_factory=dict, description="each projection's lag behind its producer"
+    )
+
+
 def _add_health(app: FastAPI, platform: Platform) -> None:
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="The process is alive",
+        responses=problem_responses(500),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -108,6 +129,11 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
         description="`workers` lists each background task this process runs (relays, "
         "consumers, periodic jobs): whether it is up, for how long, how often it was restarted "
         "and its last error. One down for longer than the grace makes the answer 503.",
+        response_model=Readiness,
+        responses={
+            503: {"description": "Something does not answer", "model": Readiness},
+            **problem_responses(500),
+        },
     )
     async def readyz() -> JSONResponse:
         checks = await platform.ready()
@@ -122,7 +148,13 @@ def _add_health(app: FastAPI, platform: Platform) -> None:
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (text exposition format)",
+        response_class=PlainTextResponse,
+        responses=problem_responses(500),
+    )
     async def metrics() -> Response:
         await platform.lags()
         for runtime in platform.runtimes.values():

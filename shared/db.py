@@ -59,15 +59,19 @@ def new_metadata() -> MetaData:
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite hands back naive ones otherwise)."""
+    """Aware UTC datetimes on every backend (SQLite hands back naive ones otherwise). A naive
+    value is taken as UTC on every backend: asyncpg would read it as the process's local
+    time, SQLite as UTC. (The API refuses naive times: ``shared.fields.Moment``.)"""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            return value.astimezone(UTC)
-        return value
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:

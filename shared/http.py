@@ -14,22 +14,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import sessions
 from shared.auth import InvalidTokenError, Principal, Role, read_token
+from shared.conflicts import integrity_conflict
 from shared.kv import KeyValueUnavailable
 from shared.observability import HTTP_REQUESTS, correlation_id, new_correlation_id
+from shared.openapi import IDEMPOTENCY_KEY_MAX, PROBLEM_JSON, declare_problems, depends_on
 from shared.problems import Conflict, Forbidden, Invalid, Problem, Unauthorized, Unavailable
 from shared.service import ServiceRuntime
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 # What a caller is told to wait when the key-value store is away.
 STORE_RETRY_SECONDS = 5
 
@@ -104,7 +105,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_lost_database(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DBAPIError)
         if not exc.connection_invalidated:
-            return await on_unexpected(request, exc)
+            # A bug: RequestContextMiddleware answers it as a 500 with the correlation id.
+            raise exc
         # The connection died under the request (a database restart): its transaction is
         # gone and the pool reconnects, so the same request can simply be sent again.
         log.warning("database connection lost on %s %s", request.method, request.url.path)
@@ -128,21 +130,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             ),
         )
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem_response(
-            status=500,
-            title="Internal Server Error",
-            detail="something went wrong on our side; quote the correlation id to an operator",
-            instance=request.url.path,
-        )
-
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(KeyValueUnavailable, on_store_away)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_lost_database)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 def _reason(status: int) -> str:
@@ -168,18 +160,26 @@ class RequestContextMiddleware:
         cid = headers.get(b"x-correlation-id", b"").decode("latin-1")[:80] or new_correlation_id()
         token = correlation_id.set(cid)
         started = time.perf_counter()
-        status = 500
+        status, responded = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"].append((b"x-correlation-id", cid.encode("latin-1")))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, inside the request's context, so the body, the header and the
+            # log line carry its correlation id (Starlette's last-resort handler runs
+            # outside every middleware, after the id is gone).
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if responded:
+                raise
+            await _unexpected(scope)(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -187,6 +187,15 @@ class RequestContextMiddleware:
                 time.perf_counter() - started
             )
             correlation_id.reset(token)
+
+
+def _unexpected(scope: Scope) -> Response:
+    return problem_response(
+        status=500,
+        title="Internal Server Error",
+        detail="something went wrong on our side; quote the correlation id to an operator",
+        instance=str(scope.get("path", "")),
+    )
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
@@ -241,25 +250,31 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 class BoundaryRoute(APIRoute):
     """Commits the request's unit of work when the endpoint succeeded and rolls it back
     otherwise, so services never commit. A POST with ``Idempotency-Key`` stores its answer
-    in the same transaction; a retry with the same key gets that answer and changes nothing."""
+    in the same transaction; a retry with the same key and the same body gets that answer
+    and changes nothing. A violated constraint answers 409 naming the field, wherever it
+    surfaced (a flush inside the endpoint, or the commit). Every error status the route can
+    answer is documented as a problem detail (``shared.openapi``)."""
 
     service: str = ""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        declare_problems(self, authenticated=depends_on(self.dependant, current_principal))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
             key = request.headers.get("idempotency-key") if request.method == "POST" else None
-            if key is not None:
-                replayed = await _stored_answer(request, key)
-                if replayed is not None:
-                    return replayed
-            try:
-                response = await handler(request)
-            except BaseException:
-                await _discard(request)
-                raise
-            return await _finish(request, response, key)
+            if key is None:
+                return await _run(handler, request, key=None, body=None)
+            if len(key) > IDEMPOTENCY_KEY_MAX:
+                raise Invalid.on("Idempotency-Key", f"at most {IDEMPOTENCY_KEY_MAX} characters")
+            body = BodyDigest(request)
+            stored = await _stored_row(request, key)
+            if stored is not None:
+                return _replay(stored, digest=await body.hexdigest())
+            return await _run(handler, Request(request.scope, body.receive), key=key, body=body)
 
         return route
 
@@ -273,6 +288,77 @@ def service_router(service: str, **kwargs: Any) -> APIRouter:
     return APIRouter(prefix=API_PREFIX, route_class=route_class, **kwargs)
 
 
+class BodyDigest:
+    """The SHA-256 of a request (method, path, query and body), taken as the body streams
+    past to the endpoint: an upload of tens of MB is hashed without being held twice. A
+    multipart body is hashed without its boundary, which a client draws anew for every
+    attempt, so a retry of the same upload hashes the same."""
+
+    def __init__(self, request: Request) -> None:
+        self._digest = hashlib.sha256(
+            f"{request.method} {request.url.path}?{request.url.query}".encode()
+        )
+        self._receive = request.receive
+        self._complete = False
+        self._boundary = _multipart_boundary(request.headers.get("content-type", ""))
+        # The end of the last chunk, held back while it may be the start of a boundary.
+        self._held = b""
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._complete = not message.get("more_body", False)
+            self._update(message.get("body", b""))
+        elif message["type"] == "http.disconnect":
+            self._complete = True
+            self._update(b"")
+        return message
+
+    def _update(self, chunk: bytes) -> None:
+        if not self._boundary:
+            self._digest.update(chunk)
+            return
+        data = (self._held + chunk).replace(self._boundary, b"")
+        keep = 0 if self._complete else len(self._boundary) - 1
+        self._held = data[len(data) - keep :] if keep else b""
+        self._digest.update(data[: len(data) - keep] if keep else data)
+
+    async def hexdigest(self) -> str:
+        """The digest of the whole body, reading what the endpoint left unread."""
+        while not self._complete:
+            await self.receive()
+        return self._digest.hexdigest()
+
+
+def _multipart_boundary(content_type: str) -> bytes:
+    media, _, parameters = content_type.partition(";")
+    if media.strip().lower() != "multipart/form-data":
+        return b""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return value.strip('"').encode("latin-1")
+    return b""
+
+
+async def _run(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+    request: Request,
+    *,
+    key: str | None,
+    body: BodyDigest | None,
+) -> Response:
+    try:
+        response = await handler(request)
+    except IntegrityError as exc:
+        await _discard(request)
+        raise integrity_conflict(exc, runtime_of(request).spec.metadata) from None
+    except BaseException:
+        await _discard(request)
+        raise
+    return await _finish(request, response, key=key, body=body)
+
+
 async def _discard(request: Request) -> None:
     uow: UnitOfWork | None = getattr(request.state, "uow", None)
     if uow is not None:
@@ -280,7 +366,9 @@ async def _discard(request: Request) -> None:
         await uow.close()
 
 
-async def _finish(request: Request, response: Response, key: str | None) -> Response:
+async def _finish(
+    request: Request, response: Response, *, key: str | None, body: BodyDigest | None
+) -> Response:
     uow: UnitOfWork | None = getattr(request.state, "uow", None)
     if uow is None:
         return response
@@ -288,27 +376,20 @@ async def _finish(request: Request, response: Response, key: str | None) -> Resp
         if response.status_code >= 400:
             await uow.rollback()
             return response
-        if key is not None:
-            await _remember(uow, request, key, response)
+        if key is not None and body is not None:
+            await _remember(uow, request, key, response, digest=await body.hexdigest())
         await uow.commit()
         return response
-    except IntegrityError:
+    except IntegrityError as exc:
         await uow.rollback()
-        if key is not None and (stored := await _stored_answer(request, key)) is not None:
-            return stored
-        raise Conflict("this conflicts with a change made at the same moment; try again") from None
+        if key is not None and body is not None:
+            # The same key committed by a concurrent request: answer as a retry would.
+            stored = await _stored_row(request, key)
+            if stored is not None:
+                return _replay(stored, digest=await body.hexdigest())
+        raise integrity_conflict(exc, runtime_of(request).spec.metadata) from None
     finally:
         await uow.close()
-
-
-async def _request_hash(request: Request) -> str:
-    digest = hashlib.sha256(f"{request.method} {request.url.path}?{request.url.query}".encode())
-    if request.headers.get("content-type", "").startswith("application/json"):
-        digest.update(await request.body())
-    else:
-        # Uploads are not read twice; their content is deduplicated by the service itself.
-        digest.update(request.headers.get("content-length", "").encode())
-    return digest.hexdigest()
 
 
 def _principal_id(request: Request) -> str | None:
@@ -319,23 +400,22 @@ def _principal_id(request: Request) -> str | None:
         return None
 
 
-async def _stored_answer(request: Request, key: str) -> Response | None:
+async def _stored_row(request: Request, key: str) -> Row[Any] | None:
     principal = _principal_id(request)
     if principal is None:
         return None
     runtime = runtime_of(request)
     table = runtime.spec.kernel.idempotency
     async with runtime.database.session() as session:
-        row = (
-            await session.execute(
-                select(table).where(table.c.principal == principal, table.c.key == key)
-            )
-        ).first()
-    if row is None:
-        return None
-    if row.request_hash != await _request_hash(request):
-        raise Conflict(
-            "this Idempotency-Key was already used for a different request; use a new key"
+        query = select(table).where(table.c.principal == principal, table.c.key == key)
+        return (await session.execute(query)).first()
+
+
+def _replay(row: Row[Any], *, digest: str) -> Response:
+    if row.request_hash != digest:
+        raise Conflict.on(
+            "Idempotency-Key",
+            "this Idempotency-Key was already used for a different request; use a new key",
         )
     return Response(
         content=row.body,
@@ -345,9 +425,9 @@ async def _stored_answer(request: Request, key: str) -> Response | None:
     )
 
 
-async def _remember(uow: UnitOfWork, request: Request, key: str, response: Response) -> None:
-    if len(key) > 200:
-        raise Invalid("Idempotency-Key must be at most 200 characters")
+async def _remember(
+    uow: UnitOfWork, request: Request, key: str, response: Response, *, digest: str
+) -> None:
     body = bytes(response.body).decode()
     table = runtime_of(request).spec.kernel.idempotency
     await uow.session.execute(
@@ -356,7 +436,7 @@ async def _remember(uow: UnitOfWork, request: Request, key: str, response: Respo
             key=key,
             method=request.method,
             path=request.url.path,
-            request_hash=await _request_hash(request),
+            request_hash=digest,
             status_code=response.status_code,
             content_type=response.media_type or "application/json",
             body=body,

@@ -15,7 +15,14 @@ MAX_LIMIT = 500
 T = TypeVar("T")
 
 # The query parameters of every list endpoint.
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        max_length=64,
+        description="`next_cursor` of the previous page",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 

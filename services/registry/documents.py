@@ -15,6 +15,7 @@ from typing import Annotated, NamedTuple, NoReturn
 
 from pydantic import AfterValidator
 
+from shared.fields import FreeText
 from shared.phones import InvalidPhone as InvalidPhone
 from shared.phones import normalize_phone as normalize_phone
 
@@ -132,7 +133,7 @@ def _optional_phone(value: str | None) -> str | None:
 
 
 # A phone number in a request: normalised to E.164, an empty one taken as none.
-Phone = Annotated[str | None, AfterValidator(_optional_phone)]
+Phone = Annotated[FreeText | None, AfterValidator(_optional_phone)]
 
 
 def make_id_card(*, region: str, birth: date, sequence: int, sex: Sex) -> str:

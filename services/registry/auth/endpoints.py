@@ -31,7 +31,14 @@ def _answer(tokens: sessions.Tokens) -> schemas.Token:
     "/auth/token",
     response_model=schemas.Token,
     summary="Sign in (OAuth2 password flow), or spend a refresh token (grant_type=refresh_token)",
-    responses={429: {"description": "Too many failed sign-ins; see Retry-After"}},
+    responses={
+        400: {"description": "The form could not be read"},
+        401: {
+            "description": "Unknown user, wrong password (the two look the same) or a spent "
+            "refresh token"
+        },
+        429: {"description": "Too many failed sign-ins; see Retry-After"},
+    },
 )
 async def token(request: Request, form: Annotated[schemas.TokenForm, Form()]) -> schemas.Token:
     if form.grant_type == "refresh_token":

@@ -55,7 +55,7 @@ class Me(BaseModel):
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=3, max_length=80, pattern=r"^[\w.@\-]+$")
-    password: str = Field(min_length=10, max_length=200)
+    password: str = Field(min_length=10, max_length=200, json_schema_extra={"format": "password"})
     role: Role
     town_id: uuid.UUID
     committee_id: uuid.UUID | None = Field(default=None, description="Required for committee staff")

@@ -11,13 +11,9 @@ from services.registry.models import SERVICE, LedgerImport
 from shared.http import Uow, runtime_of, service_router
 from shared.privacy import PersonalField, Presenter
 from shared.problems import Invalid, TooLarge
+from shared.spreadsheets import MEDIA_TYPES, SheetFormat
 
 router = service_router(SERVICE, tags=["ledger"])
-
-MEDIA = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 @router.post(
@@ -65,15 +61,17 @@ async def template_csv() -> Response:
     "/imports/template.xlsx",
     summary="The ledger template to fill in, as .xlsx (a second sheet lists accepted values)",
     response_class=Response,
-    responses={200: {"content": {MEDIA["xlsx"]: {}}}},
+    responses={200: {"content": {MEDIA_TYPES["xlsx"]: {}}}},
 )
 async def template_xlsx() -> Response:
     return _download(guide.template_xlsx(), "xlsx")
 
 
-def _download(content: bytes, kind: str) -> Response:
+def _download(content: bytes, kind: SheetFormat) -> Response:
     disposition = f'attachment; filename="ledger-template.{kind}"'
-    return Response(content, media_type=MEDIA[kind], headers={"Content-Disposition": disposition})
+    return Response(
+        content, media_type=MEDIA_TYPES[kind], headers={"Content-Disposition": disposition}
+    )
 
 
 @router.get("/imports", response_model=list[schemas.ImportOut], summary="Past ledger imports")
@@ -107,7 +105,7 @@ async def export_residents(
     await present.log(resource="resident-export", record_ids=shown, fields=fields)
     return StreamingResponse(
         _chunks(out),
-        media_type=MEDIA[format],
+        media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="residents.{format}"'},
     )
 

@@ -1,17 +1,15 @@
 """Exporting residents in the ledger's own columns, so an export imports back unchanged."""
 
-import csv
-import io
 import tempfile
 from collections.abc import AsyncIterator
-from typing import IO, Any, Literal
+from typing import IO, Any
 
-from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from services.registry.models import Building, Compound, Household, Resident, Unit, mask_to_tags
 from shared.db import AnySelect
+from shared.spreadsheets import SheetFormat, write_sheet
 from shared.uow import UnitOfWork
 
 COLUMNS = (
@@ -30,7 +28,7 @@ COLUMNS = (
     "care_notes",
 )
 PAGE = 10_000
-ExportFormat = Literal["csv", "xlsx"]
+ExportFormat = SheetFormat
 
 
 def _query(compound_id: Any) -> AnySelect:
@@ -119,21 +117,14 @@ async def write(
     # Closed by the response once streamed.
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
     shown: list[Any] = []
-    if export_format == "csv":
-        text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
-        writer = csv.writer(text)
-        writer.writerow(COLUMNS)
-        async for resident_id, cells in rows(uow, compound_id=compound_id):
-            writer.writerow(cells)
+
+    async def cells() -> AsyncIterator[list[str]]:
+        async for resident_id, row in rows(uow, compound_id=compound_id):
             shown.append(resident_id)
-        text.detach()
-    else:
-        workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet("residents")
-        sheet.append(COLUMNS)
-        async for resident_id, cells in rows(uow, compound_id=compound_id):
-            sheet.append(cells)
-            shown.append(resident_id)
-        workbook.save(out)
+            yield row
+
+    await write_sheet(
+        out, sheet_format=export_format, title="residents", columns=COLUMNS, rows=cells()
+    )
     out.seek(0)
     return out, shown

@@ -29,6 +29,7 @@ from services.registry.documents import (
     parse_id_card,
     validate_document,
 )
+from shared.spreadsheets import NEUTRALISER, csv_value
 
 NO_RESIDENTS = "the file has no residents"
 
@@ -282,7 +283,11 @@ def _open_records(file: BinaryIO, *, filename: str) -> Iterator[tuple[int, list[
 
 def _csv_records(file: BinaryIO) -> Iterator[tuple[int, list[str]]]:
     text = io.TextIOWrapper(_Borrowed(file), encoding=_sniff_encoding(file), newline="")
-    return enumerate(csv.reader(text), start=1)
+    for number, cells in enumerate(csv.reader(text), start=1):
+        # Our exports neutralise cells a spreadsheet would run as formulas; undo that.
+        if any(cell[:1] == NEUTRALISER for cell in cells):
+            cells = [csv_value(cell) for cell in cells]
+        yield number, cells
 
 
 def _sniff_encoding(file: BinaryIO) -> str:

@@ -16,6 +16,7 @@ from services.registry.models import (
 )
 from services.registry.people import schemas, service
 from shared.db import AnySelect
+from shared.fields import FreeText
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.privacy import Present
@@ -23,7 +24,7 @@ from shared.privacy import Present
 router = service_router(SERVICE, tags=["people"])
 Out = TypeVar("Out", schemas.StaffOut, schemas.VolunteerOut)
 
-NamePart = Annotated[str | None, Query(max_length=60, description="Part of the name")]
+NamePart = Annotated[FreeText | None, Query(max_length=60, description="Part of the name")]
 
 
 def _matching(query: AnySelect, *pairs: tuple[Any, object]) -> AnySelect:
@@ -129,7 +130,9 @@ async def list_volunteers(
     committee_id: uuid.UUID | None = None,
     compound_id: uuid.UUID | None = None,
     kind: VolunteerKind | None = None,
-    skill: Annotated[str | None, Query(min_length=1, max_length=40, examples=["driving"])] = None,
+    skill: Annotated[
+        FreeText | None, Query(min_length=1, max_length=40, examples=["driving"])
+    ] = None,
     name: NamePart = None,
     cursor: Cursor = None,
     limit: Limit = 100,

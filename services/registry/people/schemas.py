@@ -6,6 +6,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.registry.documents import Phone
 from services.registry.models import PersonKind, TeamKind, VolunteerKind
+from shared.fields import FreeText
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
 Name = Field(min_length=1, max_length=60, examples=["陈建国"])
@@ -17,7 +18,7 @@ def _skills(values: list[str]) -> list[str]:
     return list(dict.fromkeys(v for v in cleaned if v))
 
 
-Skill = Annotated[str, Field(min_length=1, max_length=40)]
+Skill = Annotated[FreeText, Field(min_length=1, max_length=40)]
 Skills = Annotated[list[Skill], Field(max_length=20), AfterValidator(_skills)]
 
 
@@ -32,15 +33,15 @@ class Placement(BaseModel):
 
 
 class StaffCreate(Placement):
-    name: str = Name
+    name: FreeText = Name
     phone: Phone = Field(default=None, examples=["13912345678"])
-    title: str = Field(min_length=1, max_length=80, examples=["committee secretary"])
+    title: FreeText = Field(min_length=1, max_length=80, examples=["committee secretary"])
 
 
 class StaffUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=60)
+    name: FreeText | None = Field(default=None, min_length=1, max_length=60)
     phone: Phone = None
-    title: str | None = Field(default=None, min_length=1, max_length=80)
+    title: FreeText | None = Field(default=None, min_length=1, max_length=80)
 
 
 class PlacedOut(BaseModel):
@@ -66,21 +67,21 @@ class StaffOut(PersonOut):
 
 
 class VolunteerCreate(Placement):
-    name: str = Name
+    name: FreeText = Name
     phone: Phone = Field(default=None, examples=["13712345678"])
     kind: VolunteerKind = Field(
         description="expert (doctors, counsellors), service (hands), resource (vehicles, goods)"
     )
     skills: Skills = Field(default_factory=list, examples=[["driving", "first aid"]])
-    availability: str = Field(default="", max_length=200, examples=["evenings and weekends"])
+    availability: FreeText = Field(default="", max_length=200, examples=["evenings and weekends"])
 
 
 class VolunteerUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=60)
+    name: FreeText | None = Field(default=None, min_length=1, max_length=60)
     phone: Phone = None
     kind: VolunteerKind | None = None
     skills: Skills | None = None
-    availability: str | None = Field(default=None, max_length=200, examples=["mornings only"])
+    availability: FreeText | None = Field(default=None, max_length=200, examples=["mornings only"])
 
 
 class VolunteerOut(PersonOut):
@@ -93,13 +94,13 @@ class VolunteerOut(PersonOut):
 
 class TeamCreate(BaseModel):
     kind: TeamKind
-    name: str = Field(min_length=1, max_length=120, examples=["Building 3 sampling team"])
+    name: FreeText = Field(min_length=1, max_length=120, examples=["Building 3 sampling team"])
     committee_id: uuid.UUID | None = Field(default=None, description="For a committee's team")
     compound_id: uuid.UUID | None = Field(default=None, description="For a compound's team")
 
 
 class TeamUpdate(BaseModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: FreeText = Field(min_length=1, max_length=120)
 
 
 class TeamOut(PlacedOut):
@@ -122,7 +123,7 @@ class AssignmentCreate(PersonRef):
     compound_id: uuid.UUID | None = None
     grid_id: uuid.UUID | None = None
     building_id: uuid.UUID | None = None
-    duty: str = Field(default="", max_length=80, examples=["building leader"])
+    duty: FreeText = Field(default="", max_length=80, examples=["building leader"])
 
 
 class AssignmentOut(BaseModel):

@@ -1,11 +1,14 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.models import CompoundKind, CompoundStatus, GateState, SealGranularity
+from shared.fields import FreeText
 
 Code = Field(min_length=1, max_length=40, pattern=r"^[\w\-./]+$", examples=["C07"])
+CodeText = Annotated[str, Code]
 Name = Field(min_length=1, max_length=120, examples=["Riverside Garden"])
 
 
@@ -24,7 +27,7 @@ class TownOut(Out):
 class CommitteeCreate(BaseModel):
     town_id: uuid.UUID
     code: str = Code
-    name: str = Name
+    name: FreeText = Name
 
 
 class CommitteeOut(Out):
@@ -35,7 +38,7 @@ class CommitteeOut(Out):
 
 
 class GateCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=80, examples=["North gate"])
+    name: FreeText = Field(min_length=1, max_length=80, examples=["North gate"])
     state: GateState = GateState.open
 
 
@@ -53,7 +56,7 @@ class GateUpdate(BaseModel):
 class CompoundCreate(BaseModel):
     committee_id: uuid.UUID
     code: str = Code
-    name: str = Name
+    name: FreeText = Name
     kind: CompoundKind
     gates: list[GateCreate] = Field(default_factory=list, max_length=50)
 
@@ -77,8 +80,8 @@ class CompoundOut(Out):
 class BuildingCreate(BaseModel):
     compound_id: uuid.UUID
     code: str = Code
-    name: str = Field(default="", max_length=120)
-    units: list[str] = Field(
+    name: FreeText = Field(default="", max_length=120)
+    units: list[CodeText] = Field(
         default_factory=list, max_length=200, description="Codes of the building's units"
     )
 
@@ -110,7 +113,7 @@ class GridCreate(BaseModel):
     )
     parent_id: uuid.UUID | None = Field(default=None, description="Set for a microgrid")
     code: str = Code
-    name: str = Name
+    name: FreeText = Name
     leader_staff_id: uuid.UUID | None = None
     building_ids: list[uuid.UUID] = Field(default_factory=list, max_length=2000)
 

@@ -28,6 +28,8 @@ def _registered(uow: UnitOfWork, place: PlaceRecord) -> None:
 
 
 async def _ensure_free(uow: UnitOfWork, query: object, message: str) -> None:
+    """For the command line's town creation; over HTTP a taken code is the boundary's 409,
+    from the unique constraint itself (``shared.conflicts``)."""
     if await uow.session.scalar(query) is not None:  # type: ignore[call-overload]
         raise Conflict(message, errors=[{"field": "code", "message": message}])
 
@@ -46,11 +48,6 @@ async def create_town(uow: UnitOfWork, *, code: str, name: str) -> Town:
 async def create_committee(uow: UnitOfWork, *, data: schemas.CommitteeCreate) -> Committee:
     require_town_operator(uow, data.town_id)
     await uow.get(Town, data.town_id, what="town", field="town_id")
-    await _ensure_free(
-        uow,
-        select(Committee.id).where(Committee.town_id == data.town_id, Committee.code == data.code),
-        f"committee {data.code} exists in this town",
-    )
     committee = Committee(town_id=data.town_id, code=data.code, name=data.name)
     uow.session.add(committee)
     await uow.session.flush()
@@ -71,9 +68,6 @@ async def create_committee(uow: UnitOfWork, *, data: schemas.CommitteeCreate) ->
 async def create_compound(uow: UnitOfWork, *, data: schemas.CompoundCreate) -> Compound:
     committee = await uow.get(Committee, data.committee_id, what="committee", field="committee_id")
     require_town_operator(uow, committee.town_id)
-    await _ensure_free(
-        uow, select(Compound.id).where(Compound.code == data.code), f"compound {data.code} exists"
-    )
     compound_id = new_id()
     compound = Compound(
         id=compound_id,
@@ -141,11 +135,6 @@ async def list_gates(uow: UnitOfWork, *, compound_id: uuid.UUID) -> list[Gate]:
 async def create_building(uow: UnitOfWork, *, data: schemas.BuildingCreate) -> Building:
     compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
     require_compound(uow, compound.id, compound.town_id)
-    await _ensure_free(
-        uow,
-        select(Building.id).where(Building.compound_id == compound.id, Building.code == data.code),
-        f"building {data.code} exists in compound {compound.code}",
-    )
     if len(set(data.units)) != len(data.units):
         raise Invalid("unit codes repeat", errors=[{"field": "units", "message": "codes repeat"}])
     building_id = new_id()
@@ -180,11 +169,6 @@ async def create_building(uow: UnitOfWork, *, data: schemas.BuildingCreate) -> B
 async def create_unit(uow: UnitOfWork, *, data: schemas.UnitCreate) -> Unit:
     building = await uow.get(Building, data.building_id, what="building", field="building_id")
     require_compound(uow, building.compound_id, building.town_id)
-    await _ensure_free(
-        uow,
-        select(Unit.id).where(Unit.building_id == building.id, Unit.code == data.code),
-        f"unit {data.code} exists in building {building.code}",
-    )
     return await _add_unit(uow, building, data.code)
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from services.registry.models import SERVICE, Household, Resident, ResidentMove, Tag, ZoneLevel
 from services.registry.residents import repository, schemas, service
+from shared.fields import FreeText
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import PersonalField, Present, searchable
@@ -64,10 +65,10 @@ async def create_resident(
 async def search_residents(
     uow: Uow,
     present: Present,
-    name: Annotated[str | None, Query(max_length=60, description="Part of the name")] = None,
-    phone: Annotated[str | None, Query(max_length=20, description="Part of the phone")] = None,
+    name: Annotated[FreeText | None, Query(max_length=60, description="Part of the name")] = None,
+    phone: Annotated[FreeText | None, Query(max_length=20, description="Part of the phone")] = None,
     document: Annotated[
-        str | None, Query(min_length=4, max_length=40, description="Part of the ID number")
+        FreeText | None, Query(min_length=4, max_length=40, description="Part of the ID number")
     ] = None,
     compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,

@@ -13,14 +13,15 @@ from services.registry.documents import (
     validate_document,
 )
 from services.registry.models import Tag, ZoneLevel
+from shared.fields import FreeText
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
 
 class HouseholdCreate(BaseModel):
     building_id: uuid.UUID
     unit_id: uuid.UUID | None = None
-    code: str = Field(min_length=1, max_length=40, examples=["1201-A"])
-    room: str | None = Field(default=None, max_length=40, examples=["1201"])
+    code: FreeText = Field(min_length=1, max_length=40, examples=["1201-A"])
+    room: FreeText | None = Field(default=None, max_length=40, examples=["1201"])
 
 
 class HouseholdOut(BaseModel):
@@ -36,16 +37,16 @@ class HouseholdOut(BaseModel):
 
 
 class ResidentFields(BaseModel):
-    name: str = Field(min_length=1, max_length=60, examples=["王秀英"])
+    name: FreeText = Field(min_length=1, max_length=60, examples=["王秀英"])
     phone: Phone = Field(default=None, examples=["13812345678"])
     tags: list[Tag] = Field(default_factory=list, examples=[["elderly", "living_alone"]])
-    care_notes: str | None = Field(default=None, max_length=500, examples=["insulin daily"])
+    care_notes: FreeText | None = Field(default=None, max_length=500, examples=["insulin daily"])
 
 
 class ResidentCreate(ResidentFields):
     household_id: uuid.UUID
     document_type: DocumentType = DocumentType.ID_CARD
-    document_number: str = Field(examples=["11010519491231002X"])
+    document_number: FreeText = Field(max_length=40, examples=["11010519491231002X"])
     birth_date: date | None = Field(
         default=None,
         validate_default=True,
@@ -90,15 +91,15 @@ def _id_number(info: ValidationInfo) -> str | None:
 
 
 class ResidentUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=60)
+    name: FreeText | None = Field(default=None, min_length=1, max_length=60)
     phone: Phone = None
     tags: list[Tag] | None = None
-    care_notes: str | None = Field(default=None, max_length=500)
+    care_notes: FreeText | None = Field(default=None, max_length=500)
 
 
 class ResidentMove(BaseModel):
     household_id: uuid.UUID
-    reason: str = Field(default="", max_length=500, examples=["moved in with daughter"])
+    reason: FreeText = Field(default="", max_length=500, examples=["moved in with daughter"])
 
 
 class ResidentOut(PersonalRecord):

@@ -4,6 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.models import CompoundStatus, ProposalStatus, SealGranularity, ZoneLevel
+from shared.fields import FreeText
 
 Reason = Field(min_length=1, max_length=500, examples=["confirmed case in unit 2"])
 
@@ -12,7 +13,7 @@ class ZoneSet(BaseModel):
     building_id: uuid.UUID
     unit_id: uuid.UUID | None = Field(default=None, description="Empty zones the whole building")
     level: ZoneLevel | None = Field(description="Empty lifts the zone", examples=["sealed"])
-    reason: str = Reason
+    reason: FreeText = Reason
     downgrade: bool = Field(
         default=False,
         description="Confirms a downgrade from what the area inherits: a unit set below its "
@@ -88,8 +89,8 @@ class Population(BaseModel):
 
 class StatusSet(BaseModel):
     status: CompoundStatus
-    reason: str = Reason
-    override_reason: str | None = Field(
+    reason: FreeText = Reason
+    override_reason: FreeText | None = Field(
         default=None,
         max_length=400,
         description="Epidemic-free needs the compound found eligible (its run of days without "
@@ -135,4 +136,6 @@ class ProposalOut(BaseModel):
 
 
 class ProposalDecision(BaseModel):
-    note: str = Field(default="", max_length=400, examples=["disinfection done, sampled negative"])
+    note: FreeText = Field(
+        default="", max_length=400, examples=["disinfection done, sampled negative"]
+    )

@@ -54,6 +54,13 @@ async def report_one(
     description="Each row is checked on its own (resident of this building, result, "
     "temperature 34–43 °C): good rows are kept, bad ones come back by row and field. 422 when "
     "no row could be kept.",
+    responses={
+        422: {
+            "model": schemas.BatchOut,
+            "description": "Nothing could be recorded: the errors by row (a problem detail "
+            "when the request itself is invalid)",
+        }
+    },
 )
 async def report_batch(
     body: schemas.AntigenBatchIn, uow: Uow, response: Response

@@ -4,6 +4,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.fields import Moment
 from shared.privacy import HealthRecord, PersonalName, PersonalPhone, PersonalRecord
 
 AntigenResult = Literal["negative", "positive", "invalid"]
@@ -24,7 +25,7 @@ class AntigenRowIn(BaseModel):
     temperature: float | None = Field(
         None, ge=34, le=43, description="Body temperature in °C, 34–43"
     )
-    reported_at: datetime | None = Field(None, description="When the test was read; now if empty")
+    reported_at: Moment | None = Field(None, description="When the test was read; now if empty")
 
 
 class AntigenReportIn(AntigenRowIn):

@@ -4,6 +4,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.fields import FreeText, Moment
 from shared.privacy import HealthRecord, PersonalIdNumber, PersonalName, PersonalPhone
 
 ContactKind = Literal["close", "secondary"]
@@ -75,13 +76,13 @@ class ContactIn(BaseModel):
     )
 
     resident_id: uuid.UUID | None = Field(None, description="A resident from the directory")
-    name: str | None = Field(None, min_length=1, max_length=60, description="For an outsider")
-    phone: str | None = Field(None, max_length=20, description="For an outsider")
+    name: FreeText | None = Field(None, min_length=1, max_length=60, description="For an outsider")
+    phone: FreeText | None = Field(None, max_length=20, description="For an outsider")
     kind: ContactKind = "close"
     quarantine_until: date | None = Field(
         None, description="Defaults to the town policy's quarantine for the kind"
     )
-    note: str = Field("", max_length=500)
+    note: FreeText = Field("", max_length=500)
 
     @model_validator(mode="after")
     def _who(self) -> "ContactIn":
@@ -110,8 +111,8 @@ class TransferIn(BaseModel):
         description="pending → scheduled → transferred; scheduled again reschedules, "
         "pending again cancels the schedule"
     )
-    destination: str | None = Field(None, min_length=1, max_length=200)
-    scheduled_for: datetime | None = None
+    destination: FreeText | None = Field(None, min_length=1, max_length=200)
+    scheduled_for: Moment | None = None
 
     @model_validator(mode="after")
     def _schedule(self) -> "TransferIn":

@@ -5,6 +5,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.testing import RoundKind, RoundScope
+from shared.fields import FreeText, Moment
 from shared.privacy import PersonalName, PersonalPhone, PersonalRecord
 
 
@@ -26,11 +27,11 @@ class RoundCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: str = Field(min_length=1, max_length=120)
+    name: FreeText = Field(min_length=1, max_length=120)
     kind: RoundKind = "pcr"
     scope: RoundScope
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Moment
+    ends_at: Moment
     pool_size: Literal[1, 10, 20] = Field(
         10, description="People per tube; sealed units are always sampled one per tube"
     )
@@ -66,13 +67,13 @@ class RoundOut(BaseModel):
 
 
 class Slot(BaseModel):
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Moment
+    ends_at: Moment
     building_ids: list[uuid.UUID] = []
 
 
 class SiteCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: FreeText = Field(min_length=1, max_length=120)
     compound_id: uuid.UUID
     building_ids: list[uuid.UUID] = Field(default=[], description="Buildings the site serves")
     slots: list[Slot] = Field(default=[], description="Time slots, each for some buildings")

@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from sqlalchemy import select
 
 from services.testing.models import SERVICE, Tube
@@ -50,6 +50,13 @@ async def record_tube(
     description="Each tube is checked on its own: the good ones are recorded, the bad ones "
     "come back by row with the field and the reason. Resending a batch records nothing "
     "twice. 422 when no tube could be recorded.",
+    responses={
+        422: {
+            "model": schemas.BatchOut,
+            "description": "Nothing could be recorded: the errors by row (a problem detail "
+            "when the request itself is invalid)",
+        }
+    },
 )
 async def record_batch(
     round_id: uuid.UUID, body: schemas.TubeBatch, uow: Uow, request: Request, response: Response
@@ -82,7 +89,9 @@ async def list_tubes(
 
 
 @router.get("/tubes/{code}", response_model=schemas.TubeOut, summary="A tube by its code")
-async def get_tube(code: str, uow: Uow) -> schemas.TubeOut:
+async def get_tube(
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]+$", max_length=40)], uow: Uow
+) -> schemas.TubeOut:
     tube = await uow.session.scalar(select(Tube).where(Tube.code == code))
     if tube is None:
         raise NotFound(f"no tube {code} in your scope")

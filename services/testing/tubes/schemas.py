@@ -3,6 +3,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.fields import FreeText, Moment
+
 
 class TubeIn(BaseModel):
     model_config = ConfigDict(
@@ -21,8 +23,8 @@ class TubeIn(BaseModel):
     code: str = Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")
     member_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
     site_id: uuid.UUID | None = None
-    collector: str = Field(min_length=1, max_length=80)
-    collected_at: datetime
+    collector: FreeText = Field(min_length=1, max_length=80)
+    collected_at: Moment
     retest: bool = Field(
         False,
         description="A single tube for a resident with an open retest or resample, or a PCR "

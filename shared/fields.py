@@ -1,0 +1,56 @@
+"""The kernel's input types, used by every service's request schemas, so what a request
+carries can be stored, exported and compared on every backend:
+
+- :data:`FreeText`: free text (names, notes, reasons) without the control characters that
+  a spreadsheet (XML) cannot hold and PostgreSQL refuses (NUL);
+- :data:`Moment`: a date and time with its UTC offset (a time without one means a different
+  instant to each reader), normalised to UTC so every answer states times in UTC (``Z``).
+
+Both show their rule in the OpenAPI as a ``pattern``, so clients and fuzzers see it too."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from shared.spreadsheets import UNPRINTABLE
+
+# Lone surrogates are refused too, but no JSON text carries them as characters, and a
+# pattern naming them is one that generators of test data cannot use.
+PRINTABLE_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\ufffe\\uffff]*$"
+# RFC 3339 times end in Z or an offset; the pattern says so where `format` is not checked.
+ZONED_PATTERN = "(Z|z|[+-][0-9]{2}:[0-9]{2})$"
+
+
+class _Pattern:
+    """Adds a pattern to a type's JSON schema without replacing the rest of it."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
+
+def _printable(value: str) -> str:
+    found = UNPRINTABLE.search(value)
+    if found is not None:
+        raise ValueError(
+            f"contains a control character (U+{ord(found.group()):04X}) that a spreadsheet "
+            "cannot hold; remove it"
+        )
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+FreeText = Annotated[str, AfterValidator(_printable), _Pattern(PRINTABLE_PATTERN)]
+Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
