@@ -250,6 +250,9 @@ def service_router(service: str, **kwargs: Any) -> APIRouter:
     return APIRouter(prefix=API_PREFIX, route_class=route_class, **kwargs)
 
 
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 async def _discard(request: Request) -> None:
     uow: UnitOfWork | None = getattr(request.state, "uow", None)
     if uow is not None:
@@ -265,6 +268,10 @@ async def _finish(request: Request, response: Response, key: str | None) -> Resp
         if response.status_code >= 400:
             await uow.rollback()
             return response
+        if request.method in WRITES and not uow.checked:
+            await uow.rollback()
+            # Failing closed: a write no policy allowed must not land, whoever forgot it.
+            raise RuntimeError(f"{request.method} {request.url.path} checked no policy")
         if key is not None:
             await _remember(uow, request, key, response)
         await uow.commit()

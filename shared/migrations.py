@@ -95,3 +95,16 @@ def add_effects_and_scheduling(*, undo: bool = False) -> None:
         sa.Column("updated_at", UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_effects")),
     )
+
+
+def add_committee_column(tables: list[str], *, undo: bool = False) -> None:
+    """For a service's migration: the committee level of :class:`~shared.authz.Scoped`
+    (issue 7) on tables that lacked it; nullable, so no table is copied, on SQLite either."""
+    for table in tables:
+        if undo:
+            op.drop_index(f"ix_{table}_committee_id", table_name=table)
+            with op.batch_alter_table(table) as batch:
+                batch.drop_column("committee_id")
+        else:
+            op.add_column(table, sa.Column("committee_id", sa.Uuid(), nullable=True))
+            op.create_index(f"ix_{table}_committee_id", table, ["committee_id"])

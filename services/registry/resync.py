@@ -23,7 +23,7 @@ from services.registry.models import (
 )
 from services.registry.places.service import grid_record
 from services.registry.residents.service import record_of
-from shared.auth import Role
+from shared.authz import TOWN, Role, policy
 from shared.contracts.registry import (
     PlaceRecord,
     PlacesSnapshot,
@@ -36,7 +36,6 @@ from shared.contracts.registry import (
 from shared.db import AnySelect
 from shared.http import Uow, service_router
 from shared.ids import new_id
-from shared.problems import Forbidden
 from shared.uow import UnitOfWork
 
 BATCH = 5_000
@@ -149,6 +148,10 @@ class ResyncOut(BaseModel):
     events: int
 
 
+# The snapshot holds what the caller sees; the town office starts it.
+RESYNC = policy("registry", "resync", *TOWN, Role.service)
+
+
 @router.post(
     "/registry/resync",
     response_model=ResyncOut,
@@ -157,6 +160,5 @@ class ResyncOut(BaseModel):
     description="For a service whose projection is empty or behind. Town operators only.",
 )
 async def resync(uow: Uow, request: Request) -> ResyncOut:
-    if uow.principal.role not in (Role.town_operator, Role.service):
-        raise Forbidden("only town operators may start a re-sync")
+    RESYNC.check_role(uow)
     return ResyncOut(events=await publish_snapshot(uow))

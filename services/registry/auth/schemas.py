@@ -15,6 +15,7 @@ class Token(BaseModel):
 class ScopeOut(BaseModel):
     kind: str
     towns: list[uuid.UUID]
+    committees: list[uuid.UUID]
     compounds: list[uuid.UUID]
     buildings: list[uuid.UUID]
 
