@@ -24,9 +24,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, FromClause, Table, and_, event, or_, true
+from sqlalchemy import ColumnElement, FromClause, Table, and_, event, false, literal, or_, true
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.sql import Alias, Delete, Join, Select, Update, visitors
 from sqlalchemy.sql.base import _from_objects
@@ -81,20 +81,24 @@ class Place:
     def common(cls, places: Iterable["Place"], *, town_id: uuid.UUID) -> "Place":
         """The most specific place that holds all of them (their town when they are none):
         a round over two compounds of one committee is placed at that committee."""
-        levels: list[set[uuid.UUID | None]] = [set(), set(), set()]
-        for place in places:
-            if place.town_id != town_id:
-                return cls(town_id)
-            levels[0].add(place.committee_id)
-            levels[1].add(place.compound_id)
-            levels[2].add(place.building_id)
-        found: list[uuid.UUID | None] = []
-        for values in levels:
-            if len(values) != 1 or None in values:
-                break
-            found.append(next(iter(values)))
-        found += [None] * (3 - len(found))
-        return cls(town_id, *found)
+        places = list(places)
+        if not places or any(p.town_id != town_id for p in places):
+            return cls(town_id)
+
+        def shared(level: str) -> uuid.UUID | None:
+            values = {getattr(p, level) for p in places}
+            return values.pop() if len(values) == 1 and None not in values else None
+
+        def known(level: str) -> uuid.UUID | None:
+            return next((getattr(p, level) for p in places if getattr(p, level)), None)
+
+        if building := shared("building_id"):
+            return cls(town_id, known("committee_id"), known("compound_id"), building)
+        if compound := shared("compound_id"):
+            return cls(town_id, known("committee_id"), compound)
+        if committee := shared("committee_id"):
+            return cls(town_id, committee)
+        return cls(town_id)
 
     def describe(self) -> str:
         for level, value in (
@@ -105,15 +109,6 @@ class Place:
             if value is not None:
                 return f"{level} {value}"
         return f"town {self.town_id}"
-
-
-class _Columns(Protocol):
-    """Anything with the four placement columns: a mapped class, a Core table's ``c``."""
-
-    town_id: Any
-    committee_id: Any
-    compound_id: Any
-    building_id: Any
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,11 @@ class Scope:
         buildings: Iterable[uuid.UUID] = (),
     ) -> "Scope":
         return cls(
-            kind, frozenset(towns), frozenset(committees), frozenset(compounds), frozenset(buildings)
+            kind,
+            frozenset(towns),
+            frozenset(committees),
+            frozenset(compounds),
+            frozenset(buildings),
         )
 
     def allows(
@@ -187,6 +186,22 @@ class Scope:
                     return place.compound_id in self.compounds
                 return place.committee_id in self.committees
 
+    def managed(self, c: Any) -> ColumnElement[bool]:
+        """The same rule as :meth:`manages`, as a condition on a mapped class (or anything with
+        the four placement columns):
+        for lists of what the caller manages rather than sees (accounts)."""
+        match self.kind:
+            case ScopeKind.system:
+                return true()
+            case ScopeKind.towns:
+                return _in(c.town_id, self.towns)
+            case ScopeKind.buildings:
+                return _in(c.building_id, self.buildings)
+        return or_(
+            _in(c.compound_id, self.compounds),
+            and_(c.compound_id.is_(None), _in(c.committee_id, self.committees)),
+        )
+
     def clause(self, table: FromClause) -> ColumnElement[bool]:
         """The same rule as :meth:`allows`, as a condition on a Core table (or alias)."""
         return _visible(self, table.c)
@@ -211,42 +226,32 @@ class Scope:
         )
 
 
-def _visible(scope: Scope, c: _Columns) -> ColumnElement[bool]:
-    """A row is visible when the scope holds its most specific place."""
+def _visible(scope: Scope, c: Any) -> ColumnElement[bool]:
+    """A row is visible when the scope holds its most specific place (a Core condition)."""
     match scope.kind:
         case ScopeKind.system:
             return true()
         case ScopeKind.towns:
-            return c.town_id.in_(scope.towns)
-        case _:
-            return _below_town(
-                c,
-                towns=list(scope.towns),
-                committees=list(scope.committees),
-                compounds=list(scope.compounds),
-                buildings=list(scope.buildings) if scope.kind is ScopeKind.buildings else None,
-            )
-
-
-def _below_town(
-    c: _Columns,
-    *,
-    towns: list[uuid.UUID],
-    committees: list[uuid.UUID],
-    compounds: list[uuid.UUID],
-    buildings: list[uuid.UUID] | None,
-) -> ColumnElement[bool]:
+            return _in(c.town_id, scope.towns)
     above_compound = or_(
-        c.compound_id.in_(compounds),
-        and_(c.compound_id.is_(None), c.committee_id.in_(committees)),
-        and_(c.compound_id.is_(None), c.committee_id.is_(None), c.town_id.in_(towns)),
+        _in(c.compound_id, scope.compounds),
+        and_(c.compound_id.is_(None), _in(c.committee_id, scope.committees)),
+        and_(c.compound_id.is_(None), c.committee_id.is_(None), _in(c.town_id, scope.towns)),
     )
-    if buildings is None:
+    if scope.kind is not ScopeKind.buildings:
         return above_compound
     return or_(
-        c.building_id.in_(buildings),
+        _in(c.building_id, scope.buildings),
         and_(c.building_id.is_(None), above_compound),
     )
+
+
+def _in(column: Any, values: frozenset[uuid.UUID]) -> ColumnElement[bool]:
+    """``column IN (...)`` with one plain parameter per value, not one expanding parameter:
+    Core statements run with executemany (an UPDATE per tube member) cannot expand."""
+    if not values:
+        return false()
+    return column.in_([literal(v, Uuid()) for v in sorted(values)])
 
 
 PLACED = "cordon_placed"

@@ -198,9 +198,11 @@ async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
 async def list_users(
     uow: UnitOfWork, *, cursor: str | None, limit: int
 ) -> tuple[list[User], str | None]:
-    """The accounts placed in the caller's scope, for the roles that manage accounts."""
+    """The accounts the caller manages (not those above them, such as the town operator's),
+    for the roles that manage accounts."""
     ACCOUNTS.check_role(uow)
-    rows = await uow.session.scalars(keyset(select(User), User.id, cursor=cursor, limit=limit))
+    query = select(User).where(uow.scope.managed(User))
+    rows = await uow.session.scalars(keyset(query, User.id, cursor=cursor, limit=limit))
     return next_cursor(list(rows), limit)
 
 

@@ -5,6 +5,7 @@ from fastapi import Query, Request, Response
 from sqlalchemy import select
 
 from services.testing.models import SERVICE, Tube
+from services.testing.rounds.service import get_round
 from services.testing.tubes import schemas, service
 from shared.http import Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
@@ -73,6 +74,7 @@ async def list_tubes(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.TubeOut]:
+    await get_round(uow, round_id)
     query = select(Tube).where(Tube.round_id == round_id)
     if status is not None:
         query = query.where(Tube.status == status)

@@ -26,9 +26,10 @@ from services.testing.models import (
     Tube,
     TubeMember,
 )
-from services.testing.rounds.service import add_members, get_round
+from services.testing.rounds.service import SAMPLE, add_members, get_round
 from services.testing.tubes.schemas import TubeIn
 from shared.auth import UNSCOPED
+from shared.authz import Place
 from shared.db import table_of
 from shared.ids import new_id
 from shared.problems import Conflict, Invalid
@@ -254,6 +255,7 @@ async def record_tubes(
     the tolerance for the samplers' clocks (settings' ``clock_skew``)."""
     now = datetime.now(UTC)
     round_ = await get_round(uow, round_id)
+    SAMPLE.check(uow, Place.of(round_))
     if round_.status != RoundStatus.open.value:
         raise Conflict(f"round {round_.name} is {round_.status}, not open for sampling")
     known = await _read(uow, round_, tubes)
