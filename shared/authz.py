@@ -309,7 +309,10 @@ def _session_scope(state: ORMExecuteState) -> Scope:
 def _filter_orm(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    if not any(issubclass(m.class_, Scoped) for m in state.all_mappers):
+    # ``all_mappers`` misses an entity named only in ``select_from`` (a count): look at
+    # the tables too.
+    placed = any(issubclass(m.class_, Scoped) for m in state.all_mappers)
+    if not (placed or any(is_placed(t) for t in _tables_read(state.statement))):
         return
     scope = _session_scope(state)
     if scope.kind is not ScopeKind.system:

@@ -303,9 +303,11 @@ async def _people_of(
     return signed_in
 
 
-async def test_rounds_are_scoped_for_reading_and_run_by_their_own_committee(
+async def _two_committees_rounds(
     client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
-) -> None:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Compound C1 (night's, five residents) and C2 (one) of two committees, their people,
+    a round over C1 and a town-wide round."""
     other = await make_compound(client, town.id, town.operator, code="C2")
     await make_resident(client, other, town.operator, name="乙区居民")
     await in_directory(platform, residents=6, zones=1)
@@ -314,16 +316,30 @@ async def test_rounds_are_scoped_for_reading_and_run_by_their_own_committee(
     round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
     everyone = await schedule(client, town, {"kind": "town"})
     assert everyone["expected"] == 6
+    return round_, everyone, ours, theirs
 
-    # Committee C2's staff may neither open nor close C1's round.
+
+async def test_committee_staff_cannot_open_or_close_another_committees_round(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> None:
+    round_, everyone, ours, theirs = await _two_committees_rounds(client, town, platform, night)
     for action in ("open", "close"):
-        refused = await client.post(f"/v1/rounds/{round_['id']}/{action}", headers=theirs["staff"])
-        assert refused.status_code in (403, 404), refused.text
-    status = await client.get(f"/v1/rounds/{round_['id']}", headers=town.operator)
-    assert status.json()["status"] == "scheduled"
+        for target in (round_, everyone):
+            refused = await client.post(
+                f"/v1/rounds/{target['id']}/{action}", headers=theirs["staff"]
+            )
+            assert refused.status_code in (403, 404), refused.text
+    for target in (round_, everyone):
+        status = await client.get(f"/v1/rounds/{target['id']}", headers=town.operator)
+        assert status.json()["status"] == "scheduled"
     opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=ours["staff"])
     assert opened.status_code == 200 and opened.json()["status"] == "open"
 
+
+async def test_rounds_outside_the_callers_scope_are_not_found_and_town_rounds_count_their_part(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> None:
+    round_, everyone, ours, theirs = await _two_committees_rounds(client, town, platform, night)
     for role, headers in theirs.items():
         listed = (await client.get("/v1/rounds", headers=headers)).json()["items"]
         # The town-wide round shows, counting only the caller's part of the town.
@@ -331,11 +347,13 @@ async def test_rounds_are_scoped_for_reading_and_run_by_their_own_committee(
         for tail in ("", "/sites", "/door-to-door", "/tubes", "/coverage", "/missed"):
             answer = await client.get(f"/v1/rounds/{round_['id']}{tail}", headers=headers)
             assert answer.status_code == 404, f"{role} GET {tail}: {answer.text}"
+        one = await client.get(f"/v1/rounds/{everyone['id']}", headers=headers)
+        assert one.json()["expected"] == 1, role
         coverage = await client.get(f"/v1/rounds/{everyone['id']}/coverage", headers=headers)
         assert coverage.json()["total"]["expected"] == 1, f"{role}: {coverage.text}"
     for role, headers in ours.items():
-        expected = {
-            r["id"]: r["expected"]
-            for r in (await client.get("/v1/rounds", headers=headers)).json()["items"]
-        }
-        assert expected == {round_["id"]: 5, everyone["id"]: 5}, role
+        listed = (await client.get("/v1/rounds", headers=headers)).json()["items"]
+        assert {r["id"]: r["expected"] for r in listed} == {
+            round_["id"]: 5,
+            everyone["id"]: 5,
+        }, role
