@@ -61,7 +61,7 @@ from shared.authz import MANAGERS, policy
 from shared.contracts.testing import CaseSource, PoolPositive, ResultsRecorded
 from shared.db import insert_ignoring_duplicates, table_of, utc_datetime
 from shared.ids import new_id
-from shared.problems import Invalid, Problem, TooLarge
+from shared.problems import Invalid, Problem, TooLarge, rows_rejected
 from shared.uow import UnitOfWork
 from shared.uploads import file_digest
 
@@ -197,9 +197,9 @@ def _nothing_applied(tally: Tally) -> Problem:
     if not tally.error_count:
         message = "the file holds no results"
         return Invalid(message, errors=[{"row": None, "column": None, "message": message}])
-    return Invalid(
+    return rows_rejected(
         f"no result could be applied: {tally.error_count} row error(s), nothing changed",
-        errors=[_error_out(e) for e in tally.errors],
+        [_error_out(e) for e in tally.errors],
     )
 
 
