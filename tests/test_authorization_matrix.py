@@ -15,6 +15,7 @@ upload) gives it; an operation for which neither works FAILS the test instead of
 
 import asyncio
 import contextlib
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -118,6 +119,8 @@ class World:
     secrets: list[str]
     narrow_secrets: list[str]
     views_before: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # Town-level objects the town's other roles see but do not manage.
+    above_ids: dict[str, str] = field(default_factory=dict)
 
     def ids_for(self, role: str) -> dict[str, str]:
         return {**self.ids, **self.narrow_ids} if role in NARROW else self.ids
@@ -215,9 +218,14 @@ def _object(
 
 
 def _request(
-    method: str, path: str, operation: dict[str, Any], world: World, role: str, openapi: Any
+    method: str,
+    path: str,
+    operation: dict[str, Any],
+    ids: dict[str, str],
+    world: World,
+    openapi: Any,
 ) -> dict[str, Any]:
-    ids, components = world.ids_for(role), openapi["components"]["schemas"]
+    components = openapi["components"]["schemas"]
     url, params = path, {}
     for parameter in operation.get("parameters", []):
         name, where = parameter["name"], parameter["in"]
@@ -319,13 +327,42 @@ async def _own_side(
     return mine, second, headers, theirs_committee["id"]
 
 
+async def _above(client: httpx.AsyncClient, town: Town) -> dict[str, str]:
+    """Town-level objects: a town-wide round, the town's own staff and volunteer, a grid of
+    the town office with an assignment on it."""
+    h, at = town.operator, {"town_id": str(town.id)}
+    staff = await post(client, "/v1/staff", {**at, "name": "镇干部", "title": "t"}, h)
+    volunteer = await post(
+        client, "/v1/volunteers", {**at, "name": "镇志愿者", "kind": "expert"}, h
+    )
+    grid = await post(client, "/v1/grids", {**at, "code": "GT", "name": "镇网格"}, h)
+    ref = {"person_kind": "staff", "person_id": staff["id"]}
+    assignment = await post(client, "/v1/assignments", {**ref, "grid_id": grid["id"]}, h)
+    round_ = await post(
+        client, "/v1/rounds", {**at, "name": "全镇", "scope": {"kind": "town"}, **WINDOW}, h
+    )
+    await post(client, f"/v1/rounds/{round_['id']}/open", {}, h)
+    return {
+        "staff_id": staff["id"],
+        "volunteer_id": volunteer["id"],
+        "person_id": volunteer["id"],
+        "assignment_id": assignment["id"],
+        "round_id": round_["id"],
+    }
+
+
 async def _other_building(
     client: httpx.AsyncClient, town: Town, second: Compound
 ) -> tuple[dict[str, str], list[str]]:
+    """For the narrow roles: another building of their own compound, and the compound
+    itself, which they see but do not manage."""
     resident = await make_resident(
         client, second, town.operator, household="A2-1", name="甲二楼居民"
     )
+    gates = await client.get(f"/v1/compounds/{second.id}/gates", headers=town.operator)
     ids = {
+        "compound_id": second.id,
+        "gate_id": gates.json()[0]["id"],
         "resident_id": resident["id"],
         "household_id": resident["household_id"],
         "building_id": second.building_id,
@@ -519,6 +556,7 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> Wo
         _, second, headers, committee_id = await _own_side(client, town, platform)
         narrow_ids, narrow_secrets = await _other_building(client, town, second)
         await _directory_has(platform, residents=2)
+        above = await _above(client, town)
         openapi = (await client.get("/openapi.json")).json()
         partial = World(headers, {}, narrow_ids, {}, [], narrow_secrets)
         before = {}
@@ -526,7 +564,7 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> Wo
             before.update(await _views(client, partial, openapi, role))
         ids, codes, secrets = await _their_side(client, town, platform, committee_id)
         await asyncio.sleep(0.5)
-    return World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before)
+    return World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before, above)
 
 
 async def test_no_role_reaches_another_committees_objects(
@@ -542,11 +580,15 @@ async def test_no_role_reaches_another_committees_objects(
             assert seen == world.views_before.get(key), f"{role} GET {key[1]} changed with B"
         rows = await _rows(platform)
         own_scope = []
-        for method, path, operation in operations:
+        # B's objects; then, for the town's own roles, the town's objects where they exist.
+        targets = [world.ids_for(role)]
+        if role in NARROW or role == "committee_staff":
+            targets.append({**world.ids_for(role), **world.above_ids})
+        for ids, (method, path, operation) in itertools.product(targets, operations):
             if (method, path) in OWN_SCOPE:
                 own_scope.append((method, path, operation))
                 continue
-            request = _request(method, path, operation, world, role, openapi)
+            request = _request(method, path, operation, ids, world, openapi)
             response = await client.request(**request, headers=world.headers[role])
             where = f"{role} {method.upper()} {response.request.url}"
             assert response.status_code < 500, f"{where}: {response.text}"
@@ -564,7 +606,7 @@ async def test_no_role_reaches_another_committees_objects(
         # What acts on the caller's own scope may write, but nothing of B.
         published = await _outbox(platform)
         for method, path, operation in own_scope:
-            request = _request(method, path, operation, world, role, openapi)
+            request = _request(method, path, operation, world.ids_for(role), world, openapi)
             response = await client.request(**request, headers=world.headers[role])
             assert response.status_code < 500, f"{role} {method} {path}: {response.text}"
             assert not [s for s in world.secrets_for(role) if s in response.text]
