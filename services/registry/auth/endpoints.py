@@ -2,12 +2,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import Form, Request, Response
-from sqlalchemy import select
 
 from services.registry.auth import accounts, schemas, service, sessions
 from services.registry.models import SERVICE, User
 from shared.auth import Principal
 from shared.http import CurrentPrincipal, Uow, runtime_of, service_router
+from shared.pagination import Cursor, Limit, Page
 from shared.problems import Invalid
 
 router = service_router(SERVICE, tags=["auth"])
@@ -119,6 +119,7 @@ async def me(principal: CurrentPrincipal) -> schemas.Me:
         scope=schemas.ScopeOut(
             kind=scope.kind.value,
             towns=sorted(scope.towns),
+            committees=sorted(scope.committees),
             compounds=sorted(scope.compounds),
             buildings=sorted(scope.buildings),
         ),
@@ -130,9 +131,15 @@ async def create_user(body: schemas.UserCreate, uow: Uow) -> User:
     return await service.create_user(uow, data=body)
 
 
-@router.get("/users", response_model=list[schemas.UserOut], summary="Accounts in your scope")
-async def list_users(uow: Uow) -> list[User]:
-    return list((await uow.session.scalars(select(User).order_by(User.username))).all())
+@router.get(
+    "/users",
+    response_model=Page[schemas.UserOut],
+    summary="Accounts in your scope",
+    description="For the roles that manage accounts; in pages, ordered by id.",
+)
+async def list_users(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.UserOut]:
+    users, following = await service.list_users(uow, cursor=cursor, limit=limit)
+    return Page(items=[schemas.UserOut.model_validate(u) for u in users], next_cursor=following)
 
 
 @router.patch(

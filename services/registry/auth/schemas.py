@@ -42,6 +42,7 @@ class PasswordChange(BaseModel):
 class ScopeOut(BaseModel):
     kind: str
     towns: list[uuid.UUID]
+    committees: list[uuid.UUID]
     compounds: list[uuid.UUID]
     buildings: list[uuid.UUID]
 
