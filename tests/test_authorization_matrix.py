@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from cordon.platform import Platform
 from services.testing.models import DirectoryResident
 from shared.auth import Principal, Role, Scope, ScopeKind
+from shared.fields import PRINTABLE_PATTERN
 from tests.conftest import Town
 from tests.support import (
     Compound,
@@ -50,7 +51,15 @@ WRITES = {"post", "put", "patch", "delete"}
 # 2xx, but like every other write they must change nothing the caller does not manage.
 OWN_SCOPE = {("post", "/v1/registry/resync")}
 # The one operation open without a token: signing in (the sessions' own tests cover it).
-PUBLIC = {("post", "/v1/auth/token")}
+# What answers without a bearer token: signing in, spending or ending a refresh token (the
+# token is the credential), and the blank ledger templates (no data in them).
+PUBLIC = {
+    ("post", "/v1/auth/token"),
+    ("post", "/v1/auth/refresh"),
+    ("post", "/v1/auth/sign-out"),
+    ("get", "/v1/imports/template.csv"),
+    ("get", "/v1/imports/template.xlsx"),
+}
 WINDOW = {"starts_at": "2022-04-02T05:00:00+08:00", "ends_at": "2022-04-02T11:00:00+08:00"}
 RESULTED = "2022-04-02T14:00:00+08:00"
 
@@ -192,6 +201,9 @@ def _string(schema: dict[str, Any], name: str, ids: dict[str, str]) -> Any:
         return "2022-04-02"
     if "examples" in schema:
         return schema["examples"][0]
+    if schema.get("pattern") == PRINTABLE_PATTERN:
+        # Free text: any printable text will do.
+        return "m" * max(4, schema.get("minLength", 4))
     if "pattern" in schema:
         raise Unbuildable(f"{name} must match {schema['pattern']}: give an example")
     return "m" * max(4, schema.get("minLength", 4))
@@ -551,7 +563,9 @@ async def _outbox(platform: Platform) -> set[str]:
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> World:
+async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> AsyncIterator[World]:
+    # Workers run throughout, so the testing directory keeps up with what the probes write
+    # (a lagging directory answers 503 before any policy is asked).
     async with _workers(platform):
         _, second, headers, committee_id = await _own_side(client, town, platform)
         narrow_ids, narrow_secrets = await _other_building(client, town, second)
@@ -564,7 +578,7 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> Wo
             before.update(await _views(client, partial, openapi, role))
         ids, codes, secrets = await _their_side(client, town, platform, committee_id)
         await asyncio.sleep(0.5)
-    return World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before, above)
+        yield World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before, above)
 
 
 async def test_no_role_reaches_another_committees_objects(

@@ -53,7 +53,7 @@ from shared.db import AnySelect
 from shared.events import Event
 from shared.http import Uow, service_router
 from shared.ids import new_id
-from shared.problems import Unavailable
+from shared.problems import NotFound, Unavailable
 from shared.uow import UnitOfWork
 
 BATCH = 5_000
@@ -158,6 +158,9 @@ async def publish_snapshot(uow: UnitOfWork) -> int:
     it took."""
     resync_id = new_id()
     towns = list(await uow.session.scalars(select(Town.id).order_by(Town.id)))
+    if not towns:
+        # A snapshot of nothing would leave projections waiting for a start they never get.
+        raise NotFound("no town in your scope to re-sync")
     uow.emit(SnapshotStarted(resync_id=resync_id, town_ids=towns))
     await uow.flush_events()
     await _settle_writers(uow)

@@ -70,7 +70,12 @@ async def change_own_password(
     """The caller's own new password, given the current one (throttled as sign-ins are: a
     stolen access token must not become a way to guess the password)."""
     OWN_PASSWORD.check_role(uow)
-    user = await uow.session.get(User, uuid.UUID(uow.principal.id), execution_options=UNSCOPED)
+    try:
+        account_id = uuid.UUID(uow.principal.id)
+    except ValueError:
+        # A service account's token names no account row.
+        raise NotFound("this token belongs to no account") from None
+    user = await uow.session.get(User, account_id, execution_options=UNSCOPED)
     if user is None:
         raise NotFound("this token belongs to no account")
     attempt = Attempt(username=user.username, address=address, settings=settings)

@@ -1,7 +1,7 @@
 """committee level of the scope (issue 7)
 
 Revision ID: 0003_authz
-Revises: 0006_effects
+Revises: 0005_order
 Create Date: 2026-12-06 01:00:00.000000
 
 """
@@ -14,10 +14,12 @@ down_revision: Union[str, Sequence[str], None] = "0005_order"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-# Every placed table but directory_places, which had the column. Existing rounds stay
+# Every placed table but directory_places and directory_people, which had the column. Existing rounds stay
 # placed at their town (visible town-wide, their counts scoped); new ones are placed at the
 # place their scope has in common.
 TABLES = [
+    "directory_assignments",
+    "directory_households",
     "directory_residents",
     "directory_zones",
     "rounds",
