@@ -1,5 +1,5 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
 
@@ -60,12 +60,20 @@ async def token(request: Request, form: Annotated[schemas.TokenForm, Form()]) ->
     return _answer(tokens)
 
 
+# What spending a refresh token can answer besides its success (sessions fail closed).
+SPENT: dict[int | str, dict[str, Any]] = {
+    401: {"description": "The refresh token is unknown, spent, ended or expired: sign in again"},
+    503: {"description": "Sessions cannot be checked right now; see Retry-After"},
+}
+
+
 @router.post(
     "/auth/refresh",
     response_model=schemas.Token,
     summary="Spend a refresh token for a new access and refresh token",
     description="Each refresh token works once; using one twice ends its session (it was "
     "copied). The new access token carries the role and scope the account has now.",
+    responses=SPENT,
 )
 async def refresh(request: Request, body: schemas.RefreshIn) -> schemas.Token:
     return await _refreshed(request, body.refresh_token)
@@ -89,6 +97,7 @@ async def _refreshed(request: Request, refresh_token: str) -> schemas.Token:
     "/auth/sign-out",
     status_code=204,
     summary="End the session of a refresh token, its access tokens included",
+    responses=SPENT,
 )
 async def sign_out(request: Request, body: schemas.RefreshIn) -> Response:
     async with runtime_of(request).uow(Principal.system("sign-out")) as uow:
