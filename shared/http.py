@@ -288,6 +288,9 @@ def service_router(service: str, **kwargs: Any) -> APIRouter:
     return APIRouter(prefix=API_PREFIX, route_class=route_class, **kwargs)
 
 
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class BodyDigest:
     """The SHA-256 of a request (method, path, query and body), taken as the body streams
     past to the endpoint: an upload of tens of MB is hashed without being held twice. A
@@ -376,6 +379,10 @@ async def _finish(
         if response.status_code >= 400:
             await uow.rollback()
             return response
+        if request.method in WRITES and not uow.checked:
+            await uow.rollback()
+            # Failing closed: a write no policy allowed must not land, whoever forgot it.
+            raise RuntimeError(f"{request.method} {request.url.path} checked no policy")
         if key is not None and body is not None:
             await _remember(uow, request, key, response, digest=await body.hexdigest())
         await uow.commit()

@@ -107,3 +107,16 @@ def outbox_positions_never_reused(*, undo: bool = False) -> None:
         "outbox", recreate="always", table_kwargs={"sqlite_autoincrement": not undo}
     ):
         pass
+
+
+def add_committee_column(tables: list[str], *, undo: bool = False) -> None:
+    """For a service's migration: the committee level of :class:`~shared.authz.Scoped`
+    (issue 7) on tables that lacked it; nullable, so no table is copied, on SQLite either."""
+    for table in tables:
+        if undo:
+            op.drop_index(f"ix_{table}_committee_id", table_name=table)
+            with op.batch_alter_table(table) as batch:
+                batch.drop_column("committee_id")
+        else:
+            op.add_column(table, sa.Column("committee_id", sa.Uuid(), nullable=True))
+            op.create_index(f"ix_{table}_committee_id", table, ["committee_id"])

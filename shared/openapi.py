@@ -80,7 +80,7 @@ def declare_problems(route: APIRoute, *, authenticated: bool) -> None:
       unit of work lost the database connection: send it again);
     - 422 where anything is read from the request (and wherever a principal acts);
     - 400 where a body is read (one that is not even JSON);
-    - 404 where the path or query names something by id, or a principal's body may;
+    - 404 where the path or query names something by id, or a principal's body or upload may;
     - 409 on every write (taken names, states, a reused Idempotency-Key);
     - 400, 413 and 415 on uploads (a File parameter, or a route that declares 413 or 415);
     - and a problem body on every error status the route itself declares (e.g. 429).
@@ -94,11 +94,13 @@ def declare_problems(route: APIRoute, *, authenticated: bool) -> None:
         statuses.add(422)
     if route.body_field is not None:
         statuses.add(400)
-    if _names_by_id(dependant) or (authenticated and route.body_field is not None):
+    upload = _uploads(dependant) or bool({413, 415} & {_status(s) for s in route.responses})
+    # A body (an upload too) naming only what lies outside the caller's scope is not found.
+    if _names_by_id(dependant) or (authenticated and (route.body_field is not None or upload)):
         statuses.add(404)
     if methods & WRITES:
         statuses.add(409)
-    if _uploads(dependant) or {413, 415} & {_status(s) for s in route.responses}:
+    if upload:
         statuses |= {400, 413, 415}
     statuses |= {_status(s) for s in route.responses if _status(s) >= 400}
     for status in sorted(statuses):

@@ -64,3 +64,15 @@ class Unavailable(Problem):
     """Not now: what the answer depends on is behind (give ``Retry-After`` in ``headers``)."""
 
     status, title = 503, "Service Unavailable"
+
+
+# The phrase every "not found in the caller's scope" message ends with.
+OUT_OF_SCOPE = "in your scope"
+
+
+def rows_rejected(detail: str, errors: list[dict[str, Any]]) -> Problem:
+    """A bulk request none of whose rows could be applied: 422 naming the rows, or 404 when
+    every row named something outside the caller's scope, so that a batch tells an outsider
+    no more than a single request would."""
+    outside = bool(errors) and all(str(e.get("message", "")).endswith(OUT_OF_SCOPE) for e in errors)
+    return (NotFound if outside else Invalid)(detail, errors=errors)

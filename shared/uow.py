@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Table, func, select
 
-from shared.auth import SCOPE_KEY, Principal, Scope
+from shared.auth import Principal
+from shared.authz import SCOPE_KEY, Scope
 from shared.db import Database
 from shared.events import Envelope, Event
 from shared.kv import KeyValue
@@ -53,6 +54,9 @@ class UnitOfWork:
         # Emitted events as outbox rows, until written to the outbox.
         self._pending: list[dict[str, object]] = []
         self._wrote_events = False
+        # The policies checked during the work (``resource:action``): the HTTP boundary
+        # refuses to commit a mutating request that checked none.
+        self.checked: list[str] = []
 
     @property
     def scope(self) -> Scope:

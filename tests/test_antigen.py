@@ -79,7 +79,7 @@ async def test_one_report_per_resident_and_day_and_a_positive_asks_for_pcr(
     nobody = await client.post(
         path, json=report("0193a1c2-0000-7000-8000-0000000000a1", "negative"), headers=town.operator
     )
-    assert nobody.status_code == 422 and nobody.json()["errors"][0]["field"] == "resident_id"
+    assert nobody.status_code == 404 and nobody.json()["errors"][0]["field"] == "resident_id"
 
     next_day = await client.post(
         path, json=report(first, "positive", 37.5, day="2022-04-04"), headers=town.operator

@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 
 from tests.conftest import Town
-from tests.support import Compound, committee_staff, make_compound, make_resident, post
+from tests.support import (
+    Compound,
+    account,
+    committee_staff,
+    make_compound,
+    make_resident,
+    post,
+)
 
 SECRET_NAMES = ("乙区秘密居民", "乙区另一居民")
 PEOPLE_NAMES = (
@@ -272,3 +279,155 @@ async def test_committee_staff_cannot_change_another_committees_residents(
     )
     assert zones.json()["items"][0]["level"] == "sealed"
     await post(client, "/v1/households", {"building_id": mine.building_id, "code": "OK"}, staff)
+
+
+# --- Holes of issue 7, each failing on the code before it -----------------------------------
+
+
+async def _two_committees(client: httpx.AsyncClient, town: Town) -> tuple[Compound, Compound]:
+    mine = await make_compound(client, town.id, town.operator, code="PA")
+    theirs = await make_compound(client, town.id, town.operator, code="PB")
+    await make_resident(client, mine, town.operator, name="甲区居民")
+    await make_resident(client, theirs, town.operator, name=SECRET_NAMES[0])
+    return mine, theirs
+
+
+async def _users(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    listed = await client.get("/v1/users?limit=500", headers=headers)
+    assert listed.status_code == 200, listed.text
+    return list(listed.json()["items"])
+
+
+async def test_committee_staff_cannot_open_an_account_for_a_person_they_do_not_manage(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    mine, theirs = await _two_committees(client, town)
+    h = town.operator
+    # Town-level staff, and one of committee A's own volunteers, both put in charge of B's
+    # building by the town office: an account for either would see B's residents.
+    town_staff = await post(
+        client, "/v1/staff", {"town_id": str(town.id), "name": "镇干部", "title": "town"}, h
+    )
+    lent = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": mine.id, "name": "借调志愿者", "kind": "service"},
+        h,
+    )
+    for kind, person in (("staff", town_staff), ("volunteer", lent)):
+        body = {"person_kind": kind, "person_id": person["id"], "building_id": theirs.building_id}
+        await post(client, "/v1/assignments", body, h)
+    staff = await committee_staff(client, town, mine, "staff-a")
+    for kind, person in (("staff", town_staff), ("volunteer", lent)):
+        for role in ("grid_leader", "building_leader", "volunteer"):
+            response = await client.post(
+                "/v1/users",
+                json={
+                    "username": f"takeover-{role}-{kind}",
+                    "password": "takeover-pass-1",
+                    "role": role,
+                    "town_id": str(town.id),
+                    "person_kind": kind,
+                    "person_id": person["id"],
+                },
+                headers=staff,
+            )
+            assert response.status_code in (403, 404), f"{role} for {kind}: {response.text}"
+    assert not [u for u in await _users(client, h) if u["username"].startswith("takeover")]
+    # Their own volunteer, assigned in their own compound, is theirs to give an account.
+    own = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": mine.id, "name": "甲区志愿者", "kind": "service"},
+        h,
+    )
+    body = {"person_kind": "volunteer", "person_id": own["id"], "building_id": mine.building_id}
+    await post(client, "/v1/assignments", body, staff)
+    account_body = {
+        "username": "own-leader",
+        "password": "own-leader-pass-1",
+        "role": "building_leader",
+        "town_id": str(town.id),
+        "person_kind": "volunteer",
+        "person_id": own["id"],
+    }
+    await post(client, "/v1/users", account_body, staff)
+    # One active account per person, whoever asks.
+    second = await client.post("/v1/users", json={**account_body, "username": "own-2"}, headers=h)
+    assert second.status_code == 409 and second.json()["errors"][0]["field"] == "person_id"
+
+
+async def test_users_are_listed_in_pages_to_account_managers_of_their_scope_only(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    mine, theirs = await _two_committees(client, town)
+    await committee_staff(client, town, theirs, "staff-b")
+    staff = await committee_staff(client, town, mine, "staff-a")
+    volunteer = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": theirs.id, "name": "乙区志愿者", "kind": "service"},
+        town.operator,
+    )
+    helper = await account(
+        client,
+        town,
+        username="helper-b",
+        role="volunteer",
+        person_kind="volunteer",
+        person_id=volunteer["id"],
+    )
+    seen = {u["username"] for u in await _users(client, staff)}
+    assert "staff-a" in seen and not seen & {"staff-b", "helper-b", "operator"}
+    assert (await client.get("/v1/users", headers=helper)).status_code == 403
+    first = (await client.get("/v1/users?limit=2", headers=town.operator)).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    rest = await client.get(f"/v1/users?cursor={first['next_cursor']}", headers=town.operator)
+    names = {u["username"] for u in first["items"] + rest.json()["items"]}
+    assert names == {"operator", "staff-a", "staff-b", "helper-b"}
+
+
+async def test_grids_assignments_and_imports_of_another_committee_stay_hidden(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    mine, theirs = await _two_committees(client, town)
+    h = town.operator
+    # Made by the town office, not placed on a compound, covering only B's building.
+    grid = await post(
+        client,
+        "/v1/grids",
+        {
+            "town_id": str(town.id),
+            "code": "GB",
+            "name": "乙区网格",
+            "building_ids": [theirs.building_id],
+        },
+        h,
+    )
+    town_staff = await post(
+        client, "/v1/staff", {"town_id": str(town.id), "name": "镇干部", "title": "town"}, h
+    )
+    body = {"person_kind": "staff", "person_id": town_staff["id"], "grid_id": grid["id"]}
+    on_grid = await post(client, "/v1/assignments", body, h)
+    ledger = (
+        "compound,building,unit,household,name,document_number\n"
+        f"PB,1,1,B9,乙区导入居民,{_fresh_id()}\n"
+    )
+    imported = await client.post(
+        "/v1/imports/residents",
+        files={"file": ("乙区名单.csv", ledger.encode(), "text/csv")},
+        headers=h,
+    )
+    assert imported.status_code == 201, imported.text
+    staff = await committee_staff(client, town, mine, "staff-a")
+    for path, secret in (
+        ("/v1/grids", grid["id"]),
+        ("/v1/assignments", on_grid["id"]),
+        ("/v1/imports", imported.json()["id"]),
+    ):
+        listed = await client.get(path, headers=staff)
+        assert listed.status_code == 200, listed.text
+        assert secret not in listed.text and "乙区" not in listed.text, f"{path}: {listed.text}"
+        assert secret in (await client.get(path, headers=h)).text, f"the operator sees {path}"
+    one = await client.get(f"/v1/imports/{imported.json()['id']}", headers=staff)
+    assert one.status_code == 404

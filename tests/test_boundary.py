@@ -224,8 +224,9 @@ async def test_free_text_refuses_control_characters(client: httpx.AsyncClient, t
 
 
 async def test_times_without_a_zone_are_refused_and_answered_in_utc(
-    client: httpx.AsyncClient, town: Town
+    client: httpx.AsyncClient, town: Town, workers: None
 ) -> None:
+    # Workers run: scheduling a round waits for the testing directory to catch up.
     body = {"town_id": str(town.id), "name": "Dawn", "scope": {"kind": "town"}}
     naive = await client.post(
         "/v1/rounds",

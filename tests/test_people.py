@@ -306,7 +306,8 @@ async def test_committee_staff_manage_their_own_committee_only(
             "town_id": str(town.id),
             "code": "G1",
             "name": "Grid 1",
-            "building_ids": [mine.building_id],
+            # Across two committees, so the town's (one committee's grid is that committee's).
+            "building_ids": [mine.building_id, theirs.building_id],
         },
         town.operator,
     )

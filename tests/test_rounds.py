@@ -12,7 +12,15 @@ from cordon.platform import Platform
 from services.testing.models import DirectoryResident, DirectoryZone
 from shared.auth import Principal
 from tests.conftest import Town
-from tests.support import Compound, committee_staff, eventually, make_compound, make_resident
+from tests.support import (
+    Compound,
+    account,
+    committee_staff,
+    eventually,
+    make_compound,
+    make_resident,
+    post,
+)
 
 WINDOW = {"starts_at": "2022-04-02T05:00:00+08:00", "ends_at": "2022-04-02T11:00:00+08:00"}
 
@@ -225,14 +233,14 @@ async def test_committee_staff_see_and_sample_only_their_compounds(
     await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
     path = f"/v1/rounds/{round_['id']}/tubes"
     theirs = await client.post(path, json=tube("X0001", night.unit1), headers=outsider)
-    assert theirs.status_code == 422 and "outside the round" in theirs.json()["detail"]
+    assert theirs.status_code == 404, theirs.text
     ours = await client.post(path, json=tube("X0001", night.unit1), headers=insider)
     assert ours.status_code == 201
-    assert (await client.get(path, headers=outsider)).json()["items"] == []
+    assert (await client.get(path, headers=outsider)).status_code == 404
     assert (await client.get("/v1/tubes/X0001", headers=outsider)).status_code == 404
     assert (
         await client.get(f"/v1/rounds/{round_['id']}/door-to-door", headers=outsider)
-    ).json() == []
+    ).status_code == 404
     town_wide = await client.post(
         "/v1/rounds",
         json={"town_id": str(town.id), "name": "All", "scope": {"kind": "town"}, **WINDOW},
@@ -249,7 +257,7 @@ async def test_committee_staff_see_and_sample_only_their_compounds(
         },
         headers=outsider,
     )
-    assert foreign.status_code == 422 and foreign.json()["errors"][0]["field"] == "scope.ids.0"
+    assert foreign.status_code == 404 and foreign.json()["errors"][0]["field"] == "scope.ids.0"
 
 
 async def test_a_tube_collected_outside_the_rounds_window_or_in_the_future_is_refused(
@@ -274,3 +282,78 @@ async def test_a_tube_collected_outside_the_rounds_window_or_in_the_future_is_re
     # The stated tolerance for clocks: minutes past the window still belong to the round.
     late = tube("T0001", night.unit1, collected_at="2022-04-02T11:08:00+08:00")
     assert (await client.post(path, json=late, headers=town.operator)).status_code == 201
+
+
+async def _people_of(
+    client: httpx.AsyncClient, town: Town, compound: Compound, name: str
+) -> dict[str, dict[str, str]]:
+    """Committee staff, and a building leader and a volunteer of the compound's building."""
+    h = town.operator
+    signed_in = {"staff": await committee_staff(client, town, compound, f"{name}-staff")}
+    for role in ("building_leader", "volunteer"):
+        person = await post(
+            client,
+            "/v1/volunteers",
+            {"compound_id": compound.id, "name": role, "kind": "service"},
+            h,
+        )
+        body = {"person_kind": "volunteer", "person_id": person["id"]}
+        await post(client, "/v1/assignments", {**body, "building_id": compound.building_id}, h)
+        signed_in[role] = await account(client, town, username=f"{name}-{role}", role=role, **body)
+    return signed_in
+
+
+async def _two_committees_rounds(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Compound C1 (night's, five residents) and C2 (one) of two committees, their people,
+    a round over C1 and a town-wide round."""
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    await make_resident(client, other, town.operator, name="乙区居民")
+    await in_directory(platform, residents=6, zones=1)
+    theirs = await _people_of(client, town, other, "c2")
+    ours = await _people_of(client, town, night.compound, "c1")
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    everyone = await schedule(client, town, {"kind": "town"})
+    assert everyone["expected"] == 6
+    return round_, everyone, ours, theirs
+
+
+async def test_committee_staff_cannot_open_or_close_another_committees_round(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> None:
+    round_, everyone, ours, theirs = await _two_committees_rounds(client, town, platform, night)
+    for action in ("open", "close"):
+        for target in (round_, everyone):
+            refused = await client.post(
+                f"/v1/rounds/{target['id']}/{action}", headers=theirs["staff"]
+            )
+            assert refused.status_code in (403, 404), refused.text
+    for target in (round_, everyone):
+        status = await client.get(f"/v1/rounds/{target['id']}", headers=town.operator)
+        assert status.json()["status"] == "scheduled"
+    opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=ours["staff"])
+    assert opened.status_code == 200 and opened.json()["status"] == "open"
+
+
+async def test_rounds_outside_the_callers_scope_are_not_found_and_town_rounds_count_their_part(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> None:
+    round_, everyone, ours, theirs = await _two_committees_rounds(client, town, platform, night)
+    for role, headers in theirs.items():
+        listed = (await client.get("/v1/rounds", headers=headers)).json()["items"]
+        # The town-wide round shows, counting only the caller's part of the town.
+        assert [(r["id"], r["expected"]) for r in listed] == [(everyone["id"], 1)], role
+        for tail in ("", "/sites", "/door-to-door", "/tubes", "/coverage", "/missed"):
+            answer = await client.get(f"/v1/rounds/{round_['id']}{tail}", headers=headers)
+            assert answer.status_code == 404, f"{role} GET {tail}: {answer.text}"
+        one = await client.get(f"/v1/rounds/{everyone['id']}", headers=headers)
+        assert one.json()["expected"] == 1, role
+        coverage = await client.get(f"/v1/rounds/{everyone['id']}/coverage", headers=headers)
+        assert coverage.json()["total"]["expected"] == 1, f"{role}: {coverage.text}"
+    for role, headers in ours.items():
+        listed = (await client.get("/v1/rounds", headers=headers)).json()["items"]
+        assert {r["id"]: r["expected"] for r in listed} == {
+            round_["id"]: 5,
+            everyone["id"]: 5,
+        }, role

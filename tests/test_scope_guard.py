@@ -1,15 +1,102 @@
-"""Unscoped queries on placed data cannot be written by accident."""
+"""Unscoped queries on placed data cannot be written by accident, ORM or Core, and a scoped
+session filters Core statements as it filters ORM queries."""
 
+import uuid
+from typing import Any
+
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, update
 
 from cordon.platform import Platform
-from services.registry.models import Resident
-from shared.auth import UnscopedQueryError
+from services.registry.models import Household, Resident, ResidentMove
+from shared.auth import Principal, Role, Scope, ScopeKind, UnscopedQueryError
+from shared.db import table_of
+from tests.conftest import Town
+from tests.support import make_compound, make_resident
+
+residents = table_of(Resident)
+households = table_of(Household)
 
 
-async def test_a_session_without_a_scope_refuses_placed_data(platform: Platform) -> None:
+def _unscoped_statements() -> list[Any]:
+    moves = table_of(ResidentMove)
+    return [
+        select(Resident),
+        select(residents),
+        select(residents.c.id).where(residents.c.name == "x"),
+        select(func.count()).select_from(Resident),
+        select(func.count()).select_from(residents),
+        select(households.c.id).where(exists().where(residents.c.household_id == households.c.id)),
+        update(residents).values(name="x"),
+        delete(residents),
+        insert(moves).from_select(
+            ["id", "resident_id", "to_household_id", "town_id", "moved_by", "moved_at", "reason"],
+            select(
+                residents.c.id,
+                residents.c.id,
+                residents.c.household_id,
+                residents.c.town_id,
+                literal("x"),
+                residents.c.updated_at,
+                literal(""),
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("statement", range(len(_unscoped_statements())))
+async def test_a_session_without_a_scope_refuses_placed_data(
+    platform: Platform, statement: int
+) -> None:
     runtime = platform.runtime("registry")
     async with runtime.database.session() as session:
         with pytest.raises(UnscopedQueryError):
-            await session.execute(select(Resident))
+            await session.execute(_unscoped_statements()[statement])
+
+
+async def test_core_statements_see_and_change_only_the_callers_places(
+    platform: Platform, client: httpx.AsyncClient, town: Town
+) -> None:
+    mine = await make_compound(client, town.id, town.operator, code="SA")
+    theirs = await make_compound(client, town.id, town.operator, code="SB")
+    own = await make_resident(client, mine, town.operator, name="甲")
+    other = await make_resident(client, theirs, town.operator, name="乙")
+    scope = Scope.of(
+        ScopeKind.committees,
+        towns=[town.id],
+        committees=[uuid.UUID(mine.committee_id)],
+        compounds=[uuid.UUID(mine.id)],
+    )
+    staff = Principal(id="staff", username="staff", role=Role.committee_staff, scope=scope)
+    runtime = platform.runtime("registry")
+    async with runtime.uow(staff) as uow:
+        session = uow.session
+        names = await session.scalars(select(residents.c.name).order_by(residents.c.name))
+        assert list(names) == ["甲"]
+        count = select(func.count()).select_from(residents)
+        assert await session.scalar(count) == 1
+        with_household = select(households.c.id).where(
+            exists().where(residents.c.household_id == households.c.id)
+        )
+        assert list(await session.scalars(with_household)) == [uuid.UUID(own["household_id"])]
+        changed = await session.execute(update(residents).values(name="改"))
+        assert changed.rowcount == 1  # type: ignore[attr-defined]
+        # executemany: one UPDATE per parameter set, each scoped.
+        renamed = update(residents).where(residents.c.id == bindparam("b_id"))
+        await session.execute(
+            renamed.values(name=bindparam("b_name")),
+            [
+                {"b_id": uuid.UUID(own["id"]), "b_name": "甲二"},
+                {"b_id": uuid.UUID(other["id"]), "b_name": "乙二"},
+            ],
+        )
+        assert list(await session.scalars(select(residents.c.name))) == ["甲二"]
+        deleted = await session.execute(
+            delete(residents).where(residents.c.id == uuid.UUID(other["id"]))
+        )
+        assert deleted.rowcount == 0  # type: ignore[attr-defined]
+        await uow.rollback()
+    async with runtime.uow(Principal.system()) as uow:
+        rows = await uow.session.execute(select(residents.c.id, residents.c.name))
+        assert {str(i): n for i, n in rows} == {own["id"]: "甲", other["id"]: "乙"}

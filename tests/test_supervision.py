@@ -29,7 +29,7 @@ def settings(settings: Settings) -> Settings:
 
 async def emit_one(runtime: ServiceRuntime) -> None:
     async with runtime.uow(Principal.system("test")) as uow:
-        uow.emit(SnapshotStarted(resync_id=new_id()))
+        uow.emit(SnapshotStarted(resync_id=new_id(), town_ids=[new_id()]))
         await uow.commit()
 
 

@@ -73,7 +73,7 @@ async def test_an_event_published_before_its_consumer_ever_started_waits_in_its_
         await first.start()
         registry = first.runtime(REGISTRY.name)
         async with registry.uow(Principal.system("test")) as uow:
-            sent = uow.emit(SnapshotStarted(resync_id=new_id()))
+            sent = uow.emit(SnapshotStarted(resync_id=new_id(), town_ids=[new_id()]))
             await uow.commit()
         assert await registry.relay.drain() == 1
 

@@ -36,7 +36,7 @@ from services.registry.models import (
 from services.registry.people.service import assignment_record, person_record
 from services.registry.places.service import grid_record
 from services.registry.residents.service import household_record, record_of
-from shared.auth import Role
+from shared.authz import TOWN, Role, policy
 from shared.contracts.registry import (
     AssignmentsSnapshot,
     HouseholdsSnapshot,
@@ -53,7 +53,7 @@ from shared.db import AnySelect
 from shared.events import Event
 from shared.http import Uow, service_router
 from shared.ids import new_id
-from shared.problems import Forbidden, Unavailable
+from shared.problems import NotFound, Unavailable
 from shared.uow import UnitOfWork
 
 BATCH = 5_000
@@ -158,6 +158,9 @@ async def publish_snapshot(uow: UnitOfWork) -> int:
     it took."""
     resync_id = new_id()
     towns = list(await uow.session.scalars(select(Town.id).order_by(Town.id)))
+    if not towns:
+        # A snapshot of nothing would leave projections waiting for a start they never get.
+        raise NotFound("no town in your scope to re-sync")
     uow.emit(SnapshotStarted(resync_id=resync_id, town_ids=towns))
     await uow.flush_events()
     await _settle_writers(uow)
@@ -217,6 +220,10 @@ class ResyncOut(BaseModel):
     events: int
 
 
+# The snapshot holds what the caller sees; the town office starts it.
+RESYNC = policy("registry", "resync", *TOWN, Role.service)
+
+
 @router.post(
     "/registry/resync",
     response_model=ResyncOut,
@@ -225,6 +232,5 @@ class ResyncOut(BaseModel):
     description="For a service whose projection is empty or behind. Town operators only.",
 )
 async def resync(uow: Uow, request: Request) -> ResyncOut:
-    if uow.principal.role not in (Role.town_operator, Role.service):
-        raise Forbidden("only town operators may start a re-sync")
+    RESYNC.check_role(uow)
     return ResyncOut(events=await publish_snapshot(uow))

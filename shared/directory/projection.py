@@ -9,7 +9,7 @@ once complete, rows of its towns that are older than its start were not in it (g
 registry) and are dropped; other towns are untouched."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,13 +57,16 @@ class Directory:
         return await wait_caught_up(runtime, self.models, projection=self.name, stream=STREAM)
 
     def caught_up(self) -> Any:
-        """A route dependency: the request waits (bounded) for the directory to catch up with
-        the registry before its work starts, or is answered 503 with ``Retry-After``."""
+        """A route dependency giving the wait to await before the work starts: the request
+        waits (bounded) for the directory to catch up with the registry, or is answered 503
+        with ``Retry-After``. Awaited in the endpoint, after FastAPI has validated the
+        request, so a malformed request gets its 422 whatever the lag."""
 
-        async def wait(request: Request) -> Lag:
-            return await self.require_caught_up(runtime_of(request))
+        async def waiter(request: Request) -> Callable[[], Awaitable[Lag]]:
+            runtime = runtime_of(request)
+            return lambda: self.require_caught_up(runtime)
 
-        return Depends(wait)
+        return Depends(waiter)
 
     async def handle(self, uow: UnitOfWork, envelope: Envelope) -> None:
         """Apply one registry event (unknown types are only counted as applied: the registry

@@ -5,10 +5,11 @@ a deactivation ends its refresh tokens too."""
 import uuid
 
 from services.registry.auth import schemas, sessions
-from services.registry.auth.service import GRANTS
+from services.registry.auth.service import ACCOUNTS, GRANTS
 from services.registry.auth.throttle import Attempt
 from services.registry.models import Committee, User
 from shared.auth import UNSCOPED, Role, ScopeKind, hashed, verified
+from shared.authz import FIELD, Place, policy
 from shared.problems import Forbidden, Invalid, NotFound
 from shared.settings import Settings
 from shared.uow import UnitOfWork
@@ -18,6 +19,7 @@ async def _manageable(uow: UnitOfWork, user_id: uuid.UUID, *also: Role) -> User:
     """The account, if the caller may manage accounts of its role (and of ``also``): who may
     open an account may change it. Nobody manages their own here."""
     user = await uow.get(User, user_id, what="account")
+    ACCOUNTS.check(uow, Place.of(user))
     if str(user.id) == uow.principal.id:
         raise Forbidden(
             "you may not change your own account; change your password at /v1/auth/password"
@@ -58,12 +60,22 @@ async def set_active(uow: UnitOfWork, *, user_id: uuid.UUID, active: bool) -> Us
     return user
 
 
+# Everyone changes their own password (the current one proves it is them).
+OWN_PASSWORD = policy("their own password", "change", *FIELD)
+
+
 async def change_own_password(
     uow: UnitOfWork, *, data: schemas.PasswordChange, address: str, settings: Settings
 ) -> None:
     """The caller's own new password, given the current one (throttled as sign-ins are: a
     stolen access token must not become a way to guess the password)."""
-    user = await uow.session.get(User, uuid.UUID(uow.principal.id), execution_options=UNSCOPED)
+    OWN_PASSWORD.check_role(uow)
+    try:
+        account_id = uuid.UUID(uow.principal.id)
+    except ValueError:
+        # A service account's token names no account row.
+        raise NotFound("this token belongs to no account") from None
+    user = await uow.session.get(User, account_id, execution_options=UNSCOPED)
     if user is None:
         raise NotFound("this token belongs to no account")
     attempt = Attempt(username=user.username, address=address, settings=settings)

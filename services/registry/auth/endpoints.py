@@ -1,13 +1,13 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
-from sqlalchemy import select
 
 from services.registry.auth import accounts, schemas, service, sessions
 from services.registry.models import SERVICE, User
 from shared.auth import Principal
 from shared.http import CurrentPrincipal, Uow, runtime_of, service_router
+from shared.pagination import Cursor, Limit, Page
 from shared.problems import Invalid
 
 router = service_router(SERVICE, tags=["auth"])
@@ -60,12 +60,20 @@ async def token(request: Request, form: Annotated[schemas.TokenForm, Form()]) ->
     return _answer(tokens)
 
 
+# What spending a refresh token can answer besides its success (sessions fail closed).
+SPENT: dict[int | str, dict[str, Any]] = {
+    401: {"description": "The refresh token is unknown, spent, ended or expired: sign in again"},
+    503: {"description": "Sessions cannot be checked right now; see Retry-After"},
+}
+
+
 @router.post(
     "/auth/refresh",
     response_model=schemas.Token,
     summary="Spend a refresh token for a new access and refresh token",
     description="Each refresh token works once; using one twice ends its session (it was "
     "copied). The new access token carries the role and scope the account has now.",
+    responses=SPENT,
 )
 async def refresh(request: Request, body: schemas.RefreshIn) -> schemas.Token:
     return await _refreshed(request, body.refresh_token)
@@ -89,6 +97,7 @@ async def _refreshed(request: Request, refresh_token: str) -> schemas.Token:
     "/auth/sign-out",
     status_code=204,
     summary="End the session of a refresh token, its access tokens included",
+    responses=SPENT,
 )
 async def sign_out(request: Request, body: schemas.RefreshIn) -> Response:
     async with runtime_of(request).uow(Principal.system("sign-out")) as uow:
@@ -119,6 +128,7 @@ async def me(principal: CurrentPrincipal) -> schemas.Me:
         scope=schemas.ScopeOut(
             kind=scope.kind.value,
             towns=sorted(scope.towns),
+            committees=sorted(scope.committees),
             compounds=sorted(scope.compounds),
             buildings=sorted(scope.buildings),
         ),
@@ -130,9 +140,15 @@ async def create_user(body: schemas.UserCreate, uow: Uow) -> User:
     return await service.create_user(uow, data=body)
 
 
-@router.get("/users", response_model=list[schemas.UserOut], summary="Accounts in your scope")
-async def list_users(uow: Uow) -> list[User]:
-    return list((await uow.session.scalars(select(User).order_by(User.username))).all())
+@router.get(
+    "/users",
+    response_model=Page[schemas.UserOut],
+    summary="Accounts in your scope",
+    description="For the roles that manage accounts; in pages, ordered by id.",
+)
+async def list_users(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.UserOut]:
+    users, following = await service.list_users(uow, cursor=cursor, limit=limit)
+    return Page(items=[schemas.UserOut.model_validate(u) for u in users], next_cursor=following)
 
 
 @router.patch(

@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.models import PersonKind
 from shared.auth import Role
+from shared.fields import FreeText
 
 
 class Token(BaseModel):
@@ -31,17 +32,18 @@ class TokenForm(BaseModel):
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    refresh_token: FreeText = Field(min_length=1, max_length=200)
 
 
 class PasswordChange(BaseModel):
-    current_password: str = Field(max_length=200)
-    new_password: str = Field(min_length=10, max_length=200)
+    current_password: FreeText = Field(max_length=200)
+    new_password: FreeText = Field(min_length=10, max_length=200)
 
 
 class ScopeOut(BaseModel):
     kind: str
     towns: list[uuid.UUID]
+    committees: list[uuid.UUID]
     compounds: list[uuid.UUID]
     buildings: list[uuid.UUID]
 
@@ -70,7 +72,7 @@ class UserUpdate(BaseModel):
 
     role: Role | None = None
     committee_id: uuid.UUID | None = None
-    password: str | None = Field(default=None, min_length=10, max_length=200)
+    password: FreeText | None = Field(default=None, min_length=10, max_length=200)
 
 
 class UserOut(BaseModel):

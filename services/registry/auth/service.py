@@ -9,9 +9,18 @@ from sqlalchemy import select
 
 from services.registry.auth import schemas, sessions
 from services.registry.auth.throttle import Attempt
-from services.registry.models import Assignment, Committee, Compound, GridBuilding, User
+from services.registry.models import (
+    Assignment,
+    Committee,
+    Compound,
+    GridBuilding,
+    PersonKind,
+    User,
+)
 from services.registry.people.service import find_person
-from shared.auth import Role, Scope, ScopeKind, hashed, verified
+from shared.auth import UNSCOPED, Role, Scope, ScopeKind, hashed, verified
+from shared.authz import MANAGERS, Place, policy
+from shared.pagination import keyset, next_cursor
 from shared.problems import Conflict, Forbidden, Invalid, Unauthorized
 from shared.settings import Settings
 from shared.uow import UnitOfWork
@@ -58,9 +67,25 @@ async def scope_of(uow: UnitOfWork, user: User) -> Scope:
         query = select(Compound.id).where(Compound.committee_id == user.committee_id)
         compounds = list((await uow.session.scalars(query)).all())
         compounds += await _assigned_compounds(uow, user)
-        return Scope.of(ScopeKind.compounds, towns=towns, compounds=compounds)
+        committees = [user.committee_id] if user.committee_id else []
+        return Scope.of(
+            ScopeKind.committees, towns=towns, committees=committees, compounds=compounds
+        )
     buildings, around = await _assigned_buildings(uow, user)
-    return Scope.of(ScopeKind.buildings, towns=towns, compounds=around, buildings=buildings)
+    return Scope.of(
+        ScopeKind.buildings,
+        towns=towns,
+        committees=await _committees_of(uow, around),
+        compounds=around,
+        buildings=buildings,
+    )
+
+
+async def _committees_of(uow: UnitOfWork, compounds: set[uuid.UUID]) -> set[uuid.UUID]:
+    """The committees of a leader's compounds: they see their committee's own rows (its
+    staff, volunteer pool, teams), no other committee's."""
+    query = select(Compound.committee_id).where(Compound.id.in_(compounds))
+    return set((await uow.session.scalars(query)).all())
 
 
 async def _assigned_compounds(uow: UnitOfWork, user: User) -> list[uuid.UUID]:
@@ -108,12 +133,19 @@ GRANTS: dict[Role, frozenset[Role]] = {
 }
 
 
+# Accounts are managed where they are placed: a person's account at the person's place, a
+# committee staff account at its committee, the others at the town.
+ACCOUNTS = policy("accounts", "manage", *MANAGERS)
+
+
 async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
+    ACCOUNTS.check_role(uow)
     creator = uow.principal.role
     if data.role not in GRANTS.get(creator, frozenset()) and uow.scope.kind is not ScopeKind.system:
         raise Forbidden(f"a {creator.value} may not open {data.role.value} accounts")
     if not uow.scope.allows(town_id=data.town_id):
         raise Forbidden(f"town {data.town_id} is outside your scope")
+    place = Place(data.town_id)
     if data.role is Role.committee_staff:
         if data.committee_id is None:
             raise Invalid(
@@ -121,14 +153,20 @@ async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
                 errors=[{"field": "committee_id", "message": "required for committee_staff"}],
             )
         await uow.get(Committee, data.committee_id, what="committee", field="committee_id")
+        place = Place(data.town_id, data.committee_id)
     if (data.person_kind is None) != (data.person_id is None):
         raise Invalid(
             "give person_kind and person_id together",
             errors=[{"field": "person_id", "message": "goes with person_kind"}],
         )
     if data.person_kind is not None and data.person_id is not None:
-        # The account's scope comes from this person's assignments: they must exist.
-        await find_person(uow, kind=data.person_kind, person_id=data.person_id)
+        # The account's scope comes from this person's assignments: they must exist, be
+        # managed by the creator, and have no other account.
+        person = await find_person(uow, kind=data.person_kind, person_id=data.person_id)
+        if data.role is not Role.committee_staff:
+            place = Place.of(person)
+        await _require_manages_person(uow, kind=data.person_kind, person_id=person.id)
+    ACCOUNTS.check(uow, place, field="person_id" if data.person_id else "town_id")
     taken = await uow.session.scalar(select(User.id).where(User.username == data.username))
     if taken is not None:
         raise Conflict(
@@ -136,16 +174,59 @@ async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
             errors=[{"field": "username", "message": "taken"}],
         )
     user = User(
-        town_id=data.town_id,
+        **place.columns(),
         username=data.username,
         password_hash=await hashed(data.password),
         role=data.role.value,
-        committee_id=data.committee_id,
         person_kind=data.person_kind.value if data.person_kind else None,
         person_id=data.person_id,
         active=True,
         created_at=datetime.now(UTC),
     )
+    if data.role is Role.committee_staff:
+        user.committee_id = data.committee_id
     uow.session.add(user)
     await uow.session.flush()
     return user
+
+
+async def list_users(
+    uow: UnitOfWork, *, cursor: str | None, limit: int
+) -> tuple[list[User], str | None]:
+    """The accounts the caller manages (not those above them, such as the town operator's),
+    for the roles that manage accounts."""
+    ACCOUNTS.check_role(uow)
+    query = select(User).where(uow.scope.managed(User))
+    rows = await uow.session.scalars(keyset(query, User.id, cursor=cursor, limit=limit))
+    return next_cursor(list(rows), limit)
+
+
+async def _require_manages_person(
+    uow: UnitOfWork, *, kind: PersonKind, person_id: uuid.UUID
+) -> None:
+    """Whoever opens an account sets its password and so can act as it: everything the
+    account will see through the person's assignments must be the creator's to manage. The
+    assignments and other accounts are read beyond the creator's scope (``UNSCOPED``), so
+    that one outside it refuses instead of hiding; nothing read is shown."""
+    held = await uow.session.execute(
+        select(Assignment).where(Assignment.person_id == person_id), execution_options=UNSCOPED
+    )
+    places = []
+    for assignment in held.scalars():
+        places.append(Place.of(assignment))
+        if assignment.grid_id is not None:
+            covered = await uow.session.execute(
+                select(GridBuilding).where(GridBuilding.grid_id == assignment.grid_id),
+                execution_options=UNSCOPED,
+            )
+            places += [Place.of(member) for member in covered.scalars()]
+    for place in places:
+        ACCOUNTS.check(uow, place, field="person_id")
+    other = await uow.session.scalar(
+        select(User.id).where(
+            User.person_kind == kind.value, User.person_id == person_id, User.active.is_(True)
+        ),
+        execution_options=UNSCOPED,
+    )
+    if other is not None:
+        raise Conflict.on("person_id", "this person has an active account already")

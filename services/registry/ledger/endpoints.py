@@ -10,7 +10,7 @@ from services.registry.ledger import export, guide, schemas, service
 from services.registry.models import SERVICE, LedgerImport
 from shared.http import Uow, runtime_of, service_router
 from shared.privacy import PersonalField, Presenter
-from shared.problems import Invalid, TooLarge
+from shared.problems import TooLarge, rows_rejected
 from shared.spreadsheets import MEDIA_TYPES, SheetFormat
 
 router = service_router(SERVICE, tags=["ledger"])
@@ -38,9 +38,9 @@ async def import_residents(
         raise TooLarge(f"the file has {file.size >> 20} MB; the limit is {limit_mb} MB")
     report = await service.import_ledger(uow, file=file.file, filename=file.filename or "ledger")
     if report.status == "rejected":
-        raise Invalid(
+        raise rows_rejected(
             f"{len(report.errors)} problem(s) in {report.filename}; nothing was imported",
-            errors=[e.model_dump() for e in report.errors],
+            [e.model_dump() for e in report.errors],
         )
     if report.status == "duplicate":
         return JSONResponse(report.model_dump(mode="json"), status_code=200)

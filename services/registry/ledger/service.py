@@ -19,7 +19,6 @@ from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import bindparam, select, update
 
-from services.registry.access import require_manager
 from services.registry.ledger import schemas
 from services.registry.ledger.parse import (
     NO_RESIDENTS,
@@ -40,6 +39,7 @@ from services.registry.models import (
     tags_to_mask,
 )
 from shared.auth import UNSCOPED
+from shared.authz import MANAGERS, Place, policy
 from shared.bulk import among, bulk_insert, paused_gc
 from shared.contracts.registry import HouseholdRecord, ResidentRecord, ResidentsImported
 from shared.db import table_of
@@ -68,6 +68,10 @@ class Placement:
     unit_id: uuid.UUID | None
 
 
+# Managers import into the compounds they manage (the directory of places holds no other).
+IMPORT = policy("ledger imports", "import", *MANAGERS)
+
+
 @dataclass
 class Directory:
     """The places the caller may import into, by code."""
@@ -75,6 +79,7 @@ class Directory:
     compounds: dict[str, tuple[uuid.UUID, uuid.UUID]]
     buildings: dict[tuple[Any, str], uuid.UUID]
     units: dict[tuple[Any, str], uuid.UUID]
+    committees: dict[uuid.UUID, uuid.UUID]
     # Buildings that have units: there a household is identified within its unit.
     with_units: set[Any] = field(default_factory=set)
     # A ledger names a few thousand places for up to a million rows.
@@ -114,15 +119,26 @@ class Directory:
             return [RowError(row.row, "unit", message)]
         return Placement(town_id, compound_id, building_id, unit_id)
 
+    def common_place(self, *, fallback: uuid.UUID) -> Place:
+        """Where an import is placed: what its rows' compounds have in common, so that an
+        import into one committee's compounds shows to no other committee."""
+        placements = list(self.known.values())
+        town_id = placements[0].town_id if placements else fallback
+        return Place.common(
+            (Place(p.town_id, self.committees[p.compound_id], p.compound_id) for p in placements),
+            town_id=town_id,
+        )
+
 
 async def load_directory(uow: UnitOfWork) -> Directory:
     session = uow.session
-    compounds = {
-        code: (cid, tid)
-        for cid, tid, code in await session.execute(
-            select(Compound.id, Compound.town_id, Compound.code)
+    rows = (
+        await session.execute(
+            select(Compound.id, Compound.town_id, Compound.code, Compound.committee_id)
         )
-    }
+    ).all()
+    compounds = {code: (cid, tid) for cid, tid, code, _ in rows}
+    committees = {cid: committee for cid, _, _, committee in rows}
     buildings = {
         (cid, code): bid
         for bid, cid, code in await session.execute(
@@ -133,7 +149,7 @@ async def load_directory(uow: UnitOfWork) -> Directory:
         (bid, code): uid
         for uid, bid, code in await session.execute(select(Unit.id, Unit.building_id, Unit.code))
     }
-    return Directory(compounds, buildings, units, with_units={b for b, _ in units})
+    return Directory(compounds, buildings, units, committees, with_units={b for b, _ in units})
 
 
 # A household is identified by its code within its unit, or its building without units; the
@@ -156,7 +172,7 @@ class Tally:
 
 
 async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> schemas.ImportReport:
-    require_manager(uow)
+    IMPORT.check_role(uow)
     sha256 = file_digest(file)
     previous = await uow.session.scalar(
         select(LedgerImport).where(LedgerImport.sha256 == sha256, LedgerImport.status == "applied")
@@ -177,7 +193,8 @@ async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> sc
         raise Invalid(str(exc), errors=[{"row": 1, "column": None, "message": str(exc)}]) from exc
     import_id = new_id()
     tally = Tally()
-    importer = _Importer(uow, await load_directory(uow), import_id, tally)
+    directory = await load_directory(uow)
+    importer = _Importer(uow, directory, import_id, tally)
     with paused_gc() as collect_young:
         try:
             batch_number = 0
@@ -194,7 +211,9 @@ async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> sc
     if not tally.rows:
         # A header alone is a mistake (the wrong sheet, an unsaved template), not an import.
         raise Invalid(NO_RESIDENTS, errors=[{"row": 2, "column": None, "message": NO_RESIDENTS}])
-    uow.session.add(_ledger_import(uow, import_id, filename, sha256, tally))
+    place = directory.common_place(fallback=next(iter(uow.scope.towns), None) or uuid.UUID(int=0))
+    IMPORT.check(uow, place)
+    uow.session.add(_ledger_import(uow, import_id, filename, sha256, tally, place))
     return _report(import_id, filename, "applied", tally)
 
 
@@ -218,12 +237,16 @@ async def _batches(
 
 
 def _ledger_import(
-    uow: UnitOfWork, import_id: uuid.UUID, filename: str, sha256: str, tally: Tally
+    uow: UnitOfWork,
+    import_id: uuid.UUID,
+    filename: str,
+    sha256: str,
+    tally: Tally,
+    place: Place,
 ) -> LedgerImport:
-    town_id = next(iter(uow.scope.towns), None) or uuid.UUID(int=0)
     return LedgerImport(
         id=import_id,
-        town_id=town_id,
+        **place.columns(),
         filename=filename[:255],
         sha256=sha256,
         status="applied",

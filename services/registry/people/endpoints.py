@@ -94,7 +94,6 @@ async def _people_page(
     cursor: str | None,
     limit: int,
 ) -> Page[Out]:
-    query = query.where(service.visible(uow, model))
     if name:
         query = query.where(model.name.contains(name, autoescape=True))
     page, following = await _page(uow, query, model.id, cursor, limit)
@@ -193,7 +192,7 @@ async def list_teams(
     limit: Limit = 100,
 ) -> Page[schemas.TeamOut]:
     query = _matching(
-        select(Team).where(service.visible(uow, Team)),
+        select(Team),
         (Team.committee_id, committee_id),
         (Team.compound_id, compound_id),
         (Team.kind, kind),

@@ -15,12 +15,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Text, cast, select
 
-from services.registry.access import (
-    committee_rows_visible,
-    require_committee,
-    require_compound,
-    require_town_operator,
-)
 from services.registry.auth.sessions import end_access_of_people
 from services.registry.models import (
     Assignment,
@@ -37,6 +31,7 @@ from services.registry.models import (
     Volunteer,
 )
 from services.registry.people import schemas
+from shared.authz import FIELD, MANAGERS, Place, Relation, policy
 from shared.contracts.registry import (
     AssignmentRecord,
     AssignmentsChanged,
@@ -54,20 +49,6 @@ PERSON_MODELS: dict[PersonKind, type[Person]] = {
 }
 KIND_OF: dict[type[Person], PersonKind] = {m: k for k, m in PERSON_MODELS.items()}
 T = TypeVar("T", bound=Staff | Volunteer | Team)
-
-
-@dataclass(frozen=True)
-class Place:
-    town_id: uuid.UUID
-    committee_id: uuid.UUID | None = None
-    compound_id: uuid.UUID | None = None
-
-    def columns(self) -> dict[str, uuid.UUID | None]:
-        return {
-            "town_id": self.town_id,
-            "committee_id": self.committee_id,
-            "compound_id": self.compound_id,
-        }
 
 
 def person_record(person: Person) -> PersonRecord:
@@ -104,15 +85,19 @@ def _people_changed(uow: UnitOfWork, people: Sequence[Person]) -> None:
     uow.emit(PeopleChanged(people=[person_record(p) for p in people]))
 
 
-# What a caller may see of staff, volunteers and teams beyond the kernel's scope filter.
-visible = committee_rows_visible
+# Staff, volunteers, teams and assignments are managed where they are placed (a compound,
+# a committee or the town) by those who manage that place.
+MANAGE_PEOPLE = policy("people", "manage", *MANAGERS)
+ASSIGN = policy("assignments", "manage", *MANAGERS)
+# A volunteer signed in as themself says when they are available.
+OWN_AVAILABILITY = policy("volunteers", "update own availability", *FIELD, relation=Relation.sees)
 
 
 async def find(
     uow: UnitOfWork, model: type[T], entity_id: uuid.UUID, *, what: str, field: str | None = None
 ) -> T:
     """A staff member, volunteer or team the caller may see, or a 404."""
-    return await uow.get(model, entity_id, what=what, field=field, where=visible(uow, model))
+    return await uow.get(model, entity_id, what=what, field=field)
 
 
 async def find_person(uow: UnitOfWork, *, kind: PersonKind, person_id: uuid.UUID) -> Person:
@@ -129,7 +114,7 @@ async def find_people(
     for kind, model in PERSON_MODELS.items():
         ids = {r.person_id for r in refs if r.person_kind is kind}
         if ids:
-            query = select(model).where(model.id.in_(ids), visible(uow, model))
+            query = select(model).where(model.id.in_(ids))
             rows = typing.cast(Sequence[Person], (await uow.session.scalars(query)).all())
             found.update((p.id, p) for p in rows)
     for ref in refs:
@@ -149,34 +134,26 @@ async def _placement(
     """Where a new row goes, from the most specific place given, if the caller manages it."""
     if compound_id is not None:
         compound = await uow.get(Compound, compound_id, what="compound", field="compound_id")
-        require_compound(uow, compound.id, compound.town_id, field="compound_id")
         if committee_id not in (None, compound.committee_id):
             raise Invalid.on("committee_id", f"compound {compound.code} is not of this committee")
-        place = Place(compound.town_id, compound.committee_id, compound.id)
+        place, field = Place(compound.town_id, compound.committee_id, compound.id), "compound_id"
     elif committee_id is not None:
         committee = await uow.get(Committee, committee_id, what="committee", field="committee_id")
-        await require_committee(uow, committee, field="committee_id")
-        place = Place(committee.town_id, committee.id)
+        place, field = Place(committee.town_id, committee.id), "committee_id"
     elif town_id is not None:
         await uow.get(Town, town_id, what="town", field="town_id")
-        require_town_operator(uow, town_id, field="town_id")
-        place = Place(town_id)
+        place, field = Place(town_id), "town_id"
     else:
         raise Invalid.on("compound_id", "say where: give compound_id, committee_id or town_id")
+    MANAGE_PEOPLE.check(uow, place, field=field)
     if town_id not in (None, place.town_id):
         raise Invalid.on("town_id", "the compound or committee is in another town")
     return place
 
 
-async def require_manages(uow: UnitOfWork, row: Person | Team) -> None:
+def require_manages(uow: UnitOfWork, row: Person | Team) -> None:
     """The caller manages the compound, committee or town the row belongs to."""
-    if row.compound_id is not None:
-        require_compound(uow, row.compound_id, row.town_id)
-    elif row.committee_id is not None:
-        committee = await uow.get(Committee, row.committee_id, what="committee")
-        await require_committee(uow, committee)
-    else:
-        require_town_operator(uow, row.town_id)
+    MANAGE_PEOPLE.check(uow, Place.of(row))
 
 
 def _apply(row: object, changes: dict[str, Any], *, required: Sequence[str]) -> None:
@@ -205,7 +182,7 @@ async def create_staff(uow: UnitOfWork, *, data: schemas.StaffCreate) -> Staff:
 
 async def update_staff(uow: UnitOfWork, *, staff_id: uuid.UUID, data: schemas.StaffUpdate) -> Staff:
     staff = await find(uow, Staff, staff_id, what="staff member")
-    await require_manages(uow, staff)
+    require_manages(uow, staff)
     _apply(staff, data.model_dump(exclude_unset=True), required=("name", "title"))
     await uow.session.flush()
     _people_changed(uow, [staff])
@@ -257,8 +234,10 @@ async def update_volunteer(
     own = set(changes) <= {"availability"} and await _is_signed_in_as(
         uow, PersonKind.volunteer, volunteer.id
     )
-    if not own:
-        await require_manages(uow, volunteer)
+    if own:
+        OWN_AVAILABILITY.check(uow, Place.of(volunteer))
+    else:
+        require_manages(uow, volunteer)
     _apply(volunteer, changes, required=("name", "kind", "skills", "availability"))
     await uow.session.flush()
     _people_changed(uow, [volunteer])
@@ -303,7 +282,7 @@ async def create_team(uow: UnitOfWork, *, data: schemas.TeamCreate) -> Team:
 
 async def rename_team(uow: UnitOfWork, *, team_id: uuid.UUID, data: schemas.TeamUpdate) -> Team:
     team = await find(uow, Team, team_id, what="team")
-    await require_manages(uow, team)
+    require_manages(uow, team)
     team.name = data.name
     await uow.session.flush()
     return team
@@ -321,7 +300,7 @@ async def add_members(
 ) -> list[schemas.MemberOut]:
     """Put people on a team, each once."""
     team = await find(uow, Team, team_id, what="team")
-    await require_manages(uow, team)
+    require_manages(uow, team)
     people = await find_people(uow, refs)
     for person in people.values():
         if person.town_id != team.town_id:
@@ -338,8 +317,7 @@ async def add_members(
         seen.add(person_id)
     members = [
         TeamMember(
-            town_id=team.town_id,
-            compound_id=team.compound_id,
+            **Place.of(team).columns(),
             team_id=team.id,
             person_kind=r.person_kind.value,
             person_id=r.person_id,
@@ -353,7 +331,7 @@ async def add_members(
 
 async def remove_member(uow: UnitOfWork, *, team_id: uuid.UUID, person_id: uuid.UUID) -> None:
     team = await find(uow, Team, team_id, what="team")
-    await require_manages(uow, team)
+    require_manages(uow, team)
     query = select(TeamMember).where(
         TeamMember.team_id == team.id, TeamMember.person_id == person_id
     )
@@ -373,7 +351,7 @@ async def members(uow: UnitOfWork, *, team_id: uuid.UUID) -> list[schemas.Member
     for kind, model in PERSON_MODELS.items():
         ids = [m.person_id for m in rows if m.person_kind == kind.value]
         if ids:
-            found = select(model.id, model.name).where(model.id.in_(ids), visible(uow, model))
+            found = select(model.id, model.name).where(model.id.in_(ids))
             names.update({i: n for i, n in (await uow.session.execute(found)).all()})
     return [_member_out(m, names.get(m.person_id)) for m in rows]
 
@@ -390,11 +368,10 @@ def _member_out(member: TeamMember, name: str | None) -> schemas.MemberOut:
 
 @dataclass(frozen=True)
 class _Post:
-    """Where an assignment puts a person, as the assignment's scope columns."""
+    """Where an assignment puts a person: its place (the assignment's scope columns), and
+    the grid when it is one."""
 
-    town_id: uuid.UUID
-    compound_id: uuid.UUID | None
-    building_id: uuid.UUID | None = None
+    place: Place
     grid_id: uuid.UUID | None = None
 
 
@@ -412,21 +389,19 @@ async def _post_of(uow: UnitOfWork, data: schemas.AssignmentCreate) -> _Post:
         message = "give exactly one of compound_id, grid_id and building_id"
         fields = list(given) or ["compound_id", "grid_id", "building_id"]
         raise Invalid(message, errors=[{"field": f, "message": message} for f in fields])
+    post: _Post
     if data.building_id is not None:
         building = await uow.get(Building, data.building_id, what="building", field="building_id")
-        require_compound(uow, building.compound_id, building.town_id, field="building_id")
-        return _Post(building.town_id, building.compound_id, building.id)
-    if data.grid_id is not None:
+        post = _Post(Place.of(building))
+    elif data.grid_id is not None:
         grid = await uow.get(Grid, data.grid_id, what="grid", field="grid_id")
-        if grid.compound_id is None:
-            require_town_operator(uow, grid.town_id, field="grid_id")
-        else:
-            require_compound(uow, grid.compound_id, grid.town_id, field="grid_id")
-        return _Post(grid.town_id, grid.compound_id, grid_id=grid.id)
-    assert data.compound_id is not None
-    compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
-    require_compound(uow, compound.id, compound.town_id, field="compound_id")
-    return _Post(compound.town_id, compound.id)
+        post = _Post(Place.of(grid), grid_id=grid.id)
+    else:
+        assert data.compound_id is not None
+        compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
+        post = _Post(Place.of(compound))
+    ASSIGN.check(uow, post.place, field=next(iter(given)))
+    return post
 
 
 async def create_assignment(uow: UnitOfWork, *, data: schemas.AssignmentCreate) -> Assignment:
@@ -454,17 +429,15 @@ async def create_assignments(
     for data in rows:
         post = posts[(data.compound_id, data.grid_id, data.building_id)]
         person = people[data.person_id]
-        if person.town_id != post.town_id:
+        if person.town_id != post.place.town_id:
             raise Invalid.on("person_id", f"{person.name} is of another town")
-        held = (person.id, post.compound_id, post.building_id, post.grid_id)
+        held = (person.id, post.place.compound_id, post.place.building_id, post.grid_id)
         if held in seen:
             raise Conflict.on("person_id", f"{person.name} is assigned there already")
         seen.add(held)
         assignments.append(
             Assignment(
-                town_id=post.town_id,
-                compound_id=post.compound_id,
-                building_id=post.building_id,
+                **post.place.columns(),
                 grid_id=post.grid_id,
                 person_kind=data.person_kind.value,
                 person_id=person.id,
@@ -482,10 +455,7 @@ async def create_assignments(
 
 async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
     assignment = await uow.get(Assignment, assignment_id, what="assignment")
-    if assignment.compound_id is None:
-        require_town_operator(uow, assignment.town_id)
-    else:
-        require_compound(uow, assignment.compound_id, assignment.town_id)
+    ASSIGN.check(uow, Place.of(assignment))
     ended = assignment_record(assignment, ended_at=datetime.now(UTC))
     await uow.session.delete(assignment)
     await uow.session.flush()

@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from services.registry.access import require_compound, require_town_operator
 from services.registry.models import (
     Building,
     Committee,
@@ -17,10 +16,16 @@ from services.registry.models import (
     Unit,
 )
 from services.registry.places import schemas
+from shared.authz import MANAGERS, TOWN, Place, policy
 from shared.contracts.registry import PlaceRecord, PlaceRegistered
 from shared.ids import new_id
 from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
+
+# Committees and compounds are the town office's; what is inside a compound (gates,
+# buildings, units, grids) is managed by those who manage the compound.
+TOWN_PLACES = policy("committees and compounds", "create", *TOWN)
+PLACES = policy("places", "manage", *MANAGERS)
 
 
 def _registered(uow: UnitOfWork, place: PlaceRecord) -> None:
@@ -46,8 +51,8 @@ async def create_town(uow: UnitOfWork, *, code: str, name: str) -> Town:
 
 
 async def create_committee(uow: UnitOfWork, *, data: schemas.CommitteeCreate) -> Committee:
-    require_town_operator(uow, data.town_id)
     await uow.get(Town, data.town_id, what="town", field="town_id")
+    TOWN_PLACES.check(uow, Place(data.town_id), field="town_id")
     committee = Committee(town_id=data.town_id, code=data.code, name=data.name)
     uow.session.add(committee)
     await uow.session.flush()
@@ -67,7 +72,7 @@ async def create_committee(uow: UnitOfWork, *, data: schemas.CommitteeCreate) ->
 
 async def create_compound(uow: UnitOfWork, *, data: schemas.CompoundCreate) -> Compound:
     committee = await uow.get(Committee, data.committee_id, what="committee", field="committee_id")
-    require_town_operator(uow, committee.town_id)
+    TOWN_PLACES.check(uow, Place(committee.town_id), field="committee_id")
     compound_id = new_id()
     compound = Compound(
         id=compound_id,
@@ -107,7 +112,7 @@ def _gate(compound: Compound, data: schemas.GateCreate) -> Gate:
 
 async def add_gate(uow: UnitOfWork, *, compound_id: uuid.UUID, data: schemas.GateCreate) -> Gate:
     compound = await uow.get(Compound, compound_id, what="compound")
-    require_compound(uow, compound.id, compound.town_id)
+    PLACES.check(uow, Place.of(compound))
     gate = _gate(compound, data)
     uow.session.add(gate)
     await uow.session.flush()
@@ -120,7 +125,7 @@ async def set_gate_state(
     gate = await uow.get(Gate, gate_id, what="gate")
     if gate.compound_id != compound_id:
         raise Invalid(f"gate {gate_id} is not a gate of compound {compound_id}")
-    require_compound(uow, compound_id, gate.town_id)
+    PLACES.check(uow, Place.of(gate))
     gate.state = state.value
     await uow.session.flush()
     return gate
@@ -134,7 +139,7 @@ async def list_gates(uow: UnitOfWork, *, compound_id: uuid.UUID) -> list[Gate]:
 
 async def create_building(uow: UnitOfWork, *, data: schemas.BuildingCreate) -> Building:
     compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
-    require_compound(uow, compound.id, compound.town_id)
+    PLACES.check(uow, Place.of(compound), field="compound_id")
     if len(set(data.units)) != len(data.units):
         raise Invalid("unit codes repeat", errors=[{"field": "units", "message": "codes repeat"}])
     building_id = new_id()
@@ -168,7 +173,7 @@ async def create_building(uow: UnitOfWork, *, data: schemas.BuildingCreate) -> B
 
 async def create_unit(uow: UnitOfWork, *, data: schemas.UnitCreate) -> Unit:
     building = await uow.get(Building, data.building_id, what="building", field="building_id")
-    require_compound(uow, building.compound_id, building.town_id)
+    PLACES.check(uow, Place.of(building), field="building_id")
     return await _add_unit(uow, building, data.code)
 
 
@@ -196,17 +201,44 @@ async def _add_unit(uow: UnitOfWork, building: Building, code: str) -> Unit:
     return unit
 
 
-async def create_grid(uow: UnitOfWork, *, data: schemas.GridCreate) -> schemas.GridOut:
-    if data.compound_id is None:
-        require_town_operator(uow, data.town_id)
-    else:
+async def _grid_place(uow: UnitOfWork, data: schemas.GridCreate) -> Place:
+    """Where a grid is placed: the compound that administers it, or else the place its
+    buildings have in common (a grid over one committee's buildings is that committee's, and
+    shows to no other), which the caller must manage."""
+    if data.compound_id is not None:
         compound = await uow.get(Compound, data.compound_id, what="compound", field="compound_id")
-        require_compound(uow, compound.id, compound.town_id)
+        place, field = Place(compound.town_id, compound.committee_id, compound.id), "compound_id"
+    else:
+        buildings = await _buildings(uow, data.building_ids)
+        compounds = await _committees_of(uow, {b.compound_id for b in buildings})
+        covered = [Place(b.town_id, compounds.get(b.compound_id)) for b in buildings]
+        place, field = Place.common(covered, town_id=data.town_id), "town_id"
+    if place.town_id != data.town_id:
+        raise Invalid.on("town_id", "the compound is in another town")
+    PLACES.check(uow, place, field=field)
+    return place
+
+
+async def _buildings(uow: UnitOfWork, building_ids: list[uuid.UUID]) -> list[Building]:
+    found = []
+    for building_id in dict.fromkeys(building_ids):
+        found.append(await uow.get(Building, building_id, what="building", field="building_ids"))
+    return found
+
+
+async def _committees_of(
+    uow: UnitOfWork, compound_ids: set[uuid.UUID | None]
+) -> dict[uuid.UUID | None, uuid.UUID]:
+    query = select(Compound.id, Compound.committee_id).where(Compound.id.in_(compound_ids))
+    return {c: k for c, k in (await uow.session.execute(query)).all()}
+
+
+async def create_grid(uow: UnitOfWork, *, data: schemas.GridCreate) -> schemas.GridOut:
+    place = await _grid_place(uow, data)
     if data.parent_id is not None:
         await uow.get(Grid, data.parent_id, what="grid", field="parent_id")
     grid = Grid(
-        town_id=data.town_id,
-        compound_id=data.compound_id,
+        **place.columns(),
         parent_id=data.parent_id,
         code=data.code,
         name=data.name,
@@ -214,8 +246,7 @@ async def create_grid(uow: UnitOfWork, *, data: schemas.GridCreate) -> schemas.G
     )
     uow.session.add(grid)
     await uow.session.flush()
-    for building_id in dict.fromkeys(data.building_ids):
-        building = await uow.get(Building, building_id, what="building", field="building_ids")
+    for building in await _buildings(uow, data.building_ids):
         uow.session.add(
             GridBuilding(
                 grid_id=grid.id,

@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from services.registry.access import require_compound
 from services.registry.models import (
     Building,
     Household,
@@ -15,6 +14,7 @@ from services.registry.models import (
 )
 from services.registry.residents import schemas
 from shared.auth import UNSCOPED
+from shared.authz import MANAGERS, Place, policy
 from shared.contracts.registry import (
     HouseholdRecord,
     HouseholdRegistered,
@@ -55,9 +55,14 @@ def household_record(household: Household) -> HouseholdRecord:
     )
 
 
+# Households and residents are registered, changed and moved by those who manage their
+# compound.
+RESIDENTS = policy("residents", "manage", *MANAGERS)
+
+
 async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) -> Household:
     building = await uow.get(Building, data.building_id, what="building", field="building_id")
-    require_compound(uow, building.compound_id, building.town_id)
+    RESIDENTS.check(uow, Place.of(building), field="building_id")
     if data.unit_id is not None:
         unit = await uow.get(Unit, data.unit_id, what="unit", field="unit_id")
         if unit.building_id != building.id:
@@ -77,9 +82,7 @@ async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) ->
         message = f"household {data.code} exists in {where} {building.code}"
         raise Conflict(message, errors=[{"field": "code", "message": message}])
     household = Household(
-        town_id=building.town_id,
-        compound_id=building.compound_id,
-        building_id=building.id,
+        **Place.of(building).columns(),
         unit_id=data.unit_id,
         code=data.code,
         room=data.room,
@@ -95,7 +98,7 @@ async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) ->
 
 async def _writable_household(uow: UnitOfWork, household_id: uuid.UUID) -> Household:
     household = await uow.get(Household, household_id, what="household", field="household_id")
-    require_compound(uow, household.compound_id, household.town_id)
+    RESIDENTS.check(uow, Place.of(household), field="household_id")
     return household
 
 
@@ -140,7 +143,7 @@ async def _ensure_new_document(uow: UnitOfWork, number: str) -> None:
 
 async def _writable_resident(uow: UnitOfWork, resident_id: uuid.UUID) -> Resident:
     resident = await uow.get(Resident, resident_id, what="resident")
-    require_compound(uow, resident.compound_id, resident.town_id)
+    RESIDENTS.check(uow, Place.of(resident))
     return resident
 
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import case as case_
 from sqlalchemy import func, select, update
 
-from services.registry.access import require_compound, require_town_operator
 from services.registry.models import (
     Building,
     Compound,
@@ -22,6 +21,7 @@ from services.registry.models import (
 )
 from services.registry.zones import schemas
 from services.registry.zones.service import set_zone, supersede_proposals, zone_of
+from shared.authz import MANAGERS, TOWN, Place, policy
 from shared.contracts.testing import CaseConfirmed, CompoundEpidemicFreeEligible
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.events import Envelope
@@ -31,6 +31,12 @@ from shared.uow import UnitOfWork
 
 POLICY = "zone-policy"
 DOWNGRADES = {ZoneLevel.sealed: ZoneLevel.controlled, ZoneLevel.controlled: ZoneLevel.precaution}
+
+
+# Downgrades are decided by those who manage the zone's compound; the town's rules by the
+# town office.
+DECIDE = policy("zone proposals", "decide", *MANAGERS)
+TOWN_POLICY = policy("zone policy", "set", *TOWN)
 
 
 async def on_testing_event(uow: UnitOfWork, envelope: Envelope) -> None:
@@ -166,7 +172,7 @@ async def decide(
     """Approve (apply the downgrade, published as ``registry.zone.changed``) or reject (the
     area's clock restarts now) a pending proposal."""
     proposal = await uow.get(ZoneProposal, proposal_id, what="zone proposal")
-    require_compound(uow, proposal.compound_id, proposal.town_id)
+    DECIDE.check(uow, Place.of(proposal))
     assert proposal.building_id is not None
     # The zone's lock first, as every zone change takes it; then the proposal as it is now.
     zone = await zone_of(uow, building_id=proposal.building_id, unit_id=proposal.unit_id)
@@ -199,8 +205,8 @@ async def decide(
 async def set_town_policy(
     uow: UnitOfWork, *, town_id: uuid.UUID, data: schemas.TownPolicySet
 ) -> Town:
-    require_town_operator(uow, town_id)
     town = await uow.get(Town, town_id, what="town")
+    TOWN_POLICY.check(uow, Place(town.id))
     if data.seal_granularity is not None:
         town.seal_granularity = data.seal_granularity.value
     if data.downgrade_after_days is not None:

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from services.registry.access import require_compound, require_town_operator
 from services.registry.models import (
     Building,
     Compound,
@@ -20,9 +19,15 @@ from services.registry.models import (
     ZoneProposal,
 )
 from services.registry.zones import repository, schemas
+from shared.authz import MANAGERS, TOWN, Place, policy
 from shared.contracts.registry import CompoundStatusChanged, ZoneChanged
 from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
+
+# Zones and a compound's closing are set by those who manage the compound; declaring a
+# compound epidemic-free is the town office's act.
+ZONES = policy("zones", "set", *MANAGERS)
+DECLARE_EPIDEMIC_FREE = policy("compounds", "declare epidemic-free", *TOWN)
 
 
 async def zone_of(
@@ -52,7 +57,7 @@ async def set_zone(
     only with ``downgrade`` (Conflict otherwise), recorded from the building's level when
     the unit had no zone of its own."""
     building = await uow.get(Building, building_id, what="building", field="building_id")
-    require_compound(uow, building.compound_id, building.town_id)
+    ZONES.check(uow, Place.of(building), field="building_id")
     inherited = None
     if unit_id is not None:
         unit = await uow.get(Unit, unit_id, what="unit", field="unit_id")
@@ -172,9 +177,9 @@ async def set_compound_status(
     it is declared anyway (kept in the status reason and the event)."""
     compound = await uow.get(Compound, compound_id, what="compound")
     if status is CompoundStatus.epidemic_free:
-        require_town_operator(uow, compound.town_id)
+        DECLARE_EPIDEMIC_FREE.check(uow, Place.of(compound))
     else:
-        require_compound(uow, compound.id, compound.town_id)
+        ZONES.check(uow, Place.of(compound))
     if compound.status == status.value:
         return compound
     override = (override_reason or "").strip() or None

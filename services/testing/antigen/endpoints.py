@@ -9,7 +9,7 @@ from services.testing.models import SERVICE, AntigenReport
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Present
-from shared.problems import Invalid
+from shared.problems import rows_rejected
 
 router = service_router(SERVICE, tags=["antigen self-tests"])
 
@@ -30,8 +30,8 @@ async def report_one(
     outcome = await service.record_reports(uow, day=body.day or service.today(), rows=[(0, body)])
     if outcome.errors:
         error = outcome.errors[0]
-        raise Invalid(
-            error["message"], errors=[{"field": error["field"], "message": error["message"]}]
+        raise rows_rejected(
+            error["message"], [{"field": error["field"], "message": error["message"]}]
         )
     recorded = outcome.recorded[0]
     if recorded.outcome != "created":
@@ -71,7 +71,7 @@ async def report_batch(
     )
     errors = sorted(errors + outcome.errors, key=lambda e: int(e["row"]))
     if errors and not outcome.recorded:
-        response.status_code = 422
+        response.status_code = rows_rejected("no row kept", errors).status
     return schemas.BatchOut(
         created=outcome.count("created"),
         unchanged=outcome.count("unchanged"),

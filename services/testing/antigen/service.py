@@ -17,11 +17,13 @@ from services.testing import identity
 from services.testing.antigen import schemas
 from services.testing.models import (
     AntigenReport,
+    DirectoryPlace,
     DirectoryResident,
     Task,
     TaskKind,
     TaskStatus,
 )
+from shared.authz import FIELD, Relation, policy
 from shared.directory.tables import ResidentRow
 from shared.ids import new_id
 from shared.uow import UnitOfWork
@@ -72,6 +74,11 @@ def parse_rows(raw: Sequence[dict[str, Any]]) -> tuple[list[tuple[int, Any]], li
     return rows, errors
 
 
+# Anyone in the field records self-tests of the residents they can see (each row's resident
+# is looked up in the caller's scope; the others are row errors).
+REPORT = policy("antigen reports", "record", *FIELD, relation=Relation.sees)
+
+
 async def record_reports(
     uow: UnitOfWork,
     *,
@@ -79,6 +86,9 @@ async def record_reports(
     rows: Sequence[tuple[int, schemas.AntigenRowIn]],
     building_id: uuid.UUID | None = None,
 ) -> Outcome:
+    REPORT.check_role(uow)
+    if building_id is not None:
+        await uow.get(DirectoryPlace, building_id, what="building", field="building_id")
     outcome = Outcome()
     ids = [row.resident_id for _, row in rows]
     people = await identity.residents(uow, ids)

@@ -25,16 +25,18 @@ from services.testing.models import (
     TransferStatus,
 )
 from services.testing.policies.service import policy_for
-from shared.auth import UNSCOPED, Role
+from shared.auth import UNSCOPED
+from shared.authz import MANAGERS, Place, policy
 from shared.contracts.testing import CaseConfirmed, CaseSource, ContactRecord, TransferOverdue
 from shared.db import table_of
 from shared.directory.tables import ResidentRow
 from shared.ids import new_id
 from shared.phones import InvalidPhone, normalize_phone
-from shared.problems import Conflict, Forbidden, Invalid
+from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
-MANAGERS = frozenset({Role.town_operator, Role.committee_staff, Role.service})
+# Contacts and transfers of a case are managed by those who manage the case's place.
+CASES = policy("cases", "manage", *MANAGERS)
 # Which transfer steps are allowed from each status.
 TRANSITIONS = {
     TransferStatus.pending.value: frozenset({TransferStatus.scheduled.value}),
@@ -64,11 +66,6 @@ class Positive:
     tube_id: uuid.UUID
     tube_code: str
     source: CaseSource
-
-
-def require_manager(uow: UnitOfWork) -> None:
-    if uow.principal.role not in MANAGERS:
-        raise Forbidden(f"a {uow.principal.role.value} may not manage cases")
 
 
 async def confirm_cases(
@@ -240,8 +237,8 @@ async def get_case(uow: UnitOfWork, case_id: uuid.UUID) -> Case:
 async def add_contact(uow: UnitOfWork, *, case_id: uuid.UUID, data: schemas.ContactIn) -> Contact:
     """A contact found by tracing: a resident of the directory (in the caller's scope) or
     an outsider by name and phone. A resident already listed answers 409."""
-    require_manager(uow)
     case = await get_case(uow, case_id)
+    CASES.check(uow, Place.of(case))
     now = datetime.now(UTC)
     policy = await policy_for(uow, case.town_id)
     if data.resident_id is not None:
@@ -289,8 +286,8 @@ def _phone(value: str | None) -> str | None:
 
 async def move_transfer(uow: UnitOfWork, *, case_id: uuid.UUID, data: schemas.TransferIn) -> Case:
     """One step of the transfer queue; a step the queue does not allow answers 409."""
-    require_manager(uow)
     case = await get_case(uow, case_id)
+    CASES.check(uow, Place.of(case))
     if data.status not in TRANSITIONS[case.transfer_status]:
         raise Conflict(
             f"a {case.transfer_status} transfer cannot become {data.status}"

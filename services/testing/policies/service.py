@@ -5,12 +5,13 @@ import uuid
 
 from services.testing.models import Policy
 from services.testing.policies.schemas import PolicyIn
-from shared.auth import Role
+from shared.authz import Place, Role, policy
 from shared.db import table_of
-from shared.problems import Forbidden, NotFound
+from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
-SETTERS = frozenset({Role.town_operator, Role.service})
+# The town office sets its town's testing policy.
+SET = policy("testing policy", "set", Role.town_operator, Role.service)
 
 
 def default_policy(town_id: uuid.UUID) -> Policy:
@@ -36,9 +37,8 @@ async def read_policy(uow: UnitOfWork, *, town_id: uuid.UUID) -> Policy:
 
 
 async def set_policy(uow: UnitOfWork, *, town_id: uuid.UUID, data: PolicyIn) -> Policy:
-    if uow.principal.role not in SETTERS:
-        raise Forbidden("the town office sets the testing policy")
     policy = await read_policy(uow, town_id=town_id)
+    SET.check(uow, Place(town_id))
     for field, value in data.model_dump().items():
         setattr(policy, field, value)
     uow.session.add(policy)

@@ -57,15 +57,14 @@ from services.testing.results.parse import (
     read_csv,
     read_json,
 )
-from shared.auth import Role
+from shared.authz import MANAGERS, policy
 from shared.contracts.testing import CaseSource, PoolPositive, ResultsRecorded
 from shared.db import insert_ignoring_duplicates, table_of, utc_datetime
 from shared.ids import new_id
-from shared.problems import Forbidden, Invalid, Problem, TooLarge
+from shared.problems import Invalid, Problem, TooLarge, rows_rejected
 from shared.uow import UnitOfWork
 from shared.uploads import file_digest
 
-UPLOADERS = frozenset({Role.town_operator, Role.committee_staff, Role.service})
 MAX_REPORTED_ERRORS = 1_000
 STAGE_BATCH = 10_000
 # Uploads apply one at a time (PostgreSQL; SQLite has one writer anyway), so the checks and
@@ -122,9 +121,9 @@ class Counts:
         return sum(self.applied.values())
 
 
-def require_uploader(uow: UnitOfWork) -> None:
-    if uow.principal.role not in UPLOADERS:
-        raise Forbidden(f"a {uow.principal.role.value} may not upload lab results")
+# Lab results are uploaded by managers and labs' service accounts; each row applies only to
+# a tube the uploader can see (the others are row errors).
+UPLOAD = policy("lab results", "upload", *MANAGERS)
 
 
 async def upload_results(
@@ -139,7 +138,7 @@ async def upload_results(
     before (then nothing changed). A file that cannot be read, or whose every row is
     wrong, raises a problem naming the rows, and nothing is written. A result later than
     now (by more than ``skew``, the clocks' tolerance) is a row error."""
-    require_uploader(uow)
+    UPLOAD.check_role(uow)
     sha256 = file_digest(file)
     previous = await uow.session.scalar(
         select(ResultUpload)
@@ -198,9 +197,9 @@ def _nothing_applied(tally: Tally) -> Problem:
     if not tally.error_count:
         message = "the file holds no results"
         return Invalid(message, errors=[{"row": None, "column": None, "message": message}])
-    return Invalid(
+    return rows_rejected(
         f"no result could be applied: {tally.error_count} row error(s), nothing changed",
-        errors=[_error_out(e) for e in tally.errors],
+        [_error_out(e) for e in tally.errors],
     )
 
 

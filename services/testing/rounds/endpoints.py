@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -12,7 +13,7 @@ from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["rounds"])
 # A round's members come from the directory: it must not be behind the registry.
-DIRECTORY_CURRENT = [directory.caught_up()]
+DirectoryCurrent = Annotated[Callable[[], Awaitable[object]], directory.caught_up()]
 BEHIND: dict[int | str, dict[str, Any]] = {
     503: {"description": "The directory is behind the registry; retry after the header's seconds"}
 }
@@ -31,10 +32,12 @@ def _out(round_: Round, expected: int) -> schemas.RoundOut:
     "directory now; they are brought up to date when the round opens. While the directory is "
     "behind the registry (a ledger just imported) the request waits a few seconds for it, "
     "then answers 503 with Retry-After rather than a round that misses people.",
-    dependencies=DIRECTORY_CURRENT,
     responses=BEHIND,
 )
-async def schedule_round(body: schemas.RoundCreate, uow: Uow) -> schemas.RoundOut:
+async def schedule_round(
+    body: schemas.RoundCreate, uow: Uow, directory_current: DirectoryCurrent
+) -> schemas.RoundOut:
+    await directory_current()
     round_, expected = await service.schedule_round(uow, data=body)
     return _out(round_, expected)
 
@@ -73,10 +76,12 @@ async def get_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     "/rounds/{round_id}/open",
     response_model=schemas.RoundOut,
     summary="Start sampling",
-    dependencies=DIRECTORY_CURRENT,
     responses=BEHIND,
 )
-async def open_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
+async def open_round(
+    round_id: uuid.UUID, uow: Uow, directory_current: DirectoryCurrent
+) -> schemas.RoundOut:
+    await directory_current()
     round_ = await service.open_round(uow, round_id=round_id)
     return _out(round_, await service.expected(uow, round_id))
 

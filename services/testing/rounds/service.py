@@ -23,49 +23,63 @@ from services.testing.models import (
     TaskStatus,
 )
 from services.testing.rounds import schemas
-from shared.auth import Role
+from shared.authz import FIELD, MANAGERS, Place, Relation, policy
 from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
 from shared.db import table_of
-from shared.problems import Conflict, Forbidden, Invalid
+from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
-PLANNERS = frozenset({Role.town_operator, Role.committee_staff, Role.service})
-# Committee staff plan rounds over their own places; town-wide and zone-wide rounds are the
-# town office's.
-TOWN_WIDE = frozenset({"town", "zone_level"})
+# A round is placed where its scope's places meet (a round over one committee's compounds
+# at that committee, a town-wide or zone-wide one at the town) and planned, opened and
+# closed by those who manage that place: committee staff their own rounds, the town office
+# the rest. Its sites are set up by those who manage the site's compound; samplers record
+# tubes in any round they can see (each tube's members must be theirs to see).
+PLAN = policy("rounds", "plan and run", *MANAGERS)
+SITES = policy("sampling sites", "set up", *MANAGERS)
+SAMPLE = policy("tubes", "record", *FIELD, relation=Relation.sees)
 SCOPE_PLACE_KIND = {"compounds": "compound", "buildings": "building", "units": "unit"}
 
 
-def require_planner(uow: UnitOfWork, scope: RoundScope) -> None:
-    role = uow.principal.role
-    if role not in PLANNERS:
-        raise Forbidden(f"a {role.value} may not plan or run rounds")
-    if role is Role.committee_staff and scope.kind in TOWN_WIDE:
-        raise Forbidden(f"a {scope.kind} round is planned by the town office")
-
-
-async def _check_places(uow: UnitOfWork, *, scope: RoundScope, town_id: uuid.UUID) -> None:
-    if not uow.scope.allows(town_id=town_id):
-        raise Forbidden(f"town {town_id} is outside your scope")
+async def _round_place(uow: UnitOfWork, *, scope: RoundScope, town_id: uuid.UUID) -> Place:
+    """Where a round goes: the place its scope's places have in common; a 404 naming the
+    first place the caller cannot see."""
     kind = SCOPE_PLACE_KIND.get(scope.kind)
+    if not uow.scope.allows(town_id=town_id):
+        raise NotFound.on("town_id", f"no town {town_id} in your scope")
     if kind is None:
-        return
-    found = set(
-        await uow.session.scalars(
-            select(DirectoryPlace.id).where(
+        return Place(town_id)
+    found = {
+        p.id: p
+        for p in await uow.session.scalars(
+            select(DirectoryPlace).where(
                 DirectoryPlace.kind == kind,
                 DirectoryPlace.town_id == town_id,
                 DirectoryPlace.id.in_(scope.ids),
             )
         )
-    )
+    }
     errors = [
         {"field": f"scope.ids.{n}", "message": f"no {kind} {place_id} in your scope"}
         for n, place_id in enumerate(scope.ids)
         if place_id not in found
     ]
     if errors:
-        raise Invalid(errors[0]["message"], errors=errors)
+        raise NotFound(errors[0]["message"], errors=errors)
+    compounds = {p.compound_id for p in found.values()}
+    committees: dict[uuid.UUID | None, uuid.UUID | None] = dict(
+        (
+            await uow.session.execute(
+                select(DirectoryPlace.id, DirectoryPlace.committee_id).where(
+                    DirectoryPlace.kind == "compound", DirectoryPlace.id.in_(compounds)
+                )
+            )
+        ).all()
+    )
+    places = [
+        Place(p.town_id, committees.get(p.compound_id), p.compound_id, p.building_id)
+        for p in found.values()
+    ]
+    return Place.common(places, town_id=town_id)
 
 
 def _residents_in(scope: RoundScope, town_id: uuid.UUID) -> Any:
@@ -137,10 +151,11 @@ async def expected(uow: UnitOfWork, round_id: uuid.UUID) -> int:
 
 
 async def schedule_round(uow: UnitOfWork, *, data: schemas.RoundCreate) -> tuple[Round, int]:
-    require_planner(uow, data.scope)
-    await _check_places(uow, scope=data.scope, town_id=data.town_id)
+    PLAN.check_role(uow)
+    place = await _round_place(uow, scope=data.scope, town_id=data.town_id)
+    PLAN.check(uow, place, field="scope")
     round_ = Round(
-        town_id=data.town_id,
+        **place.columns(),
         name=data.name,
         kind=data.kind,
         status=RoundStatus.scheduled.value,
@@ -177,7 +192,7 @@ async def get_round(uow: UnitOfWork, round_id: uuid.UUID, *, field: str | None =
 
 async def open_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
     round_ = await get_round(uow, round_id)
-    require_planner(uow, RoundScope.model_validate(round_.scope))
+    PLAN.check(uow, Place.of(round_))
     if round_.status == RoundStatus.open.value:
         return round_
     if round_.status == RoundStatus.closed.value:
@@ -190,7 +205,7 @@ async def open_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
 
 async def close_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
     round_ = await get_round(uow, round_id)
-    require_planner(uow, RoundScope.model_validate(round_.scope))
+    PLAN.check(uow, Place.of(round_))
     if round_.status == RoundStatus.closed.value:
         return round_
     round_.status, round_.closed_at = RoundStatus.closed.value, datetime.now(UTC)
@@ -218,8 +233,9 @@ async def close_round(uow: UnitOfWork, *, round_id: uuid.UUID) -> Round:
 
 async def create_site(uow: UnitOfWork, *, round_id: uuid.UUID, data: schemas.SiteCreate) -> Site:
     round_ = await get_round(uow, round_id)
-    require_planner(uow, RoundScope(kind="compounds", ids=[data.compound_id]))
+    SITES.check_role(uow)
     compound = await uow.get(DirectoryPlace, data.compound_id, what="compound", field="compound_id")
+    SITES.check(uow, Place.of(compound), field="compound_id")
     wanted = set(data.building_ids) | {b for slot in data.slots for b in slot.building_ids}
     found = set(
         await uow.session.scalars(

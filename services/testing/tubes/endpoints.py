@@ -5,10 +5,11 @@ from fastapi import Path, Query, Request, Response
 from sqlalchemy import select
 
 from services.testing.models import SERVICE, Tube
+from services.testing.rounds.service import get_round
 from services.testing.tubes import schemas, service
 from shared.http import Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
-from shared.problems import NotFound
+from shared.problems import NotFound, rows_rejected
 
 router = service_router(SERVICE, tags=["tubes"])
 
@@ -64,7 +65,7 @@ async def record_batch(
     skew = runtime_of(request).settings.clock_skew
     outcome = await service.record_tubes(uow, round_id=round_id, tubes=body.tubes, skew=skew)
     if outcome.errors and not (outcome.accepted or outcome.unchanged):
-        response.status_code = 422
+        response.status_code = rows_rejected("no tube recorded", outcome.errors).status
     return schemas.BatchOut(
         accepted=len(outcome.accepted),
         unchanged=len(outcome.unchanged),
@@ -80,6 +81,7 @@ async def list_tubes(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.TubeOut]:
+    await get_round(uow, round_id)
     query = select(Tube).where(Tube.round_id == round_id)
     if status is not None:
         query = query.where(Tube.status == status)

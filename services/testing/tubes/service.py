@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, case, exists, or_, select, update
 
 from services.testing.models import (
+    DirectoryResident,
     DirectoryZone,
     MemberStatus,
     Round,
@@ -26,12 +27,13 @@ from services.testing.models import (
     Tube,
     TubeMember,
 )
-from services.testing.rounds.service import add_members, get_round
+from services.testing.rounds.service import SAMPLE, add_members, get_round
 from services.testing.tubes.schemas import TubeIn
 from shared.auth import UNSCOPED
+from shared.authz import Place
 from shared.db import table_of
 from shared.ids import new_id
-from shared.problems import Conflict, Invalid
+from shared.problems import OUT_OF_SCOPE, Conflict, rows_rejected
 from shared.uow import UnitOfWork
 
 FOLLOW_UPS = frozenset({MemberStatus.retest_required.value, MemberStatus.resample_required.value})
@@ -67,6 +69,9 @@ class _Known:
     sites: set[uuid.UUID]
     # Residents with an open PCR retest after a positive antigen self-test.
     after_antigen: set[uuid.UUID]
+    # Named residents who are no members but whom the caller can see (outside the round,
+    # rather than outside the caller's scope).
+    seen_outside: set[uuid.UUID] = field(default_factory=set)
 
 
 def _chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
@@ -80,13 +85,24 @@ async def _read(uow: UnitOfWork, round_: Round, tubes: Sequence[TubeIn]) -> _Kno
         # joining it if its scope covers them.
         await add_members(uow, round_, resident_ids=list(after_antigen))
     known_tubes, tube_members = await _tubes_by_code(uow, list({t.code for t in tubes}))
+    named = list({m for t in tubes for m in t.member_ids})
+    members = await _round_members(uow, round_, named)
     return _Known(
-        members=await _round_members(uow, round_, list({m for t in tubes for m in t.member_ids})),
+        members=members,
         tubes=known_tubes,
         tube_members=tube_members,
         sites=await _sites(uow, round_, list({t.site_id for t in tubes if t.site_id})),
         after_antigen=after_antigen,
+        seen_outside=await _visible(uow, [m for m in named if m not in members]),
     )
+
+
+async def _visible(uow: UnitOfWork, resident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for chunk in _chunks(resident_ids):
+        query = select(DirectoryResident.id).where(DirectoryResident.id.in_(chunk))
+        found.update(await uow.session.scalars(query))
+    return found
 
 
 async def _after_antigen(uow: UnitOfWork, resident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -194,7 +210,9 @@ def _check(
     """Raise :class:`TubeRejected` naming the field when the tube cannot be recorded."""
     _check_time(round_, tube, now=now, skew=skew)
     if tube.site_id is not None and tube.site_id not in known.sites:
-        raise TubeRejected("site_id", f"no sampling site {tube.site_id} in this round")
+        raise TubeRejected(
+            "site_id", f"no sampling site {tube.site_id} of this round {OUT_OF_SCOPE}"
+        )
     repeated = [m for m, n in Counter(tube.member_ids).items() if n > 1]
     if repeated:
         raise TubeRejected("member_ids", f"resident {repeated[0]} is listed twice in the tube")
@@ -210,7 +228,9 @@ def _check(
         where = f"member_ids.{n}"
         member = known.members.get(resident_id)
         if member is None:
-            raise TubeRejected(where, f"resident {resident_id} is outside the round's scope")
+            if resident_id in known.seen_outside:
+                raise TubeRejected(where, f"resident {resident_id} is outside the round's scope")
+            raise TubeRejected(where, f"no resident {resident_id} {OUT_OF_SCOPE}")
         if resident_id in taken:
             raise TubeRejected(where, f"resident {resident_id} is in another tube of this batch")
         if tube.retest and not _may_retest(known, member):
@@ -254,6 +274,7 @@ async def record_tubes(
     the tolerance for the samplers' clocks (settings' ``clock_skew``)."""
     now = datetime.now(UTC)
     round_ = await get_round(uow, round_id)
+    SAMPLE.check(uow, Place.of(round_))
     if round_.status != RoundStatus.open.value:
         raise Conflict(f"round {round_.name} is {round_.status}, not open for sampling")
     known = await _read(uow, round_, tubes)
@@ -402,10 +423,10 @@ async def record_tube(
     outcome = await record_tubes(uow, round_id=round_id, tubes=[tube], skew=skew)
     if outcome.errors:
         error = outcome.errors[0]
-        problem = Conflict if error["field"] == "code" or "already" in error["message"] else Invalid
-        raise problem(
-            error["message"], errors=[{"field": error["field"], "message": error["message"]}]
-        )
+        errors = [{"field": error["field"], "message": error["message"]}]
+        if error["field"] == "code" or "already" in error["message"]:
+            raise Conflict(error["message"], errors=errors)
+        raise rows_rejected(error["message"], errors)
     return (outcome.accepted or outcome.unchanged)[0]
 
 
