@@ -120,3 +120,31 @@ def add_committee_column(tables: list[str], *, undo: bool = False) -> None:
         else:
             op.add_column(table, sa.Column("committee_id", sa.Uuid(), nullable=True))
             op.create_index(f"ix_{table}_committee_id", table, ["committee_id"])
+
+
+def add_directory_contacts(*, undo: bool = False) -> None:
+    """For a service's migration: what the directory keeps to reach people (issues 10, 11):
+    a resident's language and opt-out, a volunteer's skills and availability."""
+    if undo:
+        with op.batch_alter_table("directory_people") as batch:
+            batch.drop_column("availability")
+            batch.drop_column("skills")
+        with op.batch_alter_table("directory_residents") as batch:
+            batch.drop_column("opted_out")
+            batch.drop_column("language")
+        return
+    op.add_column(
+        "directory_residents",
+        sa.Column("language", sa.String(5), nullable=False, server_default="zh-CN"),
+    )
+    op.add_column(
+        "directory_residents",
+        sa.Column("opted_out", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "directory_people", sa.Column("skills", sa.JSON(), nullable=False, server_default="[]")
+    )
+    op.add_column(
+        "directory_people",
+        sa.Column("availability", sa.String(200), nullable=False, server_default=""),
+    )

@@ -104,3 +104,57 @@ async def test_households_people_and_assignments_reach_the_directory_and_a_resyn
     assert again["people"] == expected_people
     assert again["households"] == found["households"]
     assert again["residents"] == found["residents"]
+
+
+async def test_how_to_reach_people_reaches_the_directory(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """Notify writes in a resident's language and spares those who opted out; logistics
+    suggests volunteers by skill and availability: all of it from the directory."""
+    compound = await make_compound(client, town.id, town.operator, code="P2")
+    resident = await make_resident(client, compound, town.operator, household="302")
+    assert (resident["language"], resident["opted_out"]) == ("zh-CN", False)
+    changed = await client.patch(
+        f"/v1/residents/{resident['id']}",
+        json={"language": "en", "opted_out": True},
+        headers=town.operator,
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["language"], changed.json()["opted_out"]) == ("en", True)
+    volunteer = await post(
+        client,
+        "/v1/volunteers",
+        {
+            "compound_id": compound.id,
+            "name": "小李",
+            "phone": "13712345679",
+            "kind": "service",
+            "skills": ["driving", "medicine_run"],
+            "availability": "evenings",
+        },
+        town.operator,
+    )
+    models = directory.models
+    runtime = platform.runtime("testing")
+
+    async def reached() -> bool:
+        async with runtime.uow(Principal.system()) as uow:
+            residents = models.table(models.Resident)
+            people = models.table(models.Person)
+            spoken = (
+                await uow.session.execute(
+                    select(residents.c.language, residents.c.opted_out).where(
+                        residents.c.id == uuid.UUID(resident["id"])
+                    )
+                )
+            ).all()
+            skilled = (
+                await uow.session.execute(
+                    select(people.c.skills, people.c.availability).where(
+                        people.c.id == uuid.UUID(volunteer["id"])
+                    )
+                )
+            ).all()
+        return spoken == [("en", True)] and skilled == [(["driving", "medicine_run"], "evenings")]
+
+    await eventually(reached, what="language, opt-out and skills in the directory")

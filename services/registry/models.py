@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -94,6 +95,13 @@ class TeamKind(StrEnum):
     logistics = "logistics"
     errands = "errands"
     counselling = "counselling"
+
+
+class Language(StrEnum):
+    """The language a resident's messages are written in."""
+
+    zh_cn = "zh-CN"
+    en = "en"
 
 
 class Tag(StrEnum):
@@ -245,6 +253,8 @@ class Resident(Scoped, Base):
     sex: Mapped[str | None] = mapped_column(String(6))
     tags: Mapped[int] = mapped_column(Integer, default=0)
     care_notes: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5), default="zh-CN", server_default="zh-CN")
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     registered_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

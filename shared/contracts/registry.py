@@ -31,6 +31,9 @@ class ResidentRecord(Contract):
     phone: str | None
     birth_date: date | None
     tags: list[str]
+    # How to speak to them: zh-CN or en, and whether they decline optional messages.
+    language: str = "zh-CN"
+    opted_out: bool = False
 
 
 class PlaceRecord(Contract):
@@ -75,6 +78,9 @@ class PersonRecord(Contract):
     name: str
     phone: str | None
     title: str = ""
+    # A volunteer's skills and when they are available (empty for staff).
+    skills: list[str] = Field(default_factory=list)
+    availability: str = ""
 
 
 class AssignmentRecord(Contract):

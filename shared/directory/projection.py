@@ -263,6 +263,8 @@ def _resident(r: registry.ResidentRecord) -> dict[str, Any]:
         "birth_date": r.birth_date,
         "tags": list(r.tags),
         "door_to_door": bool(DOOR_TO_DOOR_TAGS.intersection(r.tags)),
+        "language": r.language,
+        "opted_out": r.opted_out,
         "updated_at": datetime.now(UTC),
     }
 

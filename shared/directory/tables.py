@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    String,
+    Table,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from shared.auth import Scoped
@@ -60,6 +70,8 @@ class ResidentRow(Positioned):
     birth_date: Mapped[date | None] = mapped_column(Date)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     door_to_door: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(5), default="zh-CN", server_default="zh-CN")
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime]
 
     @declared_attr.directive
@@ -89,6 +101,8 @@ class PersonRow(Positioned):
     name: Mapped[str] = mapped_column(String(60))
     phone: Mapped[str | None] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(80), default="")
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    availability: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class AssignmentRow(Positioned):

@@ -510,4 +510,6 @@ def _record(values: dict[str, Any]) -> ResidentRecord:
         phone=values["phone"],
         birth_date=values["birth_date"],
         tags=mask_to_tags(values["tags"]),
+        language=values.get("language", "zh-CN"),
+        opted_out=values.get("opted_out", False),
     )

@@ -61,6 +61,8 @@ def person_record(person: Person) -> PersonRecord:
         name=person.name,
         phone=person.phone,
         title=getattr(person, "title", ""),
+        skills=list(getattr(person, "skills", [])),
+        availability=getattr(person, "availability", ""),
     )
 
 

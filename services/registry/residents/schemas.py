@@ -12,7 +12,7 @@ from services.registry.documents import (
     id_card_sex,
     validate_document,
 )
-from services.registry.models import Tag, ZoneLevel
+from services.registry.models import Language, Tag, ZoneLevel
 from shared.fields import FreeText
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
@@ -41,6 +41,13 @@ class ResidentFields(BaseModel):
     phone: Phone = Field(default=None, examples=["13812345678"])
     tags: list[Tag] = Field(default_factory=list, examples=[["elderly", "living_alone"]])
     care_notes: FreeText | None = Field(default=None, max_length=500, examples=["insulin daily"])
+    language: Language = Field(
+        default=Language.zh_cn, description="The language of the messages they receive"
+    )
+    opted_out: bool = Field(
+        default=False,
+        description="Declines optional messages; alerts about their safety still reach them",
+    )
 
 
 class ResidentCreate(ResidentFields):
@@ -95,6 +102,8 @@ class ResidentUpdate(BaseModel):
     phone: Phone = None
     tags: list[Tag] | None = None
     care_notes: FreeText | None = Field(default=None, max_length=500)
+    language: Language | None = None
+    opted_out: bool | None = None
 
 
 class ResidentMove(BaseModel):
@@ -126,6 +135,8 @@ class ResidentOut(PersonalRecord):
     sex: Sex | None
     tags: list[str]
     care_notes: str | None
+    language: Language
+    opted_out: bool
     zone: ZoneLevel | None = Field(default=None, description="The unit's zone, else the building's")
     registered_at: datetime
     updated_at: datetime

@@ -39,6 +39,8 @@ def record_of(resident: Resident) -> ResidentRecord:
         phone=resident.phone,
         birth_date=resident.birth_date,
         tags=mask_to_tags(resident.tags),
+        language=resident.language,
+        opted_out=resident.opted_out,
     )
 
 
@@ -120,6 +122,8 @@ async def create_resident(uow: UnitOfWork, *, data: schemas.ResidentCreate) -> R
         sex=data.sex.value if data.sex else None,
         tags=tags_to_mask(data.tags),
         care_notes=data.care_notes,
+        language=data.language.value,
+        opted_out=data.opted_out,
         registered_at=now,
         updated_at=now,
     )
@@ -154,6 +158,9 @@ async def update_resident(
     changes = data.model_dump(exclude_unset=True)
     if "tags" in changes:
         changes["tags"] = tags_to_mask(changes["tags"] or [])
+    for key in ("language", "opted_out"):  # null leaves a preference as it is
+        if key in changes and changes[key] is None:
+            del changes[key]
     if "name" in changes and changes["name"] is None:
         raise Invalid("name cannot be emptied", errors=[{"field": "name", "message": "required"}])
     changed = {k: v for k, v in changes.items() if getattr(resident, k) != v}
@@ -219,6 +226,8 @@ def present(resident: Resident, *, zone: str | None) -> schemas.ResidentOut:
         sex=resident.sex,
         tags=mask_to_tags(resident.tags),
         care_notes=resident.care_notes,
+        language=resident.language,
+        opted_out=resident.opted_out,
         zone=zone,
         registered_at=resident.registered_at,
         updated_at=resident.updated_at,
