@@ -1,10 +1,12 @@
 """The services this deployment runs, in start order."""
 
+from services.logistics.app import SPEC as LOGISTICS
+from services.notify.app import SPEC as NOTIFY
 from services.registry.app import SPEC as REGISTRY
 from services.testing.app import SPEC as TESTING
 from shared.service import ServiceSpec
 
-ALL: tuple[ServiceSpec, ...] = (REGISTRY, TESTING)
+ALL: tuple[ServiceSpec, ...] = (REGISTRY, TESTING, LOGISTICS, NOTIFY)
 
 
 def named(names: list[str] | None) -> tuple[ServiceSpec, ...]:

@@ -43,6 +43,8 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient, town: Tow
     assert ready.json()["checks"] == {
         "database:registry": True,
         "database:testing": True,
+        "database:logistics": True,
+        "database:notify": True,
         "bus": True,
         "kv": True,
         "workers": True,

@@ -1,0 +1,17 @@
+"""The notify service as the kernel sees it."""
+
+from pathlib import Path
+
+from services.notify.models import SERVICE, Base, directory, kernel
+from shared.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name=SERVICE,
+    metadata=Base.metadata,
+    kernel=kernel,
+    migrations=Path(__file__).parent / "migrations",
+    routers=(),
+    resources=(),
+    consumers=(directory.consumer(),),
+    projections=(directory,),
+)

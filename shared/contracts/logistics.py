@@ -1,0 +1,1 @@
+"""Events the logistics service publishes."""
