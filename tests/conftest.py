@@ -27,6 +27,7 @@ from shared.bus.lanes import urgent_lane
 from shared.bus.rabbit import queue_objects
 from shared.service import ServiceSpec, topology
 from shared.settings import Settings
+from tests.migrated import restore
 
 PG_URL = os.environ.get(
     "CORDON_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -171,7 +172,8 @@ async def started(
 ) -> AsyncIterator[Platform]:
     """A platform of these services, migrated; its schemas and queues dropped afterwards."""
     platform = Platform(settings, specs)
-    await platform.start()
+    await restore(settings, specs)
+    await platform.start(migrate=False)
     try:
         yield platform
     finally:
