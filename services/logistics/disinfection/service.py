@@ -146,11 +146,11 @@ def scheduled_event(schedule: DisinfectionSchedule) -> DisinfectionScheduled:
         compound_id=schedule.compound_id,
         building_id=schedule.building_id,
         unit_id=schedule.unit_id,
-        target=schedule.target,  # type: ignore[arg-type]
+        target=schedule.target,
         label=schedule.label,
-        reason=schedule.reason,  # type: ignore[arg-type]
+        reason=schedule.reason,
         per_day=schedule.per_day,
-        zone_level=schedule.zone_level,  # type: ignore[arg-type]
+        zone_level=schedule.zone_level,
         responsible_person_id=schedule.responsible_person_id,
         team=schedule.team,
         active=schedule.active,
@@ -519,7 +519,7 @@ async def mark_missed(uow: UnitOfWork, now: datetime) -> int:
                 task_version=task.version,
                 schedule_id=task.schedule_id,
                 town_id=task.town_id,
-                compound_id=task.compound_id,  # type: ignore[arg-type]
+                compound_id=task.compound_id,
                 building_id=task.building_id,
                 unit_id=task.unit_id,
                 label=task.label,
@@ -564,7 +564,7 @@ async def complete(
             task_version=task.version,
             schedule_id=task.schedule_id,
             town_id=task.town_id,
-            compound_id=task.compound_id,  # type: ignore[arg-type]
+            compound_id=task.compound_id,
             building_id=task.building_id,
             unit_id=task.unit_id,
             slot_at=task.slot_at,
