@@ -53,7 +53,9 @@ class DefaultsIn(BaseModel):
     case_days: int = Field(ge=1, le=60, description="Days a case's stairwell stays scheduled")
     first_slot_hour: int = Field(ge=0, le=23, description="The day's first slot, town time")
     last_slot_hour: int = Field(ge=1, le=24, description="The day's slots end by then, town time")
-    timezone: FreeText = Field(max_length=40, description="The town's clock (IANA name)")
+    timezone: FreeText = Field(
+        max_length=40, description="The town's clock (IANA name)", examples=["Asia/Shanghai"]
+    )
 
     @field_validator("timezone")
     @classmethod
