@@ -312,10 +312,11 @@ async def deliver(platform: Platform, event: CaseConfirmed | Envelope) -> bool:
 
 
 async def test_a_confirmed_case_gives_its_stairwell_a_schedule_and_a_task_at_once(
-    client: httpx.AsyncClient, town: Town, platform: Platform
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:
     compound = await make_compound(client, town.id, town.operator, code="D5")
     staff = await committee_staff(client, town, compound, "staff-d5")
+    await in_directory(platform, compound.unit_ids[1])
     confirmed_at = datetime.now(UTC).replace(microsecond=0)
     case = case_in(town, compound, confirmed_at=confirmed_at)
     message = Envelope.wrap(case, producer="testing", correlation_id="test-case")
@@ -337,12 +338,29 @@ async def test_a_confirmed_case_gives_its_stairwell_a_schedule_and_a_task_at_onc
     assert stairwell["unit_id"] == compound.unit_ids[1]
     assert datetime.fromisoformat(stairwell["until"]) == confirmed_at + timedelta(days=14)
     assert stairwell["case_id"] == str(case.case_id)
-    tasks = await tasks_of(
-        client, staff, stairwell["id"], day=confirmed_at.astimezone(TOWN_CLOCK).date()
-    )
+    today = confirmed_at.astimezone(TOWN_CLOCK).date()
+    tasks = await tasks_of(client, staff, stairwell["id"], day=today)
     now_task = [t for t in tasks if datetime.fromisoformat(t["slot_at"]) == confirmed_at]
     assert len(now_task) == 1 and now_task[0]["status"] == "pending"
     assert now_task[0]["unit_id"] == compound.unit_ids[1]
+    # The registry seals the unit (its zone policy, here an operator): the stairwell's
+    # schedule follows the zone, and its task at once stays.
+    seal = {
+        "building_id": compound.building_id,
+        "unit_id": compound.unit_ids[1],
+        "level": "sealed",
+        "reason": "a case",
+    }
+    await post(client, "/v1/zones", seal, staff)
+
+    async def followed() -> bool:
+        found = await get_schedule(client, staff, stairwell["id"])
+        return bool(found["zone_level"] == "sealed")
+
+    await eventually(followed, what="the stairwell's schedule to follow the seal")
+    assert (await get_schedule(client, staff, stairwell["id"]))["per_day"] == 4
+    tasks = await tasks_of(client, staff, stairwell["id"], day=today)
+    assert [t["id"] for t in tasks if at(t["slot_at"]) == confirmed_at] == [now_task[0]["id"]]
 
 
 async def test_committees_see_and_change_only_their_own_schedules(

@@ -16,8 +16,8 @@ The rules:
   zone, evenly split: slot i is due when slot i + 1 starts. The periodic job makes the
   current day's tasks of every active schedule (slots due after the frequency began), once
   per (schedule, slot) whatever the number of replicas: the unique key decides, and only the
-  rows inserted count. A change of frequency removes the pending tasks not yet due; the next
-  run makes the new slots.
+  rows inserted count. A change of frequency removes the pending tasks whose slot has not
+  begun (the one under way stays); the next run makes the new slots.
 - A slot passed without completion is marked missed by the same job (one replica wins each
   task: rows are claimed with ``SKIP LOCKED`` and updated while still pending) and published.
   A missed task may still be done, late; it stays listed among the missed.
@@ -162,18 +162,28 @@ def publish(uow: UnitOfWork, schedule: DisinfectionSchedule) -> None:
     uow.emit(scheduled_event(schedule), compound_id=schedule.compound_id)
 
 
-async def changed(uow: UnitOfWork, schedule: DisinfectionSchedule, *, now: datetime) -> None:
-    """A schedule's frequency or state changed: its pending tasks not yet due go (the next run
-    of the job makes the new slots), its version rises and the change is published."""
-    await uow.session.execute(
-        delete(DisinfectionTask).where(
-            DisinfectionTask.schedule_id == schedule.id,
-            DisinfectionTask.status == TaskStatus.pending.value,
-            DisinfectionTask.due_at > now,
+def plan_of(schedule: DisinfectionSchedule) -> tuple[int, bool]:
+    """What the tasks are made from: a change of either replans them."""
+    return schedule.per_day, schedule.active
+
+
+async def changed(
+    uow: UnitOfWork, schedule: DisinfectionSchedule, *, now: datetime, replan: bool
+) -> None:
+    """A schedule changed: its version rises and the change is published. When its frequency
+    or state changed (``replan``), its pending tasks whose slot has not begun go and the
+    next run of the job makes the new slots; the task of the slot under way stays (an area
+    just sealed is not left without one)."""
+    if replan:
+        await uow.session.execute(
+            delete(DisinfectionTask).where(
+                DisinfectionTask.schedule_id == schedule.id,
+                DisinfectionTask.status == TaskStatus.pending.value,
+                DisinfectionTask.slot_at > now,
+            )
         )
-    )
-    schedule.slots_from = now
-    schedule.made_through = None
+        schedule.slots_from = now
+        schedule.made_through = None
     schedule.version += 1
     schedule.updated_at = now
     await uow.session.flush()
@@ -272,6 +282,7 @@ async def change_schedule(
     await uow.session.refresh(schedule, with_for_update=True)
     given = data.model_dump(exclude_unset=True)
     await _check_person(uow, given.get("responsible_person_id"), "responsible_person_id")
+    before = plan_of(schedule)
     if "per_day" in given:
         schedule.base_per_day = given.pop("per_day")
     for field, value in given.items():
@@ -279,7 +290,7 @@ async def change_schedule(
             setattr(schedule, field, value)
     defaults = await repo.defaults_for(uow, schedule.town_id)
     schedule.per_day = frequency(schedule, defaults, schedule.zone_level)
-    await changed(uow, schedule, now=now)
+    await changed(uow, schedule, now=now, replan=plan_of(schedule) != before)
     return schedule
 
 
@@ -373,8 +384,9 @@ async def _follow(
     per_day = frequency(schedule, defaults, level)
     if (per_day, level, active) == (schedule.per_day, schedule.zone_level, schedule.active):
         return
+    before = plan_of(schedule)
     schedule.per_day, schedule.zone_level, schedule.active = per_day, level, active
-    await changed(uow, schedule, now=now)
+    await changed(uow, schedule, now=now, replan=plan_of(schedule) != before)
 
 
 # ---- a confirmed case ----
@@ -394,12 +406,13 @@ async def on_case_confirmed(uow: UnitOfWork, event: CaseConfirmed) -> Disinfecti
         return schedule  # an earlier case, arriving late: the later end stands
     else:
         schedule.until, schedule.case_id = until, event.case_id
+    before = plan_of(schedule)
     schedule.active = until > now
     schedule.zone_level = await zone_level_of(
         uow, building_id=event.building_id, unit_id=event.unit_id
     )
     schedule.per_day = frequency(schedule, defaults, schedule.zone_level)
-    await changed(uow, schedule, now=now)
+    await changed(uow, schedule, now=now, replan=plan_of(schedule) != before)
     if schedule.active:
         await _task_at_once(uow, schedule, defaults, at=event.confirmed_at)
     return schedule
@@ -498,7 +511,7 @@ async def make_tasks(uow: UnitOfWork, now: datetime) -> int:
         schedule.made_through = day_end(town, now)
         if schedule.until is not None and schedule.until <= now:
             schedule.active = False  # a case's stairwell schedule ran its days
-            await changed(uow, schedule, now=now)
+            await changed(uow, schedule, now=now, replan=True)
     made = 0
     statement = insert_ignoring_duplicates(table_of(DisinfectionTask), uow.dialect)
     for row in sorted(rows, key=lambda r: (r["schedule_id"], r["slot_at"])):
