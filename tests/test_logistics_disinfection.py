@@ -408,3 +408,39 @@ async def test_committees_see_and_change_only_their_own_schedules(
         f"/v1/disinfection-schedules/{lift['id']}", json={"per_day": 5}, headers=member
     )
     assert response.status_code == 403, response.text
+
+
+async def test_a_towns_defaults_are_data_its_schedules_follow(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="D8")
+    staff = await committee_staff(client, town, compound, "staff-d8")
+    await in_directory(platform, compound.building_id)
+    lift = await schedule(client, staff, compound, target="lift")
+    fixed = await schedule(client, staff, compound, target="lift", label="Lift B", per_day=1)
+    url = f"/v1/disinfection-defaults/{town.id}"
+    defaults = (await client.get(url, headers=staff)).json()
+    assert (defaults["lift_per_day"], defaults["sealed_per_day"]) == (2, 3)
+    changed = {**defaults, "lift_per_day": 3, "timezone": "Asia/Urumqi"}
+    del changed["town_id"]
+    response = await client.put(url, json=changed, headers=staff)
+    assert response.status_code == 403, response.text
+    response = await client.put(
+        url, json={**changed, "timezone": "Mars/Olympus"}, headers=town.operator
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "timezone"
+    response = await client.put(url, json=changed, headers=town.operator)
+    assert response.status_code == 200, response.text
+    # The lift on the town's default follows it; the one staff set keeps its own.
+    followed = await get_schedule(client, staff, lift["id"])
+    assert (followed["per_day"], followed["version"]) == (3, 2)
+    assert (await get_schedule(client, staff, fixed["id"]))["per_day"] == 1
+    # Slots now run 08:00 to 20:00 on the town's new clock.
+    urumqi = ZoneInfo("Asia/Urumqi")
+    await tick(platform.runtime("logistics"), datetime.combine(TOMORROW, time(9), urumqi))
+    response = await client.get(
+        f"/v1/disinfection-tasks?schedule_id={lift['id']}&limit=500", headers=staff
+    )
+    starts = sorted(at(t["slot_at"]).astimezone(urumqi) for t in response.json()["items"])
+    assert [s.hour for s in starts if s.date() == TOMORROW] == [8, 12, 16]

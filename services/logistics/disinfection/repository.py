@@ -10,6 +10,7 @@ from services.logistics.models import (
     DisinfectionDefaults,
     DisinfectionSchedule,
     DisinfectionTask,
+    ScheduleReason,
     TaskStatus,
     directory,
 )
@@ -68,6 +69,31 @@ def schedules_of_building(building_id: uuid.UUID) -> AnySelect:
         .where(DisinfectionSchedule.building_id == building_id)
         .order_by(DisinfectionSchedule.id)
         .with_for_update()
+    )
+
+
+def active_schedules_of_town(town_id: uuid.UUID) -> AnySelect:
+    return (
+        select(DisinfectionSchedule)
+        .where(DisinfectionSchedule.town_id == town_id, DisinfectionSchedule.active.is_(True))
+        .order_by(DisinfectionSchedule.id)
+        .with_for_update()
+    )
+
+
+def zoned_buildings() -> AnySelect:
+    """Buildings whose schedules hold a zone level (or a sealing's schedule still runs)."""
+    return (
+        select(DisinfectionSchedule.building_id)
+        .where(
+            DisinfectionSchedule.building_id.is_not(None),
+            or_(
+                DisinfectionSchedule.zone_level.is_not(None),
+                DisinfectionSchedule.active.is_(True)
+                & (DisinfectionSchedule.reason == ScheduleReason.sealed.value),
+            ),
+        )
+        .distinct()
     )
 
 

@@ -85,7 +85,20 @@ async def set_defaults(
         setattr(defaults, field, value)
     uow.session.add(defaults)
     await uow.session.flush()
+    await _refrequency(uow, town_id=town_id, defaults=defaults)
     return defaults
+
+
+async def _refrequency(
+    uow: UnitOfWork, *, town_id: uuid.UUID, defaults: DisinfectionDefaults
+) -> None:
+    """The town's schedules that take its defaults follow the new ones (published)."""
+    now = datetime.now(UTC)
+    for schedule in await uow.session.scalars(repo.active_schedules_of_town(town_id)):
+        per_day = frequency(schedule, defaults, schedule.zone_level)
+        if per_day != schedule.per_day:
+            schedule.per_day = per_day
+            await changed(uow, schedule, now=now, replan=True)
 
 
 def base_frequency(schedule: DisinfectionSchedule, defaults: DisinfectionDefaults) -> int:
@@ -305,6 +318,10 @@ async def follow_zones(uow: UnitOfWork, event: Event) -> None:
             buildings = {building_id}
         case registry.ZonesSnapshot(zones=zones):
             buildings = {z.building_id for z in zones}
+        case registry.SnapshotCompleted():
+            # A re-sync may have dropped zones gone from the registry: recheck every
+            # building whose schedules still hold a zone.
+            buildings = set(await uow.session.scalars(repo.zoned_buildings()))
         case _:
             return
     now = datetime.now(UTC)
