@@ -56,8 +56,9 @@ class Directory:
             return Consumer(self.name, ("registry.#",), self.handle)
 
         async def handle(uow: UnitOfWork, envelope: Envelope) -> None:
-            await self.handle(uow, envelope)
+            # Read once: a bulk import's event carries thousands of records.
             event = envelope.event()
+            await self.apply(uow, envelope, event)
             for follow in followers:
                 await follow(uow, event)
 
@@ -86,8 +87,10 @@ class Directory:
     async def handle(self, uow: UnitOfWork, envelope: Envelope) -> None:
         """Apply one registry event (unknown types are only counted as applied: the registry
         may publish more than this directory keeps)."""
-        applying = _Applying(self, uow, envelope)
-        await applying.event(envelope.event())
+        await self.apply(uow, envelope, envelope.event())
+
+    async def apply(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        await _Applying(self, uow, envelope).event(event)
         await _record_progress(uow, self.models, envelope)
 
 

@@ -334,8 +334,10 @@ async def follow_building(uow: UnitOfWork, *, building_id: uuid.UUID, now: datet
     if building is None:
         return
     own, units = await repo.zones_of_building(uow, building_id)
+    # A sealed building's schedule covers its units; else each sealed unit has its own.
     sealed_areas = {building_id} if own == SEALED else set()
-    sealed_areas |= {unit for unit, level in units.items() if level == SEALED}
+    if not sealed_areas:
+        sealed_areas = {unit for unit, level in units.items() if level == SEALED}
     schedules = list(await uow.session.scalars(repo.schedules_of_building(building_id)))
     keys = {s.auto_key for s in schedules}
     # An area staff already schedule as a whole needs no second schedule: theirs rises.
