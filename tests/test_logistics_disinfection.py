@@ -17,6 +17,7 @@ from services.logistics.app import DISINFECTION_CASES, DISINFECTION_TASKS
 from services.logistics.models import directory
 from shared.auth import Principal, Role, Scope
 from shared.authz import ScopeKind
+from shared.contracts.registry import ZoneChanged
 from shared.contracts.testing import CaseConfirmed
 from shared.events import Envelope
 from shared.ids import new_id
@@ -254,6 +255,26 @@ async def test_a_sealed_unit_raises_its_schedule_and_a_sealed_building_gets_one(
     assert (await get_schedule(client, staff, lift["id"]))["per_day"] == 2
     await tick(platform.runtime("logistics"), town_time(TOMORROW, 7))
     assert len(await tasks_of(client, staff, unit["id"])) == 3
+    # An older lift of the unit's zone, replayed late (from parking): the directory drops it,
+    # and the schedule, which follows the directory, stays as it is.
+    stale = ZoneChanged(
+        town_id=town.id,
+        compound_id=uuid.UUID(compound.id),
+        building_id=uuid.UUID(compound.building_id),
+        unit_id=uuid.UUID(compound.unit_ids[0]),
+        from_level="sealed",
+        to_level=None,
+        reason="an old lift",
+        set_by="operator",
+        at=datetime.now(UTC) - timedelta(days=3),
+    )
+    runtime = platform.runtime("logistics")
+    [follower] = [c for c in runtime.spec.consumers if c.name == "directory"]
+    replayed = Envelope.wrap(stale, producer="registry", correlation_id="test-stale")
+    replayed = replayed.model_copy(update={"position": 1})
+    assert await runtime.process(follower, replayed, queue=runtime.subscription(follower).queue)
+    found = await get_schedule(client, staff, unit["id"])
+    assert (found["per_day"], found["zone_level"], found["version"]) == (3, "sealed", 2)
 
     # The whole building sealed: its lift rises, and the building gets a schedule of its own.
     await post(client, "/v1/zones", {**seal, "unit_id": None}, staff)
