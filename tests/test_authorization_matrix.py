@@ -460,6 +460,7 @@ async def _their_side(
     )
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
+    schedule_id, task_id = await _disinfection(client, platform, other, h)
     ids = {
         "town_id": str(town.id),
         "committee_id": committee_id,
@@ -482,6 +483,8 @@ async def _their_side(
         "upload_id": uploaded.json()["id"],
         "case_id": case["id"],
         "user_id": user["id"],
+        "schedule_id": schedule_id,
+        "task_id": task_id,
     }
     secrets = [
         *(v for k, v in ids.items() if k not in ("town_id", "committee_id")),
@@ -502,6 +505,28 @@ async def _their_side(
         spouse["document_number"],
     ]
     return ids, {"compound": "PB", "tube": "B-0001"}, secrets
+
+
+async def _disinfection(
+    client: httpx.AsyncClient, platform: Platform, other: Compound, h: dict[str, str]
+) -> tuple[str, str]:
+    """Logistics: the case's stairwell schedule in committee B (made from the case's event)
+    and its first task."""
+    url = f"/v1/disinfection-schedules?compound_id={other.id}"
+
+    async def scheduled() -> bool:
+        items = (await client.get(url, headers=h)).json()["items"]
+        return any(s["reason"] == "case" for s in items)
+
+    await eventually(scheduled, what="the case's stairwell schedule in logistics")
+    items = (await client.get(url, headers=h)).json()["items"]
+    [stairwell] = [s for s in items if s["reason"] == "case"]
+    # The day's tasks made now, so the worker's job makes none while the roles are tried.
+    runtime = platform.runtime("logistics")
+    [job] = [j for j in runtime.spec.periodic if j.name == "disinfection-tasks"]
+    await runtime.tick(job)
+    tasks = await client.get(f"/v1/disinfection-tasks?schedule_id={stairwell['id']}", headers=h)
+    return stairwell["id"], tasks.json()["items"][0]["id"]
 
 
 async def _propose_downgrades(platform: Platform, *, days: int) -> None:

@@ -35,12 +35,14 @@ from services.registry.models import (
     Town,
     Volunteer,
     VolunteerKind,
+    ZoneLevel,
 )
 from services.registry.people import schemas as people
 from services.registry.people import service as people_service
 from services.registry.places import schemas as places
 from services.registry.places import service as place_service
 from services.registry.places.service import create_town
+from services.registry.zones.service import set_zone
 from shared.auth import Principal, Role
 from shared.service import ServiceRuntime
 from shared.uow import UnitOfWork
@@ -142,6 +144,7 @@ async def ensure_demo_town(
     )
     async with runtime.uow(Principal.system("demo")) as uow:
         layout = await build_places(uow, town_id=town_id, size=size, seed=seed)
+        await _lockdown_in_progress(uow, layout=layout)
         await uow.commit()
     await _import_residents(runtime, layout=layout, size=size, seed=seed)
     return DemoLogin("operator", DEMO_PASSWORD, Role.town_operator.value)
@@ -193,6 +196,38 @@ async def build_places(
     await _build_grids(uow, town_id=town_id)
     await _build_people(uow, town_id=town_id, size=size, rng=rng)
     return layout
+
+
+async def _lockdown_in_progress(uow: UnitOfWork, *, layout: list[LedgerBuilding]) -> None:
+    """A compound split as in the field reports: its first building sealed (the west zone),
+    its second controlled. The smallest compound, so a screening round over the biggest one
+    (the lockdown night) starts from open buildings; none when all are the same size."""
+    units: dict[str, int] = {}
+    for building in layout:
+        units[building.compound_code] = units.get(building.compound_code, 0) + len(
+            building.unit_codes
+        )
+    if not units or min(units.values()) == max(units.values()):
+        return
+    smallest = min(units, key=lambda code: units[code])
+    buildings = (
+        await uow.session.execute(
+            select(Building.id)
+            .join(Compound, Compound.id == Building.compound_id)
+            .where(Compound.code == smallest)
+            .order_by(Building.code)
+        )
+    ).scalars()
+    levels = (ZoneLevel.sealed, ZoneLevel.controlled)
+    for building_id, level in zip(buildings, levels, strict=False):
+        await set_zone(
+            uow,
+            building_id=building_id,
+            unit_id=None,
+            level=level,
+            reason="demo: a positive in the west zone",
+            set_by="demo",
+        )
 
 
 async def _build_buildings(

@@ -22,7 +22,7 @@ from shared.contracts import registry
 from shared.db import upsert
 from shared.directory.lag import Lag, measure, wait_caught_up
 from shared.directory.tables import DOOR_TO_DOOR_TAGS, DirectoryModels
-from shared.events import Envelope
+from shared.events import Envelope, Event
 from shared.http import runtime_of
 from shared.observability import PROJECTION_STALE
 from shared.service import Consumer, ServiceRuntime
@@ -31,6 +31,10 @@ from shared.uow import UnitOfWork
 STREAM = "registry"
 # Lookups of current positions go in chunks of this many ids (SQLite's parameter limit).
 CHUNK = 5_000
+# Work that follows a registry event once the directory has applied it, in the same
+# transaction (a service's disinfection schedules following a zone): it reads the directory's
+# state, which order and re-syncs already settled, never the event's own claims.
+Follower = Callable[[UnitOfWork, Event], Awaitable[None]]
 
 
 class SnapshotNotStarted(RuntimeError):
@@ -45,8 +49,20 @@ class Directory:
     # Which projection this is in metrics and /readyz.
     name: str = "directory"
 
-    def consumer(self) -> Consumer:
-        return Consumer(self.name, ("registry.#",), self.handle)
+    def consumer(self, *followers: Follower) -> Consumer:
+        """The directory's consumer; ``followers`` run after each event is applied, in its
+        transaction and under its inbox (a redelivery runs them no more)."""
+        if not followers:
+            return Consumer(self.name, ("registry.#",), self.handle)
+
+        async def handle(uow: UnitOfWork, envelope: Envelope) -> None:
+            # Read once: a bulk import's event carries thousands of records.
+            event = envelope.event()
+            await self.apply(uow, envelope, event)
+            for follow in followers:
+                await follow(uow, event)
+
+        return Consumer(self.name, ("registry.#",), handle)
 
     async def lag(self, runtime: ServiceRuntime) -> Lag:
         return await measure(runtime, self.models, projection=self.name, stream=STREAM)
@@ -71,8 +87,10 @@ class Directory:
     async def handle(self, uow: UnitOfWork, envelope: Envelope) -> None:
         """Apply one registry event (unknown types are only counted as applied: the registry
         may publish more than this directory keeps)."""
-        applying = _Applying(self, uow, envelope)
-        await applying.event(envelope.event())
+        await self.apply(uow, envelope, envelope.event())
+
+    async def apply(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        await _Applying(self, uow, envelope).event(event)
         await _record_progress(uow, self.models, envelope)
 
 
