@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
+from services.logistics.donations.endpoints import router as donations_router
+from services.logistics.items.endpoints import router as items_router
 from services.logistics.models import SERVICE, Base, directory, kernel
+from services.logistics.stock.endpoints import router as stock_router
+from services.logistics.transfers.endpoints import router as transfers_router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -10,8 +14,8 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     kernel=kernel,
     migrations=Path(__file__).parent / "migrations",
-    routers=(),
-    resources=(),
+    routers=(items_router, stock_router, transfers_router, donations_router),
+    resources=("items", "kits", "stock", "donations"),
     consumers=(directory.consumer(),),
     projections=(directory,),
 )

@@ -34,9 +34,9 @@ from services.logistics.models import Batch, EntryKind, Holder, Item, Reservatio
 from services.logistics.stock import repository
 from services.logistics.stock.quantities import amount, of_milli, to_milli, where
 from services.logistics.stock.service import (
-    available,
     catalogue_items,
     entry,
+    fefo,
     managed_holder,
     move,
     place_of,
@@ -92,26 +92,6 @@ def _field_of(lines: Sequence[Line], item_id: uuid.UUID) -> str:
     return f"lines.{n}.quantity"
 
 
-def _plan(
-    batches: Sequence[Batch], wanted: dict[uuid.UUID, int]
-) -> tuple[list[tuple[Batch, int]], dict[uuid.UUID, int]]:
-    """FEFO: what to take from which batch, and what is short per item."""
-    takes, short = [], {}
-    by_item: dict[uuid.UUID, list[Batch]] = defaultdict(list)
-    for batch in batches:
-        by_item[batch.item_id].append(batch)
-    for item_id, quantity in wanted.items():
-        left = quantity
-        for batch in by_item[item_id]:
-            take = min(left, available(batch))
-            if take > 0:
-                takes.append((batch, take))
-                left -= take
-        if left > 0:
-            short[item_id] = left
-    return takes, short
-
-
 async def reserve(
     uow: UnitOfWork,
     *,
@@ -135,7 +115,7 @@ async def reserve(
     batches = await repository.batches(
         uow, holder_id=found.id, item_ids=list(wanted), usable_on=usable_on
     )
-    takes, short = _plan(batches, wanted)
+    takes, short = fefo(batches, wanted)
     if short:
         raise shortage([(_field_of(lines, i), items[i], left) for i, left in short.items()], found)
     made = []
@@ -303,4 +283,23 @@ async def issue_reserved(
     return issued
 
 
-__all__ = ["PlanRef", "Reference", "Reserved", "issue_reserved", "release", "reserve"]
+async def issue_now(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID,
+    lines: Sequence[Line],
+    reference: Reference,
+    building_id: uuid.UUID | None = None,
+    note: str = "",
+) -> list[Reserved]:
+    """Hand goods out at once (a help request's formula tin): reserve, earliest expiry
+    first, and issue in the same unit of work; 409 naming what is short."""
+    await reserve(uow, holder_id=holder_id, lines=lines, reference=reference)
+    return await issue_reserved(
+        uow,
+        holder_id=holder_id,
+        reference=reference,
+        lines=lines,
+        building_id=building_id,
+        note=note,
+    )

@@ -5,7 +5,7 @@ thousandths in the database (exact sums on both backends), and a sentence for pe
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
 
 from services.logistics.models import MILLI, Holder, Item
 from shared.problems import Invalid
@@ -24,6 +24,18 @@ Change = Annotated[
 ]
 # What an answer states.
 Amount = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+def _from_stored(value: object) -> object:
+    return of_milli(value) if isinstance(value, int) else value
+
+
+# An answer read from a stored row (thousandths), e.g. a stock card line.
+Stored = Annotated[
+    Decimal,
+    BeforeValidator(_from_stored),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
 PLURAL = {"portion": "portions", "box": "boxes", "piece": "pieces"}
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.logistics.models import AdjustmentReason, StockSource
-from services.logistics.stock.quantities import Amount, Change, Quantity
+from services.logistics.stock.quantities import Amount, Change, Quantity, Stored
 from shared.fields import FreeText, Moment
 
 HOLDER = "The town (its warehouse) or a compound (its store)"
@@ -61,7 +61,7 @@ class EntryOut(BaseModel):
     item_id: uuid.UUID
     batch_id: uuid.UUID
     kind: str
-    quantity: Amount
+    quantity: Stored = Field(description="Signed: in positive, out negative")
     reason: str | None
     document_id: uuid.UUID
     reference_kind: str | None
@@ -163,3 +163,13 @@ class IssueCreate(BaseModel):
     building_id: uuid.UUID | None = Field(None, description="Where the goods went")
     note: FreeText = Field("", max_length=500)
     lines: list[IssueLine] = Field(min_length=1, max_length=500)
+
+
+class IssuedOut(BaseModel):
+    """What left the store, batch by batch."""
+
+    item_id: uuid.UUID
+    batch_id: uuid.UUID
+    batch: str
+    expires_on: date | None
+    quantity: Amount

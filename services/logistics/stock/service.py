@@ -7,6 +7,7 @@ then reads the balances, decides, and moves each batch with a conditional UPDATE
 refused with a 409 naming each short item, by how much and where, never clipped."""
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
@@ -126,6 +127,27 @@ def shortage(shorts: Sequence[tuple[str, Item, int]], holder: Holder) -> Conflic
 
 def available(batch: Batch) -> int:
     return batch.on_hand - batch.reserved
+
+
+def fefo(
+    batches: Sequence[Batch], wanted: dict[uuid.UUID, int]
+) -> tuple[list[tuple[Batch, int]], dict[uuid.UUID, int]]:
+    """What to take from which batch (in the order given: FEFO), and what is short per
+    item, for quantities per item in thousandths."""
+    takes, short = [], {}
+    by_item: dict[uuid.UUID, list[Batch]] = defaultdict(list)
+    for batch in batches:
+        by_item[batch.item_id].append(batch)
+    for item_id, quantity in wanted.items():
+        left = quantity
+        for batch in by_item[item_id]:
+            take = min(left, available(batch))
+            if take > 0:
+                takes.append((batch, take))
+                left -= take
+        if left > 0:
+            short[item_id] = left
+    return takes, short
 
 
 async def move(uow: UnitOfWork, batch: Batch, *, on_hand: int = 0, reserved: int = 0) -> None:
@@ -492,3 +514,54 @@ def _refuse_below_reserved(
             )
     if errors:
         raise Conflict(errors[0]["message"], errors=errors)
+
+
+# ---- balances -------------------------------------------------------------------------
+
+
+async def balances(
+    uow: UnitOfWork, *, holder_id: uuid.UUID | None, item_id: uuid.UUID | None
+) -> list[schemas.Balance]:
+    """On hand, reserved and available per item and holder the caller sees, by batch
+    (earliest expiry first); batches with nothing left are left out."""
+    query = (
+        select(Batch, Holder, Item)
+        .join(Holder, Holder.id == Batch.holder_id)
+        .join(Item, Item.id == Batch.item_id)
+        .where(Batch.on_hand > 0)
+        .order_by(Holder.code, Item.name, Batch.expires_on.asc().nulls_last(), Batch.received_at)
+    )
+    if holder_id is not None:
+        query = query.where(Batch.holder_id == holder_id)
+    if item_id is not None:
+        query = query.where(Batch.item_id == item_id)
+    found: dict[tuple[uuid.UUID, uuid.UUID], schemas.Balance] = {}
+    for batch, owner, item in (await uow.session.execute(query)).all():
+        key = (owner.id, item.id)
+        if key not in found:
+            found[key] = schemas.Balance(
+                holder_id=owner.id,
+                holder=where(owner),
+                item_id=item.id,
+                item=item.name,
+                unit=item.unit,
+                on_hand=of_milli(0),
+                reserved=of_milli(0),
+                available=of_milli(0),
+                batches=[],
+            )
+        balance = found[key]
+        balance.batches.append(
+            schemas.BatchBalance(
+                batch_id=batch.id,
+                batch=batch.batch,
+                expires_on=batch.expires_on,
+                on_hand=of_milli(batch.on_hand),
+                reserved=of_milli(batch.reserved),
+                available=of_milli(available(batch)),
+            )
+        )
+        balance.on_hand += of_milli(batch.on_hand)
+        balance.reserved += of_milli(batch.reserved)
+        balance.available += of_milli(available(batch))
+    return list(found.values())
