@@ -1,16 +1,14 @@
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.logistics.models import AdjustmentReason, StockSource
-from services.logistics.stock.quantities import Amount, Change, Quantity, Stored
+from services.logistics.stock.quantities import Amount, Change, Counted, Quantity, Stored
 from shared.fields import FreeText, Moment
 
 HOLDER = "The town (its warehouse) or a compound (its store)"
-Counted = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=3, examples=["40"])]
 
 
 class ReceiptLine(BaseModel):
