@@ -35,7 +35,7 @@ async def list_donations(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.DonationOut]:
-    query = service.donations_query(holder_id=holder_id, donor=donor)
+    query = service.donations_query(uow, holder_id=holder_id, donor=donor)
     rows = list(await uow.session.scalars(keyset(query, Receipt.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     items = await present(await service.register(uow, page))
@@ -58,7 +58,7 @@ async def export_donations(
 ) -> StreamingResponse:
     present = Presenter(uow, reveal=True, endpoint=request.url.path)
     present.require(PersonalField.phone, what="export the donation register")
-    query = service.donations_query(holder_id=holder_id, donor=donor)
+    query = service.donations_query(uow, holder_id=holder_id, donor=donor)
     receipts = list(await uow.session.scalars(query.order_by(Receipt.id).limit(EXPORT_LIMIT)))
     # Closed by the response once streamed.
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115

@@ -127,7 +127,10 @@ async def entries(
     limit: Limit = 100,
 ) -> Page[schemas.EntryOut]:
     query = where_given(
-        select(Entry), (Entry.holder_id, holder_id), (Entry.item_id, item_id), (Entry.kind, kind)
+        select(Entry).where(service.in_stores_seen(uow, Entry.compound_id)),
+        (Entry.holder_id, holder_id),
+        (Entry.item_id, item_id),
+        (Entry.kind, kind),
     )
     rows = list(await uow.session.scalars(keyset(query, Entry.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)

@@ -10,8 +10,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 
 from services.logistics.models import (
     AdjustmentReason,
@@ -27,7 +28,7 @@ from services.logistics.models import (
 )
 from services.logistics.stock import repository, schemas
 from services.logistics.stock.quantities import amount, of_milli, to_milli, where
-from shared.authz import MANAGERS, Place, policy
+from shared.authz import MANAGERS, Place, ScopeKind, policy
 from shared.contracts.logistics import (
     DonationReceived,
     StockAdjusted,
@@ -45,6 +46,16 @@ from shared.uow import UnitOfWork
 MANAGE = policy("stock", "manage", *MANAGERS)
 HOLDER_KINDS = {"town": "warehouse", "compound": "store"}
 DECREASES = {AdjustmentReason.lost, AdjustmentReason.damaged, AdjustmentReason.expired}
+
+
+def in_stores_seen(uow: UnitOfWork, compound_id: Any) -> ColumnElement[bool]:
+    """Rows of stores the caller sees, and of the town warehouse only for the town's own
+    roles: the warehouse's card is the town office's business (a committee sees what it is
+    sent, as transfers), and it would otherwise show every committee what went to the
+    others."""
+    if uow.scope.kind in (ScopeKind.system, ScopeKind.towns):
+        return true()
+    return compound_id.is_not(None)
 
 
 def place_of(holder: Holder) -> Place:
@@ -528,7 +539,7 @@ async def balances(
         select(Batch, Holder, Item)
         .join(Holder, Holder.id == Batch.holder_id)
         .join(Item, Item.id == Batch.item_id)
-        .where(Batch.on_hand > 0)
+        .where(Batch.on_hand > 0, in_stores_seen(uow, Batch.compound_id))
         .order_by(Holder.code, Item.name, Batch.expires_on.asc().nulls_last(), Batch.received_at)
     )
     if holder_id is not None:
