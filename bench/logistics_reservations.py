@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import asyncpg
+from sqlalchemy import insert
 
 from bench import _pg
 from bench.common import Rate, database_url, pg_platform, ratio_line, unique_prefix
@@ -34,6 +35,7 @@ from services.logistics.reservations.service import Reference, reserve
 from services.logistics.stock.schemas import ReceiptCreate
 from services.logistics.stock.service import receive
 from shared.auth import Principal
+from shared.db import table_of
 
 
 async def _places(platform: Platform, stores: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
@@ -41,20 +43,21 @@ async def _places(platform: Platform, stores: int) -> tuple[uuid.UUID, list[uuid
     Place = directory.models.Place
     town_id, committee_id = uuid.uuid4(), uuid.uuid4()
     compounds = [uuid.uuid4() for _ in range(stores)]
+    rows = [{"id": town_id, "kind": "town", "town_id": town_id, "code": "T", "name": "Town"}]
+    rows += [
+        {
+            "id": compound_id,
+            "kind": "compound",
+            "town_id": town_id,
+            "committee_id": committee_id,
+            "compound_id": compound_id,
+            "code": f"C{n:02d}",
+            "name": f"Compound {n}",
+        }
+        for n, compound_id in enumerate(compounds)
+    ]
     async with platform.runtime("logistics").uow(Principal.system()) as uow:
-        uow.session.add(Place(id=town_id, kind="town", town_id=town_id, code="T", name="Town"))
-        for n, compound_id in enumerate(compounds):
-            uow.session.add(
-                Place(
-                    id=compound_id,
-                    kind="compound",
-                    town_id=town_id,
-                    committee_id=committee_id,
-                    compound_id=compound_id,
-                    code=f"C{n:02d}",
-                    name=f"Compound {n}",
-                )
-            )
+        await uow.session.execute(insert(table_of(Place)), rows)
         await uow.commit()
     return town_id, compounds
 
@@ -149,14 +152,19 @@ async def raw_locked_updates(prefix: str, *, rows: int, seconds: float, concurre
 
 async def measure(*, seconds: float, concurrency: int, out: TextIO) -> list[Rate]:
     prefix = unique_prefix("reservations")
-    timing = {"seconds": seconds, "concurrency": concurrency}
     async with pg_platform(["logistics"], prefix=prefix) as platform:
         town_id, stores = await _places(platform, concurrency)
         item_id = await _stock(platform, town_id, stores)
-        one_store = await reservations(platform, item_id, stores[:1], **timing)
-        many = await reservations(platform, item_id, stores, **timing)
-    raw_one = await raw_locked_updates(prefix, rows=1, **timing)
-    raw_many = await raw_locked_updates(prefix, rows=concurrency, **timing)
+        one_store = await reservations(
+            platform, item_id, stores[:1], seconds=seconds, concurrency=concurrency
+        )
+        many = await reservations(
+            platform, item_id, stores, seconds=seconds, concurrency=concurrency
+        )
+    raw_one = await raw_locked_updates(prefix, rows=1, seconds=seconds, concurrency=concurrency)
+    raw_many = await raw_locked_updates(
+        prefix, rows=concurrency, seconds=seconds, concurrency=concurrency
+    )
     trips = await _pg.round_trip_rate(database_url(), concurrency=concurrency, seconds=seconds)
     print(f"PostgreSQL, concurrency {concurrency}, schemas {prefix}*", file=out)
     for rate, baseline in ((one_store, raw_one), (many, raw_many)):
