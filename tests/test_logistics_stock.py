@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from cordon.platform import Platform
 from services.logistics.models import Batch, Entry, directory
-from services.logistics.reservations.service import Reference, reserve
+from services.logistics.reservations.service import Reference, issue_reserved, reserve
 from shared.auth import Principal
 from shared.problems import Conflict
 from tests.conftest import Town
@@ -424,3 +424,52 @@ async def test_two_reservations_of_the_last_stock_at_once_one_wins(
             select(func.sum(Batch.on_hand)).where(Batch.holder_id == uuid.UUID(c03.id))
         )
     assert card == on_hand == 70_000
+
+
+async def test_a_donation_is_traced_through_a_transfer_to_where_it_was_issued(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    oil = await item(client, town, "cooking oil", "piece")
+    await receipt(
+        client,
+        h,
+        town.id,
+        [{"item_id": oil, "quantity": 100, "batch": "OIL-7"}],
+        source="donation",
+        donor="Golden Dragon Oils",
+    )
+    transfer = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": oil, "quantity": 30}]},
+        h,
+    )
+    [line] = transfer["lines"]
+    await post(
+        client,
+        f"/v1/stock/transfers/{transfer['id']}/receive",
+        {"lines": [{"line_id": line["id"], "received": 28}]},
+        h,
+    )
+    plan = Reference(kind="plan", id=uuid.uuid4(), label="April supply packages")
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        holder = uuid.UUID(c03.id)
+        await reserve(uow, holder_id=holder, lines=[(uuid.UUID(oil), 10)], reference=plan)
+        await issue_reserved(
+            uow, holder_id=holder, reference=plan, building_id=uuid.UUID(c03.building_id)
+        )
+        await uow.commit()
+    [donation] = (await client.get("/v1/donations", headers=h)).json()["items"]
+    assert donation["holder"] == "the town warehouse"
+    went = {
+        (w["kind"], w["holder"], w["quantity"], w["reference_label"], w["building"])
+        for w in donation["lines"][0]["went_to"]
+    }
+    assert went == {
+        ("issued", "compound C03", 10, "April supply packages", "1"),
+        ("in_stock", "compound C03", 18, None, None),
+        ("in_stock", "the town warehouse", 70, None, None),
+        ("lost_in_transit", "compound C03", 2, None, None),
+    }
