@@ -401,6 +401,8 @@ async def test_two_reservations_of_the_last_stock_at_once_one_wins(
     ]
     after = await balance(client, h, c03.id, rice)
     assert (after["on_hand"], after["reserved"], after["available"]) == (100, 60, 40)
+    held = (await client.get("/v1/stock/reservations", headers=h)).json()["items"]
+    assert [(r["reference_label"], r["held"]) for r in held] in ([("plan 1", 60)], [("plan 2", 60)])
 
     def issue() -> dict[str, Any]:
         return {

@@ -171,3 +171,21 @@ class IssuedOut(BaseModel):
     batch: str
     expires_on: date | None
     quantity: Amount
+
+
+class ReservationOut(BaseModel):
+    """Stock of one batch held for a plan or a request, and what became of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    holder_id: uuid.UUID
+    item_id: uuid.UUID
+    batch_id: uuid.UUID
+    reference_kind: str
+    reference_id: uuid.UUID
+    reference_label: str
+    held: Stored
+    issued: Stored
+    released: Stored
+    created_at: datetime
