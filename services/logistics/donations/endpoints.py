@@ -1,6 +1,5 @@
 import tempfile
 import uuid
-from collections.abc import Iterator
 from typing import IO, Annotated
 
 from fastapi import Query, Request
@@ -11,7 +10,7 @@ from services.logistics.models import SERVICE, Receipt
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.privacy import PersonalField, Present, Presenter
-from shared.spreadsheets import MEDIA_TYPES, SheetFormat
+from shared.spreadsheets import MEDIA_TYPES, SheetFormat, file_chunks
 
 router = service_router(SERVICE, tags=["donations"])
 Donor = Annotated[str | None, Query(max_length=120, pattern=r"^[^\x00-\x1f]*$")]
@@ -68,15 +67,7 @@ async def export_donations(
     )
     out.seek(0)
     return StreamingResponse(
-        _chunks(out),
+        file_chunks(out),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="donations.{format}"'},
     )
-
-
-def _chunks(file: IO[bytes]) -> Iterator[bytes]:
-    try:
-        while chunk := file.read(1 << 16):
-            yield chunk
-    finally:
-        file.close()
