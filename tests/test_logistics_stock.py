@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.logistics.items.service import expand
 from services.logistics.models import Batch, Entry, directory
 from services.logistics.reservations.service import Reference, issue_reserved, reserve
 from shared.auth import Principal
@@ -475,3 +476,41 @@ async def test_a_donation_is_traced_through_a_transfer_to_where_it_was_issued(
         ("in_stock", "the town warehouse", 70, None, None),
         ("lost_in_transit", "compound C03", 2, None, None),
     }
+
+
+async def test_a_kit_is_reserved_as_its_items(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    oil = await item(client, town, "oil", "piece")
+    body = {
+        "town_id": str(town.id),
+        "name": "supply package",
+        "lines": [{"item_id": rice, "quantity": "5"}, {"item_id": oil, "quantity": 1}],
+    }
+    kit = await post(client, "/v1/kits", body, h)
+    assert [(line["item"], line["quantity"]) for line in kit["lines"]] == [("oil", 1), ("rice", 5)]
+    twice = {**body, "name": "double", "lines": [body["lines"][0], body["lines"][0]]}
+    refused = await client.post("/v1/kits", json=twice, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "lines"
+    listed = (await client.get("/v1/kits", headers=h)).json()["items"]
+    assert [k["name"] for k in listed] == ["supply package"]
+    await receipt(
+        client, h, c03.id, [{"item_id": rice, "quantity": 40}, {"item_id": oil, "quantity": 5}]
+    )
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        lines = await expand(uow, kit_id=uuid.UUID(kit["id"]), count=3)
+        plan = Reference(kind="plan", id=uuid.uuid4(), label="three households")
+        await reserve(uow, holder_id=uuid.UUID(c03.id), lines=lines, reference=plan)
+        await uow.commit()
+    assert (await balance(client, h, c03.id, rice))["reserved"] == 15
+    assert (await balance(client, h, c03.id, oil))["reserved"] == 3
+    # Two more packages than there is oil for: refused, by how much.
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        lines = await expand(uow, kit_id=uuid.UUID(kit["id"]), count=4)
+        other = Reference(kind="plan", id=uuid.uuid4())
+        with pytest.raises(Conflict) as refusal:
+            await reserve(uow, holder_id=uuid.UUID(c03.id), lines=lines, reference=other)
+    assert refusal.value.detail == "not enough stock: short by 2 pieces of oil at compound C03"
