@@ -514,3 +514,23 @@ async def test_a_kit_is_reserved_as_its_items(
         with pytest.raises(Conflict) as refusal:
             await reserve(uow, holder_id=uuid.UUID(c03.id), lines=lines, reference=other)
     assert refusal.value.detail == "not enough stock: short by 2 pieces of oil at compound C03"
+
+
+async def test_a_receipt_resent_with_its_key_is_counted_once(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    body = {
+        "holder_id": c03.id,
+        "source": "government",
+        "lines": [{"item_id": rice, "quantity": 50}],
+    }
+    keyed = {**h, "Idempotency-Key": "receipt-c03-0402"}
+    first = await client.post("/v1/stock/receipts", json=body, headers=keyed)
+    again = await client.post("/v1/stock/receipts", json=body, headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 50
