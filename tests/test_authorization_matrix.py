@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.logistics.models import directory as LogisticsDirectory
 from services.testing.models import DirectoryResident
 from shared.auth import Principal, Role, Scope, ScopeKind
 from shared.fields import PRINTABLE_PATTERN
@@ -529,6 +530,62 @@ async def _disinfection(
     return stairwell["id"], tasks.json()["items"][0]["id"]
 
 
+async def _stock_above(client: httpx.AsyncClient, town: Town, platform: Platform) -> dict[str, str]:
+    """The town's catalogue item and stock in its warehouse (town-level, before B exists)."""
+    await _logistics_knows(platform, str(town.id))
+    h = town.operator
+    item = await post(
+        client, "/v1/items", {"town_id": str(town.id), "name": "大米", "unit": "kg"}, h
+    )
+    line = {"item_id": item["id"], "quantity": 100}
+    body = {"holder_id": str(town.id), "source": "government", "lines": [line]}
+    await post(client, "/v1/stock/receipts", body, h)
+    return {"item_id": item["id"]}
+
+
+async def _logistics_knows(platform: Platform, place_id: str) -> None:
+    async def arrived() -> bool:
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            Place = LogisticsDirectory.models.Place
+            query = select(func.count()).select_from(Place).where(Place.id == uuid.UUID(place_id))
+            return await uow.session.scalar(query) == 1
+
+    await eventually(arrived, what=f"place {place_id} in the logistics directory")
+
+
+async def _their_stock(
+    client: httpx.AsyncClient,
+    town: Town,
+    platform: Platform,
+    ids: dict[str, str],
+    above: dict[str, str],
+) -> tuple[dict[str, str], list[str]]:
+    """B's store: a donation received there and a transfer from the warehouse to it."""
+    h, store = town.operator, ids["compound_id"]
+    await _logistics_knows(platform, store)
+    line = {"item_id": above["item_id"], "quantity": 10, "batch": "乙区批次"}
+    donation = {
+        "holder_id": store,
+        "source": "donation",
+        "donor": "乙区捐赠人",
+        "donor_contact": "13900000000",
+        "lines": [line],
+    }
+    received = await post(client, "/v1/stock/receipts", donation, h)
+    transfer = {"to_holder_id": store, "lines": [{"item_id": above["item_id"], "quantity": 5}]}
+    sent = await post(client, "/v1/stock/transfers", transfer, h)
+    found = {
+        "holder_id": store,
+        "to_holder_id": store,
+        "batch_id": received["entries"][0]["batch_id"],
+        "transfer_id": sent["id"],
+        "reference_id": str(uuid.uuid4()),
+        # The town's item: not B's, every role of the town sees it.
+        "item_id": above["item_id"],
+    }
+    return found, [found["batch_id"], found["transfer_id"], "乙区捐赠人", "乙区批次"]
+
+
 async def _propose_downgrades(platform: Platform, *, days: int) -> None:
     runtime = platform.runtime("registry")
     [job] = [j for j in runtime.spec.periodic if j.name == "zone-downgrades"]
@@ -596,12 +653,16 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> As
         narrow_ids, narrow_secrets = await _other_building(client, town, second)
         await _directory_has(platform, residents=2)
         above = await _above(client, town)
+        above.update(await _stock_above(client, town, platform))
         openapi = (await client.get("/openapi.json")).json()
         partial = World(headers, {}, narrow_ids, {}, [], narrow_secrets)
         before = {}
         for role in ROLES:
             before.update(await _views(client, partial, openapi, role))
         ids, codes, secrets = await _their_side(client, town, platform, committee_id)
+        stock_ids, stock_secrets = await _their_stock(client, town, platform, ids, above)
+        ids.update(stock_ids)
+        secrets += stock_secrets
         await asyncio.sleep(0.5)
         yield World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before, above)
 

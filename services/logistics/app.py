@@ -4,7 +4,11 @@ from pathlib import Path
 
 from services.logistics.disinfection.endpoints import router as disinfection_router
 from services.logistics.disinfection.service import follow_zones, on_case_confirmed, run_job
+from services.logistics.donations.endpoints import router as donations_router
+from services.logistics.items.endpoints import router as items_router
 from services.logistics.models import SERVICE, Base, directory, kernel
+from services.logistics.stock.endpoints import router as stock_router
+from services.logistics.transfers.endpoints import router as transfers_router
 from shared.contracts.testing import CaseConfirmed
 from shared.events import Envelope
 from shared.service import Consumer, Periodic, ServiceSpec
@@ -27,8 +31,16 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     kernel=kernel,
     migrations=Path(__file__).parent / "migrations",
-    routers=(disinfection_router,),
-    resources=("disinfection-defaults", "disinfection-schedules", "disinfection-tasks"),
+    routers=(items_router, stock_router, transfers_router, donations_router, disinfection_router),
+    resources=(
+        "items",
+        "kits",
+        "stock",
+        "donations",
+        "disinfection-defaults",
+        "disinfection-schedules",
+        "disinfection-tasks",
+    ),
     # Disinfection schedules follow the zones the directory holds.
     consumers=(directory.consumer(follow_zones), DISINFECTION_CASES),
     periodic=(DISINFECTION_TASKS,),
