@@ -373,3 +373,7 @@ def makemigration(
             await database.dispose()
 
     asyncio.run(work())
+
+
+if __name__ == "__main__":
+    app()
