@@ -140,6 +140,17 @@ class EffectLedger:
     async def confirm(self, key: str, result: Result) -> None:
         await self._settle(key, Status.done, result=result)
 
+    async def forget(self, key: str, *, reason: str) -> None:
+        """The provider certainly did nothing under ``key`` (it refused, or its records say it
+        never received it): the next claim calls it anew."""
+        await self._settle(key, Status.failed, error=reason)
+
+    async def doubt(self, key: str, *, reason: str) -> None:
+        """The call's outcome is unknown (a timeout): the next claim asks the provider first.
+        For callers that drive :meth:`claim` and :meth:`confirm` themselves, as
+        :meth:`perform` does inside."""
+        await self._settle(key, Status.unknown, error=reason)
+
     async def status(self, key: str) -> tuple[Status, int] | None:
         """The key's status and attempts so far, if it was ever claimed."""
         table = self._table
