@@ -56,6 +56,7 @@ class FakeSms:
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _connections: set[asyncio.StreamWriter] = field(default_factory=set)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, **options: Any) -> "FakeSms":
@@ -69,11 +70,13 @@ class FakeSms:
 
     async def listen(self) -> None:
         """Listen (again, on the same port after :meth:`stop`)."""
+        self._closing = asyncio.Event()
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         """Stop listening and drop open connections: callers find the gateway down."""
+        self._closing.set()
         if self._server is not None:
             self._server.close()
             for writer in list(self._connections):
@@ -155,7 +158,9 @@ class FakeSms:
         self.references[reference] = answer
         self._receipts_for(reference, accepted)
         if mode == "hang":
-            await asyncio.sleep(self.hang_seconds)
+            # Until told to stop: the caller gives up waiting, the batch was accepted.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.hang_seconds)
         return 200, answer, {}
 
     def _misbehaviour(self) -> str:

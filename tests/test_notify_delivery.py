@@ -4,7 +4,8 @@ receipts against a fake SMS gateway on loopback."""
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from services.notify.messages.service import (
     cancel_broadcast,
     enqueue,
 )
-from services.notify.models import CauseKind, Message, Priority, RecipientKind
+from services.notify.models import CauseKind, GatewaySwitch, Message, Priority, RecipientKind
 from services.notify.settings import NotifySettings
 from shared.auth import Principal
 
@@ -165,3 +166,190 @@ async def test_a_broadcast_goes_out_in_batches_of_a_thousand_each_number_once(
     assert await states(platform) == {"sent": 2_500}
     assert fake.calls == 3
     assert len(fake.handed) == 2_500 and not fake.twice()
+
+
+async def test_a_gateway_outage_mid_broadcast_delays_messages_and_loses_none(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(3_000, broadcast_id=uuid.uuid4()), now=NOON)
+    dispatcher = dispatcher_of(platform, fake, claim_size=500, batch_numbers=250)
+    await dispatcher.step(now=NOON)
+    assert await states(platform) == {"sent": 500, "queued": 2_500}
+
+    await fake.stop()  # the provider goes down mid-broadcast
+    await dispatcher.step(now=NOON)
+    down = await states(platform)
+    assert down == {"sent": 500, "queued": 2_500}
+    later = NOON + timedelta(minutes=5)
+    await dispatcher.step(now=later)  # still down: backed off again, nothing lost
+    assert await states(platform) == down
+
+    await fake.listen()
+    await dispatcher.drain(now=later + timedelta(minutes=5))
+
+    assert await states(platform) == {"sent": 3_000}
+    assert len(fake.handed) == 3_000 and not fake.twice()
+
+
+async def test_a_timeout_after_the_gateway_accepted_is_reconciled_not_sent_twice(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(40, priority=Priority.urgent), now=NOON)
+    dispatcher = dispatcher_of(platform, fake, call_timeout_seconds=0.3)
+    fake.control(mode="hang", times=1)
+
+    await dispatcher.step(now=NOON)
+    assert await states(platform) == {"unknown": 40}
+    assert fake.calls == 1
+
+    await dispatcher.drain(now=NOON + timedelta(minutes=2))
+
+    assert await states(platform) == {"sent": 40}
+    # The gateway's status query said it had them: no second call.
+    assert fake.calls == 1 and len(fake.handed) == 40 and not fake.twice()
+
+
+async def test_a_failing_primary_fails_over_and_nobody_gets_two(
+    platform: Platform, fake: FakeSms
+) -> None:
+    fallback = await FakeSms.start()
+    try:
+        await queue_at(platform, new_messages(2_000, broadcast_id=uuid.uuid4()), now=NOON)
+        dispatcher = dispatcher_of(
+            platform,
+            fake,
+            fallback=fallback,
+            batch_numbers=100,
+            claim_size=400,
+            failover_min_calls=3,
+            call_timeout_seconds=0.3,
+        )
+        await dispatcher.step(now=NOON)  # 400 go through the primary
+        # Then it answers 500s (nothing sent) and, once, accepts and never answers.
+        fake.control(mode="hang", times=1)
+        await dispatcher.step(now=NOON)
+        fake.control(mode="fail", fail_status=500)
+        moment = NOON
+        for _ in range(30):
+            moment += timedelta(minutes=2)
+            await dispatcher.drain(now=moment)
+            if await states(platform) == {"sent": 2_000}:
+                break
+
+        assert await states(platform) == {"sent": 2_000}
+        assert dispatcher.gateways.active == "fallback"
+        handed = fake.handed + fallback.handed
+        assert len(handed) == 2_000 and all(count == 1 for count in handed.values())
+        assert fallback.handed  # the fallback took over
+        switches = await recorded_switches(platform)
+        assert [(s.from_gateway, s.to_gateway) for s in switches] == [("primary", "fallback")]
+        assert "failed" in switches[0].reason
+    finally:
+        await fallback.stop()
+
+
+async def recorded_switches(platform: Platform) -> list[Any]:
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        query = select(GatewaySwitch.from_gateway, GatewaySwitch.to_gateway, GatewaySwitch.reason)
+        return list((await uow.session.execute(query.order_by(GatewaySwitch.at))).all())
+
+
+async def test_an_urgent_message_overtakes_a_queued_broadcast(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(7_500, broadcast_id=uuid.uuid4()), now=NOON)
+    dispatcher = dispatcher_of(platform, fake, parallel_calls=1)
+    await dispatcher.step(now=NOON)  # the broadcast is under way
+    sealed = new_messages(1, priority=Priority.urgent, first_phone=90_000, text="您所在单元已封控")
+    await queue_at(platform, sealed, now=NOON + timedelta(seconds=1))
+
+    await dispatcher.step(now=NOON + timedelta(seconds=1))
+
+    calls = list(fake.references.values())
+    numbers_of_third_call = [a["number"] for a in calls[2]["accepted"]]
+    assert numbers_of_third_call == [sealed[0].phone]  # first of its step, alone (its text)
+    await dispatcher.drain(now=NOON + timedelta(seconds=2))
+    assert await states(platform) == {"sent": 7_501}
+
+
+async def test_quiet_hours_hold_a_non_urgent_message_until_seven(
+    platform: Platform, fake: FakeSms
+) -> None:
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=SHANGHAI)
+    normal = new_messages(1, priority=Priority.normal, text="明日核酸安排")
+    short_lived = new_messages(
+        1,
+        priority=Priority.normal,
+        first_phone=10,
+        text="今晚物资",
+        valid_until=datetime(2026, 3, 3, 6, 0, tzinfo=SHANGHAI),
+    )
+    sealed = new_messages(1, priority=Priority.urgent, first_phone=20, text="您所在单元已封控")
+    await queue_at(platform, normal + short_lived + sealed, now=night)
+    dispatcher = dispatcher_of(platform, fake)
+
+    await dispatcher.drain(now=night)
+    assert set(fake.handed) == {sealed[0].phone}  # urgent passes quiet hours
+    assert await states(platform) == {"sent": 1, "deferred": 1, "expired": 1}
+
+    await dispatcher.drain(now=datetime(2026, 3, 3, 6, 59, tzinfo=SHANGHAI))
+    assert set(fake.handed) == {sealed[0].phone}
+    await dispatcher.drain(now=datetime(2026, 3, 3, 7, 0, tzinfo=SHANGHAI))
+    assert set(fake.handed) == {sealed[0].phone, normal[0].phone}
+    assert await states(platform) == {"sent": 2, "expired": 1}
+
+
+async def test_a_phone_gets_at_most_its_daily_cap_of_non_urgent_messages(
+    platform: Platform, fake: FakeSms
+) -> None:
+    phone = "+8613900000001"
+    causes = [
+        replace(m, phone=phone, recipient_id=uuid.uuid4())
+        for m in new_messages(5, priority=Priority.normal)
+    ]
+    urgent = replace(causes[0], priority=Priority.urgent, cause_id=uuid.uuid4())
+    await queue_at(platform, [*causes, urgent], now=NOON)
+    dispatcher = dispatcher_of(platform, fake, daily_cap=3)
+
+    await dispatcher.drain(now=NOON)
+
+    assert fake.handed[phone] == 4  # three under the cap, and the urgent one above it
+    assert await states(platform) == {"sent": 4, "deferred": 2}
+    await dispatcher.drain(now=datetime(2026, 3, 3, 7, 0, tzinfo=SHANGHAI))
+    assert await states(platform) == {"sent": 6}
+
+
+async def test_a_final_error_fails_the_message_with_the_providers_reason(
+    platform: Platform, fake: FakeSms
+) -> None:
+    messages = new_messages(3, priority=Priority.high)
+    fake.control(invalid=[messages[1].phone])
+    await queue_at(platform, messages, now=NOON)
+
+    await dispatcher_of(platform, fake).drain(now=NOON)
+
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        query = select(Message.phone, Message.error).where(Message.state == "failed")
+        failed = (await uow.session.execute(query)).one()
+        outbox = platform.runtime("notify").spec.kernel.outbox
+        events = (
+            await uow.session.scalars(
+                select(outbox.c.routing_key).where(outbox.c.routing_key == "notify.message.failed")
+            )
+        ).all()
+    assert failed.phone == messages[1].phone and failed.error == "invalid number"
+    assert len(events) == 1
+    assert await states(platform) == {"sent": 2, "failed": 1}
+
+
+async def test_a_throttling_gateway_is_retried_after_its_retry_after(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(10), now=NOON)
+    fake.control(mode="fail", fail_status=429, times=1)
+    dispatcher = dispatcher_of(platform, fake)
+
+    await dispatcher.drain(now=NOON)
+    assert await states(platform) == {"queued": 10} and fake.refused_calls == 1
+    await dispatcher.drain(now=NOON + timedelta(seconds=3))
+    assert await states(platform) == {"sent": 10} and not fake.twice()
