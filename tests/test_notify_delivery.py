@@ -2,18 +2,27 @@
 for a broadcast; the dispatcher's lanes, quiet hours, limits, retries, failover and
 receipts against a fake SMS gateway on loopback."""
 
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from bench.fake_sms import FakeSms
 from cordon.platform import Platform
+from services.notify.delivery.receipts import sign
 from services.notify.delivery.service import Dispatcher
 from services.notify.delivery.worker import dispatcher_for
 from services.notify.messages.service import (
@@ -23,8 +32,12 @@ from services.notify.messages.service import (
     enqueue,
 )
 from services.notify.models import CauseKind, GatewaySwitch, Message, Priority, RecipientKind
-from services.notify.settings import NotifySettings
+from services.notify.settings import NotifySettings, get_notify_settings
 from shared.auth import Principal
+from shared.settings import Settings
+from tests.support import eventually
+
+CORDON = str(Path(sys.executable).parent / "cordon")
 
 TOWN = uuid.UUID("00000000-0000-7000-8000-00000000e001")
 
@@ -353,3 +366,125 @@ async def test_a_throttling_gateway_is_retried_after_its_retry_after(
     assert await states(platform) == {"queued": 10} and fake.refused_calls == 1
     await dispatcher.drain(now=NOON + timedelta(seconds=3))
     assert await states(platform) == {"sent": 10} and not fake.twice()
+
+
+# ---- receipts ----
+
+SECRET = "receipts-secret-" + "r" * 20
+
+
+@pytest.fixture
+def receipt_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("CORDON_NOTIFY_RECEIPT_SECRET", SECRET)
+    get_notify_settings.cache_clear()
+    yield SECRET
+    get_notify_settings.cache_clear()
+
+
+async def post_receipts(
+    client: httpx.AsyncClient, receipts: list[dict[str, Any]], *, secret: str
+) -> httpx.Response:
+    body = json.dumps({"receipts": receipts}).encode()
+    headers = {"Content-Type": "application/json", "X-Signature": sign(body, secret=secret)}
+    return await client.post("/v1/sms-receipts", content=body, headers=headers)
+
+
+async def test_receipts_are_signed_and_duplicates_or_late_ones_change_nothing(
+    platform: Platform, client: httpx.AsyncClient, fake: FakeSms, receipt_secret: str
+) -> None:
+    await queue_at(platform, new_messages(5, priority=Priority.high), now=NOON)
+    fake.control(receipt_mode="duplicate")
+    await dispatcher_of(platform, fake).drain(now=NOON)
+    receipts = fake.take_receipts()
+    assert len(receipts) == 10
+
+    forged = await post_receipts(client, receipts, secret="not-the-secret")
+    assert forged.status_code == 401
+    assert await states(platform) == {"sent": 5}
+
+    answer = await post_receipts(client, list(reversed(receipts)), secret=receipt_secret)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"applied": 5, "ignored": 5}
+    # A late failure report for a delivered message: it stays delivered.
+    late = {**receipts[0], "status": "failed", "error": "expired in network"}
+    again = await post_receipts(client, [late, receipts[1]], secret=receipt_secret)
+    assert again.json() == {"applied": 0, "ignored": 2}
+    assert await states(platform) == {"delivered": 5}
+    assert await outbox_types(platform) == {"notify.message.delivered": 1}
+
+
+async def outbox_types(platform: Platform) -> dict[str, int]:
+    outbox = platform.runtime("notify").spec.kernel.outbox
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        query = select(outbox.c.routing_key, func.count()).group_by(outbox.c.routing_key)
+        return {key: int(n) for key, n in (await uow.session.execute(query)).all()}
+
+
+# ---- a notify worker killed mid-broadcast ----
+
+
+def worker_env(settings: Settings, fake: FakeSms) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORDON_")}
+    env.update(
+        CORDON_DATA_DIR=str(settings.data_dir),
+        CORDON_SECRET_KEY=settings.secret_key,
+        CORDON_SCHEMA_PREFIX=settings.schema_prefix,
+        CORDON_NOTIFY_GATEWAY="http",
+        CORDON_NOTIFY_GATEWAY_URL=fake.url,
+        CORDON_NOTIFY_LEASE_SECONDS="2",
+        CORDON_NOTIFY_QUIET_HOURS="",
+        CORDON_NOTIFY_CLAIM_SIZE="200",
+        CORDON_NOTIFY_BATCH_NUMBERS="50",
+        CORDON_NOTIFY_SEGMENTS_PER_SECOND="1000000",
+        CORDON_NOTIFY_BURST_SEGMENTS="100000",
+    )
+    if settings.database_url:
+        env.update(
+            CORDON_MODE="distributed",
+            CORDON_DATABASE_URL=settings.database_url,
+            CORDON_BROKER_URL=settings.broker_url or "",
+            CORDON_REDIS_URL=settings.redis_url or "",
+            CORDON_EXCHANGE=settings.exchange,
+        )
+    return env
+
+
+async def test_a_worker_killed_mid_broadcast_loses_none_and_sends_none_twice(
+    platform: Platform, settings: Settings, fake: FakeSms, tmp_path: Path
+) -> None:
+    # The worker judges by the real clock: whatever the hour, no quiet hours here.
+    await queue_at(platform, new_messages(3_000, broadcast_id=uuid.uuid4()), now=datetime.now(UTC))
+    fake.control(delay=0.02)
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(  # noqa: ASYNC220 (started once, killed below)
+        [CORDON, "worker", "--service", "notify"],
+        cwd=tmp_path,
+        env=worker_env(settings, fake),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        async def under_way() -> bool:
+            return fake.calls >= 10
+
+        await eventually(under_way, within=60, what="the worker to be sending")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    handed_before = sum(fake.handed.values())
+    assert 0 < handed_before < 3_000
+
+    await asyncio.sleep(2.5)  # the dead worker's leases run out
+    survivor = dispatcher_of(platform, fake, lease_seconds=2, quiet_hours="")
+    for _ in range(20):
+        await survivor.drain(now=datetime.now(UTC))
+        if await states(platform) == {"sent": 3_000}:
+            break
+        await asyncio.sleep(0.5)
+
+    assert await states(platform) == {"sent": 3_000}, (tmp_path / "worker.log").read_text()
+    assert len(fake.handed) == 3_000 and not fake.twice()
