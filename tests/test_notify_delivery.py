@@ -35,6 +35,7 @@ from services.notify.models import CauseKind, GatewaySwitch, Message, Priority, 
 from services.notify.settings import NotifySettings, get_notify_settings
 from shared.auth import Principal
 from shared.settings import Settings
+from tests.conftest import Town
 from tests.support import eventually
 
 CORDON = str(Path(sys.executable).parent / "cordon")
@@ -223,7 +224,7 @@ async def test_a_timeout_after_the_gateway_accepted_is_reconciled_not_sent_twice
 
 
 async def test_a_failing_primary_fails_over_and_nobody_gets_two(
-    platform: Platform, fake: FakeSms
+    platform: Platform, client: httpx.AsyncClient, town: Town, fake: FakeSms
 ) -> None:
     fallback = await FakeSms.start()
     try:
@@ -257,6 +258,10 @@ async def test_a_failing_primary_fails_over_and_nobody_gets_two(
         switches = await recorded_switches(platform)
         assert [(s.from_gateway, s.to_gateway) for s in switches] == [("primary", "fallback")]
         assert "failed" in switches[0].reason
+        shown = await client.get("/v1/sms-gateways", headers=town.operator)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["active"] == "fallback"
+        assert shown.json()["switches"][0]["reason"] == switches[0].reason
     finally:
         await fallback.stop()
 
