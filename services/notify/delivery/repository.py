@@ -41,14 +41,19 @@ OUTCOME_COLUMNS = (
 )
 
 
+# Written out, not bound: only a literal predicate lets PostgreSQL use the partial index.
+WAITING = text("messages.state IN ('queued', 'deferred')")
+
+
 async def due(
-    uow: UnitOfWork, *, states: Sequence[MessageState], now: datetime, limit: int
+    uow: UnitOfWork, *, waiting: bool, now: datetime, limit: int
 ) -> list[Row[*tuple[Any, ...]]]:
-    """Messages in these states whose time has come, urgent first, then oldest; locked for
-    this transaction and skipped by other replicas' claims."""
+    """Waiting (queued or deferred) or else ``unknown`` messages whose time has come, urgent
+    first, then oldest; locked for this transaction and skipped by other replicas' claims."""
+    state = WAITING if waiting else messages.c.state == MessageState.unknown.value
     query = (
         select(*DUE_COLUMNS)
-        .where(messages.c.state.in_([s.value for s in states]), messages.c.next_attempt_at <= now)
+        .where(state, messages.c.next_attempt_at <= now)
         .order_by(messages.c.rank, messages.c.next_attempt_at)
         .limit(limit)
     )

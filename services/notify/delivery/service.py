@@ -61,10 +61,13 @@ from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 URGENT_RANK = PRIORITY_RANK[Priority.urgent]
-# Unknown batches reconciled per step.
-RECONCILE_LIMIT = 200
-# How often the set-based housekeeping runs (it scans the queue's validity).
+# Unknown messages reconciled per step (two gateway batches).
+RECONCILE_LIMIT = 2_000
+# How often abandoned claims are looked for.
 HOUSEKEEPING_SECONDS = 1.0
+# How often waiting messages past their validity are marked expired: the claim expires them
+# anyway; this only keeps a broadcast's progress honest meanwhile (it reads the whole queue).
+EXPIRY_SECONDS = 30.0
 PRINCIPAL = Principal.system("notify.dispatcher")
 
 
@@ -137,6 +140,7 @@ class Dispatcher:
         )
         self._rates: dict[str, RateLimit] = {}
         self._housekept = 0.0
+        self._expired = float("-inf")
 
     # ---- the loop ----
 
@@ -168,13 +172,17 @@ class Dispatcher:
     # ---- 1. housekeeping ----
 
     async def housekeeping(self, *, now: datetime, force: bool = False) -> int:
-        if not force and time.monotonic() - self._housekept < HOUSEKEEPING_SECONDS:
+        clock = time.monotonic()
+        if not force and clock - self._housekept < HOUSEKEEPING_SECONDS:
             return 0
-        self._housekept = time.monotonic()
+        self._housekept = clock
+        expire = force or clock - self._expired >= EXPIRY_SECONDS
         async with self._uow() as uow:
-            expired = await repository.expire_overdue(uow, now=now)
+            expired = await repository.expire_overdue(uow, now=now) if expire else 0
             lost = await repository.abandoned(uow, now=now)
             await uow.commit()
+        if expire:
+            self._expired = clock
         if lost:
             log.warning("%s messages were abandoned mid-send; reconciling them", lost)
         return expired + lost
@@ -185,9 +193,7 @@ class Dispatcher:
         """Batches whose outcome is unknown, claimed again (``sending``) and settled."""
         lease = now + timedelta(seconds=self._settings.lease_seconds)
         async with self._uow() as uow:
-            rows = await repository.due(
-                uow, states=[MessageState.unknown], now=now, limit=RECONCILE_LIMIT * 10
-            )
+            rows = await repository.due(uow, waiting=False, now=now, limit=RECONCILE_LIMIT)
             batches: dict[uuid.UUID, Batch] = {}
             for row in rows:
                 if row.batch_id is None:
@@ -221,12 +227,7 @@ class Dispatcher:
     async def dispatch(self, *, now: datetime) -> int:
         gateway = await self.gateways.choose()
         async with self._uow() as uow:
-            rows = await repository.due(
-                uow,
-                states=[MessageState.queued, MessageState.deferred],
-                now=now,
-                limit=self._settings.claim_size,
-            )
+            rows = await repository.due(uow, waiting=True, now=now, limit=self._settings.claim_size)
             if not rows:
                 return 0
             plan = await self._plan(rows, now=now, gateway=gateway)
