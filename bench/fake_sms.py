@@ -21,6 +21,7 @@ import hmac
 import itertools
 import json
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ class FakeSms:
     receipt_url: str = ""
     receipt_secret: str = ""
     handed: Counter[str] = field(default_factory=Counter)
+    # When each number was first handed over (monotonic), for latency figures.
+    arrived: dict[str, float] = field(default_factory=dict)
     calls: int = 0
     refused_calls: int = 0
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -153,6 +156,7 @@ class FakeSms:
                 rejected.append({"number": number, "reason": "invalid number"})
                 continue
             self.handed[number] += 1
+            self.arrived.setdefault(number, time.monotonic())
             accepted.append({"number": number, "id": f"fake-{next(self._ids)}"})
         answer = {"accepted": accepted, "rejected": rejected}
         self.references[reference] = answer

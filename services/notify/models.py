@@ -94,11 +94,22 @@ class Message(Scoped, Base):
             postgresql_where=text("state IN ('queued', 'deferred')"),
             sqlite_where=text("state IN ('queued', 'deferred')"),
         ),
-        # Unknown batches to reconcile, abandoned claims, counts by state.
-        Index("ix_messages_state", "state", "next_attempt_at"),
+        # Unknown batches to reconcile and abandoned claims: partial too, so that the many
+        # sent and delivered rows cost this index nothing.
+        Index(
+            "ix_messages_in_flight",
+            "state",
+            "next_attempt_at",
+            postgresql_where=text("state IN ('sending', 'unknown')"),
+            sqlite_where=text("state IN ('sending', 'unknown')"),
+        ),
         # A batch handed to a gateway in one call, found again to reconcile it.
         Index("ix_messages_batch", "batch_id"),
     )
+    # Every state change writes a new entry in each index: a message keeps the scope's
+    # town and compound indexes (audit reads), not the committee's and building's.
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    building_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     key: Mapped[str] = mapped_column(String(240), unique=True)
     cause_kind: Mapped[str] = mapped_column(String(10))

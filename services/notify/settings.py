@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 GATEWAY_KINDS = ("log", "http")
 
 
+@lru_cache(maxsize=64)
 def parse_window(text: str) -> tuple[time, time] | None:
     """``"22:00-07:00"`` as (start, end) local times; ``""`` for no quiet hours."""
     if not text.strip():

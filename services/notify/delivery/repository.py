@@ -43,6 +43,7 @@ OUTCOME_COLUMNS = (
 
 # Written out, not bound: only a literal predicate lets PostgreSQL use the partial index.
 WAITING = text("messages.state IN ('queued', 'deferred')")
+UNKNOWN = text("messages.state = 'unknown'")
 
 
 async def due(
@@ -50,7 +51,7 @@ async def due(
 ) -> list[Row[*tuple[Any, ...]]]:
     """Waiting (queued or deferred) or else ``unknown`` messages whose time has come, urgent
     first, then oldest; locked for this transaction and skipped by other replicas' claims."""
-    state = WAITING if waiting else messages.c.state == MessageState.unknown.value
+    state = WAITING if waiting else UNKNOWN
     query = (
         select(*DUE_COLUMNS)
         .where(state, messages.c.next_attempt_at <= now)
@@ -79,38 +80,24 @@ async def change(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def mark_sent(
-    uow: UnitOfWork, *, batch_id: uuid.UUID, accepted: dict[str, str], now: datetime
-) -> int:
-    """The batch's accepted numbers are sent, each with the provider's id (one statement)."""
-    if not accepted:
+async def mark_sent(uow: UnitOfWork, *, sent: dict[uuid.UUID, str], now: datetime) -> int:
+    """These messages are sent, each with the provider's id (one statement on PostgreSQL)."""
+    if not sent:
         return 0
-    sending = MessageState.sending.value
     if uow.dialect == "postgresql":
         result = await uow.session.execute(
             text(
                 "UPDATE messages SET state = 'sent', provider_message_id = v.pid, "
                 "sent_at = :now, updated_at = :now, lease_until = NULL "
-                "FROM unnest(CAST(:phones AS text[]), CAST(:pids AS text[])) AS v(phone, pid) "
-                "WHERE messages.batch_id = :batch AND messages.phone = v.phone "
-                "AND messages.state = :sending"
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:pids AS text[])) AS v(id, pid) "
+                "WHERE messages.id = v.id AND messages.state = 'sending'"
             ),
-            {
-                "phones": list(accepted),
-                "pids": list(accepted.values()),
-                "now": now,
-                "batch": batch_id,
-                "sending": sending,
-            },
+            {"ids": list(sent), "pids": list(sent.values()), "now": now},
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
     statement = (
         update(messages)
-        .where(
-            messages.c.batch_id == batch_id,
-            messages.c.phone == bindparam("b_phone"),
-            messages.c.state == sending,
-        )
+        .where(messages.c.id == bindparam("b_id"), messages.c.state == MessageState.sending.value)
         .values(
             state=MessageState.sent.value,
             provider_message_id=bindparam("b_pid"),
@@ -119,7 +106,7 @@ async def mark_sent(
             lease_until=None,
         )
     )
-    rows = [{"b_phone": phone, "b_pid": pid} for phone, pid in accepted.items()]
+    rows = [{"b_id": message_id, "b_pid": pid} for message_id, pid in sent.items()]
     result = await uow.session.execute(statement, rows)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -154,12 +141,7 @@ async def abandoned(uow: UnitOfWork, *, now: datetime) -> int:
     batch is reconciled with the gateway."""
     result = await uow.session.execute(
         update(messages)
-        .where(
-            and_(
-                messages.c.state == MessageState.sending.value,
-                messages.c.lease_until < now,
-            )
-        )
+        .where(and_(text("messages.state = 'sending'"), messages.c.lease_until < now))
         .values(
             state=MessageState.unknown.value,
             next_attempt_at=now,

@@ -219,7 +219,7 @@ class Dispatcher:
                 updated_at=now,
             )
             await uow.commit()
-        await self._send_all(list(batches.values()), now=now)
+        await self._send_all(list(batches.values()), now=now, claimed=False)
         return len(ids)
 
     # ---- 3. claim ----
@@ -233,41 +233,56 @@ class Dispatcher:
             plan = await self._plan(rows, now=now, gateway=gateway)
             await self._record_plan(uow, plan, now=now)
             await uow.commit()
-        await self._send_all(plan.batches, now=now)
+        await self._send_all(plan.batches, now=now, claimed=True)
         return len(rows)
 
     async def _plan(self, rows: Sequence[Any], *, now: datetime, gateway: Gateway) -> Plan:
         plan = Plan()
         settings = self._settings
         zone = settings.zone
-        size = min(
-            gateway.max_numbers,
-            settings.batch_numbers,
-        )
-        open_batches: dict[tuple[str, int], Batch] = {}
+        going = []
+        capped = []
         for row in rows:
             if row.valid_until is not None and row.valid_until <= now:
                 plan.expired["validity ended"].append(row.id)
-                continue
-            if row.rank != URGENT_RANK:
+            elif row.rank == URGENT_RANK:
+                going.append(row)  # urgent: no quiet hours, no cap
+            elif (later := self._quiet_until(row, now=now)) is not None:
+                self._defer(plan, row, until=later, reason="quiet hours")
+            elif row.attempts == 0:
+                capped.append(row)  # counted once, on its first try
+            else:
+                going.append(row)
+        keys = [f"{row.phone}:{row.template_key}" for row in capped]
+        for row, allowed in zip(capped, await self._cap.allow_many(keys, now=now), strict=True):
+            if allowed:
+                going.append(row)
+            else:
                 window = settings.quiet_window(row.town_id)
-                later = quiet_until(now, window=window, zone=zone)
-                reason = "quiet hours"
-                if (
-                    later is None
-                    and row.attempts == 0
-                    and not await self._cap.allow(f"{row.phone}:{row.template_key}", now=now)
-                ):
-                    later = next_morning(now, window=window, zone=zone)
-                    reason = f"daily cap of {settings.daily_cap} reached"
-                if later is not None:
-                    if row.valid_until is not None and row.valid_until <= later:
-                        plan.expired[f"validity ends before {reason} end"].append(row.id)
-                    else:
-                        plan.deferred[(later, reason)].append(row.id)
-                    continue
-            # Segments per call bounded by the bucket's burst, so one call always fits.
-            fits = max(1, min(size, int(settings.burst_segments // max(row.segments, 1))))
+                morning = next_morning(now, window=window, zone=zone)
+                self._defer(plan, row, until=morning, reason=f"daily cap of {settings.daily_cap}")
+        going.sort(key=lambda row: row.rank)
+        self._batch(plan, going, gateway=gateway)
+        return plan
+
+    def _quiet_until(self, row: Any, *, now: datetime) -> datetime | None:
+        window = self._settings.quiet_window(row.town_id)
+        return quiet_until(now, window=window, zone=self._settings.zone)
+
+    @staticmethod
+    def _defer(plan: Plan, row: Any, *, until: datetime, reason: str) -> None:
+        if row.valid_until is not None and row.valid_until <= until:
+            plan.expired[f"validity ends before the {reason} end"].append(row.id)
+        else:
+            plan.deferred[(until, reason)].append(row.id)
+
+    def _batch(self, plan: Plan, rows: Sequence[Any], *, gateway: Gateway) -> None:
+        """One text to at most ``batch_numbers`` distinct numbers per call, in claim order;
+        a call's segments never exceed the bucket's burst, so one call always fits."""
+        size = min(gateway.max_numbers, self._settings.batch_numbers)
+        open_batches: dict[tuple[str, int], Batch] = {}
+        for row in rows:
+            fits = max(1, min(size, int(self._settings.burst_segments // max(row.segments, 1))))
             key = (row.text, row.segments)
             batch = open_batches.get(key)
             if batch is None or len(batch.messages) >= fits or row.phone in batch.messages:
@@ -278,11 +293,13 @@ class Dispatcher:
                 plan.batches.append(batch)
             batch.messages[row.phone] = row.id
             batch.attempts = max(batch.attempts, row.attempts + 1)
-        return plan
 
     async def _record_plan(self, uow: UnitOfWork, plan: Plan, *, now: datetime) -> None:
         lease = now + timedelta(seconds=self._settings.lease_seconds)
         waiting = [MessageState.queued, MessageState.deferred]
+        # The batches' ledger entries commit with the claim: a batch is never sending
+        # without its entry, so a crash at any point is reconciled from the ledger.
+        await self._ledger.claim_new(uow.session, [b.reference for b in plan.batches])
         for batch in plan.batches:
             await repository.change(
                 uow,
@@ -317,19 +334,24 @@ class Dispatcher:
 
     # ---- 4. send ----
 
-    async def _send_all(self, batches: list[Batch], *, now: datetime) -> None:
+    async def _send_all(self, batches: list[Batch], *, now: datetime, claimed: bool) -> None:
+        """Send the batches, a few calls at a time; ``claimed``: their ledger keys were
+        claimed with the messages (fresh batches), else each is claimed (or reconciled)."""
         if not batches:
             return
         limit = asyncio.Semaphore(self._settings.parallel_calls)
 
         async def one(batch: Batch) -> None:
             async with limit:
-                await self._send(batch, now=now)
+                await self._send(batch, now=now, claimed=claimed)
 
         await asyncio.gather(*(one(b) for b in batches))
 
-    async def _send(self, batch: Batch, *, now: datetime) -> None:
+    async def _send(self, batch: Batch, *, now: datetime, claimed: bool) -> None:
         gateway = self.gateways.get(batch.gateway)
+        if claimed:
+            await self._call(batch, gateway, now=now)
+            return
         try:
             claim = await self._ledger.claim(batch.reference)
         except EffectInProgress as exc:
@@ -361,8 +383,7 @@ class Dispatcher:
             await self._requeue(batch, now=now, at=now, reason=f"{gateway.name} never received it")
             return
         log.info("batch %s was handed to %s before its answer was lost", batch.id, gateway.name)
-        await self._ledger.confirm(batch.reference, known.as_result())
-        await self._settle(batch, known, now=now)
+        await self._settle(batch, known, now=now, confirm=True)
 
     async def _call(self, batch: Batch, gateway: Gateway, *, now: datetime) -> None:
         await self._rate(gateway).acquire(batch.cost)
@@ -392,8 +413,7 @@ class Dispatcher:
             await self._unknown(batch, now=now, reason=reason)
             return
         await self._outcome(gateway, "handed", started, failed=False)
-        await self._ledger.confirm(batch.reference, handed.as_result())
-        await self._settle(batch, handed, now=now)
+        await self._settle(batch, handed, now=now, confirm=True)
 
     def _rate(self, gateway: Gateway) -> RateLimit:
         rate = self._rates.get(gateway.name)
@@ -415,9 +435,20 @@ class Dispatcher:
 
     # ---- recording outcomes ----
 
-    async def _settle(self, batch: Batch, handed: Handed, *, now: datetime) -> None:
+    async def _settle(
+        self, batch: Batch, handed: Handed, *, now: datetime, confirm: bool = False
+    ) -> None:
+        """Record the gateway's answer; ``confirm``: with the ledger's confirmation, in the
+        same transaction."""
         async with self._uow() as uow:
-            await repository.mark_sent(uow, batch_id=batch.id, accepted=handed.accepted, now=now)
+            if confirm:
+                await self._ledger.confirm_in(uow.session, batch.reference, handed.as_result())
+            sent = {
+                batch.messages[phone]: pid
+                for phone, pid in handed.accepted.items()
+                if phone in batch.messages
+            }
+            await repository.mark_sent(uow, sent=sent, now=now)
             await uow.commit()
         if handed.rejected:
             await self._fail(batch, list(handed.rejected), now=now, reasons=handed.rejected)
