@@ -60,6 +60,7 @@ class FakeSms:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _connections: set[asyncio.StreamWriter] = field(default_factory=set)
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def start(cls, **options: Any) -> "FakeSms":
@@ -92,6 +93,13 @@ class FakeSms:
 
     def twice(self) -> list[str]:
         return [number for number, count in self.handed.items() if count > 1]
+
+    async def arrival(self, number: str) -> float:
+        """When ``number`` was first handed over (monotonic), waiting for it if need be."""
+        while number not in self.arrived:
+            self._progress.clear()
+            await self._progress.wait()
+        return self.arrived[number]
 
     def take_receipts(self) -> list[dict[str, Any]]:
         taken, self.receipts = self.receipts, []
@@ -158,6 +166,7 @@ class FakeSms:
             self.handed[number] += 1
             self.arrived.setdefault(number, time.monotonic())
             accepted.append({"number": number, "id": f"fake-{next(self._ids)}"})
+        self._progress.set()
         answer = {"accepted": accepted, "rejected": rejected}
         self.references[reference] = answer
         self._receipts_for(reference, accepted)

@@ -209,9 +209,7 @@ async def urgent_latency(platform: Platform) -> list[float]:
             [message] = broadcast(1, first=20_000_000 + i, priority=Priority.urgent)
             started = time.monotonic()
             await queue(platform, [message], now=datetime.now(UTC))
-            while message.phone not in fake.arrived:
-                await asyncio.sleep(0.002)
-            latencies.append(fake.arrived[message.phone] - started)
+            latencies.append(await fake.arrival(message.phone) - started)
             await asyncio.sleep(0.05)
     finally:
         running.cancel()
