@@ -4,6 +4,7 @@ receipts against a fake SMS gateway on loopback."""
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -493,3 +494,33 @@ async def test_a_worker_killed_mid_broadcast_loses_none_and_sends_none_twice(
 
     assert await states(platform) == {"sent": 3_000}, (tmp_path / "worker.log").read_text()
     assert len(fake.handed) == 3_000 and not fake.twice()
+
+
+async def test_two_dispatcher_replicas_share_the_queue_and_nobody_gets_two(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(4_000, broadcast_id=uuid.uuid4()), now=NOON)
+    replicas = [dispatcher_of(platform, fake, claim_size=300, batch_numbers=100) for _ in range(2)]
+
+    await asyncio.gather(*(replica.drain(now=NOON) for replica in replicas))
+
+    assert await states(platform) == {"sent": 4_000}
+    assert len(fake.handed) == 4_000 and not fake.twice()
+
+
+async def test_the_log_gateway_writes_each_sms_it_would_send(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The embedded default: `make run` shows in its log what people would receive."""
+    text = "您所在单元已封控，请居家等待上门核酸。"
+    sealed = new_messages(2, priority=Priority.urgent, text=text)
+    await queue_at(platform, sealed, now=NOON)
+    dispatcher = dispatcher_for(platform.runtime("notify"), NotifySettings(gateway="log"))
+
+    with caplog.at_level(logging.INFO, logger="cordon.sms"):
+        await dispatcher.drain(now=NOON)
+
+    assert await states(platform) == {"sent": 2}
+    [line] = [r.getMessage() for r in caplog.records if r.name == "cordon.sms"]
+    assert sealed[0].phone in line and sealed[1].phone in line
+    assert text in line
