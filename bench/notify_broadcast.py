@@ -93,7 +93,6 @@ def settings_for(url: str) -> NotifySettings:
         burst_segments=100_000,
         claim_size=5_000,
         parallel_calls=5,
-        poll_seconds=0.02,
     )
 
 

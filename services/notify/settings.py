@@ -59,7 +59,8 @@ class NotifySettings(BaseSettings):
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     # Tries before a transiently failing message is given up as failed.
     max_attempts: int = Field(default=12, ge=1)
-    poll_seconds: float = Field(default=0.1, gt=0)
+    # An idle dispatcher looks for due messages this often (an enqueue wakes it at once).
+    poll_seconds: float = Field(default=1.0, gt=0)
     # Failover: over this window, an error rate or a mean latency above the threshold (with
     # at least min_calls calls) moves traffic to the fallback; after failback_seconds the
     # primary is tried again.

@@ -27,6 +27,7 @@ batch's reference is called at most once unless the gateway itself says it never
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -48,6 +49,7 @@ from services.notify.gateways import (
     Handed,
 )
 from services.notify.gateways.failover import Gateways, Switch
+from services.notify.messages.service import WAKEUP
 from services.notify.models import PRIORITY_RANK, GatewaySwitch, Message, MessageState, Priority
 from services.notify.settings import NotifySettings
 from shared.auth import Principal
@@ -145,10 +147,30 @@ class Dispatcher:
     # ---- the loop ----
 
     async def run(self) -> None:
-        """Dispatch until cancelled; idle steps wait ``poll_seconds``."""
+        """Dispatch until cancelled. When idle, wait for an enqueue's wake-up (through the
+        key-value store, so every replica hears it) or ``poll_seconds``, whichever first:
+        deferred messages and retries come due without anyone saying so."""
+        wake = asyncio.Event()
+        listener = asyncio.create_task(self._listen(wake))
+        try:
+            while True:
+                handled = await self.step(now=self._clock())
+                if not handled:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self._settings.poll_seconds)
+                    wake.clear()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def _listen(self, wake: asyncio.Event) -> None:
         while True:
-            handled = await self.step(now=self._clock())
-            if not handled:
+            try:
+                async for _ in self._runtime.kv.signals(WAKEUP):
+                    wake.set()
+            except Exception:
+                # Without wake-ups the dispatcher still polls: later, never lost.
+                log.warning("notify wake-ups unavailable; polling", exc_info=True)
                 await asyncio.sleep(self._settings.poll_seconds)
 
     async def step(self, *, now: datetime) -> int:

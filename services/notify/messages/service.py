@@ -24,6 +24,8 @@ from shared.uow import UnitOfWork
 
 # States a cancellation still stops: nothing of these was handed to a gateway.
 NOT_HANDED = (MessageState.queued.value, MessageState.deferred.value)
+# Where enqueue tells the dispatchers (every replica) that messages are waiting.
+WAKEUP = "cordon:notify:enqueued"
 # Rows per statement: bounded memory, and SQLite's parameter limit on the fallback path.
 CHUNK = 20_000
 
@@ -89,6 +91,8 @@ async def enqueue(
         chunk = messages[start : start + CHUNK]
         rows = [_row(m, id=i, now=moment) for m, i in zip(chunk, new_ids(len(chunk)), strict=True)]
         new += await bulk_insert_new(uow.session, table, rows, key="key")
+    if new:
+        uow.after_commit(lambda: uow.kv.signal(WAKEUP))
     return new
 
 
