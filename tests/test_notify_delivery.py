@@ -524,3 +524,21 @@ async def test_the_log_gateway_writes_each_sms_it_would_send(
     [line] = [r.getMessage() for r in caplog.records if r.name == "cordon.sms"]
     assert sealed[0].phone in line and sealed[1].phone in line
     assert text in line
+
+
+async def test_a_receipt_settles_a_message_whose_call_timed_out(
+    platform: Platform, client: httpx.AsyncClient, fake: FakeSms, receipt_secret: str
+) -> None:
+    await queue_at(platform, new_messages(3, priority=Priority.urgent), now=NOON)
+    fake.control(mode="hang", times=1)
+    dispatcher = dispatcher_of(platform, fake, call_timeout_seconds=0.3)
+    await dispatcher.step(now=NOON)
+    assert await states(platform) == {"unknown": 3}
+
+    # The gateway's receipts arrive before anyone asked it: that is an answer too.
+    answer = await post_receipts(client, fake.take_receipts()[:2], secret=receipt_secret)
+    assert answer.json() == {"applied": 2, "ignored": 0}
+    await dispatcher.drain(now=NOON + timedelta(minutes=2))
+
+    assert await states(platform) == {"delivered": 2, "sent": 1}
+    assert fake.calls == 1 and not fake.twice()
