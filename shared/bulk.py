@@ -2,6 +2,7 @@
 needs from the kernel: inserts at COPY speed and a collector that stays out of the way."""
 
 import gc
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -9,12 +10,14 @@ from operator import itemgetter
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, Table, any_, bindparam
+from sqlalchemy import ColumnElement, Table, any_, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
+
+from shared.db import insert_ignoring_duplicates
 
 
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -40,6 +43,41 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
         )
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
+
+
+async def bulk_insert_new(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], *, key: str
+) -> int:
+    """Insert the rows whose unique ``key`` column is not taken yet (idempotent loads such as
+    notify's ``enqueue``); return how many were new. On PostgreSQL the rows are COPYed into
+    a temporary table and moved with one ``INSERT … SELECT … ON CONFLICT DO NOTHING``: COPY
+    speed, and a duplicate is skipped rather than failing the batch. Same rules as
+    :func:`bulk_insert` for the rows."""
+    if not rows:
+        return 0
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        # SQLite counts the rows each connection changed: the difference is what was new.
+        before = (await session.execute(text("SELECT total_changes()"))).scalar_one()
+        await session.execute(insert_ignoring_duplicates(table, connection.dialect.name), rows)
+        after = (await session.execute(text("SELECT total_changes()"))).scalar_one()
+        return int(after - before)
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    columns = list(rows[0])
+    staging = f"_new_{table.name}_{secrets.token_hex(4)}"
+    listed = ", ".join(f'"{c}"' for c in columns)
+    await connection.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE "{staging}" (LIKE "{table.name}") ON COMMIT DROP'
+    )
+    records = _copy_records(connection.dialect, table, columns, rows)
+    await driver.copy_records_to_table(staging, records=records, columns=columns)
+    moved = await connection.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM "{staging}" '
+        f'ON CONFLICT ("{key}") DO NOTHING'
+    )
+    await connection.exec_driver_sql(f'DROP TABLE "{staging}"')
+    return int(moved.rowcount)
 
 
 def _copy_records(

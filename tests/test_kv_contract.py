@@ -274,6 +274,21 @@ async def test_a_daily_cap_counts_per_key_and_turns_at_the_towns_midnight(
     assert await cap.allow(phone, now=evening + timedelta(minutes=11)) is True
 
 
+async def test_a_daily_cap_answers_many_keys_at_once_counting_repeats(stores: Stores) -> None:
+    cap = DailyCap(stores("a:"), name="bulk", limit=2, zone=ZoneInfo("Asia/Shanghai"))
+    noon = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)
+    first, second = "+8613800000001:round", "+8613800000002:round"
+
+    assert await cap.allow_many([first, second, first, first], now=noon) == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert await cap.allow(second, now=noon) is True
+    assert await cap.allow_many([second], now=noon) == [False]
+
+
 async def test_a_mark_only_rises_and_concurrent_writers_never_move_it_back(
     stores: Stores,
 ) -> None:
