@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.logistics.models import directory as logistics_directory_spec
 from services.testing.models import DirectoryResident
 from shared.auth import Principal, Role, Scope, ScopeKind
 from shared.fields import PRINTABLE_PATTERN
@@ -101,6 +102,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reports": [{"resident_id": "{id:resident_id}", "result": "negative"}],
     },
     "ZoneSet": {"level": "sealed", "unit_id": None},
+    "RequestCreate": {"kind": "groceries", "reason": None, "hospital": None},
+    "RecurrenceCreate": {"kind": "groceries", "reason": None, "hospital": None},
+    "Assign": {"volunteer_id": "{id:volunteer_id}", "team": None},
 }
 # Uploads, by path: the file names the foreign objects.
 FILES: dict[str, tuple[str, str, str]] = {
@@ -460,7 +464,9 @@ async def _their_side(
     )
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
+    errands = await _logistics_side(client, town, platform, other, spouse["id"])
     ids = {
+        **errands,
         "town_id": str(town.id),
         "committee_id": committee_id,
         "compound_id": other.id,
@@ -496,12 +502,39 @@ async def _their_side(
         "乙区采样点",
         "乙区护士",
         "乙区名单",
+        "乙区医院",
         "B-0001",
         "b-helper-account",
         resident["document_number"],
         spouse["document_number"],
     ]
     return ids, {"compound": "PB", "tube": "B-0001"}, secrets
+
+
+async def _logistics_side(
+    client: httpx.AsyncClient, town: Town, platform: Platform, other: Compound, resident: str
+) -> dict[str, str]:
+    """Committee B's help request (a medicine run on a trip) and recurring request."""
+    h = town.operator
+
+    async def arrived() -> bool:
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            model = logistics_directory_spec.models.Resident
+            return await uow.session.get(model, uuid.UUID(resident)) is not None
+
+    await eventually(arrived, what="B's resident in the logistics directory")
+    run = {"resident_id": resident, "kind": "medicine_run", "hospital": "乙区医院"}
+    request = await post(client, "/v1/requests", run, h)
+    recurring = {
+        "resident_id": resident,
+        "kind": "groceries",
+        "weekdays": ["mon"],
+        "at": "09:00",
+        "starts_on": "2022-04-04",
+    }
+    recurrence = await post(client, "/v1/recurring-requests", recurring, h)
+    [trip] = await post(client, "/v1/trips", {"compound_id": other.id}, h)
+    return {"request_id": request["id"], "recurrence_id": recurrence["id"], "trip_id": trip["id"]}
 
 
 async def _propose_downgrades(platform: Platform, *, days: int) -> None:

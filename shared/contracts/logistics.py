@@ -71,6 +71,8 @@ class RequestClosed(RequestEvent):
 
 
 class RequestCancelled(RequestEvent):
+    """A request was cancelled before it was done, with the reason."""
+
     type = "logistics.request.cancelled"
     cancel_reason: str
 
@@ -96,14 +98,20 @@ class CardEvent(RequestEvent):
 
 
 class CardCollected(CardEvent):
+    """A volunteer took the resident's insurance card (and prescription) for the run."""
+
     type = "logistics.card.collected"
 
 
 class CardAtHospital(CardEvent):
+    """The card is at the hospital with the run."""
+
     type = "logistics.card.at_hospital"
 
 
 class CardReturned(CardEvent):
+    """The card is back with its resident."""
+
     type = "logistics.card.returned"
 
 

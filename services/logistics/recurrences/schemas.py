@@ -33,7 +33,11 @@ class RecurrenceCreate(BaseModel):
     details: FreeText = Field("", max_length=2000)
     hospital: FreeText | None = Field(None, max_length=120)
     weekdays: list[Weekday] = Field(min_length=1, max_length=7)
-    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Local time, HH:MM")
+    at: str = Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time of the town, HH:MM",
+        examples=["07:30"],
+    )
     starts_on: date
     ends_on: date | None = None
 

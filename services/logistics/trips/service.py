@@ -112,7 +112,13 @@ async def report_overdue_cards(uow: UnitOfWork, now: datetime) -> None:
 async def plan_trips(uow: UnitOfWork, *, data: schemas.TripPlan) -> list[Trip]:
     """Group the medicine runs in the caller's scope not yet on a trip by hospital (the same
     name, however spaced or cased): one trip per hospital."""
-    ASSIGN.check_role(uow)
+    if data.compound_id is not None:
+        compound = await uow.get(
+            repository.Place, data.compound_id, what="compound", field="compound_id"
+        )
+        ASSIGN.check(uow, Place.of(compound), field="compound_id")
+    else:
+        ASSIGN.check_role(uow)
     query = select(HelpRequest).where(
         HelpRequest.kind == "medicine_run",
         HelpRequest.trip_id.is_(None),
