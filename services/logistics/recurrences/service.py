@@ -5,6 +5,7 @@ unique, so of two replicas racing one inserts it and only that one emits its eve
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -12,7 +13,7 @@ from sqlalchemy import or_, select
 from services.logistics.models import HelpRequest, Recurrence
 from services.logistics.recurrences import schemas
 from services.logistics.requests import repository, rules
-from services.logistics.requests.service import CANCEL, CREATE, event, new_request
+from services.logistics.requests.service import CANCEL, CREATE, event, for_kind, request_row
 from shared.authz import Place
 from shared.contracts.logistics import RequestCreated
 from shared.db import insert_ignoring_duplicates, table_of
@@ -25,7 +26,7 @@ CATCH_UP = timedelta(hours=12)
 
 
 async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurrence:
-    resident = await repository.resident(uow, data.resident_id, field="resident_id")
+    resident = await repository.subject(uow, data.resident_id, field="resident_id")
     CREATE.check(uow, Place(resident.town_id, resident.committee_id, resident.compound_id,
                             resident.building_id), field="resident_id")  # fmt: skip
     recurrence = Recurrence(
@@ -98,25 +99,26 @@ async def make_occurrences(uow: UnitOfWork, now: datetime) -> None:
         found = occurrences(recurrence, now=now, lead=lead, zone=ZoneInfo(settings.timezone))
         if not found:
             continue
-        resident = await repository.resident(uow, recurrence.resident_id, field="resident_id")
+        resident = await repository.subject(uow, recurrence.resident_id, field="resident_id")
+        household = await for_kind(uow, resident, recurrence.kind)
         for day, at in found:
-            row = await new_request(
-                uow,
-                resident=resident,
+            row = request_row(
+                resident,
                 kind=recurrence.kind,
                 reason=recurrence.reason,
                 details=recurrence.details,
                 hospital=recurrence.hospital,
+                household_tags=household,
+                created_by=f"recurring:{recurrence.id}",
                 now=now,
                 due_at=at,
                 recurrence_id=recurrence.id,
                 occurs_on=day,
             )
-            row["created_by"] = f"recurring:{recurrence.id}"
             insert = insert_ignoring_duplicates(requests, uow.dialect).values(row)
             if (await uow.session.execute(insert)).rowcount != 1:  # type: ignore[attr-defined]
                 continue
-            request = HelpRequest(**row)
+            request = SimpleNamespace(**row)
             uow.emit(
                 event(
                     RequestCreated,

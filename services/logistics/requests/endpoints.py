@@ -33,7 +33,7 @@ async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.Requ
 async def create_request(
     body: schemas.RequestCreate, uow: Uow, present: Present
 ) -> schemas.RequestOut:
-    return await _one(uow, present, await service.create(uow, data=body))
+    return await present(await service.create(uow, data=body))
 
 
 @router.get(

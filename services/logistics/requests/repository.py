@@ -30,17 +30,94 @@ ACTIVE = ("assigned", "in_progress")
 OPEN = ("open", "assigned", "in_progress")
 
 
-async def resident(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Any:
+@dataclass(frozen=True)
+class Targets:
+    """A town's service-time targets, in minutes."""
+
+    urgent: int
+    high: int
+    normal: int
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    phone: str | None
+    building: str
+    unit: str | None
+    household: str | None
+    room: str | None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A resident as a new request needs them: place, tags, how to find them, and their
+    town's targets."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID | None
+    unit_id: uuid.UUID | None
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    tags: list[str]
+    who: Who
+    targets: Targets
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        column.key: column.default.arg  # type: ignore[attr-defined]
+        for column in table_of(RequestSettings).columns
+        if column.default is not None
+    }
+
+
+DEFAULTS = _defaults()
+DEFAULT_TARGETS = Targets(
+    DEFAULTS["urgent_minutes"], DEFAULTS["high_minutes"], DEFAULTS["normal_minutes"]
+)
+_building, _unit = aliased(Place), aliased(Place)
+# The resident with their address and their town's targets: one statement on the create path.
+SUBJECT = (
+    select(
+        Resident.id,
+        Resident.household_id,
+        Resident.unit_id,
+        Resident.town_id,
+        Resident.committee_id,
+        Resident.compound_id,
+        Resident.building_id,
+        Resident.tags,
+        Resident.name,
+        Resident.phone,
+        _building.code,
+        _unit.code,
+        Household.code,
+        Household.room,
+        RequestSettings.urgent_minutes,
+        RequestSettings.high_minutes,
+        RequestSettings.normal_minutes,
+    )
+    .outerjoin(Household, Household.id == Resident.household_id)
+    .outerjoin(_building, _building.id == Resident.building_id)
+    .outerjoin(_unit, _unit.id == Resident.unit_id)
+    .outerjoin(RequestSettings, RequestSettings.id == Resident.town_id)
+)
+
+
+async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
     """The resident as the directory has them, or 404 naming the field."""
-    r = residents.c
-    query = select(
-        r.id, r.household_id, r.unit_id, r.town_id, r.committee_id, r.compound_id,
-        r.building_id, r.tags,
-    ).where(r.id == resident_id)  # fmt: skip
-    row = (await uow.session.execute(query)).first()
+    row = (await uow.session.execute(SUBJECT.where(Resident.id == resident_id))).first()
     if row is None:
         raise NotFound.on(field, f"no resident {resident_id} in your scope")
-    return row
+    (id_, household, unit, town, committee, compound, building, tags, name, phone) = row[:10]
+    who = Who(name, phone, row[10] or "?", row[11], row[12], row[13])
+    targets = DEFAULT_TARGETS if row[14] is None else Targets(row[14], row[15], row[16])
+    return Subject(
+        id_, household, unit, town, committee, compound, building, list(tags or ()), who, targets
+    )
 
 
 async def household_tags(uow: UnitOfWork, household_id: uuid.UUID | None) -> set[str]:
@@ -55,12 +132,7 @@ async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:
     found = await uow.session.get(RequestSettings, town_id)
     if found is not None:
         return found
-    defaults = {
-        column.key: column.default.arg  # type: ignore[attr-defined]
-        for column in table_of(RequestSettings).columns
-        if column.default is not None
-    }
-    return RequestSettings(id=town_id, town_id=town_id, **defaults)
+    return RequestSettings(id=town_id, town_id=town_id, **DEFAULTS)
 
 
 def visible_to(uow: UnitOfWork) -> Any:
@@ -85,35 +157,24 @@ async def locked(uow: UnitOfWork, request_id: uuid.UUID) -> HelpRequest:
     return found
 
 
-@dataclass(frozen=True)
-class Who:
-    name: str
-    phone: str | None
-    building: str
-    unit: str | None
-    household: str | None
-    room: str | None
-
-
 async def who(uow: UnitOfWork, resident_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Who]:
     """Residents with their building, unit and room, for answers."""
     ids = list(set(resident_ids))
     if not ids:
         return {}
-    building, unit = aliased(Place), aliased(Place)
     query = (
         select(
             Resident.id,
             Resident.name,
             Resident.phone,
-            building.code,
-            unit.code,
+            _building.code,
+            _unit.code,
             Household.code,
             Household.room,
         )
         .outerjoin(Household, Household.id == Resident.household_id)
-        .outerjoin(building, building.id == Resident.building_id)
-        .outerjoin(unit, unit.id == Resident.unit_id)
+        .outerjoin(_building, _building.id == Resident.building_id)
+        .outerjoin(_unit, _unit.id == Resident.unit_id)
         .where(Resident.id.in_(ids))
     )
     return {

@@ -7,7 +7,8 @@ further interval later while the request stays open."""
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,8 @@ STEPS: dict[str, tuple[frozenset[str], str]] = {
 LEVELS = {1: "compound", 2: "grid_leader", 3: "town_operator"}
 
 
-def event(kind: type[RequestEvent], request: HelpRequest, *, at: datetime, **extra: Any) -> Any:
+def event(kind: type[RequestEvent], request: Any, *, at: datetime, **extra: Any) -> Any:
+    """The event of a change of the request (a row or anything with its columns)."""
     return kind(
         request_id=request.id,
         revision=request.revision,
@@ -68,39 +70,32 @@ def event(kind: type[RequestEvent], request: HelpRequest, *, at: datetime, **ext
     )
 
 
-async def new_request(
-    uow: UnitOfWork,
+def request_row(
+    resident: repository.Subject,
     *,
-    resident: Any,
     kind: str,
     reason: str | None,
     details: str,
     hospital: str | None,
+    household_tags: set[str],
+    created_by: str,
     now: datetime,
     due_at: datetime | None = None,
     attachments: Sequence[str] = (),
     recurrence_id: uuid.UUID | None = None,
-    occurs_on: Any = None,
+    occurs_on: date | None = None,
 ) -> dict[str, Any]:
     """The row of a new request for the resident: its priority and due time (``due_at``
     given for a recurring occurrence: its time)."""
-    settings = await repository.settings_for(uow, resident.town_id)
-    household = (
-        await repository.household_tags(uow, resident.household_id)
-        if kind == "baby_supplies"
-        else set()
-    )
     level = rules.priority(
-        kind=kind, reason=reason, tags=set(resident.tags or ()), household_tags=household
+        kind=kind, reason=reason, tags=set(resident.tags), household_tags=household_tags
     )
-    target = rules.target(
-        level,
-        urgent=settings.urgent_minutes,
-        high=settings.high_minutes,
-        normal=settings.normal_minutes,
+    targets = resident.targets
+    due = due_at or now + rules.target(
+        level, urgent=targets.urgent, high=targets.high, normal=targets.normal
     )
-    due = due_at or now + target
     return {
+        **EMPTY,
         "id": new_id(),
         "resident_id": resident.id,
         "household_id": resident.household_id,
@@ -120,36 +115,49 @@ async def new_request(
         "next_escalation_at": due,
         "escalation_level": 0,
         "revision": 1,
-        "created_by": uow.principal.username,
+        "created_by": created_by,
         "created_at": now,
         "recurrence_id": recurrence_id,
         "occurs_on": occurs_on,
     }
 
 
-async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> HelpRequest:
-    """Enter a resident's request: one Core insert and its event."""
-    resident = await repository.resident(uow, data.resident_id, field="resident_id")
+# Every column of a request, empty: what a new row holds before its values.
+EMPTY: dict[str, Any] = {column.key: None for column in repository.requests.columns}
+
+
+async def for_kind(uow: UnitOfWork, resident: repository.Subject, kind: str) -> set[str]:
+    """The tags of the resident's household, when the kind's priority depends on them."""
+    if kind != "baby_supplies":
+        return set()
+    return await repository.household_tags(uow, resident.household_id)
+
+
+async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.RequestOut:
+    """Enter a resident's request: one statement finds the resident, their address and their
+    town's targets, one Core insert writes it, and the answer is built from what is known."""
+    resident = await repository.subject(uow, data.resident_id, field="resident_id")
     CREATE.check(uow, _place(resident), field="resident_id")
     now = datetime.now(UTC)
-    row = await new_request(
-        uow,
-        resident=resident,
+    row = request_row(
+        resident,
         kind=data.kind,
         reason=data.reason,
         details=data.details,
         hospital=data.hospital,
+        household_tags=await for_kind(uow, resident, data.kind),
         attachments=data.attachments,
+        created_by=uow.principal.username,
         now=now,
     )
-    await uow.session.execute(repository.requests.insert().values(row))
-    request = HelpRequest(**row)
+    await uow.session.execute(repository.requests.insert(), [row])
+    request = SimpleNamespace(**row)
     uow.emit(
         event(RequestCreated, request, at=now, reason=data.reason),
         compound_id=request.compound_id,
         urgent=request.priority == "urgent",
     )
-    return request
+    return answer(request, resident.who, now=now, volunteer=False)
 
 
 def _place(row: Any) -> Place:
@@ -273,7 +281,7 @@ def _address(who: repository.Who | None, *, full: bool) -> str:
     return ", ".join(parts)
 
 
-def _card(request: HelpRequest, now: datetime) -> schemas.CardOut | None:
+def _card(request: Any, now: datetime) -> schemas.CardOut | None:
     if request.card_label is None or request.card_status is None:
         return None
     return schemas.CardOut(
@@ -290,54 +298,55 @@ def _card(request: HelpRequest, now: datetime) -> schemas.CardOut | None:
 
 
 async def present_all(uow: UnitOfWork, found: Sequence[HelpRequest]) -> list[schemas.RequestOut]:
-    """Requests in clear (the endpoint's presenter masks the phone). A volunteer sees the
-    unit and room only while the errand is theirs to run."""
+    """Requests in clear (the endpoint's presenter masks the phone)."""
     people = await repository.who(uow, [r.resident_id for r in found])
     volunteer = uow.principal.role is Role.volunteer
     now = datetime.now(UTC)
-    out = []
-    for r in found:
-        person = people.get(r.resident_id)
-        full = not volunteer or r.status in repository.ACTIVE
-        out.append(
-            schemas.RequestOut(
-                id=r.id,
-                kind=r.kind,
-                reason=r.reason,
-                priority=r.priority,
-                status=r.status,
-                resident_id=r.resident_id,
-                name=person.name if person else None,
-                phone=person.phone if person and full else None,
-                address=_address(person, full=full),
-                town_id=r.town_id,
-                compound_id=r.compound_id,
-                building_id=r.building_id,
-                details=r.details,
-                attachments=list(r.attachments or ()),
-                hospital=r.hospital,
-                created_by=r.created_by,
-                created_at=r.created_at,
-                due_at=r.due_at,
-                seconds_left=int((r.due_at - now).total_seconds()),
-                overdue=r.status in repository.OPEN and r.due_at < now,
-                escalation_level=r.escalation_level,
-                assignee_id=r.assignee_id,
-                team=r.team,
-                assigned_at=r.assigned_at,
-                started_at=r.started_at,
-                done_at=r.done_at,
-                closed_at=r.closed_at,
-                closed_by=r.closed_by,
-                cancelled_at=r.cancelled_at,
-                cancel_reason=r.cancel_reason,
-                recurrence_id=r.recurrence_id,
-                trip_id=r.trip_id,
-                card=_card(r, now),
-                revision=r.revision,
-            )
-        )
-    return out
+    return [answer(r, people.get(r.resident_id), now=now, volunteer=volunteer) for r in found]
+
+
+def answer(
+    r: Any, person: repository.Who | None, *, now: datetime, volunteer: bool
+) -> schemas.RequestOut:
+    """One request as the API shows it. A volunteer sees the unit, room and phone only while
+    the errand is theirs to run."""
+    full = not volunteer or r.status in repository.ACTIVE
+    return schemas.RequestOut(
+        id=r.id,
+        kind=r.kind,
+        reason=r.reason,
+        priority=r.priority,
+        status=r.status,
+        resident_id=r.resident_id,
+        name=person.name if person else None,
+        phone=person.phone if person and full else None,
+        address=_address(person, full=full),
+        town_id=r.town_id,
+        compound_id=r.compound_id,
+        building_id=r.building_id,
+        details=r.details,
+        attachments=list(r.attachments or ()),
+        hospital=r.hospital,
+        created_by=r.created_by,
+        created_at=r.created_at,
+        due_at=r.due_at,
+        seconds_left=int((r.due_at - now).total_seconds()),
+        overdue=r.status in repository.OPEN and r.due_at < now,
+        escalation_level=r.escalation_level,
+        assignee_id=r.assignee_id,
+        team=r.team,
+        assigned_at=r.assigned_at,
+        started_at=r.started_at,
+        done_at=r.done_at,
+        closed_at=r.closed_at,
+        closed_by=r.closed_by,
+        cancelled_at=r.cancelled_at,
+        cancel_reason=r.cancel_reason,
+        recurrence_id=r.recurrence_id,
+        trip_id=r.trip_id,
+        card=_card(r, now),
+        revision=r.revision,
+    )
 
 
 # ---- overdue ----
