@@ -133,6 +133,7 @@ async def run(
     connections: int = 16,
     seconds: float = 8,
     seed: int = 11,
+    keys: bool = True,
     report: bool = True,
 ) -> Figures:
     say = print if report else (lambda *_: None)
@@ -171,7 +172,7 @@ async def run(
                     "/v1/requests",
                     sent=bodies(rows, warmup, start=0),
                     token=token,
-                    keys=f"{prefix}w",
+                    keys=f"{prefix}w" if keys else "",
                     connections=connections,
                     seconds=2,
                 )
@@ -180,7 +181,7 @@ async def run(
                     "/v1/requests",
                     sent=bodies(rows, requests, start=warmup),
                     token=token,
-                    keys=f"{prefix}c",
+                    keys=f"{prefix}c" if keys else "",
                     connections=connections,
                     seconds=seconds,
                 )
@@ -247,6 +248,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6_000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8, help="length of each HTTP load")
+    parser.add_argument(
+        "--no-keys", action="store_true", help="post without Idempotency-Key (what they cost)"
+    )
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -257,6 +261,7 @@ def main() -> None:
             requests=args.requests,
             connections=args.connections,
             seconds=args.seconds,
+            keys=not args.no_keys,
         )
     )
 
