@@ -165,10 +165,5 @@ async def put_settings(
 
 
 def _settings(row: RequestSettings) -> schemas.SettingsOut:
-    return schemas.SettingsOut.model_validate(
-        {
-            **schemas.SettingsIn().model_dump(),
-            **{k: getattr(row, k) for k in schemas.SettingsIn.model_fields},
-            "town_id": row.id,
-        }
-    )
+    fields = {name: getattr(row, name) for name in schemas.SettingsIn.model_fields}
+    return schemas.SettingsOut.model_validate({**fields, "town_id": row.id})

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
-from shared.authz import UNSCOPED
+from shared.authz import UNSCOPED, Role
 from shared.db import AnySelect, table_of
 from shared.pagination import keyset, next_cursor
 from shared.problems import NotFound
@@ -137,7 +137,7 @@ async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:
 
 def visible_to(uow: UnitOfWork) -> Any:
     """Beyond the scope: a volunteer sees only the errands given to them."""
-    if uow.principal.role.value != "volunteer":
+    if uow.principal.role is not Role.volunteer:
         return None
     person = uow.principal.person_id
     if person is None:
