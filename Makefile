@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.testing_results
 	$(BIN)/python -m bench.import_residents
 	$(BIN)/python -m bench.bus
+	$(BIN)/python -m bench.logistics_requests
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -22,6 +22,7 @@ _SCRIPT = r"""
 -- Globals, not locals: setup() sets `id` in each thread and done() reads `spare` back.
 local threads, counter = {}, 0
 bodies, id, nthreads, path, method, spare, next_body, posted = {}, 0, 1, "/", "GET", 0, 0, 0
+key_prefix = ""
 
 function setup(thread)
   thread:set("id", counter)
@@ -31,6 +32,7 @@ end
 
 function init(args)
   nthreads, path, method = tonumber(args[1]), args[2], args[3]
+  key_prefix = args[6] or ""
   wrk.headers["Content-Type"] = "application/json"
   if args[4] ~= "" then wrk.headers["Authorization"] = "Bearer " .. args[4] end
   if args[5] ~= "" then
@@ -54,7 +56,12 @@ function request()
   end
   if not bodies[next_body] then return wrk.format("GET", "/healthz") end
   posted = posted + 1
-  return wrk.format(method, path, nil, bodies[next_body])
+  if key_prefix == "" then return wrk.format(method, path, nil, bodies[next_body]) end
+  -- A client's retry key, new for every body (wrk.format takes the headers whole).
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Idempotency-Key"] = key_prefix .. "-" .. id .. "-" .. next_body
+  return wrk.format(method, path, headers, bodies[next_body])
 end
 
 function done(summary, latency, requests)
@@ -106,9 +113,12 @@ def run(
     connections: int = 16,
     threads: int = 2,
     seconds: float = 10,
+    idempotency_prefix: str = "",
 ) -> WrkResult:
     """Load `base + path` for `seconds` (or until the bodies are used up) and return what wrk
-    measured; an error answer or a socket error fails the run."""
+    measured; an error answer or a socket error fails the run. With `idempotency_prefix`,
+    every body is sent with an `Idempotency-Key` of its own (the prefix, the thread, the
+    body's number), as staff clients on weak networks send creates."""
     if method != "GET" and not bodies:
         raise ValueError(f"{method} {path} needs bodies to send")
     if not available():
@@ -136,6 +146,7 @@ def run(
             method,
             token,
             body_file,
+            idempotency_prefix,
         ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next((x for x in output.splitlines() if x.startswith("CORDON ")), None)

@@ -47,6 +47,9 @@ class Principal:
     # refresh tokens) it belongs to: every service refuses it once either has moved on.
     version: int = 0
     session: str | None = None
+    # The staff member or volunteer the account belongs to (``person_id`` of the account):
+    # what "their own" errands are.
+    person_id: str | None = None
 
     @classmethod
     def system(cls, name: str = "system") -> "Principal":
@@ -62,6 +65,7 @@ def issue_token(principal: Principal, *, secret: str, minutes: int) -> str:
         "scope": principal.scope.claims(),
         "ver": principal.version,
         "sid": principal.session,
+        "pid": principal.person_id,
         "iat": now,
         "exp": now + timedelta(minutes=minutes),
     }
@@ -84,6 +88,7 @@ def read_token(token: str, *, secret: str) -> Principal:
             scope=Scope.from_claims(claims["scope"]),
             version=int(claims["ver"]),
             session=claims.get("sid"),
+            person_id=claims.get("pid"),
         )
     except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise InvalidTokenError(str(exc)) from exc

@@ -105,6 +105,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reports": [{"resident_id": "{id:resident_id}", "result": "negative"}],
     },
     "ZoneSet": {"level": "sealed", "unit_id": None},
+    "RequestCreate": {"kind": "groceries", "reason": None, "hospital": None},
+    "RecurrenceCreate": {"kind": "groceries", "reason": None, "hospital": None},
+    "Assign": {"volunteer_id": "{id:volunteer_id}", "team": None},
 }
 # Uploads, by path: the file names the foreign objects.
 FILES: dict[str, tuple[str, str, str]] = {
@@ -465,7 +468,9 @@ async def _their_side(
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
     schedule_id, task_id = await _disinfection(client, platform, other, h)
+    errands = await _logistics_side(client, town, platform, other, spouse["id"])
     ids = {
+        **errands,
         "town_id": str(town.id),
         "committee_id": committee_id,
         "compound_id": other.id,
@@ -503,6 +508,7 @@ async def _their_side(
         "乙区采样点",
         "乙区护士",
         "乙区名单",
+        "乙区医院",
         "B-0001",
         "b-helper-account",
         resident["document_number"],
@@ -587,6 +593,32 @@ async def _their_stock(
         "item_id": above["item_id"],
     }
     return found, [found["batch_id"], found["transfer_id"], "乙区捐赠人", "乙区批次"]
+
+
+async def _logistics_side(
+    client: httpx.AsyncClient, town: Town, platform: Platform, other: Compound, resident: str
+) -> dict[str, str]:
+    """Committee B's help request (a medicine run on a trip) and recurring request."""
+    h = town.operator
+
+    async def arrived() -> bool:
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            model = LogisticsDirectory.models.Resident
+            return await uow.session.get(model, uuid.UUID(resident)) is not None
+
+    await eventually(arrived, what="B's resident in the logistics directory")
+    run = {"resident_id": resident, "kind": "medicine_run", "hospital": "乙区医院"}
+    request = await post(client, "/v1/requests", run, h)
+    recurring = {
+        "resident_id": resident,
+        "kind": "groceries",
+        "weekdays": ["mon"],
+        "at": "09:00",
+        "starts_on": "2022-04-04",
+    }
+    recurrence = await post(client, "/v1/recurring-requests", recurring, h)
+    [trip] = await post(client, "/v1/trips", {"compound_id": other.id}, h)
+    return {"request_id": request["id"], "recurrence_id": recurrence["id"], "trip_id": trip["id"]}
 
 
 async def _propose_downgrades(platform: Platform, *, days: int) -> None:

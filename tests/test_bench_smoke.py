@@ -1,7 +1,9 @@
 """The benchmarks keep running: the ledger-import bench on a few hundred rows against the
-real PostgreSQL (its baseline is a raw COPY). Figures are for `make bench` to judge, so no
+real PostgreSQL (its baseline is a raw COPY), and help-request creation through a served
+logistics API under wrk on a small town. Figures are for `make bench` to judge, so no
 timing is asserted here."""
 
+import contextlib
 import io
 import re
 
@@ -66,3 +68,42 @@ async def test_the_notify_broadcast_bench_sends_every_message_once_and_prints_ra
     assert re.search(r"ratio to raw confirmed publishes .* \(1 : ", printed)
     assert re.search(r"ratio to raw COPY, like messages, bare .* \(1 : ", printed)
     assert len(re.findall(r"^goal: .* (PASS|MISS)$", printed, re.MULTILINE)) == 3
+
+
+async def test_the_request_creation_bench_stores_every_request_it_posts_and_cleans_up(
+    postgresql_url: str,
+) -> None:
+    from bench import _wrk, logistics_requests
+    from tests.conftest import AMQP_URL, REDIS_URL, skip_unless_reachable
+
+    skip_unless_reachable("RabbitMQ", "Redis")
+    if not _wrk.available():
+        pytest.skip("wrk is not installed")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        figures = await logistics_requests.run(
+            url=postgresql_url,
+            broker_url=AMQP_URL,
+            redis_url=REDIS_URL,
+            residents=500,
+            requests=60,
+            connections=4,
+            seconds=10,
+        )
+    printed = out.getvalue()
+    # Every body was posted within the time and answered 201 (wrk fails on any other
+    # answer), and each was stored once: fresh Idempotency-Keys make fresh requests.
+    assert figures.create.wrk.spare > 0 and figures.posted == 6 + 60
+    assert figures.stored == figures.posted
+    assert figures.health.wrk.requests > 0
+    assert re.search(r"POST /v1/requests +[\d,]+ req/s .* p99 +[\d.]+ ms", printed)
+    assert re.search(r"requests created: [\d.]+ of GET /healthz's rate \[(ok|MISSED)", printed)
+    dsn = postgresql_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = await asyncpg.connect(dsn)
+    try:
+        left = await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname = $1", figures.schema
+        )
+    finally:
+        await connection.close()
+    assert figures.schema and left == []

@@ -87,6 +87,7 @@ async def _issue(
         scope=scope,
         version=user.token_version,
         session=str(family),
+        person_id=str(user.person_id) if user.person_id else None,
     )
     minutes = settings.access_token_minutes
     return Tokens(

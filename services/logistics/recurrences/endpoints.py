@@ -1,0 +1,45 @@
+import uuid
+
+from sqlalchemy import select
+
+from services.logistics.models import SERVICE, Recurrence
+from services.logistics.recurrences import schemas, service
+from services.logistics.requests import repository
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, where_given
+
+router = service_router(SERVICE, tags=["recurring requests"])
+
+
+@router.post(
+    "/recurring-requests",
+    status_code=201,
+    response_model=schemas.RecurrenceOut,
+    summary="A request that repeats on weekdays at a local time (dialysis M/W/F)",
+    description="Each occurrence appears as a request of its own, the town's lead time "
+    "(2 h by default) before its time, due at that time; once, however many workers run.",
+)
+async def create_recurrence(body: schemas.RecurrenceCreate, uow: Uow) -> Recurrence:
+    return await service.create(uow, data=body)
+
+
+@router.get("/recurring-requests", response_model=Page[schemas.RecurrenceOut])
+async def list_recurrences(
+    uow: Uow,
+    resident_id: uuid.UUID | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.RecurrenceOut]:
+    query = where_given(select(Recurrence), (Recurrence.resident_id, resident_id))
+    page, following = await repository.page(uow, query, Recurrence.id, cursor=cursor, limit=limit)
+    items = [schemas.RecurrenceOut.model_validate(r) for r in page]
+    return Page(items=items, next_cursor=following)
+
+
+@router.post(
+    "/recurring-requests/{recurrence_id}/stop",
+    response_model=schemas.RecurrenceOut,
+    summary="No further occurrences (those made stay)",
+)
+async def stop_recurrence(recurrence_id: uuid.UUID, uow: Uow) -> Recurrence:
+    return await service.stop(uow, recurrence_id=recurrence_id)

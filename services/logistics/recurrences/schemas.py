@@ -1,0 +1,75 @@
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.logistics import RequestKind, TransportReason
+from shared.fields import FreeText
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class RecurrenceCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resident_id": "0193a1c2-0000-7000-8000-000000000103",
+                    "kind": "medical_transport",
+                    "reason": "dialysis",
+                    "weekdays": ["mon", "wed", "fri"],
+                    "at": "07:30",
+                    "starts_on": "2022-04-04",
+                    "hospital": "Town People's Hospital, dialysis unit",
+                }
+            ]
+        }
+    )
+
+    resident_id: uuid.UUID
+    kind: RequestKind
+    reason: TransportReason | None = None
+    details: FreeText = Field("", max_length=2000)
+    hospital: FreeText | None = Field(None, max_length=120)
+    weekdays: list[Weekday] = Field(min_length=1, max_length=7)
+    at: str = Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time of the town, HH:MM",
+        examples=["07:30"],
+    )
+    starts_on: date
+    ends_on: date | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RecurrenceCreate":
+        if self.kind == "medical_transport" and self.reason is None:
+            raise ValueError("a medical_transport needs a reason: dialysis, pregnancy, emergency")
+        if self.kind != "medical_transport" and self.reason is not None:
+            raise ValueError("reason is for a medical_transport only")
+        if self.kind == "medicine_run" and not (self.hospital or "").strip():
+            raise ValueError("a medicine_run needs the hospital its card goes to")
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValueError("ends_on must not be before starts_on")
+        return self
+
+
+class RecurrenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    resident_id: uuid.UUID
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    kind: str
+    reason: str | None
+    details: str
+    hospital: str | None
+    weekdays: list[str]
+    at_time: str
+    starts_on: date
+    ends_on: date | None
+    active: bool
+    created_by: str
+    created_at: datetime

@@ -1,0 +1,133 @@
+"""Recurring requests (a dialysis patient's trips every Monday, Wednesday and Friday at
+07:30): a periodic job makes each occurrence a request of its own, the town's lead time
+before it. Every worker replica runs the job; the occurrence's key (recurrence, date) is
+unique, so of two replicas racing one inserts it and only that one emits its event."""
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+
+from services.logistics.models import HelpRequest, Recurrence
+from services.logistics.recurrences import schemas
+from services.logistics.requests import repository, rules
+from services.logistics.requests.service import CANCEL, CREATE, event, for_kind, request_row
+from shared.authz import Place
+from shared.contracts.logistics import RequestCreated
+from shared.db import insert_ignoring_duplicates, table_of
+from shared.ids import new_id
+from shared.problems import Conflict
+from shared.uow import UnitOfWork
+
+# Occurrences missed by longer than this (the workers were down) are not made any more.
+CATCH_UP = timedelta(hours=12)
+
+
+async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurrence:
+    resident = await repository.subject(uow, data.resident_id, field="resident_id")
+    CREATE.check(uow, Place(resident.town_id, resident.committee_id, resident.compound_id,
+                            resident.building_id), field="resident_id")  # fmt: skip
+    recurrence = Recurrence(
+        id=new_id(),
+        resident_id=resident.id,
+        household_id=resident.household_id,
+        unit_id=resident.unit_id,
+        town_id=resident.town_id,
+        committee_id=resident.committee_id,
+        compound_id=resident.compound_id,
+        building_id=resident.building_id,
+        kind=data.kind,
+        reason=data.reason,
+        details=data.details,
+        hospital=data.hospital,
+        weekdays=sorted(set(data.weekdays), key=rules.DAYS.index),
+        at_time=data.at,
+        starts_on=data.starts_on,
+        ends_on=data.ends_on,
+        active=True,
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+    uow.session.add(recurrence)
+    await uow.session.flush()
+    return recurrence
+
+
+async def stop(uow: UnitOfWork, *, recurrence_id: uuid.UUID) -> Recurrence:
+    recurrence = await uow.get(Recurrence, recurrence_id, what="recurring request")
+    CANCEL.check(uow, Place.of(recurrence))
+    if not recurrence.active:
+        raise Conflict(f"recurring request {recurrence_id} is already stopped")
+    recurrence.active = False
+    await uow.session.flush()
+    return recurrence
+
+
+def occurrences(
+    recurrence: Recurrence, *, now: datetime, lead: timedelta, zone: ZoneInfo
+) -> list[tuple[date, datetime]]:
+    """The (local date, time) of each occurrence due to appear by ``now``: its time less the
+    lead has come, and it is not over by more than :data:`CATCH_UP`."""
+    hour, minute = (int(x) for x in recurrence.at_time.split(":"))
+    today = now.astimezone(zone).date()
+    found = []
+    for offset in (-1, 0, 1, 2):
+        day = today + timedelta(days=offset)
+        if rules.DAYS[day.weekday()] not in recurrence.weekdays or day < recurrence.starts_on:
+            continue
+        if recurrence.ends_on is not None and day > recurrence.ends_on:
+            continue
+        at = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+        if at - lead <= now < at + CATCH_UP:
+            found.append((day, at))
+    return found
+
+
+async def make_occurrences(uow: UnitOfWork, now: datetime) -> None:
+    """The periodic job: insert each occurrence that is due to appear, once."""
+    query = select(Recurrence).where(
+        Recurrence.active.is_(True),
+        Recurrence.starts_on <= (now + timedelta(days=2)).date(),
+        or_(Recurrence.ends_on.is_(None), Recurrence.ends_on >= (now - timedelta(days=2)).date()),
+    )
+    requests = table_of(HelpRequest)
+    for recurrence in list(await uow.session.scalars(query)):
+        settings = await repository.settings_for(uow, recurrence.town_id)
+        lead = timedelta(minutes=settings.recurring_lead_minutes)
+        found = occurrences(recurrence, now=now, lead=lead, zone=ZoneInfo(settings.timezone))
+        if not found:
+            continue
+        resident = await repository.subject(uow, recurrence.resident_id, field="resident_id")
+        household = await for_kind(uow, resident, recurrence.kind)
+        for day, at in found:
+            row = request_row(
+                resident,
+                kind=recurrence.kind,
+                reason=recurrence.reason,
+                details=recurrence.details,
+                hospital=recurrence.hospital,
+                household_tags=household,
+                created_by=f"recurring:{recurrence.id}",
+                now=now,
+                due_at=at,
+                recurrence_id=recurrence.id,
+                occurs_on=day,
+            )
+            insert = insert_ignoring_duplicates(requests, uow.dialect).values(row)
+            if (await uow.session.execute(insert)).rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            request = SimpleNamespace(**row)
+            uow.emit(
+                event(
+                    RequestCreated,
+                    request,
+                    at=now,
+                    reason=recurrence.reason,
+                    recurrence_id=recurrence.id,
+                    occurs_on=day,
+                ),
+                compound_id=request.compound_id,
+                urgent=request.priority == "urgent",
+            )

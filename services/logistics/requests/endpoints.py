@@ -1,0 +1,169 @@
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.logistics.models import SERVICE, HelpRequest, RequestSettings
+from services.logistics.requests import repository, schemas, service
+from shared.contracts.logistics import Priority, RequestKind, RequestStatus
+from shared.fields import Moment
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, where_given
+from shared.privacy import Present
+
+router = service_router(SERVICE, tags=["help requests"])
+
+
+async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.RequestOut:
+    return await present((await service.present_all(uow, [request]))[0])
+
+
+@router.post(
+    "/requests",
+    status_code=201,
+    response_model=schemas.RequestOut,
+    summary="Enter a resident's help request",
+    description="The priority comes from the kind and the resident's tags (an infant's "
+    "formula and an emergency transport are urgent; dialysis, pregnancy, an infant, living "
+    "alone or a disability raise it) and the due time from the town's target for it (urgent "
+    "1 h, high 4 h, normal 24 h unless the town set others). Send an `Idempotency-Key`.",
+)
+async def create_request(
+    body: schemas.RequestCreate, uow: Uow, present: Present
+) -> schemas.RequestOut:
+    return await present(await service.create(uow, data=body))
+
+
+@router.get(
+    "/requests",
+    response_model=Page[schemas.RequestOut],
+    summary="Help requests in your scope (a volunteer: their own errands)",
+    description="`overdue=true` lists the open ones past their due time. Phones are masked "
+    "unless `reveal=true` and your role may see them (every such read is logged).",
+)
+async def list_requests(
+    uow: Uow,
+    present: Present,
+    status: RequestStatus | None = None,
+    kind: RequestKind | None = None,
+    priority: Priority | None = None,
+    compound_id: uuid.UUID | None = None,
+    building_id: uuid.UUID | None = None,
+    resident_id: uuid.UUID | None = None,
+    assignee_id: uuid.UUID | None = None,
+    overdue: Annotated[bool | None, Query(description="Open and past the due time")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.RequestOut]:
+    query = where_given(
+        select(HelpRequest),
+        (HelpRequest.status, status),
+        (HelpRequest.kind, kind),
+        (HelpRequest.priority, priority),
+        (HelpRequest.compound_id, compound_id),
+        (HelpRequest.building_id, building_id),
+        (HelpRequest.resident_id, resident_id),
+        (HelpRequest.assignee_id, assignee_id),
+    )
+    if (narrow := repository.visible_to(uow)) is not None:
+        query = query.where(narrow)
+    if overdue is not None:
+        late = repository.late(datetime.now(UTC))
+        query = query.where(late if overdue else ~late)
+    page, following = await repository.page(uow, query, HelpRequest.id, cursor=cursor, limit=limit)
+    items = await service.present_all(uow, page)
+    return await present(Page(items=items, next_cursor=following))
+
+
+@router.get("/requests/{request_id}", response_model=schemas.RequestOut)
+async def get_request(request_id: uuid.UUID, uow: Uow, present: Present) -> schemas.RequestOut:
+    return await _one(uow, present, await service.get(uow, request_id))
+
+
+@router.get(
+    "/requests/{request_id}/suggestions",
+    response_model=list[schemas.Suggestion],
+    summary="Volunteers to give the errand to, best first",
+    description="Volunteers assigned to the request's building, a grid over it or its whole "
+    "compound; with a skill the kind needs (a transport: driving); available at `at` (now) "
+    'by their availability (`""` any time, else `mon-fri 08:00-18:00; sat` in the town\'s '
+    "time); fewest open errands first.",
+)
+async def suggest(
+    request_id: uuid.UUID,
+    uow: Uow,
+    present: Present,
+    at: Annotated[Moment | None, Query(description="When the errand would run")] = None,
+) -> list[schemas.Suggestion]:
+    return await present(await service.suggest(uow, request_id=request_id, at=at))
+
+
+@router.post(
+    "/requests/{request_id}/assign",
+    response_model=schemas.RequestOut,
+    summary="Give the request to a volunteer or a team (again to reassign)",
+)
+async def assign(
+    request_id: uuid.UUID, body: schemas.Assign, uow: Uow, present: Present
+) -> schemas.RequestOut:
+    return await _one(uow, present, await service.assign(uow, request_id=request_id, data=body))
+
+
+def _action(action: str, summary: str) -> None:
+    async def act(request_id: uuid.UUID, uow: Uow, present: Present) -> schemas.RequestOut:
+        request = await service.move(uow, request_id=request_id, action=action)
+        return await _one(uow, present, request)
+
+    act.__name__ = f"{action}_request"
+    router.post(
+        f"/requests/{{request_id}}/{action}",
+        response_model=schemas.RequestOut,
+        summary=summary,
+        description="A request not in the state this step needs answers 409 naming its state.",
+        name=act.__name__,
+    )(act)
+
+
+_action("start", "The errand is under way (assigned → in_progress)")
+_action("done", "The errand is done (in_progress → done)")
+_action("confirm", "The resident confirms, through their building leader (done → closed)")
+
+
+@router.post(
+    "/requests/{request_id}/cancel",
+    response_model=schemas.RequestOut,
+    summary="Cancel a request that is not done, with the reason",
+)
+async def cancel(
+    request_id: uuid.UUID, body: schemas.Cancel, uow: Uow, present: Present
+) -> schemas.RequestOut:
+    request = await service.move(uow, request_id=request_id, action="cancel", reason=body.reason)
+    return await _one(uow, present, request)
+
+
+@router.get(
+    "/request-settings/{town_id}",
+    response_model=schemas.SettingsOut,
+    summary="A town's service-time targets and timers (its defaults until set)",
+)
+async def get_settings(town_id: uuid.UUID, uow: Uow) -> schemas.SettingsOut:
+    return _settings(await service.read_settings(uow, town_id=town_id))
+
+
+@router.put(
+    "/request-settings/{town_id}",
+    response_model=schemas.SettingsOut,
+    summary="Set a town's service-time targets and timers (town operators)",
+    description="Applies to requests entered from now on; those entered keep their due time.",
+)
+async def put_settings(
+    town_id: uuid.UUID, body: schemas.SettingsIn, uow: Uow
+) -> schemas.SettingsOut:
+    return _settings(await service.set_settings(uow, town_id=town_id, data=body))
+
+
+def _settings(row: RequestSettings) -> schemas.SettingsOut:
+    fields = {name: getattr(row, name) for name in schemas.SettingsIn.model_fields}
+    return schemas.SettingsOut.model_validate({**fields, "town_id": row.id})

@@ -1,0 +1,251 @@
+"""Named queries of help requests: Core statements on the lean paths (create, overdue), the
+caller's scope applied by the session hook on every one."""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from services.logistics.models import HelpRequest, RequestSettings, directory
+from shared.authz import UNSCOPED, Role
+from shared.db import AnySelect, table_of
+from shared.pagination import keyset, next_cursor
+from shared.problems import NotFound
+from shared.uow import UnitOfWork
+
+Resident = directory.models.Resident
+Household = directory.models.Household
+Place = directory.models.Place
+Person = directory.models.Person
+Assignment = directory.models.Assignment
+GridBuilding = directory.models.GridBuilding
+requests = table_of(HelpRequest)
+residents = table_of(Resident)
+# Errands a volunteer still has to run: what "least loaded" counts.
+ACTIVE = ("assigned", "in_progress")
+OPEN = ("open", "assigned", "in_progress")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """A town's service-time targets, in minutes."""
+
+    urgent: int
+    high: int
+    normal: int
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    phone: str | None
+    building: str
+    unit: str | None
+    household: str | None
+    room: str | None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A resident as a new request needs them: place, tags, how to find them, and their
+    town's targets."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID | None
+    unit_id: uuid.UUID | None
+    town_id: uuid.UUID
+    committee_id: uuid.UUID | None
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    tags: list[str]
+    who: Who
+    targets: Targets
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        column.key: column.default.arg  # type: ignore[attr-defined]
+        for column in table_of(RequestSettings).columns
+        if column.default is not None
+    }
+
+
+DEFAULTS = _defaults()
+DEFAULT_TARGETS = Targets(
+    DEFAULTS["urgent_minutes"], DEFAULTS["high_minutes"], DEFAULTS["normal_minutes"]
+)
+_building, _unit = aliased(Place), aliased(Place)
+# The resident with their address and their town's targets: one statement on the create path.
+SUBJECT = (
+    select(
+        Resident.id,
+        Resident.household_id,
+        Resident.unit_id,
+        Resident.town_id,
+        Resident.committee_id,
+        Resident.compound_id,
+        Resident.building_id,
+        Resident.tags,
+        Resident.name,
+        Resident.phone,
+        _building.code,
+        _unit.code,
+        Household.code,
+        Household.room,
+        RequestSettings.urgent_minutes,
+        RequestSettings.high_minutes,
+        RequestSettings.normal_minutes,
+    )
+    .outerjoin(Household, Household.id == Resident.household_id)
+    .outerjoin(_building, _building.id == Resident.building_id)
+    .outerjoin(_unit, _unit.id == Resident.unit_id)
+    .outerjoin(RequestSettings, RequestSettings.id == Resident.town_id)
+)
+
+
+async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
+    """The resident as the directory has them, or 404 naming the field."""
+    row = (await uow.session.execute(SUBJECT.where(Resident.id == resident_id))).first()
+    if row is None:
+        raise NotFound.on(field, f"no resident {resident_id} in your scope")
+    (id_, household, unit, town, committee, compound, building, tags, name, phone) = row[:10]
+    who = Who(name, phone, row[10] or "?", row[11], row[12], row[13])
+    targets = DEFAULT_TARGETS if row[14] is None else Targets(row[14], row[15], row[16])
+    return Subject(
+        id_, household, unit, town, committee, compound, building, list(tags or ()), who, targets
+    )
+
+
+async def household_tags(uow: UnitOfWork, household_id: uuid.UUID | None) -> set[str]:
+    if household_id is None:
+        return set()
+    query = select(residents.c.tags).where(residents.c.household_id == household_id)
+    return {tag for tags in (await uow.session.scalars(query)) for tag in tags or ()}
+
+
+async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:
+    """The town's settings, or their defaults (an unsaved row)."""
+    found = await uow.session.get(RequestSettings, town_id)
+    if found is not None:
+        return found
+    return RequestSettings(id=town_id, town_id=town_id, **DEFAULTS)
+
+
+def visible_to(uow: UnitOfWork) -> Any:
+    """Beyond the scope: a volunteer sees only the errands given to them."""
+    if uow.principal.role is not Role.volunteer:
+        return None
+    person = uow.principal.person_id
+    if person is None:
+        return HelpRequest.id.is_(None)
+    return HelpRequest.assignee_id == uuid.UUID(person)
+
+
+async def locked(uow: UnitOfWork, request_id: uuid.UUID) -> HelpRequest:
+    """The request, its row locked for a change (its events then get their positions in
+    the order of its changes), or 404."""
+    query = select(HelpRequest).where(HelpRequest.id == request_id).with_for_update()
+    if (narrow := visible_to(uow)) is not None:
+        query = query.where(narrow)
+    found = await uow.session.scalar(query)
+    if found is None:
+        raise NotFound(f"no help request {request_id} in your scope")
+    return found
+
+
+async def who(uow: UnitOfWork, resident_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Who]:
+    """Residents with their building, unit and room, for answers."""
+    ids = list(set(resident_ids))
+    if not ids:
+        return {}
+    query = (
+        select(
+            Resident.id,
+            Resident.name,
+            Resident.phone,
+            _building.code,
+            _unit.code,
+            Household.code,
+            Household.room,
+        )
+        .outerjoin(Household, Household.id == Resident.household_id)
+        .outerjoin(_building, _building.id == Resident.building_id)
+        .outerjoin(_unit, _unit.id == Resident.unit_id)
+        .where(Resident.id.in_(ids))
+    )
+    return {
+        row[0]: Who(row[1], row[2], row[3] or "?", row[4], row[5], row[6])
+        for row in (await uow.session.execute(query)).all()
+    }
+
+
+async def grids_of(uow: UnitOfWork, building_id: uuid.UUID | None) -> list[uuid.UUID]:
+    if building_id is None:
+        return []
+    query = select(GridBuilding.grid_id).where(GridBuilding.building_id == building_id)
+    return sorted(set(await uow.session.scalars(query)))
+
+
+async def candidates(uow: UnitOfWork, request: HelpRequest) -> list[tuple[Any, str]]:
+    """Volunteers assigned (now) to the request's building, a grid covering it, or its whole
+    compound, with how they are assigned there (the closest way first)."""
+    grids = await grids_of(uow, request.building_id)
+    via = {
+        "building": Assignment.building_id == request.building_id,
+        "grid": Assignment.grid_id.in_(grids) if grids else None,
+        "compound": and_(
+            Assignment.compound_id == request.compound_id,
+            Assignment.building_id.is_(None),
+            Assignment.grid_id.is_(None),
+        ),
+    }
+    where = or_(*(condition for condition in via.values() if condition is not None))
+    query = (
+        select(Person, Assignment.building_id, Assignment.grid_id)
+        .join(Assignment, Assignment.person_id == Person.id)
+        .where(
+            Person.kind == "volunteer",
+            Assignment.person_kind == "volunteer",
+            Assignment.ended_at.is_(None),
+            where,
+        )
+    )
+    found: dict[uuid.UUID, tuple[Any, str]] = {}
+    rank = {"building": 0, "grid": 1, "compound": 2}
+    for person, building_id, grid_id in (await uow.session.execute(query)).all():
+        how = "building" if building_id == request.building_id and grid_id is None else None
+        how = how or ("grid" if grid_id is not None else "compound")
+        if person.id not in found or rank[how] < rank[found[person.id][1]]:
+            found[person.id] = (person, how)
+    return list(found.values())
+
+
+async def open_errands(uow: UnitOfWork, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many errands each volunteer has still to run (any compound: an unscoped count,
+    shown only as a number)."""
+    if not person_ids:
+        return {}
+    r = requests.c
+    query = (
+        select(r.assignee_id, func.count())
+        .where(r.assignee_id.in_(person_ids), r.status.in_(ACTIVE))
+        .group_by(r.assignee_id)
+    )
+    rows = await uow.session.execute(query, execution_options=UNSCOPED)
+    return {row[0]: int(row[1]) for row in rows.all()}
+
+
+def late(now: datetime) -> Any:
+    return HelpRequest.status.in_(OPEN) & (HelpRequest.due_at < now)
+
+
+async def page(
+    uow: UnitOfWork, query: AnySelect, id_column: Any, *, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """One cursor page of a list's rows, and the cursor of the next."""
+    rows = list(await uow.session.scalars(keyset(query, id_column, cursor=cursor, limit=limit)))
+    return next_cursor(rows, limit)

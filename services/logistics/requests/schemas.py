@@ -1,0 +1,178 @@
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.logistics import (
+    CardStatus,
+    Priority,
+    RequestKind,
+    RequestStatus,
+    TransportReason,
+)
+from shared.fields import FreeText
+from shared.privacy import PersonalPhone, PersonalRecord
+
+Attachment = FreeText
+
+
+class RequestCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resident_id": "0193a1c2-0000-7000-8000-000000000101",
+                    "kind": "baby_supplies",
+                    "details": "Infant formula, stage 1, two tins",
+                    "attachments": ["photo:0193a1c2-0000-7000-8000-00000000a001"],
+                },
+                {
+                    "resident_id": "0193a1c2-0000-7000-8000-000000000102",
+                    "kind": "medicine_run",
+                    "details": "Blood pressure tablets, 30 days",
+                    "hospital": "Town People's Hospital",
+                },
+            ]
+        }
+    )
+
+    resident_id: uuid.UUID
+    kind: RequestKind
+    reason: TransportReason | None = Field(
+        None, description="Why a medical transport is needed (required for that kind only)"
+    )
+    details: FreeText = Field("", max_length=2000)
+    attachments: list[Attachment] = Field(
+        default=[], max_length=10, description="References to photos or prescriptions"
+    )
+    hospital: FreeText | None = Field(
+        None, max_length=120, description="Where a medicine run or transport goes"
+    )
+
+    @model_validator(mode="after")
+    def _reason_and_hospital(self) -> "RequestCreate":
+        if self.kind == "medical_transport" and self.reason is None:
+            raise ValueError("a medical_transport needs a reason: dialysis, pregnancy, emergency")
+        if self.kind != "medical_transport" and self.reason is not None:
+            raise ValueError("reason is for a medical_transport only")
+        if self.kind == "medicine_run" and not (self.hospital or "").strip():
+            raise ValueError("a medicine_run needs the hospital its card goes to")
+        for reference in self.attachments:
+            if not 1 <= len(reference) <= 200:
+                raise ValueError("an attachment reference has 1 to 200 characters")
+        return self
+
+
+class Assign(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"volunteer_id": "0193a1c2-0000-7000-8000-0000000000f1"},
+                {"team": "errands"},
+            ]
+        }
+    )
+
+    volunteer_id: uuid.UUID | None = Field(None, description="A volunteer of the directory")
+    team: FreeText | None = Field(None, min_length=1, max_length=80, description="A team's name")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Assign":
+        if (self.volunteer_id is None) == (self.team is None):
+            raise ValueError("give volunteer_id or team, one of them")
+        return self
+
+
+class Cancel(BaseModel):
+    reason: FreeText = Field(min_length=1, max_length=200)
+
+
+class CardStep(BaseModel):
+    status: CardStatus = Field(description="collected → at_hospital → returned, in that order")
+
+
+class CardOut(BaseModel):
+    label: str
+    status: CardStatus
+    collected_at: datetime | None
+    at_hospital_at: datetime | None
+    returned_at: datetime | None
+    due_at: datetime | None
+    overdue: bool
+
+
+class RequestOut(PersonalRecord):
+    resource: ClassVar[str] = "help request"
+
+    id: uuid.UUID
+    kind: RequestKind
+    reason: TransportReason | None
+    priority: Priority
+    status: RequestStatus
+    resident_id: uuid.UUID
+    name: str | None = Field(description="The resident")
+    phone: PersonalPhone
+    address: str = Field(
+        description="Building, unit and room; a volunteer sees the room only while the errand "
+        "is theirs to run"
+    )
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    building_id: uuid.UUID | None
+    details: str
+    attachments: list[str]
+    hospital: str | None
+    created_by: str
+    created_at: datetime
+    due_at: datetime
+    seconds_left: int = Field(description="Until the due time; negative once past it")
+    overdue: bool
+    escalation_level: int
+    assignee_id: uuid.UUID | None
+    team: str | None
+    assigned_at: datetime | None
+    started_at: datetime | None
+    done_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    recurrence_id: uuid.UUID | None
+    trip_id: uuid.UUID | None
+    card: CardOut | None
+    revision: int
+
+
+class Suggestion(PersonalRecord):
+    resource: ClassVar[str] = "volunteer"
+
+    id: uuid.UUID
+    name: str
+    phone: PersonalPhone
+    skills: list[str]
+    availability: str
+    assigned_via: Literal["building", "grid", "compound"]
+    open_errands: int
+
+
+class SettingsIn(BaseModel):
+    urgent_minutes: int = Field(60, ge=5, le=1440)
+    high_minutes: int = Field(240, ge=5, le=10080)
+    normal_minutes: int = Field(1440, ge=5, le=20160)
+    escalate_after_minutes: int = Field(60, ge=5, le=10080)
+    card_return_hours: int = Field(24, ge=1, le=336)
+    recurring_lead_minutes: int = Field(120, ge=0, le=1440)
+    timezone: Literal["Asia/Shanghai", "Asia/Urumqi", "Asia/Hong_Kong", "UTC"] = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SettingsIn":
+        if not self.urgent_minutes <= self.high_minutes <= self.normal_minutes:
+            raise ValueError("targets must not shrink as priority falls: urgent ≤ high ≤ normal")
+        return self
+
+
+class SettingsOut(SettingsIn):
+    model_config = ConfigDict(from_attributes=True)
+
+    town_id: uuid.UUID

@@ -1,0 +1,436 @@
+"""Help requests and errands: a resident's request gets its priority from its kind and the
+resident's tags and a due time from the town's targets; it is assigned (a suggestion ranks
+the volunteers around the building), run, done, and closed by the building leader's
+confirmation for the resident. A periodic job raises ``logistics.request.overdue`` once per
+level: overdue at the due time, then to the grid leader, then to the town operator, each a
+further interval later while the request stays open."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from services.logistics.models import HelpRequest, RequestEscalation, RequestSettings
+from services.logistics.requests import repository, rules, schemas
+from shared.authz import FIELD, MANAGERS, Place, Role, policy
+from shared.contracts.logistics import (
+    RequestAssigned,
+    RequestCancelled,
+    RequestClosed,
+    RequestCreated,
+    RequestDone,
+    RequestEvent,
+    RequestOverdue,
+    RequestStarted,
+)
+from shared.db import insert_ignoring_duplicates, table_of
+from shared.ids import new_id
+from shared.problems import Conflict, NotFound
+from shared.uow import UnitOfWork
+
+LEADERS = (Role.grid_leader, Role.building_leader)
+# Staff and building leaders enter requests for residents and hand them out.
+CREATE = policy("help requests", "create", *MANAGERS, *LEADERS)
+ASSIGN = policy("help requests", "assign", *MANAGERS, *LEADERS)
+# Whoever runs the errand moves it along (a volunteer only sees their own).
+WORK = policy("help requests", "run", *FIELD)
+# The resident's confirmation, given by their building leader (or staff).
+CONFIRM = policy("help requests", "confirm", *MANAGERS, *LEADERS)
+CANCEL = policy("help requests", "cancel", *MANAGERS, *LEADERS)
+# Which state each action needs, and what it makes.
+STEPS: dict[str, tuple[frozenset[str], str]] = {
+    "assign": (frozenset({"open", "assigned"}), "assigned"),
+    "start": (frozenset({"assigned"}), "in_progress"),
+    "done": (frozenset({"in_progress"}), "done"),
+    "confirm": (frozenset({"done"}), "closed"),
+    "cancel": (frozenset(repository.OPEN), "cancelled"),
+}
+LEVELS = {1: "compound", 2: "grid_leader", 3: "town_operator"}
+
+
+def event(kind: type[RequestEvent], request: Any, *, at: datetime, **extra: Any) -> Any:
+    """The event of a change of the request (a row or anything with its columns)."""
+    return kind(
+        request_id=request.id,
+        revision=request.revision,
+        town_id=request.town_id,
+        compound_id=request.compound_id,
+        building_id=request.building_id,
+        resident_id=request.resident_id,
+        kind=request.kind,
+        priority=request.priority,
+        status=request.status,
+        due_at=request.due_at,
+        at=at,
+        **extra,
+    )
+
+
+def request_row(
+    resident: repository.Subject,
+    *,
+    kind: str,
+    reason: str | None,
+    details: str,
+    hospital: str | None,
+    household_tags: set[str],
+    created_by: str,
+    now: datetime,
+    due_at: datetime | None = None,
+    attachments: Sequence[str] = (),
+    recurrence_id: uuid.UUID | None = None,
+    occurs_on: date | None = None,
+) -> dict[str, Any]:
+    """The row of a new request for the resident: its priority and due time (``due_at``
+    given for a recurring occurrence: its time)."""
+    level = rules.priority(
+        kind=kind, reason=reason, tags=set(resident.tags), household_tags=household_tags
+    )
+    targets = resident.targets
+    due = due_at or now + rules.target(
+        level, urgent=targets.urgent, high=targets.high, normal=targets.normal
+    )
+    return {
+        **EMPTY,
+        "id": new_id(),
+        "resident_id": resident.id,
+        "household_id": resident.household_id,
+        "unit_id": resident.unit_id,
+        "town_id": resident.town_id,
+        "committee_id": resident.committee_id,
+        "compound_id": resident.compound_id,
+        "building_id": resident.building_id,
+        "kind": kind,
+        "reason": reason,
+        "details": details,
+        "attachments": list(attachments),
+        "hospital": hospital.strip() if hospital else None,
+        "priority": level,
+        "status": "open",
+        "due_at": due,
+        "next_escalation_at": due,
+        "escalation_level": 0,
+        "revision": 1,
+        "created_by": created_by,
+        "created_at": now,
+        "recurrence_id": recurrence_id,
+        "occurs_on": occurs_on,
+    }
+
+
+# Every column of a request, empty: what a new row holds before its values.
+EMPTY: dict[str, Any] = {column.key: None for column in repository.requests.columns}
+
+
+async def for_kind(uow: UnitOfWork, resident: repository.Subject, kind: str) -> set[str]:
+    """The tags of the resident's household, when the kind's priority depends on them."""
+    if kind != "baby_supplies":
+        return set()
+    return await repository.household_tags(uow, resident.household_id)
+
+
+async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.RequestOut:
+    """Enter a resident's request: one statement finds the resident, their address and their
+    town's targets, one Core insert writes it, and the answer is built from what is known."""
+    resident = await repository.subject(uow, data.resident_id, field="resident_id")
+    CREATE.check(uow, _place(resident), field="resident_id")
+    now = datetime.now(UTC)
+    row = request_row(
+        resident,
+        kind=data.kind,
+        reason=data.reason,
+        details=data.details,
+        hospital=data.hospital,
+        household_tags=await for_kind(uow, resident, data.kind),
+        attachments=data.attachments,
+        created_by=uow.principal.username,
+        now=now,
+    )
+    await uow.session.execute(repository.requests.insert(), [row])
+    request = SimpleNamespace(**row)
+    uow.emit(
+        event(RequestCreated, request, at=now, reason=data.reason),
+        compound_id=request.compound_id,
+        urgent=request.priority == "urgent",
+    )
+    return answer(request, resident.who, now=now, volunteer=False)
+
+
+def _place(row: Any) -> Place:
+    return Place(row.town_id, row.committee_id, row.compound_id, row.building_id)
+
+
+def _step(request: HelpRequest, action: str) -> str:
+    allowed, becomes = STEPS[action]
+    if request.status not in allowed:
+        wanted = " or ".join(sorted(allowed))
+        raise Conflict(
+            f"cannot {action} a request that is {request.status}; it must be {wanted}",
+            errors=[{"field": "status", "message": f"the request is {request.status}"}],
+        )
+    return becomes
+
+
+async def assign(uow: UnitOfWork, *, request_id: uuid.UUID, data: schemas.Assign) -> HelpRequest:
+    request = await repository.locked(uow, request_id)
+    ASSIGN.check(uow, Place.of(request))
+    becomes = _step(request, "assign")
+    now = datetime.now(UTC)
+    if data.volunteer_id is not None:
+        person = await uow.get(
+            repository.Person,
+            data.volunteer_id,
+            what="volunteer",
+            field="volunteer_id",
+            where=repository.Person.kind == "volunteer",
+        )
+        request.assignee_kind, request.assignee_id, request.team = "volunteer", person.id, None
+    else:
+        request.assignee_kind, request.assignee_id, request.team = "team", None, data.team
+    request.status, request.assigned_at = becomes, now
+    request.revision += 1
+    await uow.session.flush()
+    uow.emit(
+        event(RequestAssigned, request, at=now, assignee_id=request.assignee_id, team=request.team),
+        compound_id=request.compound_id,
+        urgent=request.priority == "urgent",
+    )
+    return request
+
+
+async def move(
+    uow: UnitOfWork, *, request_id: uuid.UUID, action: str, reason: str | None = None
+) -> HelpRequest:
+    """start, done, confirm or cancel: the state must allow it (409 naming the current one)."""
+    request = await repository.locked(uow, request_id)
+    checks = {"start": WORK, "done": WORK, "confirm": CONFIRM, "cancel": CANCEL}
+    checks[action].check(uow, Place.of(request))
+    request.status = _step(request, action)
+    now = datetime.now(UTC)
+    request.revision += 1
+    kind: type[RequestEvent]
+    extra: dict[str, Any] = {}
+    if action == "start":
+        request.started_at, kind = now, RequestStarted
+    elif action == "done":
+        request.done_at, kind = now, RequestDone
+    elif action == "confirm":
+        request.closed_at, request.closed_by, kind = now, uow.principal.username, RequestClosed
+    else:
+        request.cancelled_at, request.cancel_reason, kind = now, reason, RequestCancelled
+        extra["cancel_reason"] = reason
+    await uow.session.flush()
+    uow.emit(event(kind, request, at=now, **extra), compound_id=request.compound_id)
+    return request
+
+
+async def get(uow: UnitOfWork, request_id: uuid.UUID) -> HelpRequest:
+    return await uow.get(
+        HelpRequest, request_id, what="help request", where=repository.visible_to(uow)
+    )
+
+
+async def suggest(
+    uow: UnitOfWork, *, request_id: uuid.UUID, at: datetime | None = None
+) -> list[schemas.Suggestion]:
+    """Volunteers for the errand: assigned to its building, a grid over it or its compound,
+    with a skill the kind needs, available at ``at`` (now), fewest open errands first."""
+    request = await get(uow, request_id)
+    ASSIGN.check_role(uow)
+    settings = await repository.settings_for(uow, request.town_id)
+    zone, when = ZoneInfo(settings.timezone), at or datetime.now(UTC)
+    needed = rules.SKILLS.get(request.kind, frozenset())
+    fitting = [
+        (person, how)
+        for person, how in await repository.candidates(uow, request)
+        if (not needed or needed & set(person.skills or ()))
+        and rules.available(person.availability or "", at=when, zone=zone)
+    ]
+    load = await repository.open_errands(uow, [p.id for p, _ in fitting])
+    order = {"building": 0, "grid": 1, "compound": 2}
+    fitting.sort(key=lambda f: (load.get(f[0].id, 0), order[f[1]], f[0].name))
+    return [
+        schemas.Suggestion(
+            id=person.id,
+            name=person.name,
+            phone=person.phone,
+            skills=list(person.skills or ()),
+            availability=person.availability or "",
+            assigned_via=how,
+            open_errands=load.get(person.id, 0),
+        )
+        for person, how in fitting
+    ]
+
+
+# ---- answers ----
+
+
+def _address(who: repository.Who | None, *, full: bool) -> str:
+    if who is None:
+        return ""
+    parts = [f"building {who.building}"]
+    if full and who.unit:
+        parts.append(f"unit {who.unit}")
+    if full and (who.room or who.household):
+        parts.append(f"room {who.room or who.household}")
+    return ", ".join(parts)
+
+
+def _card(request: Any, now: datetime) -> schemas.CardOut | None:
+    if request.card_label is None or request.card_status is None:
+        return None
+    return schemas.CardOut(
+        label=request.card_label,
+        status=request.card_status,
+        collected_at=request.card_collected_at,
+        at_hospital_at=request.card_at_hospital_at,
+        returned_at=request.card_returned_at,
+        due_at=request.card_due_at,
+        overdue=request.card_status != "returned"
+        and request.card_due_at is not None
+        and request.card_due_at < now,
+    )
+
+
+async def present_all(uow: UnitOfWork, found: Sequence[HelpRequest]) -> list[schemas.RequestOut]:
+    """Requests in clear (the endpoint's presenter masks the phone)."""
+    people = await repository.who(uow, [r.resident_id for r in found])
+    volunteer = uow.principal.role is Role.volunteer
+    now = datetime.now(UTC)
+    return [answer(r, people.get(r.resident_id), now=now, volunteer=volunteer) for r in found]
+
+
+def answer(
+    r: Any, person: repository.Who | None, *, now: datetime, volunteer: bool
+) -> schemas.RequestOut:
+    """One request as the API shows it. A volunteer sees the unit, room and phone only while
+    the errand is theirs to run."""
+    full = not volunteer or r.status in repository.ACTIVE
+    return schemas.RequestOut(
+        id=r.id,
+        kind=r.kind,
+        reason=r.reason,
+        priority=r.priority,
+        status=r.status,
+        resident_id=r.resident_id,
+        name=person.name if person else None,
+        phone=person.phone if person and full else None,
+        address=_address(person, full=full),
+        town_id=r.town_id,
+        compound_id=r.compound_id,
+        building_id=r.building_id,
+        details=r.details,
+        attachments=list(r.attachments or ()),
+        hospital=r.hospital,
+        created_by=r.created_by,
+        created_at=r.created_at,
+        due_at=r.due_at,
+        seconds_left=int((r.due_at - now).total_seconds()),
+        overdue=r.status in repository.OPEN and r.due_at < now,
+        escalation_level=r.escalation_level,
+        assignee_id=r.assignee_id,
+        team=r.team,
+        assigned_at=r.assigned_at,
+        started_at=r.started_at,
+        done_at=r.done_at,
+        closed_at=r.closed_at,
+        closed_by=r.closed_by,
+        cancelled_at=r.cancelled_at,
+        cancel_reason=r.cancel_reason,
+        recurrence_id=r.recurrence_id,
+        trip_id=r.trip_id,
+        card=_card(r, now),
+        revision=r.revision,
+    )
+
+
+# ---- overdue ----
+
+
+async def escalate_overdue(uow: UnitOfWork, now: datetime) -> None:
+    """Raise the next escalation of every open request past its next escalation time. The
+    escalation row's key (request, level) lets one replica win; only the winner bumps the
+    request and emits, in the same transaction."""
+    due = await uow.session.scalars(
+        select(HelpRequest)
+        .where(
+            HelpRequest.status.in_(repository.OPEN),
+            HelpRequest.next_escalation_at <= now,
+            HelpRequest.escalation_level < max(LEVELS),
+        )
+        .order_by(HelpRequest.next_escalation_at)
+        .limit(500)
+    )
+    escalations = table_of(RequestEscalation)
+    for request in list(due):
+        level = request.escalation_level + 1
+        claim = insert_ignoring_duplicates(escalations, uow.dialect).values(
+            id=new_id(),
+            request_id=request.id,
+            level=level,
+            escalated_to=LEVELS[level],
+            at=now,
+            **Place.of(request).columns(),
+        )
+        if (await uow.session.execute(claim)).rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        await _escalated(uow, request, level=level, now=now)
+
+
+async def _escalated(uow: UnitOfWork, request: HelpRequest, *, level: int, now: datetime) -> None:
+    settings = await repository.settings_for(uow, request.town_id)
+    interval = timedelta(minutes=settings.escalate_after_minutes)
+    bumped = await uow.session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id == request.id)
+        .values(
+            escalation_level=level,
+            next_escalation_at=request.due_at + interval * level,
+            revision=HelpRequest.revision + 1,
+        )
+        .returning(HelpRequest.revision)
+        .execution_options(synchronize_session=False)
+    )
+    request.revision, request.escalation_level = bumped.scalar_one(), level
+    grids = await repository.grids_of(uow, request.building_id) if level == 2 else []
+    uow.emit(
+        event(
+            RequestOverdue,
+            request,
+            at=now,
+            level=level,
+            escalated_to=LEVELS[level],
+            grid_ids=grids,
+        ),
+        compound_id=request.compound_id,
+        urgent=request.priority == "urgent",
+    )
+
+
+# ---- the town's settings ----
+
+SETTINGS = policy("request settings", "set", Role.town_operator, Role.service)
+
+
+async def read_settings(uow: UnitOfWork, *, town_id: uuid.UUID) -> RequestSettings:
+    if not uow.scope.allows(town_id=town_id):
+        raise NotFound(f"no town {town_id} in your scope")
+    return await repository.settings_for(uow, town_id)
+
+
+async def set_settings(
+    uow: UnitOfWork, *, town_id: uuid.UUID, data: schemas.SettingsIn
+) -> RequestSettings:
+    """Targets apply to requests entered from now on; those entered keep their due time."""
+    settings = await read_settings(uow, town_id=town_id)
+    SETTINGS.check(uow, Place(town_id))
+    for field, value in data.model_dump().items():
+        setattr(settings, field, value)
+    uow.session.add(settings)
+    await uow.session.flush()
+    return settings

@@ -1,0 +1,76 @@
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.logistics.models import SERVICE, HelpRequest, Trip
+from services.logistics.requests import repository
+from services.logistics.requests import schemas as request_schemas
+from services.logistics.requests import service as requests
+from services.logistics.trips import schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page
+from shared.privacy import Present
+
+router = service_router(SERVICE, tags=["medicine runs"])
+
+
+@router.post(
+    "/requests/{request_id}/card",
+    response_model=request_schemas.RequestOut,
+    summary="The insurance card of a medicine run changes hands",
+    description="collected (the run's label is made) → at_hospital → returned to the "
+    "resident, in that order; any other step answers 409 naming where the card is.",
+)
+async def card_step(
+    request_id: uuid.UUID, body: request_schemas.CardStep, uow: Uow, present: Present
+) -> request_schemas.RequestOut:
+    request = await service.card_step(uow, request_id=request_id, status=body.status)
+    return await present((await requests.present_all(uow, [request]))[0])
+
+
+@router.get(
+    "/cards",
+    response_model=Page[request_schemas.RequestOut],
+    summary="Medicine runs whose card is out (`overdue=true`: past its return time)",
+)
+async def list_cards(
+    uow: Uow,
+    present: Present,
+    overdue: Annotated[bool | None, Query(description="Not back by its due time")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[request_schemas.RequestOut]:
+    query = select(HelpRequest).where(HelpRequest.card_status.in_(("collected", "at_hospital")))
+    if (narrow := repository.visible_to(uow)) is not None:
+        query = query.where(narrow)
+    if overdue is not None:
+        late = HelpRequest.card_due_at < datetime.now(UTC)
+        query = query.where(late if overdue else ~late)
+    page, following = await repository.page(uow, query, HelpRequest.id, cursor=cursor, limit=limit)
+    items = await requests.present_all(uow, page)
+    return await present(Page(items=items, next_cursor=following))
+
+
+@router.post(
+    "/trips",
+    status_code=201,
+    response_model=list[schemas.TripOut],
+    summary="Group the medicine runs not on a trip yet into one trip per hospital",
+)
+async def plan_trips(body: schemas.TripPlan, uow: Uow) -> list[schemas.TripOut]:
+    return await service.present_trips(uow, await service.plan_trips(uow, data=body))
+
+
+@router.get("/trips", response_model=Page[schemas.TripOut], summary="Trips in your scope")
+async def list_trips(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.TripOut]:
+    page, following = await repository.page(uow, select(Trip), Trip.id, cursor=cursor, limit=limit)
+    return Page(items=await service.present_trips(uow, page), next_cursor=following)
+
+
+@router.get("/trips/{trip_id}", response_model=schemas.TripOut)
+async def get_trip(trip_id: uuid.UUID, uow: Uow) -> schemas.TripOut:
+    trip = await uow.get(Trip, trip_id, what="trip")
+    return (await service.present_trips(uow, [trip]))[0]

@@ -1,0 +1,515 @@
+"""Help requests and errands, from a building leader's phone to a volunteer's: priority from
+the resident's tags, assignment by suggestion, the states and their refusals, overdue and
+escalation, recurring dialysis trips made once by racing workers, medicine-run cards, and
+what a volunteer may see."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.logistics.app import CARD_OVERDUE, RECURRING_REQUESTS, REQUEST_OVERDUE
+from services.logistics.models import HelpRequest, RequestEscalation, directory, kernel
+from shared.auth import Principal
+from tests.conftest import Town
+from tests.support import (
+    Compound,
+    account,
+    committee_staff,
+    eventually,
+    listening,
+    make_compound,
+    make_resident,
+    post,
+)
+
+HOSPITAL = "Town People's Hospital"
+
+
+@dataclass
+class Area:
+    """Compound C1: household 101 (a mother, 王秀英, and her infant), 102 (陈刚, dialysis)
+    in unit 1; two volunteers on building 1, one whose availability is unreadable, and one
+    on another compound; a building leader for building 1; all in the logistics directory."""
+
+    compound: Compound
+    mother: str
+    infant: str
+    patient: str
+    helpers: list[str]
+    night_owl: str
+    outsider: str
+    grid_id: str
+    leader: dict[str, str]
+
+
+async def _count(platform: Platform, model: Any) -> int:
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def _volunteer(
+    client: httpx.AsyncClient, town: Town, compound: Compound, name: str, **fields: Any
+) -> str:
+    body = {"compound_id": compound.id, "name": name, "kind": "service", **fields}
+    person = await post(client, "/v1/volunteers", body, town.operator)
+    assignment = {
+        "person_kind": "volunteer",
+        "person_id": person["id"],
+        "building_id": compound.building_id,
+    }
+    await post(client, "/v1/assignments", assignment, town.operator)
+    return str(person["id"])
+
+
+@pytest.fixture
+async def area(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> AsyncIterator[Area]:
+    h = town.operator
+    compound = await make_compound(client, town.id, h, code="C1")
+    other = await make_compound(client, town.id, h, code="C2")
+    mother = await make_resident(client, compound, h, name="王秀英", tags=["pregnant"])
+    infant = await make_resident(client, compound, h, name="李小宝", tags=["infant"], phone=None)
+    patient = await make_resident(
+        client, compound, h, household="102", name="陈刚", tags=["dialysis"], phone="13912345678"
+    )
+    helpers = [
+        await _volunteer(client, town, compound, "周师傅", skills=["driving"]),
+        await _volunteer(client, town, compound, "郑同学", availability=""),
+    ]
+    night_owl = await _volunteer(client, town, compound, "吴夜班", availability="nights only")
+    outsider = await _volunteer(client, town, other, "钱外区")
+    grid = await post(
+        client,
+        "/v1/grids",
+        {
+            "town_id": str(town.id),
+            "code": "G1",
+            "name": "Grid 1",
+            "building_ids": [compound.building_id],
+        },
+        h,
+    )
+    staff = {"compound_id": compound.id, "name": "楼组长老张", "title": "building leader"}
+    leader_person = await post(client, "/v1/staff", staff, h)
+    await post(
+        client,
+        "/v1/assignments",
+        {
+            "person_kind": "staff",
+            "person_id": leader_person["id"],
+            "building_id": compound.building_id,
+        },
+        h,
+    )
+    leader = await account(
+        client,
+        town,
+        username="leader-c1",
+        role="building_leader",
+        person_kind="staff",
+        person_id=leader_person["id"],
+    )
+
+    async def arrived() -> bool:
+        return (
+            await _count(platform, directory.models.Resident) == 3
+            and await _count(platform, directory.models.Assignment) == 5
+            and await _count(platform, directory.models.GridBuilding) == 1
+        )
+
+    await eventually(arrived, what="residents, volunteers and the grid in logistics")
+    yield Area(
+        compound,
+        mother["id"],
+        infant["id"],
+        patient["id"],
+        helpers,
+        night_owl,
+        outsider,
+        grid["id"],
+        leader,
+    )
+
+
+async def volunteer_signed_in(
+    client: httpx.AsyncClient, town: Town, person_id: str, username: str
+) -> dict[str, str]:
+    return await account(
+        client,
+        town,
+        username=username,
+        role="volunteer",
+        person_kind="volunteer",
+        person_id=person_id,
+    )
+
+
+async def ask(
+    client: httpx.AsyncClient, headers: dict[str, str], resident_id: str, kind: str, **more: Any
+) -> dict[str, Any]:
+    body = {"resident_id": resident_id, "kind": kind, "details": f"{kind} please", **more}
+    return dict(await post(client, "/v1/requests", body, headers))
+
+
+async def act(
+    client: httpx.AsyncClient, headers: dict[str, str], request_id: str, action: str, **body: Any
+) -> httpx.Response:
+    return await client.post(f"/v1/requests/{request_id}/{action}", json=body, headers=headers)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+async def test_an_infants_formula_is_urgent_suggested_assigned_and_closed_inside_its_hour(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    leader = area.leader
+    # Groceries for the dialysis patient's household keep the first helper busy.
+    groceries = await ask(client, leader, area.patient, "groceries")
+    assert groceries["priority"] == "high"  # normal, raised by dialysis, capped at high
+    busy = await act(client, leader, groceries["id"], "assign", volunteer_id=area.helpers[0])
+    assert busy.status_code == 200, busy.text
+
+    async with listening(platform, "logistics.request.#") as events:
+        formula = await client.post(
+            "/v1/requests",
+            json={"resident_id": area.mother, "kind": "baby_supplies", "details": "formula"},
+            headers={**leader, "Idempotency-Key": "formula-1"},
+        )
+        assert formula.status_code == 201, formula.text
+        request = formula.json()
+        again = await client.post(
+            "/v1/requests",
+            json={"resident_id": area.mother, "kind": "baby_supplies", "details": "formula"},
+            headers={**leader, "Idempotency-Key": "formula-1"},
+        )
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json()["id"] == request["id"]
+        assert request["priority"] == "urgent" and request["status"] == "open"
+        assert at(request["due_at"]) - at(request["created_at"]) == timedelta(hours=1)
+        assert 3500 < request["seconds_left"] <= 3600
+
+        suggested = await client.get(f"/v1/requests/{request['id']}/suggestions", headers=leader)
+        assert suggested.status_code == 200, suggested.text
+        ranked = [(s["name"], s["open_errands"]) for s in suggested.json()]
+        # The night owl's availability says no time we can read, the outsider works on
+        # another compound; the busy helper comes last.
+        assert ranked == [("郑同学", 0), ("周师傅", 1)]
+        chosen = suggested.json()[0]["id"]
+        assigned = await act(client, leader, request["id"], "assign", volunteer_id=chosen)
+        assert assigned.status_code == 200, assigned.text
+
+        helper = await volunteer_signed_in(client, town, chosen, "helper-zheng")
+        for action in ("start", "done"):
+            moved = await act(client, helper, request["id"], action)
+            assert moved.status_code == 200, moved.text
+        closed = await act(client, leader, request["id"], "confirm")
+        assert closed.status_code == 200, closed.text
+        done = closed.json()
+        assert done["status"] == "closed" and done["closed_by"] == "leader-c1"
+        assert at(done["done_at"]) <= at(done["due_at"]) and not done["overdue"]
+
+        async def all_five() -> bool:
+            mine = [e for e in events if e.payload["request_id"] == request["id"]]
+            return len(mine) == 5
+
+        await eventually(all_five, what="five events of the formula request")
+    mine = [e for e in events if e.payload["request_id"] == request["id"]]
+    assert [(e.type, e.payload["revision"]) for e in mine] == [
+        ("logistics.request.created", 1),
+        ("logistics.request.assigned", 2),
+        ("logistics.request.started", 3),
+        ("logistics.request.done", 4),
+        ("logistics.request.closed", 5),
+    ]
+    assert mine[1].payload["assignee_id"] == chosen
+
+
+async def test_an_overdue_request_is_raised_then_escalated_twice_each_once(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    path = f"/v1/request-settings/{town.id}"
+    targets = {"urgent_minutes": 30, "high_minutes": 120, "normal_minutes": 600}
+    staff = await committee_staff(client, town, area.compound, "staff-c1")
+    assert (await client.put(path, json=targets, headers=staff)).status_code == 403
+    shrinking = {**targets, "high_minutes": 20}
+    assert (await client.put(path, json=shrinking, headers=town.operator)).status_code == 422
+    saved = await client.put(
+        path, json={**targets, "escalate_after_minutes": 45}, headers=town.operator
+    )
+    assert saved.status_code == 200, saved.text
+    assert (await client.get(path, headers=staff)).json()["high_minutes"] == 120
+
+    request = await ask(client, staff, area.patient, "groceries")
+    due = at(request["due_at"])
+    assert due - at(request["created_at"]) == timedelta(minutes=120)
+    runtime = platform.runtime("logistics")
+
+    async def tick(after: timedelta, times: int = 1) -> None:
+        await asyncio.gather(
+            *(runtime.tick(REQUEST_OVERDUE, now=due + after) for _ in range(times))
+        )
+
+    async with listening(platform, "logistics.request.overdue") as events:
+        await tick(-timedelta(minutes=1))
+        await tick(timedelta(minutes=1), times=2)
+        await tick(timedelta(minutes=30), times=2)
+        await tick(timedelta(minutes=46), times=2)
+        await tick(timedelta(minutes=80))
+        await tick(timedelta(minutes=91), times=2)
+        await tick(timedelta(hours=9), times=2)
+
+        async def three() -> bool:
+            return len(events) >= 3
+
+        await eventually(three, what="three escalations")
+        await asyncio.sleep(0.3)
+    levels = [(e.payload["level"], e.payload["escalated_to"]) for e in events]
+    assert levels == [(1, "compound"), (2, "grid_leader"), (3, "town_operator")]
+    assert events[1].payload["grid_ids"] == [area.grid_id]
+    assert [e.payload["revision"] for e in events] == [2, 3, 4]
+    async with runtime.uow(Principal.system()) as uow:
+        recorded = (
+            await uow.session.execute(
+                select(RequestEscalation.level, RequestEscalation.at).order_by(
+                    RequestEscalation.level
+                )
+            )
+        ).all()
+    assert [(level, when - due) for level, when in recorded] == [
+        (1, timedelta(minutes=1)),
+        (2, timedelta(minutes=46)),
+        (3, timedelta(minutes=91)),
+    ]
+    shown = (await client.get(f"/v1/requests/{request['id']}", headers=staff)).json()
+    assert (shown["escalation_level"], shown["revision"]) == (3, 4)
+
+    # Done in time, nothing is raised.
+    quick = await ask(client, staff, area.mother, "other")
+    await act(client, staff, quick["id"], "assign", team="errands")
+    await act(client, staff, quick["id"], "start")
+    assert (await act(client, staff, quick["id"], "done")).status_code == 200
+    await runtime.tick(REQUEST_OVERDUE, now=at(quick["due_at"]) + timedelta(hours=5))
+    async with runtime.uow(Principal.system()) as uow:
+        row = await uow.session.get(HelpRequest, uuid.UUID(quick["id"]))
+        assert row is not None and row.escalation_level == 0
+
+
+async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_each(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    body = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["fri", "mon", "wed"],
+        "at": "07:30",
+        "starts_on": "2026-12-07",
+        "hospital": "Dialysis centre",
+    }
+    recurrence = await post(client, "/v1/recurring-requests", body, area.leader)
+    assert recurrence["weekdays"] == ["mon", "wed", "fri"]
+    runtime = platform.runtime("logistics")
+    # From Sunday 6 December to the next Sunday, local time (+08:00), every 90 minutes,
+    # each time by two worker replicas at once.
+    start = datetime(2026, 12, 5, 16, 0, tzinfo=UTC)
+    async with listening(platform, "logistics.request.created") as events:
+        for step in range(7 * 16 + 1):
+            now = start + timedelta(minutes=90 * step)
+            await asyncio.gather(
+                runtime.tick(RECURRING_REQUESTS, now=now),
+                runtime.tick(RECURRING_REQUESTS, now=now),
+            )
+
+        async def three() -> bool:
+            return len(events) >= 3
+
+        await eventually(three, what="three occurrences announced")
+        await asyncio.sleep(0.3)
+    listed = await client.get(f"/v1/requests?resident_id={area.patient}", headers=area.leader)
+    trips = [r for r in listed.json()["items"] if r["recurrence_id"] == recurrence["id"]]
+    local = [at(r["due_at"]).astimezone(timezone(timedelta(hours=8))) for r in trips]
+    assert sorted(d.strftime("%a %d %H:%M") for d in local) == [
+        "Fri 11 07:30",
+        "Mon 07 07:30",
+        "Wed 09 07:30",
+    ]
+    assert {r["priority"] for r in trips} == {"urgent"}  # transport, raised by dialysis
+    assert sorted(e.payload["occurs_on"] for e in events) == [
+        "2026-12-07",
+        "2026-12-09",
+        "2026-12-11",
+    ]
+    # Each appeared its lead time (2 h) before the trip, at the first tick past that.
+    for trip in trips:
+        lead = at(trip["due_at"]) - at(trip["created_at"])
+        assert timedelta(minutes=30) < lead <= timedelta(hours=2)
+
+    stopped = await client.post(
+        f"/v1/recurring-requests/{recurrence['id']}/stop", headers=area.leader
+    )
+    assert stopped.status_code == 200 and not stopped.json()["active"]
+    await runtime.tick(RECURRING_REQUESTS, now=datetime(2026, 12, 13, 23, 0, tzinfo=UTC))
+    async with runtime.uow(Principal.system()) as uow:
+        count = await uow.session.scalar(
+            select(func.count()).where(HelpRequest.recurrence_id.is_not(None))
+        )
+    assert count == 3
+
+
+async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    leader = area.leader
+    first = await ask(client, leader, area.patient, "medicine_run", hospital=HOSPITAL)
+    second = await ask(
+        client, leader, area.mother, "medicine_run", hospital="  town people's  HOSPITAL"
+    )
+    elsewhere = await ask(client, leader, area.mother, "medicine_run", hospital="Clinic 2")
+    planned = await client.post("/v1/trips", json={}, headers=leader)
+    assert planned.status_code == 201, planned.text
+    trips = {t["hospital"]: sorted(r["request_id"] for r in t["runs"]) for t in planned.json()}
+    assert trips == {
+        HOSPITAL: sorted([first["id"], second["id"]]),
+        "Clinic 2": [elsewhere["id"]],
+    }
+    assert (await client.post("/v1/trips", json={}, headers=leader)).json() == []
+
+    card = f"/v1/requests/{first['id']}/card"
+    early = await client.post(card, json={"status": "at_hospital"}, headers=leader)
+    assert early.status_code == 409 and "not collected" in early.json()["detail"]
+    labels = []
+    async with listening(platform, "logistics.card.#") as events:
+        for step in ("collected", "at_hospital", "returned"):
+            moved = await client.post(card, json={"status": step}, headers=leader)
+            assert moved.status_code == 200, moved.text
+            assert moved.json()["card"]["status"] == step
+            labels.append(moved.json()["card"]["label"])
+        back = await client.post(card, json={"status": "returned"}, headers=leader)
+        assert back.status_code == 409 and "returned" in back.json()["detail"]
+
+        out = await client.post(
+            f"/v1/requests/{second['id']}/card", json={"status": "collected"}, headers=leader
+        )
+        card_due = at(out.json()["card"]["due_at"])
+        assert card_due - at(out.json()["card"]["collected_at"]) == timedelta(hours=24)
+        runtime = platform.runtime("logistics")
+        await runtime.tick(CARD_OVERDUE, now=card_due - timedelta(minutes=1))
+        await asyncio.gather(
+            runtime.tick(CARD_OVERDUE, now=card_due + timedelta(minutes=1)),
+            runtime.tick(CARD_OVERDUE, now=card_due + timedelta(minutes=1)),
+        )
+        await runtime.tick(CARD_OVERDUE, now=card_due + timedelta(hours=3))
+
+        async def five() -> bool:
+            return len(events) >= 5
+
+        await eventually(five, what="card events")
+        await asyncio.sleep(0.3)
+    assert len(set(labels)) == 1 and labels[0].startswith("MR-")
+    assert [e.type.removeprefix("logistics.card.") for e in events] == [
+        "collected",
+        "at_hospital",
+        "returned",
+        "collected",
+        "overdue",
+    ]
+    assert events[-1].payload["request_id"] == second["id"]
+    groceries = await ask(client, leader, area.mother, "groceries")
+    refused = await client.post(
+        f"/v1/requests/{groceries['id']}/card", json={"status": "collected"}, headers=leader
+    )
+    assert refused.status_code == 409
+    outstanding = await client.get("/v1/cards", headers=leader)
+    assert [r["id"] for r in outstanding.json()["items"]] == [second["id"]]
+
+
+async def test_a_volunteer_sees_only_their_own_errands_masked(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    leader = area.leader
+    mine = await ask(client, leader, area.patient, "groceries")
+    theirs = await ask(client, leader, area.mother, "groceries")
+    await ask(client, leader, area.mother, "other")
+    await act(client, leader, mine["id"], "assign", volunteer_id=area.helpers[0])
+    await act(client, leader, theirs["id"], "assign", volunteer_id=area.helpers[1])
+    helper = await volunteer_signed_in(client, town, area.helpers[0], "helper-zhou")
+
+    listed = await client.get("/v1/requests", headers=helper)
+    assert listed.status_code == 200, listed.text
+    [errand] = listed.json()["items"]
+    assert errand["id"] == mine["id"]
+    assert errand["phone"] == "+86139****5678"
+    assert errand["address"] == "building 1, unit 1, room 102"
+    assert (await client.get("/v1/requests?reveal=true", headers=helper)).status_code == 403
+    other = await client.get(f"/v1/requests/{theirs['id']}", headers=helper)
+    assert other.status_code == 404
+    assert (await act(client, helper, theirs["id"], "start")).status_code == 404
+    assert (await act(client, helper, mine["id"], "start")).status_code == 200
+    assert (await act(client, helper, mine["id"], "assign", team="x")).status_code == 403
+    assert (await act(client, helper, mine["id"], "done")).status_code == 200
+    # Once done, the errand no longer needs the door or the phone.
+    after = (await client.get(f"/v1/requests/{mine['id']}", headers=helper)).json()
+    assert (after["address"], after["phone"]) == ("building 1", None)
+
+    revealed = await client.get(f"/v1/requests/{mine['id']}?reveal=true", headers=leader)
+    assert revealed.json()["phone"] == "+8613912345678"
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        rows = (await uow.session.execute(select(kernel.access_log))).all()
+    assert [(r.resource, r.record_ids, r.role) for r in rows] == [
+        ("help request", [mine["id"]], "building_leader")
+    ]
+
+    outsider = await make_compound(client, town.id, town.operator, code="C9")
+    staff = await committee_staff(client, town, outsider, "staff-c9")
+    assert (await client.get("/v1/requests", headers=staff)).json()["items"] == []
+    refused = await client.post(
+        "/v1/requests", json={"resident_id": area.mother, "kind": "groceries"}, headers=staff
+    )
+    assert refused.status_code == 404
+
+
+async def test_bad_steps_and_bad_input_are_refused_naming_the_state_or_field(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    leader = area.leader
+    request = await ask(client, leader, area.mother, "groceries")
+    early = await act(client, leader, request["id"], "start")
+    assert early.status_code == 409 and "open" in early.json()["detail"]
+    confirm = await act(client, leader, request["id"], "confirm")
+    assert confirm.status_code == 409 and "it must be done" in confirm.json()["detail"]
+    assert (await act(client, leader, request["id"], "cancel")).status_code == 422
+    cancelled = await act(client, leader, request["id"], "cancel", reason="moved in with family")
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["cancel_reason"] == "moved in with family"
+    late = await act(client, leader, request["id"], "assign", volunteer_id=area.helpers[0])
+    assert late.status_code == 409 and "cancelled" in late.json()["detail"]
+
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"resident_id": area.mother, "kind": "medical_transport"}, 422, "reason"),
+        ({"resident_id": area.mother, "kind": "medicine_run"}, 422, "hospital"),
+        ({"resident_id": area.mother, "kind": "pizza"}, 422, "kind"),
+        (
+            {"resident_id": "0193a1c2-0000-7000-8000-000000000999", "kind": "groceries"},
+            404,
+            "resident_id",
+        ),
+    ]
+    for body, status, named in cases:
+        answer = await client.post("/v1/requests", json=body, headers=leader)
+        assert answer.status_code == status, (body, answer.text)
+        assert named in answer.text
+    fresh = await ask(client, leader, area.mother, "groceries")
+    # A resident is no volunteer.
+    nobody = await act(client, leader, fresh["id"], "assign", volunteer_id=area.mother)
+    assert nobody.status_code == 404 and "volunteer_id" in nobody.text
