@@ -2,16 +2,26 @@
 
 from pathlib import Path
 
+from services.notify.audit.endpoints import router as audit_router
+from services.notify.broadcasts.endpoints import router as broadcasts_router
+from services.notify.broadcasts.service import enqueue_due
 from services.notify.models import SERVICE, Base, directory, kernel
-from shared.service import ServiceSpec
+from services.notify.rules.endpoints import router as rules_router
+from services.notify.rules.service import RULES_CONSUMER
+from services.notify.templates.endpoints import router as templates_router
+from shared.service import Periodic, ServiceSpec
+
+# Large broadcasts are enqueued in batches, one per broadcast per tick, progress committed.
+BROADCAST_ENQUEUE = Periodic("broadcast-enqueue", 0.2, enqueue_due)
 
 SPEC = ServiceSpec(
     name=SERVICE,
     metadata=Base.metadata,
     kernel=kernel,
     migrations=Path(__file__).parent / "migrations",
-    routers=(),
-    resources=(),
-    consumers=(directory.consumer(),),
+    routers=(templates_router, rules_router, broadcasts_router, audit_router),
+    resources=("templates", "rules", "broadcasts", "messages"),
+    consumers=(directory.consumer(), RULES_CONSUMER),
+    periodic=(BROADCAST_ENQUEUE,),
     projections=(directory,),
 )

@@ -2,29 +2,34 @@
 versions, typed variables checked before anything is sent, and what each text costs."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from services.notify.models import RuleSetting, Template
+from services.notify.contacts.service import Contact
+from services.notify.messages.service import NewMessage
+from services.notify.models import CauseKind, Priority, RecipientKind, RuleSetting, Template
 from services.notify.rules.catalogue import RULES
 from services.notify.templates import catalogue, repository, schemas
 from services.notify.templates.render import (
     DEFAULT_LOCALE,
+    LOCALES,
     check_values,
     placeholders,
     render,
 )
 from services.notify.templates.segments import count_segments
-from shared.authz import Place, Role, policy
+from shared.authz import MANAGERS, Place, Relation, Role, policy
 from shared.problems import Conflict, Invalid, NotFound
 from shared.settings import get_settings
 from shared.uow import UnitOfWork
 
 # The town office words what the whole town receives.
 EDIT = policy("templates", "edit", Role.town_operator, Role.service)
+PREVIEW = policy("templates", "preview", *MANAGERS, relation=Relation.sees)
 
 
 @dataclass(frozen=True)
@@ -297,6 +302,7 @@ def out(template: TemplateVersion) -> schemas.TemplateOut:
 
 async def preview(uow: UnitOfWork, *, key: str, data: schemas.Preview) -> schemas.PreviewOut:
     _town(uow, data.town_id)
+    PREVIEW.check(uow, Place(data.town_id), field="town_id")
     if data.version is None:
         template = await current(uow, town_id=data.town_id, key=key, field="key")
     else:
@@ -305,3 +311,57 @@ async def preview(uow: UnitOfWork, *, key: str, data: schemas.Preview) -> schema
     return schemas.PreviewOut(
         key=template.key, version=template.version, texts=lengths(template, values)
     )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    locale: str
+    text: str
+    segments: int
+
+
+def rendered_per_locale(template: TemplateVersion, values: dict[str, Any]) -> dict[str, Rendered]:
+    """Each locale's text once (every recipient of a locale gets the same text)."""
+    out = {}
+    for locale in LOCALES:
+        used, text = template.render(locale, values)
+        out[locale] = Rendered(used, text, count_segments(text, signature=signature()).segments)
+    return out
+
+
+def compose(
+    template: TemplateVersion,
+    values: dict[str, Any],
+    contacts: Sequence[Contact],
+    *,
+    cause_kind: CauseKind,
+    cause_id: uuid.UUID,
+    priority: Priority,
+    broadcast_id: uuid.UUID | None = None,
+    send_at: datetime | None = None,
+    valid_until: datetime | None = None,
+) -> list[NewMessage]:
+    """One message per contact in their language (zh-CN where the template has no text in
+    it), keyed by cause, recipient and template."""
+    texts = rendered_per_locale(template, values)
+    default = texts[DEFAULT_LOCALE]
+    return [
+        NewMessage(
+            cause_kind=cause_kind,
+            cause_id=cause_id,
+            recipient_kind=RecipientKind(contact.kind),
+            recipient_id=contact.id,
+            phone=contact.phone,
+            language=(chosen := texts.get(contact.language, default)).locale,
+            template_key=template.key,
+            template_version=template.version,
+            text=chosen.text,
+            segments=chosen.segments,
+            priority=priority,
+            broadcast_id=broadcast_id,
+            send_at=send_at,
+            valid_until=valid_until,
+            **contact.place.columns(),
+        )
+        for contact in contacts
+    ]
