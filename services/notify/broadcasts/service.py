@@ -180,7 +180,7 @@ async def _enqueue_small(uow: UnitOfWork, broadcast: Broadcast) -> None:
         await uow.session.refresh(broadcast)
 
 
-async def enqueue_batch(uow: UnitOfWork, broadcast: Broadcast, *, limit: int = BATCH) -> bool:
+async def enqueue_batch(uow: UnitOfWork, broadcast: Broadcast, *, limit: int) -> bool:
     """Enqueue the next batch of the broadcast's recipients; False once none is left (or
     another replica took this batch)."""
     template = await templates.version_of(
@@ -295,4 +295,4 @@ async def out(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastOut:
 async def enqueue_due(uow: UnitOfWork, now: datetime) -> None:
     """The ``broadcast-enqueue`` job: one batch of each broadcast being enqueued."""
     for broadcast in await repository.enqueuing(uow, limit=5):
-        await enqueue_batch(uow, broadcast)
+        await enqueue_batch(uow, broadcast, limit=BATCH)
