@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from services.notify.broadcasts.schemas import BroadcastScope
 from services.notify.contacts import service as contacts
 from services.notify.models import Broadcast, BroadcastStatus, DirectoryPlace, DirectoryResident
+from shared.directory.tables import PlaceRow, ResidentRow
 from shared.uow import UnitOfWork
 
 PLACE_KIND = {"compounds": "compound", "buildings": "building", "units": "unit"}
@@ -46,7 +47,7 @@ async def count_residents(uow: UnitOfWork, where: ColumnElement[bool]) -> int:
 
 async def places(
     uow: UnitOfWork, *, kind: str, town_id: uuid.UUID, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, DirectoryPlace]:
+) -> dict[uuid.UUID, PlaceRow]:
     query = select(DirectoryPlace).where(
         DirectoryPlace.kind == kind, DirectoryPlace.town_id == town_id, DirectoryPlace.id.in_(ids)
     )
@@ -55,7 +56,7 @@ async def places(
 
 async def residents(
     uow: UnitOfWork, *, town_id: uuid.UUID, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, DirectoryResident]:
+) -> dict[uuid.UUID, ResidentRow]:
     query = select(DirectoryResident).where(
         DirectoryResident.town_id == town_id, DirectoryResident.id.in_(ids)
     )

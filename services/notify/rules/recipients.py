@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from services.notify.contacts import service as contacts
 from services.notify.contacts.service import Reach
 from services.notify.models import DirectoryGridBuilding, DirectoryPlace, DirectoryResident
+from shared.directory.tables import PlaceRow
 from shared.uow import UnitOfWork
 
 _UUID = TypeAdapter(uuid.UUID)
@@ -59,7 +60,7 @@ def _ids(payload: dict[str, Any], name: str) -> list[uuid.UUID]:
         raise Unusable(f"{name} holds something other than ids") from None
 
 
-async def _names(uow: UnitOfWork, *ids: uuid.UUID | None) -> dict[uuid.UUID, DirectoryPlace]:
+async def _names(uow: UnitOfWork, *ids: uuid.UUID | None) -> dict[uuid.UUID, PlaceRow]:
     wanted = [i for i in ids if i is not None]
     rows = await uow.session.scalars(select(DirectoryPlace).where(DirectoryPlace.id.in_(wanted)))
     return {p.id: p for p in rows}

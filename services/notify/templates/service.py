@@ -246,7 +246,8 @@ async def create(uow: UnitOfWork, *, data: schemas.TemplateCreate) -> TemplateVe
         uow, town_id=data.town_id, key=data.key
     ):
         raise Conflict.on("key", f"template {data.key!r} exists; add a version to change it")
-    variables, texts = dict(data.variables), dict(data.texts)
+    variables: dict[str, str] = {**data.variables}
+    texts: dict[str, str] = {str(locale): text for locale, text in data.texts.items()}
     _checked_texts(variables, texts)
     row = _row(
         uow,
@@ -268,7 +269,8 @@ async def edit(uow: UnitOfWork, *, key: str, data: schemas.TemplateEdit) -> Temp
     _town(uow, data.town_id)
     EDIT.check(uow, Place(data.town_id), field="town_id")
     before = await current(uow, town_id=data.town_id, key=key, field="key")
-    variables, texts = dict(data.variables), dict(data.texts)
+    variables: dict[str, str] = {**data.variables}
+    texts: dict[str, str] = {str(locale): text for locale, text in data.texts.items()}
     _checked_texts(variables, texts)
     await _rules_served(uow, town_id=data.town_id, key=key, variables=variables)
     row = _row(
@@ -361,7 +363,10 @@ def compose(
             broadcast_id=broadcast_id,
             send_at=send_at,
             valid_until=valid_until,
-            **contact.place.columns(),
+            town_id=contact.place.town_id,
+            committee_id=contact.place.committee_id,
+            compound_id=contact.place.compound_id,
+            building_id=contact.place.building_id,
         )
         for contact in contacts
     ]
