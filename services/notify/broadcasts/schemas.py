@@ -61,7 +61,7 @@ class BroadcastCreate(BaseModel):
 
     town_id: uuid.UUID
     scope: BroadcastScope
-    template_key: FreeText = Field(pattern=KEY_PATTERN)
+    template_key: FreeText = Field(pattern=KEY_PATTERN, examples=["round_scheduled"])
     variables: dict[FreeText, Any] = Field(default_factory=dict)
     priority: PriorityName = "normal"
     optional: bool | None = Field(

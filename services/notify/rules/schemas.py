@@ -36,7 +36,7 @@ class RuleChange(BaseModel):
 
     town_id: uuid.UUID
     enabled: bool | None = None
-    template_key: FreeText | None = Field(default=None, pattern=KEY_PATTERN)
+    template_key: FreeText | None = Field(default=None, pattern=KEY_PATTERN, examples=["sealed"])
     priority: PriorityName | None = None
     validity_minutes: int | None = Field(default=None, ge=5, le=7 * 24 * 60)
 
