@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from services.notify.contacts import service as contacts
 from services.notify.contacts.service import Reach
 from services.notify.models import DirectoryGridBuilding, DirectoryPlace, DirectoryResident
+from services.notify.templates.render import ZONE_LEVELS
 from shared.directory.tables import PlaceRow
 from shared.uow import UnitOfWork
 
@@ -54,8 +55,11 @@ def _moment(payload: dict[str, Any], name: str) -> datetime:
 
 
 def _ids(payload: dict[str, Any], name: str) -> list[uuid.UUID]:
+    values = payload.get(name) or []
+    if not isinstance(values, list):
+        raise Unusable(f"{name} is not a list")
     try:
-        return [_UUID.validate_python(v) for v in payload.get(name) or []]
+        return [_UUID.validate_python(v) for v in values]
     except ValidationError:
         raise Unusable(f"{name} holds something other than ids") from None
 
@@ -86,7 +90,9 @@ def _request(payload: dict[str, Any]) -> str:
 
 
 def _round_where(payload: dict[str, Any], town_id: uuid.UUID) -> ColumnElement[bool]:
-    scope = payload.get("scope") or {}
+    scope = payload.get("scope")
+    if not isinstance(scope, dict):
+        raise Unusable("no scope")
     kind, ids = scope.get("kind"), _ids(scope, "ids")
     r = DirectoryResident
     in_town = r.town_id == town_id
@@ -99,7 +105,7 @@ def _round_where(payload: dict[str, Any], town_id: uuid.UUID) -> ColumnElement[b
             return and_(in_town, r.building_id.in_(ids))
         case "units":
             return and_(in_town, r.unit_id.in_(ids))
-        case "zone_level" if scope.get("zone_level"):
+        case "zone_level" if scope.get("zone_level") in ZONE_LEVELS:
             return and_(in_town, contacts.in_zone_level(scope["zone_level"]))
     raise Unusable(f"a round scope of kind {kind!r}")
 
@@ -139,6 +145,8 @@ async def case_confirmed(uow: UnitOfWork, payload: dict[str, Any], optional: boo
 
 async def zone_changed(uow: UnitOfWork, payload: dict[str, Any], optional: bool) -> Target:
     building_id, unit_id = _id(payload, "building_id"), _maybe_id(payload, "unit_id")
+    if (payload.get("to_level") or "lifted") not in ZONE_LEVELS:
+        raise Unusable(f"no zone level {payload.get('to_level')!r}")
     values = {
         "area": await area(
             uow,

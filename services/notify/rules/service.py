@@ -19,16 +19,16 @@ from services.notify.rules import recipients, schemas
 from services.notify.rules.catalogue import BY_KEY, RULES, Rule
 from services.notify.templates import service as templates
 from services.notify.templates.render import LOCALES
-from shared.authz import MANAGERS, Place, Relation, Role, policy
+from shared.authz import MANAGERS, Place, Role, policy
 from shared.events import Envelope
 from shared.problems import Invalid, NotFound
 from shared.service import Consumer
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-# The town office decides what fires; managers may look at what a rule would send.
+# The town office decides what fires, and looks at what a rule would send.
 CHANGE = policy("rules", "change", Role.town_operator, Role.service)
-PREVIEW = policy("rules", "preview", *MANAGERS, relation=Relation.sees)
+PREVIEW = policy("rules", "preview", *MANAGERS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,14 +22,15 @@ from services.notify.templates.render import (
     render,
 )
 from services.notify.templates.segments import count_segments
-from shared.authz import MANAGERS, Place, Relation, Role, policy
+from shared.authz import MANAGERS, Place, Role, policy
 from shared.problems import Conflict, Invalid, NotFound
 from shared.settings import get_settings
 from shared.uow import UnitOfWork
 
 # The town office words what the whole town receives.
 EDIT = policy("templates", "edit", Role.town_operator, Role.service)
-PREVIEW = policy("templates", "preview", *MANAGERS, relation=Relation.sees)
+# Previews render with the town's templates: for those who word them.
+PREVIEW = policy("templates", "preview", *MANAGERS)
 
 
 @dataclass(frozen=True)
