@@ -23,6 +23,7 @@ async def resident(
     phone: str | None = "13812345678",
     language: str = "zh-CN",
     opted_out: bool = False,
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
     """A resident of the compound's building, in a household of their own by default."""
     code = household or f"{unit + 1}0{name}"
@@ -46,6 +47,7 @@ async def resident(
         "phone": phone,
         "language": language,
         "opted_out": opted_out,
+        "tags": tags or [],
     }
     return dict(await post(client, "/v1/residents?reveal=true", body, headers))
 

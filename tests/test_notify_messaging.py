@@ -15,7 +15,7 @@ from services.notify.templates.segments import count_segments
 from shared.auth import Role, Scope, ScopeKind
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
-from tests.support import committee_staff, headers_for, make_compound
+from tests.support import committee_staff, eventually, headers_for, make_compound
 
 SIGNATURE = "【某某街道】"
 
@@ -400,3 +400,46 @@ async def test_the_audit_shows_what_was_sent_to_whom_with_phones_masked(
     assert (
         await client.get(f"/v1/messages/{sent['id']}?reveal=true", headers=volunteer)
     ).status_code == 403
+
+
+async def test_a_tag_or_a_zone_level_in_listed_compounds_reaches_only_them(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="M1")
+    elder = await resident(client, compound, town.operator, name="王奶奶", tags=["elderly"])
+    sealed = await resident(client, compound, town.operator, name="李娜", unit=1)
+    await resident(client, compound, town.operator, name="张伟")
+    zone = {"building_id": compound.building_id, "unit_id": compound.unit_ids[1]}
+    await client.post(
+        "/v1/zones", json={**zone, "level": "sealed", "reason": "case"}, headers=town.operator
+    )
+    await notify_knows(platform, 3)
+
+    async def reached(scope: dict[str, Any]) -> set[str]:
+        body = broadcast_body(
+            town,
+            scope,
+            priority="urgent",
+            template_key="sealed",
+            variables={"area": "M1", "time": "2022-04-02T01:30:00+08:00"},
+        )
+        created = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+        assert created.status_code == 201, created.text
+        sent = await messages(platform, broadcast_id=uuid.UUID(created.json()["id"]))
+        return {str(m.recipient_id) for m in sent}
+
+    assert await reached({"kind": "tag", "tag": "elderly", "ids": [compound.id]}) == {elder["id"]}
+
+    async def zone_arrived() -> bool:
+        preview = await client.post(
+            "/v1/broadcasts/preview",
+            json=broadcast_body(
+                town, {"kind": "zone_level", "zone_level": "sealed", "ids": [compound.id]}
+            ),
+            headers=town.operator,
+        )
+        return bool(preview.json()["recipients"])
+
+    await eventually(zone_arrived, what="the seal in the notify directory")
+    level = {"kind": "zone_level", "zone_level": "sealed", "ids": [compound.id]}
+    assert await reached(level) == {sealed["id"]}
