@@ -72,7 +72,7 @@ async def fill_directory(
         }
         for n, c in enumerate(compounds)
     ]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": resident_id,
             "household_id": resident_id,

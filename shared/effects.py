@@ -15,13 +15,14 @@ sends what a consumer recorded): it commits its own small transactions around th
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database, insert_ignoring_duplicates
 
@@ -139,6 +140,47 @@ class EffectLedger:
 
     async def confirm(self, key: str, result: Result) -> None:
         await self._settle(key, Status.done, result=result)
+
+    async def claim_new(self, session: AsyncSession, keys: Sequence[str]) -> None:
+        """Claim keys never used before (fresh ids), in the caller's transaction: the claim
+        commits with the work that chose to perform the effects (notify's claim of a batch
+        of messages), one statement for them all. A key that exists is a bug: it fails."""
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "key": key,
+                "status": Status.pending,
+                "attempts": 1,
+                "lease_until": now + self.lease,
+                "result": None,
+                "error": "",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key in keys
+        ]
+        if rows:
+            await session.execute(self._table.insert(), rows)
+
+    async def confirm_in(self, session: AsyncSession, key: str, result: Result) -> None:
+        """:meth:`confirm` in the caller's transaction, so that the effect's outcome and
+        what follows from it (messages marked sent) commit together."""
+        await session.execute(
+            update(self._table)
+            .where(self._table.c.key == key)
+            .values(status=Status.done, result=result, error="", updated_at=datetime.now(UTC))
+        )
+
+    async def forget(self, key: str, *, reason: str) -> None:
+        """The provider certainly did nothing under ``key`` (it refused, or its records say it
+        never received it): the next claim calls it anew."""
+        await self._settle(key, Status.failed, error=reason)
+
+    async def doubt(self, key: str, *, reason: str) -> None:
+        """The call's outcome is unknown (a timeout): the next claim asks the provider first.
+        For callers that drive :meth:`claim` and :meth:`confirm` themselves, as
+        :meth:`perform` does inside."""
+        await self._settle(key, Status.unknown, error=reason)
 
     async def status(self, key: str) -> tuple[Status, int] | None:
         """The key's status and attempts so far, if it was ever claimed."""

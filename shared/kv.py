@@ -33,6 +33,10 @@ class KeyValue(ABC):
     async def hit(self, key: str, *, window_seconds: int) -> int:
         """Count one hit on ``key`` and return the hits within the current window."""
 
+    async def hit_many(self, keys: Sequence[str], *, window_seconds: int) -> list[int]:
+        """:meth:`hit` for each key (one round trip where the store allows)."""
+        return [await self.hit(key, window_seconds=window_seconds) for key in keys]
+
     @abstractmethod
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
         """Token bucket ``key`` (refilled at ``rate`` tokens a second, holding at most
@@ -210,6 +214,15 @@ class RedisKeyValue(KeyValue):
                 pipe.expire(self._ns + key, window_seconds, nx=True)
                 count, _ = await pipe.execute()
         return int(count)
+
+    async def hit_many(self, keys: Sequence[str], *, window_seconds: int) -> list[int]:
+        with _answering():
+            async with self._requests.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(self._ns + key)
+                    pipe.expire(self._ns + key, window_seconds, nx=True)
+                answers = await pipe.execute()
+        return [int(count) for count in answers[::2]]
 
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
         wait = await self._take(keys=[self._ns + key], args=[rate, burst, cost])

@@ -95,3 +95,11 @@ WORKER_UP = Gauge(
 WORKER_RESTARTS = Counter(
     "cordon_worker_task_restarts_total", "Background tasks restarted after a failure", ["task"]
 )
+SMS_MESSAGES = Gauge(
+    "cordon_notify_messages", "Notify's messages by delivery state (queued, sent, …)", ["state"]
+)
+SMS_HANDED = Counter(
+    "cordon_notify_gateway_calls",
+    "Calls to SMS gateways by outcome (handed, busy, rejected, uncertain)",
+    ["gateway", "outcome"],
+)

@@ -11,6 +11,7 @@ Urgent work (a sealing, a positive result) passes caps by not asking them: calle
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -58,10 +59,17 @@ class DailyCap:
     async def allow(self, key: str, *, now: datetime) -> bool:
         """Count one for ``key`` today (the town's day of ``now``); False once over the cap.
         A refused attempt counts too, which changes nothing: the day's answer stays no."""
+        return (await self.allow_many([key], now=now))[0]
+
+    async def allow_many(self, keys: Sequence[str], *, now: datetime) -> list[bool]:
+        """:meth:`allow` for each key in order (a key may repeat), in one round trip."""
         local = now.astimezone(self.zone)
         midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
         left = midnight.replace(tzinfo=self.zone) - local
         # The counter outlives its day by an hour: a clock a little behind still finds it.
         window = int(left.total_seconds()) + 3600
-        count = await self._kv.hit(f"cap:{self._name}:{key}:{local.date()}", window_seconds=window)
-        return count <= self.limit
+        day = local.date()
+        counts = await self._kv.hit_many(
+            [f"cap:{self._name}:{key}:{day}" for key in keys], window_seconds=window
+        )
+        return [count <= self.limit for count in counts]

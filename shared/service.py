@@ -66,6 +66,15 @@ class Periodic:
     run: PeriodicWork
 
 
+@dataclass(frozen=True)
+class Worker:
+    """A long-running loop of a service's worker process (notify's dispatcher), restarted by
+    the supervisor like the relay and the consumers if it fails."""
+
+    name: str
+    run: Callable[["ServiceRuntime"], Awaitable[None]]
+
+
 class ProjectionLag(Protocol):
     def detail(self) -> dict[str, object]: ...
 
@@ -94,6 +103,7 @@ class ServiceSpec:
     resync: Resync | None = None
     startup: tuple[Callable[["ServiceRuntime"], Awaitable[None]], ...] = field(default=())
     periodic: tuple[Periodic, ...] = ()
+    workers: tuple[Worker, ...] = ()
     # Shown with their lag in /readyz and /metrics.
     projections: tuple[Projection, ...] = ()
 
@@ -262,6 +272,8 @@ class ServiceRuntime:
             tasks[f"{self.name}.{consumer.name}"] = functools.partial(self.consume, consumer)
         for job in self.spec.periodic:
             tasks[f"{self.name}.{job.name}"] = functools.partial(self.repeat, job)
+        for worker in self.spec.workers:
+            tasks[f"{self.name}.{worker.name}"] = functools.partial(worker.run, self)
         return tasks
 
     async def run_worker(self, supervisor: Supervisor | None = None) -> None:

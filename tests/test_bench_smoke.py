@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from bench import import_residents
+from tests.conftest import skip_unless_reachable
 
 ROWS = 300
 
@@ -45,3 +46,23 @@ async def test_the_import_bench_imports_every_row_prints_rates_and_cleans_up(
     finally:
         await connection.close()
     assert left == []
+
+
+@pytest.mark.services
+async def test_the_notify_broadcast_bench_sends_every_message_once_and_prints_ratios(
+    postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import notify_broadcast
+
+    skip_unless_reachable("RabbitMQ")
+    monkeypatch.setenv("CORDON_BENCH_DATABASE_URL", postgresql_url)
+    out = io.StringIO()
+    # The bench itself stops with an error unless each message was handed exactly once.
+    figures = await notify_broadcast.run(count=500, out=out, compound=200, samples=5)
+    printed = out.getvalue()
+
+    assert figures.messages_per_second > 0 and figures.latency_p95_ms > 0
+    assert re.search(r"handed to the gateway, state recorded \(sent\) .* 500 msgs in", printed)
+    assert re.search(r"ratio to raw confirmed publishes .* \(1 : ", printed)
+    assert re.search(r"ratio to raw COPY, like messages, bare .* \(1 : ", printed)
+    assert len(re.findall(r"^goal: .* (PASS|MISS)$", printed, re.MULTILINE)) == 3

@@ -2,18 +2,43 @@
 for a broadcast; the dispatcher's lanes, quiet hours, limits, retries, failover and
 receipts against a fake SMS gateway on loopback."""
 
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bench.fake_sms import FakeSms
 from cordon.platform import Platform
+from services.notify.delivery.receipts import sign
+from services.notify.delivery.service import Dispatcher
+from services.notify.delivery.worker import dispatcher_for
 from services.notify.messages.service import (
     NewMessage,
     broadcast_progress,
     cancel_broadcast,
     enqueue,
 )
-from services.notify.models import CauseKind, Priority, RecipientKind
+from services.notify.models import CauseKind, GatewaySwitch, Message, Priority, RecipientKind
+from services.notify.settings import NotifySettings, get_notify_settings
 from shared.auth import Principal
+from shared.settings import Settings
+from tests.conftest import Town
+from tests.support import eventually
+
+CORDON = str(Path(sys.executable).parent / "cordon")
 
 TOWN = uuid.UUID("00000000-0000-7000-8000-00000000e001")
 
@@ -90,3 +115,381 @@ async def test_cancelling_a_broadcast_stops_what_was_not_handed_to_a_gateway(
         assert (await broadcast_progress(uow, broadcast_id=other))["queued"] == 5
         # Cancelling again finds nothing left to cancel.
         assert await cancel_broadcast(uow, broadcast_id=broadcast) == 0
+
+
+# ---- the dispatcher against the fake gateway ----
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# A weekday afternoon in the town: no quiet hours.
+NOON = datetime(2026, 3, 2, 14, 0, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSms]:
+    gateway = await FakeSms.start()
+    yield gateway
+    await gateway.stop()
+
+
+def dispatcher_of(
+    platform: Platform,
+    primary: FakeSms,
+    *,
+    fallback: FakeSms | None = None,
+    **options: Any,
+) -> Dispatcher:
+    settings = NotifySettings(
+        **{
+            "gateway": "http",
+            "gateway_url": primary.url,
+            "retry_base_seconds": 1.0,
+            "retry_cap_seconds": 60.0,
+            "call_timeout_seconds": 2.0,
+            "segments_per_second": 1_000_000,
+            "burst_segments": 100_000,
+            **({"fallback_gateway": "http", "fallback_url": fallback.url} if fallback else {}),
+            **options,
+        }
+    )
+    return dispatcher_for(platform.runtime("notify"), settings)
+
+
+async def states(platform: Platform) -> dict[str, int]:
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        rows = await uow.session.execute(
+            select(Message.state, func.count()).group_by(Message.state)
+        )
+        return {state: int(count) for state, count in rows.all()}
+
+
+async def queue_at(platform: Platform, messages: list[NewMessage], *, now: datetime) -> int:
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        new = await enqueue(uow, messages=messages, now=now)
+        await uow.commit()
+    return new
+
+
+async def test_a_broadcast_goes_out_in_batches_of_a_thousand_each_number_once(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(2_500, broadcast_id=uuid.uuid4()), now=NOON)
+    dispatcher = dispatcher_of(platform, fake)
+
+    await dispatcher.drain(now=NOON)
+
+    assert await states(platform) == {"sent": 2_500}
+    assert fake.calls == 3
+    assert len(fake.handed) == 2_500 and not fake.twice()
+
+
+async def test_a_gateway_outage_mid_broadcast_delays_messages_and_loses_none(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(3_000, broadcast_id=uuid.uuid4()), now=NOON)
+    dispatcher = dispatcher_of(platform, fake, claim_size=500, batch_numbers=250)
+    await dispatcher.step(now=NOON)
+    assert await states(platform) == {"sent": 500, "queued": 2_500}
+
+    await fake.stop()  # the provider goes down mid-broadcast
+    await dispatcher.step(now=NOON)
+    down = await states(platform)
+    assert down == {"sent": 500, "queued": 2_500}
+    later = NOON + timedelta(minutes=5)
+    await dispatcher.step(now=later)  # still down: backed off again, nothing lost
+    assert await states(platform) == down
+
+    await fake.listen()
+    await dispatcher.drain(now=later + timedelta(minutes=5))
+
+    assert await states(platform) == {"sent": 3_000}
+    assert len(fake.handed) == 3_000 and not fake.twice()
+
+
+async def test_a_timeout_after_the_gateway_accepted_is_reconciled_not_sent_twice(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(40, priority=Priority.urgent), now=NOON)
+    dispatcher = dispatcher_of(platform, fake, call_timeout_seconds=0.3)
+    fake.control(mode="hang", times=1)
+
+    await dispatcher.step(now=NOON)
+    assert await states(platform) == {"unknown": 40}
+    assert fake.calls == 1
+
+    await dispatcher.drain(now=NOON + timedelta(minutes=2))
+
+    assert await states(platform) == {"sent": 40}
+    # The gateway's status query said it had them: no second call.
+    assert fake.calls == 1 and len(fake.handed) == 40 and not fake.twice()
+
+
+async def test_a_failing_primary_fails_over_and_nobody_gets_two(
+    platform: Platform, client: httpx.AsyncClient, town: Town, fake: FakeSms
+) -> None:
+    fallback = await FakeSms.start()
+    try:
+        await queue_at(platform, new_messages(2_000, broadcast_id=uuid.uuid4()), now=NOON)
+        dispatcher = dispatcher_of(
+            platform,
+            fake,
+            fallback=fallback,
+            batch_numbers=100,
+            claim_size=400,
+            failover_min_calls=3,
+            call_timeout_seconds=0.3,
+        )
+        await dispatcher.step(now=NOON)  # 400 go through the primary
+        # Then it answers 500s (nothing sent) and, once, accepts and never answers.
+        fake.control(mode="hang", times=1)
+        await dispatcher.step(now=NOON)
+        fake.control(mode="fail", fail_status=500)
+        moment = NOON
+        for _ in range(30):
+            moment += timedelta(minutes=2)
+            await dispatcher.drain(now=moment)
+            if await states(platform) == {"sent": 2_000}:
+                break
+
+        assert await states(platform) == {"sent": 2_000}
+        assert dispatcher.gateways.active == "fallback"
+        handed = fake.handed + fallback.handed
+        assert len(handed) == 2_000 and all(count == 1 for count in handed.values())
+        assert fallback.handed  # the fallback took over
+        switches = await recorded_switches(platform)
+        assert [(s.from_gateway, s.to_gateway) for s in switches] == [("primary", "fallback")]
+        assert "failed" in switches[0].reason
+        shown = await client.get("/v1/sms-gateways", headers=town.operator)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["active"] == "fallback"
+        assert shown.json()["switches"][0]["reason"] == switches[0].reason
+    finally:
+        await fallback.stop()
+
+
+async def recorded_switches(platform: Platform) -> list[Any]:
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        query = select(GatewaySwitch.from_gateway, GatewaySwitch.to_gateway, GatewaySwitch.reason)
+        return list((await uow.session.execute(query.order_by(GatewaySwitch.at))).all())
+
+
+async def test_an_urgent_message_overtakes_a_queued_broadcast(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(7_500, broadcast_id=uuid.uuid4()), now=NOON)
+    dispatcher = dispatcher_of(platform, fake, parallel_calls=1)
+    await dispatcher.step(now=NOON)  # the broadcast is under way
+    sealed = new_messages(1, priority=Priority.urgent, first_phone=90_000, text="您所在单元已封控")
+    await queue_at(platform, sealed, now=NOON + timedelta(seconds=1))
+
+    await dispatcher.step(now=NOON + timedelta(seconds=1))
+
+    calls = list(fake.references.values())
+    numbers_of_third_call = [a["number"] for a in calls[2]["accepted"]]
+    assert numbers_of_third_call == [sealed[0].phone]  # first of its step, alone (its text)
+    await dispatcher.drain(now=NOON + timedelta(seconds=2))
+    assert await states(platform) == {"sent": 7_501}
+
+
+async def test_quiet_hours_hold_a_non_urgent_message_until_seven(
+    platform: Platform, fake: FakeSms
+) -> None:
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=SHANGHAI)
+    normal = new_messages(1, priority=Priority.normal, text="明日核酸安排")
+    short_lived = new_messages(
+        1,
+        priority=Priority.normal,
+        first_phone=10,
+        text="今晚物资",
+        valid_until=datetime(2026, 3, 3, 6, 0, tzinfo=SHANGHAI),
+    )
+    sealed = new_messages(1, priority=Priority.urgent, first_phone=20, text="您所在单元已封控")
+    await queue_at(platform, normal + short_lived + sealed, now=night)
+    dispatcher = dispatcher_of(platform, fake)
+
+    await dispatcher.drain(now=night)
+    assert set(fake.handed) == {sealed[0].phone}  # urgent passes quiet hours
+    assert await states(platform) == {"sent": 1, "deferred": 1, "expired": 1}
+
+    await dispatcher.drain(now=datetime(2026, 3, 3, 6, 59, tzinfo=SHANGHAI))
+    assert set(fake.handed) == {sealed[0].phone}
+    await dispatcher.drain(now=datetime(2026, 3, 3, 7, 0, tzinfo=SHANGHAI))
+    assert set(fake.handed) == {sealed[0].phone, normal[0].phone}
+    assert await states(platform) == {"sent": 2, "expired": 1}
+
+
+async def test_a_phone_gets_at_most_its_daily_cap_of_non_urgent_messages(
+    platform: Platform, fake: FakeSms
+) -> None:
+    phone = "+8613900000001"
+    causes = [
+        replace(m, phone=phone, recipient_id=uuid.uuid4())
+        for m in new_messages(5, priority=Priority.normal)
+    ]
+    urgent = replace(causes[0], priority=Priority.urgent, cause_id=uuid.uuid4())
+    await queue_at(platform, [*causes, urgent], now=NOON)
+    dispatcher = dispatcher_of(platform, fake, daily_cap=3)
+
+    await dispatcher.drain(now=NOON)
+
+    assert fake.handed[phone] == 4  # three under the cap, and the urgent one above it
+    assert await states(platform) == {"sent": 4, "deferred": 2}
+    await dispatcher.drain(now=datetime(2026, 3, 3, 7, 0, tzinfo=SHANGHAI))
+    assert await states(platform) == {"sent": 6}
+
+
+async def test_a_final_error_fails_the_message_with_the_providers_reason(
+    platform: Platform, fake: FakeSms
+) -> None:
+    messages = new_messages(3, priority=Priority.high)
+    fake.control(invalid=[messages[1].phone])
+    await queue_at(platform, messages, now=NOON)
+
+    await dispatcher_of(platform, fake).drain(now=NOON)
+
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        query = select(Message.phone, Message.error).where(Message.state == "failed")
+        failed = (await uow.session.execute(query)).one()
+        outbox = platform.runtime("notify").spec.kernel.outbox
+        events = (
+            await uow.session.scalars(
+                select(outbox.c.routing_key).where(outbox.c.routing_key == "notify.message.failed")
+            )
+        ).all()
+    assert failed.phone == messages[1].phone and failed.error == "invalid number"
+    assert len(events) == 1
+    assert await states(platform) == {"sent": 2, "failed": 1}
+
+
+async def test_a_throttling_gateway_is_retried_after_its_retry_after(
+    platform: Platform, fake: FakeSms
+) -> None:
+    await queue_at(platform, new_messages(10), now=NOON)
+    fake.control(mode="fail", fail_status=429, times=1)
+    dispatcher = dispatcher_of(platform, fake)
+
+    await dispatcher.drain(now=NOON)
+    assert await states(platform) == {"queued": 10} and fake.refused_calls == 1
+    await dispatcher.drain(now=NOON + timedelta(seconds=3))
+    assert await states(platform) == {"sent": 10} and not fake.twice()
+
+
+# ---- receipts ----
+
+SECRET = "receipts-secret-" + "r" * 20
+
+
+@pytest.fixture
+def receipt_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("CORDON_NOTIFY_RECEIPT_SECRET", SECRET)
+    get_notify_settings.cache_clear()
+    yield SECRET
+    get_notify_settings.cache_clear()
+
+
+async def post_receipts(
+    client: httpx.AsyncClient, receipts: list[dict[str, Any]], *, secret: str
+) -> httpx.Response:
+    body = json.dumps({"receipts": receipts}).encode()
+    headers = {"Content-Type": "application/json", "X-Signature": sign(body, secret=secret)}
+    return await client.post("/v1/sms-receipts", content=body, headers=headers)
+
+
+async def test_receipts_are_signed_and_duplicates_or_late_ones_change_nothing(
+    platform: Platform, client: httpx.AsyncClient, fake: FakeSms, receipt_secret: str
+) -> None:
+    await queue_at(platform, new_messages(5, priority=Priority.high), now=NOON)
+    fake.control(receipt_mode="duplicate")
+    await dispatcher_of(platform, fake).drain(now=NOON)
+    receipts = fake.take_receipts()
+    assert len(receipts) == 10
+
+    forged = await post_receipts(client, receipts, secret="not-the-secret")
+    assert forged.status_code == 401
+    assert await states(platform) == {"sent": 5}
+
+    answer = await post_receipts(client, list(reversed(receipts)), secret=receipt_secret)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"applied": 5, "ignored": 5}
+    # A late failure report for a delivered message: it stays delivered.
+    late = {**receipts[0], "status": "failed", "error": "expired in network"}
+    again = await post_receipts(client, [late, receipts[1]], secret=receipt_secret)
+    assert again.json() == {"applied": 0, "ignored": 2}
+    assert await states(platform) == {"delivered": 5}
+    assert await outbox_types(platform) == {"notify.message.delivered": 1}
+
+
+async def outbox_types(platform: Platform) -> dict[str, int]:
+    outbox = platform.runtime("notify").spec.kernel.outbox
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        query = select(outbox.c.routing_key, func.count()).group_by(outbox.c.routing_key)
+        return {key: int(n) for key, n in (await uow.session.execute(query)).all()}
+
+
+# ---- a notify worker killed mid-broadcast ----
+
+
+def worker_env(settings: Settings, fake: FakeSms) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORDON_")}
+    env.update(
+        CORDON_DATA_DIR=str(settings.data_dir),
+        CORDON_SECRET_KEY=settings.secret_key,
+        CORDON_SCHEMA_PREFIX=settings.schema_prefix,
+        CORDON_NOTIFY_GATEWAY="http",
+        CORDON_NOTIFY_GATEWAY_URL=fake.url,
+        CORDON_NOTIFY_LEASE_SECONDS="2",
+        CORDON_NOTIFY_QUIET_HOURS="",
+        CORDON_NOTIFY_CLAIM_SIZE="200",
+        CORDON_NOTIFY_BATCH_NUMBERS="50",
+        CORDON_NOTIFY_SEGMENTS_PER_SECOND="1000000",
+        CORDON_NOTIFY_BURST_SEGMENTS="100000",
+    )
+    if settings.database_url:
+        env.update(
+            CORDON_MODE="distributed",
+            CORDON_DATABASE_URL=settings.database_url,
+            CORDON_BROKER_URL=settings.broker_url or "",
+            CORDON_REDIS_URL=settings.redis_url or "",
+            CORDON_EXCHANGE=settings.exchange,
+        )
+    return env
+
+
+async def test_a_worker_killed_mid_broadcast_loses_none_and_sends_none_twice(
+    platform: Platform, settings: Settings, fake: FakeSms, tmp_path: Path
+) -> None:
+    # The worker judges by the real clock: whatever the hour, no quiet hours here.
+    await queue_at(platform, new_messages(3_000, broadcast_id=uuid.uuid4()), now=datetime.now(UTC))
+    fake.control(delay=0.02)
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(  # noqa: ASYNC220 (started once, killed below)
+        [CORDON, "worker", "--service", "notify"],
+        cwd=tmp_path,
+        env=worker_env(settings, fake),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        async def under_way() -> bool:
+            return fake.calls >= 10
+
+        await eventually(under_way, within=60, what="the worker to be sending")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    handed_before = sum(fake.handed.values())
+    assert 0 < handed_before < 3_000
+
+    await asyncio.sleep(2.5)  # the dead worker's leases run out
+    survivor = dispatcher_of(platform, fake, lease_seconds=2, quiet_hours="")
+    for _ in range(20):
+        await survivor.drain(now=datetime.now(UTC))
+        if await states(platform) == {"sent": 3_000}:
+            break
+        await asyncio.sleep(0.5)
+
+    assert await states(platform) == {"sent": 3_000}, (tmp_path / "worker.log").read_text()
+    assert len(fake.handed) == 3_000 and not fake.twice()

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
@@ -100,11 +101,32 @@ class Message(Scoped, Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        # The dispatcher's claim: due messages by lane (urgent first), then time.
-        Index("ix_messages_due", "state", "rank", "next_attempt_at"),
+        # The dispatcher's claim: waiting messages by lane (urgent first), then time, read
+        # in index order (a partial index: an IN over two states in a plain one would sort
+        # the whole queue for every claim).
+        Index(
+            "ix_messages_due",
+            "rank",
+            "next_attempt_at",
+            postgresql_where=text("state IN ('queued', 'deferred')"),
+            sqlite_where=text("state IN ('queued', 'deferred')"),
+        ),
+        # Unknown batches to reconcile and abandoned claims: partial too, so that the many
+        # sent and delivered rows cost this index nothing.
+        Index(
+            "ix_messages_in_flight",
+            "state",
+            "next_attempt_at",
+            postgresql_where=text("state IN ('sending', 'unknown')"),
+            sqlite_where=text("state IN ('sending', 'unknown')"),
+        ),
         # A batch handed to a gateway in one call, found again to reconcile it.
         Index("ix_messages_batch", "batch_id"),
     )
+    # Every state change writes a new entry in each index: a message keeps the scope's
+    # town and compound indexes (audit reads), not the committee's and building's.
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    building_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     key: Mapped[str] = mapped_column(String(240), unique=True)
     cause_kind: Mapped[str] = mapped_column(String(10))
