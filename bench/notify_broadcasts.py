@@ -153,7 +153,7 @@ async def town_broadcast(runtime: ServiceRuntime, town_id: uuid.UUID) -> tuple[R
         async with runtime.uow(operator(town_id, "operator-2")) as uow:
             await broadcasts.approve(uow, broadcast_id=broadcast_id)
             await uow.commit()
-    [job] = runtime.spec.periodic
+    [job] = [j for j in runtime.spec.periodic if j.name == "broadcast-enqueue"]
     with stopwatch() as elapsed:
         while True:
             async with runtime.uow(Principal.system()) as uow:
