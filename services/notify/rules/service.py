@@ -21,6 +21,7 @@ from services.notify.templates import service as templates
 from services.notify.templates.render import LOCALES
 from shared.authz import MANAGERS, Place, Role, policy
 from shared.events import Envelope
+from shared.ids import new_id
 from shared.problems import Invalid, NotFound
 from shared.service import Consumer
 from shared.uow import UnitOfWork
@@ -161,7 +162,7 @@ async def preview(
         values,
         target.reach.contacts,
         cause_kind=CauseKind.event,
-        cause_id=uuid.uuid4(),
+        cause_id=new_id(),
         priority=Priority(effective.priority),
     )
     by_language = {locale: 0 for locale in LOCALES}
@@ -186,11 +187,13 @@ async def preview(
 async def fire(uow: UnitOfWork, envelope: Envelope) -> None:
     """Enqueue the messages of every enabled rule that takes this event (the consumer)."""
     payload = dict(envelope.payload)
-    town = payload.get("town_id")
-    if town is None:
+    try:
+        town_id = uuid.UUID(str(payload.get("town_id")))
+    except ValueError:
+        # Retrying would not give it a town: say so rather than park it after many tries.
         log.warning("event %s (%s) names no town: no rule fires", envelope.id, envelope.type)
         return
-    settings = await _settings(uow, uuid.UUID(str(town)))
+    settings = await _settings(uow, town_id)
     for rule in RULES:
         if rule.event_type != envelope.type or not recipients.applies(rule.key, payload):
             continue
