@@ -64,11 +64,6 @@ async def _settings(uow: UnitOfWork, town_id: uuid.UUID) -> dict[str, RuleSettin
     return {row.rule: row for row in rows}
 
 
-def _town(uow: UnitOfWork, town_id: uuid.UUID) -> None:
-    if not uow.scope.allows(town_id=town_id):
-        raise NotFound.on("town_id", f"no town {town_id} in your scope")
-
-
 def _rule(key: str) -> Rule:
     if key not in BY_KEY:
         raise NotFound(f"no rule {key!r}")
@@ -94,7 +89,7 @@ def out(effective: Effective) -> schemas.RuleOut:
 
 
 async def listed(uow: UnitOfWork, *, town_id: uuid.UUID) -> list[Effective]:
-    _town(uow, town_id)
+    templates.require_town(uow, town_id)
     settings = await _settings(uow, town_id)
     return [_effective(rule, settings.get(rule.key)) for rule in RULES]
 
@@ -116,7 +111,7 @@ def _fills(rule: Rule, template: templates.TemplateVersion) -> None:
 async def change(uow: UnitOfWork, *, key: str, data: schemas.RuleChange) -> Effective:
     CHANGE.check_role(uow)
     rule = _rule(key)
-    _town(uow, data.town_id)
+    templates.require_town(uow, data.town_id)
     CHANGE.check(uow, Place(data.town_id), field="town_id")
     if data.template_key is not None:
         template = await templates.current(uow, town_id=data.town_id, key=data.template_key)
@@ -146,7 +141,7 @@ async def preview(
     """What the rule would send for such an event now: how many, in which languages, which
     texts and what they cost. Counts only the recipients the caller can see."""
     rule = _rule(key)
-    _town(uow, data.town_id)
+    templates.require_town(uow, data.town_id)
     PREVIEW.check(uow, Place(data.town_id), field="town_id")
     settings = await _settings(uow, data.town_id)
     effective = _effective(rule, settings.get(key))

@@ -87,7 +87,8 @@ def _built_in(key: str) -> TemplateVersion | None:
     )
 
 
-def _town(uow: UnitOfWork, town_id: uuid.UUID, *, field: str = "town_id") -> None:
+def require_town(uow: UnitOfWork, town_id: uuid.UUID, *, field: str = "town_id") -> None:
+    """A town the caller sees; 404 naming ``field`` otherwise."""
     if not uow.scope.allows(town_id=town_id):
         raise NotFound.on(field, f"no town {town_id} in your scope")
 
@@ -116,7 +117,7 @@ async def version_of(
 
 
 async def listed(uow: UnitOfWork, *, town_id: uuid.UUID) -> list[TemplateVersion]:
-    _town(uow, town_id)
+    require_town(uow, town_id)
     stored = {
         row.key: _of_row(row) for row in await repository.latest_of_town(uow, town_id=town_id)
     }
@@ -126,7 +127,7 @@ async def listed(uow: UnitOfWork, *, town_id: uuid.UUID) -> list[TemplateVersion
 
 
 async def versions(uow: UnitOfWork, *, town_id: uuid.UUID, key: str) -> list[TemplateVersion]:
-    _town(uow, town_id)
+    require_town(uow, town_id)
     found = [_of_row(r) for r in await repository.stored_versions(uow, town_id=town_id, key=key)]
     built = _built_in(key)
     if built is not None:
@@ -241,7 +242,7 @@ def _row(
 
 async def create(uow: UnitOfWork, *, data: schemas.TemplateCreate) -> TemplateVersion:
     EDIT.check_role(uow)
-    _town(uow, data.town_id)
+    require_town(uow, data.town_id)
     EDIT.check(uow, Place(data.town_id), field="town_id")
     if _built_in(data.key) is not None or await repository.latest_stored(
         uow, town_id=data.town_id, key=data.key
@@ -267,7 +268,7 @@ async def create(uow: UnitOfWork, *, data: schemas.TemplateCreate) -> TemplateVe
 async def edit(uow: UnitOfWork, *, key: str, data: schemas.TemplateEdit) -> TemplateVersion:
     """A new version of the template (the older ones stay, as messages name them)."""
     EDIT.check_role(uow)
-    _town(uow, data.town_id)
+    require_town(uow, data.town_id)
     EDIT.check(uow, Place(data.town_id), field="town_id")
     before = await current(uow, town_id=data.town_id, key=key, field="key")
     variables: dict[str, str] = {**data.variables}
@@ -304,7 +305,7 @@ def out(template: TemplateVersion) -> schemas.TemplateOut:
 
 
 async def preview(uow: UnitOfWork, *, key: str, data: schemas.Preview) -> schemas.PreviewOut:
-    _town(uow, data.town_id)
+    require_town(uow, data.town_id)
     PREVIEW.check(uow, Place(data.town_id), field="town_id")
     if data.version is None:
         template = await current(uow, town_id=data.town_id, key=key, field="key")
