@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 
 from cordon.platform import Platform
+from services.notify.models import DirectoryPerson
 from services.notify.rules.service import fire
 from shared.auth import Principal
 from shared.bus.transport import Outgoing
@@ -15,7 +16,7 @@ from shared.contracts.registry import ZoneChanged
 from shared.events import Envelope
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
-from tests.support import eventually, make_compound
+from tests.support import eventually, make_compound, post
 from tests.test_zone_policy import case_in, envelope
 
 
@@ -163,3 +164,55 @@ async def test_rules_are_listed_switched_and_previewed(
         await fire(uow, event)
         await uow.commit()
     assert await messages(platform) == []
+
+
+async def test_logistics_events_reach_the_volunteer_and_the_resident_by_type_name(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    asker = await resident(client, compound, town.operator, name="Anna", language="en")
+    volunteer = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": compound.id, "name": "小李", "kind": "service", "phone": "13712345678"},
+        town.operator,
+    )
+    await notify_knows(platform, 1)
+    runtime = platform.runtime("notify")
+
+    async def volunteer_known() -> bool:
+        async with runtime.uow(Principal.system()) as uow:
+            found = await uow.session.get(DirectoryPerson, uuid.UUID(volunteer["id"]))
+            return found is not None
+
+    await eventually(volunteer_known, what="the volunteer in the notify directory")
+    request = {
+        "request_id": str(uuid.uuid4()),
+        "revision": 2,
+        "town_id": str(town.id),
+        "compound_id": compound.id,
+        "building_id": compound.building_id,
+        "resident_id": asker["id"],
+        "kind": "baby_supplies",
+        "priority": "urgent",
+        "status": "assigned",
+        "due_at": "2022-04-02T02:30:00+08:00",
+        "at": "2022-04-02T01:30:00+08:00",
+        "assignee_id": volunteer["id"],
+        "a_field_added_later": True,
+    }
+    for kind, payload in (
+        ("logistics.request.assigned", request),
+        ("logistics.request.done", {**request, "status": "done"}),
+    ):
+        event = Envelope(
+            type=kind, version=1, producer="logistics", correlation_id="t", payload=payload
+        )
+        async with runtime.uow(Principal.system()) as uow:
+            await fire(uow, event)
+            await uow.commit()
+    [assigned] = await messages(platform, template_key="request_assigned")
+    assert (assigned.recipient_kind, str(assigned.recipient_id)) == ("volunteer", volunteer["id"])
+    assert assigned.text.startswith("您有一项新的代跑任务：baby supplies，地点Compound R1 1，")
+    [done] = await messages(platform, template_key="request_done")
+    assert (str(done.recipient_id), done.language) == (asker["id"], "en")
