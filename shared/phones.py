@@ -1,5 +1,6 @@
 """Phone numbers, kept in E.164 form everywhere (residents, contacts, notification targets)."""
 
+import functools
 import re
 import unicodedata
 
@@ -38,3 +39,30 @@ def normalize_phone(value: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhone(f"phone number {text!r} is not a valid number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+# An E.164 mainland mobile: most of every directory, checked without phonenumbers.
+_E164_MAINLAND_MOBILE = re.compile(r"\+861[3-9][0-9]{9}")
+_MOBILE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _other_mobile(phone: str) -> bool:
+    try:
+        parsed = phonenumbers.parse(phone, "CN")
+    except phonenumbers.NumberParseException:
+        return False
+    return (
+        phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) in _MOBILE_TYPES
+    )
+
+
+def can_receive_sms(phone: str | None) -> bool:
+    """Whether a stored number is a mobile an SMS can reach (a landline or nothing cannot)."""
+    if not phone:
+        return False
+    if phone.startswith("+86"):
+        return _E164_MAINLAND_MOBILE.fullmatch(phone) is not None
+    return _other_mobile(phone)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # Browser origins allowed to call this API across origins, e.g. a service's own /docs
     # signing in at the registry (http://127.0.0.1:8002). Empty: none.
     cors_origins: list[str] = []
+    # The signature the SMS provider puts on every text (registered with it, e.g.
+    # 【某某街道】): counted in each message's length and segments.
+    sms_signature: str = Field(default="【Cordon】", max_length=20)
 
     @model_validator(mode="after")
     def _distributed_needs_real_parts(self) -> "Settings":

@@ -33,6 +33,7 @@ from services.testing.models import DirectoryResident
 from shared.auth import Principal, Role, Scope, ScopeKind
 from shared.fields import PRINTABLE_PATTERN
 from tests.conftest import Town
+from tests.notify_support import messages, notify_knows
 from tests.support import (
     Compound,
     account,
@@ -108,6 +109,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "RequestCreate": {"kind": "groceries", "reason": None, "hospital": None},
     "RecurrenceCreate": {"kind": "groceries", "reason": None, "hospital": None},
     "Assign": {"volunteer_id": "{id:volunteer_id}", "team": None},
+    "BroadcastCreate": {
+        "scope": {"kind": "compounds", "ids": ["{id:compound_id}"]},
+        "template_key": "sealed",
+        "variables": {"area": "乙区", "time": "2022-04-02T01:30:00+08:00"},
+        "valid_until": "2099-01-01T00:00:00Z",
+    },
 }
 # Uploads, by path: the file names the foreign objects.
 FILES: dict[str, tuple[str, str, str]] = {
@@ -469,6 +476,7 @@ async def _their_side(
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
     schedule_id, task_id = await _disinfection(client, platform, other, h)
     errands = await _logistics_side(client, town, platform, other, spouse["id"])
+    broadcast, message = await _notify_side(client, town, platform, other)
     ids = {
         **errands,
         "town_id": str(town.id),
@@ -494,9 +502,13 @@ async def _their_side(
         "user_id": user["id"],
         "schedule_id": schedule_id,
         "task_id": task_id,
+        "broadcast_id": broadcast,
+        "message_id": message,
+        # Templates and rules are named by key; a seal's is no secret of B's.
+        "key": "sealed",
     }
     secrets = [
-        *(v for k, v in ids.items() if k not in ("town_id", "committee_id")),
+        *(v for k, v in ids.items() if k not in ("town_id", "committee_id", "key")),
         "乙区居民",
         "乙区家属",
         "乙区干部",
@@ -619,6 +631,32 @@ async def _logistics_side(
     recurrence = await post(client, "/v1/recurring-requests", recurring, h)
     [trip] = await post(client, "/v1/trips", {"compound_id": other.id}, h)
     return {"request_id": request["id"], "recurrence_id": recurrence["id"], "trip_id": trip["id"]}
+
+
+async def _notify_side(
+    client: httpx.AsyncClient, town: Town, platform: Platform, other: Compound
+) -> tuple[str, str]:
+    """B's broadcast and one of its messages, once the workers are done with B's events
+    (the notify rules make messages of B's seal and round: none may arrive while the probes
+    count rows)."""
+    await notify_knows(platform, 5)
+    counted = await _rows(platform)
+    for _ in range(60):
+        await asyncio.sleep(1)
+        counted, before = await _rows(platform), counted
+        if counted == before:
+            break
+    body = {
+        "town_id": str(town.id),
+        "scope": {"kind": "compounds", "ids": [other.id]},
+        "template_key": "sealed",
+        "variables": {"area": "乙区", "time": "2022-04-02T01:30:00+08:00"},
+        "priority": "urgent",
+        "valid_until": "2099-01-01T00:00:00Z",
+    }
+    broadcast = await post(client, "/v1/broadcasts", body, town.operator)
+    [message, *_] = await messages(platform, broadcast_id=uuid.UUID(broadcast["id"]))
+    return broadcast["id"], str(message.id)
 
 
 async def _propose_downgrades(platform: Platform, *, days: int) -> None:

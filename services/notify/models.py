@@ -8,7 +8,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import Float, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
@@ -27,6 +38,12 @@ SERVICE = "notify"
 kernel = define_kernel_tables(Base.metadata)
 # The registry's places, households, residents, zones and people as this service knows them.
 directory = Directory(define_directory(Base))
+DirectoryPlace = directory.models.Place
+DirectoryResident = directory.models.Resident
+DirectoryZone = directory.models.Zone
+DirectoryPerson = directory.models.Person
+DirectoryAssignment = directory.models.Assignment
+DirectoryGridBuilding = directory.models.GridBuilding
 
 
 # ---- messages (delivery) ----
@@ -157,3 +174,84 @@ class GatewaySwitch(Base):
     reason: Mapped[str] = mapped_column(String(500))
     error_rate: Mapped[float] = mapped_column(Float)
     latency_ms: Mapped[float] = mapped_column(Float)
+
+
+# ---- messaging: templates, rules, broadcasts ----
+# What an operator edits and sends; the messages themselves are the delivery part's.
+
+
+class Template(Scoped, Base):
+    """A town's version of a template. The built-in templates (``templates/catalogue.py``)
+    are every town's version 1; an edit adds the next version, never changes one, so a
+    message's ``template_version`` always names the text it was rendered from."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("town_id", "key", "version"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    # Variable name → type (str, int, datetime, date, zone_level).
+    variables: Mapped[dict[str, str]] = mapped_column(JSON)
+    # Locale (zh-CN, en) → text with ``{variable}`` placeholders.
+    texts: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+
+
+class RuleSetting(Scoped, Base):
+    """A town's changes to a built-in rule (``rules/catalogue.py``): switched off, another
+    template, priority or validity. A rule without a row runs as built."""
+
+    __tablename__ = "rule_settings"
+    __table_args__ = (UniqueConstraint("town_id", "rule"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    rule: Mapped[str] = mapped_column(String(60))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    template_key: Mapped[str | None] = mapped_column(String(80))
+    priority: Mapped[str | None] = mapped_column(String(8))
+    validity_minutes: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[datetime]
+
+
+class BroadcastStatus(StrEnum):
+    # Town-wide: waiting for a second town operator.
+    awaiting_approval = "awaiting_approval"
+    # Its messages are being enqueued in batches (a large scope, by the enqueue job).
+    enqueuing = "enqueuing"
+    enqueued = "enqueued"
+    cancelled = "cancelled"
+    superseded = "superseded"
+
+
+class Broadcast(Scoped, Base):
+    """An operator's message to everyone in a scope, placed where the scope's places meet."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    town_wide: Mapped[bool] = mapped_column(Boolean, default=False)
+    template_key: Mapped[str] = mapped_column(String(80))
+    template_version: Mapped[int] = mapped_column(Integer)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[str] = mapped_column(String(8))
+    # Optional messages skip residents who opted out; urgent ones never are optional.
+    optional: Mapped[bool] = mapped_column(Boolean)
+    send_at: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # Who it reaches, counted when it is created (and again as it is enqueued).
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_no_phone: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_opted_out: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    # The last resident id enqueued: the enqueue job goes on after it.
+    cursor: Mapped[uuid.UUID | None]
+    supersedes_id: Mapped[uuid.UUID | None]
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    approved_by: Mapped[str | None] = mapped_column(String(80))
+    approved_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(80))
+    cancelled_at: Mapped[datetime | None]

@@ -1,0 +1,58 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.notify.audit import schemas, service
+from services.notify.models import SERVICE, Message
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, keyset, next_cursor, where_given
+from shared.privacy import Present
+
+router = service_router(SERVICE, tags=["messages"])
+
+
+@router.get(
+    "/messages",
+    response_model=schemas.SentPage,
+    summary="What was sent to whom: the audit of messages in your scope",
+    description="Phones are masked; `reveal=true` shows them to the roles that may see them, "
+    "and every such read is logged.",
+)
+async def list_messages(
+    uow: Uow,
+    present: Present,
+    broadcast_id: uuid.UUID | None = None,
+    cause_id: uuid.UUID | None = None,
+    recipient_id: uuid.UUID | None = None,
+    state: Annotated[str | None, Query(pattern="^[a-z]{1,10}$")] = None,
+    template_key: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,79}$")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> schemas.SentPage:
+    query = where_given(
+        select(Message),
+        (Message.broadcast_id, broadcast_id),
+        (Message.cause_id, cause_id),
+        (Message.recipient_id, recipient_id),
+        (Message.state, state),
+        (Message.template_key, template_key),
+    )
+    rows = list(await uow.session.scalars(keyset(query, Message.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    operators = await service.caused_by(uow, page)
+    answer = schemas.SentPage(
+        items=[service.sent(m, operators) for m in page], next_cursor=following
+    )
+    return await present(answer)
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=schemas.SentMessage,
+    summary="One message: its text, template version, gateway, state and cause",
+)
+async def get_message(message_id: uuid.UUID, uow: Uow, present: Present) -> schemas.SentMessage:
+    message = await uow.get(Message, message_id, what="message")
+    return await present(service.sent(message, await service.caused_by(uow, [message])))

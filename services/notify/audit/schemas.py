@@ -1,0 +1,44 @@
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from shared.privacy import PersonalPhone, PersonalRecord
+
+
+class SentMessage(PersonalRecord):
+    """What was sent to whom, and why: the rendered text, the template version, the gateway
+    and the state; the event or the operator (through the broadcast) that caused it."""
+
+    resource: ClassVar[str] = "messages"
+
+    id: uuid.UUID
+    recipient_kind: str
+    recipient_id: uuid.UUID
+    phone: PersonalPhone
+    language: str
+    template_key: str
+    template_version: int
+    text: str
+    segments: int
+    priority: str
+    state: str
+    gateway: str | None
+    provider_message_id: str | None
+    error: str | None
+    cause_kind: str
+    cause_id: uuid.UUID
+    broadcast_id: uuid.UUID | None
+    caused_by: str | None
+    attempts: int
+    send_at: datetime
+    valid_until: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class SentPage(BaseModel):
+    items: list[SentMessage]
+    next_cursor: str | None = None

@@ -1,0 +1,82 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.notify.broadcasts import schemas, service
+from services.notify.models import SERVICE, Broadcast
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+
+router = service_router(SERVICE, tags=["broadcasts"])
+
+
+@router.post(
+    "/broadcasts",
+    status_code=201,
+    response_model=schemas.BroadcastOut,
+    summary="Send a message to everyone in a scope",
+    description="Committee staff send to their compounds; a town-wide scope (the town, or a "
+    "zone level or tag across it) is for town operators and waits for a second operator's "
+    "approval. A missing or mistyped variable, a send time after `valid_until`, or a named "
+    "resident without a mobile phone is refused with 422 and nothing is created. Up to "
+    f"{service.INLINE_LIMIT:,} recipients are enqueued at once; more are enqueued in batches "
+    "in the background (see `progress`).",
+)
+async def create_broadcast(body: schemas.BroadcastCreate, uow: Uow) -> schemas.BroadcastOut:
+    return await service.out(uow, await service.create(uow, data=body))
+
+
+@router.post(
+    "/broadcasts/preview",
+    response_model=schemas.BroadcastPreview,
+    summary="Whom a broadcast would reach and what it would cost; nothing is sent",
+)
+async def preview_broadcast(body: schemas.BroadcastCreate, uow: Uow) -> schemas.BroadcastPreview:
+    return await service.preview(uow, data=body)
+
+
+@router.get(
+    "/broadcasts", response_model=Page[schemas.BroadcastOut], summary="Broadcasts in your scope"
+)
+async def list_broadcasts(
+    uow: Uow,
+    status: Annotated[
+        str | None,
+        Query(pattern="^(awaiting_approval|enqueuing|enqueued|cancelled|superseded)$"),
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[schemas.BroadcastOut]:
+    query = where_given(select(Broadcast), (Broadcast.status, status))
+    rows = list(await uow.session.scalars(keyset(query, Broadcast.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=[await service.out(uow, b) for b in page], next_cursor=following)
+
+
+@router.get(
+    "/broadcasts/{broadcast_id}",
+    response_model=schemas.BroadcastOut,
+    summary="A broadcast and its progress: its messages by state",
+)
+async def get_broadcast(broadcast_id: uuid.UUID, uow: Uow) -> schemas.BroadcastOut:
+    return await service.out(uow, await service.get(uow, broadcast_id))
+
+
+@router.post(
+    "/broadcasts/{broadcast_id}/approve",
+    response_model=schemas.BroadcastOut,
+    summary="Approve a town-wide broadcast (a town operator other than its creator)",
+)
+async def approve_broadcast(broadcast_id: uuid.UUID, uow: Uow) -> schemas.BroadcastOut:
+    return await service.out(uow, await service.approve(uow, broadcast_id=broadcast_id))
+
+
+@router.post(
+    "/broadcasts/{broadcast_id}/cancel",
+    response_model=schemas.BroadcastOut,
+    summary="Cancel a broadcast: what was not yet handed to a gateway is not sent",
+)
+async def cancel_broadcast(broadcast_id: uuid.UUID, uow: Uow) -> schemas.BroadcastOut:
+    return await service.out(uow, await service.cancel(uow, broadcast_id=broadcast_id))

@@ -1,0 +1,129 @@
+"""Typed template variables: checked when a broadcast or rule is made (a missing or mistyped
+variable is the caller's 4xx then, not a failure at send time), and rendered per locale."""
+
+import string
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import TypeAdapter, ValidationError
+
+LOCALES = ("zh-CN", "en")
+DEFAULT_LOCALE = "zh-CN"
+VARIABLE_TYPES = ("str", "int", "datetime", "date", "zone_level")
+ZONE_LEVELS = ("sealed", "controlled", "precaution", "lifted")
+# Times in a text are the town's wall clock (the handbook's towns are all in China).
+TOWN_ZONE = ZoneInfo("Asia/Shanghai")
+_LEVEL_NAMES = {
+    "zh-CN": {
+        "sealed": "封控区",
+        "controlled": "管控区",
+        "precaution": "防范区",
+        "lifted": "解除管控",
+    },
+    "en": {
+        "sealed": "a sealed zone",
+        "controlled": "a controlled zone",
+        "precaution": "a precaution zone",
+        "lifted": "no longer zoned",
+    },
+}
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_AWARE = TypeAdapter(datetime)
+_DATE = TypeAdapter(date)
+
+
+def placeholders(text: str) -> list[str]:
+    """The variable names a text uses; a ValueError for anything but plain ``{name}``."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"{{{name}}} is not a plain {{variable}} placeholder")
+        names.append(name)
+    return names
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """The value as its declared type; a ValueError saying what was expected."""
+    match kind:
+        case "str":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError("must be a non-empty string")
+            return value
+        case "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError("must be an integer")
+            return value
+        case "datetime":
+            try:
+                moment = _AWARE.validate_python(value)
+            except ValidationError:
+                raise ValueError("must be a date and time with its UTC offset") from None
+            if moment.tzinfo is None:
+                raise ValueError("must be a date and time with its UTC offset")
+            return moment
+        case "date":
+            if isinstance(value, datetime):
+                raise ValueError("must be a date (YYYY-MM-DD)")
+            try:
+                return _DATE.validate_python(value)
+            except ValidationError:
+                raise ValueError("must be a date (YYYY-MM-DD)") from None
+        case _:
+            if value not in ZONE_LEVELS:
+                raise ValueError(f"must be one of {', '.join(ZONE_LEVELS)}")
+            return value
+
+
+def check_values(
+    variables: dict[str, str], values: dict[str, Any], *, field: str
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The values as their declared types, and an error per missing, unknown or mistyped
+    variable (each naming ``field.<name>``)."""
+    typed: dict[str, Any] = {}
+    errors = [
+        {"field": f"{field}.{name}", "message": f"missing variable {name} ({kind})"}
+        for name, kind in variables.items()
+        if name not in values
+    ]
+    errors += [
+        {"field": f"{field}.{name}", "message": f"the template has no variable {name}"}
+        for name in values
+        if name not in variables
+    ]
+    for name, value in values.items():
+        if name in variables:
+            try:
+                typed[name] = _typed(variables[name], value)
+            except ValueError as exc:
+                errors.append({"field": f"{field}.{name}", "message": f"{name} {exc}"})
+    return typed, errors
+
+
+def _shown(kind: str, value: Any, locale: str) -> str:
+    if kind == "datetime":
+        local = value.astimezone(TOWN_ZONE)
+        if locale == "en":
+            return f"{local.day} {_MONTHS[local.month - 1]} {local:%H:%M}"
+        return f"{local.month}月{local.day}日 {local:%H:%M}"
+    if kind == "date":
+        if locale == "en":
+            return f"{value.day} {_MONTHS[value.month - 1]}"
+        return f"{value.month}月{value.day}日"
+    if kind == "zone_level":
+        return _LEVEL_NAMES[locale][value]
+    return str(value)
+
+
+def render(text: str, *, variables: dict[str, str], values: dict[str, Any], locale: str) -> str:
+    """The text with each placeholder replaced by its (checked, typed) value as the locale
+    writes it."""
+    shown = {name: _shown(kind, values[name], locale) for name, kind in variables.items()}
+    return text.format_map(shown)
+
+
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Typed values as stored with a broadcast (times and dates in ISO form)."""
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}

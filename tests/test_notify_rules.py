@@ -1,0 +1,218 @@
+"""Notify rules: events become messages for the right people, once, in their language; an
+operator lists, switches and previews the rules."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+
+from cordon.platform import Platform
+from services.notify.models import DirectoryPerson
+from services.notify.rules.service import fire
+from shared.auth import Principal
+from shared.bus.transport import Outgoing
+from shared.contracts.registry import ZoneChanged
+from shared.events import Envelope
+from tests.conftest import Town
+from tests.notify_support import messages, notify_knows, resident
+from tests.support import eventually, make_compound, post
+from tests.test_zone_policy import case_in, envelope
+
+
+async def test_a_confirmed_case_seals_its_unit_and_its_residents_hear_it_once_in_their_language(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    wang = await resident(client, compound, town.operator, name="王秀英", unit=1)
+    anna = await resident(client, compound, town.operator, name="Anna", unit=1, language="en")
+    # Opted out of optional messages: a seal still reaches her.
+    li = await resident(client, compound, town.operator, name="李娜", unit=1, opted_out=True)
+    await resident(client, compound, town.operator, name="张伟", unit=0)
+    await notify_knows(platform, 4)
+
+    case = envelope(case_in(town, compound, unit_id=compound.unit_ids[1]))
+    # The same event twice: a redelivery.
+    await platform.transport.publish(
+        [Outgoing(str(case.id), case.type, case.to_bytes()) for _ in range(2)]
+    )
+
+    async def sealed_messages() -> bool:
+        return len(await messages(platform, template_key="sealed")) >= 3
+
+    await eventually(sealed_messages, what="the sealed unit's messages")
+    await asyncio.sleep(0.5)
+    sent = await messages(platform, template_key="sealed")
+    assert sorted((m.recipient_id, m.language) for m in sent) == sorted(
+        [
+            (uuid.UUID(wang["id"]), "zh-CN"),
+            (uuid.UUID(anna["id"]), "en"),
+            (uuid.UUID(li["id"]), "zh-CN"),
+        ]
+    )
+    by_language = {m.language: m for m in sent}
+    assert by_language["en"].text.startswith("Compound R1 1-2 is sealed from ")
+    assert by_language["zh-CN"].text.startswith("Compound R1 1-2自")
+    assert {(m.priority, m.cause_kind) for m in sent} == {("urgent", "event")}
+
+    async def handed_over() -> bool:
+        states = {m.state for m in await messages(platform, template_key="sealed")}
+        return states <= {"sent", "delivered"}
+
+    # The dispatcher hands each to the gateway (the log gateway in tests).
+    await eventually(handed_over, what="the sealed unit's messages handed to the gateway")
+
+    # The zone.changed event handed to the rules again (a replay) sends nothing twice.
+    runtime = platform.runtime("notify")
+    async with runtime.uow(Principal.system()) as uow:
+        [cause] = {m.cause_id for m in sent}
+        replay = Envelope.wrap(
+            ZoneChanged(
+                town_id=town.id,
+                compound_id=uuid.UUID(compound.id),
+                building_id=uuid.UUID(compound.building_id),
+                unit_id=uuid.UUID(compound.unit_ids[1]),
+                from_level=None,
+                to_level="sealed",
+                reason="replay",
+                set_by="zone-policy",
+                at=datetime.now(UTC),
+            ),
+            producer="registry",
+            correlation_id="test-replay",
+        )
+        replay = replay.model_copy(update={"id": cause})
+        await fire(uow, replay)
+        await uow.commit()
+    assert len(await messages(platform, template_key="sealed")) == 3
+
+
+async def test_rules_are_listed_switched_and_previewed(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    await resident(client, compound, town.operator, name="王秀英", unit=0)
+    await resident(client, compound, town.operator, name="Anna", unit=0, language="en")
+    await resident(client, compound, town.operator, name="张伟", unit=0, phone=None)
+    await notify_knows(platform, 3)
+
+    listed = await client.get(f"/v1/rules?town_id={town.id}", headers=town.operator)
+    assert listed.status_code == 200, listed.text
+    rules = {r["key"]: r for r in listed.json()}
+    assert (rules["zone_sealed"]["event_type"], rules["zone_sealed"]["priority"]) == (
+        "registry.zone.changed",
+        "urgent",
+    )
+    assert rules["request_assigned"]["event_type"] == "logistics.request.assigned"
+    assert all(r["enabled"] for r in rules.values())
+
+    payload = {
+        "town_id": str(town.id),
+        "compound_id": compound.id,
+        "building_id": compound.building_id,
+        "unit_id": compound.unit_ids[0],
+        "from_level": None,
+        "to_level": "sealed",
+        "reason": "case",
+        "set_by": "operator",
+        "at": "2022-04-01T17:30:00Z",
+    }
+    preview = await client.post(
+        "/v1/rules/zone_sealed/preview",
+        json={"town_id": str(town.id), "payload": payload},
+        headers=town.operator,
+    )
+    assert preview.status_code == 200, preview.text
+    shown = preview.json()
+    assert (shown["recipients"], shown["skipped_no_phone"], shown["applies"]) == (2, 1, True)
+    assert shown["by_language"] == {"zh-CN": 1, "en": 1}
+    texts = {t["locale"]: t for t in shown["texts"]}
+    assert texts["zh-CN"]["text"].startswith("Compound R1 1-1自4月2日 01:30起实行封控管理")
+    # The signature (【Cordon】) makes the English text UCS-2 too: over 70 units, two parts.
+    assert (texts["zh-CN"]["segments"], texts["en"]["encoding"], texts["en"]["segments"]) == (
+        1,
+        "ucs2",
+        2,
+    )
+    assert shown["segments"] == texts["zh-CN"]["segments"] + texts["en"]["segments"]
+    assert await messages(platform) == []
+
+    # A template the rule cannot fill is refused; switching the rule off stops it.
+    own = {
+        "town_id": str(town.id),
+        "key": "gate_notice",
+        "variables": {"gate": "str"},
+        "texts": {"zh-CN": "请走{gate}。"},
+    }
+    assert (await client.post("/v1/templates", json=own, headers=town.operator)).status_code == 201
+    url = "/v1/rules/zone_sealed"
+    refused = await client.patch(
+        url, json={"town_id": str(town.id), "template_key": "gate_notice"}, headers=town.operator
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "template_key"
+    off = await client.patch(
+        url, json={"town_id": str(town.id), "enabled": False}, headers=town.operator
+    )
+    assert off.status_code == 200 and off.json()["enabled"] is False, off.text
+
+    runtime = platform.runtime("notify")
+    async with runtime.uow(Principal.system()) as uow:
+        event = Envelope.wrap(
+            ZoneChanged.model_validate(payload), producer="registry", correlation_id="t"
+        )
+        await fire(uow, event)
+        await uow.commit()
+    assert await messages(platform) == []
+
+
+async def test_logistics_events_reach_the_volunteer_and_the_resident_by_type_name(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    asker = await resident(client, compound, town.operator, name="Anna", language="en")
+    volunteer = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": compound.id, "name": "小李", "kind": "service", "phone": "13712345678"},
+        town.operator,
+    )
+    await notify_knows(platform, 1)
+    runtime = platform.runtime("notify")
+
+    async def volunteer_known() -> bool:
+        async with runtime.uow(Principal.system()) as uow:
+            found = await uow.session.get(DirectoryPerson, uuid.UUID(volunteer["id"]))
+            return found is not None
+
+    await eventually(volunteer_known, what="the volunteer in the notify directory")
+    request = {
+        "request_id": str(uuid.uuid4()),
+        "revision": 2,
+        "town_id": str(town.id),
+        "compound_id": compound.id,
+        "building_id": compound.building_id,
+        "resident_id": asker["id"],
+        "kind": "baby_supplies",
+        "priority": "urgent",
+        "status": "assigned",
+        "due_at": "2022-04-02T02:30:00+08:00",
+        "at": "2022-04-02T01:30:00+08:00",
+        "assignee_id": volunteer["id"],
+        "a_field_added_later": True,
+    }
+    for kind, payload in (
+        ("logistics.request.assigned", request),
+        ("logistics.request.done", {**request, "status": "done"}),
+    ):
+        event = Envelope(
+            type=kind, version=1, producer="logistics", correlation_id="t", payload=payload
+        )
+        async with runtime.uow(Principal.system()) as uow:
+            await fire(uow, event)
+            await uow.commit()
+    [assigned] = await messages(platform, template_key="request_assigned")
+    assert (assigned.recipient_kind, str(assigned.recipient_id)) == ("volunteer", volunteer["id"])
+    assert assigned.text.startswith("您有一项新的代跑任务：baby supplies，地点Compound R1 1，")
+    [done] = await messages(platform, template_key="request_done")
+    assert (str(done.recipient_id), done.language) == (asker["id"], "en")
