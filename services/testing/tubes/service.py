@@ -37,7 +37,7 @@ from shared.authz import Place
 from shared.bulk import among
 from shared.db import AnySelect, table_of
 from shared.ids import new_id
-from shared.problems import OUT_OF_SCOPE, Conflict, NotFound, rows_rejected
+from shared.problems import OUT_OF_SCOPE, Conflict, NotFound, Problem, rows_rejected
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -637,6 +637,8 @@ class TubeDesk:
                 answers = [_ALONE] * len(group)
                 try:
                     answers = await self._write(key, principal, group)
+                except Problem:
+                    pass  # The round's own answer (not found, not open): each hears it alone.
                 except Exception:
                     log.warning(
                         "a group of %d tubes failed; each goes alone", len(group), exc_info=True
