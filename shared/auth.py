@@ -2,6 +2,7 @@
 decided in :mod:`shared.authz` (re-exported here for the many modules that import it so)."""
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,12 +77,34 @@ class InvalidTokenError(ValueError):
     pass
 
 
+# A token's signature is checked once per process, not on every request it comes with: the
+# same string under the same secret verifies the same way. Its expiry is checked on each use
+# (and the account's version and session per request, in ``shared.sessions``).
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[str, str], tuple[Principal, float]] = {}
+
+
 def read_token(token: str, *, secret: str) -> Principal:
+    key = (token, secret)
+    known = _verified.get(key)
+    if known is None:
+        known = _decode(token, secret=secret)
+        if len(_verified) >= _VERIFIED_MAX:
+            del _verified[next(iter(_verified))]
+        _verified[key] = known
+    principal, expires = known
+    if time.time() >= expires:
+        _verified.pop(key, None)
+        raise InvalidTokenError("Signature has expired")
+    return principal
+
+
+def _decode(token: str, *, secret: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token, secret, algorithms=["HS256"], options={"require": ["exp", "ver"]}
         )
-        return Principal(
+        principal = Principal(
             id=claims["sub"],
             username=claims["name"],
             role=Role(claims["role"]),
@@ -90,6 +113,7 @@ def read_token(token: str, *, secret: str) -> Principal:
             session=claims.get("sid"),
             person_id=claims.get("pid"),
         )
+        return principal, float(claims["exp"])
     except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise InvalidTokenError(str(exc)) from exc
 

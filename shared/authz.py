@@ -373,11 +373,52 @@ def _filter_core(state: ORMExecuteState) -> None:
     statement = state.statement
     if not isinstance(statement, (Select, Update, Delete, Insert)):
         return
-    if not any(is_placed(t) for t in _tables_read(statement)):
+    if not _reads_placed(statement):
         return
     scope = _session_scope(state)
     if scope.kind is not ScopeKind.system:
-        state.statement = _scoped_core(statement, scope)
+        state.statement = _scoped_core_once(statement, scope)
+
+
+# A statement built once per process (a hot path's) is scoped once per scope and reused:
+# the same object again keeps SQLAlchemy's memoized cache key, so it is neither rewritten
+# nor traversed again. Statements are immutable (generative methods copy), so the answer
+# for a statement object never changes; the caches only bound how many are kept.
+_MEMO_SIZE = 512
+_placed_memo: dict[Any, bool] = {}
+_scoped_memo: dict[tuple[Any, Scope], Any] = {}
+
+
+def _reads_placed(statement: Any) -> bool:
+    found = _recall(_placed_memo, statement)
+    if found is None:
+        found = any(is_placed(t) for t in _tables_read(statement))
+        _remember(_placed_memo, statement, found)
+    return bool(found)
+
+
+def _scoped_core_once(statement: Any, scope: Scope) -> Any:
+    key = (statement, scope)
+    scoped = _recall(_scoped_memo, key)
+    if scoped is None:
+        scoped = _scoped_core(statement, scope)
+        _remember(_scoped_memo, key, scoped)
+    return scoped
+
+
+def _recall(memo: dict[Any, Any], key: Any) -> Any:
+    """The entry, now the most recently used (statements built per call pass through
+    without pushing out the hot ones)."""
+    found = memo.pop(key, None)
+    if found is not None:
+        memo[key] = found
+    return found
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def _tables_read(statement: Any) -> Iterator[Any]:

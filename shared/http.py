@@ -31,6 +31,8 @@ from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
+# The header of a create that may be retried (see BoundaryRoute).
+IDEMPOTENCY_HEADER = "idempotency-key"
 # What a caller is told to wait when the key-value store is away.
 STORE_RETRY_SECONDS = 5
 
@@ -265,7 +267,7 @@ class BoundaryRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            key = request.headers.get("idempotency-key") if request.method == "POST" else None
+            key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
             if key is None:
                 return await _run(handler, request, key=None, body=None)
             if len(key) > IDEMPOTENCY_KEY_MAX:

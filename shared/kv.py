@@ -206,6 +206,9 @@ class RedisKeyValue(KeyValue):
         self._ns = namespace
         self._advance = self._redis.register_script(_ADVANCE)
         self._take = self._redis.register_script(TAKE_SCRIPT)
+        # Reads asked for in this turn of the event loop, and the MGETs under way.
+        self._reads: list[tuple[list[str], asyncio.Future[list[int]]]] = []
+        self._reading: set[asyncio.Future[None]] = set()
 
     async def hit(self, key: str, *, window_seconds: int) -> int:
         with _answering():
@@ -233,11 +236,48 @@ class RedisKeyValue(KeyValue):
             await self._requests.delete(self._ns + key)
 
     async def numbers(self, keys: Sequence[str]) -> list[int]:
+        """Callers reading in the same turn of the event loop (the session check of every
+        request arriving together) share one MGET, sent after each of them asked."""
         if not keys:
             return []
-        with _answering():
-            values = await self._requests.mget([self._ns + key for key in keys])
-        return [int(value) if value is not None else 0 for value in values]
+        answer = asyncio.get_running_loop().create_future()
+        if not self._reads:
+            asyncio.get_running_loop().call_soon(self._read_together)
+        self._reads.append(([self._ns + key for key in keys], answer))
+        values: list[int] = await answer
+        return values
+
+    def _read_together(self) -> None:
+        reads, self._reads = self._reads, []
+        task = asyncio.ensure_future(self._mget(reads))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _mget(self, reads: list[tuple[list[str], "asyncio.Future[list[int]]"]]) -> None:
+        try:
+            with _answering():
+                values = await self._requests.mget([key for keys, _ in reads for key in keys])
+        except KeyValueUnavailable as exc:
+            for _, answer in reads:
+                if not answer.done():
+                    # Each caller raises its own error (a shared one would gather tracebacks).
+                    answer.set_exception(KeyValueUnavailable(str(exc)))
+            return
+        except Exception as exc:
+            for _, answer in reads:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        except BaseException:
+            for _, answer in reads:
+                answer.cancel()
+            raise
+        numbers = [int(value) if value is not None else 0 for value in values]
+        start = 0
+        for keys, answer in reads:
+            if not answer.done():
+                answer.set_result(numbers[start : start + len(keys)])
+            start += len(keys)
 
     async def raise_to(self, key: str, value: int, *, ttl_seconds: int) -> int:
         with _answering():

@@ -143,7 +143,8 @@ class UnitOfWork:
         if self._wrote_events:
             # The stream's head once this commits: our events and any committed before.
             head = await self.session.scalar(select(func.max(self._outbox.c.seq)))
-        await self.session.commit()
+        if self._touched():
+            await self.session.commit()
         if self._wrote_events:
             self._wrote_events = False
             await self._on_commit(int(head or 0))
@@ -153,6 +154,12 @@ class UnitOfWork:
                 await work()
             except Exception:
                 log.warning("work after the commit of %s failed", self.service, exc_info=True)
+
+    def _touched(self) -> bool:
+        """Whether the session began a transaction or holds changes a commit would flush (a
+        request whose work was written elsewhere commits nothing: no round trip)."""
+        session = self.session
+        return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
 
     async def rollback(self) -> None:
         self._after_commit.clear()

@@ -113,6 +113,16 @@ async def test_numbers_reads_counters_without_counting_and_zero_for_missing_keys
     assert await kv.numbers([]) == []
 
 
+async def test_reads_asked_together_each_get_their_own_keys_values(stores: Stores) -> None:
+    """Every request reads its session marks at once (Redis answers them in one MGET)."""
+    kv = stores("a:")
+    for n in range(5):
+        await kv.raise_to(f"version:u{n}", n, ttl_seconds=60)
+    asked = [[f"version:u{n}", "ended:none"] for n in range(5)] + [[], ["version:u4"] * 3]
+    answers = await asyncio.gather(*(kv.numbers(keys) for keys in asked))
+    assert answers == [[n, 0] for n in range(5)] + [[], [4, 4, 4]]
+
+
 async def test_raise_to_keeps_the_highest_value_it_was_given(stores: Stores) -> None:
     kv = stores("a:")
     assert await kv.raise_to("version:u1", 3, ttl_seconds=60) == 3
@@ -134,6 +144,10 @@ async def test_an_unreachable_redis_raises_one_error_the_callers_can_answer() ->
 
     kv = RedisKeyValue("redis://127.0.0.1:1/0")
     try:
+        together = await asyncio.gather(
+            kv.numbers(["a"]), kv.numbers(["b", "c"]), return_exceptions=True
+        )
+        assert [type(e) for e in together] == [KeyValueUnavailable, KeyValueUnavailable]
         for call in (
             kv.numbers(["a"]),
             kv.raise_to("a", 1, ttl_seconds=5),

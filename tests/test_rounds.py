@@ -1,5 +1,6 @@
 """Rounds, tubes and door-to-door lists, from the registry's events to a sampler's phone."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -357,3 +358,59 @@ async def test_rounds_outside_the_callers_scope_are_not_found_and_town_rounds_co
             round_["id"]: 5,
             everyone["id"]: 5,
         }, role
+
+
+async def test_single_tubes_sent_together_are_each_answered_as_if_sent_alone(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    """A sampling site's phones send at the same moment: tubes arriving together share a
+    transaction, yet each request gets the answer it would get alone, and nothing is
+    recorded twice. A caller who may not see the round is refused, whoever sends with them."""
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    outsider = await committee_staff(client, town, other, "staff-c2")
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    a, b, c = night.unit1
+    d, e = night.unit2
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    bodies = {
+        "first": tube("G0001", [a]),
+        "resent": tube("G0001", [a]),
+        "b": tube("G0002", [b]),
+        "code taken": tube("G0002", [c]),
+        "b again": tube("G0003", [b]),
+        "sealed pool": tube("G0004", [d, e]),
+        "future": tube("G0005", [d], collected_at=later),
+    }
+    sent = [client.post(path, json=body, headers=town.operator) for body in bodies.values()]
+    *answered, foreign = await asyncio.gather(
+        *sent, client.post(path, json=tube("G0009", [e]), headers=outsider)
+    )
+    assert foreign.status_code == 404, foreign.text
+    answers = dict(zip(bodies, answered, strict=True))
+    status = {name: answer.status_code for name, answer in answers.items()}
+    assert status["first"] == status["resent"] == 201
+    assert answers["first"].json()["id"] == answers["resent"].json()["id"]
+    # Which of two clashing tubes comes first is the network's choice: one of each pair is
+    # recorded, the other refused as it would be alone after it.
+    assert sorted([status["b"], status["code taken"]]) == [201, 409]
+    assert sorted([status["b"], status["b again"]]) == [201, 409]
+    for name in ("b", "code taken", "b again"):
+        if status[name] == 409:
+            assert "already" in answers[name].json()["detail"], answers[name].text
+    assert status["sealed pool"] == 422 and "sealed" in answers["sealed pool"].json()["detail"]
+    assert status["future"] == 422
+    assert answers["future"].json()["errors"][0]["field"] == "collected_at"
+    for name, answer in answers.items():
+        if answer.status_code == 201:
+            assert answer.json()["member_ids"] == bodies[name]["member_ids"], name
+    listed = (await client.get(path, headers=town.operator)).json()["items"]
+    recorded = {answer.json()["code"] for answer in answers.values() if answer.status_code == 201}
+    assert sorted(t["code"] for t in listed) == sorted(recorded)
+    members = [m for t in listed for m in t["member_ids"]]
+    # Every resident sampled once, in one tube, never two.
+    sampled = {a, b} | ({c} if status["code taken"] == 201 else set())
+    assert sorted(members) == sorted(sampled)
+    coverage = await client.get(f"/v1/rounds/{round_['id']}/coverage", headers=town.operator)
+    assert coverage.json()["total"]["sampled"] == len(members)

@@ -2,6 +2,7 @@
 ends every access token at once, in every service, when the account's role, scope, password or
 state changes; sign-out and the reuse of a spent refresh token end one session."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from cordon.platform import Platform
+from shared.auth import Principal, Role, Scope, ScopeKind, issue_token
 from shared.kv import RedisKeyValue
 from tests.conftest import Town, skip_unless_reachable
 from tests.proxy import TcpProxy
@@ -337,3 +339,22 @@ async def test_without_the_key_value_store_nobody_signs_in_unthrottled(
         )
         assert answer.status_code == 503
         assert int(answer.headers["retry-after"]) > 0
+
+
+async def test_an_access_token_accepted_before_is_refused_once_it_expires(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A token's signature is verified once per process; its expiry still holds every time."""
+    operator = Principal(
+        id="brief",
+        username="brief",
+        role=Role.town_operator,
+        scope=Scope.of(ScopeKind.towns, towns=[town.id]),
+    )
+    token = issue_token(operator, secret=platform.settings.secret_key, minutes=2 / 60)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/v1/rounds", headers=headers)).status_code == 200
+    assert (await client.get("/v1/rounds", headers=headers)).status_code == 200
+    await asyncio.sleep(2.2)
+    expired = await client.get("/v1/rounds", headers=headers)
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]

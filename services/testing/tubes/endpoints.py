@@ -1,5 +1,6 @@
 import uuid
 from typing import Annotated
+from weakref import WeakKeyDictionary
 
 from fastapi import Path, Query, Request, Response
 from sqlalchemy import select
@@ -7,11 +8,14 @@ from sqlalchemy import select
 from services.testing.models import SERVICE, Tube
 from services.testing.rounds.service import get_round
 from services.testing.tubes import schemas, service
-from shared.http import Uow, runtime_of, service_router
+from shared.http import IDEMPOTENCY_HEADER, Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.problems import NotFound, rows_rejected
+from shared.service import ServiceRuntime
 
 router = service_router(SERVICE, tags=["tubes"])
+# Single tubes arriving together share a transaction: one desk per running service.
+_desks: WeakKeyDictionary[ServiceRuntime, service.TubeDesk] = WeakKeyDictionary()
 
 
 async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
@@ -38,8 +42,14 @@ async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
 async def record_tube(
     round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow, request: Request
 ) -> schemas.TubeOut:
-    skew = runtime_of(request).settings.clock_skew
-    tube = await service.record_tube(uow, round_id=round_id, tube=body, skew=skew)
+    runtime = runtime_of(request)
+    skew = runtime.settings.clock_skew
+    if IDEMPOTENCY_HEADER in request.headers:
+        # Its key is stored in the transaction of its own unit of work, with its tube.
+        tube = await service.record_tube(uow, round_id=round_id, tube=body, skew=skew)
+    else:
+        desk = _desks.get(runtime) or _desks.setdefault(runtime, service.TubeDesk(runtime.uow))
+        tube = await desk.record(uow, round_id=round_id, tube=body, skew=skew)
     # Recorded now or before with these very members: no need to read them back.
     return schemas.TubeOut.model_validate(tube).model_copy(update={"member_ids": body.member_ids})
 

@@ -4,12 +4,15 @@ Each tube is checked on its own: a bad tube is reported by its row and the good 
 kept. A tube already recorded with the same content is accepted again without change, so a
 client on a weak network can resend a batch safely."""
 
+import asyncio
+import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, NoReturn
 
 from sqlalchemy import Row, and_, bindparam, case, exists, or_, select, update
 
@@ -29,33 +32,48 @@ from services.testing.models import (
 )
 from services.testing.rounds.service import SAMPLE, add_members, get_round
 from services.testing.tubes.schemas import TubeIn
-from shared.auth import UNSCOPED
+from shared.auth import UNSCOPED, Principal, Role, Scope
 from shared.authz import Place
-from shared.db import table_of
+from shared.bulk import among
+from shared.db import AnySelect, table_of
 from shared.ids import new_id
-from shared.problems import OUT_OF_SCOPE, Conflict, rows_rejected
+from shared.problems import OUT_OF_SCOPE, Conflict, NotFound, Problem, rows_rejected
 from shared.uow import UnitOfWork
 
+log = logging.getLogger(__name__)
 FOLLOW_UPS = frozenset({MemberStatus.retest_required.value, MemberStatus.resample_required.value})
 AFTER_ANTIGEN = TaskKind.pcr_after_antigen.value
 # Ids per IN list, well under SQLite's bound-parameter limit.
 CHUNK = 5_000
 # A round member as the checks read it: resident_id, status, places, sealed.
 Member = Row[*tuple[Any, ...]]
+# A round as recording reads it: id, name, status, window, pool size, place.
+RoundHead = Row[*tuple[Any, ...]]
+# A tube recorded before (its columns), as a resend is answered.
+TubeRow = Row[*tuple[Any, ...]]
 
 
 class TubeRejected(Exception):
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, clash: bool = False) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        # Refused only because another tube of the same batch came first.
+        self.clash = clash
 
 
 @dataclass
 class Outcome:
     accepted: list[Tube] = field(default_factory=list)
-    unchanged: list[Tube] = field(default_factory=list)
+    unchanged: list[TubeRow] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Each row's tube, recorded now or before (the rows without an error).
+    by_row: dict[int, Tube | TubeRow] = field(default_factory=dict)
+    # Rows refused only for clashing with another row of the batch (a code or a resident):
+    # sent alone, after the batch, they would be answered as a resend or a repeat.
+    clashes: set[int] = field(default_factory=set)
+    # The round's place, where the policy was checked.
+    place: Place | None = None
 
 
 @dataclass
@@ -64,7 +82,7 @@ class _Known:
     of tubes should not pay for ORM objects it never changes)."""
 
     members: dict[uuid.UUID, Member]
-    tubes: dict[str, Tube]
+    tubes: dict[str, TubeRow]
     tube_members: dict[uuid.UUID, list[uuid.UUID]]
     sites: set[uuid.UUID]
     # Residents with an open PCR retest after a positive antigen self-test.
@@ -78,15 +96,17 @@ def _chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
     return [ids[n : n + CHUNK] for n in range(0, len(ids), CHUNK)]
 
 
-async def _read(uow: UnitOfWork, round_: Round, tubes: Sequence[TubeIn]) -> _Known:
+async def _read(uow: UnitOfWork, round_: RoundHead, tubes: Sequence[TubeIn]) -> _Known:
     after_antigen = await _after_antigen(uow, list({t.member_ids[0] for t in tubes if t.retest}))
     if after_antigen:
         # Someone who tested positive on antigen is sampled wherever a round is open,
         # joining it if its scope covers them.
-        await add_members(uow, round_, resident_ids=list(after_antigen))
-    known_tubes, tube_members = await _tubes_by_code(uow, list({t.code for t in tubes}))
+        await add_members(uow, await get_round(uow, round_.id), resident_ids=list(after_antigen))
     named = list({m for t in tubes for m in t.member_ids})
+    # Members first: their lock waits for a tube written meanwhile with them, whose code is
+    # then read as recorded (a resend is answered unchanged, not as a second sampling).
     members = await _round_members(uow, round_, named)
+    known_tubes, tube_members = await _tubes_by_code(uow, list({t.code for t in tubes}))
     return _Known(
         members=members,
         tubes=known_tubes,
@@ -97,81 +117,160 @@ async def _read(uow: UnitOfWork, round_: Round, tubes: Sequence[TubeIn]) -> _Kno
     )
 
 
+# The statements of the tube path, built once per process (and database dialect): a burst
+# of single tubes pays neither for building them nor for SQLAlchemy's cache key of each
+# (``shared.authz`` scopes each once per caller's scope). A list of ids is one parameter,
+# ``ids`` (``among``: one array on PostgreSQL, so a statement is prepared once whatever the
+# length of the list).
+_rounds, _members = table_of(Round), table_of(RoundMember)
+_tubes, _tube_members = table_of(Tube), table_of(TubeMember)
+_residents, _tasks, _zones, _sites_ = (
+    table_of(DirectoryResident),
+    table_of(Task),
+    table_of(DirectoryZone),
+    table_of(Site),
+)
+_ROUND = select(
+    *(
+        _rounds.c[name]
+        for name in (
+            "id",
+            "name",
+            "status",
+            "starts_at",
+            "ends_at",
+            "pool_size",
+            *Place.__dataclass_fields__,
+        )
+    )
+).where(_rounds.c.id == bindparam("round_id"))
+
+
+@cache
+def _visible_query(dialect: str) -> AnySelect:
+    return select(_residents.c.id).where(among(_residents.c.id, "ids", dialect=dialect))
+
+
+@cache
+def _after_antigen_query(dialect: str) -> AnySelect:
+    return select(_tasks.c.resident_id).where(
+        _tasks.c.kind == AFTER_ANTIGEN,
+        _tasks.c.status == TaskStatus.open.value,
+        among(_tasks.c.resident_id, "ids", dialect=dialect),
+    )
+
+
+@cache
+def _round_members_query(dialect: str) -> AnySelect:
+    sealed = exists().where(
+        _zones.c.level == "sealed",
+        _zones.c.building_id == _members.c.building_id,
+        or_(_zones.c.unit_id.is_(None), _zones.c.unit_id == _members.c.unit_id),
+    )
+    # Locked until the tubes are written (in one order, so two writers never deadlock): a
+    # tube sent at the same moment for one of these residents then reads them sampled.
+    return (
+        select(
+            _members.c.resident_id,
+            _members.c.status,
+            _members.c.town_id,
+            _members.c.compound_id,
+            _members.c.building_id,
+            _members.c.resulted_at,
+            sealed.label("sealed"),
+        )
+        .where(
+            _members.c.round_id == bindparam("round_id"),
+            among(_members.c.resident_id, "ids", dialect=dialect),
+        )
+        .order_by(_members.c.resident_id)
+        .with_for_update(of=_members)
+    )
+
+
+@cache
+def _tubes_by_code_query(dialect: str) -> AnySelect:
+    # Codes are unique everywhere: looked up beyond the caller's scope (only the clash is
+    # shown).
+    return (
+        select(_tubes, _tube_members.c.resident_id)
+        .outerjoin(_tube_members, _tube_members.c.tube_id == _tubes.c.id)
+        .where(among(_tubes.c.code, "ids", dialect=dialect))
+        .execution_options(**UNSCOPED)
+    )
+
+
+@cache
+def _sites_query(dialect: str) -> AnySelect:
+    return select(_sites_.c.id).where(
+        _sites_.c.round_id == bindparam("round_id"), among(_sites_.c.id, "ids", dialect=dialect)
+    )
+
+
+async def round_head(uow: UnitOfWork, round_id: uuid.UUID) -> RoundHead:
+    """What recording a tube needs of its round, if the caller sees it; otherwise a 404."""
+    found = (await uow.session.execute(_ROUND, {"round_id": round_id})).first()
+    if found is None:
+        raise NotFound(f"no round {round_id} in your scope")
+    return found
+
+
 async def _visible(uow: UnitOfWork, resident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     found: set[uuid.UUID] = set()
     for chunk in _chunks(resident_ids):
-        query = select(DirectoryResident.id).where(DirectoryResident.id.in_(chunk))
-        found.update(await uow.session.scalars(query))
+        found.update(await uow.session.scalars(_visible_query(uow.dialect), {"ids": chunk}))
     return found
 
 
 async def _after_antigen(uow: UnitOfWork, resident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     found: set[uuid.UUID] = set()
     for chunk in _chunks(resident_ids):
-        query = select(Task.resident_id).where(
-            Task.kind == AFTER_ANTIGEN,
-            Task.status == TaskStatus.open.value,
-            Task.resident_id.in_(chunk),
-        )
-        found.update(await uow.session.scalars(query))
+        found.update(await uow.session.scalars(_after_antigen_query(uow.dialect), {"ids": chunk}))
     return found
 
 
 async def _round_members(
-    uow: UnitOfWork, round_: Round, resident_ids: list[uuid.UUID]
+    uow: UnitOfWork, round_: RoundHead, resident_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Member]:
     """The round's members among these residents, each with whether their unit or building
     is sealed now."""
-    sealed = exists().where(
-        DirectoryZone.level == "sealed",
-        DirectoryZone.building_id == RoundMember.building_id,
-        or_(DirectoryZone.unit_id.is_(None), DirectoryZone.unit_id == RoundMember.unit_id),
-    )
     found: dict[uuid.UUID, Member] = {}
     for chunk in _chunks(resident_ids):
-        query = select(
-            RoundMember.resident_id,
-            RoundMember.status,
-            RoundMember.town_id,
-            RoundMember.compound_id,
-            RoundMember.building_id,
-            RoundMember.resulted_at,
-            sealed.label("sealed"),
-        ).where(RoundMember.round_id == round_.id, RoundMember.resident_id.in_(chunk))
-        found.update((m.resident_id, m) for m in (await uow.session.execute(query)).all())
+        rows = await uow.session.execute(
+            _round_members_query(uow.dialect), {"round_id": round_.id, "ids": chunk}
+        )
+        found.update((m.resident_id, m) for m in rows.all())
     return found
 
 
 async def _tubes_by_code(
     uow: UnitOfWork, codes: list[str]
-) -> tuple[dict[str, Tube], dict[uuid.UUID, list[uuid.UUID]]]:
+) -> tuple[dict[str, TubeRow], dict[uuid.UUID, list[uuid.UUID]]]:
     """Tubes already recorded under these codes, with their members (to compare only)."""
-    found: dict[str, Tube] = {}
+    found: dict[str, TubeRow] = {}
     members: dict[uuid.UUID, list[uuid.UUID]] = {}
     for chunk in _chunks(codes):
-        # Codes are unique everywhere: look beyond the caller's scope, show only the clash.
-        query = (
-            select(Tube, TubeMember.resident_id)
-            .outerjoin(TubeMember, TubeMember.tube_id == Tube.id)
-            .where(Tube.code.in_(chunk))
-            .execution_options(**UNSCOPED)
-        )
-        for tube, resident_id in (await uow.session.execute(query)).all():
-            found[tube.code] = tube
-            members.setdefault(tube.id, [])
-            if resident_id is not None:
-                members[tube.id].append(resident_id)
+        for row in (
+            await uow.session.execute(_tubes_by_code_query(uow.dialect), {"ids": chunk})
+        ).all():
+            found[row.code] = row
+            members.setdefault(row.id, [])
+            if row.resident_id is not None:
+                members[row.id].append(row.resident_id)
     return found, members
 
 
-async def _sites(uow: UnitOfWork, round_: Round, site_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+async def _sites(uow: UnitOfWork, round_: RoundHead, site_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     if not site_ids:
         return set()
-    query = select(Site.id).where(Site.round_id == round_.id, Site.id.in_(site_ids))
-    return set(await uow.session.scalars(query))
+    return set(
+        await uow.session.scalars(
+            _sites_query(uow.dialect), {"round_id": round_.id, "ids": site_ids}
+        )
+    )
 
 
-def _check_time(round_: Round, tube: TubeIn, *, now: datetime, skew: timedelta) -> None:
+def _check_time(round_: RoundHead, tube: TubeIn, *, now: datetime, skew: timedelta) -> None:
     """A swab is taken in its round's window, and not in the future; ``skew`` is the
     tolerance for the sampler's phone's clock. Retests come after the window (checked
     against their member's earlier result instead)."""
@@ -199,7 +298,7 @@ def _check_follow_up_time(tube: TubeIn, member: Member, *, skew: timedelta) -> N
 
 
 def _check(
-    round_: Round,
+    round_: RoundHead,
     tube: TubeIn,
     known: _Known,
     taken: set[uuid.UUID],
@@ -232,7 +331,9 @@ def _check(
                 raise TubeRejected(where, f"resident {resident_id} is outside the round's scope")
             raise TubeRejected(where, f"no resident {resident_id} {OUT_OF_SCOPE}")
         if resident_id in taken:
-            raise TubeRejected(where, f"resident {resident_id} is in another tube of this batch")
+            raise TubeRejected(
+                where, f"resident {resident_id} is in another tube of this batch", clash=True
+            )
         if tube.retest and not _may_retest(known, member):
             raise TubeRejected(
                 where,
@@ -262,23 +363,30 @@ def _may_retest(known: _Known, member: Member) -> bool:
     )
 
 
-def _same(existing: Tube, tube: TubeIn, round_: Round, known: _Known) -> bool:
+def _same(existing: TubeRow, tube: TubeIn, round_: RoundHead, known: _Known) -> bool:
     members = known.tube_members.get(existing.id, [])
     return existing.round_id == round_.id and set(members) == set(tube.member_ids)
 
 
 async def record_tubes(
-    uow: UnitOfWork, *, round_id: uuid.UUID, tubes: Sequence[TubeIn], skew: timedelta
+    uow: UnitOfWork,
+    *,
+    round_id: uuid.UUID,
+    tubes: Sequence[TubeIn],
+    skew: timedelta,
+    recorded_by: Sequence[str] | None = None,
 ) -> Outcome:
     """Record a batch of tubes; each bad one becomes an error naming its field. ``skew`` is
-    the tolerance for the samplers' clocks (settings' ``clock_skew``)."""
+    the tolerance for the samplers' clocks (settings' ``clock_skew``); ``recorded_by`` names
+    each tube's sender when they are not all the unit of work's caller."""
     now = datetime.now(UTC)
-    round_ = await get_round(uow, round_id)
-    SAMPLE.check(uow, Place.of(round_))
+    round_ = await round_head(uow, round_id)
+    place = Place(round_.town_id, round_.committee_id, round_.compound_id, round_.building_id)
+    SAMPLE.check(uow, place)
     if round_.status != RoundStatus.open.value:
         raise Conflict(f"round {round_.name} is {round_.status}, not open for sampling")
     known = await _read(uow, round_, tubes)
-    outcome = Outcome()
+    outcome = Outcome(place=place)
     taken: set[uuid.UUID] = set()
     seen_codes: set[str] = set()
     fresh: list[tuple[Tube, TubeIn]] = []
@@ -286,15 +394,20 @@ async def record_tubes(
         existing = known.tubes.get(tube.code)
         try:
             if tube.code in seen_codes:
-                raise TubeRejected("code", f"tube code {tube.code} appears twice in the batch")
+                raise TubeRejected(
+                    "code", f"tube code {tube.code} appears twice in the batch", clash=True
+                )
             seen_codes.add(tube.code)
             if existing is not None:
                 if not _same(existing, tube, round_, known):
                     raise TubeRejected("code", f"tube code {tube.code} is already used")
                 outcome.unchanged.append(existing)
+                outcome.by_row[row] = existing
                 continue
             _check(round_, tube, known, taken, now=now, skew=skew)
         except TubeRejected as rejected:
+            if rejected.clash:
+                outcome.clashes.add(row)
             outcome.errors.append(
                 {
                     "row": row,
@@ -305,13 +418,15 @@ async def record_tubes(
             )
             continue
         taken.update(tube.member_ids)
-        fresh.append((_tube(uow, round_, tube, known), tube))
+        sender = recorded_by[row] if recorded_by is not None else uow.principal.username
+        fresh.append((_tube(round_, tube, known, recorded_by=sender), tube))
+        outcome.by_row[row] = fresh[-1][0]
     await _write(uow, fresh, known)
     outcome.accepted = [t for t, _ in fresh]
     return outcome
 
 
-def _tube(uow: UnitOfWork, round_: Round, tube: TubeIn, known: _Known) -> Tube:
+def _tube(round_: RoundHead, tube: TubeIn, known: _Known, *, recorded_by: str) -> Tube:
     members = [known.members[m] for m in tube.member_ids]
     buildings = {m.building_id for m in members}
     return Tube(
@@ -324,7 +439,7 @@ def _tube(uow: UnitOfWork, round_: Round, tube: TubeIn, known: _Known) -> Tube:
         site_id=tube.site_id,
         collector=tube.collector,
         collected_at=tube.collected_at,
-        recorded_by=uow.principal.username,
+        recorded_by=recorded_by,
         status="collected",
         town_id=members[0].town_id,
         compound_id=members[0].compound_id,
@@ -332,17 +447,56 @@ def _tube(uow: UnitOfWork, round_: Round, tube: TubeIn, known: _Known) -> Tube:
     )
 
 
+_INSERT_TUBES = _tubes.insert()
+_INSERT_TUBE_MEMBERS = _tube_members.insert()
+_MARK_SAMPLED = (
+    update(_members)
+    .where(
+        _members.c.round_id == bindparam("b_round"),
+        _members.c.resident_id == bindparam("b_resident"),
+    )
+    .values(
+        status=case(
+            (
+                _members.c.status == MemberStatus.retest_required.value,
+                MemberStatus.retest_sampled.value,
+            ),
+            else_=MemberStatus.sampled.value,
+        ),
+        tube_id=bindparam("b_tube"),
+        sampled_at=bindparam("b_at"),
+    )
+)
+_FOLLOW_UPS_DONE = (
+    update(_tasks)
+    .where(
+        or_(
+            _tasks.c.round_id == bindparam("b_round"),
+            # A PCR retest after antigen belongs to no round until it is sampled.
+            and_(_tasks.c.kind == AFTER_ANTIGEN, _tasks.c.round_id.is_(None)),
+        ),
+        _tasks.c.resident_id == bindparam("b_resident"),
+        _tasks.c.status == TaskStatus.open.value,
+    )
+    .values(
+        round_id=bindparam("b_round"),
+        status=TaskStatus.done.value,
+        done_at=bindparam("b_at"),
+        done_tube_id=bindparam("b_tube"),
+    )
+)
+
+
 async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _Known) -> None:
     if not fresh:
         return
     # Core inserts: the tubes are answered as they were built, never changed in this request.
-    tubes = table_of(Tube)
     await uow.session.execute(
-        tubes.insert(), [{c.key: getattr(tube, c.key) for c in tubes.columns} for tube, _ in fresh]
+        _INSERT_TUBES, [{c.key: getattr(tube, c.key) for c in _tubes.columns} for tube, _ in fresh]
     )
     pairs = [(tube, resident_id) for tube, data in fresh for resident_id in data.member_ids]
     await uow.session.execute(
-        table_of(TubeMember).insert(),
+        _INSERT_TUBE_MEMBERS,
         [
             {
                 "tube_id": tube.id,
@@ -355,24 +509,8 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
             for tube, resident_id in pairs
         ],
     )
-    members = table_of(RoundMember)
     await uow.session.execute(
-        update(members)
-        .where(
-            members.c.round_id == bindparam("b_round"),
-            members.c.resident_id == bindparam("b_resident"),
-        )
-        .values(
-            status=case(
-                (
-                    members.c.status == MemberStatus.retest_required.value,
-                    MemberStatus.retest_sampled.value,
-                ),
-                else_=MemberStatus.sampled.value,
-            ),
-            tube_id=bindparam("b_tube"),
-            sampled_at=bindparam("b_at"),
-        ),
+        _MARK_SAMPLED,
         [
             {
                 "b_round": tube.round_id,
@@ -385,24 +523,8 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
     )
     follow_ups = [(tube, data.member_ids[0]) for tube, data in fresh if data.retest]
     if follow_ups:
-        tasks = table_of(Task)
         await uow.session.execute(
-            update(tasks)
-            .where(
-                or_(
-                    tasks.c.round_id == bindparam("b_round"),
-                    # A PCR retest after antigen belongs to no round until it is sampled.
-                    and_(tasks.c.kind == AFTER_ANTIGEN, tasks.c.round_id.is_(None)),
-                ),
-                tasks.c.resident_id == bindparam("b_resident"),
-                tasks.c.status == TaskStatus.open.value,
-            )
-            .values(
-                round_id=bindparam("b_round"),
-                status=TaskStatus.done.value,
-                done_at=bindparam("b_at"),
-                done_tube_id=bindparam("b_tube"),
-            ),
+            _FOLLOW_UPS_DONE,
             [
                 {
                     "b_round": tube.round_id,
@@ -417,17 +539,141 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
 
 async def record_tube(
     uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn, skew: timedelta
-) -> Tube:
-    """One tube: recorded, or the same tube again (unchanged); otherwise a problem naming
-    the field."""
+) -> Tube | TubeRow:
+    """One tube: recorded, or the same tube again (unchanged, as stored); otherwise a
+    problem naming the field."""
     outcome = await record_tubes(uow, round_id=round_id, tubes=[tube], skew=skew)
     if outcome.errors:
-        error = outcome.errors[0]
-        errors = [{"field": error["field"], "message": error["message"]}]
-        if error["field"] == "code" or "already" in error["message"]:
-            raise Conflict(error["message"], errors=errors)
-        raise rows_rejected(error["message"], errors)
-    return (outcome.accepted or outcome.unchanged)[0]
+        _refuse(outcome.errors[0])
+    return outcome.by_row[0]
+
+
+def _refuse(error: dict[str, Any]) -> NoReturn:
+    errors = [{"field": error["field"], "message": error["message"]}]
+    if error["field"] == "code" or "already" in error["message"]:
+        raise Conflict(error["message"], errors=errors)
+    raise rows_rejected(error["message"], errors)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What a group decided for one of its tubes: the tube (recorded now or before), or the
+    refusal naming the field; or nothing, and the tube is recorded alone."""
+
+    tube: Tube | TubeRow | None = None
+    error: dict[str, Any] | None = None
+    place: Place | None = None
+
+
+_ALONE = _Answer()
+
+
+@dataclass
+class _Waiting:
+    tube: TubeIn
+    recorded_by: str
+    answer: "asyncio.Future[_Answer]"
+
+
+def _answer(waiting: _Waiting, answer: _Answer) -> None:
+    if not waiting.answer.done():
+        waiting.answer.set_result(answer)
+
+
+# Tubes share a group when the same reads and the same policy check hold for each of them:
+# their round, the caller's role and scope, and the clock tolerance.
+_GroupKey = tuple[uuid.UUID, Role, Scope, timedelta]
+
+
+class TubeDesk:
+    """Single tubes arriving together are written together (group commit).
+
+    A burst of single tubes from a sampling site pays per statement and per commit, not per
+    tube. While a group is being written, the tubes that arrive for the same round from
+    callers of the same role and scope wait, and go as the next group through the batch path
+    (:func:`record_tubes`) in one transaction; the first tube after a quiet moment goes at
+    once, as a group of one. Each request is answered once its group has committed, with its
+    own tube or its own refusal. What a group cannot answer as the request alone would be
+    answered (a clash with another tube of the group, a round that is not open, a failed
+    commit) is recorded alone afterwards, on the request's own unit of work."""
+
+    # Groups of one key written at the same time: the database works on some while the
+    # next one gathers.
+    WRITERS = 4
+
+    def __init__(self, open_uow: Callable[[Principal], UnitOfWork]) -> None:
+        self._open_uow = open_uow
+        self._waiting: dict[_GroupKey, list[_Waiting]] = {}
+        self._writers: Counter[_GroupKey] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def record(
+        self, uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn, skew: timedelta
+    ) -> Tube | TubeRow:
+        """As :func:`record_tube`, in the next group of this round, role and scope."""
+        principal = uow.principal
+        key = (round_id, principal.role, principal.scope, skew)
+        waiting = _Waiting(tube, principal.username, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(key, []).append(waiting)
+        if self._writers[key] < self.WRITERS:
+            self._writers[key] += 1
+            task = asyncio.create_task(self._write_groups(key, principal))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        answer = await waiting.answer
+        if answer.place is None:
+            return await record_tube(uow, round_id=round_id, tube=tube, skew=skew)
+        # The group checked the policy for this role and scope; the request's own unit of
+        # work records the check as the boundary expects.
+        SAMPLE.check(uow, answer.place)
+        if answer.error is not None:
+            _refuse(answer.error)
+        assert answer.tube is not None
+        return answer.tube
+
+    async def _write_groups(self, key: _GroupKey, principal: Principal) -> None:
+        try:
+            while group := self._waiting.pop(key, None):
+                answers = [_ALONE] * len(group)
+                try:
+                    answers = await self._write(key, principal, group)
+                except Problem:
+                    pass  # The round's own answer (not found, not open): each hears it alone.
+                except Exception:
+                    log.warning(
+                        "a group of %d tubes failed; each goes alone", len(group), exc_info=True
+                    )
+                finally:
+                    for waiting, answer in zip(group, answers, strict=True):
+                        _answer(waiting, answer)
+        finally:
+            self._writers[key] -= 1
+            if not self._writers[key]:
+                del self._writers[key]
+                # Nobody waits for ever, even if the writers were cancelled.
+                for waiting in self._waiting.pop(key, []):
+                    _answer(waiting, _ALONE)
+
+    async def _write(
+        self, key: _GroupKey, principal: Principal, group: list[_Waiting]
+    ) -> list[_Answer]:
+        round_id, _, _, skew = key
+        async with self._open_uow(principal) as uow:
+            outcome = await record_tubes(
+                uow,
+                round_id=round_id,
+                tubes=[w.tube for w in group],
+                skew=skew,
+                recorded_by=[w.recorded_by for w in group],
+            )
+            await uow.commit()
+        errors = {e["row"]: e for e in outcome.errors}
+        return [
+            _ALONE
+            if row in outcome.clashes
+            else _Answer(tube=outcome.by_row.get(row), error=errors.get(row), place=outcome.place)
+            for row in range(len(group))
+        ]
 
 
 async def members_of(
