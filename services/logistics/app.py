@@ -2,16 +2,27 @@
 
 from pathlib import Path
 
+from services.logistics.deliveries.endpoints import router as deliveries_router
+from services.logistics.deliveries.service import on_event as follow_doors
 from services.logistics.models import SERVICE, Base, directory, kernel
-from shared.service import ServiceSpec
+from services.logistics.plans.endpoints import router as plans_router
+from shared.service import Consumer, ServiceSpec
 
 SPEC = ServiceSpec(
     name=SERVICE,
     metadata=Base.metadata,
     kernel=kernel,
     migrations=Path(__file__).parent / "migrations",
-    routers=(),
-    resources=(),
-    consumers=(directory.consumer(),),
+    routers=(plans_router, deliveries_router),
+    resources=("distribution-plans",),
+    consumers=(
+        directory.consumer(),
+        # ---- distribution ----
+        # Door delivery follows sealed zones and confirmed cases (each change carries its
+        # time: an older zone change arriving late is ignored).
+        Consumer(
+            "distribution-doors", ("registry.zone.changed", "testing.case.confirmed"), follow_doors
+        ),
+    ),
     projections=(directory,),
 )

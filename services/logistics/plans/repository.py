@@ -1,0 +1,344 @@
+"""The plans' named queries: where a plan goes, the households of its scope (sizes and tag
+counts from the directory), its allocation as one ``INSERT ... SELECT`` per line, and the
+lists read back from it."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ColumnElement, Subquery
+from sqlalchemy.types import Uuid
+
+from services.logistics.models import (
+    Allocation,
+    AllocationStatus,
+    CaseHousehold,
+    DirectoryHousehold,
+    DirectoryPlace,
+    DirectoryResident,
+    DirectoryZone,
+    DistributionPlan,
+    DoorReason,
+)
+from services.logistics.plans.schemas import PlanLine, PlanScope
+from shared.authz import Place
+from shared.db import table_of
+from shared.problems import NotFound
+from shared.uow import UnitOfWork
+
+SCOPE_PLACE_KIND = {"compounds": "compound", "buildings": "building", "units": "unit"}
+
+
+async def plan_place(uow: UnitOfWork, *, scope: PlanScope, town_id: uuid.UUID) -> Place:
+    """Where a plan goes: the place its scope's places have in common; a 404 naming each
+    place the caller cannot see."""
+    if not uow.scope.allows(town_id=town_id):
+        raise NotFound.on("town_id", f"no town {town_id} in your scope")
+    kind = SCOPE_PLACE_KIND.get(scope.kind)
+    if kind is None:
+        return Place(town_id)
+    query = select(DirectoryPlace).where(
+        DirectoryPlace.kind == kind,
+        DirectoryPlace.town_id == town_id,
+        DirectoryPlace.id.in_(scope.ids),
+    )
+    found = {p.id: p for p in await uow.session.scalars(query)}
+    errors = [
+        {"field": f"scope.ids.{n}", "message": f"no {kind} {place_id} in your scope"}
+        for n, place_id in enumerate(scope.ids)
+        if place_id not in found
+    ]
+    if errors:
+        raise NotFound(errors[0]["message"], errors=errors)
+    committees = dict(
+        (
+            await uow.session.execute(
+                select(DirectoryPlace.id, DirectoryPlace.committee_id).where(
+                    DirectoryPlace.kind == "compound",
+                    DirectoryPlace.id.in_({p.compound_id for p in found.values()}),
+                )
+            )
+        ).all()
+    )
+    places = [
+        Place(p.town_id, committees.get(p.compound_id), p.compound_id, p.building_id)
+        for p in found.values()
+    ]
+    return Place.common(places, town_id=town_id)
+
+
+def _has_tags(tags: Sequence[str]) -> ColumnElement[bool]:
+    """A resident carries every one of ``tags``: the JSON list's text holds each as a quoted
+    string (the same test on PostgreSQL's json and SQLite's text)."""
+    text = cast(table_of(DirectoryResident).c.tags, String)
+    return and_(*(text.like(f'%"{tag}"%') for tag in tags))
+
+
+def _counting(condition: ColumnElement[bool]) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _residents_in(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]:
+    residents = table_of(DirectoryResident)
+    in_town = residents.c.town_id == town_id
+    match scope.kind:
+        case "town":
+            return in_town
+        case "compounds":
+            return and_(in_town, residents.c.compound_id.in_(scope.ids))
+        case "buildings":
+            return and_(in_town, residents.c.building_id.in_(scope.ids))
+        case "units":
+            return and_(in_town, residents.c.unit_id.in_(scope.ids))
+    zones = table_of(DirectoryZone)
+    return and_(
+        in_town,
+        exists().where(
+            zones.c.level == scope.zone_level,
+            zones.c.building_id == residents.c.building_id,
+            or_(zones.c.unit_id.is_(None), zones.c.unit_id == residents.c.unit_id),
+        ),
+    )
+
+
+def tags_counted(lines: Sequence[PlanLine]) -> list[str]:
+    """Every tag a plan's lines look at, each counted once per household."""
+    tags = {a.tag for line in lines for a in line.additions}
+    tags |= {t for line in lines for t in line.only_tags}
+    return sorted(tags)
+
+
+def households(plan: DistributionPlan, scope: PlanScope, tags: Sequence[str]) -> Subquery:
+    """The scope's households as the directory has them now: size, and per tag how many
+    residents carry it (``tag_<name>``). A household is its residents: one with nobody
+    registered receives nothing."""
+    r = table_of(DirectoryResident)
+    placement = (r.c.town_id, r.c.committee_id, r.c.compound_id, r.c.building_id, r.c.unit_id)
+    columns = [
+        r.c.household_id,
+        *placement,
+        func.count().label("size"),
+        *(_counting(_has_tags([t])).label(f"tag_{t}") for t in tags),
+    ]
+    query = (
+        select(*columns)
+        .where(_residents_in(scope, plan.town_id))
+        .group_by(r.c.household_id, *placement)
+    )
+    if scope.tags:
+        query = query.having(_counting(_has_tags(scope.tags)) > 0)
+    return query.subquery("households")
+
+
+def _quantity(line: PlanLine, h: Subquery) -> Any:
+    base: Any = literal(line.per_household, Integer)
+    if line.large_household_size is not None:
+        base = case(
+            (h.c.size >= line.large_household_size, line.large_household_portions),
+            else_=line.per_household,
+        )
+    for addition in line.additions:
+        base = base + h.c[f"tag_{addition.tag}"] * addition.per_person
+    return base
+
+
+def _door(h: Subquery) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Whether the household's unit or building is sealed, and whether it has a case."""
+    zones = table_of(DirectoryZone)
+    cases = table_of(CaseHousehold)
+    sealed = exists().where(
+        zones.c.level == "sealed",
+        zones.c.building_id == h.c.building_id,
+        or_(zones.c.unit_id.is_(None), zones.c.unit_id == h.c.unit_id),
+    )
+    case_ = exists().where(cases.c.household_id == h.c.household_id)
+    return sealed, case_
+
+
+async def allocate_line(
+    uow: UnitOfWork,
+    *,
+    plan: DistributionPlan,
+    line: PlanLine,
+    h: Subquery,
+    at: datetime,
+) -> None:
+    """Allocate one line to every household of the subquery that it applies to and that no
+    plan of the family (the original and its top-ups) allocated this item to: one
+    ``INSERT ... SELECT``, however many households."""
+    allocations = table_of(Allocation)
+    earlier = aliased(allocations)
+    quantity = _quantity(line, h)
+    sealed, case_ = _door(h)
+    conditions = [quantity > 0]
+    if plan.top_up_of is not None:
+        conditions.append(
+            ~exists().where(
+                earlier.c.root_id == plan.root_id,
+                earlier.c.household_id == h.c.household_id,
+                earlier.c.item_id == line.item_id,
+            )
+        )
+    if line.only_tags:
+        conditions.append(or_(*(h.c[f"tag_{t}"] > 0 for t in line.only_tags)))
+    door_reason = case(
+        (case_, DoorReason.case.value), (sealed, DoorReason.sealed.value), else_=None
+    )
+    source = select(
+        literal(plan.id, Uuid),
+        h.c.household_id,
+        literal(line.item_id, Uuid),
+        literal(plan.root_id, Uuid),
+        h.c.unit_id,
+        h.c.size,
+        quantity,
+        literal(AllocationStatus.pending.value),
+        or_(case_, sealed).label("door"),
+        door_reason,
+        literal(at),
+        h.c.town_id,
+        h.c.committee_id,
+        h.c.compound_id,
+        h.c.building_id,
+    ).where(*conditions)
+    columns = [
+        "plan_id",
+        "household_id",
+        "item_id",
+        "root_id",
+        "unit_id",
+        "household_size",
+        "quantity",
+        "status",
+        "door_delivery",
+        "door_reason",
+        "door_since",
+        "town_id",
+        "committee_id",
+        "compound_id",
+        "building_id",
+    ]
+    await uow.session.execute(insert(allocations).from_select(columns, source))
+
+
+async def allocated_households(uow: UnitOfWork, plan_id: uuid.UUID) -> int:
+    query = select(func.count(func.distinct(Allocation.household_id))).where(
+        Allocation.plan_id == plan_id
+    )
+    return int(await uow.session.scalar(query) or 0)
+
+
+async def compound_items(uow: UnitOfWork, plan_id: uuid.UUID) -> list[Any]:
+    """Per compound and item, the quantity allocated."""
+    query = (
+        select(
+            Allocation.compound_id,
+            Allocation.item_id,
+            func.sum(Allocation.quantity).label("quantity"),
+        )
+        .where(Allocation.plan_id == plan_id)
+        .group_by(Allocation.compound_id, Allocation.item_id)
+        .order_by(Allocation.compound_id, Allocation.item_id)
+    )
+    return list((await uow.session.execute(query)).all())
+
+
+async def compound_households(uow: UnitOfWork, plan_id: uuid.UUID) -> list[Any]:
+    """Per compound, the households allocated to and those of them served at the door."""
+    door = case((Allocation.door_delivery, Allocation.household_id), else_=None)
+    query = (
+        select(
+            Allocation.town_id,
+            Allocation.compound_id,
+            func.count(func.distinct(Allocation.household_id)).label("households"),
+            func.count(func.distinct(door)).label("door"),
+        )
+        .where(Allocation.plan_id == plan_id)
+        .group_by(Allocation.town_id, Allocation.compound_id)
+    )
+    return list((await uow.session.execute(query)).all())
+
+
+def _codes() -> tuple[Any, Any, Any]:
+    return aliased(DirectoryPlace), aliased(DirectoryPlace), aliased(DirectoryHousehold)
+
+
+async def pick_rows(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
+) -> list[Any]:
+    """The plan's allocations in the order a building leader walks them: building, unit,
+    household; with the codes printed on the doors."""
+    building, unit, household = _codes()
+    query = (
+        select(
+            Allocation.building_id,
+            building.code.label("building_code"),
+            unit.code.label("unit_code"),
+            household.code.label("household_code"),
+            household.room,
+            Allocation.household_id,
+            Allocation.household_size,
+            Allocation.item_id,
+            Allocation.quantity,
+            Allocation.door_delivery,
+            Allocation.door_reason,
+            Allocation.status,
+        )
+        .outerjoin(building, building.id == Allocation.building_id)
+        .outerjoin(unit, unit.id == Allocation.unit_id)
+        .outerjoin(household, household.id == Allocation.household_id)
+        .where(Allocation.plan_id == plan_id)
+        .order_by(building.code, Allocation.building_id, unit.code, household.code)
+    )
+    if building_id is not None:
+        query = query.where(Allocation.building_id == building_id)
+    return list((await uow.session.execute(query)).all())
+
+
+async def undelivered_rows(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
+) -> list[Any]:
+    """Households of the plan not delivered yet (one row each, whatever their items)."""
+    building, unit, household = _codes()
+    query = (
+        select(
+            Allocation.building_id,
+            building.code.label("building_code"),
+            Allocation.household_id,
+            household.code.label("household_code"),
+            household.room,
+            Allocation.unit_id,
+            unit.code.label("unit_code"),
+            Allocation.status,
+            Allocation.reason,
+            Allocation.door_delivery,
+            Allocation.door_reason,
+        )
+        .distinct()
+        .outerjoin(building, building.id == Allocation.building_id)
+        .outerjoin(unit, unit.id == Allocation.unit_id)
+        .outerjoin(household, household.id == Allocation.household_id)
+        .where(
+            Allocation.plan_id == plan_id,
+            Allocation.status != AllocationStatus.delivered.value,
+        )
+        .order_by(building.code, Allocation.building_id, unit.code, household.code)
+    )
+    if building_id is not None:
+        query = query.where(Allocation.building_id == building_id)
+    return list((await uow.session.execute(query)).all())

@@ -1,0 +1,122 @@
+"""Distribution plans: items or kits to the households of a scope by rules held as data,
+allocated set-based from the directory, then the pick lists building leaders print."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from services.logistics.models import DistributionPlan
+from services.logistics.plans import repository, schemas
+from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
+from shared.authz import MANAGERS, Place, policy
+from shared.contracts.logistics import DistributionPlanned, ItemQuantity
+from shared.ids import new_id
+from shared.problems import Invalid
+from shared.uow import UnitOfWork
+
+# A plan is placed where its scope's places meet and made by those who manage that place:
+# committee staff for their own compounds, the town office for the rest. Reading (pick
+# lists, what is undelivered) is filtered by the caller's scope like every read.
+PLAN = policy("distribution plans", "plan", *MANAGERS)
+
+
+async def create_plan(uow: UnitOfWork, *, data: PlanCreate) -> DistributionPlan:
+    PLAN.check_role(uow)
+    place = await repository.plan_place(uow, scope=data.scope, town_id=data.town_id)
+    PLAN.check(uow, place, field="scope")
+    plan_id = new_id()
+    plan = DistributionPlan(
+        id=plan_id,
+        root_id=plan_id,
+        top_up_of=None,
+        **place.columns(),
+        name=data.name,
+        scope=data.scope.model_dump(mode="json"),
+        lines=[line.model_dump(mode="json") for line in data.lines],
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+    await _allocate(uow, plan, scope=data.scope, lines=data.lines)
+    if plan.households == 0:
+        raise Invalid.on("scope", "no household in this scope receives anything by these rules")
+    return plan
+
+
+async def create_top_up(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, data: TopUpCreate
+) -> DistributionPlan:
+    """A plan with the original's scope and rules for the households no plan of its family
+    has allocated to yet (those registered since). It may find nobody: that is an answer."""
+    original = await get_plan(uow, plan_id)
+    PLAN.check(uow, Place.of(original))
+    plan = DistributionPlan(
+        id=new_id(),
+        root_id=original.root_id,
+        top_up_of=original.id,
+        **Place.of(original).columns(),
+        name=data.name or f"{original.name} (top-up)"[:120],
+        scope=original.scope,
+        lines=original.lines,
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+    lines = [PlanLine.model_validate(line) for line in original.lines]
+    await _allocate(uow, plan, scope=PlanScope.model_validate(original.scope), lines=lines)
+    return plan
+
+
+async def _allocate(
+    uow: UnitOfWork, plan: DistributionPlan, *, scope: PlanScope, lines: list[PlanLine]
+) -> None:
+    """Write the plan and its allocation rows (one statement per line), then announce it,
+    one event per compound."""
+    uow.session.add(plan)
+    await uow.session.flush()
+    households = repository.households(plan, scope, repository.tags_counted(lines))
+    for line in lines:
+        await repository.allocate_line(uow, plan=plan, line=line, h=households, at=plan.created_at)
+    plan.households = await repository.allocated_households(uow, plan.id)
+    await _announce(uow, plan)
+
+
+async def _announce(uow: UnitOfWork, plan: DistributionPlan) -> None:
+    items: dict[Any, list[ItemQuantity]] = {}
+    for row in await repository.compound_items(uow, plan.id):
+        quantity = ItemQuantity(item_id=row.item_id, quantity=int(row.quantity))
+        items.setdefault(row.compound_id, []).append(quantity)
+    for row in await repository.compound_households(uow, plan.id):
+        uow.emit(
+            DistributionPlanned(
+                plan_id=plan.id,
+                top_up_of=plan.top_up_of,
+                name=plan.name,
+                town_id=row.town_id,
+                compound_id=row.compound_id,
+                households=int(row.households),
+                door_deliveries=int(row.door),
+                items=items.get(row.compound_id, []),
+            ),
+            compound_id=row.compound_id,
+        )
+
+
+async def get_plan(uow: UnitOfWork, plan_id: uuid.UUID) -> DistributionPlan:
+    return await uow.get(DistributionPlan, plan_id, what="distribution plan")
+
+
+async def undelivered(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
+) -> list[schemas.UndeliveredBuilding]:
+    """The plan's households not delivered yet, by building: pending (at the door or not)
+    and those tried without success, with the reason."""
+    await get_plan(uow, plan_id)
+    buildings: dict[Any, schemas.UndeliveredBuilding] = {}
+    for row in await repository.undelivered_rows(uow, plan_id=plan_id, building_id=building_id):
+        group = buildings.setdefault(
+            row.building_id,
+            schemas.UndeliveredBuilding(
+                building_id=row.building_id, building_code=row.building_code, households=[]
+            ),
+        )
+        group.households.append(schemas.PendingHousehold.model_validate(row, from_attributes=True))
+    return list(buildings.values())
