@@ -1,0 +1,276 @@
+"""Distribution plans: a demo-shaped compound of self-built houses planned from the logistics
+directory, large households counted right, infants' formula added, pick lists printed, a
+top-up for a household registered since, and committee staff kept to their compounds."""
+
+import csv
+import io
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.logistics.models import DirectoryResident, DirectoryZone
+from shared.auth import Principal
+from tests.conftest import Town
+from tests.support import (
+    Compound,
+    committee_staff,
+    eventually,
+    listening,
+    make_building,
+    make_compound,
+    make_resident,
+    of_type,
+)
+
+PACKAGE = str(uuid.UUID("0193a1c2-0000-7000-8000-0000000000f1"))
+FORMULA = str(uuid.UUID("0193a1c2-0000-7000-8000-0000000000f2"))
+LINES = [
+    {"item_id": PACKAGE, "label": "Supply package"},
+    {
+        "item_id": FORMULA,
+        "label": "Formula tin",
+        "per_household": 0,
+        "large_household_size": None,
+        "additions": [{"tag": "infant", "per_person": 1}],
+        "only_tags": ["infant"],
+    },
+]
+
+
+async def directory_count(platform: Platform, model: Any) -> int:
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def in_directory(platform: Platform, *, residents: int, zones: int = 0) -> None:
+    async def arrived() -> bool:
+        return (
+            await directory_count(platform, DirectoryResident) == residents
+            and await directory_count(platform, DirectoryZone) == zones
+        )
+
+    await eventually(arrived, what=f"{residents} residents, {zones} zones in logistics")
+
+
+async def household(
+    client: httpx.AsyncClient,
+    compound: Compound,
+    headers: Any,
+    *,
+    code: str,
+    people: int,
+    infants: int = 0,
+    unit: int = 0,
+) -> list[dict[str, Any]]:
+    residents = []
+    for n in range(people):
+        tags = ["infant"] if n < infants else []
+        born = "2022-01-10" if n < infants else "1975-03-02"
+        residents.append(
+            await make_resident(
+                client,
+                compound,
+                headers,
+                household=code,
+                unit=unit,
+                name=f"户{code}-{n}",
+                tags=tags,
+                born=born,
+            )
+        )
+    return residents
+
+
+class Village:
+    """A compound of self-built houses (as the demo's rural compounds): house 1 holds four
+    rented households of 6, 5, 2 (an infant) and 7 people (two infants); house 2 one of 3."""
+
+    def __init__(self, compound: Compound, house2: Compound, households: dict[str, str]) -> None:
+        self.compound = compound
+        self.house2 = house2
+        self.households = households
+
+
+async def make_village(
+    client: httpx.AsyncClient, town: Town, platform: Platform, *, code: str = "V1"
+) -> Village:
+    compound = await make_compound(client, town.id, town.operator, code=code)
+    ids: dict[str, str] = {}
+    for name, people, infants, unit in (
+        ("A", 6, 0, 0),
+        ("B", 5, 0, 0),
+        ("C", 2, 1, 1),
+        ("D", 7, 2, 1),
+    ):
+        members = await household(
+            client, compound, town.operator, code=name, people=people, infants=infants, unit=unit
+        )
+        ids[name] = members[0]["household_id"]
+    house2 = await make_building(client, compound, town.operator, code="2")
+    members = await household(client, house2, town.operator, code="E", people=3)
+    ids["E"] = members[0]["household_id"]
+    return Village(compound, house2, ids)
+
+
+async def plan(
+    client: httpx.AsyncClient,
+    town: Town,
+    scope: dict[str, Any],
+    headers: Any = None,
+    *,
+    lines: list[dict[str, Any]] | None = None,
+) -> httpx.Response:
+    body = {
+        "town_id": str(town.id),
+        "name": "Supply packages",
+        "scope": scope,
+        "lines": lines or LINES,
+    }
+    return await client.post("/v1/distribution-plans", json=body, headers=headers or town.operator)
+
+
+def quantities(sheet: str) -> dict[tuple[str, str], int]:
+    rows = list(csv.DictReader(io.StringIO(sheet.lstrip("\ufeff"))))
+    return {(r["household"], r["item"]): int(r["quantity"]) for r in rows}
+
+
+@pytest.fixture
+async def village(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> Village:
+    made = await make_village(client, town, platform)
+    await in_directory(platform, residents=23)
+    return made
+
+
+async def test_a_plan_counts_large_households_twice_and_adds_formula_per_infant(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    async with listening(platform, "logistics.distribution.planned") as events:
+        response = await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})
+        assert response.status_code == 201, response.text
+        created = response.json()
+        assert created["households"] == 5
+        assert created["compound_id"] == village.compound.id
+
+        async def announced() -> bool:
+            return bool(of_type(events, "logistics.distribution.planned"))
+
+        await eventually(announced, what="logistics.distribution.planned")
+    sheet = await client.get(
+        f"/v1/distribution-plans/{created['id']}/pick-list", headers=town.operator
+    )
+    assert sheet.status_code == 200
+    assert quantities(sheet.text) == {
+        ("A", "Supply package"): 2,  # 6 people: two packages
+        ("B", "Supply package"): 1,
+        ("C", "Supply package"): 1,
+        ("C", "Formula tin"): 1,
+        ("D", "Supply package"): 2,
+        ("D", "Formula tin"): 2,
+        ("E", "Supply package"): 1,
+    }
+    [event] = of_type(events, "logistics.distribution.planned")
+    payload = event.event()
+    assert payload.households == 5 and str(payload.compound_id) == village.compound.id
+    assert {str(i.item_id): i.quantity for i in payload.items} == {PACKAGE: 7, FORMULA: 3}
+
+
+async def test_a_tag_scope_reaches_only_households_with_an_infant(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    scope = {"kind": "compounds", "ids": [village.compound.id], "tags": ["infant"]}
+    response = await plan(client, town, scope)
+    assert response.status_code == 201, response.text
+    assert response.json()["households"] == 2
+    nobody = await plan(client, town, {**scope, "tags": ["dialysis"]})
+    assert nobody.status_code == 422
+    assert nobody.json()["errors"][0]["field"] == "scope"
+
+
+async def test_pick_lists_per_building_as_csv_xlsx_and_a_printable_page_mark_sealed_units(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    sealed = await client.post(
+        "/v1/zones",
+        json={
+            "building_id": village.compound.building_id,
+            "unit_id": village.compound.unit_ids[1],
+            "level": "sealed",
+            "reason": "positive neighbour",
+        },
+        headers=town.operator,
+    )
+    assert sealed.status_code in (200, 201), sealed.text
+    await in_directory(platform, residents=23, zones=1)
+    created = (await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})).json()
+    url = f"/v1/distribution-plans/{created['id']}/pick-list"
+
+    house1 = await client.get(
+        url, params={"building_id": village.compound.building_id}, headers=town.operator
+    )
+    rows = list(csv.DictReader(io.StringIO(house1.text.lstrip("\ufeff"))))
+    assert {r["household"] for r in rows} == {"A", "B", "C", "D"}
+    door = {r["household"] for r in rows if r["delivery"] == "door (sealed)"}
+    assert door == {"C", "D"}  # unit 2 is sealed
+
+    xlsx = await client.get(url, params={"format": "xlsx"}, headers=town.operator)
+    assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    cells = list(sheet.iter_rows(values_only=True))
+    assert cells[0][:3] == ("building", "unit", "household") and len(cells) == 1 + 7
+
+    page = await client.get(url, params={"format": "html"}, headers=town.operator)
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.text.count("<section>") == 2  # one printed page per house
+    # C's package and formula tin, D's package and formula tins.
+    assert page.text.count('<tr class="door">') == 4
+    assert "door (sealed)" in page.text
+
+
+async def test_a_top_up_plan_allocates_only_to_a_household_registered_since(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    original = (
+        await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})
+    ).json()
+    await household(client, village.house2, town.operator, code="F", people=6, infants=1)
+    await in_directory(platform, residents=29)
+    top_up = await client.post(
+        f"/v1/distribution-plans/{original['id']}/top-ups", json={}, headers=town.operator
+    )
+    assert top_up.status_code == 201, top_up.text
+    assert top_up.json()["households"] == 1 and top_up.json()["top_up_of"] == original["id"]
+    sheet = await client.get(
+        f"/v1/distribution-plans/{top_up.json()['id']}/pick-list", headers=town.operator
+    )
+    assert quantities(sheet.text) == {("F", "Supply package"): 2, ("F", "Formula tin"): 1}
+    again = await client.post(
+        f"/v1/distribution-plans/{original['id']}/top-ups", json={}, headers=town.operator
+    )
+    assert again.status_code == 201 and again.json()["households"] == 0
+
+
+async def test_committee_staff_plan_their_own_compounds_and_nobody_else_s(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    other = await make_compound(client, town.id, town.operator, code="V2")
+    await make_resident(client, other, town.operator, household="X")
+    await in_directory(platform, residents=24)
+    staff = await committee_staff(client, town, village.compound, "staff-v1")
+
+    own = await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]}, staff)
+    assert own.status_code == 201, own.text
+    outside = await plan(client, town, {"kind": "compounds", "ids": [other.id]}, staff)
+    assert outside.status_code == 404
+    assert outside.json()["errors"][0]["field"] == "scope.ids.0"
+    town_wide = await plan(client, town, {"kind": "town"}, staff)
+    assert town_wide.status_code == 403
+    listed = await client.get("/v1/distribution-plans", headers=staff)
+    assert [p["id"] for p in listed.json()["items"]] == [own.json()["id"]]
