@@ -78,27 +78,33 @@ class Allocation(Scoped, Base):
 
     __tablename__ = "distribution_allocations"
 
-    plan_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("distribution_plans.id"), primary_key=True
-    )
+    # Keyed by the family of plans: a top-up's "not allocated yet" and a delivery's
+    # households are looked up by this key's prefix.
+    root_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     household_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     item_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    root_id: Mapped[uuid.UUID]
+    # No foreign key: its check would run once per row of a town-wide plan; the plan and its
+    # rows are written in one transaction by one function.
+    plan_id: Mapped[uuid.UUID]
+    # Placed like every scoped row, without the mixin's index per column: a plan writes a
+    # town's households at once and every index costs that write (reads go by plan).
+    town_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    committee_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    compound_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    building_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     unit_id: Mapped[uuid.UUID | None]
     household_size: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default=AllocationStatus.pending.value)
     reason: Mapped[str | None] = mapped_column(String(20))
     door_delivery: Mapped[bool] = mapped_column(Boolean, default=False)
-    door_reason: Mapped[str | None] = mapped_column(String(12))
+    door_reason: Mapped[str | None] = mapped_column(String(16))
     # When the door flag last followed a zone change: an older change arriving later is
     # ignored.
     door_since: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 
     __table_args__ = (
-        # A family of plans allocates to a household once per item (top-ups skip them).
-        UniqueConstraint("root_id", "household_id", "item_id"),
         Index("ix_distribution_allocations_plan_building", "plan_id", "building_id", "unit_id"),
     )
 
@@ -115,7 +121,7 @@ class Delivery(Scoped, Base):
     household_id: Mapped[uuid.UUID]
     unit_id: Mapped[uuid.UUID | None]
     client_ref: Mapped[str] = mapped_column(String(80))
-    outcome: Mapped[str] = mapped_column(String(12))
+    outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(20))
     received_by: Mapped[str | None] = mapped_column(String(60))
     photo_ref: Mapped[str | None] = mapped_column(String(200))

@@ -8,7 +8,13 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
-from services.logistics.models import Allocation, AllocationStatus, Delivery, DoorReason
+from services.logistics.models import (
+    Allocation,
+    AllocationStatus,
+    Delivery,
+    DistributionPlan,
+    DoorReason,
+)
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.uow import UnitOfWork
 
@@ -35,8 +41,13 @@ def _household_columns() -> tuple[Any, ...]:
     )
 
 
+def _of(plan: DistributionPlan) -> tuple[Any, ...]:
+    """A plan's rows, by the allocations' key (its family) and the plan itself."""
+    return (Allocation.root_id == plan.root_id, Allocation.plan_id == plan.id)
+
+
 async def households(
-    uow: UnitOfWork, *, plan_id: uuid.UUID, household_ids: Sequence[uuid.UUID]
+    uow: UnitOfWork, *, plan: DistributionPlan, household_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Any]:
     """The plan's households among these, one row each (their items share the state)."""
     found: dict[uuid.UUID, Any] = {}
@@ -44,17 +55,19 @@ async def households(
         query = (
             select(*_household_columns())
             .distinct()
-            .where(Allocation.plan_id == plan_id, Allocation.household_id.in_(chunk))
+            .where(*_of(plan), Allocation.household_id.in_(chunk))
         )
         found.update({row.household_id: row for row in await uow.session.execute(query)})
     return found
 
 
-async def unit_households(uow: UnitOfWork, *, plan_id: uuid.UUID, unit_id: uuid.UUID) -> list[Any]:
+async def unit_households(
+    uow: UnitOfWork, *, plan: DistributionPlan, unit_id: uuid.UUID
+) -> list[Any]:
     query = (
         select(*_household_columns())
         .distinct()
-        .where(Allocation.plan_id == plan_id, Allocation.unit_id == unit_id)
+        .where(Allocation.plan_id == plan.id, Allocation.unit_id == unit_id)
         .order_by(Allocation.household_id)
     )
     return list((await uow.session.execute(query)).all())
@@ -92,7 +105,7 @@ async def record(uow: UnitOfWork, rows: list[dict[str, Any]]) -> set[tuple[str, 
 async def set_state(
     uow: UnitOfWork,
     *,
-    plan_id: uuid.UUID,
+    plan: DistributionPlan,
     household_ids: Sequence[uuid.UUID],
     values: dict[str, Any],
 ) -> None:
@@ -100,7 +113,7 @@ async def set_state(
     for chunk in _chunks(list(household_ids)):
         await uow.session.execute(
             update(Allocation)
-            .where(Allocation.plan_id == plan_id, Allocation.household_id.in_(chunk))
+            .where(*_of(plan), Allocation.household_id.in_(chunk))
             .values(**values)
             .execution_options(synchronize_session=False)
         )

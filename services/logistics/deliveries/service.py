@@ -63,7 +63,7 @@ async def record(
     plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
     DELIVER.check_role(uow)
     known = await repository.households(
-        uow, plan_id=plan.id, household_ids=[d.household_id for d in deliveries]
+        uow, plan=plan, household_ids=[d.household_id for d in deliveries]
     )
     before = await repository.seen(
         uow, plan_id=plan.id, keys=[(d.client_ref, d.household_id) for d in deliveries]
@@ -98,7 +98,7 @@ async def record(
         )
     changed = await _apply(uow, plan, fresh)
     states = await repository.households(
-        uow, plan_id=plan.id, household_ids=[d.household_id for d in deliveries]
+        uow, plan=plan, household_ids=[d.household_id for d in deliveries]
     )
     return schemas.DeliveryResult(
         changed=changed,
@@ -117,7 +117,7 @@ async def record_unit(
     first received (a resend finds them recorded and changes nothing)."""
     plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
     DELIVER.check_role(uow)
-    households = await repository.unit_households(uow, plan_id=plan.id, unit_id=unit_id)
+    households = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
     if not households:
         raise NotFound.on("unit_id", f"no household of unit {unit_id} in this plan in your scope")
     DELIVER.check(uow, _place(households[0]), field="unit_id")
@@ -135,7 +135,7 @@ async def record_unit(
             for h in open_
         ]
         changed = await _apply(uow, plan, batch)
-    states = await repository.unit_households(uow, plan_id=plan.id, unit_id=unit_id)
+    states = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
     return schemas.DeliveryResult(
         changed=changed,
         unchanged=len(households) - changed,
@@ -179,9 +179,7 @@ async def _apply(
         state = tuple(sorted(_state(d, h).items()))
         groups.setdefault(state, []).append(d.household_id)
     for state, household_ids in groups.items():
-        await repository.set_state(
-            uow, plan_id=plan.id, household_ids=household_ids, values=dict(state)
-        )
+        await repository.set_state(uow, plan=plan, household_ids=household_ids, values=dict(state))
     if applied:
         compounds = {h.compound_id for _, h in applied}
         uow.emit(

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
+    ColumnElement,
     Integer,
     String,
     and_,
@@ -19,9 +21,9 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import ColumnElement, Subquery
 from sqlalchemy.types import Uuid
 
 from services.logistics.models import (
@@ -93,25 +95,26 @@ def _counting(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _residents_in(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]:
-    residents = table_of(DirectoryResident)
-    in_town = residents.c.town_id == town_id
+def _households_in(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]:
+    """The directory households a plan's scope covers, as a condition on the directory."""
+    households = table_of(DirectoryHousehold)
+    in_town = households.c.town_id == town_id
     match scope.kind:
         case "town":
             return in_town
         case "compounds":
-            return and_(in_town, residents.c.compound_id.in_(scope.ids))
+            return and_(in_town, households.c.compound_id.in_(scope.ids))
         case "buildings":
-            return and_(in_town, residents.c.building_id.in_(scope.ids))
+            return and_(in_town, households.c.building_id.in_(scope.ids))
         case "units":
-            return and_(in_town, residents.c.unit_id.in_(scope.ids))
+            return and_(in_town, households.c.unit_id.in_(scope.ids))
     zones = table_of(DirectoryZone)
     return and_(
         in_town,
         exists().where(
             zones.c.level == scope.zone_level,
-            zones.c.building_id == residents.c.building_id,
-            or_(zones.c.unit_id.is_(None), zones.c.unit_id == residents.c.unit_id),
+            zones.c.building_id == households.c.building_id,
+            or_(zones.c.unit_id.is_(None), zones.c.unit_id == households.c.unit_id),
         ),
     )
 
@@ -123,29 +126,32 @@ def tags_counted(lines: Sequence[PlanLine]) -> list[str]:
     return sorted(tags)
 
 
-def households(plan: DistributionPlan, scope: PlanScope, tags: Sequence[str]) -> Subquery:
-    """The scope's households as the directory has them now: size, and per tag how many
-    residents carry it (``tag_<name>``). A household is its residents: one with nobody
-    registered receives nothing."""
+def households(plan: DistributionPlan, scope: PlanScope, tags: Sequence[str]) -> CTE:
+    """The scope's households as the directory has them now, placed where the registry put
+    the household: size, and per tag how many residents carry it (``tag_<name>``). A
+    household is its residents: one with nobody registered receives nothing."""
+    h = table_of(DirectoryHousehold)
     r = table_of(DirectoryResident)
-    placement = (r.c.town_id, r.c.committee_id, r.c.compound_id, r.c.building_id, r.c.unit_id)
+    placement = (h.c.town_id, h.c.committee_id, h.c.compound_id, h.c.building_id, h.c.unit_id)
     columns = [
-        r.c.household_id,
+        h.c.id.label("household_id"),
         *placement,
         func.count().label("size"),
         *(_counting(_has_tags([t])).label(f"tag_{t}") for t in tags),
     ]
     query = (
         select(*columns)
-        .where(_residents_in(scope, plan.town_id))
-        .group_by(r.c.household_id, *placement)
+        .select_from(h.join(r, r.c.household_id == h.c.id))
+        .where(_households_in(scope, plan.town_id))
+        .group_by(h.c.id, *placement)
     )
     if scope.tags:
         query = query.having(_counting(_has_tags(scope.tags)) > 0)
-    return query.subquery("households")
+    # Computed once for all the plan's lines.
+    return query.cte("households")
 
 
-def _quantity(line: PlanLine, h: Subquery) -> Any:
+def _quantity(line: PlanLine, h: CTE) -> Any:
     base: Any = literal(line.per_household, Integer)
     if line.large_household_size is not None:
         base = case(
@@ -157,7 +163,7 @@ def _quantity(line: PlanLine, h: Subquery) -> Any:
     return base
 
 
-def _door(h: Subquery) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+def _door(h: CTE) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """Whether the household's unit or building is sealed, and whether it has a case."""
     zones = table_of(DirectoryZone)
     cases = table_of(CaseHousehold)
@@ -170,17 +176,37 @@ def _door(h: Subquery) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return sealed, case_
 
 
-async def allocate_line(
-    uow: UnitOfWork,
-    *,
-    plan: DistributionPlan,
-    line: PlanLine,
-    h: Subquery,
-    at: datetime,
+COLUMNS = (
+    "plan_id",
+    "household_id",
+    "item_id",
+    "root_id",
+    "unit_id",
+    "household_size",
+    "quantity",
+    "status",
+    "door_delivery",
+    "door_reason",
+    "door_since",
+    "town_id",
+    "committee_id",
+    "compound_id",
+    "building_id",
+)
+
+
+async def allocate(
+    uow: UnitOfWork, *, plan: DistributionPlan, lines: Sequence[PlanLine], h: CTE, at: datetime
 ) -> None:
-    """Allocate one line to every household of the subquery that it applies to and that no
-    plan of the family (the original and its top-ups) allocated this item to: one
-    ``INSERT ... SELECT``, however many households."""
+    """Allocate every line to the households it applies to that no plan of the family (the
+    original and its top-ups) allocated its item to: one ``INSERT ... SELECT``, however many
+    households and lines."""
+    sources = [_line_source(plan=plan, line=line, h=h, at=at) for line in lines]
+    source = sources[0] if len(sources) == 1 else union_all(*sources)
+    await uow.session.execute(insert(table_of(Allocation)).from_select(COLUMNS, source))
+
+
+def _line_source(*, plan: DistributionPlan, line: PlanLine, h: CTE, at: datetime) -> Any:
     allocations = table_of(Allocation)
     earlier = aliased(allocations)
     quantity = _quantity(line, h)
@@ -196,44 +222,34 @@ async def allocate_line(
         )
     if line.only_tags:
         conditions.append(or_(*(h.c[f"tag_{t}"] > 0 for t in line.only_tags)))
+    # Each household's door reason once (a case before a sealing), its flag from it.
     door_reason = case(
         (case_, DoorReason.case.value), (sealed, DoorReason.sealed.value), else_=None
     )
+    chosen = (
+        select(h, quantity.label("quantity"), door_reason.label("door_reason"))
+        .where(*conditions)
+        .subquery("chosen")
+    )
+    c = chosen.c
     source = select(
         literal(plan.id, Uuid),
-        h.c.household_id,
+        c.household_id,
         literal(line.item_id, Uuid),
         literal(plan.root_id, Uuid),
-        h.c.unit_id,
-        h.c.size,
-        quantity,
+        c.unit_id,
+        c.size,
+        c.quantity,
         literal(AllocationStatus.pending.value),
-        or_(case_, sealed).label("door"),
-        door_reason,
+        c.door_reason.is_not(None),
+        c.door_reason,
         literal(at),
-        h.c.town_id,
-        h.c.committee_id,
-        h.c.compound_id,
-        h.c.building_id,
-    ).where(*conditions)
-    columns = [
-        "plan_id",
-        "household_id",
-        "item_id",
-        "root_id",
-        "unit_id",
-        "household_size",
-        "quantity",
-        "status",
-        "door_delivery",
-        "door_reason",
-        "door_since",
-        "town_id",
-        "committee_id",
-        "compound_id",
-        "building_id",
-    ]
-    await uow.session.execute(insert(allocations).from_select(columns, source))
+        c.town_id,
+        c.committee_id,
+        c.compound_id,
+        c.building_id,
+    )
+    return source
 
 
 async def allocated_households(uow: UnitOfWork, plan_id: uuid.UUID) -> int:

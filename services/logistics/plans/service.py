@@ -73,8 +73,7 @@ async def _allocate(
     uow.session.add(plan)
     await uow.session.flush()
     households = repository.households(plan, scope, repository.tags_counted(lines))
-    for line in lines:
-        await repository.allocate_line(uow, plan=plan, line=line, h=households, at=plan.created_at)
+    await repository.allocate(uow, plan=plan, lines=lines, h=households, at=plan.created_at)
     plan.households = await repository.allocated_households(uow, plan.id)
     await _announce(uow, plan)
 
