@@ -100,7 +100,9 @@ async def load_town(platform: Platform, town: Any, *, seed: int) -> None:
 
 
 def _url(platform: Platform) -> str:
-    return platform.settings.database_url
+    url = platform.settings.database_url
+    assert url is not None  # pg_platform always names one
+    return url
 
 
 def _request(town_id: uuid.UUID) -> PlanCreate:

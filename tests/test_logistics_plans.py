@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from cordon.platform import Platform
 from services.logistics.models import DirectoryResident, DirectoryZone
 from shared.auth import Principal
+from shared.contracts.logistics import DistributionPlanned
 from tests.conftest import Town
 from tests.support import (
     Compound,
@@ -177,6 +178,7 @@ async def test_a_plan_counts_large_households_twice_and_adds_formula_per_infant(
     }
     [event] = of_type(events, "logistics.distribution.planned")
     payload = event.event()
+    assert isinstance(payload, DistributionPlanned)
     assert payload.households == 5 and str(payload.compound_id) == village.compound.id
     assert {str(i.item_id): i.quantity for i in payload.items} == {PACKAGE: 7, FORMULA: 3}
 

@@ -67,7 +67,7 @@ async def plan_place(uow: UnitOfWork, *, scope: PlanScope, town_id: uuid.UUID) -
     ]
     if errors:
         raise NotFound(errors[0]["message"], errors=errors)
-    committees = dict(
+    committees: dict[uuid.UUID | None, uuid.UUID | None] = dict(
         (
             await uow.session.execute(
                 select(DirectoryPlace.id, DirectoryPlace.committee_id).where(
@@ -202,7 +202,7 @@ async def allocate(
     original and its top-ups) allocated its item to: one ``INSERT ... SELECT``, however many
     households and lines."""
     sources = [_line_source(plan=plan, line=line, h=h, at=at) for line in lines]
-    source = sources[0] if len(sources) == 1 else union_all(*sources)
+    source: Any = sources[0] if len(sources) == 1 else union_all(*sources)
     await uow.session.execute(insert(table_of(Allocation)).from_select(COLUMNS, source))
 
 
