@@ -101,6 +101,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reports": [{"resident_id": "{id:resident_id}", "result": "negative"}],
     },
     "ZoneSet": {"level": "sealed", "unit_id": None},
+    "PlanCreate": {"scope": {"kind": "compounds", "ids": ["{id:compound_id}"]}},
+    "PlanLine": {"item_id": "0193a1c2-0000-7000-8000-0000000000f1"},
+    "DeliveryIn": {
+        "client_ref": "matrix-1",
+        "household_id": "{id:household_id}",
+        "outcome": "delivered",
+        "received_by": "matrix",
+    },
+    "UnitDelivery": {"client_ref": "matrix-2", "outcome": "delivered", "received_by": "matrix"},
 }
 # Uploads, by path: the file names the foreign objects.
 FILES: dict[str, tuple[str, str, str]] = {
@@ -460,6 +469,18 @@ async def _their_side(
     )
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
+    line = {"item_id": "0193a1c2-0000-7000-8000-0000000000f1", "label": "乙区名单"}
+    plan = await post(
+        client,
+        "/v1/distribution-plans",
+        {
+            "town_id": str(town.id),
+            "name": "乙区配送",
+            "scope": {"kind": "compounds", "ids": [other.id]},
+            "lines": [line],
+        },
+        h,
+    )
     ids = {
         "town_id": str(town.id),
         "committee_id": committee_id,
@@ -482,6 +503,7 @@ async def _their_side(
         "upload_id": uploaded.json()["id"],
         "case_id": case["id"],
         "user_id": user["id"],
+        "plan_id": plan["id"],
     }
     secrets = [
         *(v for k, v in ids.items() if k not in ("town_id", "committee_id")),
