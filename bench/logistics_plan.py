@@ -36,11 +36,14 @@ from bench.common import (
 )
 from bench.testing_coverage import PLACE_COLUMNS, RESIDENT_COLUMNS, build_town, resident_rows
 from cordon.platform import Platform
+from services.logistics.items.schemas import ItemCreate
+from services.logistics.items.service import create_item
 from services.logistics.models import kernel
 from services.logistics.plans import service
 from services.logistics.plans.schemas import PlanCreate
+from services.logistics.stock.schemas import ReceiptCreate
+from services.logistics.stock.service import receive
 from shared.auth import Principal, Role, Scope, ScopeKind
-from shared.ids import new_id
 
 GOAL_RATE = 50_000
 INFANTS = 0.03
@@ -105,17 +108,48 @@ def _url(platform: Platform) -> str:
     return url
 
 
-def _request(town_id: uuid.UUID) -> PlanCreate:
+def _operator(town_id: uuid.UUID) -> Principal:
+    return Principal(
+        id="bench",
+        username="bench",
+        role=Role.town_operator,
+        scope=Scope.of(ScopeKind.towns, towns=[town_id]),
+    )
+
+
+async def stock_town(platform: Platform, town: Any) -> tuple[uuid.UUID, uuid.UUID]:
+    """The catalogue's supply package and formula tin, and every compound's store stocked
+    with more than the plan takes (untimed: this is the stock helper's work)."""
+    runtime = platform.runtime("logistics")
+    async with runtime.uow(_operator(town.id)) as uow:
+        package, formula = [
+            (await create_item(uow, data=ItemCreate.model_validate(body))).id
+            for body in (
+                {"town_id": town.id, "name": "Supply package", "unit": "portion"},
+                {"town_id": town.id, "name": "Formula tin", "unit": "box", "perishable": True},
+            )
+        ]
+        for compound in town.compounds:
+            lines = [
+                {"item_id": package, "quantity": 10_000, "batch": "P-1"},
+                {"item_id": formula, "quantity": 1_000, "batch": "F-1", "expires_on": "2099-01-31"},
+            ]
+            receipt = {"holder_id": compound, "source": "government", "lines": lines}
+            await receive(uow, data=ReceiptCreate.model_validate(receipt))
+        await uow.commit()
+    return package, formula
+
+
+def _request(town_id: uuid.UUID, package: uuid.UUID, formula: uuid.UUID) -> PlanCreate:
     return PlanCreate.model_validate(
         {
             "town_id": town_id,
             "name": "Supply packages, the whole town",
             "scope": {"kind": "town"},
             "lines": [
-                {"item_id": new_id(), "label": "Supply package"},
+                {"item_id": package},
                 {
-                    "item_id": new_id(),
-                    "label": "Formula tin",
+                    "item_id": formula,
                     "per_household": 0,
                     "large_household_size": None,
                     "additions": [{"tag": "infant", "per_person": 1}],
@@ -126,18 +160,15 @@ def _request(town_id: uuid.UUID) -> PlanCreate:
     )
 
 
-async def time_plan(platform: Platform, town_id: uuid.UUID) -> tuple[int, float]:
-    """Plan over the town as its operator would, commit included; households and seconds."""
+async def time_plan(
+    platform: Platform, town_id: uuid.UUID, request: PlanCreate
+) -> tuple[int, float]:
+    """Plan over the town as its operator would (allocate, reserve at every compound's store,
+    announce), commit included; households and seconds."""
     runtime = platform.runtime("logistics")
-    operator = Principal(
-        id="bench",
-        username="bench",
-        role=Role.town_operator,
-        scope=Scope.of(ScopeKind.towns, towns=[town_id]),
-    )
-    async with runtime.uow(operator) as uow:
+    async with runtime.uow(_operator(town_id)) as uow:
         with stopwatch() as elapsed:
-            plan = await service.create_plan(uow, data=_request(town_id))
+            plan = await service.create_plan(uow, data=request)
             await uow.commit()
     return plan.households, elapsed[0]
 
@@ -155,7 +186,9 @@ async def measure(size: int, out: TextIO, *, compound_size: int = 7_500, seed: i
     async with pg_platform(["logistics"], prefix=prefix) as platform:
         town = build_town(size=size, compound_size=compound_size, seed=seed)
         await load_town(platform, town, seed=seed)
-        households, seconds = await time_plan(platform, town.id)
+        package, formula = await stock_town(platform, town)
+        request = _request(town.id, package, formula)
+        households, seconds = await time_plan(platform, town.id, request)
         schema = platform.settings.service_schema("logistics")
         records = await fetch_records(schema, "distribution_allocations", ALLOCATION_COLUMNS)
         events = await _count(
@@ -174,7 +207,8 @@ async def measure(size: int, out: TextIO, *, compound_size: int = 7_500, seed: i
             )
             for shape in ("bare", "with indexes and keys")
         ]
-    rate = Rate("plan over the town (allocate, events, commit)", households, seconds, "households")
+    label = "plan over the town (allocate, reserve, events, commit)"
+    rate = Rate(label, households, seconds, "households")
     rows = Rate("  allocation rows written meanwhile", len(records), seconds, "rows")
     emit(
         out,

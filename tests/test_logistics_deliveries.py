@@ -15,7 +15,7 @@ from shared.contracts.testing import CaseConfirmed
 from shared.ids import new_id
 from tests.conftest import Town
 from tests.support import eventually, listening, of_type
-from tests.test_logistics_plans import Village, in_directory, make_village, plan
+from tests.test_logistics_plans import Village, in_directory, make_village, plan, stock_village
 
 AT = "2022-04-05T09:12:00+08:00"
 
@@ -26,11 +26,14 @@ async def village(
 ) -> Village:
     made = await make_village(client, town, platform)
     await in_directory(platform, residents=23)
+    await stock_village(client, town, made)
     return made
 
 
 async def planned(client: httpx.AsyncClient, town: Town, village: Village) -> str:
-    response = await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})
+    response = await plan(
+        client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+    )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 

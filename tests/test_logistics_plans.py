@@ -4,7 +4,6 @@ top-up for a household registered since, and committee staff kept to their compo
 
 import csv
 import io
-import uuid
 from typing import Any
 
 import httpx
@@ -26,21 +25,22 @@ from tests.support import (
     make_compound,
     make_resident,
     of_type,
+    post,
 )
 
-PACKAGE = str(uuid.UUID("0193a1c2-0000-7000-8000-0000000000f1"))
-FORMULA = str(uuid.UUID("0193a1c2-0000-7000-8000-0000000000f2"))
-LINES = [
-    {"item_id": PACKAGE, "label": "Supply package"},
-    {
-        "item_id": FORMULA,
-        "label": "Formula tin",
-        "per_household": 0,
-        "large_household_size": None,
-        "additions": [{"tag": "infant", "per_person": 1}],
-        "only_tags": ["infant"],
-    },
-]
+
+def lines_of(package: str, formula: str) -> list[dict[str, Any]]:
+    """A supply package per household (two from six people), a formula tin per infant."""
+    return [
+        {"item_id": package},
+        {
+            "item_id": formula,
+            "per_household": 0,
+            "large_household_size": None,
+            "additions": [{"tag": "infant", "per_person": 1}],
+            "only_tags": ["infant"],
+        },
+    ]
 
 
 async def directory_count(platform: Platform, model: Any) -> int:
@@ -95,6 +95,44 @@ class Village:
         self.compound = compound
         self.house2 = house2
         self.households = households
+        # The town catalogue's items, once stocked.
+        self.package = ""
+        self.formula = ""
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return lines_of(self.package, self.formula)
+
+
+async def receive(
+    client: httpx.AsyncClient,
+    headers: Any,
+    holder_id: str,
+    item_id: str,
+    quantity: int,
+    **more: Any,
+) -> None:
+    line = {"item_id": item_id, "quantity": str(quantity), "batch": f"B-{quantity}", **more}
+    body = {"holder_id": holder_id, "source": "government", "lines": [line]}
+    await post(client, "/v1/stock/receipts", body, headers)
+
+
+async def stock_village(
+    client: httpx.AsyncClient, town: Town, village: Village, *, packages: int = 100
+) -> None:
+    """The town's catalogue items, and the village's store stocked with them."""
+    items = []
+    for name, unit, perishable in (
+        ("Supply package", "portion", False),
+        ("Formula tin", "box", True),
+    ):
+        body = {"town_id": str(town.id), "name": name, "unit": unit, "perishable": perishable}
+        items.append(str((await post(client, "/v1/items", body, town.operator))["id"]))
+    village.package, village.formula = items
+    await receive(client, town.operator, village.compound.id, village.package, packages)
+    await receive(
+        client, town.operator, village.compound.id, village.formula, 20, expires_on="2027-06-30"
+    )
 
 
 async def make_village(
@@ -124,14 +162,9 @@ async def plan(
     scope: dict[str, Any],
     headers: Any = None,
     *,
-    lines: list[dict[str, Any]] | None = None,
+    lines: list[dict[str, Any]],
 ) -> httpx.Response:
-    body = {
-        "town_id": str(town.id),
-        "name": "Supply packages",
-        "scope": scope,
-        "lines": lines or LINES,
-    }
+    body = {"town_id": str(town.id), "name": "Supply packages", "scope": scope, "lines": lines}
     return await client.post("/v1/distribution-plans", json=body, headers=headers or town.operator)
 
 
@@ -146,6 +179,7 @@ async def village(
 ) -> Village:
     made = await make_village(client, town, platform)
     await in_directory(platform, residents=23)
+    await stock_village(client, town, made)
     return made
 
 
@@ -153,7 +187,9 @@ async def test_a_plan_counts_large_households_twice_and_adds_formula_per_infant(
     client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
 ) -> None:
     async with listening(platform, "logistics.distribution.planned") as events:
-        response = await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})
+        response = await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
         assert response.status_code == 201, response.text
         created = response.json()
         assert created["households"] == 5
@@ -180,17 +216,20 @@ async def test_a_plan_counts_large_households_twice_and_adds_formula_per_infant(
     payload = event.event()
     assert isinstance(payload, DistributionPlanned)
     assert payload.households == 5 and str(payload.compound_id) == village.compound.id
-    assert {str(i.item_id): i.quantity for i in payload.items} == {PACKAGE: 7, FORMULA: 3}
+    assert {str(i.item_id): i.quantity for i in payload.items} == {
+        village.package: 7,
+        village.formula: 3,
+    }
 
 
 async def test_a_tag_scope_reaches_only_households_with_an_infant(
     client: httpx.AsyncClient, town: Town, village: Village
 ) -> None:
     scope = {"kind": "compounds", "ids": [village.compound.id], "tags": ["infant"]}
-    response = await plan(client, town, scope)
+    response = await plan(client, town, scope, lines=village.lines)
     assert response.status_code == 201, response.text
     assert response.json()["households"] == 2
-    nobody = await plan(client, town, {**scope, "tags": ["dialysis"]})
+    nobody = await plan(client, town, {**scope, "tags": ["dialysis"]}, lines=village.lines)
     assert nobody.status_code == 422
     assert nobody.json()["errors"][0]["field"] == "scope"
 
@@ -210,7 +249,11 @@ async def test_pick_lists_per_building_as_csv_xlsx_and_a_printable_page_mark_sea
     )
     assert sealed.status_code in (200, 201), sealed.text
     await in_directory(platform, residents=23, zones=1)
-    created = (await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})).json()
+    created = (
+        await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
+    ).json()
     url = f"/v1/distribution-plans/{created['id']}/pick-list"
 
     house1 = await client.get(
@@ -240,7 +283,9 @@ async def test_a_top_up_plan_allocates_only_to_a_household_registered_since(
     client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
 ) -> None:
     original = (
-        await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]})
+        await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
     ).json()
     await household(client, village.house2, town.operator, code="F", people=6, infants=1)
     await in_directory(platform, residents=29)
@@ -267,12 +312,49 @@ async def test_committee_staff_plan_their_own_compounds_and_nobody_else_s(
     await in_directory(platform, residents=24)
     staff = await committee_staff(client, town, village.compound, "staff-v1")
 
-    own = await plan(client, town, {"kind": "compounds", "ids": [village.compound.id]}, staff)
+    own = await plan(
+        client,
+        town,
+        {"kind": "compounds", "ids": [village.compound.id]},
+        staff,
+        lines=village.lines,
+    )
     assert own.status_code == 201, own.text
-    outside = await plan(client, town, {"kind": "compounds", "ids": [other.id]}, staff)
+    outside = await plan(
+        client, town, {"kind": "compounds", "ids": [other.id]}, staff, lines=village.lines
+    )
     assert outside.status_code == 404
     assert outside.json()["errors"][0]["field"] == "scope.ids.0"
-    town_wide = await plan(client, town, {"kind": "town"}, staff)
+    town_wide = await plan(client, town, {"kind": "town"}, staff, lines=village.lines)
     assert town_wide.status_code == 403
     listed = await client.get("/v1/distribution-plans", headers=staff)
     assert [p["id"] for p in listed.json()["items"]] == [own.json()["id"]]
+
+
+async def test_a_plan_short_of_stock_is_refused_saying_by_how_much_and_where(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    village = await make_village(client, town, platform, code="V9")
+    await in_directory(platform, residents=23)
+    # 7 packages needed (two 6+ households), 5 in the store.
+    await stock_village(client, town, village, packages=5)
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    refused = await plan(client, town, scope, lines=village.lines)
+    assert refused.status_code == 409, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lines.0.item_id"
+    assert error["message"] == "short by 2 portions of Supply package at compound V9"
+    assert error["short"] == 2
+    listed = await client.get("/v1/distribution-plans", headers=town.operator)
+    assert listed.json()["items"] == []  # nothing of the plan was written
+
+    await receive(client, town.operator, village.compound.id, village.package, 2)
+    accepted = await plan(client, town, scope, lines=village.lines)
+    assert accepted.status_code == 201, accepted.text
+    balances = await client.get(
+        "/v1/stock/balances",
+        params={"holder_id": village.compound.id, "item_id": village.package},
+        headers=town.operator,
+    )
+    [balance] = balances.json()
+    assert (balance["on_hand"], balance["reserved"], balance["available"]) == (7, 7, 0)

@@ -3,15 +3,19 @@ allocated set-based from the directory, then the pick lists building leaders pri
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from services.logistics.items.service import expand
 from services.logistics.models import DistributionPlan
 from services.logistics.plans import repository, schemas
 from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
+from services.logistics.reservations.service import Reference, reserve
+from services.logistics.stock.quantities import of_milli
 from shared.authz import MANAGERS, Place, policy
 from shared.contracts.logistics import DistributionPlanned, ItemQuantity
 from shared.ids import new_id
-from shared.problems import Invalid
+from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
 # A plan is placed where its scope's places meet and made by those who manage that place:
@@ -24,6 +28,7 @@ async def create_plan(uow: UnitOfWork, *, data: PlanCreate) -> DistributionPlan:
     PLAN.check_role(uow)
     place = await repository.plan_place(uow, scope=data.scope, town_id=data.town_id)
     PLAN.check(uow, place, field="scope")
+    lines = await _catalogued(uow, town_id=data.town_id, lines=data.lines)
     plan_id = new_id()
     plan = DistributionPlan(
         id=plan_id,
@@ -32,11 +37,11 @@ async def create_plan(uow: UnitOfWork, *, data: PlanCreate) -> DistributionPlan:
         **place.columns(),
         name=data.name,
         scope=data.scope.model_dump(mode="json"),
-        lines=[line.model_dump(mode="json") for line in data.lines],
+        lines=[line.model_dump(mode="json") for line in lines],
         created_by=uow.principal.username,
         created_at=datetime.now(UTC),
     )
-    await _allocate(uow, plan, scope=data.scope, lines=data.lines)
+    await _allocate(uow, plan, scope=data.scope, lines=lines)
     if plan.households == 0:
         raise Invalid.on("scope", "no household in this scope receives anything by these rules")
     return plan
@@ -75,7 +80,69 @@ async def _allocate(
     households = repository.households(plan, scope, repository.tags_counted(lines))
     await repository.allocate(uow, plan=plan, lines=lines, h=households, at=plan.created_at)
     plan.households = await repository.allocated_households(uow, plan.id)
+    await _reserve(uow, plan, lines=lines)
     await _announce(uow, plan)
+
+
+async def _catalogued(
+    uow: UnitOfWork, *, town_id: uuid.UUID, lines: list[PlanLine]
+) -> list[PlanLine]:
+    """The lines, each naming an item or kit of the town's catalogue (404 naming the line
+    otherwise), labelled with its catalogue name unless a label was given."""
+    found = await repository.catalogue(uow, town_id=town_id, item_ids=[li.item_id for li in lines])
+    errors = [
+        {"field": f"lines.{n}.item_id", "message": f"no item or kit {line.item_id} in your scope"}
+        for n, line in enumerate(lines)
+        if line.item_id not in found
+    ]
+    if errors:
+        raise NotFound(errors[0]["message"], errors=errors)
+    return [
+        line if line.label else line.model_copy(update={"label": found[line.item_id][0]})
+        for line in lines
+    ]
+
+
+async def _reserve(uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanLine]) -> None:
+    """Reserve what the plan allocated at each compound's store, earliest expiry first (a
+    kit as its items). All or nothing: when any compound is short, a 409 names every short
+    line, by how much and where, and nothing of the plan is written."""
+    kits = {
+        i
+        for i, (_, is_kit) in (
+            await repository.catalogue(
+                uow, town_id=plan.town_id, item_ids=[li.item_id for li in lines]
+            )
+        ).items()
+        if is_kit
+    }
+    index = {line.item_id: n for n, line in enumerate(lines)}
+    reference = Reference(kind="plan", id=plan.id, label=plan.name)
+    errors: list[dict[str, Any]] = []
+    for compound_id, needs in (await repository.compound_needs(uow, plan.id)).items():
+        wanted: list[tuple[uuid.UUID, Decimal | int]] = []
+        origin: list[int] = []
+        for item_id, quantity in needs.items():
+            if item_id in kits:
+                for part, milli in await expand(uow, kit_id=item_id, count=quantity):
+                    wanted.append((part, of_milli(milli)))
+                    origin.append(index[item_id])
+            else:
+                wanted.append((item_id, quantity))
+                origin.append(index[item_id])
+        try:
+            await reserve(uow, holder_id=compound_id, lines=wanted, reference=reference)
+        except Conflict as short:
+            errors += [_on_line(error, origin) for error in short.errors or []]
+    if errors:
+        detail = "; ".join(str(e["message"]) for e in errors)
+        raise Conflict(f"not enough stock for this plan: {detail}", errors=errors)
+
+
+def _on_line(error: dict[str, Any], origin: list[int]) -> dict[str, Any]:
+    """A reservation's error, naming the plan's line rather than the reservation's."""
+    n = int(str(error.get("field", "lines.0.quantity")).split(".")[1])
+    return {**error, "field": f"lines.{origin[n]}.item_id"}
 
 
 async def _announce(uow: UnitOfWork, plan: DistributionPlan) -> None:

@@ -1,7 +1,7 @@
 """distribution plans, allocations, deliveries
 
 Revision ID: 0003_distribution
-Revises: 0001
+Revises: 0002_stock
 Create Date: 2026-12-06 04:13:58.772790
 
 """
@@ -15,7 +15,7 @@ import shared.db
 
 # revision identifiers, used by Alembic.
 revision: str = '0003_distribution'
-down_revision: Union[str, Sequence[str], None] = '0001'
+down_revision: Union[str, Sequence[str], None] = '0002_stock'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

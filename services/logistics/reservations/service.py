@@ -1,0 +1,305 @@
+"""Reservations: stock promised to a distribution plan or a help request, the API plans
+call. Stable; every function takes a unit of work and never commits.
+
+- :func:`reserve` — reserve quantities of items at one holder, earliest expiry first across
+  batches (FEFO; expired batches are skipped), all or nothing: 409 naming each short item,
+  by how much and where ("short by 12 kg of rice at compound C03").
+- :func:`release` — give back what a reference still holds (all, or some per item).
+- :func:`issue_reserved` — reserved → issued (delivered): off the holder's card as an issue
+  to the reference, optionally naming the building the goods went to (the donation register
+  traces donated batches there).
+
+Correct under concurrency on both backends: each call first locks the holder
+(``stock_holders`` row: an UPDATE, so PostgreSQL holds the row lock until the commit and a
+second plan reserving at that holder waits, then reads what the first left; SQLite
+serialises writers), and every batch moves with a conditional UPDATE that cannot take it
+below zero or below its reservations (CHECK constraints stand behind that). A unit of work
+that reserves at several holders should call in ascending ``holder_id`` order, so two plans
+over the same compounds never wait on each other in a cycle.
+
+The caller must manage the holder (policy ``stock: manage``: town operators, committee
+staff for their compounds' stores, services)."""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy import select
+
+from services.logistics.models import Batch, EntryKind, Holder, Item, Reservation
+from services.logistics.stock import repository
+from services.logistics.stock.quantities import amount, of_milli, to_milli, where
+from services.logistics.stock.service import (
+    catalogue_items,
+    entry,
+    fefo,
+    managed_holder,
+    move,
+    place_of,
+    shortage,
+)
+from shared.ids import new_id
+from shared.problems import Conflict
+from shared.uow import UnitOfWork
+
+ReferenceKind = Literal["plan", "request"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What stock is reserved or issued for: a distribution plan or a help request
+    (``label``: how people know it, shown in the donation register)."""
+
+    kind: ReferenceKind
+    id: uuid.UUID
+    label: str = ""
+
+
+# The name the distribution plans use.
+PlanRef = Reference
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A quantity of one batch held for a reference (or, from :func:`issue_reserved` and
+    :func:`release`, issued or released from it)."""
+
+    reservation_id: uuid.UUID
+    item_id: uuid.UUID
+    batch_id: uuid.UUID
+    batch: str
+    expires_on: date | None
+    quantity: Decimal
+
+
+Line = tuple[uuid.UUID, Decimal | int]
+
+
+def _merged(lines: Sequence[Line]) -> dict[uuid.UUID, int]:
+    """Quantities per item in thousandths (an item named twice counts twice), in order."""
+    wanted: dict[uuid.UUID, int] = defaultdict(int)
+    for n, (item_id, quantity) in enumerate(lines):
+        wanted[item_id] += to_milli(quantity, field=f"lines.{n}.quantity")
+    return dict(wanted)
+
+
+def _field_of(lines: Sequence[Line], item_id: uuid.UUID) -> str:
+    n = next(n for n, (named, _) in enumerate(lines) if named == item_id)
+    return f"lines.{n}.quantity"
+
+
+async def reserve(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID,
+    lines: Sequence[Line],
+    reference: Reference,
+    today: date | None = None,
+) -> list[Reserved]:
+    """Reserve ``lines`` — (item_id, quantity in the item's unit) — at the holder (a
+    compound's id: its store; the town's id: the warehouse) for ``reference``. Takes the
+    earliest-expiring unexpired batches first; all lines or none. Raises ``Conflict`` (409)
+    whose ``errors`` name each short line (``field`` ``lines.N.quantity``, ``item_id``,
+    ``holder_id``, ``short``, ``unit``, ``message``: "short by 12 kg of rice at compound
+    C03"); ``NotFound`` (404) for a holder or item the caller cannot see; ``Forbidden``
+    (403) when the caller does not manage the holder."""
+    found = await managed_holder(uow, holder_id)
+    wanted = _merged(lines)
+    items = await catalogue_items(uow, found, list(wanted))
+    await repository.lock_holder(uow, found.id)
+    usable_on = today or datetime.now(UTC).date()
+    batches = await repository.batches(
+        uow, holder_id=found.id, item_ids=list(wanted), usable_on=usable_on
+    )
+    takes, short = fefo(batches, wanted)
+    if short:
+        raise shortage([(_field_of(lines, i), items[i], left) for i, left in short.items()], found)
+    made = []
+    now = datetime.now(UTC)
+    for batch, quantity in takes:
+        await move(uow, batch, reserved=quantity)
+        reservation = Reservation(
+            **place_of(found).columns(),
+            id=new_id(),
+            holder_id=found.id,
+            item_id=batch.item_id,
+            batch_id=batch.id,
+            reference_kind=reference.kind,
+            reference_id=reference.id,
+            reference_label=reference.label,
+            held=quantity,
+            issued=0,
+            released=0,
+            created_at=now,
+        )
+        uow.session.add(reservation)
+        made.append(_out(reservation, batch, quantity))
+    await uow.session.flush()
+    return made
+
+
+def _out(reservation: Reservation, batch: Batch, quantity: int) -> Reserved:
+    return Reserved(
+        reservation_id=reservation.id,
+        item_id=batch.item_id,
+        batch_id=batch.id,
+        batch=batch.batch,
+        expires_on=batch.expires_on,
+        quantity=of_milli(quantity),
+    )
+
+
+async def _held(
+    uow: UnitOfWork, *, holder: Holder, reference: Reference
+) -> list[tuple[Reservation, Batch]]:
+    """The reference's reservations at the holder still holding stock, FEFO."""
+    query = (
+        select(Reservation, Batch)
+        .join(Batch, Batch.id == Reservation.batch_id)
+        .where(
+            Reservation.holder_id == holder.id,
+            Reservation.reference_kind == reference.kind,
+            Reservation.reference_id == reference.id,
+            Reservation.held > 0,
+        )
+        .order_by(Batch.expires_on.asc().nulls_last(), Batch.received_at, Batch.id)
+        .execution_options(**repository.FRESH)
+    )
+    return [(r, b) for r, b in (await uow.session.execute(query)).all()]
+
+
+async def _take_held(
+    uow: UnitOfWork,
+    *,
+    holder: Holder,
+    reference: Reference,
+    lines: Sequence[Line] | None,
+) -> list[tuple[Reservation, Batch, int]]:
+    """What to take from which reservation: all that is held, or the quantities per item;
+    409 when the reference holds less than asked."""
+    held = await _held(uow, holder=holder, reference=reference)
+    if lines is None:
+        return [(r, b, r.held) for r, b in held]
+    wanted = _merged(lines)
+    takes = []
+    shorts: list[tuple[str, uuid.UUID, int]] = []
+    for item_id, quantity in wanted.items():
+        left = quantity
+        for reservation, batch in held:
+            if reservation.item_id == item_id and left > 0:
+                take = min(left, reservation.held)
+                takes.append((reservation, batch, take))
+                left -= take
+        if left > 0:
+            shorts.append((_field_of(lines, item_id), item_id, left))
+    if shorts:
+        items: dict[uuid.UUID, Item] = await repository.items(uow, [s[1] for s in shorts])
+        whose = f"{reference.kind} {reference.label or reference.id}"
+        messages = [
+            f"{amount(left, items[item_id])} more than {whose} holds at {where(holder)}"
+            for _, item_id, left in shorts
+        ]
+        errors: list[dict[str, object]] = [
+            {
+                "field": field,
+                "message": message,
+                "item_id": str(item_id),
+                "short": float(of_milli(left)),
+            }
+            for (field, item_id, left), message in zip(shorts, messages, strict=True)
+        ]
+        raise Conflict("; ".join(messages), errors=errors)
+    return takes
+
+
+async def release(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID,
+    reference: Reference,
+    lines: Sequence[Line] | None = None,
+) -> list[Reserved]:
+    """Give back what ``reference`` holds at the holder: everything (a cancelled plan), or
+    the quantities per item in ``lines`` (a smaller household). 409 when it holds less."""
+    found = await managed_holder(uow, holder_id)
+    await repository.lock_holder(uow, found.id)
+    released = []
+    for reservation, batch, quantity in await _take_held(
+        uow, holder=found, reference=reference, lines=lines
+    ):
+        await move(uow, batch, reserved=-quantity)
+        reservation.held -= quantity
+        reservation.released += quantity
+        released.append(_out(reservation, batch, quantity))
+    await uow.session.flush()
+    return released
+
+
+async def issue_reserved(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID,
+    reference: Reference,
+    lines: Sequence[Line] | None = None,
+    building_id: uuid.UUID | None = None,
+    note: str = "",
+) -> list[Reserved]:
+    """Reserved → issued: the goods left the store for ``reference`` (delivered to a
+    household, handed to a volunteer). Everything it holds, or the quantities per item in
+    ``lines``; ``building_id`` records where they went. Each batch's issue is a line on the
+    holder's card (kind ``issue``, naming the reference), which the donation register
+    follows. 409 when the reference holds less than asked."""
+    found = await managed_holder(uow, holder_id)
+    version = await repository.lock_holder(uow, found.id)
+    document_id, now = new_id(), datetime.now(UTC)
+    issued = []
+    for reservation, batch, quantity in await _take_held(
+        uow, holder=found, reference=reference, lines=lines
+    ):
+        await move(uow, batch, on_hand=-quantity, reserved=-quantity)
+        reservation.held -= quantity
+        reservation.issued += quantity
+        entry(
+            uow,
+            holder=found,
+            batch=batch,
+            kind=EntryKind.issue,
+            quantity=-quantity,
+            document_id=document_id,
+            version=version,
+            at=now,
+            reference_kind=reference.kind,
+            reference_id=reference.id,
+            reference_label=reference.label,
+            to_building_id=building_id,
+            note=note,
+        )
+        issued.append(_out(reservation, batch, quantity))
+    await uow.session.flush()
+    return issued
+
+
+async def issue_now(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID,
+    lines: Sequence[Line],
+    reference: Reference,
+    building_id: uuid.UUID | None = None,
+    note: str = "",
+) -> list[Reserved]:
+    """Hand goods out at once (a help request's formula tin): reserve, earliest expiry
+    first, and issue in the same unit of work; 409 naming what is short."""
+    await reserve(uow, holder_id=holder_id, lines=lines, reference=reference)
+    return await issue_reserved(
+        uow,
+        holder_id=holder_id,
+        reference=reference,
+        lines=lines,
+        building_id=building_id,
+        note=note,
+    )

@@ -1,0 +1,67 @@
+"""Quantities: decimals with at most three places at the API (2.5 kg, 1 box), integer
+thousandths in the database (exact sums on both backends), and a sentence for people
+("12 kg of rice at compound C03")."""
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, PlainSerializer
+
+from services.logistics.models import MILLI, Holder, Item
+from shared.problems import Invalid
+
+# What a request states: positive, at most three decimals (a gram of a kilogram).
+Quantity = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=15, decimal_places=3, examples=["12.5"]),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+# A change that may go either way (an adjustment).
+Change = Annotated[
+    Decimal,
+    Field(max_digits=15, decimal_places=3, examples=["-2"]),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+# What an answer states.
+Amount = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+def _from_stored(value: object) -> object:
+    return of_milli(value) if isinstance(value, int) else value
+
+
+# An answer read from a stored row (thousandths), e.g. a stock card line.
+Stored = Annotated[
+    Decimal,
+    BeforeValidator(_from_stored),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+PLURAL = {"portion": "portions", "box": "boxes", "piece": "pieces"}
+
+
+def to_milli(value: Decimal | int, *, field: str = "quantity") -> int:
+    """Thousandths of the unit; a finer quantity is refused rather than rounded."""
+    scaled = Decimal(value) * MILLI
+    if scaled != scaled.to_integral_value():
+        raise Invalid.on(field, f"{value} has more than three decimals")
+    return int(scaled)
+
+
+def of_milli(value: int) -> Decimal:
+    """The decimal a number of thousandths stands for, without trailing zeros."""
+    result = (Decimal(value) / MILLI).normalize()
+    # normalize() writes 100 as 1E+2: keep integers plain.
+    return result.quantize(Decimal(1)) if result == result.to_integral_value() else result
+
+
+def amount(value: int, item: Item) -> str:
+    """``12 kg of rice``, ``3 boxes of infant formula``."""
+    shown = of_milli(value)
+    unit = item.unit if shown == 1 else PLURAL.get(item.unit, item.unit)
+    return f"{shown} {unit} of {item.name}"
+
+
+def where(holder: Holder) -> str:
+    if holder.kind == "warehouse":
+        return "the town warehouse"
+    return f"compound {holder.code}"

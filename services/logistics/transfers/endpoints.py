@@ -1,0 +1,51 @@
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import Query
+from sqlalchemy import select
+
+from services.logistics.models import SERVICE, Transfer
+from services.logistics.transfers import schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+
+router = service_router(SERVICE, tags=["stock"])
+
+
+@router.post(
+    "/stock/transfers",
+    status_code=201,
+    response_model=schemas.TransferOut,
+    summary="Dispatch goods from the town warehouse to a compound's store",
+    description="Taken off the warehouse earliest expiry first; 409 naming each short item.",
+    responses={409: {"description": "Not enough stock in the warehouse; nothing changed"}},
+)
+async def dispatch(body: schemas.TransferCreate, uow: Uow) -> schemas.TransferOut:
+    return await service.out(uow, await service.dispatch(uow, data=body))
+
+
+@router.post(
+    "/stock/transfers/{transfer_id}/receive",
+    response_model=schemas.TransferOut,
+    summary="Receive a transfer at the compound: what arrived; the rest was lost in transit",
+)
+async def receive(
+    transfer_id: uuid.UUID, body: schemas.TransferReceive, uow: Uow
+) -> schemas.TransferOut:
+    return await service.out(uow, await service.receive(uow, transfer_id=transfer_id, data=body))
+
+
+@router.get("/stock/transfers", response_model=Page[schemas.TransferOut], summary="Transfers")
+async def list_transfers(
+    uow: Uow,
+    to_holder_id: uuid.UUID | None = None,
+    status: Annotated[Literal["dispatched", "received"] | None, Query()] = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.TransferOut]:
+    query = where_given(
+        select(Transfer), (Transfer.to_holder_id, to_holder_id), (Transfer.status, status)
+    )
+    rows = list(await uow.session.scalars(keyset(query, Transfer.id, cursor=cursor, limit=limit)))
+    page, following = next_cursor(rows, limit)
+    return Page(items=[await service.out(uow, t) for t in page], next_cursor=following)

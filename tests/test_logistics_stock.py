@@ -1,0 +1,426 @@
+"""Stock and donations, through the API on both backends: donations traced to where they
+went, transfers with losses in transit, adjustments and counts, overdraws refused saying by
+how much, and two reservations of the last stock at once (one wins, one is refused)."""
+
+import asyncio
+import csv
+import io
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.logistics.models import Batch, Entry, directory
+from services.logistics.reservations.service import Reference, reserve
+from shared.auth import Principal
+from shared.problems import Conflict
+from tests.conftest import Town
+from tests.support import (
+    Compound,
+    committee_staff,
+    eventually,
+    listening,
+    make_compound,
+    of_type,
+    post,
+)
+
+pytestmark = pytest.mark.usefixtures("workers")
+
+
+async def known_to_logistics(platform: Platform, *place_ids: object) -> None:
+    """Wait until the logistics directory holds these places (towns, compounds)."""
+    wanted = {uuid.UUID(str(p)) for p in place_ids}
+
+    async def arrived() -> bool:
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            Place = directory.models.Place
+            found = await uow.session.scalars(select(Place.id).where(Place.id.in_(wanted)))
+            return set(found) == wanted
+
+    await eventually(arrived, what="places in the logistics directory")
+
+
+async def compound(client: httpx.AsyncClient, town: Town, platform: Platform) -> Compound:
+    made = await make_compound(client, town.id, town.operator, code="C03")
+    await known_to_logistics(platform, town.id, made.id)
+    return made
+
+
+async def item(
+    client: httpx.AsyncClient, town: Town, name: str, unit: str, *, perishable: bool = False
+) -> str:
+    body = {"town_id": str(town.id), "name": name, "unit": unit, "perishable": perishable}
+    return str((await post(client, "/v1/items", body, town.operator))["id"])
+
+
+async def balance(
+    client: httpx.AsyncClient, headers: Any, holder_id: object, item_id: str
+) -> dict[str, Any]:
+    response = await client.get(
+        "/v1/stock/balances",
+        params={"holder_id": str(holder_id), "item_id": item_id},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    found = response.json()
+    return found[0] if found else {"on_hand": 0, "reserved": 0, "available": 0, "batches": []}
+
+
+async def receipt(
+    client: httpx.AsyncClient,
+    headers: Any,
+    holder_id: object,
+    lines: list[dict[str, Any]],
+    **more: Any,
+) -> dict[str, Any]:
+    body = {"holder_id": str(holder_id), "source": "government", "lines": lines, **more}
+    return dict(await post(client, "/v1/stock/receipts", body, headers))
+
+
+async def test_a_donation_is_registered_with_where_it_went(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    async with listening(platform, "logistics.#") as events:
+        donated = await receipt(
+            client,
+            h,
+            c03.id,
+            [{"item_id": rice, "quantity": "100", "batch": "R-2204"}],
+            source="donation",
+            donor="Riverside Rice Co.",
+            donor_contact="13912345678",
+        )
+        request_id = str(uuid.uuid4())
+        issue = {
+            "holder_id": c03.id,
+            "reference_kind": "request",
+            "reference_id": request_id,
+            "reference_label": "groceries for 3-101",
+            "building_id": c03.building_id,
+            "lines": [{"item_id": rice, "quantity": "12.5"}],
+        }
+        issued = await post(client, "/v1/stock/issues", issue, h)
+        assert [line["quantity"] for line in issued] == [12.5]
+        await eventually(
+            lambda: _arrived(events, "logistics.donation.received"), what="donation event"
+        )
+    [event] = of_type(events, "logistics.donation.received")
+    assert event.payload["donor"] == "Riverside Rice Co."
+    assert event.payload["lines"][0]["quantity"] == 100
+    assert event.payload["stock_version"] >= 1
+    assert event.compound_id == uuid.UUID(c03.id)
+    # A donation without its donor is refused, naming the field; nothing is written.
+    refused = await client.post(
+        "/v1/stock/receipts",
+        json={
+            "holder_id": c03.id,
+            "source": "donation",
+            "lines": [{"item_id": rice, "quantity": 1}],
+        },
+        headers=h,
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "donor"
+
+    register = (await client.get("/v1/donations", headers=h)).json()["items"]
+    [donation] = register
+    assert donation["receipt_id"] == donated["id"]
+    assert donation["donor_contact"] == "139****5678"  # masked unless revealed
+    [line] = donation["lines"]
+    assert line["quantity"] == 100 and line["batch"] == "R-2204"
+    went = {
+        (w["kind"], w["quantity"], w.get("reference_label"), w.get("building"))
+        for w in line["went_to"]
+    }
+    assert went == {
+        ("issued", 12.5, "groceries for 3-101", "1"),
+        ("in_stock", 87.5, None, None),
+    }
+
+    exported = await client.get("/v1/donations/export?format=csv", headers=h)
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    issued_row = next(r for r in rows if r["went_to"] == "issued")
+    assert issued_row["donor"] == "Riverside Rice Co."
+    assert issued_row["donor_contact"] == "13912345678"
+    assert issued_row["reference"] == "groceries for 3-101"
+    assert issued_row["quantity"] == "12.5" and issued_row["building"] == "1"
+    xlsx = await client.get("/v1/donations/export?format=xlsx", headers=h)
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert cells[0][1] == "donor" and {r[9] for r in cells[1:]} == {"issued", "in_stock"}
+
+
+async def _arrived(events: list[Any], event_type: str) -> bool:
+    return bool(of_type(events, event_type))
+
+
+async def test_a_transfer_records_what_was_lost_in_transit(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    # Two batches at the warehouse: the one expiring first goes first.
+    await receipt(
+        client,
+        h,
+        town.id,
+        [
+            {"item_id": rice, "quantity": "200", "batch": "late", "expires_on": "2099-12-01"},
+            {"item_id": rice, "quantity": "30", "batch": "early", "expires_on": "2099-01-01"},
+        ],
+    )
+    async with listening(platform, "logistics.stock.#") as events:
+        transfer = await post(
+            client,
+            "/v1/stock/transfers",
+            {"to_holder_id": c03.id, "lines": [{"item_id": rice, "quantity": 50}]},
+            h,
+        )
+        assert [(line["batch"], line["dispatched"]) for line in transfer["lines"]] == [
+            ("early", 30),
+            ("late", 20),
+        ]
+        assert (await balance(client, h, town.id, rice))["on_hand"] == 180
+        assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+        late = next(line for line in transfer["lines"] if line["batch"] == "late")
+        received = await post(
+            client,
+            f"/v1/stock/transfers/{transfer['id']}/receive",
+            {"lines": [{"line_id": late["id"], "received": "17"}]},
+            h,
+        )
+        await eventually(
+            lambda: _arrived(events, "logistics.stock.transferred"), what="transfer event"
+        )
+    assert received["status"] == "received"
+    assert {line["batch"]: line["lost"] for line in received["lines"]} == {"early": 0, "late": 3}
+    store = await balance(client, h, c03.id, rice)
+    assert store["on_hand"] == 47
+    assert [(b["batch"], b["on_hand"]) for b in store["batches"]] == [("early", 30), ("late", 17)]
+    [moved] = of_type(events, "logistics.stock.transferred")
+    assert {line["batch"]: line["lost"] for line in moved.payload["lines"]} == {
+        "early": 0,
+        "late": 3,
+    }
+    # Received twice: refused, nothing added.
+    again = await client.post(f"/v1/stock/transfers/{transfer['id']}/receive", json={}, headers=h)
+    assert again.status_code == 409
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 47
+    # More than the warehouse holds: refused by how much, nothing dispatched.
+    short = await client.post(
+        "/v1/stock/transfers",
+        json={"to_holder_id": c03.id, "lines": [{"item_id": rice, "quantity": 200}]},
+        headers=h,
+    )
+    assert short.status_code == 409
+    assert short.json()["errors"][0]["message"] == "short by 20 kg of rice at the town warehouse"
+    assert (await balance(client, h, town.id, rice))["on_hand"] == 180
+
+
+async def test_adjustments_and_counts_keep_the_card_and_the_balance_together(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    formula = await item(client, town, "infant formula", "box", perishable=True)
+    # A perishable item's receipt needs its expiry.
+    missing = await client.post(
+        "/v1/stock/receipts",
+        json={
+            "holder_id": c03.id,
+            "source": "purchase",
+            "lines": [{"item_id": formula, "quantity": 40}],
+        },
+        headers=h,
+    )
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "lines.0.expires_on"
+    line = {"item_id": formula, "quantity": 40, "expires_on": "2099-06-30"}
+    [entry] = (await receipt(client, h, c03.id, [line]))["entries"]
+    batch_id = entry["batch_id"]
+    adjust = {
+        "holder_id": c03.id,
+        "lines": [{"batch_id": batch_id, "quantity": -2, "reason": "damaged"}],
+    }
+    [adjusted] = await post(client, "/v1/stock/adjustments", adjust, h)
+    assert (adjusted["kind"], adjusted["reason"], adjusted["quantity"]) == (
+        "adjustment",
+        "damaged",
+        -2,
+    )
+    wrong_way = {**adjust, "lines": [{"batch_id": batch_id, "quantity": 2, "reason": "damaged"}]}
+    refused = await client.post("/v1/stock/adjustments", json=wrong_way, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "lines.0.quantity"
+    too_much = {**adjust, "lines": [{"batch_id": batch_id, "quantity": -50, "reason": "lost"}]}
+    refused = await client.post("/v1/stock/adjustments", json=too_much, headers=h)
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["message"] == (
+        "short by 12 boxes of infant formula at compound C03"
+    )
+    counted = await post(
+        client,
+        "/v1/stock/counts",
+        {"holder_id": c03.id, "lines": [{"batch_id": batch_id, "counted": 35}]},
+        h,
+    )
+    assert counted["lines"][0] | {"batch_id": None} == {
+        "batch_id": None,
+        "item_id": formula,
+        "expected": 38,
+        "counted": 35,
+        "difference": -3,
+    }
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 35
+    card = (await client.get("/v1/stock/entries", params={"holder_id": c03.id}, headers=h)).json()[
+        "items"
+    ]
+    assert [(e["kind"], e["reason"], e["quantity"]) for e in card] == [
+        ("receipt", None, 40),
+        ("adjustment", "damaged", -2),
+        ("adjustment", "count_correction", -3),
+    ]
+    # A count below what is reserved is refused until the reservation is released.
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        plan = Reference(kind="plan", id=uuid.uuid4(), label="April packages")
+        await reserve(
+            uow, holder_id=uuid.UUID(c03.id), lines=[(uuid.UUID(formula), 30)], reference=plan
+        )
+        await uow.commit()
+    below = await client.post(
+        "/v1/stock/counts",
+        json={"holder_id": c03.id, "lines": [{"batch_id": batch_id, "counted": 20}]},
+        headers=h,
+    )
+    assert below.status_code == 409
+    assert "release 10 boxes of infant formula first" in below.json()["detail"]
+    assert (await balance(client, h, c03.id, formula))["available"] == 5
+
+
+async def test_an_overdraw_is_refused_saying_by_how_much(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    oil = await item(client, town, "oil", "piece")
+    await receipt(
+        client, h, c03.id, [{"item_id": rice, "quantity": 100}, {"item_id": oil, "quantity": 10}]
+    )
+    body = {
+        "holder_id": c03.id,
+        "reference_id": str(uuid.uuid4()),
+        "lines": [{"item_id": rice, "quantity": 112}, {"item_id": oil, "quantity": 10}],
+    }
+    response = await client.post("/v1/stock/issues", json=body, headers=h)
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["detail"] == "not enough stock: short by 12 kg of rice at compound C03"
+    assert problem["errors"] == [
+        {
+            "field": "lines.0.quantity",
+            "message": "short by 12 kg of rice at compound C03",
+            "item_id": rice,
+            "holder_id": c03.id,
+            "short": 12,
+            "unit": "kg",
+        }
+    ]
+    # Nothing half-written: the oil, which was there, was not issued either.
+    assert (await balance(client, h, c03.id, oil))["on_hand"] == 10
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 100
+
+
+async def test_only_those_who_manage_a_store_change_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    c03 = await compound(client, town, platform)
+    other = await make_compound(client, town.id, town.operator, code="C04")
+    await known_to_logistics(platform, other.id)
+    rice = await item(client, town, "rice", "kg")
+    staff = await committee_staff(client, town, c03, "c03-staff")
+    line = [{"item_id": rice, "quantity": 5}]
+    # Committee staff keep their own compound's store...
+    await receipt(client, staff, c03.id, line)
+    # ...not another committee's (which they cannot see), nor the town warehouse.
+    for holder_id, status in ((other.id, 404), (town.id, 403)):
+        body = {"holder_id": str(holder_id), "source": "government", "lines": line}
+        response = await client.post("/v1/stock/receipts", json=body, headers=staff)
+        assert response.status_code == status, response.text
+    # The catalogue is the town office's.
+    body = {"town_id": str(town.id), "name": "eggs", "unit": "box"}
+    assert (await client.post("/v1/items", json=body, headers=staff)).status_code == 403
+    assert (await balance(client, staff, c03.id, rice))["on_hand"] == 5
+    assert await balance(client, staff, other.id, rice) == {
+        "on_hand": 0,
+        "reserved": 0,
+        "available": 0,
+        "batches": [],
+    }
+
+
+async def test_two_reservations_of_the_last_stock_at_once_one_wins(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Two plans reserve the last 60 kg (of 100) at the same moment, as two units of work;
+    then two requests issue the last of it through the API at once."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 100}])
+    runtime = platform.runtime("logistics")
+
+    async def plan(n: int) -> str:
+        async with runtime.uow(Principal.system()) as uow:
+            try:
+                await reserve(
+                    uow,
+                    holder_id=uuid.UUID(c03.id),
+                    lines=[(uuid.UUID(rice), 60)],
+                    reference=Reference(kind="plan", id=uuid.uuid4(), label=f"plan {n}"),
+                )
+            except Conflict as exc:
+                return exc.detail
+            await uow.commit()
+            return "reserved"
+
+    outcomes = await asyncio.gather(plan(1), plan(2))
+    assert sorted(outcomes) == [
+        "not enough stock: short by 20 kg of rice at compound C03",
+        "reserved",
+    ]
+    after = await balance(client, h, c03.id, rice)
+    assert (after["on_hand"], after["reserved"], after["available"]) == (100, 60, 40)
+
+    def issue() -> dict[str, Any]:
+        return {
+            "holder_id": c03.id,
+            "reference_id": str(uuid.uuid4()),
+            "lines": [{"item_id": rice, "quantity": 30}],
+        }
+
+    answers = await asyncio.gather(
+        client.post("/v1/stock/issues", json=issue(), headers=h),
+        client.post("/v1/stock/issues", json=issue(), headers=h),
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    after = await balance(client, h, c03.id, rice)
+    assert (after["on_hand"], after["reserved"], after["available"]) == (70, 60, 10)
+    async with runtime.uow(Principal.system()) as uow:
+        card = await uow.session.scalar(
+            select(func.sum(Entry.quantity)).where(Entry.holder_id == uuid.UUID(c03.id))
+        )
+        on_hand = await uow.session.scalar(
+            select(func.sum(Batch.on_hand)).where(Batch.holder_id == uuid.UUID(c03.id))
+        )
+    assert card == on_hand == 70_000
