@@ -166,17 +166,31 @@ def _quantity(line: PlanLine, h: CTE) -> Any:
     return base
 
 
-def _door(h: CTE) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """Whether the household's unit or building is sealed, and whether it has a case."""
+def _door_reason(h: CTE) -> tuple[Any, Any]:
+    """The households joined to what sends them to the door, and the reason (a case before a
+    sealing). Outer joins to small derived tables (each hashed once), not a probe per
+    household; the derived tables are selects of their own, so the session's scope filters
+    them inside and never turns an outer join into an inner one."""
     zones = table_of(DirectoryZone)
     cases = table_of(CaseHousehold)
-    sealed = exists().where(
-        zones.c.level == "sealed",
-        zones.c.building_id == h.c.building_id,
-        or_(zones.c.unit_id.is_(None), zones.c.unit_id == h.c.unit_id),
+    sealed = zones.c.level == "sealed"
+    buildings = select(zones.c.building_id).where(sealed, zones.c.unit_id.is_(None)).subquery("sb")
+    units = select(zones.c.unit_id).where(sealed, zones.c.unit_id.is_not(None)).subquery("su")
+    case_households = select(cases.c.household_id).subquery("ch")
+    joined = (
+        h.outerjoin(buildings, buildings.c.building_id == h.c.building_id)
+        .outerjoin(units, units.c.unit_id == h.c.unit_id)
+        .outerjoin(case_households, case_households.c.household_id == h.c.household_id)
     )
-    case_ = exists().where(cases.c.household_id == h.c.household_id)
-    return sealed, case_
+    reason = case(
+        (case_households.c.household_id.is_not(None), DoorReason.case.value),
+        (
+            or_(buildings.c.building_id.is_not(None), units.c.unit_id.is_not(None)),
+            DoorReason.sealed.value,
+        ),
+        else_=None,
+    )
+    return joined, reason
 
 
 COLUMNS = (
@@ -218,7 +232,7 @@ def _line_source(*, plan: DistributionPlan, line: PlanLine, h: CTE, at: datetime
     allocations = table_of(Allocation)
     earlier = aliased(allocations)
     quantity = _quantity(line, h)
-    sealed, case_ = _door(h)
+    joined, door_reason = _door_reason(h)
     conditions = [quantity > 0]
     if plan.top_up_of is not None:
         conditions.append(
@@ -230,12 +244,9 @@ def _line_source(*, plan: DistributionPlan, line: PlanLine, h: CTE, at: datetime
         )
     if line.only_tags:
         conditions.append(or_(*(h.c[f"tag_{t}"] > 0 for t in line.only_tags)))
-    # Each household's door reason once (a case before a sealing), its flag from it.
-    door_reason = case(
-        (case_, DoorReason.case.value), (sealed, DoorReason.sealed.value), else_=None
-    )
     chosen = (
         select(h, quantity.label("quantity"), door_reason.label("door_reason"))
+        .select_from(joined)
         .where(*conditions)
         .subquery("chosen")
     )
@@ -258,13 +269,6 @@ def _line_source(*, plan: DistributionPlan, line: PlanLine, h: CTE, at: datetime
         c.building_id,
     )
     return source
-
-
-async def allocated_households(uow: UnitOfWork, plan_id: uuid.UUID) -> int:
-    query = select(func.count(func.distinct(Allocation.household_id))).where(
-        Allocation.plan_id == plan_id
-    )
-    return int(await uow.session.scalar(query) or 0)
 
 
 async def compound_items(uow: UnitOfWork, plan_id: uuid.UUID) -> list[Any]:
@@ -377,12 +381,3 @@ async def catalogue(
         query = select(model.id, model.name).where(model.town_id == town_id, model.id.in_(item_ids))
         found.update({i: (name, is_kit) for i, name in await uow.session.execute(query)})
     return found
-
-
-async def compound_needs(uow: UnitOfWork, plan_id: uuid.UUID) -> dict[uuid.UUID, dict[Any, int]]:
-    """Per compound (ascending: reservations lock holders in that order), the quantity of
-    each line's item or kit the plan allocated there."""
-    needs: dict[uuid.UUID, dict[Any, int]] = {}
-    for row in await compound_items(uow, plan_id):
-        needs.setdefault(row.compound_id, {})[row.item_id] = int(row.quantity)
-    return dict(sorted(needs.items(), key=lambda pair: str(pair[0])))

@@ -73,15 +73,18 @@ async def create_top_up(
 async def _allocate(
     uow: UnitOfWork, plan: DistributionPlan, *, scope: PlanScope, lines: list[PlanLine]
 ) -> None:
-    """Write the plan and its allocation rows (one statement per line), then announce it,
-    one event per compound."""
+    """Write the plan and its allocation rows (one statement), reserve the stock they take,
+    then announce it, one event per compound."""
     uow.session.add(plan)
     await uow.session.flush()
     households = repository.households(plan, scope, repository.tags_counted(lines))
     await repository.allocate(uow, plan=plan, lines=lines, h=households, at=plan.created_at)
-    plan.households = await repository.allocated_households(uow, plan.id)
-    await _reserve(uow, plan, lines=lines)
-    await _announce(uow, plan)
+    # Two passes over the new rows serve the count, the reservations and the events.
+    items = await repository.compound_items(uow, plan.id)
+    compounds = await repository.compound_households(uow, plan.id)
+    plan.households = sum(int(row.households) for row in compounds)
+    await _reserve(uow, plan, lines=lines, items=items)
+    _announce(uow, plan, items=items, compounds=compounds)
 
 
 async def _catalogued(
@@ -103,7 +106,18 @@ async def _catalogued(
     ]
 
 
-async def _reserve(uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanLine]) -> None:
+def _needs(items: list[Any]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """Per compound (ascending: reservations lock holders in that order), the quantity of
+    each line's item or kit the plan allocated there."""
+    needs: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for row in items:
+        needs.setdefault(row.compound_id, {})[row.item_id] = int(row.quantity)
+    return dict(sorted(needs.items()))
+
+
+async def _reserve(
+    uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanLine], items: list[Any]
+) -> None:
     """Reserve what the plan allocated at each compound's store, earliest expiry first (a
     kit as its items). All or nothing: when any compound is short, a 409 names every short
     line, by how much and where, and nothing of the plan is written."""
@@ -119,7 +133,7 @@ async def _reserve(uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanL
     index = {line.item_id: n for n, line in enumerate(lines)}
     reference = Reference(kind="plan", id=plan.id, label=plan.name)
     errors: list[dict[str, Any]] = []
-    for compound_id, needs in (await repository.compound_needs(uow, plan.id)).items():
+    for compound_id, needs in _needs(items).items():
         wanted: list[tuple[uuid.UUID, Decimal | int]] = []
         origin: list[int] = []
         for item_id, quantity in needs.items():
@@ -145,12 +159,15 @@ def _on_line(error: dict[str, Any], origin: list[int]) -> dict[str, Any]:
     return {**error, "field": f"lines.{origin[n]}.item_id"}
 
 
-async def _announce(uow: UnitOfWork, plan: DistributionPlan) -> None:
-    items: dict[Any, list[ItemQuantity]] = {}
-    for row in await repository.compound_items(uow, plan.id):
+def _announce(
+    uow: UnitOfWork, plan: DistributionPlan, *, items: list[Any], compounds: list[Any]
+) -> None:
+    """One ``logistics.distribution.planned`` per compound: its households and quantities."""
+    quantities: dict[Any, list[ItemQuantity]] = {}
+    for row in items:
         quantity = ItemQuantity(item_id=row.item_id, quantity=int(row.quantity))
-        items.setdefault(row.compound_id, []).append(quantity)
-    for row in await repository.compound_households(uow, plan.id):
+        quantities.setdefault(row.compound_id, []).append(quantity)
+    for row in compounds:
         uow.emit(
             DistributionPlanned(
                 plan_id=plan.id,
@@ -160,7 +177,7 @@ async def _announce(uow: UnitOfWork, plan: DistributionPlan) -> None:
                 compound_id=row.compound_id,
                 households=int(row.households),
                 door_deliveries=int(row.door),
-                items=items.get(row.compound_id, []),
+                items=quantities.get(row.compound_id, []),
             ),
             compound_id=row.compound_id,
         )
