@@ -102,7 +102,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "ZoneSet": {"level": "sealed", "unit_id": None},
     "PlanCreate": {"scope": {"kind": "compounds", "ids": ["{id:compound_id}"]}},
-    "PlanLine": {"item_id": "0193a1c2-0000-7000-8000-0000000000f1"},
+    "PlanLine": {"item_id": "{id:item_id}"},
     "DeliveryIn": {
         "client_ref": "matrix-1",
         "household_id": "{id:household_id}",
@@ -469,7 +469,12 @@ async def _their_side(
     )
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
-    line = {"item_id": "0193a1c2-0000-7000-8000-0000000000f1", "label": "乙区名单"}
+    item = {"town_id": str(town.id), "name": "Supply package", "unit": "portion"}
+    package = (await post(client, "/v1/items", item, h))["id"]
+    stock = {"item_id": package, "quantity": "10", "batch": "PB-1"}
+    receipt = {"holder_id": other.id, "source": "government", "lines": [stock]}
+    await post(client, "/v1/stock/receipts", receipt, h)
+    line = {"item_id": package, "label": "乙区名单"}
     plan = await post(
         client,
         "/v1/distribution-plans",
@@ -504,9 +509,11 @@ async def _their_side(
         "case_id": case["id"],
         "user_id": user["id"],
         "plan_id": plan["id"],
+        "item_id": package,
     }
     secrets = [
-        *(v for k, v in ids.items() if k not in ("town_id", "committee_id")),
+        # The catalogue is the town's: every committee sees its items.
+        *(v for k, v in ids.items() if k not in ("town_id", "committee_id", "item_id")),
         "乙区居民",
         "乙区家属",
         "乙区干部",

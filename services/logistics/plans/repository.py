@@ -129,27 +129,52 @@ def tags_counted(lines: Sequence[PlanLine]) -> list[str]:
     return sorted(tags)
 
 
+def _residents_near(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]:
+    """Residents worth counting for the scope: its compounds or buildings, else the town
+    (the join to the scope's households decides)."""
+    r = table_of(DirectoryResident)
+    match scope.kind:
+        case "compounds":
+            return and_(r.c.town_id == town_id, r.c.compound_id.in_(scope.ids))
+        case "buildings":
+            return and_(r.c.town_id == town_id, r.c.building_id.in_(scope.ids))
+    return r.c.town_id == town_id
+
+
 def households(plan: DistributionPlan, scope: PlanScope, tags: Sequence[str]) -> CTE:
     """The scope's households as the directory has them now, placed where the registry put
     the household: size, and per tag how many residents carry it (``tag_<name>``). A
-    household is its residents: one with nobody registered receives nothing."""
+    household is its residents: one with nobody registered receives nothing. Residents are
+    counted first, on their own (one hashed pass over the table), then joined to the
+    households: a town's merge join through two indexes took twice as long."""
     h = table_of(DirectoryHousehold)
     r = table_of(DirectoryResident)
-    placement = (h.c.town_id, h.c.committee_id, h.c.compound_id, h.c.building_id, h.c.unit_id)
-    columns = [
-        h.c.id.label("household_id"),
-        *placement,
+    counted = [
+        r.c.household_id,
         func.count().label("size"),
         *(_counting(_has_tags([t])).label(f"tag_{t}") for t in tags),
     ]
+    if scope.tags:
+        counted.append(_counting(_has_tags(scope.tags)).label("in_scope"))
+    people = (
+        select(*counted)
+        .where(_residents_near(scope, plan.town_id))
+        .group_by(r.c.household_id)
+        .subquery("people")
+    )
+    placement = (h.c.town_id, h.c.committee_id, h.c.compound_id, h.c.building_id, h.c.unit_id)
     query = (
-        select(*columns)
-        .select_from(h.join(r, r.c.household_id == h.c.id))
+        select(
+            h.c.id.label("household_id"),
+            *placement,
+            people.c.size,
+            *(people.c[f"tag_{t}"] for t in tags),
+        )
+        .select_from(h.join(people, people.c.household_id == h.c.id))
         .where(_households_in(scope, plan.town_id))
-        .group_by(h.c.id, *placement)
     )
     if scope.tags:
-        query = query.having(_counting(_has_tags(scope.tags)) > 0)
+        query = query.where(people.c.in_scope > 0)
     # Computed once for all the plan's lines.
     return query.cte("households")
 
