@@ -469,11 +469,18 @@ async def _their_side(
     )
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
-    item = {"town_id": str(town.id), "name": "Supply package", "unit": "portion"}
-    package = (await post(client, "/v1/items", item, h))["id"]
+    # The town's catalogue item, made before what each role saw was taken (every committee
+    # sees the town's catalogue).
+    [package] = [i["id"] for i in (await client.get("/v1/items", headers=h)).json()["items"]]
     stock = {"item_id": package, "quantity": "10", "batch": "PB-1"}
     receipt = {"holder_id": other.id, "source": "government", "lines": [stock]}
-    await post(client, "/v1/stock/receipts", receipt, h)
+    received = await post(client, "/v1/stock/receipts", receipt, h)
+    transfer = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": other.id, "lines": [{"item_id": package, "quantity": "1"}]},
+        h,
+    )
     line = {"item_id": package, "label": "乙区名单"}
     plan = await post(
         client,
@@ -510,6 +517,13 @@ async def _their_side(
         "user_id": user["id"],
         "plan_id": plan["id"],
         "item_id": package,
+        # A compound's store is the compound.
+        "holder_id": other.id,
+        "batch_id": received["entries"][0]["batch_id"],
+        "reference_id": plan["id"],
+        "to_holder_id": other.id,
+        "transfer_id": transfer["id"],
+        "line_id": transfer["lines"][0]["id"],
     }
     secrets = [
         # The catalogue is the town's: every committee sees its items.
@@ -600,6 +614,11 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> As
         narrow_ids, narrow_secrets = await _other_building(client, town, second)
         await _directory_has(platform, residents=2)
         above = await _above(client, town)
+        item = {"town_id": str(town.id), "name": "Supply package", "unit": "portion"}
+        package = (await post(client, "/v1/items", item, town.operator))["id"]
+        stock = {"item_id": package, "quantity": "10", "batch": "T-1"}
+        warehouse = {"holder_id": str(town.id), "source": "government", "lines": [stock]}
+        await post(client, "/v1/stock/receipts", warehouse, town.operator)
         openapi = (await client.get("/openapi.json")).json()
         partial = World(headers, {}, narrow_ids, {}, [], narrow_secrets)
         before = {}
