@@ -11,7 +11,7 @@ their value. And XML (hence .xlsx) cannot hold most control characters: input re
 import csv
 import io
 import re
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Iterator, Sequence
 from typing import IO, Literal
 
 from openpyxl import Workbook
@@ -90,3 +90,12 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
     # openpyxl makes any string starting with "=" a formula; as text it is shown, not run.
     cell.data_type = "s"
     return cell
+
+
+def file_chunks(file: IO[bytes]) -> Iterator[bytes]:
+    """A written sheet's bytes for a streaming response, closing the file once sent."""
+    try:
+        while chunk := file.read(1 << 16):
+            yield chunk
+    finally:
+        file.close()

@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.logistics.models import directory as LogisticsDirectory
 from services.testing.models import DirectoryResident
 from shared.auth import Principal, Role, Scope, ScopeKind
 from shared.fields import PRINTABLE_PATTERN
@@ -469,30 +470,6 @@ async def _their_side(
     )
     assert uploaded.status_code == 201, uploaded.text
     [case] = (await client.get("/v1/cases", headers=h)).json()["items"]
-    # The town's catalogue item, made before what each role saw was taken (every committee
-    # sees the town's catalogue).
-    [package] = [i["id"] for i in (await client.get("/v1/items", headers=h)).json()["items"]]
-    stock = {"item_id": package, "quantity": "10", "batch": "PB-1"}
-    receipt = {"holder_id": other.id, "source": "government", "lines": [stock]}
-    received = await post(client, "/v1/stock/receipts", receipt, h)
-    transfer = await post(
-        client,
-        "/v1/stock/transfers",
-        {"to_holder_id": other.id, "lines": [{"item_id": package, "quantity": "1"}]},
-        h,
-    )
-    line = {"item_id": package, "label": "乙区名单"}
-    plan = await post(
-        client,
-        "/v1/distribution-plans",
-        {
-            "town_id": str(town.id),
-            "name": "乙区配送",
-            "scope": {"kind": "compounds", "ids": [other.id]},
-            "lines": [line],
-        },
-        h,
-    )
     ids = {
         "town_id": str(town.id),
         "committee_id": committee_id,
@@ -515,19 +492,9 @@ async def _their_side(
         "upload_id": uploaded.json()["id"],
         "case_id": case["id"],
         "user_id": user["id"],
-        "plan_id": plan["id"],
-        "item_id": package,
-        # A compound's store is the compound.
-        "holder_id": other.id,
-        "batch_id": received["entries"][0]["batch_id"],
-        "reference_id": plan["id"],
-        "to_holder_id": other.id,
-        "transfer_id": transfer["id"],
-        "line_id": transfer["lines"][0]["id"],
     }
     secrets = [
-        # The catalogue is the town's: every committee sees its items.
-        *(v for k, v in ids.items() if k not in ("town_id", "committee_id", "item_id")),
+        *(v for k, v in ids.items() if k not in ("town_id", "committee_id")),
         "乙区居民",
         "乙区家属",
         "乙区干部",
@@ -545,6 +512,74 @@ async def _their_side(
         spouse["document_number"],
     ]
     return ids, {"compound": "PB", "tube": "B-0001"}, secrets
+
+
+async def _stock_above(client: httpx.AsyncClient, town: Town, platform: Platform) -> dict[str, str]:
+    """The town's catalogue item and stock in its warehouse (town-level, before B exists)."""
+    await _logistics_knows(platform, str(town.id))
+    h = town.operator
+    item = await post(
+        client, "/v1/items", {"town_id": str(town.id), "name": "大米", "unit": "kg"}, h
+    )
+    line = {"item_id": item["id"], "quantity": 100}
+    body = {"holder_id": str(town.id), "source": "government", "lines": [line]}
+    await post(client, "/v1/stock/receipts", body, h)
+    return {"item_id": item["id"]}
+
+
+async def _logistics_knows(platform: Platform, place_id: str) -> None:
+    async def arrived() -> bool:
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            Place = LogisticsDirectory.models.Place
+            query = select(func.count()).select_from(Place).where(Place.id == uuid.UUID(place_id))
+            return await uow.session.scalar(query) == 1
+
+    await eventually(arrived, what=f"place {place_id} in the logistics directory")
+
+
+async def _their_plan(client: httpx.AsyncClient, town: Town, ids: dict[str, str]) -> str:
+    """A distribution plan over B's compound, reserving from the donation in B's store."""
+    line = {"item_id": ids["item_id"], "label": "乙区名单"}
+    body = {
+        "town_id": str(town.id),
+        "name": "乙区配送",
+        "scope": {"kind": "compounds", "ids": [ids["compound_id"]]},
+        "lines": [line],
+    }
+    return str((await post(client, "/v1/distribution-plans", body, town.operator))["id"])
+
+
+async def _their_stock(
+    client: httpx.AsyncClient,
+    town: Town,
+    platform: Platform,
+    ids: dict[str, str],
+    above: dict[str, str],
+) -> tuple[dict[str, str], list[str]]:
+    """B's store: a donation received there and a transfer from the warehouse to it."""
+    h, store = town.operator, ids["compound_id"]
+    await _logistics_knows(platform, store)
+    line = {"item_id": above["item_id"], "quantity": 10, "batch": "乙区批次"}
+    donation = {
+        "holder_id": store,
+        "source": "donation",
+        "donor": "乙区捐赠人",
+        "donor_contact": "13900000000",
+        "lines": [line],
+    }
+    received = await post(client, "/v1/stock/receipts", donation, h)
+    transfer = {"to_holder_id": store, "lines": [{"item_id": above["item_id"], "quantity": 5}]}
+    sent = await post(client, "/v1/stock/transfers", transfer, h)
+    found = {
+        "holder_id": store,
+        "to_holder_id": store,
+        "batch_id": received["entries"][0]["batch_id"],
+        "transfer_id": sent["id"],
+        "reference_id": str(uuid.uuid4()),
+        # The town's item: not B's, every role of the town sees it.
+        "item_id": above["item_id"],
+    }
+    return found, [found["batch_id"], found["transfer_id"], "乙区捐赠人", "乙区批次"]
 
 
 async def _propose_downgrades(platform: Platform, *, days: int) -> None:
@@ -614,17 +649,18 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> As
         narrow_ids, narrow_secrets = await _other_building(client, town, second)
         await _directory_has(platform, residents=2)
         above = await _above(client, town)
-        item = {"town_id": str(town.id), "name": "Supply package", "unit": "portion"}
-        package = (await post(client, "/v1/items", item, town.operator))["id"]
-        stock = {"item_id": package, "quantity": "10", "batch": "T-1"}
-        warehouse = {"holder_id": str(town.id), "source": "government", "lines": [stock]}
-        await post(client, "/v1/stock/receipts", warehouse, town.operator)
+        above.update(await _stock_above(client, town, platform))
         openapi = (await client.get("/openapi.json")).json()
         partial = World(headers, {}, narrow_ids, {}, [], narrow_secrets)
         before = {}
         for role in ROLES:
             before.update(await _views(client, partial, openapi, role))
         ids, codes, secrets = await _their_side(client, town, platform, committee_id)
+        stock_ids, stock_secrets = await _their_stock(client, town, platform, ids, above)
+        ids.update(stock_ids)
+        secrets += stock_secrets
+        ids["plan_id"] = await _their_plan(client, town, ids)
+        secrets += [ids["plan_id"], "乙区配送"]
         await asyncio.sleep(0.5)
         yield World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before, above)
 

@@ -14,8 +14,9 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.logistics.items.service import expand
 from services.logistics.models import Batch, Entry, directory
-from services.logistics.reservations.service import Reference, reserve
+from services.logistics.reservations.service import Reference, issue_reserved, reserve
 from shared.auth import Principal
 from shared.problems import Conflict
 from tests.conftest import Town
@@ -401,6 +402,8 @@ async def test_two_reservations_of_the_last_stock_at_once_one_wins(
     ]
     after = await balance(client, h, c03.id, rice)
     assert (after["on_hand"], after["reserved"], after["available"]) == (100, 60, 40)
+    held = (await client.get("/v1/stock/reservations", headers=h)).json()["items"]
+    assert [(r["reference_label"], r["held"]) for r in held] in ([("plan 1", 60)], [("plan 2", 60)])
 
     def issue() -> dict[str, Any]:
         return {
@@ -424,3 +427,110 @@ async def test_two_reservations_of_the_last_stock_at_once_one_wins(
             select(func.sum(Batch.on_hand)).where(Batch.holder_id == uuid.UUID(c03.id))
         )
     assert card == on_hand == 70_000
+
+
+async def test_a_donation_is_traced_through_a_transfer_to_where_it_was_issued(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    oil = await item(client, town, "cooking oil", "piece")
+    await receipt(
+        client,
+        h,
+        town.id,
+        [{"item_id": oil, "quantity": 100, "batch": "OIL-7"}],
+        source="donation",
+        donor="Golden Dragon Oils",
+    )
+    transfer = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": oil, "quantity": 30}]},
+        h,
+    )
+    [line] = transfer["lines"]
+    await post(
+        client,
+        f"/v1/stock/transfers/{transfer['id']}/receive",
+        {"lines": [{"line_id": line["id"], "received": 28}]},
+        h,
+    )
+    plan = Reference(kind="plan", id=uuid.uuid4(), label="April supply packages")
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        holder = uuid.UUID(c03.id)
+        await reserve(uow, holder_id=holder, lines=[(uuid.UUID(oil), 10)], reference=plan)
+        await issue_reserved(
+            uow, holder_id=holder, reference=plan, building_id=uuid.UUID(c03.building_id)
+        )
+        await uow.commit()
+    [donation] = (await client.get("/v1/donations", headers=h)).json()["items"]
+    assert donation["holder"] == "the town warehouse"
+    went = {
+        (w["kind"], w["holder"], w["quantity"], w["reference_label"], w["building"])
+        for w in donation["lines"][0]["went_to"]
+    }
+    assert went == {
+        ("issued", "compound C03", 10, "April supply packages", "1"),
+        ("in_stock", "compound C03", 18, None, None),
+        ("in_stock", "the town warehouse", 70, None, None),
+        ("lost_in_transit", "compound C03", 2, None, None),
+    }
+
+
+async def test_a_kit_is_reserved_as_its_items(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    oil = await item(client, town, "oil", "piece")
+    body = {
+        "town_id": str(town.id),
+        "name": "supply package",
+        "lines": [{"item_id": rice, "quantity": "5"}, {"item_id": oil, "quantity": 1}],
+    }
+    kit = await post(client, "/v1/kits", body, h)
+    assert [(line["item"], line["quantity"]) for line in kit["lines"]] == [("oil", 1), ("rice", 5)]
+    twice = {**body, "name": "double", "lines": [body["lines"][0], body["lines"][0]]}
+    refused = await client.post("/v1/kits", json=twice, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "lines"
+    listed = (await client.get("/v1/kits", headers=h)).json()["items"]
+    assert [k["name"] for k in listed] == ["supply package"]
+    await receipt(
+        client, h, c03.id, [{"item_id": rice, "quantity": 40}, {"item_id": oil, "quantity": 5}]
+    )
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        lines = await expand(uow, kit_id=uuid.UUID(kit["id"]), count=3)
+        plan = Reference(kind="plan", id=uuid.uuid4(), label="three households")
+        await reserve(uow, holder_id=uuid.UUID(c03.id), lines=lines, reference=plan)
+        await uow.commit()
+    assert (await balance(client, h, c03.id, rice))["reserved"] == 15
+    assert (await balance(client, h, c03.id, oil))["reserved"] == 3
+    # Two more packages than there is oil for: refused, by how much.
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        lines = await expand(uow, kit_id=uuid.UUID(kit["id"]), count=4)
+        other = Reference(kind="plan", id=uuid.uuid4())
+        with pytest.raises(Conflict) as refusal:
+            await reserve(uow, holder_id=uuid.UUID(c03.id), lines=lines, reference=other)
+    assert refusal.value.detail == "not enough stock: short by 2 pieces of oil at compound C03"
+
+
+async def test_a_receipt_resent_with_its_key_is_counted_once(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    body = {
+        "holder_id": c03.id,
+        "source": "government",
+        "lines": [{"item_id": rice, "quantity": 50}],
+    }
+    keyed = {**h, "Idempotency-Key": "receipt-c03-0402"}
+    first = await client.post("/v1/stock/receipts", json=body, headers=keyed)
+    again = await client.post("/v1/stock/receipts", json=body, headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 50

@@ -138,18 +138,23 @@ class Ledger:
                     lines=[{"item_id": self.item_id, "quantity": quantity, "expires_on": expires}],
                 )
                 await receive(uow, data=data)
-            case "reserve" | "release" | "issue":
+            case "reserve":
                 reference = Reference(kind="plan", id=self.references[args[0]])
-                call = {"reserve": reserve, "release": release, "issue": issue_reserved}[kind]
-                lines = line if kind != "reserve" else [(self.item_id, args[1])]
-                await call(uow, holder_id=self.holder_id, lines=lines, reference=reference)
+                lines = [(self.item_id, args[1])]
+                await reserve(uow, holder_id=self.holder_id, lines=lines, reference=reference)
+            case "release":
+                reference = Reference(kind="plan", id=self.references[args[0]])
+                await release(uow, holder_id=self.holder_id, lines=line, reference=reference)
+            case "issue":
+                reference = Reference(kind="plan", id=self.references[args[0]])
+                await issue_reserved(uow, holder_id=self.holder_id, lines=line, reference=reference)
             case "adjust":
                 index, quantity, found = args
                 batch_ids = sorted(before.batches)
                 if not batch_ids:
                     return
                 change = quantity if found else -quantity
-                data = schemas.AdjustmentCreate(
+                adjustment = schemas.AdjustmentCreate(
                     holder_id=self.holder_id,
                     lines=[
                         {
@@ -159,7 +164,7 @@ class Ledger:
                         }
                     ],
                 )
-                await adjust(uow, data=data)
+                await adjust(uow, data=adjustment)
 
 
 def expected_refusal(operation: tuple[Any, ...], before: State, ledger: Ledger) -> bool:

@@ -1,6 +1,5 @@
 import tempfile
 import uuid
-from collections.abc import Iterator
 from typing import IO, Annotated
 
 from fastapi import Query, Request
@@ -11,7 +10,7 @@ from services.logistics.models import SERVICE, Receipt
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
 from shared.privacy import PersonalField, Present, Presenter
-from shared.spreadsheets import MEDIA_TYPES, SheetFormat
+from shared.spreadsheets import MEDIA_TYPES, SheetFormat, file_chunks
 
 router = service_router(SERVICE, tags=["donations"])
 Donor = Annotated[str | None, Query(max_length=120, pattern=r"^[^\x00-\x1f]*$")]
@@ -35,7 +34,7 @@ async def list_donations(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.DonationOut]:
-    query = service.donations_query(holder_id=holder_id, donor=donor)
+    query = service.donations_query(uow, holder_id=holder_id, donor=donor)
     rows = list(await uow.session.scalars(keyset(query, Receipt.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     items = await present(await service.register(uow, page))
@@ -58,7 +57,7 @@ async def export_donations(
 ) -> StreamingResponse:
     present = Presenter(uow, reveal=True, endpoint=request.url.path)
     present.require(PersonalField.phone, what="export the donation register")
-    query = service.donations_query(holder_id=holder_id, donor=donor)
+    query = service.donations_query(uow, holder_id=holder_id, donor=donor)
     receipts = list(await uow.session.scalars(query.order_by(Receipt.id).limit(EXPORT_LIMIT)))
     # Closed by the response once streamed.
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
@@ -68,15 +67,7 @@ async def export_donations(
     )
     out.seek(0)
     return StreamingResponse(
-        _chunks(out),
+        file_chunks(out),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="donations.{format}"'},
     )
-
-
-def _chunks(file: IO[bytes]) -> Iterator[bytes]:
-    try:
-        while chunk := file.read(1 << 16):
-            yield chunk
-    finally:
-        file.close()

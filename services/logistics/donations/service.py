@@ -25,6 +25,7 @@ from services.logistics.models import (
     directory,
 )
 from services.logistics.stock.quantities import of_milli, where
+from services.logistics.stock.service import in_stores_seen
 from shared.db import AnySelect
 from shared.spreadsheets import SheetFormat, write_sheet
 from shared.uow import UnitOfWork
@@ -48,8 +49,12 @@ COLUMNS = (
 )
 
 
-def donations_query(*, holder_id: uuid.UUID | None, donor: str | None) -> AnySelect:
-    query = select(Receipt).where(Receipt.source == StockSource.donation.value)
+def donations_query(
+    uow: UnitOfWork, *, holder_id: uuid.UUID | None, donor: str | None
+) -> AnySelect:
+    query = select(Receipt).where(
+        Receipt.source == StockSource.donation.value, in_stores_seen(uow, Receipt.compound_id)
+    )
     if holder_id is not None:
         query = query.where(Receipt.holder_id == holder_id)
     if donor:
@@ -159,14 +164,18 @@ async def _went(uow: UnitOfWork, origins: list[uuid.UUID]) -> _Went:
     issues = (
         select(Batch.origin_id, Entry)
         .join(Batch, Batch.id == Entry.batch_id)
-        .where(Batch.origin_id.in_(origins), Entry.kind == EntryKind.issue.value)
+        .where(
+            Batch.origin_id.in_(origins),
+            Entry.kind == EntryKind.issue.value,
+            in_stores_seen(uow, Entry.compound_id),
+        )
         .order_by(Entry.id)
     )
     for origin, issue in (await uow.session.execute(issues)).all():
         went.add(origin, "issued", issue.holder_id, -issue.quantity, issue)
     stock = (
         select(Batch.origin_id, Batch.holder_id, func.sum(Batch.on_hand))
-        .where(Batch.origin_id.in_(origins))
+        .where(Batch.origin_id.in_(origins), in_stores_seen(uow, Batch.compound_id))
         .group_by(Batch.origin_id, Batch.holder_id)
     )
     for origin, holder_id, on_hand in (await uow.session.execute(stock)).all():
@@ -190,6 +199,7 @@ async def _went(uow: UnitOfWork, origins: list[uuid.UUID]) -> _Went:
             Batch.origin_id.in_(origins),
             Entry.kind == EntryKind.adjustment.value,
             Entry.quantity < 0,
+            in_stores_seen(uow, Entry.compound_id),
         )
         .group_by(Batch.origin_id, Entry.holder_id)
     )

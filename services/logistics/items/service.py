@@ -5,6 +5,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -102,11 +103,10 @@ async def kits_out(uow: UnitOfWork, kits: Sequence[Kit]) -> list[schemas.KitOut]
 
 async def expand(
     uow: UnitOfWork, *, kit_id: uuid.UUID, count: int = 1
-) -> list[tuple[uuid.UUID, int]]:
-    """A kit's items times ``count``, in thousandths: what a plan reserves for its kits."""
+) -> list[tuple[uuid.UUID, Decimal]]:
+    """A kit's items times ``count`` in their units: the lines a plan reserves for its kits
+    (``reservations.service.reserve(..., lines=...)``)."""
     await uow.get(Kit, kit_id, what="kit", field="kit_id")
     query = select(KitLine.item_id, KitLine.quantity).where(KitLine.kit_id == kit_id)
-    return [
-        (item_id, quantity * count)
-        for item_id, quantity in (await uow.session.execute(query)).all()
-    ]
+    rows = (await uow.session.execute(query)).all()
+    return [(item_id, of_milli(quantity * count)) for item_id, quantity in rows]

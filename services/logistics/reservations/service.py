@@ -43,7 +43,7 @@ from services.logistics.stock.service import (
     shortage,
 )
 from shared.ids import new_id
-from shared.problems import Conflict
+from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
 ReferenceKind = Literal["plan", "request"]
@@ -83,7 +83,11 @@ def _merged(lines: Sequence[Line]) -> dict[uuid.UUID, int]:
     """Quantities per item in thousandths (an item named twice counts twice), in order."""
     wanted: dict[uuid.UUID, int] = defaultdict(int)
     for n, (item_id, quantity) in enumerate(lines):
-        wanted[item_id] += to_milli(quantity, field=f"lines.{n}.quantity")
+        field = f"lines.{n}.quantity"
+        milli = to_milli(quantity, field=field)
+        if milli <= 0:
+            raise Invalid.on(field, f"{quantity} is not a quantity to take: give more than 0")
+        wanted[item_id] += milli
     return dict(wanted)
 
 

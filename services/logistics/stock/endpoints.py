@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from sqlalchemy import select
 
-from services.logistics.models import SERVICE, Entry
+from services.logistics.models import SERVICE, Entry, Reservation
 from services.logistics.reservations import service as reservations
 from services.logistics.stock import schemas, service
 from services.logistics.stock.quantities import of_milli
@@ -127,8 +127,39 @@ async def entries(
     limit: Limit = 100,
 ) -> Page[schemas.EntryOut]:
     query = where_given(
-        select(Entry), (Entry.holder_id, holder_id), (Entry.item_id, item_id), (Entry.kind, kind)
+        select(Entry).where(service.in_stores_seen(uow, Entry.compound_id)),
+        (Entry.holder_id, holder_id),
+        (Entry.item_id, item_id),
+        (Entry.kind, kind),
     )
     rows = list(await uow.session.scalars(keyset(query, Entry.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     return Page(items=[schemas.EntryOut.model_validate(e) for e in page], next_cursor=following)
+
+
+@router.get(
+    "/stock/reservations",
+    response_model=Page[schemas.ReservationOut],
+    summary="Reservations: what plans and requests hold, and what they issued or released",
+)
+async def list_reservations(
+    uow: Uow,
+    holder_id: uuid.UUID | None = None,
+    reference_id: uuid.UUID | None = None,
+    item_id: uuid.UUID | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.ReservationOut]:
+    query = where_given(
+        select(Reservation).where(service.in_stores_seen(uow, Reservation.compound_id)),
+        (Reservation.holder_id, holder_id),
+        (Reservation.reference_id, reference_id),
+        (Reservation.item_id, item_id),
+    )
+    rows = list(
+        await uow.session.scalars(keyset(query, Reservation.id, cursor=cursor, limit=limit))
+    )
+    page, following = next_cursor(rows, limit)
+    return Page(
+        items=[schemas.ReservationOut.model_validate(r) for r in page], next_cursor=following
+    )

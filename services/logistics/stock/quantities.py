@@ -5,21 +5,39 @@ thousandths in the database (exact sums on both backends), and a sentence for pe
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from services.logistics.models import MILLI, Holder, Item
 from shared.problems import Invalid
 
+
+def _accepted(*, sign: str, minimum: dict[str, int]) -> WithJsonSchema:
+    """A number, or its decimal text (exact: "0.1" is not 0.1000000000000000055)."""
+    pattern = rf"^{sign}[0-9]{{1,12}}(\.[0-9]{{1,3}})?$"
+    return WithJsonSchema(
+        {"anyOf": [{"type": "number", **minimum}, {"type": "string", "pattern": pattern}]}
+    )
+
+
 # What a request states: positive, at most three decimals (a gram of a kilogram).
 Quantity = Annotated[
     Decimal,
-    Field(gt=0, max_digits=15, decimal_places=3, examples=["12.5"]),
+    Field(gt=0, max_digits=15, decimal_places=3),
+    _accepted(sign="", minimum={"exclusiveMinimum": 0}),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+# What a count found: nothing, or more.
+Counted = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=15, decimal_places=3),
+    _accepted(sign="", minimum={"minimum": 0}),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
 # A change that may go either way (an adjustment).
 Change = Annotated[
     Decimal,
-    Field(max_digits=15, decimal_places=3, examples=["-2"]),
+    Field(max_digits=15, decimal_places=3),
+    _accepted(sign="-?", minimum={}),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
 # What an answer states.

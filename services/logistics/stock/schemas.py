@@ -1,16 +1,14 @@
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.logistics.models import AdjustmentReason, StockSource
-from services.logistics.stock.quantities import Amount, Change, Quantity, Stored
+from services.logistics.stock.quantities import Amount, Change, Counted, Quantity, Stored
 from shared.fields import FreeText, Moment
 
 HOLDER = "The town (its warehouse) or a compound (its store)"
-Counted = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=3, examples=["40"])]
 
 
 class ReceiptLine(BaseModel):
@@ -173,3 +171,21 @@ class IssuedOut(BaseModel):
     batch: str
     expires_on: date | None
     quantity: Amount
+
+
+class ReservationOut(BaseModel):
+    """Stock of one batch held for a plan or a request, and what became of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    holder_id: uuid.UUID
+    item_id: uuid.UUID
+    batch_id: uuid.UUID
+    reference_kind: str
+    reference_id: uuid.UUID
+    reference_label: str
+    held: Stored
+    issued: Stored
+    released: Stored
+    created_at: datetime

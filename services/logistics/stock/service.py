@@ -10,8 +10,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 
 from services.logistics.models import (
     AdjustmentReason,
@@ -27,7 +28,7 @@ from services.logistics.models import (
 )
 from services.logistics.stock import repository, schemas
 from services.logistics.stock.quantities import amount, of_milli, to_milli, where
-from shared.authz import MANAGERS, Place, policy
+from shared.authz import MANAGERS, Place, ScopeKind, policy
 from shared.contracts.logistics import (
     DonationReceived,
     StockAdjusted,
@@ -45,6 +46,16 @@ from shared.uow import UnitOfWork
 MANAGE = policy("stock", "manage", *MANAGERS)
 HOLDER_KINDS = {"town": "warehouse", "compound": "store"}
 DECREASES = {AdjustmentReason.lost, AdjustmentReason.damaged, AdjustmentReason.expired}
+
+
+def in_stores_seen(uow: UnitOfWork, compound_id: Any) -> ColumnElement[bool]:
+    """Rows of stores the caller sees, and of the town warehouse only for the town's own
+    roles: the warehouse's card is the town office's business (a committee sees what it is
+    sent, as transfers), and it would otherwise show every committee what went to the
+    others."""
+    if uow.scope.kind in (ScopeKind.system, ScopeKind.towns):
+        return true()
+    return compound_id.is_not(None)
 
 
 def place_of(holder: Holder) -> Place:
@@ -424,50 +435,73 @@ def _refuse_overdraw(
         raise shortage(shorts, found)
 
 
+async def _batches_at(
+    uow: UnitOfWork, found: Holder, batch_ids: Sequence[uuid.UUID]
+) -> list[Batch]:
+    """The batches named (``lines.N.batch_id``), each once, all at the holder; 404 or 422
+    naming the line otherwise."""
+    batches = []
+    for n, batch_id in enumerate(batch_ids):
+        field = f"lines.{n}.batch_id"
+        batch = await repository.batch(uow, batch_id, field=field)
+        if batch.holder_id != found.id:
+            raise NotFound.on(field, f"no batch {batch_id} at {where(found)}")
+        batches.append(batch)
+    if len(set(batch_ids)) != len(batch_ids):
+        raise Invalid.on("lines", "each batch is counted once per count")
+    return batches
+
+
 async def count(uow: UnitOfWork, *, data: schemas.CountCreate) -> Count:
     """A physical count, batch by batch: each difference from the card becomes an
     adjustment (count_correction). Counting less than is reserved is refused: the
     reservations must be released first, or the plans would promise what is not there."""
     found = await managed_holder(uow, data.holder_id)
     version = await repository.lock_holder(uow, found.id)
-    batches = []
-    for n, line in enumerate(data.lines):
-        batch = await repository.batch(uow, line.batch_id, field=f"lines.{n}.batch_id")
-        if batch.holder_id != found.id:
-            raise NotFound.on(f"lines.{n}.batch_id", f"no batch {line.batch_id} at {where(found)}")
-        batches.append(batch)
-    if len({b.id for b in batches}) != len(batches):
-        raise Invalid.on("lines", "each batch is counted once per count")
+    batches = await _batches_at(uow, found, [line.batch_id for line in data.lines])
     counted = [
         to_milli(line.counted, field=f"lines.{n}.counted") for n, line in enumerate(data.lines)
     ]
     items = await repository.items(uow, [b.item_id for b in batches])
     _refuse_below_reserved(found, batches, counted, items)
-    now = datetime.now(UTC)
     record = Count(
         **place_of(found).columns(),
         holder_id=found.id,
         note=data.note,
-        counted_at=now,
+        counted_at=datetime.now(UTC),
         counted_by=uow.principal.username,
         lines=[
-            {
-                "batch_id": str(b.id),
-                "item_id": str(b.item_id),
-                "expected": b.on_hand,
-                "counted": c,
-            }
+            {"batch_id": str(b.id), "item_id": str(b.item_id), "expected": b.on_hand, "counted": c}
             for b, c in zip(batches, counted, strict=True)
         ],
     )
     uow.session.add(record)
     await uow.session.flush()
-    lines = []
-    for batch, number in zip(batches, counted, strict=True):
-        difference = number - batch.on_hand
-        lines.append(stock_line(batch, difference))
-        if difference == 0:
-            continue
+    lines = [
+        await _correct(uow, found, batch, number - batch.on_hand, record=record, version=version)
+        for batch, number in zip(batches, counted, strict=True)
+    ]
+    await uow.session.flush()
+    uow.emit(
+        StockCounted(
+            count_id=record.id,
+            holder_id=found.id,
+            town_id=found.town_id,
+            compound_id=found.compound_id,
+            at=record.counted_at,
+            differences=lines,
+            stock_version=version,
+        ),
+        compound_id=found.compound_id,
+    )
+    return record
+
+
+async def _correct(
+    uow: UnitOfWork, found: Holder, batch: Batch, difference: int, *, record: Count, version: int
+) -> StockLine:
+    """A counted batch's difference on the card (nothing when the card was right)."""
+    if difference != 0:
         await move(uow, batch, on_hand=difference)
         entry(
             uow,
@@ -478,23 +512,10 @@ async def count(uow: UnitOfWork, *, data: schemas.CountCreate) -> Count:
             reason=AdjustmentReason.count_correction.value,
             document_id=record.id,
             version=version,
-            at=now,
-            note=data.note,
+            at=record.counted_at,
+            note=record.note,
         )
-    await uow.session.flush()
-    uow.emit(
-        StockCounted(
-            count_id=record.id,
-            holder_id=found.id,
-            town_id=found.town_id,
-            compound_id=found.compound_id,
-            at=now,
-            differences=lines,
-            stock_version=version,
-        ),
-        compound_id=found.compound_id,
-    )
-    return record
+    return stock_line(batch, difference)
 
 
 def _refuse_below_reserved(
@@ -528,7 +549,7 @@ async def balances(
         select(Batch, Holder, Item)
         .join(Holder, Holder.id == Batch.holder_id)
         .join(Item, Item.id == Batch.item_id)
-        .where(Batch.on_hand > 0)
+        .where(Batch.on_hand > 0, in_stores_seen(uow, Batch.compound_id))
         .order_by(Holder.code, Item.name, Batch.expires_on.asc().nulls_last(), Batch.received_at)
     )
     if holder_id is not None:

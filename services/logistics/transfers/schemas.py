@@ -3,8 +3,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.logistics.stock.quantities import Amount, Quantity
-from services.logistics.stock.schemas import Counted
+from services.logistics.stock.quantities import Amount, Counted, Quantity
 from shared.fields import FreeText
 
 

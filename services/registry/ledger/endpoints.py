@@ -1,6 +1,5 @@
 import uuid
-from collections.abc import Iterator
-from typing import IO, Annotated
+from typing import Annotated
 
 from fastapi import File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -11,7 +10,7 @@ from services.registry.models import SERVICE, LedgerImport
 from shared.http import Uow, runtime_of, service_router
 from shared.privacy import PersonalField, Presenter
 from shared.problems import TooLarge, rows_rejected
-from shared.spreadsheets import MEDIA_TYPES, SheetFormat
+from shared.spreadsheets import MEDIA_TYPES, SheetFormat, file_chunks
 
 router = service_router(SERVICE, tags=["ledger"])
 
@@ -104,15 +103,7 @@ async def export_residents(
     out, shown = await export.write(uow, export_format=format, compound_id=compound_id)
     await present.log(resource="resident-export", record_ids=shown, fields=fields)
     return StreamingResponse(
-        _chunks(out),
+        file_chunks(out),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="residents.{format}"'},
     )
-
-
-def _chunks(file: IO[bytes]) -> Iterator[bytes]:
-    try:
-        while chunk := file.read(1 << 16):
-            yield chunk
-    finally:
-        file.close()
