@@ -358,3 +358,38 @@ async def test_a_plan_short_of_stock_is_refused_saying_by_how_much_and_where(
     )
     [balance] = balances.json()
     assert (balance["on_hand"], balance["reserved"], balance["available"]) == (7, 7, 0)
+
+
+async def test_a_kit_is_reserved_as_its_items_and_a_short_one_named_on_its_line(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    h = town.operator
+    rice, oil = [
+        str((await post(client, "/v1/items", {"town_id": str(town.id), **item}, h))["id"])
+        for item in ({"name": "rice", "unit": "kg"}, {"name": "oil", "unit": "piece"})
+    ]
+    kit_body = {
+        "town_id": str(town.id),
+        "name": "rice and oil",
+        "lines": [{"item_id": rice, "quantity": "5"}, {"item_id": oil, "quantity": 1}],
+    }
+    kit = str((await post(client, "/v1/kits", kit_body, h))["id"])
+    await receive(client, h, village.compound.id, rice, 40)
+    await receive(client, h, village.compound.id, oil, 5)
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    # Seven kits (two 6+ households): 35 kg of rice there is, 7 pieces of oil there are not.
+    refused = await plan(client, town, scope, lines=[{"item_id": kit}])
+    assert refused.status_code == 409, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lines.0.item_id"
+    assert error["message"] == "short by 2 pieces of oil at compound V1"
+
+    await receive(client, h, village.compound.id, oil, 2)
+    accepted = await plan(client, town, scope, lines=[{"item_id": kit}])
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["lines"][0]["label"] == "rice and oil"
+    balances = await client.get(
+        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=h
+    )
+    reserved = {b["item"]: b["reserved"] for b in balances.json()}
+    assert (reserved["rice"], reserved["oil"]) == (35, 7)

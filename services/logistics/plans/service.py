@@ -11,7 +11,6 @@ from services.logistics.models import DistributionPlan
 from services.logistics.plans import repository, schemas
 from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
 from services.logistics.reservations.service import Reference, reserve
-from services.logistics.stock.quantities import of_milli
 from shared.authz import MANAGERS, Place, policy
 from shared.contracts.logistics import DistributionPlanned, ItemQuantity
 from shared.ids import new_id
@@ -138,8 +137,8 @@ async def _reserve(
         origin: list[int] = []
         for item_id, quantity in needs.items():
             if item_id in kits:
-                for part, milli in await expand(uow, kit_id=item_id, count=quantity):
-                    wanted.append((part, of_milli(milli)))
+                for part, amount in await expand(uow, kit_id=item_id, count=quantity):
+                    wanted.append((part, amount))
                     origin.append(index[item_id])
             else:
                 wanted.append((item_id, quantity))
