@@ -40,6 +40,7 @@ from services.logistics.items.schemas import ItemCreate
 from services.logistics.items.service import create_item
 from services.logistics.models import kernel
 from services.logistics.plans import service
+from services.logistics.plans.repository import COLUMNS
 from services.logistics.plans.schemas import PlanCreate
 from services.logistics.stock.schemas import ReceiptCreate
 from services.logistics.stock.service import receive
@@ -48,23 +49,8 @@ from shared.auth import Principal, Role, Scope, ScopeKind
 GOAL_RATE = 50_000
 INFANTS = 0.03
 HOUSEHOLD_COLUMNS = ("id", "unit_id", "code", "room", "town_id", "compound_id", "building_id")
-ALLOCATION_COLUMNS = (
-    "plan_id",
-    "household_id",
-    "item_id",
-    "root_id",
-    "unit_id",
-    "household_size",
-    "quantity",
-    "status",
-    "door_delivery",
-    "door_reason",
-    "door_since",
-    "town_id",
-    "committee_id",
-    "compound_id",
-    "building_id",
-)
+# The columns the plan writes, in its order.
+ALLOCATION_COLUMNS = COLUMNS
 
 
 @dataclass(frozen=True)
