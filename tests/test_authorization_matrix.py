@@ -115,6 +115,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "variables": {"area": "乙区", "time": "2022-04-02T01:30:00+08:00"},
         "valid_until": "2099-01-01T00:00:00Z",
     },
+    "PlanCreate": {"scope": {"kind": "compounds", "ids": ["{id:compound_id}"]}},
+    "PlanLine": {"item_id": "{id:item_id}"},
+    "DeliveryIn": {
+        "client_ref": "matrix-1",
+        "household_id": "{id:household_id}",
+        "outcome": "delivered",
+        "received_by": "matrix",
+    },
+    "UnitDelivery": {"client_ref": "matrix-2", "outcome": "delivered", "received_by": "matrix"},
 }
 # Uploads, by path: the file names the foreign objects.
 FILES: dict[str, tuple[str, str, str]] = {
@@ -574,6 +583,18 @@ async def _logistics_knows(platform: Platform, place_id: str) -> None:
     await eventually(arrived, what=f"place {place_id} in the logistics directory")
 
 
+async def _their_plan(client: httpx.AsyncClient, town: Town, ids: dict[str, str]) -> str:
+    """A distribution plan over B's compound, reserving from the donation in B's store."""
+    line = {"item_id": ids["item_id"], "label": "乙区名单"}
+    body = {
+        "town_id": str(town.id),
+        "name": "乙区配送",
+        "scope": {"kind": "compounds", "ids": [ids["compound_id"]]},
+        "lines": [line],
+    }
+    return str((await post(client, "/v1/distribution-plans", body, town.operator))["id"])
+
+
 async def _their_stock(
     client: httpx.AsyncClient,
     town: Town,
@@ -736,6 +757,8 @@ async def world(client: httpx.AsyncClient, town: Town, platform: Platform) -> As
         stock_ids, stock_secrets = await _their_stock(client, town, platform, ids, above)
         ids.update(stock_ids)
         secrets += stock_secrets
+        ids["plan_id"] = await _their_plan(client, town, ids)
+        secrets += [ids["plan_id"], "乙区配送"]
         await asyncio.sleep(0.5)
         yield World(headers, ids, narrow_ids, codes, secrets, narrow_secrets, before, above)
 

@@ -107,3 +107,34 @@ async def test_the_request_creation_bench_stores_every_request_it_posts_and_clea
     finally:
         await connection.close()
     assert figures.schema and left == []
+
+
+@pytest.mark.services
+async def test_the_plan_bench_plans_every_household_prints_rates_and_cleans_up(
+    postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import logistics_plan
+
+    monkeypatch.setenv("CORDON_BENCH_DATABASE_URL", postgresql_url)
+    out = io.StringIO()
+    planned = await logistics_plan.measure(2_000, out, compound_size=1_000)
+    printed = out.getvalue()
+
+    # Every household of the town gets its package; infants' formula adds rows.
+    assert planned.households > 500 and planned.rows > planned.households
+    assert planned.events == 2  # one logistics.distribution.planned per compound
+    assert re.search(rf"plan over the town .* {planned.households:,} households in", printed)
+    assert re.search(r"raw COPY of the allocation rows, bare .* rows/s", printed)
+    assert re.search(r"ratio to raw COPY of the allocation rows, bare .* \(1 : ", printed)
+    assert re.search(r"^goal: >= 50,000 households/s .* (PASS|MISS)$", printed, re.MULTILINE)
+
+    [prefix] = re.findall(r"schemas (bench_\w+_)\*", printed)
+    dsn = postgresql_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = await asyncpg.connect(dsn)
+    try:
+        left = await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"{prefix}%"
+        )
+    finally:
+        await connection.close()
+    assert left == []

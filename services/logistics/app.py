@@ -2,11 +2,14 @@
 
 from pathlib import Path
 
+from services.logistics.deliveries.endpoints import router as deliveries_router
+from services.logistics.deliveries.service import on_event as follow_doors
 from services.logistics.disinfection.endpoints import router as disinfection_router
 from services.logistics.disinfection.service import follow_zones, on_case_confirmed, run_job
 from services.logistics.donations.endpoints import router as donations_router
 from services.logistics.items.endpoints import router as items_router
 from services.logistics.models import SERVICE, Base, directory, kernel
+from services.logistics.plans.endpoints import router as plans_router
 from services.logistics.recurrences.endpoints import router as recurrences_router
 from services.logistics.recurrences.service import make_occurrences
 from services.logistics.requests.endpoints import router as requests_router
@@ -31,6 +34,11 @@ async def _case_confirmed(uow: UnitOfWork, envelope: Envelope) -> None:
 DISINFECTION_CASES = Consumer("disinfection-cases", ("testing.case.confirmed",), _case_confirmed)
 # Each town day's disinfection tasks, and slots passed without completion.
 DISINFECTION_TASKS = Periodic("disinfection-tasks", 60, run_job)
+# Door delivery follows sealed zones and confirmed cases (each change carries its time: an
+# older zone change arriving late is ignored).
+DISTRIBUTION_DOORS = Consumer(
+    "distribution-doors", ("registry.zone.changed", "testing.case.confirmed"), follow_doors
+)
 # Requests past their service-time target, escalated a level at a time.
 REQUEST_OVERDUE = Periodic("request-overdue", 60, escalate_overdue)
 # Insurance cards not returned in time.
@@ -48,6 +56,8 @@ SPEC = ServiceSpec(
         stock_router,
         transfers_router,
         donations_router,
+        plans_router,
+        deliveries_router,
         requests_router,
         trips_router,
         recurrences_router,
@@ -58,6 +68,7 @@ SPEC = ServiceSpec(
         "kits",
         "stock",
         "donations",
+        "distribution-plans",
         "requests",
         "request-settings",
         "recurring-requests",
@@ -68,7 +79,7 @@ SPEC = ServiceSpec(
         "disinfection-tasks",
     ),
     # Disinfection schedules follow the zones the directory holds.
-    consumers=(directory.consumer(follow_zones), DISINFECTION_CASES),
+    consumers=(directory.consumer(follow_zones), DISINFECTION_CASES, DISTRIBUTION_DOORS),
     periodic=(DISINFECTION_TASKS, REQUEST_OVERDUE, CARD_OVERDUE, RECURRING_REQUESTS),
     projections=(directory,),
 )

@@ -1,0 +1,37 @@
+import uuid
+
+from services.logistics.deliveries import schemas, service
+from services.logistics.models import SERVICE
+from shared.http import Uow, service_router
+
+router = service_router(SERVICE, tags=["deliveries"])
+
+
+@router.post(
+    "/distribution-plans/{plan_id}/deliveries",
+    response_model=schemas.DeliveryResult,
+    summary="Confirm deliveries to households (one or many, recorded offline)",
+    description="Each confirmation is checked on its own: delivered (received by whom, "
+    "optionally a photo reference or the code the household read out) or not delivered with "
+    "a reason (`unit_sealed` puts the household on door delivery, pending). A confirmation "
+    "whose `client_ref` was received before changes nothing, so a phone may resend what it "
+    "is unsure of. Bad rows come back by row; 422 (404 when every row named something "
+    "outside your scope) when nothing could be applied.",
+)
+async def record_deliveries(
+    plan_id: uuid.UUID, body: schemas.DeliveryBatch, uow: Uow
+) -> schemas.DeliveryResult:
+    return await service.record(uow, plan_id=plan_id, deliveries=body.deliveries)
+
+
+@router.post(
+    "/distribution-plans/{plan_id}/units/{unit_id}/deliveries",
+    response_model=schemas.DeliveryResult,
+    summary="Confirm a whole unit at once",
+    description="One confirmation for every household of the unit not delivered yet; resent "
+    "with the same `client_ref` it changes nothing.",
+)
+async def record_unit_delivery(
+    plan_id: uuid.UUID, unit_id: uuid.UUID, body: schemas.UnitDelivery, uow: Uow
+) -> schemas.DeliveryResult:
+    return await service.record_unit(uow, plan_id=plan_id, unit_id=unit_id, data=body)

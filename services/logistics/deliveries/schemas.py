@@ -1,0 +1,111 @@
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.logistics import DeliveryOutcome, NotDeliveredReason
+from shared.fields import FreeText, Moment
+
+# The phone's own id for a confirmation, made when it was recorded (offline or not).
+ClientRef = Annotated[
+    str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$", examples=["p7-0001"])
+]
+
+
+class Outcome(BaseModel):
+    outcome: DeliveryOutcome
+    reason: NotDeliveredReason | None = Field(
+        None,
+        description="Why not delivered: absent, refused, moved, or unit_sealed (the "
+        "household goes to door delivery, pending)",
+    )
+    received_by: FreeText | None = Field(None, min_length=1, max_length=60)
+    photo_ref: FreeText | None = Field(None, max_length=200)
+    code: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9]{1,20}$", description="The code the household read out"
+    )
+    at: Moment
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Outcome":
+        if self.outcome == "delivered" and self.received_by is None:
+            raise ValueError("a delivery needs received_by: who took it")
+        if self.outcome == "delivered" and self.reason is not None:
+            raise ValueError("a delivered household has no reason")
+        if self.outcome == "not_delivered" and self.reason is None:
+            raise ValueError("not delivered needs a reason")
+        return self
+
+
+class DeliveryIn(Outcome):
+    client_ref: ClientRef
+    household_id: uuid.UUID
+
+
+class DeliveryBatch(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "deliveries": [
+                        {
+                            "client_ref": "p7-0001",
+                            "household_id": "0193a1c2-0000-7000-8000-0000000000a1",
+                            "outcome": "delivered",
+                            "received_by": "Wang Xiuying",
+                            "at": "2022-04-05T09:12:00+08:00",
+                        },
+                        {
+                            "client_ref": "p7-0002",
+                            "household_id": "0193a1c2-0000-7000-8000-0000000000a2",
+                            "outcome": "not_delivered",
+                            "reason": "absent",
+                            "at": "2022-04-05T09:14:00+08:00",
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    deliveries: list[DeliveryIn] = Field(min_length=1, max_length=1_000)
+
+
+class UnitDelivery(Outcome):
+    """One confirmation for every household of a unit not delivered yet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_ref": "p7-unit-0003",
+                    "outcome": "delivered",
+                    "received_by": "Building leader Zhao",
+                    "at": "2022-04-05T10:00:00+08:00",
+                }
+            ]
+        }
+    )
+
+    client_ref: ClientRef
+
+
+class HouseholdState(BaseModel):
+    household_id: uuid.UUID
+    status: str
+    reason: str | None
+    door_delivery: bool
+    door_reason: str | None
+
+
+class RowError(BaseModel):
+    row: int = Field(description="Index of the confirmation in the request, from 0")
+    field: str
+    message: str
+
+
+class DeliveryResult(BaseModel):
+    changed: int = Field(description="Confirmations applied now")
+    unchanged: int = Field(description="Confirmations received before (same client_ref)")
+    households: list[HouseholdState]
+    errors: list[RowError]

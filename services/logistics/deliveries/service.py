@@ -1,0 +1,238 @@
+"""Deliveries to households, from a deliverer's phone that may be offline: one household at
+a time or a whole unit at once. Each confirmation carries the phone's ``client_ref``; one
+received before is a duplicate and changes nothing (as the inbox treats a redelivered
+event), so a phone may resend whatever it is unsure of.
+
+Door delivery follows the households' circumstances: a unit or building sealed (the
+registry's ``registry.zone.changed``), a confirmed case (``testing.case.confirmed``), or a
+deliverer finding the unit sealed."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from services.logistics.deliveries import repository, schemas
+from services.logistics.models import (
+    AllocationStatus,
+    CaseHousehold,
+    DistributionPlan,
+    DoorReason,
+)
+from shared.authz import FIELD, Place, policy
+from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord
+from shared.contracts.registry import ZoneChanged
+from shared.contracts.testing import CaseConfirmed
+from shared.db import insert_ignoring_duplicates, table_of
+from shared.events import Envelope
+from shared.problems import NotFound, rows_rejected
+from shared.uow import UnitOfWork
+
+# Staff, grid and building leaders and volunteers confirm deliveries to the households of
+# the places they are responsible for.
+DELIVER = policy("deliveries", "confirm", *FIELD)
+
+
+def _place(row: Any) -> Place:
+    return Place(row.town_id, row.committee_id, row.compound_id, row.building_id)
+
+
+def _state(outcome: schemas.Outcome, household: Any) -> dict[str, Any]:
+    """The household's state after this confirmation."""
+    if outcome.outcome == "delivered":
+        return {
+            "status": AllocationStatus.delivered.value,
+            "reason": None,
+            "delivered_at": outcome.at,
+        }
+    if outcome.reason == "unit_sealed":
+        # Not a failure to report: the household now waits for its door delivery.
+        return {
+            "status": AllocationStatus.pending.value,
+            "reason": outcome.reason,
+            "door_delivery": True,
+            "door_reason": household.door_reason or DoorReason.unit_sealed.value,
+        }
+    return {"status": AllocationStatus.undelivered.value, "reason": outcome.reason}
+
+
+async def record(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, deliveries: list[schemas.DeliveryIn]
+) -> schemas.DeliveryResult:
+    """Apply each confirmation on its own: a bad one is reported by its row, the good ones
+    are applied; those received before are counted unchanged."""
+    plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
+    DELIVER.check_role(uow)
+    known = await repository.households(
+        uow, plan=plan, household_ids=[d.household_id for d in deliveries]
+    )
+    before = await repository.seen(
+        uow, plan_id=plan.id, keys=[(d.client_ref, d.household_id) for d in deliveries]
+    )
+    errors: list[schemas.RowError] = []
+    fresh: list[tuple[schemas.DeliveryIn, Any]] = []
+    unchanged = 0
+    taken: set[uuid.UUID] = set()
+    for row, delivery in enumerate(deliveries):
+        household = known.get(delivery.household_id)
+        if (delivery.client_ref, delivery.household_id) in before:
+            unchanged += 1
+        elif household is None:
+            message = f"no household {delivery.household_id} in this plan in your scope"
+            errors.append(schemas.RowError(row=row, field="household_id", message=message))
+        elif not DELIVER.allows(uow, _place(household)):
+            message = f"household {delivery.household_id} is outside what you may confirm"
+            errors.append(schemas.RowError(row=row, field="household_id", message=message))
+        elif household.status == AllocationStatus.delivered.value:
+            message = f"household {delivery.household_id} was delivered already"
+            errors.append(schemas.RowError(row=row, field="household_id", message=message))
+        elif delivery.household_id in taken:
+            message = f"household {delivery.household_id} appears twice in this request"
+            errors.append(schemas.RowError(row=row, field="household_id", message=message))
+        else:
+            taken.add(delivery.household_id)
+            fresh.append((delivery, household))
+    if errors and not fresh and not unchanged:
+        raise rows_rejected(
+            f"{len(errors)} confirmation(s) could not be applied; nothing changed",
+            [{"row": e.row, "field": e.field, "message": e.message} for e in errors],
+        )
+    changed = await _apply(uow, plan, fresh)
+    states = await repository.households(
+        uow, plan=plan, household_ids=[d.household_id for d in deliveries]
+    )
+    return schemas.DeliveryResult(
+        changed=changed,
+        unchanged=unchanged + len(fresh) - changed,
+        households=[
+            schemas.HouseholdState.model_validate(s, from_attributes=True) for s in states.values()
+        ],
+        errors=errors,
+    )
+
+
+async def record_unit(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, unit_id: uuid.UUID, data: schemas.UnitDelivery
+) -> schemas.DeliveryResult:
+    """One confirmation for every household of the unit: those not delivered yet when it was
+    first received (a resend finds them recorded and changes nothing)."""
+    plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
+    DELIVER.check_role(uow)
+    households = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
+    if not households:
+        raise NotFound.on("unit_id", f"no household of unit {unit_id} in this plan in your scope")
+    DELIVER.check(uow, _place(households[0]), field="unit_id")
+    keys = [(data.client_ref, h.household_id) for h in households]
+    before = await repository.seen(uow, plan_id=plan.id, keys=keys)
+    if before:
+        # This confirmation was received before: the unit's households as they are now.
+        changed = 0
+    else:
+        common = data.model_dump(exclude={"client_ref"})
+        open_ = [h for h in households if h.status != AllocationStatus.delivered.value]
+        ref = data.client_ref
+        batch = [
+            (schemas.DeliveryIn(**common, client_ref=ref, household_id=h.household_id), h)
+            for h in open_
+        ]
+        changed = await _apply(uow, plan, batch)
+    states = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
+    return schemas.DeliveryResult(
+        changed=changed,
+        unchanged=len(households) - changed,
+        households=[schemas.HouseholdState.model_validate(s, from_attributes=True) for s in states],
+        errors=[],
+    )
+
+
+async def _apply(
+    uow: UnitOfWork, plan: DistributionPlan, fresh: list[tuple[schemas.DeliveryIn, Any]]
+) -> int:
+    """Record the confirmations and change their households' state, set-based per outcome;
+    one event for the request. Returns how many were applied (a concurrent resend may have
+    recorded some first)."""
+    if not fresh:
+        return 0
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "plan_id": plan.id,
+            "household_id": d.household_id,
+            "unit_id": h.unit_id,
+            "client_ref": d.client_ref,
+            "outcome": d.outcome,
+            "reason": d.reason,
+            "received_by": d.received_by,
+            "photo_ref": d.photo_ref,
+            "code": d.code,
+            "recorded_by": uow.principal.username,
+            "at": d.at,
+            "recorded_at": now,
+            **_place(h).columns(),
+        }
+        for d, h in fresh
+    ]
+    inserted = await repository.record(uow, rows)
+    applied = [(d, h) for d, h in fresh if (d.client_ref, d.household_id) in inserted]
+    groups: dict[tuple[tuple[str, Any], ...], list[uuid.UUID]] = {}
+    for d, h in applied:
+        state = tuple(sorted(_state(d, h).items()))
+        groups.setdefault(state, []).append(d.household_id)
+    for state, household_ids in groups.items():
+        await repository.set_state(uow, plan=plan, household_ids=household_ids, values=dict(state))
+    if applied:
+        compounds = {h.compound_id for _, h in applied}
+        uow.emit(
+            DeliveriesRecorded(
+                plan_id=plan.id,
+                town_id=plan.town_id,
+                compound_id=compounds.pop() if len(compounds) == 1 else None,
+                deliveries=[
+                    DeliveryRecord(
+                        household_id=d.household_id,
+                        building_id=h.building_id,
+                        unit_id=h.unit_id,
+                        outcome=d.outcome,
+                        reason=d.reason,
+                        at=d.at,
+                    )
+                    for d, h in applied
+                ],
+            ),
+            compound_id=plan.compound_id,
+        )
+    return len(applied)
+
+
+async def on_event(uow: UnitOfWork, envelope: Envelope) -> None:
+    """Door delivery follows zones and cases (consumer of registry and testing events)."""
+    match envelope.event():
+        case ZoneChanged() as change:
+            await repository.follow_zone(
+                uow,
+                building_id=change.building_id,
+                unit_id=change.unit_id,
+                sealed=change.to_level == "sealed",
+                at=change.at,
+            )
+        case CaseConfirmed(household_id=household_id) as case if household_id is not None:
+            await _case_household(uow, case, household_id)
+        case _:
+            return
+
+
+async def _case_household(uow: UnitOfWork, case: CaseConfirmed, household_id: uuid.UUID) -> None:
+    """Remember the household (plans made later send it to the door too) and move its
+    pending allocations to the door."""
+    row = {
+        "household_id": household_id,
+        "case_id": case.case_id,
+        "confirmed_at": case.confirmed_at,
+        "town_id": case.town_id,
+        "committee_id": None,
+        "compound_id": case.compound_id,
+        "building_id": case.building_id,
+    }
+    table = table_of(CaseHousehold)
+    await uow.session.execute(insert_ignoring_duplicates(table, uow.dialect), [row])
+    await repository.to_door_for_case(uow, household_id=household_id)

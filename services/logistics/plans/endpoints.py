@@ -1,0 +1,123 @@
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Query
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from services.logistics.models import SERVICE, DistributionPlan, directory
+from services.logistics.plans import picklist, repository, schemas, service
+from shared.http import Uow, service_router
+from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.spreadsheets import MEDIA_TYPES
+
+router = service_router(SERVICE, tags=["distribution plans"])
+# A plan's households come from the directory: it must not be behind the registry.
+DirectoryCurrent = Annotated[Callable[[], Awaitable[object]], directory.caught_up()]
+BEHIND: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The directory is behind the registry; retry after the header's seconds"}
+}
+
+
+def _out(plan: DistributionPlan) -> schemas.PlanOut:
+    return schemas.PlanOut.model_validate(plan)
+
+
+@router.post(
+    "/distribution-plans",
+    status_code=201,
+    response_model=schemas.PlanOut,
+    summary="Plan a distribution to households",
+    description="Allocates each line's items to every household of the scope the directory "
+    "holds now, by the line's rules: `per_household`, `large_household_portions` from "
+    "`large_household_size` people (6 → 2 by default), `additions` per resident with a tag, "
+    "only to households with `only_tags`. Households in sealed units or with a confirmed "
+    "case are marked for door delivery. While the directory is behind the registry the "
+    "request waits a few seconds, then answers 503 with Retry-After rather than a plan that "
+    "misses households. 422 when nobody in the scope receives anything.",
+    responses=BEHIND,
+)
+async def create_plan(
+    body: schemas.PlanCreate, uow: Uow, directory_current: DirectoryCurrent
+) -> schemas.PlanOut:
+    await directory_current()
+    return _out(await service.create_plan(uow, data=body))
+
+
+@router.post(
+    "/distribution-plans/{plan_id}/top-ups",
+    status_code=201,
+    response_model=schemas.PlanOut,
+    summary="Top up a plan for households registered since",
+    description="A plan with the original's scope and rules that allocates only to households "
+    "no plan of its family (the original and its earlier top-ups) has allocated to.",
+    responses=BEHIND,
+)
+async def create_top_up(
+    plan_id: uuid.UUID, body: schemas.TopUpCreate, uow: Uow, directory_current: DirectoryCurrent
+) -> schemas.PlanOut:
+    await directory_current()
+    return _out(await service.create_top_up(uow, plan_id=plan_id, data=body))
+
+
+@router.get(
+    "/distribution-plans",
+    response_model=Page[schemas.PlanOut],
+    summary="Distribution plans in your scope",
+)
+async def list_plans(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.PlanOut]:
+    query = keyset(select(DistributionPlan), DistributionPlan.id, cursor=cursor, limit=limit)
+    page, following = next_cursor(list(await uow.session.scalars(query)), limit)
+    return Page(items=[_out(p) for p in page], next_cursor=following)
+
+
+@router.get("/distribution-plans/{plan_id}", response_model=schemas.PlanOut)
+async def get_plan(plan_id: uuid.UUID, uow: Uow) -> schemas.PlanOut:
+    return _out(await service.get_plan(uow, plan_id))
+
+
+@router.get(
+    "/distribution-plans/{plan_id}/pick-list",
+    summary="Pick list per building and unit (CSV, .xlsx or a printable page)",
+    description="What each household receives, in building, unit and household order, with "
+    "door delivery marked (sealed units, confirmed cases). `html` prints one page per "
+    "building.",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                MEDIA_TYPES["csv"]: {},
+                MEDIA_TYPES["xlsx"]: {},
+                "text/html": {},
+            }
+        }
+    },
+)
+async def pick_list(
+    plan_id: uuid.UUID,
+    uow: Uow,
+    format: Annotated[schemas.SheetOrPage, Query()] = "csv",
+    building_id: uuid.UUID | None = None,
+) -> Response:
+    plan = await service.get_plan(uow, plan_id)
+    rows = await repository.pick_rows(uow, plan_id=plan.id, building_id=building_id)
+    if format == "html":
+        return HTMLResponse(picklist.page(plan, rows))
+    content = await picklist.sheet(plan, rows, sheet_format=format)
+    return Response(
+        content,
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="pick-list.{format}"'},
+    )
+
+
+@router.get(
+    "/distribution-plans/{plan_id}/undelivered",
+    response_model=list[schemas.UndeliveredBuilding],
+    summary="Households not delivered yet, by building",
+)
+async def undelivered(
+    plan_id: uuid.UUID, uow: Uow, building_id: uuid.UUID | None = None
+) -> list[schemas.UndeliveredBuilding]:
+    return await service.undelivered(uow, plan_id=plan_id, building_id=building_id)

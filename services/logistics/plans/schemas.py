@@ -1,0 +1,134 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.fields import FreeText
+
+# A resident's tag as the registry writes it (elderly, living_alone, infant, ...).
+Tag = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,29}$", examples=["infant"])]
+PlanScopeKind = Literal["town", "compounds", "buildings", "units", "zone_level"]
+SheetOrPage = Literal["csv", "xlsx", "html"]
+
+
+class PlanScope(BaseModel):
+    """Which households a plan covers: the whole town, listed compounds, buildings or units,
+    or every unit now in a zone level; narrowed, with ``tags``, to households where one
+    resident carries all of them (``["elderly", "living_alone"]``, ``["infant"]``)."""
+
+    kind: PlanScopeKind
+    ids: list[uuid.UUID] = Field(default_factory=list, max_length=1_000)
+    zone_level: Literal["sealed", "controlled", "precaution"] | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "PlanScope":
+        if self.kind == "zone_level" and self.zone_level is None:
+            raise ValueError("a zone_level scope needs zone_level")
+        if self.kind in ("compounds", "buildings", "units") and not self.ids:
+            raise ValueError(f"a {self.kind} scope needs ids")
+        return self
+
+
+class TagAddition(BaseModel):
+    tag: Tag
+    per_person: int = Field(1, ge=1, le=100, description="Added for each resident with the tag")
+
+
+class PlanLine(BaseModel):
+    """The allocation rule of one item (or kit) as data: ``per_household`` for every
+    household, ``large_household_portions`` instead from ``large_household_size`` people
+    (the field's rule: 6 people count as two packages), plus ``additions`` per resident with
+    a tag (one formula tin per infant). With ``only_tags`` the line goes only to households
+    where someone carries one of them."""
+
+    item_id: uuid.UUID
+    label: FreeText | None = Field(None, max_length=80, description="Shown on pick lists")
+    per_household: int = Field(1, ge=0, le=100)
+    large_household_size: int | None = Field(6, ge=2, le=50)
+    large_household_portions: int = Field(2, ge=0, le=100)
+    additions: list[TagAddition] = Field(default_factory=list, max_length=10)
+    only_tags: list[Tag] = Field(default_factory=list, max_length=10)
+
+
+class PlanCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "town_id": "0193a1c2-0000-7000-8000-000000000001",
+                    "name": "Supply packages, week 2",
+                    "scope": {"kind": "compounds", "ids": ["0193a1c2-0000-7000-8000-00000000000c"]},
+                    "lines": [
+                        {
+                            "item_id": "0193a1c2-0000-7000-8000-0000000000f1",
+                            "label": "Supply package",
+                            "per_household": 1,
+                            "large_household_size": 6,
+                            "large_household_portions": 2,
+                        },
+                        {
+                            "item_id": "0193a1c2-0000-7000-8000-0000000000f2",
+                            "label": "Infant formula tin",
+                            "per_household": 0,
+                            "large_household_size": None,
+                            "additions": [{"tag": "infant", "per_person": 1}],
+                            "only_tags": ["infant"],
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    town_id: uuid.UUID
+    name: FreeText = Field(min_length=1, max_length=120)
+    scope: PlanScope
+    lines: list[PlanLine] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _distinct_items(self) -> "PlanCreate":
+        items = [line.item_id for line in self.lines]
+        if len(set(items)) != len(items):
+            raise ValueError("each item may appear on one line only")
+        return self
+
+
+class TopUpCreate(BaseModel):
+    name: FreeText | None = Field(
+        None, max_length=120, description="By default the original's name with “top-up”"
+    )
+
+
+class PlanOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    top_up_of: uuid.UUID | None
+    town_id: uuid.UUID
+    compound_id: uuid.UUID | None
+    name: str
+    scope: PlanScope
+    lines: list[PlanLine]
+    households: int
+    created_by: str
+    created_at: datetime
+
+
+class PendingHousehold(BaseModel):
+    household_id: uuid.UUID
+    household_code: str | None
+    room: str | None
+    unit_id: uuid.UUID | None
+    unit_code: str | None
+    status: str
+    reason: str | None
+    door_delivery: bool
+    door_reason: str | None
+
+
+class UndeliveredBuilding(BaseModel):
+    building_id: uuid.UUID | None
+    building_code: str | None
+    households: list[PendingHousehold]

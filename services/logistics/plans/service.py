@@ -1,0 +1,204 @@
+"""Distribution plans: items or kits to the households of a scope by rules held as data,
+allocated set-based from the directory, then the pick lists building leaders print."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.logistics.items.service import expand
+from services.logistics.models import DistributionPlan
+from services.logistics.plans import repository, schemas
+from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
+from services.logistics.reservations.service import Reference, reserve
+from shared.authz import MANAGERS, Place, policy
+from shared.contracts.logistics import DistributionPlanned, ItemQuantity
+from shared.ids import new_id
+from shared.problems import Conflict, Invalid, NotFound
+from shared.uow import UnitOfWork
+
+# A plan is placed where its scope's places meet and made by those who manage that place:
+# committee staff for their own compounds, the town office for the rest. Reading (pick
+# lists, what is undelivered) is filtered by the caller's scope like every read.
+PLAN = policy("distribution plans", "plan", *MANAGERS)
+
+
+async def create_plan(uow: UnitOfWork, *, data: PlanCreate) -> DistributionPlan:
+    PLAN.check_role(uow)
+    place = await repository.plan_place(uow, scope=data.scope, town_id=data.town_id)
+    PLAN.check(uow, place, field="scope")
+    lines = await _catalogued(uow, town_id=data.town_id, lines=data.lines)
+    plan_id = new_id()
+    plan = DistributionPlan(
+        id=plan_id,
+        root_id=plan_id,
+        top_up_of=None,
+        **place.columns(),
+        name=data.name,
+        scope=data.scope.model_dump(mode="json"),
+        lines=[line.model_dump(mode="json") for line in lines],
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+    await _allocate(uow, plan, scope=data.scope, lines=lines)
+    if plan.households == 0:
+        raise Invalid.on("scope", "no household in this scope receives anything by these rules")
+    return plan
+
+
+async def create_top_up(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, data: TopUpCreate
+) -> DistributionPlan:
+    """A plan with the original's scope and rules for the households no plan of its family
+    has allocated to yet (those registered since). It may find nobody: that is an answer."""
+    original = await get_plan(uow, plan_id)
+    PLAN.check(uow, Place.of(original))
+    plan = DistributionPlan(
+        id=new_id(),
+        root_id=original.root_id,
+        top_up_of=original.id,
+        **Place.of(original).columns(),
+        name=data.name or f"{original.name} (top-up)"[:120],
+        scope=original.scope,
+        lines=original.lines,
+        created_by=uow.principal.username,
+        created_at=datetime.now(UTC),
+    )
+    lines = [PlanLine.model_validate(line) for line in original.lines]
+    await _allocate(uow, plan, scope=PlanScope.model_validate(original.scope), lines=lines)
+    return plan
+
+
+async def _allocate(
+    uow: UnitOfWork, plan: DistributionPlan, *, scope: PlanScope, lines: list[PlanLine]
+) -> None:
+    """Write the plan and its allocation rows (one statement), reserve the stock they take,
+    then announce it, one event per compound."""
+    uow.session.add(plan)
+    await uow.session.flush()
+    households = repository.households(plan, scope, repository.tags_counted(lines))
+    await repository.allocate(uow, plan=plan, lines=lines, h=households, at=plan.created_at)
+    # Two passes over the new rows serve the count, the reservations and the events.
+    items = await repository.compound_items(uow, plan.id)
+    compounds = await repository.compound_households(uow, plan.id)
+    plan.households = sum(int(row.households) for row in compounds)
+    await _reserve(uow, plan, lines=lines, items=items)
+    _announce(uow, plan, items=items, compounds=compounds)
+
+
+async def _catalogued(
+    uow: UnitOfWork, *, town_id: uuid.UUID, lines: list[PlanLine]
+) -> list[PlanLine]:
+    """The lines, each naming an item or kit of the town's catalogue (404 naming the line
+    otherwise), labelled with its catalogue name unless a label was given."""
+    found = await repository.catalogue(uow, town_id=town_id, item_ids=[li.item_id for li in lines])
+    errors = [
+        {"field": f"lines.{n}.item_id", "message": f"no item or kit {line.item_id} in your scope"}
+        for n, line in enumerate(lines)
+        if line.item_id not in found
+    ]
+    if errors:
+        raise NotFound(errors[0]["message"], errors=errors)
+    return [
+        line if line.label else line.model_copy(update={"label": found[line.item_id][0]})
+        for line in lines
+    ]
+
+
+def _needs(items: list[Any]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """Per compound (ascending: reservations lock holders in that order), the quantity of
+    each line's item or kit the plan allocated there."""
+    needs: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for row in items:
+        needs.setdefault(row.compound_id, {})[row.item_id] = int(row.quantity)
+    return dict(sorted(needs.items()))
+
+
+async def _reserve(
+    uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanLine], items: list[Any]
+) -> None:
+    """Reserve what the plan allocated at each compound's store, earliest expiry first (a
+    kit as its items). All or nothing: when any compound is short, a 409 names every short
+    line, by how much and where, and nothing of the plan is written."""
+    kits = {
+        i
+        for i, (_, is_kit) in (
+            await repository.catalogue(
+                uow, town_id=plan.town_id, item_ids=[li.item_id for li in lines]
+            )
+        ).items()
+        if is_kit
+    }
+    index = {line.item_id: n for n, line in enumerate(lines)}
+    reference = Reference(kind="plan", id=plan.id, label=plan.name)
+    errors: list[dict[str, Any]] = []
+    for compound_id, needs in _needs(items).items():
+        wanted: list[tuple[uuid.UUID, Decimal | int]] = []
+        origin: list[int] = []
+        for item_id, quantity in needs.items():
+            if item_id in kits:
+                for part, amount in await expand(uow, kit_id=item_id, count=quantity):
+                    wanted.append((part, amount))
+                    origin.append(index[item_id])
+            else:
+                wanted.append((item_id, quantity))
+                origin.append(index[item_id])
+        try:
+            await reserve(uow, holder_id=compound_id, lines=wanted, reference=reference)
+        except Conflict as short:
+            errors += [_on_line(error, origin) for error in short.errors or []]
+    if errors:
+        detail = "; ".join(str(e["message"]) for e in errors)
+        raise Conflict(f"not enough stock for this plan: {detail}", errors=errors)
+
+
+def _on_line(error: dict[str, Any], origin: list[int]) -> dict[str, Any]:
+    """A reservation's error, naming the plan's line rather than the reservation's."""
+    n = int(str(error.get("field", "lines.0.quantity")).split(".")[1])
+    return {**error, "field": f"lines.{origin[n]}.item_id"}
+
+
+def _announce(
+    uow: UnitOfWork, plan: DistributionPlan, *, items: list[Any], compounds: list[Any]
+) -> None:
+    """One ``logistics.distribution.planned`` per compound: its households and quantities."""
+    quantities: dict[Any, list[ItemQuantity]] = {}
+    for row in items:
+        quantity = ItemQuantity(item_id=row.item_id, quantity=int(row.quantity))
+        quantities.setdefault(row.compound_id, []).append(quantity)
+    for row in compounds:
+        uow.emit(
+            DistributionPlanned(
+                plan_id=plan.id,
+                top_up_of=plan.top_up_of,
+                name=plan.name,
+                town_id=row.town_id,
+                compound_id=row.compound_id,
+                households=int(row.households),
+                door_deliveries=int(row.door),
+                items=quantities.get(row.compound_id, []),
+            ),
+            compound_id=row.compound_id,
+        )
+
+
+async def get_plan(uow: UnitOfWork, plan_id: uuid.UUID) -> DistributionPlan:
+    return await uow.get(DistributionPlan, plan_id, what="distribution plan")
+
+
+async def undelivered(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
+) -> list[schemas.UndeliveredBuilding]:
+    """The plan's households not delivered yet, by building: pending (at the door or not)
+    and those tried without success, with the reason."""
+    await get_plan(uow, plan_id)
+    buildings: dict[Any, schemas.UndeliveredBuilding] = {}
+    for row in await repository.undelivered_rows(uow, plan_id=plan_id, building_id=building_id):
+        group = buildings.setdefault(
+            row.building_id,
+            schemas.UndeliveredBuilding(
+                building_id=row.building_id, building_code=row.building_code, households=[]
+            ),
+        )
+        group.households.append(schemas.PendingHousehold.model_validate(row, from_attributes=True))
+    return list(buildings.values())

@@ -1,0 +1,196 @@
+"""Deliveries to households from a deliverer's phone: confirmations resent change nothing, a
+whole unit at once, what is left undelivered per building, and door delivery following a
+sealed unit and a confirmed case."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from cordon.platform import Platform
+from shared.auth import Principal
+from shared.contracts.testing import CaseConfirmed
+from shared.ids import new_id
+from tests.conftest import Town
+from tests.support import eventually, listening, of_type
+from tests.test_logistics_plans import Village, in_directory, make_village, plan, stock_village
+
+AT = "2022-04-05T09:12:00+08:00"
+
+
+@pytest.fixture
+async def village(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> Village:
+    made = await make_village(client, town, platform)
+    await in_directory(platform, residents=23)
+    await stock_village(client, town, made)
+    return made
+
+
+async def planned(client: httpx.AsyncClient, town: Town, village: Village) -> str:
+    response = await plan(
+        client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def undelivered(client: httpx.AsyncClient, town: Town, plan_id: str) -> dict[str, Any]:
+    """Households not delivered yet, by household code, over every building."""
+    response = await client.get(
+        f"/v1/distribution-plans/{plan_id}/undelivered", headers=town.operator
+    )
+    assert response.status_code == 200, response.text
+    return {h["household_code"]: h for b in response.json() for h in b["households"]}
+
+
+async def test_a_confirmation_sent_twice_changes_once_and_a_unit_is_confirmed_at_once(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    h = village.households
+    body = {
+        "deliveries": [
+            {
+                "client_ref": "p7-0001",
+                "household_id": h["A"],
+                "outcome": "delivered",
+                "received_by": "户A-0",
+                "code": "4821",
+                "at": AT,
+            },
+            {
+                "client_ref": "p7-0002",
+                "household_id": h["B"],
+                "outcome": "not_delivered",
+                "reason": "absent",
+                "at": AT,
+            },
+        ]
+    }
+    async with listening(platform, "logistics.deliveries.recorded") as events:
+        first = await client.post(url, json=body, headers=town.operator)
+        assert first.status_code == 200, first.text
+        assert (first.json()["changed"], first.json()["unchanged"]) == (2, 0)
+        # The phone never saw the answer and sends it all again.
+        again = await client.post(url, json=body, headers=town.operator)
+        assert (again.json()["changed"], again.json()["unchanged"]) == (2 - 2, 2)
+
+        unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+        whole = {
+            "client_ref": "p7-unit-2",
+            "outcome": "delivered",
+            "received_by": "楼组长",
+            "at": AT,
+        }
+        done = await client.post(unit, json=whole, headers=town.operator)
+        assert done.status_code == 200, done.text
+        assert done.json()["changed"] == 2
+        assert {s["status"] for s in done.json()["households"]} == {"delivered"}
+        resent = await client.post(unit, json=whole, headers=town.operator)
+        assert (resent.json()["changed"], resent.json()["unchanged"]) == (0, 2)
+
+        async def published() -> bool:
+            return len(of_type(events, "logistics.deliveries.recorded")) >= 2
+
+        await eventually(published, what="two logistics.deliveries.recorded")
+    recorded = of_type(events, "logistics.deliveries.recorded")
+    assert [len(e.payload["deliveries"]) for e in recorded] == [2, 2]
+
+    left = await undelivered(client, town, plan_id)
+    assert set(left) == {"B", "E"}
+    assert (left["B"]["status"], left["B"]["reason"]) == ("undelivered", "absent")
+    assert left["E"]["status"] == "pending"
+
+    late = {**body["deliveries"][0], "client_ref": "p7-0009"}
+    refused = await client.post(url, json={"deliveries": [late]}, headers=town.operator)
+    assert refused.status_code == 422
+    assert "delivered already" in refused.json()["errors"][0]["message"]
+
+
+async def _zone(client: httpx.AsyncClient, town: Town, village: Village, level: str | None) -> None:
+    body = {
+        "building_id": village.compound.building_id,
+        "unit_id": village.compound.unit_ids[1],
+        "level": level,
+        "reason": "positive neighbour",
+    }
+    response = await client.post("/v1/zones", json=body, headers=town.operator)
+    assert response.status_code in (200, 201), response.text
+
+
+async def door(
+    client: httpx.AsyncClient, town: Town, plan_id: str, wanted: Callable[[dict[str, Any]], bool]
+) -> None:
+    async def matches() -> bool:
+        return wanted(
+            {c: h["door_reason"] for c, h in (await undelivered(client, town, plan_id)).items()}
+        )
+
+    await eventually(matches, what="door deliveries as expected")
+
+
+async def test_a_sealed_unit_switches_to_door_delivery_and_back_when_lifted(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    assert not any(h["door_delivery"] for h in (await undelivered(client, town, plan_id)).values())
+    await _zone(client, town, village, "sealed")
+    await door(client, town, plan_id, lambda d: d["C"] == d["D"] == "sealed" and d["A"] is None)
+    await _zone(client, town, village, None)
+    await door(client, town, plan_id, lambda d: d["C"] is None and d["D"] is None)
+
+    # A deliverer who finds a unit sealed before the registry knows it.
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    found = {
+        "client_ref": "p8-0001",
+        "household_id": village.households["E"],
+        "outcome": "not_delivered",
+        "reason": "unit_sealed",
+        "at": AT,
+    }
+    response = await client.post(url, json={"deliveries": [found]}, headers=town.operator)
+    assert response.status_code == 200, response.text
+    [state] = response.json()["households"]
+    assert (state["status"], state["door_delivery"], state["door_reason"]) == (
+        "pending",
+        True,
+        "unit_sealed",
+    )
+
+
+async def test_a_confirmed_case_sends_its_household_s_deliveries_to_the_door(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    listed = await client.get(
+        f"/v1/households?building_id={village.compound.building_id}", headers=town.operator
+    )
+    b = next(h for h in listed.json()["items"] if h["code"] == "B")
+    residents = await client.get(f"/v1/residents?household_id={b['id']}", headers=town.operator)
+    resident = residents.json()["items"][0]
+    case = CaseConfirmed(
+        case_id=new_id(),
+        resident_id=resident["id"],
+        household_id=b["id"],
+        town_id=town.id,
+        compound_id=village.compound.id,
+        building_id=village.compound.building_id,
+        unit_id=village.compound.unit_ids[0],
+        round_id=None,
+        tube_code=None,
+        source="antigen_confirmed",
+        confirmed_at=datetime.now(UTC),
+        contacts=[],
+    )
+    # Published by the testing service as its case confirmation does (outbox, relay, bus).
+    async with platform.runtime("testing").uow(Principal.system()) as uow:
+        uow.emit(case, compound_id=case.compound_id)
+        await uow.commit()
+    await door(client, town, plan_id, lambda d: d["B"] == "case" and d["A"] in (None, "sealed"))
+    later = await planned(client, town, village)
+    assert (await undelivered(client, town, later))["B"]["door_reason"] == "case"

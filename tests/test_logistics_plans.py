@@ -1,0 +1,395 @@
+"""Distribution plans: a demo-shaped compound of self-built houses planned from the logistics
+directory, large households counted right, infants' formula added, pick lists printed, a
+top-up for a household registered since, and committee staff kept to their compounds."""
+
+import csv
+import io
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from cordon.platform import Platform
+from services.logistics.models import DirectoryResident, DirectoryZone
+from shared.auth import Principal
+from shared.contracts.logistics import DistributionPlanned
+from tests.conftest import Town
+from tests.support import (
+    Compound,
+    committee_staff,
+    eventually,
+    listening,
+    make_building,
+    make_compound,
+    make_resident,
+    of_type,
+    post,
+)
+
+
+def lines_of(package: str, formula: str) -> list[dict[str, Any]]:
+    """A supply package per household (two from six people), a formula tin per infant."""
+    return [
+        {"item_id": package},
+        {
+            "item_id": formula,
+            "per_household": 0,
+            "large_household_size": None,
+            "additions": [{"tag": "infant", "per_person": 1}],
+            "only_tags": ["infant"],
+        },
+    ]
+
+
+async def directory_count(platform: Platform, model: Any) -> int:
+    async with platform.runtime("logistics").uow(Principal.system()) as uow:
+        return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def in_directory(platform: Platform, *, residents: int, zones: int = 0) -> None:
+    async def arrived() -> bool:
+        return (
+            await directory_count(platform, DirectoryResident) == residents
+            and await directory_count(platform, DirectoryZone) == zones
+        )
+
+    await eventually(arrived, what=f"{residents} residents, {zones} zones in logistics")
+
+
+async def household(
+    client: httpx.AsyncClient,
+    compound: Compound,
+    headers: Any,
+    *,
+    code: str,
+    people: int,
+    infants: int = 0,
+    unit: int = 0,
+) -> list[dict[str, Any]]:
+    residents = []
+    for n in range(people):
+        tags = ["infant"] if n < infants else []
+        born = "2022-01-10" if n < infants else "1975-03-02"
+        residents.append(
+            await make_resident(
+                client,
+                compound,
+                headers,
+                household=code,
+                unit=unit,
+                name=f"户{code}-{n}",
+                tags=tags,
+                born=born,
+            )
+        )
+    return residents
+
+
+class Village:
+    """A compound of self-built houses (as the demo's rural compounds): house 1 holds four
+    rented households of 6, 5, 2 (an infant) and 7 people (two infants); house 2 one of 3."""
+
+    def __init__(self, compound: Compound, house2: Compound, households: dict[str, str]) -> None:
+        self.compound = compound
+        self.house2 = house2
+        self.households = households
+        # The town catalogue's items, once stocked.
+        self.package = ""
+        self.formula = ""
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return lines_of(self.package, self.formula)
+
+
+async def receive(
+    client: httpx.AsyncClient,
+    headers: Any,
+    holder_id: str,
+    item_id: str,
+    quantity: int,
+    **more: Any,
+) -> None:
+    line = {"item_id": item_id, "quantity": str(quantity), "batch": f"B-{quantity}", **more}
+    body = {"holder_id": holder_id, "source": "government", "lines": [line]}
+    await post(client, "/v1/stock/receipts", body, headers)
+
+
+async def stock_village(
+    client: httpx.AsyncClient, town: Town, village: Village, *, packages: int = 100
+) -> None:
+    """The town's catalogue items, and the village's store stocked with them."""
+    items = []
+    for name, unit, perishable in (
+        ("Supply package", "portion", False),
+        ("Formula tin", "box", True),
+    ):
+        body = {"town_id": str(town.id), "name": name, "unit": unit, "perishable": perishable}
+        items.append(str((await post(client, "/v1/items", body, town.operator))["id"]))
+    village.package, village.formula = items
+    await receive(client, town.operator, village.compound.id, village.package, packages)
+    await receive(
+        client, town.operator, village.compound.id, village.formula, 20, expires_on="2027-06-30"
+    )
+
+
+async def make_village(
+    client: httpx.AsyncClient, town: Town, platform: Platform, *, code: str = "V1"
+) -> Village:
+    compound = await make_compound(client, town.id, town.operator, code=code)
+    ids: dict[str, str] = {}
+    for name, people, infants, unit in (
+        ("A", 6, 0, 0),
+        ("B", 5, 0, 0),
+        ("C", 2, 1, 1),
+        ("D", 7, 2, 1),
+    ):
+        members = await household(
+            client, compound, town.operator, code=name, people=people, infants=infants, unit=unit
+        )
+        ids[name] = members[0]["household_id"]
+    house2 = await make_building(client, compound, town.operator, code="2")
+    members = await household(client, house2, town.operator, code="E", people=3)
+    ids["E"] = members[0]["household_id"]
+    return Village(compound, house2, ids)
+
+
+async def plan(
+    client: httpx.AsyncClient,
+    town: Town,
+    scope: dict[str, Any],
+    headers: Any = None,
+    *,
+    lines: list[dict[str, Any]],
+) -> httpx.Response:
+    body = {"town_id": str(town.id), "name": "Supply packages", "scope": scope, "lines": lines}
+    return await client.post("/v1/distribution-plans", json=body, headers=headers or town.operator)
+
+
+def quantities(sheet: str) -> dict[tuple[str, str], int]:
+    rows = list(csv.DictReader(io.StringIO(sheet.lstrip("\ufeff"))))
+    return {(r["household"], r["item"]): int(r["quantity"]) for r in rows}
+
+
+@pytest.fixture
+async def village(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> Village:
+    made = await make_village(client, town, platform)
+    await in_directory(platform, residents=23)
+    await stock_village(client, town, made)
+    return made
+
+
+async def test_a_plan_counts_large_households_twice_and_adds_formula_per_infant(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    async with listening(platform, "logistics.distribution.planned") as events:
+        response = await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
+        assert response.status_code == 201, response.text
+        created = response.json()
+        assert created["households"] == 5
+        assert created["compound_id"] == village.compound.id
+
+        async def announced() -> bool:
+            return bool(of_type(events, "logistics.distribution.planned"))
+
+        await eventually(announced, what="logistics.distribution.planned")
+    sheet = await client.get(
+        f"/v1/distribution-plans/{created['id']}/pick-list", headers=town.operator
+    )
+    assert sheet.status_code == 200
+    assert quantities(sheet.text) == {
+        ("A", "Supply package"): 2,  # 6 people: two packages
+        ("B", "Supply package"): 1,
+        ("C", "Supply package"): 1,
+        ("C", "Formula tin"): 1,
+        ("D", "Supply package"): 2,
+        ("D", "Formula tin"): 2,
+        ("E", "Supply package"): 1,
+    }
+    [event] = of_type(events, "logistics.distribution.planned")
+    payload = event.event()
+    assert isinstance(payload, DistributionPlanned)
+    assert payload.households == 5 and str(payload.compound_id) == village.compound.id
+    assert {str(i.item_id): i.quantity for i in payload.items} == {
+        village.package: 7,
+        village.formula: 3,
+    }
+
+
+async def test_a_tag_scope_reaches_only_households_with_an_infant(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    scope = {"kind": "compounds", "ids": [village.compound.id], "tags": ["infant"]}
+    response = await plan(client, town, scope, lines=village.lines)
+    assert response.status_code == 201, response.text
+    assert response.json()["households"] == 2
+    nobody = await plan(client, town, {**scope, "tags": ["dialysis"]}, lines=village.lines)
+    assert nobody.status_code == 422
+    assert nobody.json()["errors"][0]["field"] == "scope"
+
+
+async def test_pick_lists_per_building_as_csv_xlsx_and_a_printable_page_mark_sealed_units(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    sealed = await client.post(
+        "/v1/zones",
+        json={
+            "building_id": village.compound.building_id,
+            "unit_id": village.compound.unit_ids[1],
+            "level": "sealed",
+            "reason": "positive neighbour",
+        },
+        headers=town.operator,
+    )
+    assert sealed.status_code in (200, 201), sealed.text
+    await in_directory(platform, residents=23, zones=1)
+    created = (
+        await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
+    ).json()
+    url = f"/v1/distribution-plans/{created['id']}/pick-list"
+
+    house1 = await client.get(
+        url, params={"building_id": village.compound.building_id}, headers=town.operator
+    )
+    rows = list(csv.DictReader(io.StringIO(house1.text.lstrip("\ufeff"))))
+    assert {r["household"] for r in rows} == {"A", "B", "C", "D"}
+    door = {r["household"] for r in rows if r["delivery"] == "door (sealed)"}
+    assert door == {"C", "D"}  # unit 2 is sealed
+
+    xlsx = await client.get(url, params={"format": "xlsx"}, headers=town.operator)
+    assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    cells = list(sheet.iter_rows(values_only=True))
+    assert cells[0][:3] == ("building", "unit", "household") and len(cells) == 1 + 7
+
+    page = await client.get(url, params={"format": "html"}, headers=town.operator)
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.text.count("<section>") == 2  # one printed page per house
+    # C's package and formula tin, D's package and formula tins.
+    assert page.text.count('<tr class="door">') == 4
+    assert "door (sealed)" in page.text
+
+
+async def test_a_top_up_plan_allocates_only_to_a_household_registered_since(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    original = (
+        await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
+    ).json()
+    await household(client, village.house2, town.operator, code="F", people=6, infants=1)
+    await in_directory(platform, residents=29)
+    top_up = await client.post(
+        f"/v1/distribution-plans/{original['id']}/top-ups", json={}, headers=town.operator
+    )
+    assert top_up.status_code == 201, top_up.text
+    assert top_up.json()["households"] == 1 and top_up.json()["top_up_of"] == original["id"]
+    sheet = await client.get(
+        f"/v1/distribution-plans/{top_up.json()['id']}/pick-list", headers=town.operator
+    )
+    assert quantities(sheet.text) == {("F", "Supply package"): 2, ("F", "Formula tin"): 1}
+    again = await client.post(
+        f"/v1/distribution-plans/{original['id']}/top-ups", json={}, headers=town.operator
+    )
+    assert again.status_code == 201 and again.json()["households"] == 0
+
+
+async def test_committee_staff_plan_their_own_compounds_and_nobody_else_s(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    other = await make_compound(client, town.id, town.operator, code="V2")
+    await make_resident(client, other, town.operator, household="X")
+    await in_directory(platform, residents=24)
+    staff = await committee_staff(client, town, village.compound, "staff-v1")
+
+    own = await plan(
+        client,
+        town,
+        {"kind": "compounds", "ids": [village.compound.id]},
+        staff,
+        lines=village.lines,
+    )
+    assert own.status_code == 201, own.text
+    outside = await plan(
+        client, town, {"kind": "compounds", "ids": [other.id]}, staff, lines=village.lines
+    )
+    assert outside.status_code == 404
+    assert outside.json()["errors"][0]["field"] == "scope.ids.0"
+    town_wide = await plan(client, town, {"kind": "town"}, staff, lines=village.lines)
+    assert town_wide.status_code == 403
+    listed = await client.get("/v1/distribution-plans", headers=staff)
+    assert [p["id"] for p in listed.json()["items"]] == [own.json()["id"]]
+
+
+async def test_a_plan_short_of_stock_is_refused_saying_by_how_much_and_where(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    village = await make_village(client, town, platform, code="V9")
+    await in_directory(platform, residents=23)
+    # 7 packages needed (two 6+ households), 5 in the store.
+    await stock_village(client, town, village, packages=5)
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    refused = await plan(client, town, scope, lines=village.lines)
+    assert refused.status_code == 409, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lines.0.item_id"
+    assert error["message"] == "short by 2 portions of Supply package at compound V9"
+    assert error["short"] == 2
+    listed = await client.get("/v1/distribution-plans", headers=town.operator)
+    assert listed.json()["items"] == []  # nothing of the plan was written
+
+    await receive(client, town.operator, village.compound.id, village.package, 2)
+    accepted = await plan(client, town, scope, lines=village.lines)
+    assert accepted.status_code == 201, accepted.text
+    balances = await client.get(
+        "/v1/stock/balances",
+        params={"holder_id": village.compound.id, "item_id": village.package},
+        headers=town.operator,
+    )
+    [balance] = balances.json()
+    assert (balance["on_hand"], balance["reserved"], balance["available"]) == (7, 7, 0)
+
+
+async def test_a_kit_is_reserved_as_its_items_and_a_short_one_named_on_its_line(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    h = town.operator
+    rice, oil = [
+        str((await post(client, "/v1/items", {"town_id": str(town.id), **item}, h))["id"])
+        for item in ({"name": "rice", "unit": "kg"}, {"name": "oil", "unit": "piece"})
+    ]
+    kit_body = {
+        "town_id": str(town.id),
+        "name": "rice and oil",
+        "lines": [{"item_id": rice, "quantity": "5"}, {"item_id": oil, "quantity": 1}],
+    }
+    kit = str((await post(client, "/v1/kits", kit_body, h))["id"])
+    await receive(client, h, village.compound.id, rice, 40)
+    await receive(client, h, village.compound.id, oil, 5)
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    # Seven kits (two 6+ households): 35 kg of rice there is, 7 pieces of oil there are not.
+    refused = await plan(client, town, scope, lines=[{"item_id": kit}])
+    assert refused.status_code == 409, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lines.0.item_id"
+    assert error["message"] == "short by 2 pieces of oil at compound V1"
+
+    await receive(client, h, village.compound.id, oil, 2)
+    accepted = await plan(client, town, scope, lines=[{"item_id": kit}])
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["lines"][0]["label"] == "rice and oil"
+    balances = await client.get(
+        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=h
+    )
+    reserved = {b["item"]: b["reserved"] for b in balances.json()}
+    assert (reserved["rice"], reserved["oil"]) == (35, 7)
