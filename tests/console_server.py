@@ -89,7 +89,12 @@ class Served:
         self.server.should_exit = True
         self.thread.join(60)
         queues = queue_names(self.platform)
-        asyncio.run(drop_everything(self.settings, queues))
+        # The test's thread may hold pytest's event loop: drop from a thread of its own.
+        dropping = threading.Thread(
+            target=asyncio.run, args=(drop_everything(self.settings, queues),)
+        )
+        dropping.start()
+        dropping.join(120)
 
     def token(self, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
         answer = httpx.post(
