@@ -2,8 +2,8 @@
 
 import asyncio
 import contextlib
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Response

@@ -52,7 +52,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def town(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def town(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     if request.param == "services" and (down := _unreachable()):
         pytest.skip(f"real services unreachable here: {', '.join(down)}")
     with served(request.param, tmp_path_factory.mktemp("console"), residents=400) as server:
@@ -75,6 +77,9 @@ def signed_in(browser: Any, town: Served, username: str) -> Any:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.errors = errors
+    loaded: list[int] = []
+    page.on("requestfinished", lambda request: loaded.append(request.sizes()["responseBodySize"]))
+    page.loaded = loaded
     page.goto(f"{town.base}/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", DEMO_PASSWORD)
@@ -105,7 +110,9 @@ def every(api: httpx.Client, path: str, **params: Any) -> list[Any]:
     items: list[Any] = []
     cursor = None
     while True:
-        answer = api.get(path, params={**params, "limit": 500, **({"cursor": cursor} if cursor else {})})
+        answer = api.get(
+            path, params={**params, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        )
         assert answer.status_code == 200, answer.text
         items += answer.json()["items"]
         cursor = answer.json()["next_cursor"]
@@ -137,7 +144,9 @@ def expected_dashboard(api: httpx.Client) -> dict[tuple[str, str], str]:
         figures[row["compound_id"], f"people.{level}"] = str(row["people"])
     for clock in every(api, "/v1/compound-clocks"):
         if clock["days_without_positive"] is not None:
-            figures[clock["compound_id"], "days_since_positive"] = str(clock["days_without_positive"])
+            figures[clock["compound_id"], "days_since_positive"] = str(
+                clock["days_without_positive"]
+            )
     rounds = sorted(
         every(api, "/v1/rounds", status="open"), key=lambda r: r["opened_at"], reverse=True
     )
@@ -156,7 +165,8 @@ def expected_dashboard(api: httpx.Client) -> dict[tuple[str, str], str]:
 def shown_dashboard(page: Any) -> dict[tuple[str, str], str]:
     cells = page.eval_on_selector_all(
         "#dashboard tbody tr [data-figure]",
-        "cells => cells.map(c => [c.closest('tr').dataset.compound, c.dataset.figure, c.textContent.trim()])",
+        "cells => cells.map(c => "
+        "[c.closest('tr').dataset.compound, c.dataset.figure, c.textContent.trim()])",
     )
     return {(compound, figure): text for compound, figure, text in cells}
 
@@ -177,6 +187,8 @@ def test_an_operator_runs_a_night_from_the_console(
     unit = units[0]
     page = signed_in(browser, town, "operator")
     page.wait_for_selector("#dashboard")
+    # A weak connection's budget: the console and the dashboard's data, first load.
+    assert sum(page.loaded) < 200_000, page.loaded
     nav = page.inner_text("#nav")
     for label in ("Town", "Residents", "Ledger import", "Rounds", "Cases", "Transfers"):
         assert label in nav
@@ -197,7 +209,10 @@ def test_an_operator_runs_a_night_from_the_console(
     errors = page.eval_on_selector_all(
         "#row-errors tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
     )
-    assert [(row, column) for row, column, _ in errors] == [("3", "document_number"), ("4", "building")]
+    assert [(row, column) for row, column, _ in errors] == [
+        ("3", "document_number"),
+        ("4", "building"),
+    ]
     assert every(api, "/v1/residents", name="林晓") == []
     shot(town, page, "ledger-errors")
     fixed = tmp_path / "ledger-fixed.csv"
@@ -234,8 +249,12 @@ def test_an_operator_runs_a_night_from_the_console(
     in_unit = [m["resident_id"] for m in members if m["unit_id"] == unit["unit_id"]][:4]
     now = datetime.now(UTC)
     tubes = [
-        {"code": f"CT{n:04d}", "member_ids": [member], "collector": "Nurse Li",
-         "collected_at": (now - timedelta(minutes=1)).isoformat()}
+        {
+            "code": f"CT{n:04d}",
+            "member_ids": [member],
+            "collector": "Nurse Li",
+            "collected_at": (now - timedelta(minutes=1)).isoformat(),
+        }
         for n, member in enumerate(in_unit)
     ]
     recorded = api.post(f"/v1/rounds/{round_id}/tubes/batch", json={"tubes": tubes})
@@ -279,7 +298,12 @@ def test_an_operator_runs_a_night_from_the_console(
     ]
 
     # A resident's numbers stay masked until revealed; the reveal is a logged API read.
-    go(page, town, f"#/list/residents?compound_id={first['id']}&name=林晓", "table[data-list=residents]")
+    go(
+        page,
+        town,
+        f"#/list/residents?compound_id={first['id']}&name=林晓",
+        "table[data-list=residents]",
+    )
     page.click("table[data-list=residents] a")
     page.wait_for_selector("#resident-phone")
     masked = page.inner_text("#resident-phone")
@@ -323,16 +347,16 @@ def test_an_operator_runs_a_night_from_the_console(
     page.context.close()
 
 
-def test_committee_staff_see_only_their_compounds_on_every_page(
-    browser: Any, town: Served
-) -> None:
+def test_committee_staff_see_only_their_compounds_on_every_page(browser: Any, town: Served) -> None:
     everyone = {c["id"] for c in town.api("operator").get("/v1/compounds").json()}
     api = town.api("committee1")
     theirs = {c["id"] for c in api.get("/v1/compounds").json()}
     assert theirs and theirs < everyone
     page = signed_in(browser, town, "committee1")
     page.wait_for_selector("#dashboard")
-    rows = page.eval_on_selector_all("#dashboard tbody tr", "rows => rows.map(r => r.dataset.compound)")
+    rows = page.eval_on_selector_all(
+        "#dashboard tbody tr", "rows => rows.map(r => r.dataset.compound)"
+    )
     assert set(rows) == theirs
     assert shown_dashboard(page) == expected_dashboard(api)
 
@@ -344,8 +368,12 @@ def test_committee_staff_see_only_their_compounds_on_every_page(
     go(page, town, "#/rounds", "#schedule-form")
     scope = page.eval_on_selector_all("input[name=scope_id]", "xs => xs.map(x => x.value)")
     assert set(scope) == theirs
-    listed = page.eval_on_selector_all("#rounds tbody a", "xs => xs.map(x => x.getAttribute('href'))")
-    assert {href.rsplit("/", 1)[1] for href in listed} == {r["id"] for r in every(api, "/v1/rounds")}
+    listed = page.eval_on_selector_all(
+        "#rounds tbody a", "xs => xs.map(x => x.getAttribute('href'))"
+    )
+    assert {href.rsplit("/", 1)[1] for href in listed} == {
+        r["id"] for r in every(api, "/v1/rounds")
+    }
 
     other = sorted(everyone - theirs)[0]
     go(page, town, f"#/compound/{other}", "main .error")
