@@ -25,7 +25,7 @@ export function placesOf(compoundId) {
   return compounds.get(compoundId);
 }
 
-// A function naming a row's place ("3-2", or the building's code) once its compounds are read.
+// Names a row's place ("3-2", or the building's code) once its compounds are read.
 export async function namer(rows) {
   const ids = [...new Set(rows.map((r) => r.compound_id).filter(Boolean))].slice(0, 20);
   const known = await Promise.all(ids.map(placesOf));
@@ -36,7 +36,5 @@ export async function namer(rows) {
     }
     return row.unit || "";
   };
-  const all = await compoundsInScope();
-  const compoundName = (row) => all.find((c) => c.id === row.compound_id)?.name || "";
-  return { place: names, compound: compoundName };
+  return { place: names };
 }
