@@ -36,7 +36,7 @@ SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
 TOWN_ZONE = ZoneInfo("Asia/Shanghai")
 LEDGER_HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes"
 STATUS_LABELS = {"normal": "normal", "closed": "closed", "epidemic_free": "epidemic-free"}
-TIMEOUT_MS = 20_000
+TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +343,21 @@ def test_an_operator_runs_a_night_from_the_console(
     }
     shot(town, page, "dashboard-zh")
     page.select_option("#lang", "en")
+    page.wait_for_selector("#dashboard th:text('Days since last positive')")
+
+    # The case is in the transfer queue; its contacts (its household) are on the cases page.
+    go(page, town, "#/transfers?status=pending", "#transfer-queue")
+    [case] = every(api, "/v1/transfers", status="pending")
+    assert page.locator("#transfer-queue tbody tr").count() == 1
+    shot(town, page, "transfers")
+    go(page, town, f"#/cases?case={case['id']}", "#contacts table")
+    contacts = api.get(f"/v1/cases/{case['id']}/contacts").json()
+    assert page.locator("#contacts tbody tr").count() == len(contacts) > 0
+    shot(town, page, "cases")
+    go(page, town, f"#/residents?compound_id={first['id']}&zone=controlled", "[data-list=residents]")
+    controlled = every(api, "/v1/residents", compound_id=first["id"], zone="controlled")
+    assert page.locator("table[data-list=residents] tbody tr").count() == len(controlled) > 0
+    shot(town, page, "residents")
     assert page.errors == []
     page.context.close()
 

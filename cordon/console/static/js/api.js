@@ -71,8 +71,18 @@ async function refresh() {
   return refreshing;
 }
 
+const pause = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
 async function authorised(send) {
   let response = await send(session ? session.access : "");
+  // A service catching up (a projection behind, a replica restarting) says when to come
+  // back: wait that long, a few times, with the same request (and Idempotency-Key).
+  for (let tries = 0; response.status === 503 && tries < 3; tries += 1) {
+    const after = Number(response.headers.get("Retry-After"));
+    if (!(after > 0 && after <= 15)) break;
+    await pause(after);
+    response = await send(session ? session.access : "");
+  }
   if (response.status !== 401) return response;
   if (!(await refresh())) {
     if (!reauthenticate) return response;
