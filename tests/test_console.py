@@ -354,7 +354,12 @@ def test_an_operator_runs_a_night_from_the_console(
     contacts = api.get(f"/v1/cases/{case['id']}/contacts").json()
     assert page.locator("#contacts tbody tr").count() == len(contacts) > 0
     shot(town, page, "cases")
-    go(page, town, f"#/residents?compound_id={first['id']}&zone=controlled", "[data-list=residents]")
+    go(
+        page,
+        town,
+        f"#/residents?compound_id={first['id']}&zone=controlled",
+        "[data-list=residents]",
+    )
     controlled = every(api, "/v1/residents", compound_id=first["id"], zone="controlled")
     assert page.locator("table[data-list=residents] tbody tr").count() == len(controlled) > 0
     shot(town, page, "residents")
