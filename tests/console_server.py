@@ -84,6 +84,18 @@ class Served:
                 raise AssertionError("the console's server did not start")
             time.sleep(0.05)
         self.run(ensure_demo_town(self.platform.runtime("registry"), size=residents), 300)
+        self.caught_up()
+
+    def caught_up(self, within: float = 180) -> None:
+        """Wait until the testing service's directory holds what the registry committed (a
+        round is scheduled on a current view; the console would show the 503 otherwise)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            lags = self.run(self.platform.lags())
+            if lags and all(lag.get("caught_up") for lag in lags.values()):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"projections still behind after {within}s: {lags}")
 
     def stop(self) -> None:
         self.server.should_exit = True

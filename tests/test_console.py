@@ -89,7 +89,13 @@ def signed_in(browser: Any, town: Served, username: str) -> Any:
 
 
 def go(page: Any, town: Served, hash_: str, ready: str) -> None:
+    """Open a page of the console and wait until it is drawn whole."""
+    page.evaluate(
+        "() => { const m = document.getElementById('main'); if (m) delete m.dataset.shown; }"
+    )
     page.goto(f"{town.base}/console/{hash_}")
+    name = hash_.removeprefix("#/").split("/")[0].split("?")[0]
+    page.wait_for_selector(f"main[data-shown='{name}'], main .error, #not-for-role")
     page.wait_for_selector(ready)
 
 
@@ -224,6 +230,7 @@ def test_an_operator_runs_a_night_from_the_console(
     page.wait_for_selector("#import-status.ok")
     assert "Imported 3 rows: 3 new" in page.inner_text("#import-status")
     assert [r["name"] for r in every(api, "/v1/residents", name="林晓")] == ["林晓"]
+    town.caught_up()
 
     # Schedule a single-tube round over the first compound and open it.
     go(page, town, "#/rounds", "#schedule-form")

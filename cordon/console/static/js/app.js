@@ -114,11 +114,14 @@ async function route() {
     return;
   }
   target.replaceChildren(h("p", { class: "muted" }, t("loading")));
+  delete target.dataset.shown;
   try {
     const module = await entry.load();
     if (ticket !== rendering) return;
     const view = module[entry.view || "default"];
     await view(target, { args, params, me: state.me, services: state.services });
+    // Done drawing this page (tests and scripts wait for it; screen readers get focus).
+    if (ticket === rendering) target.dataset.shown = page;
   } catch (problem) {
     if (ticket !== rendering) return;
     target.replaceChildren(h("h1", {}, t("error")), h("p", { class: "error" }, problemText(problem)));
@@ -192,7 +195,10 @@ async function start() {
     return route();
   }
   state.services = await detectServices();
-  if (!location.hash) location.hash = "#/dashboard";
+  if (!location.hash || location.hash === "#/") {
+    location.hash = "#/dashboard"; // hashchange renders it
+    return undefined;
+  }
   return route();
 }
 
