@@ -62,15 +62,17 @@ def town(
         yield server
 
 
-def shot(town: Served, page: Any, name: str, *, full_page: bool = False) -> None:
+def shot(town: Served, page: Any, name: str, *, at: str | None = None) -> None:
     """Screenshots for docs/console.md, from the embedded run only, when asked for."""
     if os.environ.get("CORDON_SCREENSHOTS") == "1" and town.backend == "embedded":  # type: ignore[attr-defined]
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+        if at:
+            page.locator(at).scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def signed_in(browser: Any, town: Served, username: str) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
+    context = browser.new_context(viewport={"width": 1200, "height": 760}, locale="en-US")
     context.add_init_script("localStorage.setItem('cordon.lang', 'en')")
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -278,7 +280,7 @@ def test_an_operator_runs_a_night_from_the_console(
         "#results-status"
     )
     assert "ZZ9999" in page.inner_text("#results-row-errors")
-    shot(town, page, "round", full_page=True)
+    shot(town, page, "round", at="#results-status")
 
     # The case seals its unit (zone policy, over the bus); seven quiet days later a downgrade
     # is proposed, and the operator approves it on the compound page with a reason.
@@ -294,7 +296,7 @@ def test_an_operator_runs_a_night_from_the_console(
     [proposal] = api.get("/v1/zones/proposals", params={"status": "pending"}).json()["items"]
     go(page, town, f"#/compound/{first['id']}", "#unit-grid")
     assert page.locator("#unit-grid td[data-level=sealed]").count() >= 1
-    shot(town, page, "compound", full_page=True)
+    shot(town, page, "compound")
     row = page.locator(f"#proposals tr[data-proposal='{proposal['id']}']")
     row.locator("input[name=note]").fill("seven quiet days, checked on site")
     row.locator("button", has_text="Approve").click()
