@@ -110,7 +110,9 @@ class Served:
 
     def token(self, username: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
         answer = httpx.post(
-            f"{self.base}/v1/auth/token", data={"username": username, "password": password}
+            f"{self.base}/v1/auth/token",
+            data={"username": username, "password": password},
+            timeout=60,
         )
         assert answer.status_code == 200, answer.text
         return {"Authorization": f"Bearer {answer.json()['access_token']}"}
