@@ -441,4 +441,16 @@ def test_a_session_that_ends_under_a_form_keeps_the_form(browser: Any, town: Ser
     page.click("dialog[open] button[type=submit]")
     page.wait_for_url("**/#/round/*")
     page.wait_for_selector("h1:text('Typed before the session ended')")
+
+    # An access token past its life: the console spends the refresh token (it rotates) and
+    # carries on, asking nothing.
+    stale = page.evaluate(
+        "() => { const s = JSON.parse(sessionStorage.getItem('cordon.session'));"
+        " s.access = 'expired'; sessionStorage.setItem('cordon.session', JSON.stringify(s));"
+        " return s.refresh; }"
+    )
+    page.reload()
+    page.wait_for_selector("main[data-shown='round'] h1:text('Typed before the session ended')")
+    assert page.locator("dialog[open]").count() == 0
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('cordon.session')).refresh") != stale
     page.context.close()

@@ -100,7 +100,12 @@ let rendering = 0;
 async function route() {
   const ticket = ++rendering;
   renderChrome();
-  if (!api.signedIn() || !state.me) return showSignIn();
+  if (!api.signedIn()) return showSignIn();
+  if (!state.me) {
+    // Signed in, still asking who we are: start() draws the page once it knows.
+    main().replaceChildren(h("p", { class: "muted" }, t("loading")));
+    return undefined;
+  }
   const { page, args, params } = parseHash();
   renderNav(page);
   const target = main();
