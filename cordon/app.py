@@ -3,11 +3,13 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
@@ -26,6 +28,7 @@ Every create accepts an `Idempotency-Key` header: a retry with the same key retu
 answer and creates nothing new. Errors are RFC 9457 problem details naming the field or row.
 Lists are cursor-paginated: pass `next_cursor` back as `cursor`."""
 TOKEN_PATH = "/v1/auth/token"
+CONSOLE = Path(__file__).parent / "console" / "static"
 NO_SIGN_IN_HERE = """
 
 This process does not serve the sign-in: call `POST /v1/auth/token` on the registry or the
@@ -73,7 +76,21 @@ def create_app(platform: Platform, *, with_workers: bool, migrate: bool = True) 
             app.include_router(router)
     _add_health(app, platform)
     _advertise_token_url(app, platform.settings)
+    _serve_console(app, platform)
     return app
+
+
+def _serve_console(app: FastAPI, platform: Platform) -> None:
+    """The operators' console: static files, a client of the public /v1 API like any other
+    (no route of its own). Served by the process that signs in, so the gateway routes
+    /console/ where /v1/auth lives and the console's calls stay on one origin."""
+    if "registry" not in platform.runtimes:
+        return
+    app.mount("/console", StaticFiles(directory=CONSOLE, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/console/")
 
 
 def _advertise_token_url(app: FastAPI, settings: Settings) -> None:

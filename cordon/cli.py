@@ -121,6 +121,7 @@ def run(
     platform = Platform(settings, named(None))
     base = f"http://{host}:{port}"
     typer.echo(f"\nCordon is running in the {settings.mode.value} mode.")
+    typer.echo(f"  Console:   {base}/console/")
     typer.echo(f"  API docs:  {base}/docs")
     typer.echo(f"  Health:    {base}/readyz   Metrics: {base}/metrics")
     for line in demo.describe_logins():

@@ -312,3 +312,36 @@ async def test_another_committees_staff_see_no_cases_contacts_or_results(
         f"/v1/cases/{case['id']}/transfer", json={"status": "pending"}, headers=outsider
     )
     assert moved.status_code == 404
+
+
+async def test_counts_per_compound_match_the_lists_behind_them_in_scope(
+    client: httpx.AsyncClient, town: Town, ward: Ward, platform: Platform
+) -> None:
+    await confirm(client, town, "S0001", "S0005")
+    cases = (await client.get("/v1/cases", headers=town.operator)).json()["items"]
+    first = min(cases, key=lambda c: c["confirmed_at"])
+    plan = {"status": "scheduled", "destination": "Hall 3", "scheduled_for": first["confirmed_at"]}
+    moved = await client.post(f"/v1/cases/{first['id']}/transfer", json=plan, headers=town.operator)
+    assert moved.status_code == 200, moved.text
+    since = datetime.fromisoformat(first["confirmed_at"]) + timedelta(microseconds=1)
+    params = {"since": since.isoformat()}
+    counted = await client.get("/v1/cases/counts", params=params, headers=town.operator)
+    assert counted.status_code == 200, counted.text
+    [row] = counted.json()
+    later = await client.get(
+        "/v1/cases", params={"confirmed_since": since.isoformat()}, headers=town.operator
+    )
+    assert row["compound_id"] == ward.compound.id
+    assert (row["cases"], row["cases_since"]) == (2, len(later.json()["items"]))
+    assert (row["transfers_pending"], row["transfers_scheduled"]) == (1, 1)
+    overdue = (await client.get("/v1/transfers?overdue=true", headers=town.operator)).json()
+    assert row["transfers_overdue"] == len(overdue["items"])
+
+    naive = await client.get(
+        "/v1/cases/counts", params={"since": "2022-04-02T00:00:00"}, headers=town.operator
+    )
+    assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "query.since"
+    other = await make_compound(client, town.id, town.operator, code="W2")
+    outsider = await committee_staff(client, town, other, "staff-w2")
+    hidden = await client.get("/v1/cases/counts", params=params, headers=outsider)
+    assert hidden.status_code == 200 and hidden.json() == []

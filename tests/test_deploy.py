@@ -74,6 +74,8 @@ TESTING_RESOURCES = (
     "compound-clocks",
 )
 PLATFORM_PATHS = ("/docs", "/openapi.json", "/healthz", "/readyz")
+# The console: static files of the registry's processes, on the same base URL.
+CONSOLE_PATHS = ("/console/", "/console/js/app.js")
 
 SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "CORDON_SECRET_KEY")
 DUMMY_SECRETS = {name: f"dummy-{name.lower()}-0123456789abcdef0123456789" for name in SECRETS}
@@ -633,7 +635,7 @@ def test_nginx_gateway_live(tmp_path: Path) -> None:
             status, _, body = fetch(f"{base}/v1/{resource}/x/y?cursor=abc")
             assert status == 200, (resource, body)
             assert json.loads(body)["path"] == f"/v1/{resource}/x/y?cursor=abc"
-        for path in PLATFORM_PATHS:
+        for path in PLATFORM_PATHS + CONSOLE_PATHS:
             status, _, body = fetch(base + path)
             assert status == 200 and json.loads(body)["path"] == path
 

@@ -41,6 +41,14 @@ async def test_a_sealed_unit_is_listed_with_its_history(
     assert steps == [(None, "sealed"), ("sealed", "controlled"), ("controlled", None)]
     assert {h["set_by"] for h in history.json()} == {"operator"}
     assert len(await outbox_events(platform, "registry.zone.changed")) == 3
+    # A compound's history (the console's compound page): its changes only.
+    other = await make_compound(client, town.id, town.operator, code="P2")
+    elsewhere = {"building_id": other.building_id, "reason": "contacts", "level": "controlled"}
+    await post(client, "/v1/zones", elsewhere, town.operator)
+    by_compound = await client.get(
+        f"/v1/zones/history?compound_id={compound.id}", headers=town.operator
+    )
+    assert [h["id"] for h in by_compound.json()] == [h["id"] for h in history.json()]
 
 
 async def test_residents_carry_their_units_zone_over_their_buildings(

@@ -13,14 +13,19 @@ from shared.db import AnySelect
 
 def zone_level() -> ColumnElement[Any]:
     """A resident's zone: their unit's own zone wins over their building's."""
+    return zone_level_of(building_id=Resident.building_id, unit_id=Resident.unit_id)
+
+
+def zone_level_of(*, building_id: Any, unit_id: Any) -> ColumnElement[Any]:
+    """The zone of a place: the unit's own zone wins over its building's."""
     unit_zone = (
         select(Zone.level)
-        .where(Zone.building_id == Resident.building_id, Zone.unit_id == Resident.unit_id)
+        .where(Zone.building_id == building_id, Zone.unit_id == unit_id)
         .scalar_subquery()
     )
     building_zone = (
         select(Zone.level)
-        .where(Zone.building_id == Resident.building_id, Zone.unit_id.is_(None))
+        .where(Zone.building_id == building_id, Zone.unit_id.is_(None))
         .scalar_subquery()
     )
     return coalesce(unit_zone, building_zone)

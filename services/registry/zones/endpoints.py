@@ -70,11 +70,14 @@ async def set_zone(body: schemas.ZoneSet, uow: Uow) -> schemas.ZoneResult:
 @router.get("/zones/history", response_model=list[schemas.ZoneChangeOut], summary="Zone changes")
 async def zone_history(
     uow: Uow,
+    compound_id: uuid.UUID | None = None,
     building_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
     limit: Limit = 200,
 ) -> list[ZoneChange]:
     query = select(ZoneChange)
+    if compound_id is not None:
+        query = query.where(ZoneChange.compound_id == compound_id)
     if building_id is not None:
         query = query.where(ZoneChange.building_id == building_id)
     if unit_id is not None:

@@ -4,39 +4,47 @@ building's, so a sealed building's units count as sealed."""
 import uuid
 from typing import Any, Literal
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import BigInteger, cast, func, literal, select
 from sqlalchemy.types import Uuid
 
 from services.registry.models import Building, Resident, Unit
-from services.registry.residents.repository import zone_level
+from services.registry.residents.repository import zone_level_of
 from shared.db import AnySelect
 
 PopulationGrouping = Literal["compound", "building", "unit"]
 
 
 def population(*, by: PopulationGrouping, compound_id: uuid.UUID | None) -> AnySelect:
-    """Households and people per place and effective zone level (empty: no zone)."""
+    """Households and people per place and effective zone level (empty: no zone).
+
+    Residents are counted per unit first and the zone looked up once per unit, not once
+    per resident: a household lives in one unit, so its distinct count per unit adds up."""
     none: Any = literal(None, Uuid)
-    building_id = none if by == "compound" else Resident.building_id
-    unit_id = Resident.unit_id if by == "unit" else none
-    lived: Any = select(
-        Resident.compound_id.label("compound_id"),
-        building_id.label("building_id"),
-        unit_id.label("unit_id"),
-        Resident.household_id,
-        zone_level().label("level"),
-    )
+    places = (Resident.compound_id, Resident.building_id, Resident.unit_id)
+    counted: Any = select(
+        *places,
+        func.count(func.distinct(Resident.household_id)).label("households"),
+        func.count().label("people"),
+    ).group_by(*places)
     if compound_id is not None:
-        lived = lived.where(Resident.compound_id == compound_id)
-    lived = lived.subquery()
+        counted = counted.where(Resident.compound_id == compound_id)
+    counted = counted.subquery()
+    lived = select(
+        counted.c.compound_id,
+        (none if by == "compound" else counted.c.building_id).label("building_id"),
+        (counted.c.unit_id if by == "unit" else none).label("unit_id"),
+        zone_level_of(building_id=counted.c.building_id, unit_id=counted.c.unit_id).label("level"),
+        counted.c.households,
+        counted.c.people,
+    ).subquery()
     keys = (lived.c.compound_id, lived.c.building_id, lived.c.unit_id, lived.c.level)
     return (
         select(
             *keys,
             Building.code.label("building_code"),
             Unit.code.label("unit_code"),
-            func.count(func.distinct(lived.c.household_id)).label("households"),
-            func.count().label("people"),
+            cast(func.sum(lived.c.households), BigInteger).label("households"),
+            cast(func.sum(lived.c.people), BigInteger).label("people"),
         )
         .outerjoin(Building, Building.id == lived.c.building_id)
         .outerjoin(Unit, Unit.id == lived.c.unit_id)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from services.testing.cases import schemas, service
 from services.testing.models import SERVICE, Case, Contact
 from shared.db import AnySelect
+from shared.fields import Moment
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
 from shared.privacy import Present
@@ -40,6 +41,9 @@ async def list_cases(
     building_id: uuid.UUID | None = None,
     round_id: uuid.UUID | None = None,
     resident_id: uuid.UUID | None = None,
+    confirmed_since: Annotated[
+        Moment | None, Query(description="Only cases confirmed at or after this instant")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
@@ -50,7 +54,26 @@ async def list_cases(
         (Case.round_id, round_id),
         (Case.resident_id, resident_id),
     )
+    if confirmed_since is not None:
+        query = query.where(Case.confirmed_at >= confirmed_since)
     return await _page(uow, present, query, cursor=cursor, limit=limit)
+
+
+@router.get(
+    "/cases/counts",
+    response_model=list[schemas.CaseCounts],
+    summary="Cases and the transfer queue per compound, counted",
+    description="One row per compound in your scope that has a case: cases ever and since "
+    "`since` (pass the start of today in the town's time zone for *cases today*), transfers "
+    "pending, scheduled and overdue. The lists behind each figure are `/v1/cases` "
+    "(`confirmed_since`) and `/v1/transfers` (`status`, `overdue`).",
+)
+async def case_counts(
+    uow: Uow,
+    since: Annotated[Moment, Query(description="Count `cases_since` from this instant")],
+    compound_id: uuid.UUID | None = None,
+) -> list[schemas.CaseCounts]:
+    return await service.counts(uow, since=since, now=datetime.now(UTC), compound_id=compound_id)
 
 
 @router.get("/cases/{case_id}", response_model=schemas.CaseOut)

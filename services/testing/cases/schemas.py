@@ -119,3 +119,14 @@ class TransferIn(BaseModel):
         if self.status == "scheduled" and (self.destination is None or self.scheduled_for is None):
             raise ValueError("a scheduled transfer needs destination and scheduled_for")
         return self
+
+
+class CaseCounts(BaseModel):
+    """One compound's cases and transfer queue, counted in the database (the dashboard)."""
+
+    compound_id: uuid.UUID | None = Field(description="Empty for cases placed in no compound")
+    cases: int = Field(description="Confirmed cases, ever")
+    cases_since: int = Field(description="Confirmed at or after `since` (e.g. today's start)")
+    transfers_pending: int = Field(description="Waiting for a transfer to be scheduled")
+    transfers_scheduled: int = Field(description="Scheduled, not yet transferred")
+    transfers_overdue: int = Field(description="Past their target and not transferred")
