@@ -454,3 +454,74 @@ def test_a_session_that_ends_under_a_form_keeps_the_form(browser: Any, town: Ser
     assert page.locator("dialog[open]").count() == 0
     assert page.evaluate("JSON.parse(sessionStorage.getItem('cordon.session')).refresh") != stale
     page.context.close()
+
+
+def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Served) -> None:
+    api = town.api("operator")
+    town.caught_up()
+    first = api.get("/v1/compounds").json()[0]
+    [resident] = api.get("/v1/residents", params={"compound_id": first["id"], "limit": 1}).json()[
+        "items"
+    ]
+    made = api.post(
+        "/v1/requests",
+        json={"resident_id": resident["id"], "kind": "baby_supplies", "details": "Formula"},
+        headers={"Idempotency-Key": "console-request-1"},
+    )
+    assert made.status_code == 201, made.text
+    page = signed_in(browser, town, "operator")
+    page.wait_for_selector("#dashboard")
+    nav = page.inner_text("#nav")
+    for label in ("Stock", "Distribution", "Requests", "Broadcasts", "Messages"):
+        assert label in nav
+    overdue = every(api, "/v1/requests", overdue="true")
+    assert page.inner_text("#town-figures [data-figure=requests_overdue]") == str(len(overdue))
+
+    # The board: each column's count is the API's, with the request's service-time clock.
+    go(page, town, "#/requests", "#request-board")
+    opened = every(api, "/v1/requests", status="open")
+    assert page.inner_text("[data-figure='requests.open']") == str(len(opened)) != "0"
+    card = page.locator(f"[data-request='{made.json()['id']}'] .clock")
+    assert "left" in card.inner_text()
+    shot(town, page, "requests")
+    go(page, town, "#/stock", "#balances")
+    shot(town, page, "stock")
+
+    # A broadcast previewed over one compound: the recipients are the API's preview's.
+    go(page, town, "#/broadcasts", "#broadcast-form")
+    page.select_option("#broadcast-scope", first["id"])
+    page.select_option("#broadcast-template", "sealed")
+    page.fill("input[name='var.area']", "Building 1")
+    page.click("#broadcast-preview")
+    page.wait_for_selector("#preview-texts")
+    body = page.evaluate("() => ({area: document.querySelector(\"input[name='var.area']\").value})")
+    town_id = api.get("/v1/auth/me").json()["scope"]["towns"][0]
+    expected = api.post(
+        "/v1/broadcasts/preview",
+        json={
+            "town_id": town_id,
+            "scope": {"kind": "compounds", "ids": [first["id"]]},
+            "template_key": "sealed",
+            "variables": {"area": body["area"], "time": datetime.now(UTC).isoformat()},
+            "valid_until": (datetime.now(UTC) + timedelta(hours=6)).isoformat(),
+        },
+    )
+    assert expected.status_code == 200, expected.text
+    shown = page.inner_text("[data-figure='preview.recipients']")
+    assert shown == str(expected.json()["recipients"]) != "0"
+    shot(town, page, "broadcasts", at="#broadcast-form")
+    # Town-wide: it waits for a second operator's approval.
+    page.select_option("#broadcast-scope", "town")
+    page.click("#broadcast-form button[type=submit]")
+    page.wait_for_selector("#broadcasts tbody tr")
+    [waiting] = every(api, "/v1/broadcasts", status="awaiting_approval")
+    assert waiting["town_wide"] and "awaiting approval" in page.inner_text("#broadcasts")
+    go(page, town, "#/messages", "#message-states")
+    shot(town, page, "messages")
+    assert page.errors == []
+    page.context.close()
+
+    volunteer = signed_in(browser, town, "volunteer1")
+    for hash_ in ("#/stock", "#/requests", "#/broadcasts", "#/messages"):
+        go(volunteer, town, hash_, "#not-for-role")
+    volunteer.context.close()

@@ -5,7 +5,7 @@ import { t, lang, setLang } from "./i18n.js";
 import { h, problemText } from "./ui.js";
 
 // Each service: a read that answers when it is deployed (a 404 means no service owns it),
-// and its pages. Logistics and notify add themselves here when they exist.
+// and its pages.
 const SERVICES = [
   {
     name: "registry", probe: "/v1/auth/me",
@@ -29,6 +29,24 @@ const SERVICES = [
     ],
     hidden: [
       { path: "round", load: () => import("./pages/rounds.js"), view: "round" },
+    ],
+  },
+  {
+    name: "logistics", probe: "/v1/distribution-plans?limit=1",
+    pages: [
+      { path: "stock", label: "nav.stock", load: () => import("./pages/logistics.js") },
+      { path: "plans", label: "nav.plans", load: () => import("./pages/logistics.js"), view: "plans" },
+      { path: "requests", label: "nav.requests", load: () => import("./pages/logistics.js"), view: "requests" },
+    ],
+    hidden: [
+      { path: "plan", load: () => import("./pages/logistics.js"), view: "plan" },
+    ],
+  },
+  {
+    name: "notify", probe: "/v1/broadcasts?limit=1",
+    pages: [
+      { path: "broadcasts", label: "nav.broadcasts", load: () => import("./pages/notify.js") },
+      { path: "messages", label: "nav.messages", load: () => import("./pages/notify.js"), view: "messages" },
     ],
   },
 ];

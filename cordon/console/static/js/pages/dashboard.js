@@ -7,7 +7,22 @@ import { day, exportCsv, fill, h, link, printButton, startOfTownDay, when } from
 const LEVELS = ["sealed", "controlled", "precaution", null];
 const POLL_SECONDS = 30;
 
-export async function load({ testing }) {
+// Town-level figures of logistics and notify: the API has no per-compound count for these,
+// so one read each (a page of 100; "100+" beyond) and a link to the list behind it.
+const TOWN_FIGURES = [
+  { service: "logistics", name: "requests_overdue", label: "dash.requests_overdue", path: "/v1/requests?overdue=true&limit=100", href: "#/list/requests?overdue=true" },
+  { service: "notify", name: "alerts_queued", label: "dash.alerts_queued", path: "/v1/messages?state=queued&limit=100", href: "#/list/messages?state=queued" },
+  { service: "notify", name: "alerts_failed", label: "dash.alerts_failed", path: "/v1/messages?state=failed&limit=100", href: "#/list/messages?state=failed" },
+];
+
+async function townFigures(services) {
+  return Promise.all(TOWN_FIGURES.filter((f) => services.has(f.service)).map(async (f) => {
+    const page = await api.get(f.path);
+    return { ...f, value: `${page.items.length}${page.next_cursor ? "+" : ""}` };
+  }));
+}
+
+export async function load({ testing, services = new Set() }) {
   const since = startOfTownDay();
   const reads = [api.get("/v1/compounds"), api.get("/v1/zones/population?by=compound")];
   if (testing) {
@@ -17,13 +32,13 @@ export async function load({ testing }) {
       api.get(api.query("/v1/cases/counts", { since })),
     );
   }
-  const [compounds, population, rounds, clocks, counts] = await Promise.all(reads);
+  const [town, compounds, population, rounds, clocks, counts] = await Promise.all([townFigures(services), ...reads]);
   let coverage = [];
   if (testing && rounds.items.length) {
     coverage = await Promise.all(rounds.items.map((round) =>
       api.get(`/v1/rounds/${round.id}/coverage?by=compound`).then((c) => ({ round, c }))));
   }
-  return { since, compounds, population, rounds: rounds?.items || [], clocks: clocks || [], counts: counts || [], coverage };
+  return { since, town, compounds, population, rounds: rounds?.items || [], clocks: clocks || [], counts: counts || [], coverage };
 }
 
 // Per compound: the figures the page shows, keyed as the cells' data-figure attributes.
@@ -125,17 +140,19 @@ function render(target, data, testing) {
       h("span", { class: "muted", "aria-live": "polite", id: "updated" }, t("dash.updated", { time: when(new Date().toISOString()) })),
       h("button", { type: "button", class: "secondary", onclick: () => exportCsv(cols, rows, "dashboard") }, t("export_csv")),
       printButton()),
+    data.town.length ? h("p", { id: "town-figures" }, data.town.map((f, i) =>
+      h("span", {}, i ? " · " : "", t(f.label), " ", h("span", { class: f.name !== "alerts_queued" && f.value !== "0" ? "error" : "" }, figure(f.name, f.value, f.href))))) : null,
     h("p", { class: "muted" }, t("dash.zone_hint")),
     tableEl);
 }
 
 export default async function dashboard(target, { services }) {
   const testing = services.has("testing");
-  render(target, await load({ testing }), testing);
+  render(target, await load({ testing, services }), testing);
   // Live: poll while this page is shown; a failed poll keeps the last figures.
   const tick = async () => {
     if (!document.getElementById("dashboard") || !location.hash.startsWith("#/dashboard")) return;
-    try { render(target, await load({ testing }), testing); } catch { /* next tick */ }
+    try { render(target, await load({ testing, services }), testing); } catch { /* next tick */ }
     setTimeout(tick, POLL_SECONDS * 1000);
   };
   setTimeout(tick, POLL_SECONDS * 1000);

@@ -79,6 +79,34 @@ export const LISTS = {
       { key: "status", label: "col.status", value: (r) => t(`task_status.${r.status}`) },
     ],
   },
+  requests: {
+    title: "list.requests", path: () => "/v1/requests",
+    filters: ["status", "kind", "priority", "compound_id", "building_id", "overdue"],
+    columns: (n) => [
+      { key: "box", label: "col.done", box: true, value: () => "" },
+      { key: "kind", label: "col.kind", value: (r) => t(`request_kind.${r.kind}`) },
+      { key: "priority", label: "col.priority", value: (r) => t(`priority.${r.priority}`) },
+      { key: "name", label: "col.name", value: person, text: personText },
+      { key: "place", label: "col.place", value: (r) => r.address || n.place(r) },
+      { key: "phone", label: "col.phone" },
+      { key: "status", label: "col.status", value: (r) => t(`request_status.${r.status}`) },
+      { key: "due", label: "col.due", value: (r) => h("span", { class: r.overdue ? "error" : "" }, when(r.due_at), r.overdue ? ` · ${t("transfer.overdue")}` : "") },
+    ],
+  },
+  messages: {
+    title: "list.messages", path: () => "/v1/messages",
+    filters: ["state", "broadcast_id", "template_key", "recipient_id"],
+    columns: () => [
+      { key: "created_at", label: "col.at", value: (m) => when(m.created_at) },
+      { key: "phone", label: "col.phone" },
+      { key: "template_key", label: "broadcast.template" },
+      { key: "text", label: "col.text" },
+      { key: "segments", label: "col.segments" },
+      { key: "state", label: "col.state", value: (m) => t(`msg.${m.state}`) },
+      { key: "gateway", label: "col.gateway" },
+      { key: "error", label: "col.message" },
+    ],
+  },
 };
 
 function missedColumns(n) {
