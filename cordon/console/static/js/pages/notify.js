@@ -53,9 +53,9 @@ function composer(compounds, town, reload) {
     try {
       const p = await api.post("/v1/broadcasts/preview", body());
       fill(status,
-        h("p", {}, t("broadcast.reaches", { n: p.recipients, segments: p.segments }), " ",
-          h("span", { dataset: { figure: "preview.recipients" } }, String(p.recipients)), " / ",
-          h("span", { dataset: { figure: "preview.segments" } }, String(p.segments))),
+        h("p", {}, t("broadcast.recipients"), " ", h("strong", { dataset: { figure: "preview.recipients" } }, String(p.recipients)),
+          " (", Object.entries(p.by_language).map(([locale, n]) => `${locale} ${n}`).join(", "), ") · ",
+          t("col.segments"), " ", h("strong", { dataset: { figure: "preview.segments" } }, String(p.segments))),
         p.skipped_no_phone || p.skipped_opted_out
           ? h("p", { class: "muted" }, t("broadcast.skipped", { phone: p.skipped_no_phone, opted: p.skipped_opted_out })) : null,
         p.needs_approval ? h("p", { class: "error" }, t("broadcast.needs_approval")) : null,
