@@ -100,16 +100,20 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> N
 def _known_ids(base_url: str, headers: dict[str, str]) -> dict[str, list[str]]:
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
         town = http.get("/v1/towns").json()[0]["id"]
-        round_ = http.post(
-            "/v1/rounds",
-            json={
-                "town_id": town,
-                "name": "Fuzzed round",
-                "scope": {"kind": "town"},
-                "starts_at": "2022-04-02T05:00:00+08:00",
-                "ends_at": "2022-04-02T11:00:00+08:00",
-            },
-        )
+        body = {
+            "town_id": town,
+            "name": "Fuzzed round",
+            "scope": {"kind": "town"},
+            "starts_at": "2022-04-02T05:00:00+08:00",
+            "ends_at": "2022-04-02T11:00:00+08:00",
+        }
+        # The demo town's events may still be on their way to the testing directory: the
+        # round is refused with 503 and Retry-After until they arrive, as for any client.
+        deadline = time.monotonic() + 180
+        round_ = http.post("/v1/rounds", json=body)
+        while round_.status_code == 503 and time.monotonic() < deadline:
+            time.sleep(float(round_.headers.get("retry-after", "1")))
+            round_ = http.post("/v1/rounds", json=body)
         assert round_.status_code == 201, round_.text
         ids = {}
         for field, path in KNOWN.items():
