@@ -25,7 +25,7 @@ from sqlalchemy import select
 from services.registry.demo import DEMO_PASSWORD
 from services.registry.models import kernel as registry_kernel
 from shared.auth import Principal
-from tests.conftest import BACKENDS, IN_CI, _unreachable
+from tests.conftest import BACKENDS, IN_CI, SERVICES, skip_unless_reachable
 from tests.console_server import Served, served
 from tests.support import id_number
 
@@ -55,8 +55,8 @@ def browser() -> Iterator[Any]:
 def town(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    if request.param == "services" and (down := _unreachable()):
-        pytest.skip(f"real services unreachable here: {', '.join(down)}")
+    if request.param == "services":
+        skip_unless_reachable(*SERVICES)
     with served(request.param, tmp_path_factory.mktemp("console"), residents=400) as server:
         server.backend = request.param  # type: ignore[attr-defined]
         yield server
