@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import AnySelect
 from shared.problems import Invalid
@@ -70,3 +71,11 @@ def next_cursor(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
         return rows, None
     page = rows[:limit]
     return page, encode_cursor(page[-1].id)
+
+
+async def fetch_page(
+    session: AsyncSession, query: AnySelect, id_column: Any, *, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """One cursor page of a list's rows, and the cursor of the next."""
+    rows = list(await session.scalars(keyset(query, id_column, cursor=cursor, limit=limit)))
+    return next_cursor(rows, limit)

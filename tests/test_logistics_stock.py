@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("workers")
 
 
 async def known_to_logistics(platform: Platform, *place_ids: object) -> None:
-    """Wait until the logistics directory holds these places (towns, compounds)."""
+    """Wait until the logistics directory holds these places (towns, compounds, buildings)."""
     wanted = {uuid.UUID(str(p)) for p in place_ids}
 
     async def arrived() -> bool:
@@ -48,7 +48,8 @@ async def known_to_logistics(platform: Platform, *place_ids: object) -> None:
 
 async def compound(client: httpx.AsyncClient, town: Town, platform: Platform) -> Compound:
     made = await make_compound(client, town.id, town.operator, code="C03")
-    await known_to_logistics(platform, town.id, made.id)
+    # Its building too: the register names the building stock was issued to.
+    await known_to_logistics(platform, town.id, made.id, made.building_id)
     return made
 
 

@@ -1,12 +1,11 @@
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.logistics.items import schemas, service
-from services.logistics.models import SERVICE, Item, Kit
+from services.logistics.items import repository, schemas, service
+from services.logistics.models import SERVICE, Item
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["items"])
 
@@ -29,11 +28,9 @@ async def list_items(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.ItemOut]:
-    query = select(Item)
-    if category is not None:
-        query = query.where(Item.category == category)
-    rows = list(await uow.session.scalars(keyset(query, Item.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.items_page(
+        uow, category=category, cursor=cursor, limit=limit
+    )
     return Page(items=[schemas.ItemOut.model_validate(i) for i in page], next_cursor=following)
 
 
@@ -49,6 +46,5 @@ async def create_kit(body: schemas.KitCreate, uow: Uow) -> schemas.KitOut:
 
 @router.get("/kits", response_model=Page[schemas.KitOut], summary="Kits of the catalogue")
 async def list_kits(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.KitOut]:
-    rows = list(await uow.session.scalars(keyset(select(Kit), Kit.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.kits_page(uow, cursor=cursor, limit=limit)
     return Page(items=await service.kits_out(uow, page), next_cursor=following)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 from services.logistics.models import HelpRequest, RequestSettings, directory
 from shared.authz import UNSCOPED, Role
 from shared.db import AnySelect, table_of
-from shared.pagination import keyset, next_cursor
+from shared.pagination import fetch_page
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
@@ -247,5 +247,4 @@ async def page(
     uow: UnitOfWork, query: AnySelect, id_column: Any, *, cursor: str | None, limit: int
 ) -> tuple[list[Any], str | None]:
     """One cursor page of a list's rows, and the cursor of the next."""
-    rows = list(await uow.session.scalars(keyset(query, id_column, cursor=cursor, limit=limit)))
-    return next_cursor(rows, limit)
+    return await fetch_page(uow.session, query, id_column, cursor=cursor, limit=limit)

@@ -2,12 +2,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.logistics.models import SERVICE, Transfer
-from services.logistics.transfers import schemas, service
+from services.logistics.models import SERVICE
+from services.logistics.transfers import repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["stock"])
 
@@ -43,9 +42,7 @@ async def list_transfers(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.TransferOut]:
-    query = where_given(
-        select(Transfer), (Transfer.to_holder_id, to_holder_id), (Transfer.status, status)
+    page, following = await repository.transfers_page(
+        uow, to_holder_id=to_holder_id, status=status, cursor=cursor, limit=limit
     )
-    rows = list(await uow.session.scalars(keyset(query, Transfer.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
     return Page(items=[await service.out(uow, t) for t in page], next_cursor=following)

@@ -1,10 +1,9 @@
 from typing import Annotated
 
 from fastapi import Header, Request
-from sqlalchemy import select
 
-from services.notify.delivery import receipts, schemas
-from services.notify.models import SERVICE, GatewaySwitch
+from services.notify.delivery import receipts, repository, schemas
+from services.notify.models import SERVICE
 from services.notify.settings import get_notify_settings
 from shared.auth import Principal
 from shared.authz import TOWN, Role, policy
@@ -51,11 +50,7 @@ async def sms_gateways(uow: Uow) -> schemas.GatewaysOut:
     configured = [settings.gateway_name]
     if settings.fallback_gateway:
         configured.append(settings.fallback_name)
-    rows = list(
-        await uow.session.scalars(
-            select(GatewaySwitch).order_by(GatewaySwitch.at.desc()).limit(SWITCHES_SHOWN)
-        )
-    )
+    rows = await repository.latest_switches(uow, limit=SWITCHES_SHOWN)
     return schemas.GatewaysOut(
         configured=configured,
         active=rows[0].to_gateway if rows else settings.gateway_name,

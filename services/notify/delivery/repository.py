@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, select, text, update
 
-from services.notify.models import Message, MessageState
+from services.notify.models import GatewaySwitch, Message, MessageState
 from shared.bulk import among
 from shared.db import table_of
 from shared.uow import UnitOfWork
@@ -180,3 +180,9 @@ async def settle_receipt(
         .returning(*OUTCOME_COLUMNS)
     )
     return result.first()
+
+
+async def latest_switches(uow: UnitOfWork, *, limit: int) -> list[GatewaySwitch]:
+    """The gateways' latest failover switches, newest first."""
+    query = select(GatewaySwitch).order_by(GatewaySwitch.at.desc()).limit(limit)
+    return list(await uow.session.scalars(query))
