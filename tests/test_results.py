@@ -147,10 +147,13 @@ async def test_an_upload_results_pools_and_a_positive_retest_becomes_one_case(
         assert (await upload(client, town.operator, retested)).json()["applied"] == 3
 
         async def confirmed() -> bool:
-            return bool(of_type(events, "testing.case.confirmed"))
+            return bool(of_type(events, "testing.case.confirmed")) and (
+                len(of_type(events, "testing.results.recorded")) == 2
+            )
 
-        await eventually(confirmed, what="testing.case.confirmed on the bus")
-    # Events leave in commit order: everything before the case has arrived with it.
+        # The upload confirms the case before it records its report, in one transaction:
+        # the case leaves first, so the report is awaited too.
+        await eventually(confirmed, what="testing.case.confirmed and both reports on the bus")
     [pool_positive] = of_type(events, "testing.pool.positive")
     assert pool_positive.payload["tube_code"] == "P0001"
     assert sorted(pool_positive.payload["member_ids"]) == sorted(lab.a)
