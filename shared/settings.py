@@ -4,8 +4,9 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "cordon-embedded-demo-secret-change-me"
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     exchange: str = "cordon"
     redis_url: str | None = None
     secret_key: str = DEFAULT_SECRET
+    # The town office's clock (IANA name): local days, quiet hours, service-time targets and
+    # recurring requests fall in it, and the console shows times in it.
+    time_zone: str = "Asia/Shanghai"
     # Access tokens are short: what they carry (role, scope) may change at any moment, and a
     # revoked one is refused by every service (docs/architecture.md, "Sessions").
     access_token_minutes: int = Field(default=15, ge=1, le=MAX_ACCESS_TOKEN_MINUTES)
@@ -73,6 +77,20 @@ class Settings(BaseSettings):
     # The signature the SMS provider puts on every text (registered with it, e.g.
     # 【某某街道】): counted in each message's length and segments.
     sms_signature: str = Field(default="【Cordon】", max_length=20)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a time zone name such as Asia/Shanghai") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The town office's clock."""
+        return ZoneInfo(self.time_zone)
 
     @model_validator(mode="after")
     def _distributed_needs_real_parts(self) -> "Settings":

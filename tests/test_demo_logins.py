@@ -62,6 +62,8 @@ async def test_every_demo_login_cordon_run_prints_signs_in_as_its_role(
         me = await client.get("/v1/auth/me", headers=headers)
         assert me.status_code == 200
         assert me.json()["role"] == login["role"]
+        # The console shows times in the town office's clock, which it learns here.
+        assert me.json()["time_zone"] == settings.time_zone
         if login["role"] != "town_operator":
             assert me.json()["scope"]["compounds"] or me.json()["scope"]["buildings"]
 

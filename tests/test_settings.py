@@ -75,3 +75,9 @@ def test_a_real_secret_may_listen_everywhere() -> None:
 
     settings = Settings(_env_file=None, secret_key="s" * 40)  # type: ignore[call-arg]
     assert refusal_to_listen(settings, "0.0.0.0") is None
+
+
+def test_the_town_clock_is_a_known_time_zone() -> None:
+    assert Settings(time_zone="Asia/Urumqi").zone.key == "Asia/Urumqi"
+    with pytest.raises(ValidationError, match="time zone"):
+        Settings(time_zone="Beijing")

@@ -119,7 +119,7 @@ async def change_password(request: Request, body: schemas.PasswordChange, uow: U
 
 
 @router.get("/auth/me", response_model=schemas.Me, summary="Who you are and what you may see")
-async def me(principal: CurrentPrincipal) -> schemas.Me:
+async def me(principal: CurrentPrincipal, request: Request) -> schemas.Me:
     scope = principal.scope
     return schemas.Me(
         id=principal.id,
@@ -132,6 +132,7 @@ async def me(principal: CurrentPrincipal) -> schemas.Me:
             compounds=sorted(scope.compounds),
             buildings=sorted(scope.buildings),
         ),
+        time_zone=runtime_of(request).settings.time_zone,
     )
 
 

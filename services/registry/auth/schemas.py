@@ -53,6 +53,10 @@ class Me(BaseModel):
     username: str
     role: Role
     scope: ScopeOut
+    time_zone: str = Field(
+        description="The town office's clock (IANA name): show times in it",
+        examples=["Asia/Shanghai"],
+    )
 
 
 class UserCreate(BaseModel):
