@@ -27,7 +27,7 @@ from shared.bus.lanes import urgent_lane
 from shared.bus.rabbit import queue_objects
 from shared.service import ServiceSpec, topology
 from shared.settings import Settings
-from tests.migrated import restore
+from tests.migrated import empty, restore
 
 PG_URL = os.environ.get(
     "CORDON_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -78,9 +78,34 @@ def postgresql_url() -> str:
     return PG_URL
 
 
+# On the real services, every test of this process shares one prefix: its schemas are
+# dropped after each test, but its exchange and consumer queues are declared once and only
+# purged between tests. Creating and deleting some ninety quorum queues took two seconds a
+# test (most of the suite's time) and, with several test processes, wedged RabbitMQ.
+POOLED_PREFIX = f"t{uuid.uuid4().hex[:10]}_"
+POOLED_EXCHANGE = f"cordon_{POOLED_PREFIX}"
+_pooled_queues: set[str] = set()
+
+
+def _is_pooled(settings: Settings) -> bool:
+    return bool(settings.broker_url) and settings.exchange == POOLED_EXCHANGE
+
+
 @pytest.fixture
-def settings(backend: str, tmp_path: Path) -> Settings:
-    prefix = f"t{uuid.uuid4().hex[:10]}_"
+async def settings(backend: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    if backend == "embedded":
+        yield _settings(backend, tmp_path, prefix=f"t{uuid.uuid4().hex[:10]}_")
+        return
+    pooled = _settings(backend, tmp_path, prefix=POOLED_PREFIX)
+    yield pooled
+    # Whatever the test started (a platform, `cordon run`, replicas), the next one starts
+    # from empty schemas, queues and keys.
+    _pooled_queues.update(_topology_queues(pooled))
+    await drop_everything(pooled, [])
+    await _forget_keys(pooled)
+
+
+def _settings(backend: str, tmp_path: Path, *, prefix: str) -> Settings:
     common = {
         "data_dir": tmp_path / "data",
         "schema_prefix": prefix,
@@ -111,18 +136,8 @@ async def delete_bus_objects(
     broker_url: str, *, queues: list[str], delivery_limit: int, exchange: str | None = None
 ) -> None:
     """Delete consumer queues with their retry and parking queues (and the exchange)."""
-    import aio_pika
-
-    connection = await aio_pika.connect(broker_url)
-    channel = await connection.channel()
-    for queue in queues:
-        for name in queue_objects(queue, delivery_limit=delivery_limit):
-            await channel.queue_delete(name)
-    if exchange is not None:
-        await channel.queue_delete(f"{exchange}.unrouted")
-        for name in (exchange, urgent_lane(exchange), f"{exchange}.unrouted"):
-            await channel.exchange_delete(name)
-    await connection.close()
+    names = [n for queue in queues for n in queue_objects(queue, delivery_limit=delivery_limit)]
+    await delete_bus_objects_named(broker_url, names, exchange=exchange)
 
 
 async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
@@ -135,28 +150,92 @@ async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
         )
 
 
+def _topology_queues(settings: Settings) -> list[str]:
+    names = []
+    for subscription in topology(ALL, settings=settings):
+        names += queue_objects(subscription.queue, delivery_limit=settings.delivery_limit)
+    return names
+
+
+async def _purge(broker_url: str, queues: set[str]) -> None:
+    import aio_pika
+    from aiormq.exceptions import ChannelNotFoundEntity
+
+    connection = await aio_pika.connect(broker_url)
+    channel = await connection.channel()
+    for queue in sorted(queues):
+        try:
+            await (await channel.get_queue(queue, ensure=False)).purge()
+        except ChannelNotFoundEntity:
+            # Never declared in this run (or deleted by its test): the channel closed.
+            channel = await connection.channel()
+    await connection.close()
+
+
+async def _forget_keys(settings: Settings) -> None:
+    if not settings.redis_url:
+        return
+    import redis.asyncio as redis
+
+    client = redis.from_url(settings.redis_url)
+    keys = [key async for key in client.scan_iter(match=f"{settings.schema_prefix}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The pooled queues and exchanges go when the run ends, as a test's own would."""
+    if _pooled_queues:
+        asyncio.run(_delete_pooled())
+
+
+async def _delete_pooled() -> None:
+    await delete_bus_objects_named(AMQP_URL, sorted(_pooled_queues), exchange=POOLED_EXCHANGE)
+    engine = create_async_engine(PG_URL)
+    async with engine.begin() as connection:
+        for spec in ALL:
+            await connection.execute(
+                text(f'DROP SCHEMA IF EXISTS "{POOLED_PREFIX}{spec.name}" CASCADE')
+            )
+    await engine.dispose()
+
+
+async def delete_bus_objects_named(
+    broker_url: str, names: Sequence[str], *, exchange: str | None = None
+) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(broker_url)
+    channel = await connection.channel()
+    for name in names:
+        await channel.queue_delete(name)
+    if exchange is not None:
+        await channel.queue_delete(f"{exchange}.unrouted")
+        for name in (exchange, urgent_lane(exchange), f"{exchange}.unrouted"):
+            await channel.exchange_delete(name)
+    await connection.close()
+
+
 async def drop_everything(settings: Settings, queues: list[str]) -> None:
-    if settings.database_url:
+    if settings.database_url and _is_pooled(settings):
+        await empty(settings, ALL)
+    elif settings.database_url:
         engine = create_async_engine(settings.database_url)
         async with engine.begin() as connection:
             for spec in ALL:
                 schema = settings.service_schema(spec.name)
                 await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()
-    if settings.broker_url:
-        import aio_pika
-
-        connection = await aio_pika.connect(settings.broker_url)
-        channel = await connection.channel()
-        for queue in [*queues, f"{settings.exchange}.unrouted"]:
-            await channel.queue_delete(queue)
-        for exchange in (
-            settings.exchange,
-            urgent_lane(settings.exchange),
-            f"{settings.exchange}.unrouted",
-        ):
-            await channel.exchange_delete(exchange)
-        await connection.close()
+    if settings.broker_url and _is_pooled(settings):
+        _pooled_queues.update(queues)
+        await _purge(settings.broker_url, {*_pooled_queues, f"{settings.exchange}.unrouted"})
+    elif settings.broker_url:
+        await delete_bus_objects_named(
+            settings.broker_url,
+            [*queues, f"{settings.exchange}.unrouted"],
+            exchange=settings.exchange,
+        )
 
 
 def queue_names(platform: Platform) -> list[str]:
