@@ -132,13 +132,15 @@ class Dispatcher:
         self._settings = settings
         self.gateways = gateways
         self._clock = clock
+        # Quiet hours and daily caps read the town office's clock, as every service does.
+        self._zone = runtime.settings.zone
         self._ledger = EffectLedger(
             database=runtime.database,
             table=runtime.spec.kernel.effects,
             lease_seconds=settings.lease_seconds,
         )
         self._cap = DailyCap(
-            runtime.kv, name="notify:phone", limit=settings.daily_cap, zone=settings.zone
+            runtime.kv, name="notify:phone", limit=settings.daily_cap, zone=self._zone
         )
         self._rates: dict[str, RateLimit] = {}
         self._housekept = 0.0
@@ -261,7 +263,7 @@ class Dispatcher:
     async def _plan(self, rows: Sequence[Any], *, now: datetime, gateway: Gateway) -> Plan:
         plan = Plan()
         settings = self._settings
-        zone = settings.zone
+        zone = self._zone
         going = []
         capped = []
         for row in rows:
@@ -289,7 +291,7 @@ class Dispatcher:
 
     def _quiet_until(self, row: Any, *, now: datetime) -> datetime | None:
         window = self._settings.quiet_window(row.town_id)
-        return quiet_until(now, window=window, zone=self._settings.zone)
+        return quiet_until(now, window=window, zone=self._zone)
 
     @staticmethod
     def _defer(plan: Plan, row: Any, *, until: datetime, reason: str) -> None:
