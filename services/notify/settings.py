@@ -50,7 +50,10 @@ class NotifySettings(BaseSettings):
     # Messages one dispatcher claims at once: small enough that an urgent message enqueued
     # behind a broadcast waits for one claim at most.
     claim_size: int = Field(default=2000, ge=1)
+    # Gateway calls at once per claim; and claims whose batches are handed over at once (the
+    # next claim is made while the last one's calls are under way).
     parallel_calls: int = Field(default=4, ge=1)
+    claims_in_flight: int = Field(default=2, ge=1)
     # A claim (and its ledger entry) older than this was abandoned by a crashed worker.
     lease_seconds: float = Field(default=30.0, gt=0)
     call_timeout_seconds: float = Field(default=10.0, gt=0)
