@@ -267,6 +267,43 @@ async def test_a_failing_primary_fails_over_and_nobody_gets_two(
         await fallback.stop()
 
 
+async def test_replicas_share_the_gateways_health_and_switch_together(
+    platform: Platform, fake: FakeSms
+) -> None:
+    fallback = await FakeSms.start()
+    try:
+        await queue_at(platform, new_messages(2_000, broadcast_id=uuid.uuid4()), now=NOON)
+        options = {"batch_numbers": 100, "claim_size": 400, "failover_min_calls": 3}
+        first, second = (
+            dispatcher_of(platform, fake, fallback=fallback, **options) for _ in range(2)
+        )
+        fake.control(mode="fail", fail_status=503)
+        await first.step(now=NOON)  # four calls refused: the first replica switches
+        assert first.gateways.active == "fallback"
+        calls_to_primary = fake.refused_calls
+
+        # The second replica never saw the primary fail: it follows the switch at once.
+        await second.step(now=NOON)
+        assert second.gateways.active == "fallback"
+        assert fake.refused_calls == calls_to_primary
+        assert len(fallback.handed) == 400
+
+        moment = NOON
+        for _ in range(10):
+            moment += timedelta(minutes=1)
+            await asyncio.gather(first.drain(now=moment), second.drain(now=moment))
+            if await states(platform) == {"sent": 2_000}:
+                break
+        assert await states(platform) == {"sent": 2_000}
+        assert not fake.handed and not fallback.twice()
+        # One switch, made and recorded by one replica.
+        switches = await recorded_switches(platform)
+        assert [(s.from_gateway, s.to_gateway) for s in switches] == [("primary", "fallback")]
+        assert (len(first.gateways.switches), second.gateways.switches) == (1, [])
+    finally:
+        await fallback.stop()
+
+
 async def recorded_switches(platform: Platform) -> list[Any]:
     async with platform.runtime("notify").uow(Principal.system()) as uow:
         query = select(GatewaySwitch.from_gateway, GatewaySwitch.to_gateway, GatewaySwitch.reason)
