@@ -38,6 +38,12 @@ class KeyValue(ABC):
         return [await self.hit(key, window_seconds=window_seconds) for key in keys]
 
     @abstractmethod
+    async def add_many(self, amounts: Sequence[tuple[str, int]], *, window_seconds: int) -> None:
+        """Add each amount to its counter (a window starting with its first addition, as
+        :meth:`hit`), in one round trip: sums over time shared by every replica (a
+        gateway's calls, errors and milliseconds)."""
+
+    @abstractmethod
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
         """Token bucket ``key`` (refilled at ``rate`` tokens a second, holding at most
         ``burst``; full when new): take ``cost`` tokens and return 0, or take nothing and
@@ -99,6 +105,11 @@ class MemoryKeyValue(KeyValue):
         value, expires = self._current(key) or (0, time.monotonic() + window_seconds)
         self._values[key] = (value + 1, expires)
         return value + 1
+
+    async def add_many(self, amounts: Sequence[tuple[str, int]], *, window_seconds: int) -> None:
+        for key, amount in amounts:
+            value, expires = self._current(key) or (0, time.monotonic() + window_seconds)
+            self._values[key] = (value + amount, expires)
 
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
         now = time.monotonic()
@@ -226,6 +237,14 @@ class RedisKeyValue(KeyValue):
                     pipe.expire(self._ns + key, window_seconds, nx=True)
                 answers = await pipe.execute()
         return [int(count) for count in answers[::2]]
+
+    async def add_many(self, amounts: Sequence[tuple[str, int]], *, window_seconds: int) -> None:
+        with _answering():
+            async with self._requests.pipeline(transaction=False) as pipe:
+                for key, amount in amounts:
+                    pipe.incrby(self._ns + key, amount)
+                    pipe.expire(self._ns + key, window_seconds, nx=True)
+                await pipe.execute()
 
     async def take(self, key: str, *, rate: float, burst: float, cost: float = 1) -> float:
         wait = await self._take(keys=[self._ns + key], args=[rate, burst, cost])

@@ -70,6 +70,26 @@ async def test_the_notify_broadcast_bench_sends_every_message_once_and_prints_ra
     assert len(re.findall(r"^goal: .* (PASS|MISS)$", printed, re.MULTILINE)) == 3
 
 
+async def test_the_alert_latency_bench_times_each_sealing_from_its_upload(
+    postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import notify_alert_latency
+
+    monkeypatch.setenv("CORDON_BENCH_DATABASE_URL", postgresql_url)
+    out = io.StringIO()
+    # The bench stops with an error unless each resident got the sealing once.
+    p50, p95 = await notify_alert_latency.run(runs=2, out=out)
+    printed = out.getvalue()
+
+    assert 0 < p50 <= p95
+    assert re.search(
+        r"upload → case → sealed → rule → SMS handed \(p50 / p95\) +\d+ / \d+ ms", printed
+    )
+    assert re.search(
+        r"^goal: p95 ≤ 1 s from a positive result upload .*(PASS|MISS)$", printed, re.M
+    )
+
+
 async def test_the_request_creation_bench_stores_every_request_it_posts_and_cleans_up(
     postgresql_url: str,
 ) -> None:

@@ -77,8 +77,16 @@ PLATFORM_PATHS = ("/docs", "/openapi.json", "/healthz", "/readyz")
 # The console: static files of the registry's processes, on the same base URL.
 CONSOLE_PATHS = ("/console/", "/console/js/app.js")
 
-SECRETS = ("POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "CORDON_SECRET_KEY")
-DUMMY_SECRETS = {name: f"dummy-{name.lower()}-0123456789abcdef0123456789" for name in SECRETS}
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "CORDON_SECRET_KEY",
+    "CORDON_NOTIFY_GATEWAY_AUTH_VALUE",
+    "CORDON_NOTIFY_RECEIPT_SECRET",
+)
+# Settings without which the deployment cannot do its job: secrets, and the SMS provider.
+REQUIRED = (*SECRETS, "CORDON_NOTIFY_GATEWAY_URL")
+DUMMY_SECRETS = {name: f"dummy-{name.lower()}-0123456789abcdef0123456789" for name in REQUIRED}
 # `${NAME:?message}`: compose stops with the message when NAME is unset or empty.
 REQUIRED_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]+\}")
 SECRETISH = re.compile(r"PASS|SECRET|TOKEN|PRIVATE", re.IGNORECASE)
@@ -207,6 +215,19 @@ def test_no_secret_has_a_literal_or_default_value() -> None:
         assert f"${{{name}:?" in text, f"{name} is not required anywhere"
 
 
+def test_notify_processes_know_their_sms_gateway_and_receipt_secret() -> None:
+    for name in ("notify-api", "notify-worker"):
+        env = environment_of(services()[name])
+        assert env["CORDON_NOTIFY_GATEWAY"] == "http", f"{name} would only log its SMS"
+        for key in ("GATEWAY_URL", "GATEWAY_AUTH_VALUE", "RECEIPT_SECRET"):
+            value = env[f"CORDON_NOTIFY_{key}"]
+            assert REQUIRED_REF.fullmatch(value), f"{name}: CORDON_NOTIFY_{key} is {value!r}"
+        # The auth header's name and the fallback gateway are there to be set.
+        for key in ("GATEWAY_AUTH_HEADER", "FALLBACK_GATEWAY", "FALLBACK_URL"):
+            assert f"CORDON_NOTIFY_{key}" in env, f"{name} lacks CORDON_NOTIFY_{key}"
+        assert "FALLBACK_AUTH_VALUE" in " ".join(env)
+
+
 def test_api_and_worker_can_scale() -> None:
     svcs = services()
     for name in LONG_RUNNING:
@@ -294,7 +315,7 @@ def run_compose_config(tmp_path: Path, secrets: dict[str, str]) -> subprocess.Co
     if command is None:
         missing_tool("docker compose (or docker-compose)")
     assert command is not None
-    env = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "COMPOSE_PROFILES"}
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "COMPOSE_PROFILES"}
     env.update(secrets)
     empty_env_file = tmp_path / "empty.env"  # a developer's .env must not hide a problem
     empty_env_file.write_text("", encoding="utf-8")
@@ -326,7 +347,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("unset", SECRETS)
+@pytest.mark.parametrize("unset", REQUIRED)
 def test_docker_compose_refuses_to_run_without_a_secret(tmp_path: Path, unset: str) -> None:
     secrets = {k: v for k, v in DUMMY_SECRETS.items() if k != unset}
     result = run_compose_config(tmp_path, secrets)
@@ -708,5 +729,5 @@ def test_env_example_has_every_secret_empty() -> None:
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
-    for name in SECRETS:
+    for name in REQUIRED:
         assert values.get(name) == "", f"env.example: {name}= must be there and empty"

@@ -92,6 +92,17 @@ async def test_the_count_starts_again_when_the_window_ends(stores: Stores) -> No
     assert await kv.hit("login:guard", window_seconds=1) == 1
 
 
+async def test_amounts_add_up_per_key_for_every_client_until_the_window_ends(
+    stores: Stores,
+) -> None:
+    one, other = stores("a:"), stores.another("a:")
+    await one.add_many([("gw:calls", 1), ("gw:ms", 250)], window_seconds=1)
+    await other.add_many([("gw:calls", 1), ("gw:ms", 900), ("gw:errors", 1)], window_seconds=1)
+    assert await one.numbers(["gw:calls", "gw:ms", "gw:errors"]) == [2, 1150, 1]
+    await asyncio.sleep(1.1)
+    assert await other.numbers(["gw:calls", "gw:ms", "gw:errors"]) == [0, 0, 0]
+
+
 async def test_reset_forgets_the_hits_of_one_key(stores: Stores) -> None:
     kv = stores("a:")
     for _ in range(5):

@@ -35,7 +35,7 @@ from services.notify.messages.service import (
 from services.notify.models import CauseKind, GatewaySwitch, Message, Priority, RecipientKind
 from services.notify.settings import NotifySettings, get_notify_settings
 from shared.auth import Principal
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from tests.conftest import Town
 from tests.support import eventually
 
@@ -267,6 +267,43 @@ async def test_a_failing_primary_fails_over_and_nobody_gets_two(
         await fallback.stop()
 
 
+async def test_replicas_share_the_gateways_health_and_switch_together(
+    platform: Platform, fake: FakeSms
+) -> None:
+    fallback = await FakeSms.start()
+    try:
+        await queue_at(platform, new_messages(2_000, broadcast_id=uuid.uuid4()), now=NOON)
+        options = {"batch_numbers": 100, "claim_size": 400, "failover_min_calls": 3}
+        first, second = (
+            dispatcher_of(platform, fake, fallback=fallback, **options) for _ in range(2)
+        )
+        fake.control(mode="fail", fail_status=503)
+        await first.step(now=NOON)  # four calls refused: the first replica switches
+        assert first.gateways.active == "fallback"
+        calls_to_primary = fake.refused_calls
+
+        # The second replica never saw the primary fail: it follows the switch at once.
+        await second.step(now=NOON)
+        assert second.gateways.active == "fallback"
+        assert fake.refused_calls == calls_to_primary
+        assert len(fallback.handed) == 400
+
+        moment = NOON
+        for _ in range(10):
+            moment += timedelta(minutes=1)
+            await asyncio.gather(first.drain(now=moment), second.drain(now=moment))
+            if await states(platform) == {"sent": 2_000}:
+                break
+        assert await states(platform) == {"sent": 2_000}
+        assert not fake.handed and not fallback.twice()
+        # One switch, made and recorded by one replica.
+        switches = await recorded_switches(platform)
+        assert [(s.from_gateway, s.to_gateway) for s in switches] == [("primary", "fallback")]
+        assert (len(first.gateways.switches), second.gateways.switches) == (1, [])
+    finally:
+        await fallback.stop()
+
+
 async def recorded_switches(platform: Platform) -> list[Any]:
     async with platform.runtime("notify").uow(Principal.system()) as uow:
         query = select(GatewaySwitch.from_gateway, GatewaySwitch.to_gateway, GatewaySwitch.reason)
@@ -316,6 +353,57 @@ async def test_quiet_hours_hold_a_non_urgent_message_until_seven(
     await dispatcher.drain(now=datetime(2026, 3, 3, 7, 0, tzinfo=SHANGHAI))
     assert set(fake.handed) == {sealed[0].phone, normal[0].phone}
     assert await states(platform) == {"sent": 2, "expired": 1}
+
+
+@pytest.fixture
+def london_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The town office's clock (CORDON_TIME_ZONE) set elsewhere than the default; requested
+    before ``platform`` so the platform's settings read it too."""
+    monkeypatch.setenv("CORDON_TIME_ZONE", "Europe/London")
+    get_settings.cache_clear()
+    yield "Europe/London"
+    get_settings.cache_clear()
+
+
+async def test_quiet_hours_follow_the_town_office_clock(
+    london_clock: str, platform: Platform, fake: FakeSms
+) -> None:
+    london = ZoneInfo(london_clock)
+    assert platform.runtime("notify").settings.time_zone == london_clock
+    # 23:00 in Shanghai is the afternoon on the town's clock: it goes at once.
+    afternoon = datetime(2026, 3, 2, 23, 0, tzinfo=SHANGHAI)
+    day = new_messages(1, priority=Priority.normal, text="明日核酸安排")
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=london)
+    late = new_messages(1, priority=Priority.normal, first_phone=10, text="今晚物资")
+    await queue_at(platform, day, now=afternoon)
+    dispatcher = dispatcher_of(platform, fake)
+    await dispatcher.drain(now=afternoon)
+    assert set(fake.handed) == {day[0].phone}
+
+    await queue_at(platform, late, now=night)
+    await dispatcher.drain(now=night)
+    await dispatcher.drain(now=datetime(2026, 3, 3, 6, 59, tzinfo=london))
+    assert set(fake.handed) == {day[0].phone}
+    await dispatcher.drain(now=datetime(2026, 3, 3, 7, 0, tzinfo=london))
+    assert set(fake.handed) == {day[0].phone, late[0].phone}
+
+
+async def test_times_in_a_text_read_the_town_office_clock(
+    london_clock: str, client: httpx.AsyncClient, town: Town
+) -> None:
+    preview = await client.post(
+        "/v1/templates/sealed/preview",
+        json={
+            "town_id": str(town.id),
+            "variables": {"area": "3-2", "time": "2022-04-01T17:30:00Z"},
+        },
+        headers=town.operator,
+    )
+    assert preview.status_code == 200, preview.text
+    texts = {t["locale"]: t["text"] for t in preview.json()["texts"]}
+    # 17:30 UTC is 18:30 in London on 1 April (summer time), not 01:30 the next day.
+    assert texts["en"].startswith("3-2 is sealed from 1 Apr 18:30")
+    assert "4月1日 18:30" in texts["zh-CN"]
 
 
 async def test_a_phone_gets_at_most_its_daily_cap_of_non_urgent_messages(

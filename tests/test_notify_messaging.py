@@ -189,6 +189,8 @@ async def test_a_town_wide_broadcast_waits_for_a_second_operator(
     assert (broadcast["status"], broadcast["town_wide"]) == ("awaiting_approval", True)
     assert broadcast["progress"]["recipients"] == 2
     assert await messages(platform) == []
+    waiting = await client.get("/v1/broadcasts?status=awaiting_approval", headers=town.operator)
+    assert [b["id"] for b in waiting.json()["items"]] == [broadcast["id"]]
 
     url = f"/v1/broadcasts/{broadcast['id']}/approve"
     own = await client.post(url, headers=town.operator)
@@ -204,6 +206,16 @@ async def test_a_town_wide_broadcast_waits_for_a_second_operator(
     assert {m.cause_kind for m in sent} == {"broadcast"}
     again = await client.post(url, headers=second)
     assert again.status_code == 409
+    # The audit, a page at a time: each message once, the cursor leading to the next.
+    url = f"/v1/messages?broadcast_id={broadcast['id']}&template_key=round_scheduled&limit=1"
+    first = (await client.get(url, headers=town.operator)).json()
+    second_page = await client.get(f"{url}&cursor={first['next_cursor']}", headers=town.operator)
+    assert second_page.json()["next_cursor"] is None
+    paged = first["items"] + second_page.json()["items"]
+    assert sorted(m["id"] for m in paged) == sorted(str(m.id) for m in sent)
+    assert (await client.get("/v1/broadcasts?status=awaiting_approval", headers=second)).json()[
+        "items"
+    ] == []
 
 
 async def test_committee_staff_broadcast_only_to_their_compounds(

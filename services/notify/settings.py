@@ -4,7 +4,6 @@ the same way as the kernel's :mod:`shared.settings`."""
 import uuid
 from datetime import time
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,14 +43,17 @@ class NotifySettings(BaseSettings):
     burst_segments: float = Field(default=2000.0, ge=1)
     # Non-urgent messages per phone and template a day (providers refuse above ~50).
     daily_cap: int = Field(default=50, ge=1)
-    # Quiet hours in the town's local time; per-town overrides by town id ("" for none).
+    # Quiet hours on the town office's clock (the kernel's Settings.time_zone, one for every
+    # service); per-town overrides by town id ("" for none).
     quiet_hours: str = "22:00-07:00"
     quiet_hours_by_town: dict[uuid.UUID, str] = {}
-    time_zone: str = "Asia/Shanghai"
     # Messages one dispatcher claims at once: small enough that an urgent message enqueued
     # behind a broadcast waits for one claim at most.
     claim_size: int = Field(default=2000, ge=1)
+    # Gateway calls at once per claim; and claims whose batches are handed over at once (the
+    # next claim is made while the last one's calls are under way).
     parallel_calls: int = Field(default=4, ge=1)
+    claims_in_flight: int = Field(default=2, ge=1)
     # A claim (and its ledger entry) older than this was abandoned by a crashed worker.
     lease_seconds: float = Field(default=30.0, gt=0)
     call_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -84,10 +86,6 @@ class NotifySettings(BaseSettings):
     def _window(cls, value: str) -> str:
         parse_window(value)
         return value
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
 
     def quiet_window(self, town_id: uuid.UUID) -> tuple[time, time] | None:
         return parse_window(self.quiet_hours_by_town.get(town_id, self.quiet_hours))

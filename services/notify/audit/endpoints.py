@@ -2,12 +2,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.notify.audit import schemas, service
+from services.notify.audit import repository, schemas, service
 from services.notify.models import SERVICE, Message
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit
 from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["messages"])
@@ -31,16 +30,16 @@ async def list_messages(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> schemas.SentPage:
-    query = where_given(
-        select(Message),
-        (Message.broadcast_id, broadcast_id),
-        (Message.cause_id, cause_id),
-        (Message.recipient_id, recipient_id),
-        (Message.state, state),
-        (Message.template_key, template_key),
+    page, following = await repository.messages_page(
+        uow,
+        broadcast_id=broadcast_id,
+        cause_id=cause_id,
+        recipient_id=recipient_id,
+        state=state,
+        template_key=template_key,
+        cursor=cursor,
+        limit=limit,
     )
-    rows = list(await uow.session.scalars(keyset(query, Message.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
     operators = await service.caused_by(uow, page)
     answer = schemas.SentPage(
         items=[service.sent(m, operators) for m in page], next_cursor=following

@@ -3,10 +3,8 @@
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
-
-from services.notify.audit import schemas
-from services.notify.models import Broadcast, Message
+from services.notify.audit import repository, schemas
+from services.notify.models import Message
 from shared.uow import UnitOfWork
 
 
@@ -15,8 +13,7 @@ async def caused_by(uow: UnitOfWork, messages: Sequence[Message]) -> dict[uuid.U
     ids = {m.broadcast_id for m in messages if m.broadcast_id is not None}
     if not ids:
         return {}
-    query = select(Broadcast.id, Broadcast.created_by).where(Broadcast.id.in_(ids))
-    return {row.id: row.created_by for row in (await uow.session.execute(query)).all()}
+    return await repository.creators(uow, broadcast_ids=ids)
 
 
 def sent(message: Message, operators: dict[uuid.UUID, str]) -> schemas.SentMessage:

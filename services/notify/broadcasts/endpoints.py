@@ -2,12 +2,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.notify.broadcasts import schemas, service
-from services.notify.models import SERVICE, Broadcast
+from services.notify.broadcasts import repository, schemas, service
+from services.notify.models import SERVICE
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["broadcasts"])
 
@@ -49,9 +48,9 @@ async def list_broadcasts(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[schemas.BroadcastOut]:
-    query = where_given(select(Broadcast), (Broadcast.status, status))
-    rows = list(await uow.session.scalars(keyset(query, Broadcast.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.broadcasts_page(
+        uow, status=status, cursor=cursor, limit=limit
+    )
     return Page(items=[await service.out(uow, b) for b in page], next_cursor=following)
 
 

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 
@@ -9,6 +10,7 @@ from services.notify.broadcasts.schemas import BroadcastScope
 from services.notify.contacts import service as contacts
 from services.notify.models import Broadcast, BroadcastStatus, DirectoryPlace, DirectoryResident
 from shared.directory.tables import PlaceRow, ResidentRow
+from shared.pagination import fetch_page, where_given
 from shared.uow import UnitOfWork
 
 PLACE_KIND = {"compounds": "compound", "buildings": "building", "units": "unit"}
@@ -114,3 +116,10 @@ async def enqueuing(uow: UnitOfWork, *, limit: int) -> list[Broadcast]:
         .limit(limit)
     )
     return list(await uow.session.scalars(query))
+
+
+async def broadcasts_page(
+    uow: UnitOfWork, *, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    query = where_given(select(Broadcast), (Broadcast.status, status))
+    return await fetch_page(uow.session, query, Broadcast.id, cursor=cursor, limit=limit)

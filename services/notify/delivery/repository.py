@@ -80,6 +80,65 @@ async def change(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def flush_lazily(uow: UnitOfWork) -> None:
+    """Let this transaction's commit return before its WAL reaches the disk (PostgreSQL;
+    SQLite has no such setting). Only for recording what a gateway answered: the claim that
+    preceded the call (messages ``sending`` under their ledger entry) committed durably, so
+    if the database loses this commit in a crash the messages are still ``sending`` and,
+    once their lease runs out, are reconciled with the gateway — sent once, never twice."""
+    if uow.dialect == "postgresql":
+        await uow.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+async def claim_batches(
+    uow: UnitOfWork,
+    batches: dict[uuid.UUID, Sequence[uuid.UUID]],
+    *,
+    expect: Iterable[MessageState],
+    gateway: str,
+    lease_until: datetime,
+    now: datetime,
+) -> int:
+    """These waiting messages are ``sending`` in their batches through ``gateway`` (one
+    statement on PostgreSQL however many batches)."""
+    if not batches:
+        return 0
+    if uow.dialect != "postgresql":
+        changed = 0
+        for batch_id, ids in batches.items():
+            changed += await change(
+                uow,
+                ids,
+                expect=expect,
+                state=MessageState.sending.value,
+                batch_id=batch_id,
+                gateway=gateway,
+                lease_until=lease_until,
+                attempts=messages.c.attempts + 1,
+                updated_at=now,
+            )
+        return changed
+    ids = [message_id for members in batches.values() for message_id in members]
+    batch_ids = [batch_id for batch_id, members in batches.items() for _ in members]
+    result = await uow.session.execute(
+        text(
+            "UPDATE messages SET state = 'sending', batch_id = v.batch_id, gateway = :gateway, "
+            "lease_until = :lease, attempts = messages.attempts + 1, updated_at = :now "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:batches AS uuid[])) AS v(id, batch_id) "
+            "WHERE messages.id = v.id AND messages.state = ANY(CAST(:expect AS text[]))"
+        ),
+        {
+            "ids": ids,
+            "batches": batch_ids,
+            "gateway": gateway,
+            "lease": lease_until,
+            "now": now,
+            "expect": [state.value for state in expect],
+        },
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def mark_sent(uow: UnitOfWork, *, sent: dict[uuid.UUID, str], now: datetime) -> int:
     """These messages are sent, each with the provider's id (one statement on PostgreSQL)."""
     if not sent:

@@ -27,7 +27,6 @@ batch's reference is called at most once unless the gateway itself says it never
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -132,13 +131,15 @@ class Dispatcher:
         self._settings = settings
         self.gateways = gateways
         self._clock = clock
+        # Quiet hours and daily caps read the town office's clock, as every service does.
+        self._zone = runtime.settings.zone
         self._ledger = EffectLedger(
             database=runtime.database,
             table=runtime.spec.kernel.effects,
             lease_seconds=settings.lease_seconds,
         )
         self._cap = DailyCap(
-            runtime.kv, name="notify:phone", limit=settings.daily_cap, zone=settings.zone
+            runtime.kv, name="notify:phone", limit=settings.daily_cap, zone=self._zone
         )
         self._rates: dict[str, RateLimit] = {}
         self._housekept = 0.0
@@ -152,16 +153,24 @@ class Dispatcher:
         deferred messages and retries come due without anyone saying so."""
         wake = asyncio.Event()
         listener = asyncio.create_task(self._listen(wake))
+        sending: set[asyncio.Task[None]] = set()
         try:
             while True:
-                handled = await self.step(now=self._clock())
+                handled = await self.step_ahead(now=self._clock(), sending=sending)
                 if not handled:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self._settings.poll_seconds)
+                    waits = [asyncio.ensure_future(wake.wait()), *sending]
+                    # Idle: until a wake-up, a claim's sends end (they may free more work),
+                    # or the poll interval.
+                    await asyncio.wait(
+                        waits, timeout=self._settings.poll_seconds, return_when="FIRST_COMPLETED"
+                    )
+                    waits[0].cancel()
+                    await _settled(sending, wait=None)
                     wake.clear()
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+            await _stopped(sending)
 
     async def _listen(self, wake: asyncio.Event) -> None:
         while True:
@@ -181,14 +190,37 @@ class Dispatcher:
         moved += await self.dispatch(now=now)
         return moved
 
+    async def step_ahead(self, *, now: datetime, sending: set["asyncio.Task[None]"]) -> int:
+        """:meth:`step`, but the claim's batches are handed over in the background (added
+        to ``sending``) while the next claim is made: the database and the gateway work at
+        the same time. At most ``claims_in_flight`` claims are being sent at once. Safe as
+        :meth:`step` is: each batch's messages are ``sending`` under their ledger entry
+        from the claim's commit, whoever hands them over and whenever."""
+        moved = await self.housekeeping(now=now)
+        moved += await self.reconcile(now=now)
+        while len(sending) >= self._settings.claims_in_flight:
+            await _settled(sending, wait=asyncio.FIRST_COMPLETED)
+        claimed, batches = await self._claim(now=now)
+        if batches:
+            sending.add(asyncio.create_task(self._send_all(batches, now=now, claimed=True)))
+        return moved + claimed
+
     async def drain(self, *, now: datetime, limit: int = 10_000) -> int:
-        """Steps at ``now`` until nothing more is due (tests and benchmarks)."""
+        """Steps at ``now`` until nothing more is due and nothing is being sent (tests and
+        benchmarks)."""
         total = 0
-        for _ in range(limit):
-            moved = await self.step(now=now)
-            if not moved:
-                return total
-            total += moved
+        sending: set[asyncio.Task[None]] = set()
+        try:
+            for _ in range(limit):
+                moved = await self.step_ahead(now=now, sending=sending)
+                total += moved
+                if not moved:
+                    if not sending:
+                        return total
+                    # What is being sent may come back due (a busy gateway, silence).
+                    await _settled(sending, wait=asyncio.ALL_COMPLETED)
+        finally:
+            await _stopped(sending)
         raise RuntimeError("the dispatcher kept finding work")
 
     # ---- 1. housekeeping ----
@@ -247,21 +279,26 @@ class Dispatcher:
     # ---- 3. claim ----
 
     async def dispatch(self, *, now: datetime) -> int:
+        """Claim due messages and hand their batches over; how many were claimed."""
+        claimed, batches = await self._claim(now=now)
+        await self._send_all(batches, now=now, claimed=True)
+        return claimed
+
+    async def _claim(self, *, now: datetime) -> tuple[int, list[Batch]]:
         gateway = await self.gateways.choose()
         async with self._uow() as uow:
             rows = await repository.due(uow, waiting=True, now=now, limit=self._settings.claim_size)
             if not rows:
-                return 0
+                return 0, []
             plan = await self._plan(rows, now=now, gateway=gateway)
             await self._record_plan(uow, plan, now=now)
             await uow.commit()
-        await self._send_all(plan.batches, now=now, claimed=True)
-        return len(rows)
+        return len(rows), plan.batches
 
     async def _plan(self, rows: Sequence[Any], *, now: datetime, gateway: Gateway) -> Plan:
         plan = Plan()
         settings = self._settings
-        zone = settings.zone
+        zone = self._zone
         going = []
         capped = []
         for row in rows:
@@ -289,7 +326,7 @@ class Dispatcher:
 
     def _quiet_until(self, row: Any, *, now: datetime) -> datetime | None:
         window = self._settings.quiet_window(row.town_id)
-        return quiet_until(now, window=window, zone=self._settings.zone)
+        return quiet_until(now, window=window, zone=self._zone)
 
     @staticmethod
     def _defer(plan: Plan, row: Any, *, until: datetime, reason: str) -> None:
@@ -322,17 +359,14 @@ class Dispatcher:
         # The batches' ledger entries commit with the claim: a batch is never sending
         # without its entry, so a crash at any point is reconciled from the ledger.
         await self._ledger.claim_new(uow.session, [b.reference for b in plan.batches])
-        for batch in plan.batches:
-            await repository.change(
+        if plan.batches:
+            await repository.claim_batches(
                 uow,
-                list(batch.messages.values()),
+                {batch.id: list(batch.messages.values()) for batch in plan.batches},
                 expect=waiting,
-                state=MessageState.sending.value,
-                batch_id=batch.id,
-                gateway=batch.gateway,
+                gateway=plan.batches[0].gateway,
                 lease_until=lease,
-                attempts=repository.messages.c.attempts + 1,
-                updated_at=now,
+                now=now,
             )
         for (until, reason), ids in plan.deferred.items():
             await repository.change(
@@ -362,17 +396,31 @@ class Dispatcher:
         if not batches:
             return
         limit = asyncio.Semaphore(self._settings.parallel_calls)
+        # A fresh claim's accepted batches are recorded together: one transaction for the
+        # claim's answers rather than one per call.
+        answered: list[tuple[Batch, Handed]] | None = [] if claimed else None
 
         async def one(batch: Batch) -> None:
             async with limit:
-                await self._send(batch, now=now, claimed=claimed)
+                await self._send(batch, now=now, claimed=claimed, answered=answered)
 
-        await asyncio.gather(*(one(b) for b in batches))
+        try:
+            await asyncio.gather(*(one(b) for b in batches))
+        finally:
+            if answered:
+                await self._settle_all(answered, now=now, confirm=True)
 
-    async def _send(self, batch: Batch, *, now: datetime, claimed: bool) -> None:
+    async def _send(
+        self,
+        batch: Batch,
+        *,
+        now: datetime,
+        claimed: bool,
+        answered: list[tuple[Batch, Handed]] | None = None,
+    ) -> None:
         gateway = self.gateways.get(batch.gateway)
         if claimed:
-            await self._call(batch, gateway, now=now)
+            await self._call(batch, gateway, now=now, answered=answered)
             return
         try:
             claim = await self._ledger.claim(batch.reference)
@@ -407,7 +455,16 @@ class Dispatcher:
         log.info("batch %s was handed to %s before its answer was lost", batch.id, gateway.name)
         await self._settle(batch, known, now=now, confirm=True)
 
-    async def _call(self, batch: Batch, gateway: Gateway, *, now: datetime) -> None:
+    async def _call(
+        self,
+        batch: Batch,
+        gateway: Gateway,
+        *,
+        now: datetime,
+        answered: list[tuple[Batch, Handed]] | None = None,
+    ) -> None:
+        """Hand the batch over and record the answer (or, given ``answered``, add it there
+        for the caller to record with others)."""
         await self._rate(gateway).acquire(batch.cost)
         started = time.monotonic()
         try:
@@ -435,6 +492,9 @@ class Dispatcher:
             await self._unknown(batch, now=now, reason=reason)
             return
         await self._outcome(gateway, "handed", started, failed=False)
+        if answered is not None:
+            answered.append((batch, handed))
+            return
         await self._settle(batch, handed, now=now, confirm=True)
 
     def _rate(self, gateway: Gateway) -> RateLimit:
@@ -462,16 +522,32 @@ class Dispatcher:
     ) -> None:
         """Record the gateway's answer; ``confirm``: with the ledger's confirmation, in the
         same transaction."""
+        await self._settle_all([(batch, handed)], now=now, confirm=confirm)
+
+    async def _settle_all(
+        self, answers: list[tuple[Batch, Handed]], *, now: datetime, confirm: bool
+    ) -> None:
+        """Record the gateway's answers to several batches in one transaction (their ledger
+        confirmations with them), then what each did not accept."""
         async with self._uow() as uow:
-            if confirm:
-                await self._ledger.confirm_in(uow.session, batch.reference, handed.as_result())
-            sent = {
-                batch.messages[phone]: pid
-                for phone, pid in handed.accepted.items()
-                if phone in batch.messages
-            }
+            await repository.flush_lazily(uow)
+            sent: dict[uuid.UUID, str] = {}
+            for batch, handed in answers:
+                if confirm:
+                    await self._ledger.confirm_in(uow.session, batch.reference, handed.as_result())
+                sent.update(
+                    (batch.messages[phone], pid)
+                    for phone, pid in handed.accepted.items()
+                    if phone in batch.messages
+                )
             await repository.mark_sent(uow, sent=sent, now=now)
             await uow.commit()
+        for batch, handed in answers:
+            await self._unaccepted(batch, handed, now=now)
+
+    async def _unaccepted(self, batch: Batch, handed: Handed, *, now: datetime) -> None:
+        """What the gateway rejected fails; what it did not answer for goes back to the
+        queue."""
         if handed.rejected:
             await self._fail(batch, list(handed.rejected), now=now, reasons=handed.rejected)
         answered = set(handed.accepted) | set(handed.rejected)
@@ -616,6 +692,26 @@ class Dispatcher:
 
     def _uow(self) -> UnitOfWork:
         return self._runtime.uow(PRINCIPAL)
+
+
+async def _settled(sending: set["asyncio.Task[None]"], *, wait: str | None) -> None:
+    """Wait for the first (or every) claim being sent, or none (``wait=None``), take those
+    finished out of ``sending`` and raise what one of them raised."""
+    if wait is not None and sending:
+        await asyncio.wait(sending, return_when=wait)
+    done = {task for task in sending if task.done()}
+    sending -= done
+    for task in done:
+        task.result()
+
+
+async def _stopped(sending: set["asyncio.Task[None]"]) -> None:
+    """Stop the sends still under way (a stopping worker): their leases run out and the
+    batches are reconciled, as after a crash."""
+    for task in sending:
+        task.cancel()
+    await asyncio.gather(*sending, return_exceptions=True)
+    sending.clear()
 
 
 def _grouped(reasons: dict[uuid.UUID, str]) -> dict[str, list[uuid.UUID]]:

@@ -45,6 +45,7 @@ def dispatcher_for(runtime: ServiceRuntime, settings: NotifySettings) -> Dispatc
             settings=settings,
         )
     gateways = Gateways(
+        kv=runtime.kv,
         primary=primary,
         fallback=fallback,
         window_seconds=settings.health_window_seconds,

@@ -12,8 +12,6 @@ LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 VARIABLE_TYPES = ("str", "int", "datetime", "date", "zone_level")
 ZONE_LEVELS = ("sealed", "controlled", "precaution", "lifted")
-# Times in a text are the town's wall clock (the handbook's towns are all in China).
-TOWN_ZONE = ZoneInfo("Asia/Shanghai")
 _LEVEL_NAMES = {
     "zh-CN": {
         "sealed": "封控区",
@@ -102,9 +100,9 @@ def check_values(
     return typed, errors
 
 
-def _shown(kind: str, value: Any, locale: str) -> str:
+def _shown(kind: str, value: Any, *, locale: str, zone: ZoneInfo) -> str:
     if kind == "datetime":
-        local = value.astimezone(TOWN_ZONE)
+        local = value.astimezone(zone)
         if locale == "en":
             return f"{local.day} {_MONTHS[local.month - 1]} {local:%H:%M}"
         return f"{local.month}月{local.day}日 {local:%H:%M}"
@@ -117,10 +115,15 @@ def _shown(kind: str, value: Any, locale: str) -> str:
     return str(value)
 
 
-def render(text: str, *, variables: dict[str, str], values: dict[str, Any], locale: str) -> str:
+def render(
+    text: str, *, variables: dict[str, str], values: dict[str, Any], locale: str, zone: ZoneInfo
+) -> str:
     """The text with each placeholder replaced by its (checked, typed) value as the locale
-    writes it."""
-    shown = {name: _shown(kind, values[name], locale) for name, kind in variables.items()}
+    writes it; times on ``zone``, the town office's clock (``Settings.zone``)."""
+    shown = {
+        name: _shown(kind, values[name], locale=locale, zone=zone)
+        for name, kind in variables.items()
+    }
     return text.format_map(shown)
 
 

@@ -53,7 +53,9 @@ class TemplateVersion:
     def render(self, locale: str, values: dict[str, Any]) -> tuple[str, str]:
         """(locale used, rendered text) for checked values."""
         used, text = self.text(locale)
-        return used, render(text, variables=self.variables, values=values, locale=used)
+        # Times read on the town office's clock, the one every service shows.
+        zone = get_settings().zone
+        return used, render(text, variables=self.variables, values=values, locale=used, zone=zone)
 
 
 def signature() -> str:

@@ -1,0 +1,39 @@
+"""Named queries of the audit: a page of messages, and the operators behind broadcasts."""
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from services.notify.models import Broadcast, Message
+from shared.pagination import fetch_page, where_given
+from shared.uow import UnitOfWork
+
+
+async def messages_page(
+    uow: UnitOfWork,
+    *,
+    broadcast_id: uuid.UUID | None,
+    cause_id: uuid.UUID | None,
+    recipient_id: uuid.UUID | None,
+    state: str | None,
+    template_key: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    query = where_given(
+        select(Message),
+        (Message.broadcast_id, broadcast_id),
+        (Message.cause_id, cause_id),
+        (Message.recipient_id, recipient_id),
+        (Message.state, state),
+        (Message.template_key, template_key),
+    )
+    return await fetch_page(uow.session, query, Message.id, cursor=cursor, limit=limit)
+
+
+async def creators(uow: UnitOfWork, *, broadcast_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Who created each of these broadcasts."""
+    query = select(Broadcast.id, Broadcast.created_by).where(Broadcast.id.in_(broadcast_ids))
+    return {row.id: row.created_by for row in (await uow.session.execute(query)).all()}
