@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
 from shared.authz import SCOPE_KEY, Scope
@@ -42,8 +43,7 @@ class UnitOfWork:
         self.service = service
         self.database = database
         self.principal = principal
-        self.session = database.session()
-        self.session.info[SCOPE_KEY] = principal.scope
+        self._session: AsyncSession | None = None
         self._outbox = outbox
         # Where the personal-data presenter (shared/privacy.py) records unmasked reads.
         self.access_log = access_log
@@ -57,6 +57,15 @@ class UnitOfWork:
         # The policies checked during the work (``resource:action``): the HTTP boundary
         # refuses to commit a mutating request that checked none.
         self.checked: list[str] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        """The unit's session, opened at its first use: a request answered from another
+        transaction (a single tube recorded in its group's) builds and closes none."""
+        if self._session is None:
+            self._session = self.database.session()
+            self._session.info[SCOPE_KEY] = self.principal.scope
+        return self._session
 
     @property
     def scope(self) -> Scope:
@@ -158,17 +167,21 @@ class UnitOfWork:
     def _touched(self) -> bool:
         """Whether the session began a transaction or holds changes a commit would flush (a
         request whose work was written elsewhere commits nothing: no round trip)."""
-        session = self.session
+        session = self._session
+        if session is None:
+            return False
         return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
 
     async def rollback(self) -> None:
         self._after_commit.clear()
         self._pending.clear()
         self._wrote_events = False
-        await self.session.rollback()
+        if self._session is not None:
+            await self._session.rollback()
 
     async def close(self) -> None:
-        await self.session.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def __aenter__(self) -> "UnitOfWork":
         return self
@@ -179,6 +192,6 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.session.in_transaction():
+        if self._session is not None and self._session.in_transaction():
             await self.rollback()
         await self.close()

@@ -18,10 +18,15 @@ def services_up() -> None:
         pytest.skip(f"real services unreachable here: {', '.join(down)}")
 
 
-async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(services_up: None) -> None:
+# The tube bench also runs with an in-process bus (`--broker-url ''`), for a machine whose
+# broker is away: the API then runs embedded on the same PostgreSQL and Redis.
+@pytest.mark.parametrize("broker_url", [AMQP_URL, ""], ids=["rabbitmq", "in-process-bus"])
+async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(
+    services_up: None, broker_url: str
+) -> None:
     figures = await testing_coverage.run(
         url=PG_URL,
-        broker_url=AMQP_URL,
+        broker_url=broker_url,
         redis_url=REDIS_URL,
         size=2_000,
         compound_size=500,

@@ -2,12 +2,11 @@ import uuid
 from datetime import date
 
 from fastapi import Response
-from sqlalchemy import select
 
-from services.testing.antigen import schemas, service
-from services.testing.models import SERVICE, AntigenReport
+from services.testing.antigen import repository, schemas, service
+from services.testing.models import SERVICE
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 from shared.problems import rows_rejected
 
@@ -98,17 +97,15 @@ async def list_reports(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.AntigenReportOut]:
-    query = where_given(
-        select(AntigenReport),
-        (AntigenReport.day, day),
-        (AntigenReport.building_id, building_id),
-        (AntigenReport.compound_id, compound_id),
-        (AntigenReport.result, result),
+    page, following = await repository.reports_page(
+        uow,
+        day=day,
+        building_id=building_id,
+        compound_id=compound_id,
+        result=result,
+        cursor=cursor,
+        limit=limit,
     )
-    rows = list(
-        await uow.session.scalars(keyset(query, AntigenReport.id, cursor=cursor, limit=limit))
-    )
-    page, following = next_cursor(rows, limit)
     items = await service.present(uow, page)
     return await present(Page(items=items, next_cursor=following))
 

@@ -3,14 +3,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.testing.cases import schemas, service
-from services.testing.models import SERVICE, Case, Contact
-from shared.db import AnySelect
+from services.testing.cases import repository, schemas, service
+from services.testing.models import SERVICE, Case
 from shared.fields import Moment
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["cases"])
@@ -19,10 +17,8 @@ TransferStatusName = Literal["pending", "scheduled", "transferred"]
 
 
 async def _page(
-    uow: Uow, present: Present, query: AnySelect, *, cursor: str | None, limit: int
+    uow: Uow, present: Present, page: list[Case], following: str | None
 ) -> Page[schemas.CaseOut]:
-    rows = list(await uow.session.scalars(keyset(query, Case.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
     items = await service.present_all(uow, page)
     return await present(Page(items=items, next_cursor=following))
 
@@ -47,16 +43,17 @@ async def list_cases(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
-    query = where_given(
-        select(Case),
-        (Case.compound_id, compound_id),
-        (Case.building_id, building_id),
-        (Case.round_id, round_id),
-        (Case.resident_id, resident_id),
+    page, following = await repository.cases_page(
+        uow,
+        compound_id=compound_id,
+        building_id=building_id,
+        round_id=round_id,
+        resident_id=resident_id,
+        confirmed_since=confirmed_since,
+        cursor=cursor,
+        limit=limit,
     )
-    if confirmed_since is not None:
-        query = query.where(Case.confirmed_at >= confirmed_since)
-    return await _page(uow, present, query, cursor=cursor, limit=limit)
+    return await _page(uow, present, page, following)
 
 
 @router.get(
@@ -94,8 +91,7 @@ async def list_contacts(
     kind: schemas.ContactKind | None = None,
 ) -> list[schemas.ContactOut]:
     await service.get_case(uow, case_id)
-    query = where_given(select(Contact).where(Contact.case_id == case_id), (Contact.kind, kind))
-    contacts = list(await uow.session.scalars(query.order_by(Contact.kind, Contact.name)))
+    contacts = await repository.contacts_of(uow, case_id, kind=kind)
     return await present(await service.present_contacts(uow, contacts))
 
 
@@ -150,12 +146,13 @@ async def list_transfers(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.CaseOut]:
-    query = where_given(
-        select(Case), (Case.transfer_status, status), (Case.compound_id, compound_id)
+    page, following = await repository.transfers_page(
+        uow,
+        status=status,
+        overdue=overdue,
+        compound_id=compound_id,
+        now=datetime.now(UTC),
+        cursor=cursor,
+        limit=limit,
     )
-    if overdue is not None:
-        late = Case.transfer_status.in_(service.OPEN_TRANSFERS) & (
-            Case.transfer_due_at < datetime.now(UTC)
-        )
-        query = query.where(late if overdue else ~late)
-    return await _page(uow, present, query, cursor=cursor, limit=limit)
+    return await _page(uow, present, page, following)

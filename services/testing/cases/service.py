@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from services.testing import identity
 from services.testing.cases import schemas
+from services.testing.cases.repository import OPEN_TRANSFERS
 from services.testing.models import (
     Case,
     Contact,
@@ -50,7 +51,6 @@ TRANSITIONS = {
     ),
     TransferStatus.transferred.value: frozenset[str](),
 }
-OPEN_TRANSFERS = (TransferStatus.pending.value, TransferStatus.scheduled.value)
 
 
 @dataclass(frozen=True, slots=True)

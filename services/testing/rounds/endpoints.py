@@ -3,12 +3,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import func, select
 
-from services.testing.models import SERVICE, Round, RoundMember, Site, directory
-from services.testing.rounds import schemas, service
+from services.testing.models import SERVICE, Round, Site, directory
+from services.testing.rounds import repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["rounds"])
@@ -49,20 +48,8 @@ async def list_rounds(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.RoundOut]:
-    query = select(Round)
-    if status is not None:
-        query = query.where(Round.status == status)
-    rows = list(await uow.session.scalars(keyset(query, Round.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
-    counts = dict(
-        (
-            await uow.session.execute(
-                select(RoundMember.round_id, func.count())
-                .where(RoundMember.round_id.in_([r.id for r in page]))
-                .group_by(RoundMember.round_id)
-            )
-        ).all()
-    )
+    page, following = await repository.rounds_page(uow, status=status, cursor=cursor, limit=limit)
+    counts = await repository.member_counts(uow, [r.id for r in page])
     return Page(items=[_out(r, counts.get(r.id, 0)) for r in page], next_cursor=following)
 
 
@@ -100,8 +87,7 @@ async def create_site(round_id: uuid.UUID, body: schemas.SiteCreate, uow: Uow) -
 @router.get("/rounds/{round_id}/sites", response_model=list[schemas.SiteOut])
 async def list_sites(round_id: uuid.UUID, uow: Uow) -> list[Site]:
     await service.get_round(uow, round_id)
-    query = select(Site).where(Site.round_id == round_id).order_by(Site.name)
-    return list(await uow.session.scalars(query))
+    return await repository.sites_of(uow, round_id)
 
 
 @router.get(

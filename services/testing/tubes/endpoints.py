@@ -3,13 +3,12 @@ from typing import Annotated
 from weakref import WeakKeyDictionary
 
 from fastapi import Path, Query, Request, Response
-from sqlalchemy import select
 
 from services.testing.models import SERVICE, Tube
 from services.testing.rounds.service import get_round
-from services.testing.tubes import schemas, service
-from shared.http import IDEMPOTENCY_HEADER, Uow, runtime_of, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from services.testing.tubes import repository, schemas, service
+from shared.http import IDEMPOTENCY_HEADER, Uow, ready_json, runtime_of, service_router
+from shared.pagination import Cursor, Limit, Page
 from shared.problems import NotFound, rows_rejected
 from shared.service import ServiceRuntime
 
@@ -41,7 +40,7 @@ async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
 )
 async def record_tube(
     round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow, request: Request
-) -> schemas.TubeOut:
+) -> Response:
     runtime = runtime_of(request)
     skew = runtime.settings.clock_skew
     if IDEMPOTENCY_HEADER in request.headers:
@@ -51,7 +50,8 @@ async def record_tube(
         desk = _desks.get(runtime) or _desks.setdefault(runtime, service.TubeDesk(runtime.uow))
         tube = await desk.record(uow, round_id=round_id, tube=body, skew=skew)
     # Recorded now or before with these very members: no need to read them back.
-    return schemas.TubeOut.model_validate(tube).model_copy(update={"member_ids": body.member_ids})
+    answer = schemas.TubeOut.model_validate(tube).model_copy(update={"member_ids": body.member_ids})
+    return ready_json(answer, status=201)
 
 
 @router.post(
@@ -92,11 +92,9 @@ async def list_tubes(
     limit: Limit = 100,
 ) -> Page[schemas.TubeOut]:
     await get_round(uow, round_id)
-    query = select(Tube).where(Tube.round_id == round_id)
-    if status is not None:
-        query = query.where(Tube.status == status)
-    rows = list(await uow.session.scalars(keyset(query, Tube.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.tubes_page(
+        uow, round_id=round_id, status=status, cursor=cursor, limit=limit
+    )
     return Page(items=await _out(uow, page), next_cursor=following)
 
 
@@ -104,7 +102,7 @@ async def list_tubes(
 async def get_tube(
     code: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]+$", max_length=40)], uow: Uow
 ) -> schemas.TubeOut:
-    tube = await uow.session.scalar(select(Tube).where(Tube.code == code))
+    tube = await repository.tube_by_code(uow, code)
     if tube is None:
         raise NotFound(f"no tube {code} in your scope")
     return (await _out(uow, [tube]))[0]
