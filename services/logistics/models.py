@@ -190,6 +190,10 @@ class DistributionPlan(Scoped, Base):
     households: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime]
+    # A cancelled plan gave back what it still held and takes no more deliveries.
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(80))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class Allocation(Scoped, Base):
@@ -405,6 +409,8 @@ class Entry(Scoped, Base):
     reference_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     reference_label: Mapped[str | None] = mapped_column(String(200))
     to_building_id: Mapped[uuid.UUID | None]
+    # A plan's issue names the household the goods were delivered to.
+    to_household_id: Mapped[uuid.UUID | None]
     note: Mapped[str] = mapped_column(String(500), default="")
     at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(80))

@@ -18,6 +18,8 @@ from services.logistics.models import (
     DistributionPlan,
     DoorReason,
 )
+from services.logistics.plans.service import in_stock_items, kits_of
+from services.logistics.reservations.service import Recipient, Reference, issue_delivered
 from shared.authz import FIELD, Place, policy
 from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord
 from shared.contracts.registry import ZoneChanged
@@ -180,6 +182,7 @@ async def _apply(
         groups.setdefault(state, []).append(d.household_id)
     for state, household_ids in groups.items():
         await repository.set_state(uow, plan=plan, household_ids=household_ids, values=dict(state))
+    await _issue(uow, plan, [h for d, h in applied if d.outcome == "delivered"])
     if applied:
         compounds = {h.compound_id for _, h in applied}
         uow.emit(
@@ -202,6 +205,30 @@ async def _apply(
             compound_id=plan.compound_id,
         )
     return len(applied)
+
+
+async def _issue(uow: UnitOfWork, plan: DistributionPlan, delivered: list[Any]) -> None:
+    """What the delivered households received leaves their compound's store: reserved →
+    issued, one issue line per household (a not-delivered household keeps its
+    reservation). Holders in ascending order, as reservations lock them."""
+    if not delivered:
+        return
+    received = await repository.allocated(
+        uow, plan=plan, household_ids=[h.household_id for h in delivered]
+    )
+    kits = await kits_of(uow, plan)
+    by_holder: dict[uuid.UUID, list[Recipient]] = {}
+    for h in delivered:
+        stocked = await in_stock_items(uow, kits=kits, quantities=received.get(h.household_id, {}))
+        recipient = Recipient(
+            household_id=h.household_id,
+            building_id=h.building_id,
+            lines=[(item_id, quantity) for _, item_id, quantity in stocked],
+        )
+        by_holder.setdefault(h.compound_id, []).append(recipient)
+    reference = Reference(kind="plan", id=plan.id, label=plan.name)
+    for holder_id, recipients in sorted(by_holder.items()):
+        await issue_delivered(uow, holder_id=holder_id, reference=reference, recipients=recipients)
 
 
 async def on_event(uow: UnitOfWork, envelope: Envelope) -> None:

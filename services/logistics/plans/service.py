@@ -114,35 +114,45 @@ def _needs(items: list[Any]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
     return dict(sorted(needs.items()))
 
 
+async def kits_of(uow: UnitOfWork, plan: DistributionPlan) -> set[uuid.UUID]:
+    """Which of the plan's lines name a kit (reserved and issued as its items)."""
+    found = await repository.catalogue(
+        uow, town_id=plan.town_id, item_ids=[uuid.UUID(str(li["item_id"])) for li in plan.lines]
+    )
+    return {i for i, (_, is_kit) in found.items() if is_kit}
+
+
+async def in_stock_items(
+    uow: UnitOfWork, *, kits: set[uuid.UUID], quantities: dict[uuid.UUID, int]
+) -> list[tuple[uuid.UUID, uuid.UUID, Decimal | int]]:
+    """Allocated quantities per line's item or kit as the store counts them: (the line's
+    item, the stocked item, quantity), a kit as its items."""
+    parts: dict[uuid.UUID, list[tuple[uuid.UUID, Decimal]]] = {}
+    lines: list[tuple[uuid.UUID, uuid.UUID, Decimal | int]] = []
+    for item_id, quantity in quantities.items():
+        if item_id not in kits:
+            lines.append((item_id, item_id, quantity))
+            continue
+        if item_id not in parts:
+            parts[item_id] = await expand(uow, kit_id=item_id)
+        lines += [(item_id, part, amount * quantity) for part, amount in parts[item_id]]
+    return lines
+
+
 async def _reserve(
     uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanLine], items: list[Any]
 ) -> None:
     """Reserve what the plan allocated at each compound's store, earliest expiry first (a
     kit as its items). All or nothing: when any compound is short, a 409 names every short
     line, by how much and where, and nothing of the plan is written."""
-    kits = {
-        i
-        for i, (_, is_kit) in (
-            await repository.catalogue(
-                uow, town_id=plan.town_id, item_ids=[li.item_id for li in lines]
-            )
-        ).items()
-        if is_kit
-    }
+    kits = await kits_of(uow, plan)
     index = {line.item_id: n for n, line in enumerate(lines)}
     reference = Reference(kind="plan", id=plan.id, label=plan.name)
     errors: list[dict[str, Any]] = []
     for compound_id, needs in _needs(items).items():
-        wanted: list[tuple[uuid.UUID, Decimal | int]] = []
-        origin: list[int] = []
-        for item_id, quantity in needs.items():
-            if item_id in kits:
-                for part, amount in await expand(uow, kit_id=item_id, count=quantity):
-                    wanted.append((part, amount))
-                    origin.append(index[item_id])
-            else:
-                wanted.append((item_id, quantity))
-                origin.append(index[item_id])
+        stocked = await in_stock_items(uow, kits=kits, quantities=needs)
+        wanted: list[tuple[uuid.UUID, Decimal | int]] = [(part, q) for _, part, q in stocked]
+        origin = [index[line_item] for line_item, _, _ in stocked]
         try:
             await reserve(uow, holder_id=compound_id, lines=wanted, reference=reference)
         except Conflict as short:
