@@ -14,7 +14,7 @@ from shared.auth import Principal
 from shared.contracts.testing import CaseConfirmed
 from shared.ids import new_id
 from tests.conftest import Town
-from tests.support import eventually, listening, of_type, post
+from tests.support import committee_staff, eventually, listening, of_type, post
 from tests.test_logistics_plans import (
     Village,
     in_directory,
@@ -319,3 +319,69 @@ async def test_a_delivered_kit_leaves_the_shelf_as_its_items(
     # Seven kits reserved (17.5 kg, 7 pieces); A's two kits (5 kg, 2 pieces) left.
     assert shelf_now["rice"] == (35, 12.5, 22.5)
     assert shelf_now["oil"] == (8, 5, 3)
+
+
+async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    # A town-wide plan: the town office makes it, so only the town office may cancel it.
+    made = await plan(client, town, {"kind": "town"}, lines=village.lines)
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["id"]
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    to_a = {
+        "client_ref": "c-1",
+        "household_id": h["A"],
+        "outcome": "delivered",
+        "received_by": "户A-0",
+        "at": AT,
+    }
+    response = await client.post(url, json={"deliveries": [to_a]}, headers=town.operator)
+    assert response.status_code == 200, response.text
+
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    staff = await committee_staff(client, town, village.compound, "staff-cancel")
+    refused = await client.post(cancel, json={"reason": "duplicate plan"}, headers=staff)
+    assert refused.status_code == 403, refused.text
+    unexplained = await client.post(cancel, json={"reason": ""}, headers=town.operator)
+    assert unexplained.status_code == 422
+    assert unexplained.json()["errors"][0]["field"] == "reason"
+
+    async with listening(platform, "logistics.distribution.cancelled") as events:
+        done = await client.post(cancel, json={"reason": "duplicate plan"}, headers=town.operator)
+        assert done.status_code == 200, done.text
+        assert done.json()["cancel_reason"] == "duplicate plan"
+        assert done.json()["cancelled_by"] and done.json()["cancelled_at"]
+
+        async def published() -> bool:
+            return bool(of_type(events, "logistics.distribution.cancelled"))
+
+        await eventually(published, what="logistics.distribution.cancelled")
+    [event] = of_type(events, "logistics.distribution.cancelled")
+    assert event.payload["reason"] == "duplicate plan"
+    assert event.payload["households"] == 4  # all but A
+    assert {i["item_id"]: i["quantity"] for i in event.payload["items"]} == {
+        village.package: 5,
+        village.formula: 3,
+    }
+    # A's two packages stay issued; everything else is back on the shelf.
+    assert await shelf(client, town, village) == {
+        "Supply package": (98, 0, 98),
+        "Formula tin": (20, 0, 20),
+    }
+    assert [e["to_household_id"] for e in await issues(client, town, village)] == [h["A"]]
+
+    to_b = {**to_a, "client_ref": "c-2", "household_id": h["B"]}
+    late = await client.post(url, json={"deliveries": [to_b]}, headers=town.operator)
+    assert late.status_code == 409
+    assert "cancelled" in late.json()["detail"] and "duplicate plan" in late.json()["detail"]
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "c-unit", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 409
+    again = await client.post(cancel, json={"reason": "again"}, headers=town.operator)
+    assert again.status_code == 409
+    top_up = await client.post(
+        f"/v1/distribution-plans/{plan_id}/top-ups", json={}, headers=town.operator
+    )
+    assert top_up.status_code == 409

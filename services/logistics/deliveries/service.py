@@ -18,7 +18,7 @@ from services.logistics.models import (
     DistributionPlan,
     DoorReason,
 )
-from services.logistics.plans.service import in_stock_items, kits_of
+from services.logistics.plans.service import in_stock_items, kits_of, refuse_if_cancelled
 from services.logistics.reservations.service import Recipient, Reference, issue_delivered
 from shared.authz import FIELD, Place, policy
 from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord
@@ -154,6 +154,8 @@ async def _apply(
     recorded some first)."""
     if not fresh:
         return 0
+    # A resend of what was recorded before still answers "unchanged"; anything new is late.
+    refuse_if_cancelled(plan)
     now = datetime.now(UTC)
     rows = [
         {

@@ -51,14 +51,32 @@ async def create_plan(
     response_model=schemas.PlanOut,
     summary="Top up a plan for households registered since",
     description="A plan with the original's scope and rules that allocates only to households "
-    "no plan of its family (the original and its earlier top-ups) has allocated to.",
-    responses=BEHIND,
+    "no plan of its family (the original and its earlier top-ups) has allocated to. 409 when "
+    "the original was cancelled.",
+    responses={**BEHIND, 409: {"description": "The plan was cancelled (when, by whom, why)"}},
 )
 async def create_top_up(
     plan_id: uuid.UUID, body: schemas.TopUpCreate, uow: Uow, directory_current: DirectoryCurrent
 ) -> schemas.PlanOut:
     await directory_current()
     return _out(await service.create_top_up(uow, plan_id=plan_id, data=body))
+
+
+@router.post(
+    "/distribution-plans/{plan_id}/cancel",
+    response_model=schemas.PlanOut,
+    summary="Cancel a distribution plan",
+    description="Who may make the plan may cancel it, with a reason. What is still reserved "
+    "for households not delivered goes back to their stores (available again); what was "
+    "delivered stays issued. Publishes `logistics.distribution.cancelled`, one per compound. "
+    "A cancelled plan refuses further deliveries and top-ups with a 409 saying when, by whom "
+    "and why.",
+    responses={
+        409: {"description": "The plan was cancelled already (when, by whom, why)"},
+    },
+)
+async def cancel_plan(plan_id: uuid.UUID, body: schemas.PlanCancel, uow: Uow) -> schemas.PlanOut:
+    return _out(await service.cancel_plan(uow, plan_id=plan_id, data=body))
 
 
 @router.get(

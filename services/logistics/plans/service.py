@@ -10,9 +10,9 @@ from services.logistics.items.service import expand
 from services.logistics.models import DistributionPlan
 from services.logistics.plans import repository, schemas
 from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
-from services.logistics.reservations.service import Reference, reserve
+from services.logistics.reservations.service import Reference, release, reserve
 from shared.authz import MANAGERS, Place, policy
-from shared.contracts.logistics import DistributionPlanned, ItemQuantity
+from shared.contracts.logistics import DistributionCancelled, DistributionPlanned, ItemQuantity
 from shared.ids import new_id
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -53,6 +53,7 @@ async def create_top_up(
     has allocated to yet (those registered since). It may find nobody: that is an answer."""
     original = await get_plan(uow, plan_id)
     PLAN.check(uow, Place.of(original))
+    refuse_if_cancelled(original)
     plan = DistributionPlan(
         id=new_id(),
         root_id=original.root_id,
@@ -168,14 +169,20 @@ def _on_line(error: dict[str, Any], origin: list[int]) -> dict[str, Any]:
     return {**error, "field": f"lines.{origin[n]}.item_id"}
 
 
-def _announce(
-    uow: UnitOfWork, plan: DistributionPlan, *, items: list[Any], compounds: list[Any]
-) -> None:
-    """One ``logistics.distribution.planned`` per compound: its households and quantities."""
+def _quantities(items: list[Any]) -> dict[Any, list[ItemQuantity]]:
+    """Per compound, the quantity of each line's item or kit."""
     quantities: dict[Any, list[ItemQuantity]] = {}
     for row in items:
         quantity = ItemQuantity(item_id=row.item_id, quantity=int(row.quantity))
         quantities.setdefault(row.compound_id, []).append(quantity)
+    return quantities
+
+
+def _announce(
+    uow: UnitOfWork, plan: DistributionPlan, *, items: list[Any], compounds: list[Any]
+) -> None:
+    """One ``logistics.distribution.planned`` per compound: its households and quantities."""
+    quantities = _quantities(items)
     for row in compounds:
         uow.emit(
             DistributionPlanned(
@@ -190,6 +197,53 @@ def _announce(
             ),
             compound_id=row.compound_id,
         )
+
+
+def refuse_if_cancelled(plan: DistributionPlan) -> None:
+    """A cancelled plan takes no more deliveries or top-ups: 409 saying when, by whom, why."""
+    if plan.cancelled_at is not None:
+        raise Conflict(
+            f"distribution plan {plan.name!r} was cancelled at {plan.cancelled_at:%Y-%m-%d %H:%M} "
+            f"UTC by {plan.cancelled_by}: {plan.cancel_reason}"
+        )
+
+
+async def cancel_plan(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, data: schemas.PlanCancel
+) -> DistributionPlan:
+    """Cancel a plan (who may make it may cancel it): what is still reserved for the
+    households not delivered goes back to their stores, what was delivered stays issued;
+    one ``logistics.distribution.cancelled`` per compound. Cancelling twice is a 409."""
+    plan = await get_plan(uow, plan_id)
+    PLAN.check(uow, Place.of(plan))
+    refuse_if_cancelled(plan)
+    items = await repository.compound_items(uow, plan.id, undelivered=True)
+    compounds = await repository.compound_households(uow, plan.id, undelivered=True)
+    reference = Reference(kind="plan", id=plan.id, label=plan.name)
+    # Every store the plan reserved at, in ascending order as reservations lock holders.
+    for compound_id in sorted({row.compound_id for row in compounds}):
+        await release(uow, holder_id=compound_id, reference=reference)
+    plan.cancelled_at = datetime.now(UTC)
+    plan.cancelled_by = uow.principal.username
+    plan.cancel_reason = data.reason
+    quantities = _quantities(items)
+    for row in compounds:
+        uow.emit(
+            DistributionCancelled(
+                plan_id=plan.id,
+                name=plan.name,
+                town_id=row.town_id,
+                compound_id=row.compound_id,
+                reason=data.reason,
+                cancelled_by=plan.cancelled_by,
+                at=plan.cancelled_at,
+                households=int(row.households),
+                items=quantities.get(row.compound_id, []),
+            ),
+            compound_id=row.compound_id,
+        )
+    await uow.session.flush()
+    return plan
 
 
 async def get_plan(uow: UnitOfWork, plan_id: uuid.UUID) -> DistributionPlan:
