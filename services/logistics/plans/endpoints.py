@@ -4,12 +4,11 @@ from typing import Annotated, Any
 
 from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from services.logistics.models import SERVICE, DistributionPlan, directory
 from services.logistics.plans import picklist, repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.spreadsheets import MEDIA_TYPES
 
 router = service_router(SERVICE, tags=["distribution plans"])
@@ -85,8 +84,7 @@ async def cancel_plan(plan_id: uuid.UUID, body: schemas.PlanCancel, uow: Uow) ->
     summary="Distribution plans in your scope",
 )
 async def list_plans(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.PlanOut]:
-    query = keyset(select(DistributionPlan), DistributionPlan.id, cursor=cursor, limit=limit)
-    page, following = next_cursor(list(await uow.session.scalars(query)), limit)
+    page, following = await repository.plans_page(uow, cursor=cursor, limit=limit)
     return Page(items=[_out(p) for p in page], next_cursor=following)
 
 

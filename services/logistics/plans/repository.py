@@ -44,6 +44,7 @@ from services.logistics.models import (
 from services.logistics.plans.schemas import PlanLine, PlanScope
 from shared.authz import Place
 from shared.db import table_of
+from shared.pagination import fetch_page
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
@@ -416,3 +417,10 @@ async def catalogue(
         query = select(model.id, model.name).where(model.town_id == town_id, model.id.in_(item_ids))
         found.update({i: (name, is_kit) for i, name in await uow.session.execute(query)})
     return found
+
+
+async def plans_page(
+    uow: UnitOfWork, *, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    query = select(DistributionPlan)
+    return await fetch_page(uow.session, query, DistributionPlan.id, cursor=cursor, limit=limit)
