@@ -88,7 +88,6 @@ class DisinfectionDefaults(Scoped, Base):
     case_days: Mapped[int] = mapped_column(Integer, default=14)
     first_slot_hour: Mapped[int] = mapped_column(Integer, default=8)
     last_slot_hour: Mapped[int] = mapped_column(Integer, default=20)
-    timezone: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")
 
 
 class DisinfectionSchedule(Scoped, Base):
@@ -501,9 +500,9 @@ class RequestSettings(Scoped, Base):
     # When an insurance card collected for a medicine run must be back with the resident.
     card_return_hours: Mapped[int] = mapped_column(Integer, default=24)
     # How long before its time a recurring request's occurrence appears.
+    # (Recurring requests and volunteers' availability are in the town office's clock,
+    # ``Settings.time_zone``.)
     recurring_lead_minutes: Mapped[int] = mapped_column(Integer, default=120)
-    # The town's clock: recurring requests and volunteers' availability are in local time.
-    timezone: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")
 
 
 class HelpRequest(Scoped, Base):
