@@ -385,3 +385,55 @@ async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
         f"/v1/distribution-plans/{plan_id}/top-ups", json={}, headers=town.operator
     )
     assert top_up.status_code == 409
+
+
+async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+
+    def accepted(ref: str, household: str, rejected: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "client_ref": ref,
+            "household_id": h[household],
+            "outcome": "delivered",
+            "received_by": f"户{household}-0",
+            "rejected": rejected,
+            "at": AT,
+        }
+
+    body = {
+        "deliveries": [
+            # A (two packages) turns one back, damaged; C keeps its package, not the tin.
+            accepted("pa-1", "A", [{"item_id": village.package, "quantity": 1}]),
+            accepted("pa-2", "C", [{"item_id": village.formula, "quantity": 1}]),
+            # B was allocated one package and no formula.
+            accepted("pa-3", "B", [{"item_id": village.package, "quantity": 3}]),
+            accepted("pa-4", "B", [{"item_id": village.formula, "quantity": 1}]),
+        ]
+    }
+    for _ in range(2):  # resent: nothing more is issued or released
+        response = await client.post(url, json=body, headers=town.operator)
+        assert response.status_code == 200, response.text
+    errors = {(e["row"], e["field"]) for e in response.json()["errors"]}
+    assert errors == {(2, "rejected.0.quantity"), (3, "rejected.0.item_id")}
+    assert await shelf(client, town, village) == {
+        "Supply package": (98, 4, 94),
+        "Formula tin": (20, 2, 18),
+    }
+    card = await issues(client, town, village)
+    assert sorted((e["to_household_id"], e["item_id"], e["quantity"]) for e in card) == sorted(
+        [(h["A"], village.package, -1), (h["C"], village.package, -1)]
+    )
+    # Rejecting goods is for a household's own confirmation, not a whole unit's.
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {
+        "client_ref": "pa-unit",
+        "outcome": "delivered",
+        "received_by": "楼组长",
+        "rejected": [{"item_id": village.formula, "quantity": 1}],
+        "at": AT,
+    }
+    assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 422

@@ -250,6 +250,8 @@ class Delivery(Scoped, Base):
     received_by: Mapped[str | None] = mapped_column(String(60))
     photo_ref: Mapped[str | None] = mapped_column(String(200))
     code: Mapped[str | None] = mapped_column(String(20))
+    # What the household turned back of its allocation: [{item_id, quantity}].
+    rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     recorded_by: Mapped[str] = mapped_column(String(80))
     at: Mapped[datetime]
     recorded_at: Mapped[datetime]

@@ -357,6 +357,9 @@ class DeliveryRecord(Contract):
     unit_id: uuid.UUID | None
     outcome: DeliveryOutcome
     reason: NotDeliveredReason | None
+    rejected: list[ItemQuantity] = Field(
+        default_factory=list, description="Delivered, but turned back (released, not issued)"
+    )
     at: datetime
 
 

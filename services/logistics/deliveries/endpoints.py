@@ -21,7 +21,8 @@ CANCELLED: dict[int | str, dict[str, Any]] = {
     "whose `client_ref` was received before changes nothing, so a phone may resend what it "
     "is unsure of. Bad rows come back by row; 422 (404 when every row named something "
     "outside your scope) when nothing could be applied. Delivered households' goods leave "
-    "the store: their reservation is issued (an issue line per household on the stock card). "
+    "the store: their reservation is issued (an issue line per household on the stock card), "
+    "what a household turned back (`rejected`) is released. "
     "409 when the plan was cancelled (a resend of what was recorded before still answers).",
     responses=CANCELLED,
 )

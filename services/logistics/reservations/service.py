@@ -303,12 +303,13 @@ async def issue_reserved(
 
 @dataclass(frozen=True)
 class Recipient:
-    """A household goods were delivered to (and its building), with what it received:
-    (item_id, quantity in the item's unit) per stocked item."""
+    """A household goods were delivered to (and its building), with what it accepted and
+    what it turned back: (item_id, quantity in the item's unit) per stocked item."""
 
     household_id: uuid.UUID
     building_id: uuid.UUID | None
     lines: Sequence[Line]
+    returned: Sequence[Line] = ()
 
 
 async def issue_delivered(
@@ -320,10 +321,11 @@ async def issue_delivered(
 ) -> list[Reserved]:
     """Reserved → issued for the households a plan delivered to: one issue line on the
     holder's card per household and batch, naming the household and its building (FEFO
-    within what the plan holds). The confirmation of the delivery authorises it (the
-    caller checked ``deliveries: confirm`` on each household): a building leader confirms,
-    the store's card follows, though the leader does not manage the store. 409 when the
-    plan holds less than a household received."""
+    within what the plan holds); what a household turned back is released. The
+    confirmation of the delivery authorises it (the caller checked ``deliveries: confirm``
+    on each household): a building leader confirms, the store's card follows, though the
+    leader does not manage the store. 409 when the plan holds less than a household
+    received."""
     found = await holder(uow, holder_id)
     version = await repository.lock_holder(uow, found.id)
     held = await _held(uow, holder=found, reference=reference)
@@ -331,9 +333,17 @@ async def issue_delivered(
     document_id, now = new_id(), datetime.now(UTC)
     issued = []
     out_of: dict[uuid.UUID, int] = defaultdict(int)
+    back: dict[uuid.UUID, int] = defaultdict(int)
     batches: dict[uuid.UUID, Batch] = {}
     for recipient in recipients:
+        gone, short_back = _walk(held, _merged(recipient.returned), left)
+        for reservation, batch, quantity in gone:
+            reservation.held -= quantity
+            reservation.released += quantity
+            back[batch.id] += quantity
+            batches[batch.id] = batch
         takes, short = _walk(held, _merged(recipient.lines), left)
+        short |= short_back
         if short:
             whose = f"{reference.kind} {reference.label or reference.id}"
             raise Conflict(
@@ -363,6 +373,8 @@ async def issue_delivered(
             issued.append(_out(reservation, batch, quantity))
     for batch_id, quantity in out_of.items():
         await move(uow, batches[batch_id], on_hand=-quantity, reserved=-quantity)
+    for batch_id, quantity in back.items():
+        await move(uow, batches[batch_id], reserved=-quantity)
     await uow.session.flush()
     return issued
 

@@ -1,4 +1,5 @@
-"""issues name the household delivered to; a plan can be cancelled
+"""issues name the household delivered to; what a household turned back; a plan can be
+cancelled
 
 Revision ID: 0007_delivered_and_cancelled
 Revises: 0006_logistics_merged
@@ -22,6 +23,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("stock_entries") as batch:
         batch.add_column(sa.Column("to_household_id", sa.Uuid(), nullable=True))
+    with op.batch_alter_table("distribution_deliveries") as batch:
+        batch.add_column(sa.Column("rejected", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("distribution_plans") as batch:
         batch.add_column(
             sa.Column("cancelled_at", shared.db.UtcDateTime(timezone=True), nullable=True)
@@ -31,6 +34,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("distribution_deliveries") as batch:
+        batch.drop_column("rejected")
     with op.batch_alter_table("distribution_plans") as batch:
         batch.drop_column("cancel_reason")
         batch.drop_column("cancelled_by")
