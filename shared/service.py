@@ -168,6 +168,7 @@ class ServiceRuntime:
             principal=principal,
             on_commit=self._events_committed,
             kv=self.kv,
+            settings=self.settings,
             causation_id=causation_id,
         )
 

@@ -22,6 +22,7 @@ from shared.events import Envelope, Event
 from shared.kv import KeyValue
 from shared.observability import correlation_id
 from shared.problems import NotFound
+from shared.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -38,9 +39,12 @@ class UnitOfWork:
         principal: Principal,
         on_commit: Callable[[int], Awaitable[None]],
         kv: KeyValue,
+        settings: Settings,
         causation_id: uuid.UUID | None = None,
     ) -> None:
         self.service = service
+        # The deployment's settings: the town office's clock (``settings.zone``) among them.
+        self.settings = settings
         self.database = database
         self.principal = principal
         self._session: AsyncSession | None = None

@@ -14,8 +14,15 @@ from shared.auth import Principal
 from shared.contracts.testing import CaseConfirmed
 from shared.ids import new_id
 from tests.conftest import Town
-from tests.support import eventually, listening, of_type
-from tests.test_logistics_plans import Village, in_directory, make_village, plan, stock_village
+from tests.support import committee_staff, eventually, listening, of_type, post
+from tests.test_logistics_plans import (
+    Village,
+    in_directory,
+    make_village,
+    plan,
+    receive,
+    stock_village,
+)
 
 AT = "2022-04-05T09:12:00+08:00"
 
@@ -194,3 +201,239 @@ async def test_a_confirmed_case_sends_its_household_s_deliveries_to_the_door(
     await door(client, town, plan_id, lambda d: d["B"] == "case" and d["A"] in (None, "sealed"))
     later = await planned(client, town, village)
     assert (await undelivered(client, town, later))["B"]["door_reason"] == "case"
+
+
+async def shelf(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> dict[str, tuple[Any, Any, Any]]:
+    """The village store's (on hand, reserved, available) per item."""
+    response = await client.get(
+        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=town.operator
+    )
+    assert response.status_code == 200, response.text
+    return {b["item"]: (b["on_hand"], b["reserved"], b["available"]) for b in response.json()}
+
+
+async def issues(client: httpx.AsyncClient, town: Town, village: Village) -> list[dict[str, Any]]:
+    response = await client.get(
+        "/v1/stock/entries",
+        params={"holder_id": village.compound.id, "kind": "issue"},
+        headers=town.operator,
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def test_delivered_goods_leave_the_shelf_once_and_the_undelivered_stay_reserved(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    # Packages: A 2 (six people), B 1, C 1, D 2 (seven), E 1; formula: C 1, D 2.
+    plan_id = await planned(client, town, village)
+    assert await shelf(client, town, village) == {
+        "Supply package": (100, 7, 93),
+        "Formula tin": (20, 3, 17),
+    }
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    body = {
+        "deliveries": [
+            {
+                "client_ref": "p9-0001",
+                "household_id": h["A"],
+                "outcome": "delivered",
+                "received_by": "户A-0",
+                "at": AT,
+            },
+            {
+                "client_ref": "p9-0002",
+                "household_id": h["B"],
+                "outcome": "not_delivered",
+                "reason": "absent",
+                "at": AT,
+            },
+        ]
+    }
+    for _ in range(2):  # the phone resends: nothing more leaves the shelf
+        response = await client.post(url, json=body, headers=town.operator)
+        assert response.status_code == 200, response.text
+    assert await shelf(client, town, village) == {
+        "Supply package": (98, 5, 93),
+        "Formula tin": (20, 3, 17),
+    }
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "p9-unit-2", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    for _ in range(2):
+        response = await client.post(unit, json=whole, headers=town.operator)
+        assert response.status_code == 200, response.text
+    # B (absent) and E (not visited) keep their packages reserved.
+    assert await shelf(client, town, village) == {
+        "Supply package": (95, 2, 93),
+        "Formula tin": (17, 0, 17),
+    }
+    card = await issues(client, town, village)
+    by_household = {
+        (e["to_household_id"], e["item_id"]): e["quantity"]
+        for e in card
+        if e["reference_kind"] == "plan" and e["reference_id"] == plan_id
+    }
+    assert by_household == {
+        (h["A"], village.package): -2,
+        (h["C"], village.package): -1,
+        (h["C"], village.formula): -1,
+        (h["D"], village.package): -2,
+        (h["D"], village.formula): -2,
+    }
+    assert {e["to_building_id"] for e in card} == {village.compound.building_id}
+
+
+async def test_a_delivered_kit_leaves_the_shelf_as_its_items(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    h = town.operator
+    rice, oil = [
+        str((await post(client, "/v1/items", {"town_id": str(town.id), **item}, h))["id"])
+        for item in ({"name": "rice", "unit": "kg"}, {"name": "oil", "unit": "piece"})
+    ]
+    kit_body = {
+        "town_id": str(town.id),
+        "name": "rice and oil",
+        "lines": [{"item_id": rice, "quantity": "2.5"}, {"item_id": oil, "quantity": 1}],
+    }
+    kit = str((await post(client, "/v1/kits", kit_body, h))["id"])
+    await receive(client, h, village.compound.id, rice, 40)
+    await receive(client, h, village.compound.id, oil, 10)
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    made = await plan(client, town, scope, lines=[{"item_id": kit}])
+    assert made.status_code == 201, made.text
+    url = f"/v1/distribution-plans/{made.json()['id']}/deliveries"
+    delivered = {
+        "client_ref": "k-1",
+        "household_id": village.households["A"],
+        "outcome": "delivered",
+        "received_by": "户A-0",
+        "at": AT,
+    }
+    response = await client.post(url, json={"deliveries": [delivered]}, headers=h)
+    assert response.status_code == 200, response.text
+    shelf_now = await shelf(client, town, village)
+    # Seven kits reserved (17.5 kg, 7 pieces); A's two kits (5 kg, 2 pieces) left.
+    assert shelf_now["rice"] == (35, 12.5, 22.5)
+    assert shelf_now["oil"] == (8, 5, 3)
+
+
+async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    # A town-wide plan: the town office makes it, so only the town office may cancel it.
+    made = await plan(client, town, {"kind": "town"}, lines=village.lines)
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["id"]
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    to_a = {
+        "client_ref": "c-1",
+        "household_id": h["A"],
+        "outcome": "delivered",
+        "received_by": "户A-0",
+        "at": AT,
+    }
+    response = await client.post(url, json={"deliveries": [to_a]}, headers=town.operator)
+    assert response.status_code == 200, response.text
+
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    staff = await committee_staff(client, town, village.compound, "staff-cancel")
+    refused = await client.post(cancel, json={"reason": "duplicate plan"}, headers=staff)
+    assert refused.status_code == 403, refused.text
+    unexplained = await client.post(cancel, json={"reason": ""}, headers=town.operator)
+    assert unexplained.status_code == 422
+    assert unexplained.json()["errors"][0]["field"] == "reason"
+
+    async with listening(platform, "logistics.distribution.cancelled") as events:
+        done = await client.post(cancel, json={"reason": "duplicate plan"}, headers=town.operator)
+        assert done.status_code == 200, done.text
+        assert done.json()["cancel_reason"] == "duplicate plan"
+        assert done.json()["cancelled_by"] and done.json()["cancelled_at"]
+
+        async def published() -> bool:
+            return bool(of_type(events, "logistics.distribution.cancelled"))
+
+        await eventually(published, what="logistics.distribution.cancelled")
+    [event] = of_type(events, "logistics.distribution.cancelled")
+    assert event.payload["reason"] == "duplicate plan"
+    assert event.payload["households"] == 4  # all but A
+    assert {i["item_id"]: i["quantity"] for i in event.payload["items"]} == {
+        village.package: 5,
+        village.formula: 3,
+    }
+    # A's two packages stay issued; everything else is back on the shelf.
+    assert await shelf(client, town, village) == {
+        "Supply package": (98, 0, 98),
+        "Formula tin": (20, 0, 20),
+    }
+    assert [e["to_household_id"] for e in await issues(client, town, village)] == [h["A"]]
+
+    to_b = {**to_a, "client_ref": "c-2", "household_id": h["B"]}
+    late = await client.post(url, json={"deliveries": [to_b]}, headers=town.operator)
+    assert late.status_code == 409
+    assert "cancelled" in late.json()["detail"] and "duplicate plan" in late.json()["detail"]
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "c-unit", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 409
+    again = await client.post(cancel, json={"reason": "again"}, headers=town.operator)
+    assert again.status_code == 409
+    top_up = await client.post(
+        f"/v1/distribution-plans/{plan_id}/top-ups", json={}, headers=town.operator
+    )
+    assert top_up.status_code == 409
+
+
+async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+
+    def accepted(ref: str, household: str, rejected: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "client_ref": ref,
+            "household_id": h[household],
+            "outcome": "delivered",
+            "received_by": f"户{household}-0",
+            "rejected": rejected,
+            "at": AT,
+        }
+
+    body = {
+        "deliveries": [
+            # A (two packages) turns one back, damaged; C keeps its package, not the tin.
+            accepted("pa-1", "A", [{"item_id": village.package, "quantity": 1}]),
+            accepted("pa-2", "C", [{"item_id": village.formula, "quantity": 1}]),
+            # B was allocated one package and no formula.
+            accepted("pa-3", "B", [{"item_id": village.package, "quantity": 3}]),
+            accepted("pa-4", "B", [{"item_id": village.formula, "quantity": 1}]),
+        ]
+    }
+    for _ in range(2):  # resent: nothing more is issued or released
+        response = await client.post(url, json=body, headers=town.operator)
+        assert response.status_code == 200, response.text
+    errors = {(e["row"], e["field"]) for e in response.json()["errors"]}
+    assert errors == {(2, "rejected.0.quantity"), (3, "rejected.0.item_id")}
+    assert await shelf(client, town, village) == {
+        "Supply package": (98, 4, 94),
+        "Formula tin": (20, 2, 18),
+    }
+    card = await issues(client, town, village)
+    assert sorted((e["to_household_id"], e["item_id"], e["quantity"]) for e in card) == sorted(
+        [(h["A"], village.package, -1), (h["C"], village.package, -1)]
+    )
+    # Rejecting goods is for a household's own confirmation, not a whole unit's.
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {
+        "client_ref": "pa-unit",
+        "outcome": "delivered",
+        "received_by": "楼组长",
+        "rejected": [{"item_id": village.formula, "quantity": 1}],
+        "at": AT,
+    }
+    assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 422

@@ -442,24 +442,27 @@ async def test_a_towns_defaults_are_data_its_schedules_follow(
     url = f"/v1/disinfection-defaults/{town.id}"
     defaults = (await client.get(url, headers=staff)).json()
     assert (defaults["lift_per_day"], defaults["sealed_per_day"]) == (2, 3)
-    changed = {**defaults, "lift_per_day": 3, "timezone": "Asia/Urumqi"}
+    # The clock is the town office's (Settings.time_zone), not a column of the defaults.
+    assert "timezone" not in defaults
+    changed = {**defaults, "lift_per_day": 3}
     del changed["town_id"]
     response = await client.put(url, json=changed, headers=staff)
     assert response.status_code == 403, response.text
-    response = await client.put(
-        url, json={**changed, "timezone": "Mars/Olympus"}, headers=town.operator
-    )
+    response = await client.put(url, json={**changed, "sealed_per_day": 0}, headers=town.operator)
     assert response.status_code == 422, response.text
-    assert response.json()["errors"][0]["field"] == "timezone"
+    assert response.json()["errors"][0]["field"] == "sealed_per_day"
     response = await client.put(url, json=changed, headers=town.operator)
     assert response.status_code == 200, response.text
     # The lift on the town's default follows it; the one staff set keeps its own.
     followed = await get_schedule(client, staff, lift["id"])
     assert (followed["per_day"], followed["version"]) == (3, 2)
     assert (await get_schedule(client, staff, fixed["id"]))["per_day"] == 1
-    # Slots now run 08:00 to 20:00 on the town's new clock.
+    # Slots run 08:00 to 20:00 on the town office's clock: a deployment in Urumqi
+    # (CORDON_TIME_ZONE=Asia/Urumqi) makes them on its own.
+    runtime = platform.runtime("logistics")
+    runtime.settings = runtime.settings.model_copy(update={"time_zone": "Asia/Urumqi"})
     urumqi = ZoneInfo("Asia/Urumqi")
-    await tick(platform.runtime("logistics"), datetime.combine(TOMORROW, time(9), urumqi))
+    await tick(runtime, datetime.combine(TOMORROW, time(9), urumqi))
     response = await client.get(
         f"/v1/disinfection-tasks?schedule_id={lift['id']}&limit=500", headers=staff
     )

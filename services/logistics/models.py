@@ -88,7 +88,6 @@ class DisinfectionDefaults(Scoped, Base):
     case_days: Mapped[int] = mapped_column(Integer, default=14)
     first_slot_hour: Mapped[int] = mapped_column(Integer, default=8)
     last_slot_hour: Mapped[int] = mapped_column(Integer, default=20)
-    timezone: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")
 
 
 class DisinfectionSchedule(Scoped, Base):
@@ -190,6 +189,10 @@ class DistributionPlan(Scoped, Base):
     households: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime]
+    # A cancelled plan gave back what it still held and takes no more deliveries.
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(80))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class Allocation(Scoped, Base):
@@ -247,6 +250,8 @@ class Delivery(Scoped, Base):
     received_by: Mapped[str | None] = mapped_column(String(60))
     photo_ref: Mapped[str | None] = mapped_column(String(200))
     code: Mapped[str | None] = mapped_column(String(20))
+    # What the household turned back of its allocation: [{item_id, quantity}].
+    rejected: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     recorded_by: Mapped[str] = mapped_column(String(80))
     at: Mapped[datetime]
     recorded_at: Mapped[datetime]
@@ -405,6 +410,8 @@ class Entry(Scoped, Base):
     reference_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     reference_label: Mapped[str | None] = mapped_column(String(200))
     to_building_id: Mapped[uuid.UUID | None]
+    # A plan's issue names the household the goods were delivered to.
+    to_household_id: Mapped[uuid.UUID | None]
     note: Mapped[str] = mapped_column(String(500), default="")
     at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(80))
@@ -495,9 +502,9 @@ class RequestSettings(Scoped, Base):
     # When an insurance card collected for a medicine run must be back with the resident.
     card_return_hours: Mapped[int] = mapped_column(Integer, default=24)
     # How long before its time a recurring request's occurrence appears.
+    # (Recurring requests and volunteers' availability are in the town office's clock,
+    # ``Settings.time_zone``.)
     recurring_lead_minutes: Mapped[int] = mapped_column(Integer, default=120)
-    # The town's clock: recurring requests and volunteers' availability are in local time.
-    timezone: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")
 
 
 class HelpRequest(Scoped, Base):

@@ -321,6 +321,9 @@ class DistributionPlanned(Event):
 
     type = "logistics.distribution.planned"
     plan_id: uuid.UUID
+    revision: int = Field(
+        1, description="The plan's version: 1 planned, 2 cancelled (apply only a newer one)"
+    )
     top_up_of: uuid.UUID | None
     name: str
     town_id: uuid.UUID
@@ -330,12 +333,33 @@ class DistributionPlanned(Event):
     items: list[ItemQuantity]
 
 
+class DistributionCancelled(Event):
+    """A distribution plan was cancelled: one event per compound it covers, with the
+    households not delivered there and what was allocated to them (given back to the
+    store); what was delivered stays issued."""
+
+    type = "logistics.distribution.cancelled"
+    plan_id: uuid.UUID
+    revision: int = Field(2, description="The plan's version: 2, after its planning's 1")
+    name: str
+    town_id: uuid.UUID
+    compound_id: uuid.UUID
+    reason: str
+    cancelled_by: str
+    at: datetime
+    households: int = Field(description="Households not delivered, whose allocation was released")
+    items: list[ItemQuantity] = Field(description="Released: what those households were allocated")
+
+
 class DeliveryRecord(Contract):
     household_id: uuid.UUID
     building_id: uuid.UUID | None
     unit_id: uuid.UUID | None
     outcome: DeliveryOutcome
     reason: NotDeliveredReason | None
+    rejected: list[ItemQuantity] = Field(
+        default_factory=list, description="Delivered, but turned back (released, not issued)"
+    )
     at: datetime
 
 

@@ -61,6 +61,20 @@ async def households(
     return found
 
 
+async def allocated(
+    uow: UnitOfWork, *, plan: DistributionPlan, household_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """What each of these households receives under the plan: quantity per line's item."""
+    found: dict[uuid.UUID, dict[uuid.UUID, int]] = {}
+    for chunk in _chunks(list(household_ids)):
+        query = select(Allocation.household_id, Allocation.item_id, Allocation.quantity).where(
+            *_of(plan), Allocation.household_id.in_(chunk), Allocation.quantity > 0
+        )
+        for household_id, item_id, quantity in await uow.session.execute(query):
+            found.setdefault(household_id, {})[item_id] = int(quantity)
+    return found
+
+
 async def unit_households(
     uow: UnitOfWork, *, plan: DistributionPlan, unit_id: uuid.UUID
 ) -> list[Any]:

@@ -12,6 +12,14 @@ ClientRef = Annotated[
 ]
 
 
+class Rejected(BaseModel):
+    """Part of a household's allocation it turned back (damaged, not needed): released to
+    the store rather than issued."""
+
+    item_id: uuid.UUID = Field(description="A line's item or kit, as the plan allocated it")
+    quantity: int = Field(ge=1, le=100)
+
+
 class Outcome(BaseModel):
     outcome: DeliveryOutcome
     reason: NotDeliveredReason | None = Field(
@@ -24,10 +32,18 @@ class Outcome(BaseModel):
     code: str | None = Field(
         None, pattern=r"^[A-Za-z0-9]{1,20}$", description="The code the household read out"
     )
+    rejected: list[Rejected] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Delivered, but these quantities were turned back: only what was "
+        "accepted is issued, the rest goes back to the store",
+    )
     at: Moment
 
     @model_validator(mode="after")
     def _consistent(self) -> "Outcome":
+        if self.rejected and self.outcome != "delivered":
+            raise ValueError("only a delivered household turns goods back (rejected)")
         if self.outcome == "delivered" and self.received_by is None:
             raise ValueError("a delivery needs received_by: who took it")
         if self.outcome == "delivered" and self.reason is not None:
@@ -88,6 +104,12 @@ class UnitDelivery(Outcome):
     )
 
     client_ref: ClientRef
+
+    @model_validator(mode="after")
+    def _whole(self) -> "UnitDelivery":
+        if self.rejected:
+            raise ValueError("goods turned back are confirmed household by household")
+        return self
 
 
 class HouseholdState(BaseModel):

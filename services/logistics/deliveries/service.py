@@ -18,8 +18,10 @@ from services.logistics.models import (
     DistributionPlan,
     DoorReason,
 )
+from services.logistics.plans.service import in_stock_items, kits_of, refuse_if_cancelled
+from services.logistics.reservations.service import Recipient, Reference, issue_delivered
 from shared.authz import FIELD, Place, policy
-from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord
+from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord, ItemQuantity
 from shared.contracts.registry import ZoneChanged
 from shared.contracts.testing import CaseConfirmed
 from shared.db import insert_ignoring_duplicates, table_of
@@ -68,6 +70,9 @@ async def record(
     before = await repository.seen(
         uow, plan_id=plan.id, keys=[(d.client_ref, d.household_id) for d in deliveries]
     )
+    received = await repository.allocated(
+        uow, plan=plan, household_ids=[d.household_id for d in deliveries if d.rejected]
+    )
     errors: list[schemas.RowError] = []
     fresh: list[tuple[schemas.DeliveryIn, Any]] = []
     unchanged = 0
@@ -88,6 +93,9 @@ async def record(
         elif delivery.household_id in taken:
             message = f"household {delivery.household_id} appears twice in this request"
             errors.append(schemas.RowError(row=row, field="household_id", message=message))
+        elif wrong := _rejected_error(delivery, received.get(delivery.household_id, {})):
+            field, message = wrong
+            errors.append(schemas.RowError(row=row, field=field, message=message))
         else:
             taken.add(delivery.household_id)
             fresh.append((delivery, household))
@@ -108,6 +116,26 @@ async def record(
         ],
         errors=errors,
     )
+
+
+def _rejected_error(
+    delivery: schemas.DeliveryIn, allocated: dict[uuid.UUID, int]
+) -> tuple[str, str] | None:
+    """What is wrong with the goods a household turned back (field, message), if anything:
+    each must be a line's item it was allocated, no more than it was allocated."""
+    turned: dict[uuid.UUID, int] = {}
+    for n, line in enumerate(delivery.rejected):
+        if line.item_id not in allocated:
+            return f"rejected.{n}.item_id", (
+                f"household {delivery.household_id} was allocated no {line.item_id} in this plan"
+            )
+        turned[line.item_id] = turned.get(line.item_id, 0) + line.quantity
+        if turned[line.item_id] > allocated[line.item_id]:
+            return f"rejected.{n}.quantity", (
+                f"household {delivery.household_id} was allocated {allocated[line.item_id]} "
+                f"of {line.item_id}, fewer than the {turned[line.item_id]} turned back"
+            )
+    return None
 
 
 async def record_unit(
@@ -152,6 +180,8 @@ async def _apply(
     recorded some first)."""
     if not fresh:
         return 0
+    # A resend of what was recorded before still answers "unchanged"; anything new is late.
+    refuse_if_cancelled(plan)
     now = datetime.now(UTC)
     rows = [
         {
@@ -165,6 +195,7 @@ async def _apply(
             "received_by": d.received_by,
             "photo_ref": d.photo_ref,
             "code": d.code,
+            "rejected": [r.model_dump(mode="json") for r in d.rejected],
             "recorded_by": uow.principal.username,
             "at": d.at,
             "recorded_at": now,
@@ -180,6 +211,7 @@ async def _apply(
         groups.setdefault(state, []).append(d.household_id)
     for state, household_ids in groups.items():
         await repository.set_state(uow, plan=plan, household_ids=household_ids, values=dict(state))
+    await _issue(uow, plan, [(d, h) for d, h in applied if d.outcome == "delivered"])
     if applied:
         compounds = {h.compound_id for _, h in applied}
         uow.emit(
@@ -194,6 +226,9 @@ async def _apply(
                         unit_id=h.unit_id,
                         outcome=d.outcome,
                         reason=d.reason,
+                        rejected=[
+                            ItemQuantity(item_id=r.item_id, quantity=r.quantity) for r in d.rejected
+                        ],
                         at=d.at,
                     )
                     for d, h in applied
@@ -202,6 +237,40 @@ async def _apply(
             compound_id=plan.compound_id,
         )
     return len(applied)
+
+
+async def _issue(
+    uow: UnitOfWork, plan: DistributionPlan, delivered: list[tuple[schemas.DeliveryIn, Any]]
+) -> None:
+    """What the delivered households accepted leaves their compound's store: reserved →
+    issued, one issue line per household; what they turned back is released (a
+    not-delivered household keeps its reservation). Holders in ascending order, as
+    reservations lock them."""
+    if not delivered:
+        return
+    received = await repository.allocated(
+        uow, plan=plan, household_ids=[h.household_id for _, h in delivered]
+    )
+    kits = await kits_of(uow, plan)
+    by_holder: dict[uuid.UUID, list[Recipient]] = {}
+    for d, h in delivered:
+        turned: dict[uuid.UUID, int] = {}
+        for line in d.rejected:
+            turned[line.item_id] = turned.get(line.item_id, 0) + line.quantity
+        allocated = received.get(h.household_id, {})
+        kept = {i: q - turned.get(i, 0) for i, q in allocated.items() if q > turned.get(i, 0)}
+        accepted = await in_stock_items(uow, kits=kits, quantities=kept)
+        returned = await in_stock_items(uow, kits=kits, quantities=turned)
+        recipient = Recipient(
+            household_id=h.household_id,
+            building_id=h.building_id,
+            lines=[(item_id, quantity) for _, item_id, quantity in accepted],
+            returned=[(item_id, quantity) for _, item_id, quantity in returned],
+        )
+        by_holder.setdefault(h.compound_id, []).append(recipient)
+    reference = Reference(kind="plan", id=plan.id, label=plan.name)
+    for holder_id, recipients in sorted(by_holder.items()):
+        await issue_delivered(uow, holder_id=holder_id, reference=reference, recipients=recipients)
 
 
 async def on_event(uow: UnitOfWork, envelope: Envelope) -> None:

@@ -3,9 +3,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.logistics.disinfection import schemas, service
+from services.logistics.disinfection import repository, schemas, service
 from services.logistics.models import (
     SERVICE,
     DisinfectionDefaults,
@@ -13,7 +12,7 @@ from services.logistics.models import (
     DisinfectionTask,
 )
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["disinfection"])
 Status = Annotated[str | None, Query(pattern="^(pending|done|missed)$")]
@@ -71,14 +70,14 @@ async def list_schedules(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.ScheduleOut]:
-    query = where_given(
-        select(DisinfectionSchedule),
-        (DisinfectionSchedule.compound_id, compound_id),
-        (DisinfectionSchedule.building_id, building_id),
-        (DisinfectionSchedule.active, active),
+    page, following = await repository.schedules_page(
+        uow,
+        compound_id=compound_id,
+        building_id=building_id,
+        active=active,
+        cursor=cursor,
+        limit=limit,
     )
-    found = keyset(query, DisinfectionSchedule.id, cursor=cursor, limit=limit)
-    page, following = next_cursor(list(await uow.session.scalars(found)), limit)
     items = [schemas.ScheduleOut.model_validate(s) for s in page]
     return Page(items=items, next_cursor=following)
 
@@ -116,15 +115,15 @@ async def list_tasks(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.TaskOut]:
-    query = where_given(
-        select(DisinfectionTask),
-        (DisinfectionTask.compound_id, compound_id),
-        (DisinfectionTask.building_id, building_id),
-        (DisinfectionTask.schedule_id, schedule_id),
-        (DisinfectionTask.status, status),
+    page, following = await repository.tasks_page(
+        uow,
+        compound_id=compound_id,
+        building_id=building_id,
+        schedule_id=schedule_id,
+        status=status,
+        cursor=cursor,
+        limit=limit,
     )
-    found = keyset(query, DisinfectionTask.id, cursor=cursor, limit=limit)
-    page, following = next_cursor(list(await uow.session.scalars(found)), limit)
     items = [schemas.TaskOut.model_validate(t) for t in page]
     return Page(items=items, next_cursor=following)
 

@@ -3,6 +3,7 @@ schedules to follow a zone or to make tasks from, tasks that are due."""
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -15,6 +16,7 @@ from services.logistics.models import (
     directory,
 )
 from shared.db import AnySelect, table_of
+from shared.pagination import fetch_page, where_given
 from shared.uow import UnitOfWork
 
 Place = directory.models.Place
@@ -144,3 +146,41 @@ def missed_tasks(*, compound_id: uuid.UUID | None, building_id: uuid.UUID | None
     return query.order_by(
         DisinfectionTask.compound_id, DisinfectionTask.building_id, DisinfectionTask.slot_at
     )
+
+
+async def schedules_page(
+    uow: UnitOfWork,
+    *,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+    active: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    query = where_given(
+        select(DisinfectionSchedule),
+        (DisinfectionSchedule.compound_id, compound_id),
+        (DisinfectionSchedule.building_id, building_id),
+        (DisinfectionSchedule.active, active),
+    )
+    return await fetch_page(uow.session, query, DisinfectionSchedule.id, cursor=cursor, limit=limit)
+
+
+async def tasks_page(
+    uow: UnitOfWork,
+    *,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+    schedule_id: uuid.UUID | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    query = where_given(
+        select(DisinfectionTask),
+        (DisinfectionTask.compound_id, compound_id),
+        (DisinfectionTask.building_id, building_id),
+        (DisinfectionTask.schedule_id, schedule_id),
+        (DisinfectionTask.status, status),
+    )
+    return await fetch_page(uow.session, query, DisinfectionTask.id, cursor=cursor, limit=limit)

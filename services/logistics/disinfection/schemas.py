@@ -1,8 +1,7 @@
 import uuid
 from datetime import datetime
-from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.logistics.models import DisinfectionTarget
 from shared.fields import FreeText, Moment
@@ -34,7 +33,6 @@ class DefaultsIn(BaseModel):
                     "case_days": 14,
                     "first_slot_hour": 8,
                     "last_slot_hour": 20,
-                    "timezone": "Asia/Shanghai",
                 }
             ]
         }
@@ -53,16 +51,6 @@ class DefaultsIn(BaseModel):
     case_days: int = Field(ge=1, le=60, description="Days a case's stairwell stays scheduled")
     first_slot_hour: int = Field(ge=0, le=23, description="The day's first slot, town time")
     last_slot_hour: int = Field(ge=1, le=24, description="The day's slots end by then, town time")
-    timezone: FreeText = Field(
-        max_length=40, description="The town's clock (IANA name)", examples=["Asia/Shanghai"]
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in available_timezones():
-            raise ValueError(f"{value!r} is not a time zone name such as Asia/Shanghai")
-        return value
 
     @model_validator(mode="after")
     def _hours(self) -> "DefaultsIn":

@@ -118,9 +118,11 @@ def frequency(
 # ---- slots ----
 
 
-def town_day(defaults: DisinfectionDefaults, at: datetime) -> tuple[datetime, datetime]:
-    """The first slot's start and the last slot's end of the town day holding ``at``."""
-    zone = ZoneInfo(defaults.timezone)
+def town_day(
+    defaults: DisinfectionDefaults, at: datetime, *, zone: ZoneInfo
+) -> tuple[datetime, datetime]:
+    """The first slot's start and the last slot's end of the town day holding ``at`` (the
+    town office's clock, ``zone``)."""
     day = at.astimezone(zone).date()
     first = datetime.combine(day, time(defaults.first_slot_hour), zone)
     last = datetime.combine(day, time(0), zone) + timedelta(hours=defaults.last_slot_hour)
@@ -132,17 +134,16 @@ def slot_length(defaults: DisinfectionDefaults, per_day: int) -> timedelta:
 
 
 def slots(
-    defaults: DisinfectionDefaults, *, per_day: int, at: datetime
+    defaults: DisinfectionDefaults, *, per_day: int, at: datetime, zone: ZoneInfo
 ) -> list[tuple[datetime, datetime]]:
     """The (start, due) of each slot of the town day holding ``at``."""
-    first, _ = town_day(defaults, at)
+    first, _ = town_day(defaults, at, zone=zone)
     step = slot_length(defaults, per_day)
     return [(first + i * step, first + (i + 1) * step) for i in range(per_day)]
 
 
-def day_end(defaults: DisinfectionDefaults, at: datetime) -> datetime:
+def day_end(at: datetime, *, zone: ZoneInfo) -> datetime:
     """Midnight after ``at``, town time: tasks are made through the whole town day."""
-    zone = ZoneInfo(defaults.timezone)
     tomorrow = at.astimezone(zone).date() + timedelta(days=1)
     return datetime.combine(tomorrow, time(0), zone).astimezone(UTC)
 
@@ -519,15 +520,16 @@ async def make_tasks(uow: UnitOfWork, now: datetime) -> int:
     many this run inserted (a racing replica's rows are skipped by the unique key)."""
     schedules = list(await uow.session.scalars(repo.schedules_needing_tasks(now=now)))
     defaults = await repo.defaults_of_towns(uow, {s.town_id for s in schedules})
+    zone = uow.settings.zone
     rows = []
     for schedule in schedules:
         town = defaults[schedule.town_id]
-        for slot_at, due_at in slots(town, per_day=schedule.per_day, at=now):
+        for slot_at, due_at in slots(town, per_day=schedule.per_day, at=now, zone=zone):
             if due_at > schedule.slots_from and (
                 schedule.until is None or slot_at < schedule.until
             ):
                 rows.append(_task_row(schedule, slot_at=slot_at, due_at=due_at))
-        schedule.made_through = day_end(town, now)
+        schedule.made_through = day_end(now, zone=zone)
         if schedule.until is not None and schedule.until <= now:
             schedule.active = False  # a case's stairwell schedule ran its days
             await changed(uow, schedule, now=now, replan=True)

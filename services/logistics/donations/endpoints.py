@@ -5,10 +5,10 @@ from typing import IO, Annotated
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
-from services.logistics.donations import schemas, service
-from services.logistics.models import SERVICE, Receipt
+from services.logistics.donations import repository, schemas, service
+from services.logistics.models import SERVICE
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import PersonalField, Present, Presenter
 from shared.spreadsheets import MEDIA_TYPES, SheetFormat, file_chunks
 
@@ -34,9 +34,9 @@ async def list_donations(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.DonationOut]:
-    query = service.donations_query(uow, holder_id=holder_id, donor=donor)
-    rows = list(await uow.session.scalars(keyset(query, Receipt.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.donations_page(
+        uow, holder_id=holder_id, donor=donor, cursor=cursor, limit=limit
+    )
     items = await present(await service.register(uow, page))
     return Page(items=items, next_cursor=following)
 
@@ -57,8 +57,9 @@ async def export_donations(
 ) -> StreamingResponse:
     present = Presenter(uow, reveal=True, endpoint=request.url.path)
     present.require(PersonalField.phone, what="export the donation register")
-    query = service.donations_query(uow, holder_id=holder_id, donor=donor)
-    receipts = list(await uow.session.scalars(query.order_by(Receipt.id).limit(EXPORT_LIMIT)))
+    receipts = await repository.donations_to_export(
+        uow, holder_id=holder_id, donor=donor, limit=EXPORT_LIMIT
+    )
     # Closed by the response once streamed.
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
     await service.export(uow, out, sheet_format=format, receipts=receipts)

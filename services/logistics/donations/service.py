@@ -19,14 +19,12 @@ from services.logistics.models import (
     Holder,
     Item,
     Receipt,
-    StockSource,
     Transfer,
     TransferLine,
     directory,
 )
 from services.logistics.stock.quantities import of_milli, where
-from services.logistics.stock.service import in_stores_seen
-from shared.db import AnySelect
+from services.logistics.stock.repository import in_stores_seen
 from shared.spreadsheets import SheetFormat, write_sheet
 from shared.uow import UnitOfWork
 
@@ -47,19 +45,6 @@ COLUMNS = (
     "building",
     "quantity",
 )
-
-
-def donations_query(
-    uow: UnitOfWork, *, holder_id: uuid.UUID | None, donor: str | None
-) -> AnySelect:
-    query = select(Receipt).where(
-        Receipt.source == StockSource.donation.value, in_stores_seen(uow, Receipt.compound_id)
-    )
-    if holder_id is not None:
-        query = query.where(Receipt.holder_id == holder_id)
-    if donor:
-        query = query.where(Receipt.donor == donor)
-    return query
 
 
 async def register(uow: UnitOfWork, receipts: Sequence[Receipt]) -> list[schemas.DonationOut]:

@@ -4,12 +4,11 @@ from typing import Annotated, Any
 
 from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from services.logistics.models import SERVICE, DistributionPlan, directory
 from services.logistics.plans import picklist, repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.spreadsheets import MEDIA_TYPES
 
 router = service_router(SERVICE, tags=["distribution plans"])
@@ -51,8 +50,9 @@ async def create_plan(
     response_model=schemas.PlanOut,
     summary="Top up a plan for households registered since",
     description="A plan with the original's scope and rules that allocates only to households "
-    "no plan of its family (the original and its earlier top-ups) has allocated to.",
-    responses=BEHIND,
+    "no plan of its family (the original and its earlier top-ups) has allocated to. 409 when "
+    "the original was cancelled.",
+    responses={**BEHIND, 409: {"description": "The plan was cancelled (when, by whom, why)"}},
 )
 async def create_top_up(
     plan_id: uuid.UUID, body: schemas.TopUpCreate, uow: Uow, directory_current: DirectoryCurrent
@@ -61,14 +61,30 @@ async def create_top_up(
     return _out(await service.create_top_up(uow, plan_id=plan_id, data=body))
 
 
+@router.post(
+    "/distribution-plans/{plan_id}/cancel",
+    response_model=schemas.PlanOut,
+    summary="Cancel a distribution plan",
+    description="Who may make the plan may cancel it, with a reason. What is still reserved "
+    "for households not delivered goes back to their stores (available again); what was "
+    "delivered stays issued. Publishes `logistics.distribution.cancelled`, one per compound. "
+    "A cancelled plan refuses further deliveries and top-ups with a 409 saying when, by whom "
+    "and why.",
+    responses={
+        409: {"description": "The plan was cancelled already (when, by whom, why)"},
+    },
+)
+async def cancel_plan(plan_id: uuid.UUID, body: schemas.PlanCancel, uow: Uow) -> schemas.PlanOut:
+    return _out(await service.cancel_plan(uow, plan_id=plan_id, data=body))
+
+
 @router.get(
     "/distribution-plans",
     response_model=Page[schemas.PlanOut],
     summary="Distribution plans in your scope",
 )
 async def list_plans(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.PlanOut]:
-    query = keyset(select(DistributionPlan), DistributionPlan.id, cursor=cursor, limit=limit)
-    page, following = next_cursor(list(await uow.session.scalars(query)), limit)
+    page, following = await repository.plans_page(uow, cursor=cursor, limit=limit)
     return Page(items=[_out(p) for p in page], next_cursor=following)
 
 

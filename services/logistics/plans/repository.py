@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     union_all,
 )
 from sqlalchemy.orm import aliased
@@ -43,6 +44,7 @@ from services.logistics.models import (
 from services.logistics.plans.schemas import PlanLine, PlanScope
 from shared.authz import Place
 from shared.db import table_of
+from shared.pagination import fetch_page
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
@@ -296,23 +298,32 @@ def _line_source(*, plan: DistributionPlan, line: PlanLine, h: CTE, at: datetime
     return source
 
 
-async def compound_items(uow: UnitOfWork, plan_id: uuid.UUID) -> list[Any]:
-    """Per compound and item, the quantity allocated."""
+def _not_delivered(undelivered: bool) -> Any:
+    return Allocation.status != AllocationStatus.delivered.value if undelivered else true()
+
+
+async def compound_items(
+    uow: UnitOfWork, plan_id: uuid.UUID, *, undelivered: bool = False
+) -> list[Any]:
+    """Per compound and item, the quantity allocated (to households not delivered yet)."""
     query = (
         select(
             Allocation.compound_id,
             Allocation.item_id,
             func.sum(Allocation.quantity).label("quantity"),
         )
-        .where(Allocation.plan_id == plan_id)
+        .where(Allocation.plan_id == plan_id, _not_delivered(undelivered))
         .group_by(Allocation.compound_id, Allocation.item_id)
         .order_by(Allocation.compound_id, Allocation.item_id)
     )
     return list((await uow.session.execute(query)).all())
 
 
-async def compound_households(uow: UnitOfWork, plan_id: uuid.UUID) -> list[Any]:
-    """Per compound, the households allocated to and those of them served at the door."""
+async def compound_households(
+    uow: UnitOfWork, plan_id: uuid.UUID, *, undelivered: bool = False
+) -> list[Any]:
+    """Per compound, the households allocated to (not delivered yet) and those of them
+    served at the door."""
     door = case((Allocation.door_delivery, Allocation.household_id), else_=None)
     query = (
         select(
@@ -321,7 +332,7 @@ async def compound_households(uow: UnitOfWork, plan_id: uuid.UUID) -> list[Any]:
             func.count(func.distinct(Allocation.household_id)).label("households"),
             func.count(func.distinct(door)).label("door"),
         )
-        .where(Allocation.plan_id == plan_id)
+        .where(Allocation.plan_id == plan_id, _not_delivered(undelivered))
         .group_by(Allocation.town_id, Allocation.compound_id)
     )
     return list((await uow.session.execute(query)).all())
@@ -406,3 +417,10 @@ async def catalogue(
         query = select(model.id, model.name).where(model.town_id == town_id, model.id.in_(item_ids))
         found.update({i: (name, is_kit) for i, name in await uow.session.execute(query)})
     return found
+
+
+async def plans_page(
+    uow: UnitOfWork, *, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    query = select(DistributionPlan)
+    return await fetch_page(uow.session, query, DistributionPlan.id, cursor=cursor, limit=limit)

@@ -101,6 +101,14 @@ class TopUpCreate(BaseModel):
     )
 
 
+class PlanCancel(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "planned twice: week 2 is already out"}]}
+    )
+
+    reason: FreeText = Field(min_length=1, max_length=500, description="Why it is cancelled")
+
+
 class PlanOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -114,6 +122,9 @@ class PlanOut(BaseModel):
     households: int
     created_by: str
     created_at: datetime
+    cancelled_at: datetime | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
 
 
 class PendingHousehold(BaseModel):

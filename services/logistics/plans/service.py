@@ -10,9 +10,9 @@ from services.logistics.items.service import expand
 from services.logistics.models import DistributionPlan
 from services.logistics.plans import repository, schemas
 from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
-from services.logistics.reservations.service import Reference, reserve
+from services.logistics.reservations.service import Reference, release, reserve
 from shared.authz import MANAGERS, Place, policy
-from shared.contracts.logistics import DistributionPlanned, ItemQuantity
+from shared.contracts.logistics import DistributionCancelled, DistributionPlanned, ItemQuantity
 from shared.ids import new_id
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -53,6 +53,7 @@ async def create_top_up(
     has allocated to yet (those registered since). It may find nobody: that is an answer."""
     original = await get_plan(uow, plan_id)
     PLAN.check(uow, Place.of(original))
+    refuse_if_cancelled(original)
     plan = DistributionPlan(
         id=new_id(),
         root_id=original.root_id,
@@ -114,35 +115,45 @@ def _needs(items: list[Any]) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
     return dict(sorted(needs.items()))
 
 
+async def kits_of(uow: UnitOfWork, plan: DistributionPlan) -> set[uuid.UUID]:
+    """Which of the plan's lines name a kit (reserved and issued as its items)."""
+    found = await repository.catalogue(
+        uow, town_id=plan.town_id, item_ids=[uuid.UUID(str(li["item_id"])) for li in plan.lines]
+    )
+    return {i for i, (_, is_kit) in found.items() if is_kit}
+
+
+async def in_stock_items(
+    uow: UnitOfWork, *, kits: set[uuid.UUID], quantities: dict[uuid.UUID, int]
+) -> list[tuple[uuid.UUID, uuid.UUID, Decimal | int]]:
+    """Allocated quantities per line's item or kit as the store counts them: (the line's
+    item, the stocked item, quantity), a kit as its items."""
+    parts: dict[uuid.UUID, list[tuple[uuid.UUID, Decimal]]] = {}
+    lines: list[tuple[uuid.UUID, uuid.UUID, Decimal | int]] = []
+    for item_id, quantity in quantities.items():
+        if item_id not in kits:
+            lines.append((item_id, item_id, quantity))
+            continue
+        if item_id not in parts:
+            parts[item_id] = await expand(uow, kit_id=item_id)
+        lines += [(item_id, part, amount * quantity) for part, amount in parts[item_id]]
+    return lines
+
+
 async def _reserve(
     uow: UnitOfWork, plan: DistributionPlan, *, lines: list[PlanLine], items: list[Any]
 ) -> None:
     """Reserve what the plan allocated at each compound's store, earliest expiry first (a
     kit as its items). All or nothing: when any compound is short, a 409 names every short
     line, by how much and where, and nothing of the plan is written."""
-    kits = {
-        i
-        for i, (_, is_kit) in (
-            await repository.catalogue(
-                uow, town_id=plan.town_id, item_ids=[li.item_id for li in lines]
-            )
-        ).items()
-        if is_kit
-    }
+    kits = await kits_of(uow, plan)
     index = {line.item_id: n for n, line in enumerate(lines)}
     reference = Reference(kind="plan", id=plan.id, label=plan.name)
     errors: list[dict[str, Any]] = []
     for compound_id, needs in _needs(items).items():
-        wanted: list[tuple[uuid.UUID, Decimal | int]] = []
-        origin: list[int] = []
-        for item_id, quantity in needs.items():
-            if item_id in kits:
-                for part, amount in await expand(uow, kit_id=item_id, count=quantity):
-                    wanted.append((part, amount))
-                    origin.append(index[item_id])
-            else:
-                wanted.append((item_id, quantity))
-                origin.append(index[item_id])
+        stocked = await in_stock_items(uow, kits=kits, quantities=needs)
+        wanted: list[tuple[uuid.UUID, Decimal | int]] = [(part, q) for _, part, q in stocked]
+        origin = [index[line_item] for line_item, _, _ in stocked]
         try:
             await reserve(uow, holder_id=compound_id, lines=wanted, reference=reference)
         except Conflict as short:
@@ -158,14 +169,20 @@ def _on_line(error: dict[str, Any], origin: list[int]) -> dict[str, Any]:
     return {**error, "field": f"lines.{origin[n]}.item_id"}
 
 
-def _announce(
-    uow: UnitOfWork, plan: DistributionPlan, *, items: list[Any], compounds: list[Any]
-) -> None:
-    """One ``logistics.distribution.planned`` per compound: its households and quantities."""
+def _quantities(items: list[Any]) -> dict[Any, list[ItemQuantity]]:
+    """Per compound, the quantity of each line's item or kit."""
     quantities: dict[Any, list[ItemQuantity]] = {}
     for row in items:
         quantity = ItemQuantity(item_id=row.item_id, quantity=int(row.quantity))
         quantities.setdefault(row.compound_id, []).append(quantity)
+    return quantities
+
+
+def _announce(
+    uow: UnitOfWork, plan: DistributionPlan, *, items: list[Any], compounds: list[Any]
+) -> None:
+    """One ``logistics.distribution.planned`` per compound: its households and quantities."""
+    quantities = _quantities(items)
     for row in compounds:
         uow.emit(
             DistributionPlanned(
@@ -180,6 +197,53 @@ def _announce(
             ),
             compound_id=row.compound_id,
         )
+
+
+def refuse_if_cancelled(plan: DistributionPlan) -> None:
+    """A cancelled plan takes no more deliveries or top-ups: 409 saying when, by whom, why."""
+    if plan.cancelled_at is not None:
+        raise Conflict(
+            f"distribution plan {plan.name!r} was cancelled at {plan.cancelled_at:%Y-%m-%d %H:%M} "
+            f"UTC by {plan.cancelled_by}: {plan.cancel_reason}"
+        )
+
+
+async def cancel_plan(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, data: schemas.PlanCancel
+) -> DistributionPlan:
+    """Cancel a plan (who may make it may cancel it): what is still reserved for the
+    households not delivered goes back to their stores, what was delivered stays issued;
+    one ``logistics.distribution.cancelled`` per compound. Cancelling twice is a 409."""
+    plan = await get_plan(uow, plan_id)
+    PLAN.check(uow, Place.of(plan))
+    refuse_if_cancelled(plan)
+    items = await repository.compound_items(uow, plan.id, undelivered=True)
+    compounds = await repository.compound_households(uow, plan.id, undelivered=True)
+    reference = Reference(kind="plan", id=plan.id, label=plan.name)
+    # Every store the plan reserved at, in ascending order as reservations lock holders.
+    for compound_id in sorted({row.compound_id for row in compounds}):
+        await release(uow, holder_id=compound_id, reference=reference)
+    plan.cancelled_at = datetime.now(UTC)
+    plan.cancelled_by = uow.principal.username
+    plan.cancel_reason = data.reason
+    quantities = _quantities(items)
+    for row in compounds:
+        uow.emit(
+            DistributionCancelled(
+                plan_id=plan.id,
+                name=plan.name,
+                town_id=row.town_id,
+                compound_id=row.compound_id,
+                reason=data.reason,
+                cancelled_by=plan.cancelled_by,
+                at=plan.cancelled_at,
+                households=int(row.households),
+                items=quantities.get(row.compound_id, []),
+            ),
+            compound_id=row.compound_id,
+        )
+    await uow.session.flush()
+    return plan
 
 
 async def get_plan(uow: UnitOfWork, plan_id: uuid.UUID) -> DistributionPlan:

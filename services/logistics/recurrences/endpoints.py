@@ -1,12 +1,9 @@
 import uuid
 
-from sqlalchemy import select
-
 from services.logistics.models import SERVICE, Recurrence
-from services.logistics.recurrences import schemas, service
-from services.logistics.requests import repository
+from services.logistics.recurrences import repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, where_given
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["recurring requests"])
 
@@ -30,8 +27,9 @@ async def list_recurrences(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.RecurrenceOut]:
-    query = where_given(select(Recurrence), (Recurrence.resident_id, resident_id))
-    page, following = await repository.page(uow, query, Recurrence.id, cursor=cursor, limit=limit)
+    page, following = await repository.recurrences_page(
+        uow, resident_id=resident_id, cursor=cursor, limit=limit
+    )
     items = [schemas.RecurrenceOut.model_validate(r) for r in page]
     return Page(items=items, next_cursor=following)
 

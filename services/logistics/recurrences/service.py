@@ -96,7 +96,7 @@ async def make_occurrences(uow: UnitOfWork, now: datetime) -> None:
     for recurrence in list(await uow.session.scalars(query)):
         settings = await repository.settings_for(uow, recurrence.town_id)
         lead = timedelta(minutes=settings.recurring_lead_minutes)
-        found = occurrences(recurrence, now=now, lead=lead, zone=ZoneInfo(settings.timezone))
+        found = occurrences(recurrence, now=now, lead=lead, zone=uow.settings.zone)
         if not found:
             continue
         resident = await repository.subject(uow, recurrence.resident_id, field="resident_id")

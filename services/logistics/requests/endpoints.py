@@ -3,14 +3,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import select
 
 from services.logistics.models import SERVICE, HelpRequest, RequestSettings
 from services.logistics.requests import repository, schemas, service
 from shared.contracts.logistics import Priority, RequestKind, RequestStatus
 from shared.fields import Moment
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, where_given
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["help requests"])
@@ -57,22 +56,19 @@ async def list_requests(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.RequestOut]:
-    query = where_given(
-        select(HelpRequest),
-        (HelpRequest.status, status),
-        (HelpRequest.kind, kind),
-        (HelpRequest.priority, priority),
-        (HelpRequest.compound_id, compound_id),
-        (HelpRequest.building_id, building_id),
-        (HelpRequest.resident_id, resident_id),
-        (HelpRequest.assignee_id, assignee_id),
+    filters = repository.RequestFilters(
+        status=status,
+        kind=kind,
+        priority=priority,
+        compound_id=compound_id,
+        building_id=building_id,
+        resident_id=resident_id,
+        assignee_id=assignee_id,
+        overdue=overdue,
     )
-    if (narrow := repository.visible_to(uow)) is not None:
-        query = query.where(narrow)
-    if overdue is not None:
-        late = repository.late(datetime.now(UTC))
-        query = query.where(late if overdue else ~late)
-    page, following = await repository.page(uow, query, HelpRequest.id, cursor=cursor, limit=limit)
+    page, following = await repository.requests_page(
+        uow, filters=filters, now=datetime.now(UTC), cursor=cursor, limit=limit
+    )
     items = await service.present_all(uow, page)
     return await present(Page(items=items, next_cursor=following))
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 from services.logistics.models import HelpRequest, RequestSettings, directory
 from shared.authz import UNSCOPED, Role
 from shared.db import AnySelect, table_of
-from shared.pagination import fetch_page
+from shared.pagination import fetch_page, where_given
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
@@ -243,8 +243,44 @@ def late(now: datetime) -> Any:
     return HelpRequest.status.in_(OPEN) & (HelpRequest.due_at < now)
 
 
-async def page(
-    uow: UnitOfWork, query: AnySelect, id_column: Any, *, cursor: str | None, limit: int
+@dataclass(frozen=True)
+class RequestFilters:
+    """What a list of requests is narrowed to (each when given); ``overdue``: open and past
+    the due time (or, false, not)."""
+
+    status: str | None = None
+    kind: str | None = None
+    priority: str | None = None
+    compound_id: uuid.UUID | None = None
+    building_id: uuid.UUID | None = None
+    resident_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    overdue: bool | None = None
+
+
+async def requests_page(
+    uow: UnitOfWork, *, filters: RequestFilters, now: datetime, cursor: str | None, limit: int
 ) -> tuple[list[Any], str | None]:
-    """One cursor page of a list's rows, and the cursor of the next."""
-    return await fetch_page(uow.session, query, id_column, cursor=cursor, limit=limit)
+    """The requests the caller sees (a volunteer: their own errands), narrowed."""
+    query = where_given(
+        select(HelpRequest),
+        (HelpRequest.status, filters.status),
+        (HelpRequest.kind, filters.kind),
+        (HelpRequest.priority, filters.priority),
+        (HelpRequest.compound_id, filters.compound_id),
+        (HelpRequest.building_id, filters.building_id),
+        (HelpRequest.resident_id, filters.resident_id),
+        (HelpRequest.assignee_id, filters.assignee_id),
+    )
+    if filters.overdue is not None:
+        query = query.where(late(now) if filters.overdue else ~late(now))
+    return await page_visible(uow, query, cursor=cursor, limit=limit)
+
+
+async def page_visible(
+    uow: UnitOfWork, query: AnySelect, *, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """A page of requests, a volunteer's narrowed to their own errands."""
+    if (narrow := visible_to(uow)) is not None:
+        query = query.where(narrow)
+    return await fetch_page(uow.session, query, HelpRequest.id, cursor=cursor, limit=limit)

@@ -163,7 +163,6 @@ class SettingsIn(BaseModel):
     escalate_after_minutes: int = Field(60, ge=5, le=10080)
     card_return_hours: int = Field(24, ge=1, le=336)
     recurring_lead_minutes: int = Field(120, ge=0, le=1440)
-    timezone: Literal["Asia/Shanghai", "Asia/Urumqi", "Asia/Hong_Kong", "UTC"] = "Asia/Shanghai"
 
     @model_validator(mode="after")
     def _ordered(self) -> "SettingsIn":

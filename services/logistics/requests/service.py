@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
@@ -241,8 +240,8 @@ async def suggest(
     with a skill the kind needs, available at ``at`` (now), fewest open errands first."""
     request = await get(uow, request_id)
     ASSIGN.check_role(uow)
-    settings = await repository.settings_for(uow, request.town_id)
-    zone, when = ZoneInfo(settings.timezone), at or datetime.now(UTC)
+    # Volunteers' availability ("nights only") is in the town office's clock.
+    zone, when = uow.settings.zone, at or datetime.now(UTC)
     needed = rules.SKILLS.get(request.kind, frozenset())
     fitting = [
         (person, how)

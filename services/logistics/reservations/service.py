@@ -8,6 +8,8 @@ call. Stable; every function takes a unit of work and never commits.
 - :func:`issue_reserved` — reserved → issued (delivered): off the holder's card as an issue
   to the reference, optionally naming the building the goods went to (the donation register
   traces donated batches there).
+- :func:`issue_delivered` — the same for the households a plan delivered to, one issue line
+  per household and batch, authorised by the delivery's confirmation.
 
 Correct under concurrency on both backends: each call first locks the holder
 (``stock_holders`` row: an UPDATE, so PostgreSQL holds the row lock until the commit and a
@@ -37,6 +39,7 @@ from services.logistics.stock.service import (
     catalogue_items,
     entry,
     fefo,
+    holder,
     managed_holder,
     move,
     place_of,
@@ -176,6 +179,27 @@ async def _held(
     return [(r, b) for r, b in (await uow.session.execute(query)).all()]
 
 
+def _walk(
+    held: list[tuple[Reservation, Batch]], wanted: dict[uuid.UUID, int], left: dict[uuid.UUID, int]
+) -> tuple[list[tuple[Reservation, Batch, int]], dict[uuid.UUID, int]]:
+    """Take ``wanted`` (thousandths per item) from the reservations in their order, out of
+    what each has ``left`` (lowered as it goes); returns the takes and what is short."""
+    takes = []
+    short: dict[uuid.UUID, int] = {}
+    for item_id, quantity in wanted.items():
+        need = quantity
+        for reservation, batch in held:
+            have = left[reservation.id]
+            if reservation.item_id == item_id and need > 0 and have > 0:
+                take = min(need, have)
+                takes.append((reservation, batch, take))
+                left[reservation.id] -= take
+                need -= take
+        if need > 0:
+            short[item_id] = need
+    return takes, short
+
+
 async def _take_held(
     uow: UnitOfWork,
     *,
@@ -188,18 +212,8 @@ async def _take_held(
     held = await _held(uow, holder=holder, reference=reference)
     if lines is None:
         return [(r, b, r.held) for r, b in held]
-    wanted = _merged(lines)
-    takes = []
-    shorts: list[tuple[str, uuid.UUID, int]] = []
-    for item_id, quantity in wanted.items():
-        left = quantity
-        for reservation, batch in held:
-            if reservation.item_id == item_id and left > 0:
-                take = min(left, reservation.held)
-                takes.append((reservation, batch, take))
-                left -= take
-        if left > 0:
-            shorts.append((_field_of(lines, item_id), item_id, left))
+    takes, short = _walk(held, _merged(lines), {r.id: r.held for r, _ in held})
+    shorts = [(_field_of(lines, item_id), item_id, left) for item_id, left in short.items()]
     if shorts:
         items: dict[uuid.UUID, Item] = await repository.items(uow, [s[1] for s in shorts])
         whose = f"{reference.kind} {reference.label or reference.id}"
@@ -283,6 +297,84 @@ async def issue_reserved(
             note=note,
         )
         issued.append(_out(reservation, batch, quantity))
+    await uow.session.flush()
+    return issued
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A household goods were delivered to (and its building), with what it accepted and
+    what it turned back: (item_id, quantity in the item's unit) per stocked item."""
+
+    household_id: uuid.UUID
+    building_id: uuid.UUID | None
+    lines: Sequence[Line]
+    returned: Sequence[Line] = ()
+
+
+async def issue_delivered(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID,
+    reference: Reference,
+    recipients: Sequence[Recipient],
+) -> list[Reserved]:
+    """Reserved → issued for the households a plan delivered to: one issue line on the
+    holder's card per household and batch, naming the household and its building (FEFO
+    within what the plan holds); what a household turned back is released. The
+    confirmation of the delivery authorises it (the caller checked ``deliveries: confirm``
+    on each household): a building leader confirms, the store's card follows, though the
+    leader does not manage the store. 409 when the plan holds less than a household
+    received."""
+    found = await holder(uow, holder_id)
+    version = await repository.lock_holder(uow, found.id)
+    held = await _held(uow, holder=found, reference=reference)
+    left = {r.id: r.held for r, _ in held}
+    document_id, now = new_id(), datetime.now(UTC)
+    issued = []
+    out_of: dict[uuid.UUID, int] = defaultdict(int)
+    back: dict[uuid.UUID, int] = defaultdict(int)
+    batches: dict[uuid.UUID, Batch] = {}
+    for recipient in recipients:
+        gone, short_back = _walk(held, _merged(recipient.returned), left)
+        for reservation, batch, quantity in gone:
+            reservation.held -= quantity
+            reservation.released += quantity
+            back[batch.id] += quantity
+            batches[batch.id] = batch
+        takes, short = _walk(held, _merged(recipient.lines), left)
+        short |= short_back
+        if short:
+            whose = f"{reference.kind} {reference.label or reference.id}"
+            raise Conflict(
+                f"{whose} holds less at {where(found)} than household "
+                f"{recipient.household_id} received"
+            )
+        for reservation, batch, quantity in takes:
+            reservation.held -= quantity
+            reservation.issued += quantity
+            out_of[batch.id] += quantity
+            batches[batch.id] = batch
+            entry(
+                uow,
+                holder=found,
+                batch=batch,
+                kind=EntryKind.issue,
+                quantity=-quantity,
+                document_id=document_id,
+                version=version,
+                at=now,
+                reference_kind=reference.kind,
+                reference_id=reference.id,
+                reference_label=reference.label,
+                to_building_id=recipient.building_id,
+                to_household_id=recipient.household_id,
+            )
+            issued.append(_out(reservation, batch, quantity))
+    for batch_id, quantity in out_of.items():
+        await move(uow, batches[batch_id], on_hand=-quantity, reserved=-quantity)
+    for batch_id, quantity in back.items():
+        await move(uow, batches[batch_id], reserved=-quantity)
     await uow.session.flush()
     return issued
 

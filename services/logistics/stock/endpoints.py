@@ -2,14 +2,13 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.logistics.models import SERVICE, Entry, Reservation
+from services.logistics.models import SERVICE
 from services.logistics.reservations import service as reservations
-from services.logistics.stock import schemas, service
+from services.logistics.stock import repository, schemas, service
 from services.logistics.stock.quantities import of_milli
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["stock"])
 SHORT: dict[int | str, dict[str, Any]] = {
@@ -126,14 +125,9 @@ async def entries(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.EntryOut]:
-    query = where_given(
-        select(Entry).where(service.in_stores_seen(uow, Entry.compound_id)),
-        (Entry.holder_id, holder_id),
-        (Entry.item_id, item_id),
-        (Entry.kind, kind),
+    page, following = await repository.entries_page(
+        uow, holder_id=holder_id, item_id=item_id, kind=kind, cursor=cursor, limit=limit
     )
-    rows = list(await uow.session.scalars(keyset(query, Entry.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
     return Page(items=[schemas.EntryOut.model_validate(e) for e in page], next_cursor=following)
 
 
@@ -150,16 +144,14 @@ async def list_reservations(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.ReservationOut]:
-    query = where_given(
-        select(Reservation).where(service.in_stores_seen(uow, Reservation.compound_id)),
-        (Reservation.holder_id, holder_id),
-        (Reservation.reference_id, reference_id),
-        (Reservation.item_id, item_id),
+    page, following = await repository.reservations_page(
+        uow,
+        holder_id=holder_id,
+        reference_id=reference_id,
+        item_id=item_id,
+        cursor=cursor,
+        limit=limit,
     )
-    rows = list(
-        await uow.session.scalars(keyset(query, Reservation.id, cursor=cursor, limit=limit))
-    )
-    page, following = next_cursor(rows, limit)
     return Page(
         items=[schemas.ReservationOut.model_validate(r) for r in page], next_cursor=following
     )

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, select, true, update
 
-from services.logistics.models import Batch, Holder, Item
+from services.logistics.models import Batch, Entry, Holder, Item, Reservation
+from shared.authz import ScopeKind
+from shared.pagination import fetch_page, where_given
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
@@ -94,3 +96,50 @@ async def totals(uow: UnitOfWork, *, holder_id: uuid.UUID) -> dict[uuid.UUID, tu
     )
     rows = (await uow.session.execute(query)).all()
     return {item_id: (int(on_hand or 0), int(reserved or 0)) for item_id, on_hand, reserved in rows}
+
+
+def in_stores_seen(uow: UnitOfWork, compound_id: Any) -> ColumnElement[bool]:
+    """Rows of stores the caller sees, and of the town warehouse only for the town's own
+    roles: the warehouse's card is the town office's business (a committee sees what it is
+    sent, as transfers), and it would otherwise show every committee what went to the
+    others."""
+    if uow.scope.kind in (ScopeKind.system, ScopeKind.towns):
+        return true()
+    return compound_id.is_not(None)
+
+
+async def entries_page(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID | None,
+    item_id: uuid.UUID | None,
+    kind: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """The stock card's lines the caller may see, oldest first."""
+    query = where_given(
+        select(Entry).where(in_stores_seen(uow, Entry.compound_id)),
+        (Entry.holder_id, holder_id),
+        (Entry.item_id, item_id),
+        (Entry.kind, kind),
+    )
+    return await fetch_page(uow.session, query, Entry.id, cursor=cursor, limit=limit)
+
+
+async def reservations_page(
+    uow: UnitOfWork,
+    *,
+    holder_id: uuid.UUID | None,
+    reference_id: uuid.UUID | None,
+    item_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    query = where_given(
+        select(Reservation).where(in_stores_seen(uow, Reservation.compound_id)),
+        (Reservation.holder_id, holder_id),
+        (Reservation.reference_id, reference_id),
+        (Reservation.item_id, item_id),
+    )
+    return await fetch_page(uow.session, query, Reservation.id, cursor=cursor, limit=limit)

@@ -66,6 +66,9 @@ class EntryOut(BaseModel):
     reference_id: uuid.UUID | None
     reference_label: str | None
     to_building_id: uuid.UUID | None
+    to_household_id: uuid.UUID | None = Field(
+        description="A plan's issue: the household the goods were delivered to"
+    )
     note: str
     at: datetime
     recorded_by: str

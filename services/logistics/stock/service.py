@@ -10,9 +10,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import select
 
 from services.logistics.models import (
     AdjustmentReason,
@@ -28,7 +27,8 @@ from services.logistics.models import (
 )
 from services.logistics.stock import repository, schemas
 from services.logistics.stock.quantities import amount, of_milli, to_milli, where
-from shared.authz import MANAGERS, Place, ScopeKind, policy
+from services.logistics.stock.repository import in_stores_seen
+from shared.authz import MANAGERS, Place, policy
 from shared.contracts.logistics import (
     DonationReceived,
     StockAdjusted,
@@ -46,16 +46,6 @@ from shared.uow import UnitOfWork
 MANAGE = policy("stock", "manage", *MANAGERS)
 HOLDER_KINDS = {"town": "warehouse", "compound": "store"}
 DECREASES = {AdjustmentReason.lost, AdjustmentReason.damaged, AdjustmentReason.expired}
-
-
-def in_stores_seen(uow: UnitOfWork, compound_id: Any) -> ColumnElement[bool]:
-    """Rows of stores the caller sees, and of the town warehouse only for the town's own
-    roles: the warehouse's card is the town office's business (a committee sees what it is
-    sent, as transfers), and it would otherwise show every committee what went to the
-    others."""
-    if uow.scope.kind in (ScopeKind.system, ScopeKind.towns):
-        return true()
-    return compound_id.is_not(None)
 
 
 def place_of(holder: Holder) -> Place:

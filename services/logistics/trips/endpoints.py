@@ -3,13 +3,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import select
 
-from services.logistics.models import SERVICE, HelpRequest, Trip
-from services.logistics.requests import repository
+from services.logistics.models import SERVICE, Trip
 from services.logistics.requests import schemas as request_schemas
 from services.logistics.requests import service as requests
-from services.logistics.trips import schemas, service
+from services.logistics.trips import repository, schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
@@ -43,13 +41,9 @@ async def list_cards(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[request_schemas.RequestOut]:
-    query = select(HelpRequest).where(HelpRequest.card_status.in_(("collected", "at_hospital")))
-    if (narrow := repository.visible_to(uow)) is not None:
-        query = query.where(narrow)
-    if overdue is not None:
-        late = HelpRequest.card_due_at < datetime.now(UTC)
-        query = query.where(late if overdue else ~late)
-    page, following = await repository.page(uow, query, HelpRequest.id, cursor=cursor, limit=limit)
+    page, following = await repository.cards_page(
+        uow, overdue=overdue, now=datetime.now(UTC), cursor=cursor, limit=limit
+    )
     items = await requests.present_all(uow, page)
     return await present(Page(items=items, next_cursor=following))
 
@@ -66,7 +60,7 @@ async def plan_trips(body: schemas.TripPlan, uow: Uow) -> list[schemas.TripOut]:
 
 @router.get("/trips", response_model=Page[schemas.TripOut], summary="Trips in your scope")
 async def list_trips(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.TripOut]:
-    page, following = await repository.page(uow, select(Trip), Trip.id, cursor=cursor, limit=limit)
+    page, following = await repository.trips_page(uow, cursor=cursor, limit=limit)
     return Page(items=await service.present_trips(uow, page), next_cursor=following)
 
 
