@@ -12,6 +12,7 @@ under a form keeps the form.
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,18 +23,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from services.logistics.models import HelpRequest
 from services.registry.demo import DEMO_PASSWORD
 from services.registry.models import kernel as registry_kernel
 from shared.auth import Principal
 from tests.conftest import BACKENDS, IN_CI, SERVICES, skip_unless_reachable
-from tests.console_server import Served, served
+from tests.console_server import TOWN_TIME_ZONE, Served, served
 from tests.support import id_number
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
-TOWN_ZONE = ZoneInfo("Asia/Shanghai")
+TOWN_ZONE = ZoneInfo(TOWN_TIME_ZONE)
 LEDGER_HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes"
 STATUS_LABELS = {"normal": "normal", "closed": "closed", "epidemic_free": "epidemic-free"}
 TIMEOUT_MS = 60_000
@@ -146,6 +148,11 @@ def expected_dashboard(api: httpx.Client) -> dict[tuple[str, str], str]:
         overdue = every(api, "/v1/transfers", compound_id=cid, overdue="true")
         figures[cid, "transfers_overdue"] = str(len(overdue))
         figures[cid, "days_since_positive"] = "–"
+        overdue_requests = every(api, "/v1/requests", compound_id=cid, overdue="true")
+        figures[cid, "requests_overdue"] = str(len(overdue_requests))
+        for state in ("queued", "failed"):
+            messages = every(api, "/v1/messages", compound_id=cid, state=state)
+            figures[cid, f"alerts_{state}"] = str(len(messages))
     for row in api.get("/v1/zones/population", params={"by": "compound"}).json():
         level = row["level"] or "none"
         figures[row["compound_id"], f"households.{level}"] = str(row["households"])
@@ -177,6 +184,23 @@ def shown_dashboard(page: Any) -> dict[tuple[str, str], str]:
         "[c.closest('tr').dataset.compound, c.dataset.figure, c.textContent.trim()])",
     )
     return {(compound, figure): text for compound, figure, text in cells}
+
+
+async def entered_earlier(town: Served, request_id: str, *, hours: int) -> None:
+    """A request as if entered ``hours`` ago: its due time moves back as far."""
+    logistics = town.platform.runtime("logistics")
+    async with logistics.uow(Principal.system()) as uow:
+        request = await uow.session.get(HelpRequest, uuid.UUID(request_id))
+        assert request is not None
+        request.created_at -= timedelta(hours=hours)
+        request.due_at -= timedelta(hours=hours)
+        await uow.commit()
+
+
+def short_time(moment: datetime) -> str:
+    """A time as the console shows it in English (Intl's short date and time, en-US)."""
+    clock = f"{(moment.hour % 12) or 12}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+    return f"{moment.month}/{moment.day}/{moment.year % 100:02d}, {clock}"
 
 
 def ledger_csv(rows: list[list[str]]) -> bytes:
@@ -471,6 +495,14 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
         headers={"Idempotency-Key": "console-request-1"},
     )
     assert made.status_code == 201, made.text
+    # A second one, entered two days ago: past its target (a day at most) by now.
+    late = api.post(
+        "/v1/requests",
+        json={"resident_id": resident["id"], "kind": "baby_supplies", "details": "Nappies"},
+        headers={"Idempotency-Key": "console-request-2"},
+    )
+    assert late.status_code == 201, late.text
+    town.run(entered_earlier(town, late.json()["id"], hours=48))
     town_id = api.get("/v1/auth/me").json()["scope"]["towns"][0]
     item = api.post(
         "/v1/items",
@@ -506,8 +538,14 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     nav = page.inner_text("#nav")
     for label in ("Stock", "Distribution", "Requests", "Broadcasts", "Messages"):
         assert label in nav
-    overdue = every(api, "/v1/requests", overdue="true")
-    assert page.inner_text("#town-figures [data-figure=requests_overdue]") == str(len(overdue))
+    # Per compound: overdue requests and alerts queued / failed, each the API's list's length.
+    shown = shown_dashboard(page)
+    expected = expected_dashboard(api)
+    assert shown == expected
+    assert shown[first["id"], "requests_overdue"] == "1"
+    page.click(f"tr[data-compound='{first['id']}'] [data-figure=requests_overdue]")
+    page.wait_for_selector("main[data-shown=list] table[data-list=requests]")
+    assert page.locator("table[data-list=requests] tbody tr").count() == 1
 
     # The board: each column's count is the API's, with the request's service-time clock.
     go(page, town, "#/requests", "#request-board")
@@ -515,6 +553,10 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     assert page.inner_text("[data-figure='requests.open']") == str(len(opened)) != "0"
     card = page.locator(f"[data-request='{made.json()['id']}'] .clock")
     assert "left" in card.inner_text()
+    # Its due time in the town's clock (/v1/auth/me's time_zone), not the browser's.
+    assert api.get("/v1/auth/me").json()["time_zone"] == TOWN_TIME_ZONE
+    due = datetime.fromisoformat(made.json()["due_at"]).astimezone(TOWN_ZONE)
+    assert " ".join(card.get_attribute("title").split()) == short_time(due)
     shot(town, page, "requests")
     go(page, town, "#/stock", "#balances")
     balances = api.get("/v1/stock/balances").json()

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.notify.audit import schemas
 from services.notify.models import Broadcast, Message
@@ -51,3 +51,18 @@ def sent(message: Message, operators: dict[uuid.UUID, str]) -> schemas.SentMessa
         sent_at=message.sent_at,
         delivered_at=message.delivered_at,
     )
+
+
+async def counts(uow: UnitOfWork, *, states: Sequence[str]) -> list[schemas.MessageCounts]:
+    """Messages per compound and state in one grouped query, only the states asked for (the
+    queue's and the failures' few rows, not the delivered many); scope by the session hook."""
+    query = (
+        select(Message.compound_id, Message.state, func.count())
+        .where(Message.state.in_(states))
+        .group_by(Message.compound_id, Message.state)
+    )
+    found: dict[uuid.UUID | None, dict[str, int]] = {}
+    for compound_id, state, n in (await uow.session.execute(query)).all():
+        found.setdefault(compound_id, dict.fromkeys(states, 0))[state] = int(n)
+    ordered = sorted(found.items(), key=lambda item: str(item[0] or ""))
+    return [schemas.MessageCounts(compound_id=c, states=s) for c, s in ordered]

@@ -2,7 +2,7 @@
 // a hash router. Pages are modules of their service; a service adds its pages in SERVICES.
 import * as api from "./api.js";
 import { t, lang, setLang } from "./i18n.js";
-import { h, problemText } from "./ui.js";
+import { h, problemText, setTownTimeZone } from "./ui.js";
 
 // Each service: a read that answers when it is deployed (a 404 means no service owns it),
 // and its pages.
@@ -212,6 +212,7 @@ function signInAgain() {
 async function start() {
   try {
     state.me = await api.get("/v1/auth/me");
+    setTownTimeZone(state.me.time_zone);
   } catch {
     state.me = null;
     await api.signOut();

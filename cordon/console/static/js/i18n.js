@@ -108,7 +108,7 @@ const CATALOGUE = {
     "msg.queued": "queued", "msg.sending": "sending", "msg.sent": "sent", "msg.delivered": "delivered", "msg.failed": "failed",
     "msg.expired": "expired", "msg.cancelled": "cancelled", "msg.deferred": "deferred", "msg.unknown": "unknown",
     "list.requests": "Help requests", "list.messages": "Messages sent (audit)",
-    "dash.requests_overdue": "Overdue requests (town)", "dash.alerts_queued": "Alerts queued", "dash.alerts_failed": "Alerts failed",
+    "dash.requests_overdue": "Overdue requests", "dash.alerts": "Alerts queued / failed",
   },
   "zh-CN": {
     title: "Cordon 控制台", language: "语言", sign_in: "登录", sign_out: "退出",
@@ -217,7 +217,7 @@ const CATALOGUE = {
     "msg.queued": "排队", "msg.sending": "发送中", "msg.sent": "已发送", "msg.delivered": "已送达", "msg.failed": "失败",
     "msg.expired": "已过期", "msg.cancelled": "已取消", "msg.deferred": "延后", "msg.unknown": "未知",
     "list.requests": "求助", "list.messages": "短信发送记录",
-    "dash.requests_overdue": "超时求助（全镇）", "dash.alerts_queued": "待发通知", "dash.alerts_failed": "发送失败",
+    "dash.requests_overdue": "超时求助", "dash.alerts": "待发 / 失败通知",
   },
 };
 

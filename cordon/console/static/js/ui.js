@@ -2,8 +2,14 @@
 import { saveBlob } from "./api.js";
 import { t, lang } from "./i18n.js";
 
-// The town's time zone: every time on screen is shown there, whatever the browser's.
-export const TOWN_TIME_ZONE = "Asia/Shanghai";
+// The town's time zone: every time on screen is shown there, whatever the browser's. It is
+// the town office's clock (Settings.time_zone), read from GET /v1/auth/me at sign-in; until
+// then (the sign-in form shows no time) UTC.
+let townZone = "UTC";
+export const townTimeZone = () => townZone;
+export function setTownTimeZone(zone) {
+  if (zone) townZone = zone;
+}
 
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -26,20 +32,20 @@ export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text)
 export function when(value) {
   if (!value) return "";
   return new Intl.DateTimeFormat(lang(), {
-    timeZone: TOWN_TIME_ZONE, dateStyle: "short", timeStyle: "short",
+    timeZone: townZone, dateStyle: "short", timeStyle: "short",
   }).format(new Date(value));
 }
 
 export function day(value) {
   if (!value) return "";
-  return new Intl.DateTimeFormat(lang(), { timeZone: TOWN_TIME_ZONE, dateStyle: "medium" })
+  return new Intl.DateTimeFormat(lang(), { timeZone: townZone, dateStyle: "medium" })
     .format(new Date(value));
 }
 
 // The UTC offset of the town at an instant, in minutes.
 function offsetAt(instant) {
   const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
-    timeZone: TOWN_TIME_ZONE, hourCycle: "h23", year: "numeric", month: "2-digit",
+    timeZone: townZone, hourCycle: "h23", year: "numeric", month: "2-digit",
     day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
   }).formatToParts(instant).map((p) => [p.type, p.value]));
   const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);

@@ -95,7 +95,7 @@ export const LISTS = {
   },
   messages: {
     title: "list.messages", path: () => "/v1/messages",
-    filters: ["state", "broadcast_id", "template_key", "recipient_id"],
+    filters: ["state", "compound_id", "broadcast_id", "template_key", "recipient_id"],
     columns: () => [
       { key: "created_at", label: "col.at", value: (m) => when(m.created_at) },
       { key: "phone", label: "col.phone" },
