@@ -570,30 +570,40 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     assert page.inner_text("[data-figure=undelivered]") == str(undelivered) != "0"
     shot(town, page, "plan")
 
-    # A broadcast previewed over one compound: the recipients are the API's preview's.
+    # Broadcasts previewed over what the API accepts: the recipients are the API's preview's.
     go(page, town, "#/broadcasts", "#broadcast-form")
-    page.select_option("#broadcast-scope", first["id"])
     page.select_option("#broadcast-template", "sealed")
     page.fill("input[name='var.area']", "Building 1")
-    page.click("#broadcast-preview")
-    page.wait_for_selector("#preview-texts")
-    body = page.evaluate("() => ({area: document.querySelector(\"input[name='var.area']\").value})")
-    expected = api.post(
-        "/v1/broadcasts/preview",
-        json={
-            "town_id": town_id,
-            "scope": {"kind": "compounds", "ids": [first["id"]]},
-            "template_key": "sealed",
-            "variables": {"area": body["area"], "time": datetime.now(UTC).isoformat()},
-            "valid_until": (datetime.now(UTC) + timedelta(hours=6)).isoformat(),
-        },
-    )
-    assert expected.status_code == 200, expected.text
-    shown = page.inner_text("[data-figure='preview.recipients']")
-    assert shown == str(expected.json()["recipients"]) != "0"
-    shot(town, page, "broadcasts", at="#broadcast-form")
+    scopes = [
+        ({"kind": "compounds", "ids": [first["id"]]}, [first["id"]]),
+        ({"kind": "tag", "tag": "elderly", "ids": [first["id"]]}, [first["id"]]),
+        ({"kind": "zone_level", "zone_level": "sealed", "ids": []}, []),
+    ]
+    for scope, ticked in scopes:
+        page.select_option("#scope-kind", scope["kind"])
+        if scope["kind"] == "tag":
+            page.select_option("#scope-tag", "elderly")
+        for compound_id in ticked:
+            page.check(f"#broadcast-form input[name=scope_id][value='{compound_id}']")
+        page.click("#broadcast-preview")
+        page.wait_for_selector("#preview-texts")
+        expected = api.post(
+            "/v1/broadcasts/preview",
+            json={
+                "town_id": town_id,
+                "scope": scope,
+                "template_key": "sealed",
+                "variables": {"area": "Building 1", "time": datetime.now(UTC).isoformat()},
+                "valid_until": (datetime.now(UTC) + timedelta(hours=6)).isoformat(),
+            },
+        )
+        assert expected.status_code == 200, expected.text
+        shown = page.inner_text("[data-figure='preview.recipients']")
+        assert shown == str(expected.json()["recipients"]) != "0", scope
+        if scope["kind"] == "compounds":
+            shot(town, page, "broadcasts", at="#broadcast-form")
     # Town-wide: it waits for a second operator's approval.
-    page.select_option("#broadcast-scope", "town")
+    page.select_option("#scope-kind", "town")
     page.click("#broadcast-form button[type=submit]")
     page.wait_for_selector("#broadcasts tbody tr")
     [waiting] = every(api, "/v1/broadcasts", status="awaiting_approval")
