@@ -617,3 +617,197 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     for hash_ in ("#/stock", "#/requests", "#/broadcasts", "#/messages"):
         go(volunteer, town, hash_, "#not-for-role")
     volunteer.context.close()
+
+
+def _tasks_today(api: httpx.Client, compound_id: str) -> list[Any]:
+    start = datetime.now(TOWN_ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    tasks = every(api, "/v1/disinfection-tasks", compound_id=compound_id)
+    return [x for x in tasks if start <= datetime.fromisoformat(x["slot_at"]) < end]
+
+
+async def _card_due_earlier(town: Served, request_id: str, *, hours: int) -> None:
+    """A card collected ``hours`` before its return time ran out."""
+    logistics = town.platform.runtime("logistics")
+    async with logistics.uow(Principal.system()) as uow:
+        request = await uow.session.get(HelpRequest, uuid.UUID(request_id))
+        assert request is not None and request.card_due_at is not None
+        request.card_due_at = datetime.now(UTC) - timedelta(hours=hours)
+        await uow.commit()
+
+
+def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, town: Served) -> None:
+    api = town.api("operator")
+    town.caught_up()
+    first = api.get("/v1/compounds").json()[0]
+    town_id = api.get("/v1/auth/me").json()["scope"]["towns"][0]
+    residents = api.get("/v1/residents", params={"compound_id": first["id"], "limit": 3}).json()
+    patient, other, third = residents["items"]
+    page = signed_in(browser, town, "operator")
+    page.wait_for_selector("#dashboard")
+    for label in ("Recurring", "Insurance cards", "Disinfection"):
+        assert label in page.inner_text("#nav")
+
+    # A dialysis patient's trips, Monday, Wednesday and Friday at 07:30: made, then stopped.
+    go(page, town, "#/recurring", "#recurring-form")
+    page.fill("#recurring-name", patient["name"])
+    page.click("#recurring-find")
+    page.wait_for_selector(f"#recurring-resident option[value='{patient['id']}']", state="attached")
+    page.select_option("#recurring-resident", patient["id"])
+    page.fill("#recurring-hospital", "Town People's Hospital, dialysis unit")
+    page.click("#recurring-form button[type=submit]")
+    page.wait_for_selector("#recurring tbody tr")
+    [made] = every(api, "/v1/recurring-requests", resident_id=patient["id"])
+    assert (made["kind"], made["reason"], made["weekdays"], made["at_time"], made["active"]) == (
+        "medical_transport",
+        "dialysis",
+        ["mon", "wed", "fri"],
+        "07:30",
+        True,
+    )
+    shot(town, page, "recurring")
+    page.click(f"[data-stop='{made['id']}']")
+    page.wait_for_selector("#recurring tr:has-text('stopped')")
+    assert [
+        r["active"] for r in every(api, "/v1/recurring-requests", resident_id=patient["id"])
+    ] == [False]
+
+    # A medicine run: given to the volunteer the service suggests (or a team when none is),
+    # its insurance card collected from the request's page.
+    run = api.post(
+        "/v1/requests",
+        json={
+            "resident_id": other["id"],
+            "kind": "medicine_run",
+            "details": "Blood pressure tablets, 30 days",
+            "hospital": "Town People's Hospital",
+        },
+        headers={"Idempotency-Key": "console-run-1"},
+    )
+    assert run.status_code == 201, run.text
+    run_id = run.json()["id"]
+    suggested = api.get(f"/v1/requests/{run_id}/suggestions").json()
+    go(page, town, f"#/request/{run_id}", "#assign-form")
+    offered = page.eval_on_selector_all(
+        "#assign-volunteer option", "os => os.map(o => o.value).filter(Boolean)"
+    )
+    assert offered == [s["id"] for s in suggested]
+    assert page.input_value("#assign-volunteer") == (suggested[0]["id"] if suggested else "")
+    if not suggested:
+        page.fill("#assign-team", "Errands team")
+    shot(town, page, "request")
+    page.click("#assign-form button[type=submit]")
+    page.wait_for_selector("#request-status:text('assigned')")
+    assigned = api.get(f"/v1/requests/{run_id}").json()
+    assert (assigned["assignee_id"], assigned["team"]) == (
+        (suggested[0]["id"], None) if suggested else (None, "Errands team")
+    )
+    page.click("[data-custody=collected]")
+    page.wait_for_selector("#card-status:has-text('collected')")
+    assert api.get(f"/v1/requests/{run_id}").json()["card"]["status"] == "collected"
+
+    # The cards out: this one, late once its return time has passed.
+    town.run(_card_due_earlier(town, run_id, hours=1))
+    go(page, town, "#/cards", "#cards")
+    out = every(api, "/v1/cards")
+    late = every(api, "/v1/cards", overdue="true")
+    assert page.locator("#cards tbody tr").count() == len(out) > 0
+    assert page.inner_text("[data-figure='cards.overdue']") == str(len(late)) == "1"
+    shot(town, page, "cards")
+    page.click("[data-custody=at_hospital]")
+    page.wait_for_selector("[data-card=at_hospital]")
+    assert api.get(f"/v1/requests/{run_id}").json()["card"]["status"] == "at_hospital"
+
+    # A request cancelled with its reason.
+    groceries = api.post(
+        "/v1/requests",
+        json={"resident_id": third["id"], "kind": "groceries", "details": "Rice and oil"},
+        headers={"Idempotency-Key": "console-groceries-1"},
+    )
+    assert groceries.status_code == 201, groceries.text
+    go(page, town, f"#/request/{groceries.json()['id']}", "#cancel-form")
+    page.click("#cancel-form button[type=submit]")
+    assert "reason" in page.inner_text("#cancel-form .error")
+    page.fill("#cancel-reason", "The family's own delivery came")
+    page.click("#cancel-form button[type=submit]")
+    page.wait_for_selector("#request-status:text('cancelled')")
+    cancelled = api.get(f"/v1/requests/{groceries.json()['id']}").json()
+    assert (cancelled["status"], cancelled["cancel_reason"]) == (
+        "cancelled",
+        "The family's own delivery came",
+    )
+
+    # Disinfection in the town's day, hourly: a lift's tasks; the slot past is missed, and
+    # done late from the console.
+    path = f"/v1/disinfection-defaults/{town_id}"
+    defaults = {k: v for k, v in api.get(path).json().items() if k != "town_id"}
+    set_ = {**defaults, "timezone": TOWN_TIME_ZONE, "first_slot_hour": 0, "last_slot_hour": 24}
+    assert api.put(path, json=set_).status_code == 200
+    building = api.get(
+        "/v1/zones/population", params={"compound_id": first["id"], "by": "unit"}
+    ).json()[0]["building_id"]
+    schedule = api.post(
+        "/v1/disinfection-schedules",
+        json={
+            "target": "lift",
+            "compound_id": first["id"],
+            "building_id": building,
+            "label": "Lift A",
+            "per_day": 24,
+        },
+        headers={"Idempotency-Key": "console-disinfection-1"},
+    )
+    assert schedule.status_code == 201, schedule.text
+    logistics = town.platform.runtime("logistics")
+    [job] = [j for j in logistics.spec.periodic if j.name == "disinfection-tasks"]
+    town.run(logistics.tick(job))
+    town.run(logistics.tick(job, now=datetime.now(UTC) + timedelta(hours=1, minutes=5)))
+    go(page, town, f"#/disinfection?compound_id={first['id']}", "#disinfection-today")
+    today = _tasks_today(api, first["id"])
+    assert page.locator("#disinfection-today tbody tr").count() == len(today) > 0
+    missed = api.get("/v1/disinfection-tasks/missed", params={"compound_id": first["id"]}).json()
+    assert page.inner_text("[data-figure='disinfection.missed']") == str(
+        sum(g["missed"] for g in missed)
+    )
+    [lift] = [x for g in missed for x in g["tasks"] if x["schedule_id"] == schedule.json()["id"]]
+    shot(town, page, "disinfection")
+    page.click(f"#disinfection-missed [data-complete='{lift['id']}']")
+    page.wait_for_selector("#disinfection-missed tr:has-text('done by operator')")
+    done = api.get(f"/v1/disinfection-tasks/{lift['id']}").json()
+    assert (done["status"], done["done_by"]) == ("done", "operator")
+
+    # The stock card of an item at a store: every ledger line, the balance after each.
+    item = api.post(
+        "/v1/items",
+        json={"town_id": town_id, "name": "Masks", "unit": "box", "perishable": False},
+        headers={"Idempotency-Key": "console-item-masks"},
+    )
+    assert item.status_code == 201, item.text
+    for n, quantity in enumerate(("40", "25.5")):
+        received = api.post(
+            "/v1/stock/receipts",
+            json={
+                "holder_id": first["id"],
+                "source": "donation",
+                "donor": "Mask Works",
+                "lines": [{"item_id": item.json()["id"], "quantity": quantity, "batch": f"M-{n}"}],
+            },
+            headers={"Idempotency-Key": f"console-masks-{n}"},
+        )
+        assert received.status_code == 201, received.text
+    go(page, town, f"#/stock?holder_id={first['id']}", "#balances")
+    page.click(f"#balances [data-card='{item.json()['id']}']")
+    page.wait_for_selector("main[data-shown=stock-card] #stock-card")
+    entries = every(api, "/v1/stock/entries", holder_id=first["id"], item_id=item.json()["id"])
+    [balance] = api.get(
+        "/v1/stock/balances", params={"holder_id": first["id"], "item_id": item.json()["id"]}
+    ).json()
+    assert page.locator("#stock-card tbody tr").count() == len(entries) == 2
+    assert float(page.inner_text("[data-figure=on_hand]")) == float(balance["on_hand"])
+    after = page.eval_on_selector_all(
+        "#stock-card td[data-col=after]", "c => c.map(x => x.textContent)"
+    )
+    assert [float(a) for a in after] == [40, 65.5] and float(balance["on_hand"]) == 65.5
+    shot(town, page, "stock-card")
+    assert page.errors == []
+    page.context.close()

@@ -37,9 +37,14 @@ const SERVICES = [
       { path: "stock", label: "nav.stock", load: () => import("./pages/logistics.js") },
       { path: "plans", label: "nav.plans", load: () => import("./pages/logistics.js"), view: "plans" },
       { path: "requests", label: "nav.requests", load: () => import("./pages/logistics.js"), view: "requests" },
+      { path: "recurring", label: "nav.recurring", load: () => import("./pages/errands.js"), view: "recurring" },
+      { path: "cards", label: "nav.cards", load: () => import("./pages/errands.js"), view: "cards" },
+      { path: "disinfection", label: "nav.disinfection", load: () => import("./pages/disinfection.js") },
     ],
     hidden: [
       { path: "plan", load: () => import("./pages/logistics.js"), view: "plan" },
+      { path: "stock-card", load: () => import("./pages/logistics.js"), view: "stockCard" },
+      { path: "request", load: () => import("./pages/errands.js"), view: "request" },
     ],
   },
   {
