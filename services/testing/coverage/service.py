@@ -299,15 +299,28 @@ async def missed_twice(
         partition_by=RoundMember.resident_id,
         order_by=(Round.starts_at.desc(), Round.id.desc()),
     )
+
+    def closed_pcr_in_places(member: Any, round_: Any) -> list[Any]:
+        where = [round_.status == RoundStatus.closed.value, round_.kind == "pcr"]
+        if compound_id is not None:
+            where.append(member.compound_id == compound_id)
+        if building_id is not None:
+            where.append(member.building_id == building_id)
+        return where
+
+    # Only who was missed in some closed round can be missed in their last two: ranking
+    # their memberships alone sorts a few hundred rows, not every member of every round.
+    member, round_ = aliased(RoundMember), aliased(Round)
+    unsampled = (
+        select(member.resident_id)
+        .join(round_, round_.id == member.round_id)
+        .where(*closed_pcr_in_places(member, round_), member.sampled_at.is_(None))
+    )
     ranked = (
         select(RoundMember.resident_id, RoundMember.sampled_at, latest_first.label("n"))
         .join(Round, Round.id == RoundMember.round_id)
-        .where(Round.status == RoundStatus.closed.value, Round.kind == "pcr")
+        .where(*closed_pcr_in_places(RoundMember, Round), RoundMember.resident_id.in_(unsampled))
     )
-    if compound_id is not None:
-        ranked = ranked.where(RoundMember.compound_id == compound_id)
-    if building_id is not None:
-        ranked = ranked.where(RoundMember.building_id == building_id)
     last_two = ranked.subquery()
     missed_both = (
         select(last_two.c.resident_id)
