@@ -737,6 +737,19 @@ def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, tow
         "The family's own delivery came",
     )
 
+    # The dashboard's request counts honour the caller's scope as the lists do: committee
+    # staff count their compounds' requests, a volunteer only the errands given to them.
+    for username in ("committee1", "volunteer1"):
+        caller = town.api(username)
+        counted = {c["compound_id"]: c["open"] for c in caller.get("/v1/requests/counts").json()}
+        listed: dict[str, int] = {}
+        for status in ("open", "assigned", "in_progress"):
+            for r in every(caller, "/v1/requests", status=status):
+                listed[r["compound_id"]] = listed.get(r["compound_id"], 0) + 1
+        assert counted == listed, username
+    everywhere = api.get("/v1/requests/counts").json()
+    assert sum(c["open"] for c in everywhere) > sum(counted.values())
+
     # Disinfection in the town's day, hourly: a lift's tasks; the slot past is missed, and
     # done late from the console.
     path = f"/v1/disinfection-defaults/{town_id}"
