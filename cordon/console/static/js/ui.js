@@ -6,7 +6,6 @@ import { t, lang } from "./i18n.js";
 // the town office's clock (Settings.time_zone), read from GET /v1/auth/me at sign-in; until
 // then (the sign-in form shows no time) UTC.
 let townZone = "UTC";
-export const townTimeZone = () => townZone;
 export function setTownTimeZone(zone) {
   if (zone) townZone = zone;
 }
@@ -28,6 +27,9 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
+
+// A figure: a number that links to the list behind it (tests read data-figure).
+export const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
 export function when(value) {
   if (!value) return "";
@@ -115,6 +117,13 @@ export function toCsv(columns, rows) {
 
 export function exportCsv(columns, rows, name) {
   saveBlob(new Blob([toCsv(columns.filter((c) => !c.box), rows)], { type: "text/csv" }), `${name}.csv`);
+}
+
+// A list's toolbar: what the caller adds, then Export CSV and Print.
+export function toolbar(columns, rows, name, ...extra) {
+  return h("div", { class: "toolbar" }, ...extra,
+    h("button", { type: "button", class: "secondary", onclick: () => exportCsv(columns, rows, name) }, t("export_csv")),
+    printButton());
 }
 
 export function printButton() {

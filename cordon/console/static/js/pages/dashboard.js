@@ -2,7 +2,7 @@
 // refreshed by polling. Eight reads whatever the town's size (the API counts, not the browser).
 import * as api from "../api.js";
 import { t } from "../i18n.js";
-import { day, exportCsv, fill, h, link, printButton, startOfTownDay, when } from "../ui.js";
+import { day, exportCsv, figure, fill, h, link, printButton, startOfTownDay, when } from "../ui.js";
 
 const LEVELS = ["sealed", "controlled", "precaution", null];
 const POLL_SECONDS = 30;
@@ -61,7 +61,6 @@ export function figures(data) {
   return [...rows.values()];
 }
 
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
 function residentsHref(compoundId, level) {
   return level ? `#/list/residents?compound_id=${compoundId}&zone=${level}` : `#/compound/${compoundId}`;

@@ -3,15 +3,12 @@
 import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { compoundsInScope, namer } from "../places.js";
-import { busy, exportCsv, field, fill, h, printButton, problemText, select, startOfTownDay, table, toast, when } from "../ui.js";
+import { busy, exportCsv, field, fill, h, printButton, problemText, select, startOfTownDay, table, toast, toolbar, when } from "../ui.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 // The lists behind these figures are right below them.
 const figure = (name, value) => h("strong", { dataset: { figure: name } }, String(value ?? 0));
 
-const toolbar = (columns, rows, name) => h("div", { class: "toolbar" },
-  h("button", { type: "button", class: "secondary", onclick: () => exportCsv(columns, rows, name) }, t("export_csv")),
-  printButton());
 
 const listed = (columns, rows, id) => (rows.length ? table(columns, rows, { id }) : h("p", { class: "muted", id }, t("list.empty")));
 

@@ -4,7 +4,7 @@
 import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { namer } from "../places.js";
-import { busy, day, exportCsv, field, fill, h, link, printButton, problemText, select, table, toast, when } from "../ui.js";
+import { busy, day, exportCsv, field, figure, fill, h, link, printButton, problemText, select, table, toast, toolbar, when } from "../ui.js";
 
 const KINDS = ["medicine_run", "baby_supplies", "groceries", "medical_transport", "other"];
 const REASONS = ["dialysis", "pregnancy", "emergency"];
@@ -12,11 +12,7 @@ const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 // An insurance card's custody, in order: each step is the next one.
 const CUSTODY = ["collected", "at_hospital", "returned"];
 const FINISHED = ["done", "closed", "cancelled"];
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
-const toolbar = (columns, rows, name, ...extra) => h("div", { class: "toolbar" }, ...extra,
-  h("button", { type: "button", class: "secondary", onclick: () => exportCsv(columns, rows, name) }, t("export_csv")),
-  printButton());
 
 const nextCustody = (card) => CUSTODY[card ? CUSTODY.indexOf(card.status) + 1 : 0];
 

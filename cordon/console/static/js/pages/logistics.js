@@ -3,16 +3,10 @@
 // service-time clocks. Every figure links to the list behind it.
 import * as api from "../api.js";
 import { t } from "../i18n.js";
-import { exportCsv, fill, h, link, printButton, table, when } from "../ui.js";
+import { exportCsv, figure, fill, h, link, printButton, table, toolbar, when } from "../ui.js";
 
 const BOARD = ["open", "assigned", "in_progress", "done"];
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
-function toolbar(columns, rows, name, ...extra) {
-  return h("div", { class: "toolbar" }, ...extra,
-    h("button", { type: "button", class: "secondary", onclick: () => exportCsv(columns, rows, name) }, t("export_csv")),
-    printButton());
-}
 
 // Stock on hand per store and item, and the donation register with the API's exports.
 export default async function stock(target, { params }) {

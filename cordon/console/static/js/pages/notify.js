@@ -3,12 +3,11 @@
 import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { compoundsInScope } from "../places.js";
-import { busy, exportCsv, field, fill, fromTownInput, h, link, printButton, problemText, put, select, table, toTownInput, toast, when } from "../ui.js";
+import { busy, exportCsv, field, figure, fill, fromTownInput, h, link, printButton, problemText, put, select, table, toTownInput, toast, when } from "../ui.js";
 import { scopePicker } from "../scope.js";
 import { listSection } from "./lists.js";
 
 const STATES = ["queued", "sending", "sent", "delivered", "failed", "expired", "cancelled", "deferred", "unknown"];
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
 function progress(b) {
   return h("span", {}, Object.entries(b.progress.states).map(([state, n], i) =>
