@@ -233,12 +233,14 @@ class Console:
 
     async def dashboard(self) -> None:
         since = datetime.now(TOWN_ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
-        _, _, rounds, _, _ = await self.together(
+        _, _, rounds, _, _, _, _ = await self.together(
             self.get("compounds", "/v1/compounds"),
             self.get("population by compound", "/v1/zones/population", by="compound"),
             self.get("open rounds", "/v1/rounds", status="open", limit=500),
             self.every("compound clocks", "/v1/compound-clocks"),
             self.get("cases counted", "/v1/cases/counts", since=since.isoformat()),
+            self.get("requests counted", "/v1/requests/counts"),
+            self.get("alerts counted", "/v1/messages/counts?state=queued&state=failed"),
         )
         await self.together(
             *(

@@ -24,6 +24,7 @@ from shared.settings import Settings
 from tests.conftest import AMQP_URL, PG_URL, REDIS_URL, drop_everything, queue_names
 
 T = TypeVar("T")
+TOWN_TIME_ZONE = "Asia/Urumqi"
 
 
 def free_port() -> int:
@@ -41,6 +42,9 @@ def console_settings(backend: str, data_dir: Path) -> Settings:
         "retry_base_seconds": 0.05,
         "relay_interval_seconds": 0.05,
         "log_json": False,
+        # Not the default clock: the console must show times in the town's, read from
+        # /v1/auth/me, whatever it is (Urumqi is two hours behind Shanghai).
+        "time_zone": TOWN_TIME_ZONE,
     }
     if backend == "embedded":
         return Settings(**common)

@@ -12,6 +12,7 @@ under a form keeps the form.
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,18 +23,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from services.logistics.models import HelpRequest
 from services.registry.demo import DEMO_PASSWORD
 from services.registry.models import kernel as registry_kernel
 from shared.auth import Principal
 from tests.conftest import BACKENDS, IN_CI, SERVICES, skip_unless_reachable
-from tests.console_server import Served, served
+from tests.console_server import TOWN_TIME_ZONE, Served, served
 from tests.support import id_number
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
-TOWN_ZONE = ZoneInfo("Asia/Shanghai")
+TOWN_ZONE = ZoneInfo(TOWN_TIME_ZONE)
 LEDGER_HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes"
 STATUS_LABELS = {"normal": "normal", "closed": "closed", "epidemic_free": "epidemic-free"}
 TIMEOUT_MS = 60_000
@@ -146,6 +148,11 @@ def expected_dashboard(api: httpx.Client) -> dict[tuple[str, str], str]:
         overdue = every(api, "/v1/transfers", compound_id=cid, overdue="true")
         figures[cid, "transfers_overdue"] = str(len(overdue))
         figures[cid, "days_since_positive"] = "–"
+        overdue_requests = every(api, "/v1/requests", compound_id=cid, overdue="true")
+        figures[cid, "requests_overdue"] = str(len(overdue_requests))
+        for state in ("queued", "failed"):
+            messages = every(api, "/v1/messages", compound_id=cid, state=state)
+            figures[cid, f"alerts_{state}"] = str(len(messages))
     for row in api.get("/v1/zones/population", params={"by": "compound"}).json():
         level = row["level"] or "none"
         figures[row["compound_id"], f"households.{level}"] = str(row["households"])
@@ -177,6 +184,23 @@ def shown_dashboard(page: Any) -> dict[tuple[str, str], str]:
         "[c.closest('tr').dataset.compound, c.dataset.figure, c.textContent.trim()])",
     )
     return {(compound, figure): text for compound, figure, text in cells}
+
+
+async def entered_earlier(town: Served, request_id: str, *, hours: int) -> None:
+    """A request as if entered ``hours`` ago: its due time moves back as far."""
+    logistics = town.platform.runtime("logistics")
+    async with logistics.uow(Principal.system()) as uow:
+        request = await uow.session.get(HelpRequest, uuid.UUID(request_id))
+        assert request is not None
+        request.created_at -= timedelta(hours=hours)
+        request.due_at -= timedelta(hours=hours)
+        await uow.commit()
+
+
+def short_time(moment: datetime) -> str:
+    """A time as the console shows it in English (Intl's short date and time, en-US)."""
+    clock = f"{(moment.hour % 12) or 12}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+    return f"{moment.month}/{moment.day}/{moment.year % 100:02d}, {clock}"
 
 
 def ledger_csv(rows: list[list[str]]) -> bytes:
@@ -471,6 +495,14 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
         headers={"Idempotency-Key": "console-request-1"},
     )
     assert made.status_code == 201, made.text
+    # A second one, entered two days ago: past its target (a day at most) by now.
+    late = api.post(
+        "/v1/requests",
+        json={"resident_id": resident["id"], "kind": "baby_supplies", "details": "Nappies"},
+        headers={"Idempotency-Key": "console-request-2"},
+    )
+    assert late.status_code == 201, late.text
+    town.run(entered_earlier(town, late.json()["id"], hours=48))
     town_id = api.get("/v1/auth/me").json()["scope"]["towns"][0]
     item = api.post(
         "/v1/items",
@@ -506,8 +538,14 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     nav = page.inner_text("#nav")
     for label in ("Stock", "Distribution", "Requests", "Broadcasts", "Messages"):
         assert label in nav
-    overdue = every(api, "/v1/requests", overdue="true")
-    assert page.inner_text("#town-figures [data-figure=requests_overdue]") == str(len(overdue))
+    # Per compound: overdue requests and alerts queued / failed, each the API's list's length.
+    shown = shown_dashboard(page)
+    expected = expected_dashboard(api)
+    assert shown == expected
+    assert shown[first["id"], "requests_overdue"] == "1"
+    page.click(f"tr[data-compound='{first['id']}'] [data-figure=requests_overdue]")
+    page.wait_for_selector("main[data-shown=list] table[data-list=requests]")
+    assert page.locator("table[data-list=requests] tbody tr").count() == 1
 
     # The board: each column's count is the API's, with the request's service-time clock.
     go(page, town, "#/requests", "#request-board")
@@ -515,6 +553,10 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     assert page.inner_text("[data-figure='requests.open']") == str(len(opened)) != "0"
     card = page.locator(f"[data-request='{made.json()['id']}'] .clock")
     assert "left" in card.inner_text()
+    # Its due time in the town's clock (/v1/auth/me's time_zone), not the browser's.
+    assert api.get("/v1/auth/me").json()["time_zone"] == TOWN_TIME_ZONE
+    due = datetime.fromisoformat(made.json()["due_at"]).astimezone(TOWN_ZONE)
+    assert " ".join(card.get_attribute("title").split()) == short_time(due)
     shot(town, page, "requests")
     go(page, town, "#/stock", "#balances")
     balances = api.get("/v1/stock/balances").json()
@@ -528,30 +570,40 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     assert page.inner_text("[data-figure=undelivered]") == str(undelivered) != "0"
     shot(town, page, "plan")
 
-    # A broadcast previewed over one compound: the recipients are the API's preview's.
+    # Broadcasts previewed over what the API accepts: the recipients are the API's preview's.
     go(page, town, "#/broadcasts", "#broadcast-form")
-    page.select_option("#broadcast-scope", first["id"])
     page.select_option("#broadcast-template", "sealed")
     page.fill("input[name='var.area']", "Building 1")
-    page.click("#broadcast-preview")
-    page.wait_for_selector("#preview-texts")
-    body = page.evaluate("() => ({area: document.querySelector(\"input[name='var.area']\").value})")
-    expected = api.post(
-        "/v1/broadcasts/preview",
-        json={
-            "town_id": town_id,
-            "scope": {"kind": "compounds", "ids": [first["id"]]},
-            "template_key": "sealed",
-            "variables": {"area": body["area"], "time": datetime.now(UTC).isoformat()},
-            "valid_until": (datetime.now(UTC) + timedelta(hours=6)).isoformat(),
-        },
-    )
-    assert expected.status_code == 200, expected.text
-    shown = page.inner_text("[data-figure='preview.recipients']")
-    assert shown == str(expected.json()["recipients"]) != "0"
-    shot(town, page, "broadcasts", at="#broadcast-form")
+    scopes = [
+        ({"kind": "compounds", "ids": [first["id"]]}, [first["id"]]),
+        ({"kind": "tag", "tag": "elderly", "ids": [first["id"]]}, [first["id"]]),
+        ({"kind": "zone_level", "zone_level": "sealed", "ids": []}, []),
+    ]
+    for scope, ticked in scopes:
+        page.select_option("#scope-kind", scope["kind"])
+        if scope["kind"] == "tag":
+            page.select_option("#scope-tag", "elderly")
+        for compound_id in ticked:
+            page.check(f"#broadcast-form input[name=scope_id][value='{compound_id}']")
+        page.click("#broadcast-preview")
+        page.wait_for_selector("#preview-texts")
+        expected = api.post(
+            "/v1/broadcasts/preview",
+            json={
+                "town_id": town_id,
+                "scope": scope,
+                "template_key": "sealed",
+                "variables": {"area": "Building 1", "time": datetime.now(UTC).isoformat()},
+                "valid_until": (datetime.now(UTC) + timedelta(hours=6)).isoformat(),
+            },
+        )
+        assert expected.status_code == 200, expected.text
+        shown = page.inner_text("[data-figure='preview.recipients']")
+        assert shown == str(expected.json()["recipients"]) != "0", scope
+        if scope["kind"] == "compounds":
+            shot(town, page, "broadcasts", at="#broadcast-form")
     # Town-wide: it waits for a second operator's approval.
-    page.select_option("#broadcast-scope", "town")
+    page.select_option("#scope-kind", "town")
     page.click("#broadcast-form button[type=submit]")
     page.wait_for_selector("#broadcasts tbody tr")
     [waiting] = every(api, "/v1/broadcasts", status="awaiting_approval")
@@ -565,3 +617,210 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     for hash_ in ("#/stock", "#/requests", "#/broadcasts", "#/messages"):
         go(volunteer, town, hash_, "#not-for-role")
     volunteer.context.close()
+
+
+def _tasks_today(api: httpx.Client, compound_id: str) -> list[Any]:
+    start = datetime.now(TOWN_ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    tasks = every(api, "/v1/disinfection-tasks", compound_id=compound_id)
+    return [x for x in tasks if start <= datetime.fromisoformat(x["slot_at"]) < end]
+
+
+async def _card_due_earlier(town: Served, request_id: str, *, hours: int) -> None:
+    """A card collected ``hours`` before its return time ran out."""
+    logistics = town.platform.runtime("logistics")
+    async with logistics.uow(Principal.system()) as uow:
+        request = await uow.session.get(HelpRequest, uuid.UUID(request_id))
+        assert request is not None and request.card_due_at is not None
+        request.card_due_at = datetime.now(UTC) - timedelta(hours=hours)
+        await uow.commit()
+
+
+def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, town: Served) -> None:
+    api = town.api("operator")
+    town.caught_up()
+    first = api.get("/v1/compounds").json()[0]
+    town_id = api.get("/v1/auth/me").json()["scope"]["towns"][0]
+    residents = api.get("/v1/residents", params={"compound_id": first["id"], "limit": 3}).json()
+    patient, other, third = residents["items"]
+    page = signed_in(browser, town, "operator")
+    page.wait_for_selector("#dashboard")
+    for label in ("Recurring", "Insurance cards", "Disinfection"):
+        assert label in page.inner_text("#nav")
+
+    # A dialysis patient's trips, Monday, Wednesday and Friday at 07:30: made, then stopped.
+    go(page, town, "#/recurring", "#recurring-form")
+    page.fill("#recurring-name", patient["name"])
+    page.click("#recurring-find")
+    page.wait_for_selector(f"#recurring-resident option[value='{patient['id']}']", state="attached")
+    page.select_option("#recurring-resident", patient["id"])
+    page.fill("#recurring-hospital", "Town People's Hospital, dialysis unit")
+    page.click("#recurring-form button[type=submit]")
+    page.wait_for_selector("#recurring tbody tr")
+    [made] = every(api, "/v1/recurring-requests", resident_id=patient["id"])
+    assert (made["kind"], made["reason"], made["weekdays"], made["at_time"], made["active"]) == (
+        "medical_transport",
+        "dialysis",
+        ["mon", "wed", "fri"],
+        "07:30",
+        True,
+    )
+    shot(town, page, "recurring")
+    page.click(f"[data-stop='{made['id']}']")
+    page.wait_for_selector("#recurring tr:has-text('stopped')")
+    assert [
+        r["active"] for r in every(api, "/v1/recurring-requests", resident_id=patient["id"])
+    ] == [False]
+
+    # A medicine run: given to the volunteer the service suggests (or a team when none is),
+    # its insurance card collected from the request's page.
+    run = api.post(
+        "/v1/requests",
+        json={
+            "resident_id": other["id"],
+            "kind": "medicine_run",
+            "details": "Blood pressure tablets, 30 days",
+            "hospital": "Town People's Hospital",
+        },
+        headers={"Idempotency-Key": "console-run-1"},
+    )
+    assert run.status_code == 201, run.text
+    run_id = run.json()["id"]
+    suggested = api.get(f"/v1/requests/{run_id}/suggestions").json()
+    go(page, town, f"#/request/{run_id}", "#assign-form")
+    offered = page.eval_on_selector_all(
+        "#assign-volunteer option", "os => os.map(o => o.value).filter(Boolean)"
+    )
+    assert offered == [s["id"] for s in suggested]
+    assert page.input_value("#assign-volunteer") == (suggested[0]["id"] if suggested else "")
+    if not suggested:
+        page.fill("#assign-team", "Errands team")
+    shot(town, page, "request")
+    page.click("#assign-form button[type=submit]")
+    page.wait_for_selector("#request-status:text('assigned')")
+    assigned = api.get(f"/v1/requests/{run_id}").json()
+    assert (assigned["assignee_id"], assigned["team"]) == (
+        (suggested[0]["id"], None) if suggested else (None, "Errands team")
+    )
+    page.click("[data-custody=collected]")
+    page.wait_for_selector("#card-status:has-text('collected')")
+    assert api.get(f"/v1/requests/{run_id}").json()["card"]["status"] == "collected"
+
+    # The cards out: this one, late once its return time has passed.
+    town.run(_card_due_earlier(town, run_id, hours=1))
+    go(page, town, "#/cards", "#cards")
+    out = every(api, "/v1/cards")
+    late = every(api, "/v1/cards", overdue="true")
+    assert page.locator("#cards tbody tr").count() == len(out) > 0
+    assert page.inner_text("[data-figure='cards.overdue']") == str(len(late)) == "1"
+    shot(town, page, "cards")
+    page.click("[data-custody=at_hospital]")
+    page.wait_for_selector("[data-card=at_hospital]")
+    assert api.get(f"/v1/requests/{run_id}").json()["card"]["status"] == "at_hospital"
+
+    # A request cancelled with its reason.
+    groceries = api.post(
+        "/v1/requests",
+        json={"resident_id": third["id"], "kind": "groceries", "details": "Rice and oil"},
+        headers={"Idempotency-Key": "console-groceries-1"},
+    )
+    assert groceries.status_code == 201, groceries.text
+    go(page, town, f"#/request/{groceries.json()['id']}", "#cancel-form")
+    page.click("#cancel-form button[type=submit]")
+    assert "reason" in page.inner_text("#cancel-form .error")
+    page.fill("#cancel-reason", "The family's own delivery came")
+    page.click("#cancel-form button[type=submit]")
+    page.wait_for_selector("#request-status:text('cancelled')")
+    cancelled = api.get(f"/v1/requests/{groceries.json()['id']}").json()
+    assert (cancelled["status"], cancelled["cancel_reason"]) == (
+        "cancelled",
+        "The family's own delivery came",
+    )
+
+    # The dashboard's request counts honour the caller's scope as the lists do: committee
+    # staff count their compounds' requests, a volunteer only the errands given to them.
+    for username in ("committee1", "volunteer1"):
+        caller = town.api(username)
+        counted = {c["compound_id"]: c["open"] for c in caller.get("/v1/requests/counts").json()}
+        listed: dict[str, int] = {}
+        for status in ("open", "assigned", "in_progress"):
+            for r in every(caller, "/v1/requests", status=status):
+                listed[r["compound_id"]] = listed.get(r["compound_id"], 0) + 1
+        assert counted == listed, username
+    everywhere = api.get("/v1/requests/counts").json()
+    assert sum(c["open"] for c in everywhere) > sum(counted.values())
+
+    # Disinfection in the town's day, hourly: a lift's tasks; the slot past is missed, and
+    # done late from the console.
+    path = f"/v1/disinfection-defaults/{town_id}"
+    defaults = {k: v for k, v in api.get(path).json().items() if k != "town_id"}
+    set_ = {**defaults, "timezone": TOWN_TIME_ZONE, "first_slot_hour": 0, "last_slot_hour": 24}
+    assert api.put(path, json=set_).status_code == 200
+    building = api.get(
+        "/v1/zones/population", params={"compound_id": first["id"], "by": "unit"}
+    ).json()[0]["building_id"]
+    schedule = api.post(
+        "/v1/disinfection-schedules",
+        json={
+            "target": "lift",
+            "compound_id": first["id"],
+            "building_id": building,
+            "label": "Lift A",
+            "per_day": 24,
+        },
+        headers={"Idempotency-Key": "console-disinfection-1"},
+    )
+    assert schedule.status_code == 201, schedule.text
+    logistics = town.platform.runtime("logistics")
+    [job] = [j for j in logistics.spec.periodic if j.name == "disinfection-tasks"]
+    town.run(logistics.tick(job))
+    town.run(logistics.tick(job, now=datetime.now(UTC) + timedelta(hours=1, minutes=5)))
+    go(page, town, f"#/disinfection?compound_id={first['id']}", "#disinfection-today")
+    today = _tasks_today(api, first["id"])
+    assert page.locator("#disinfection-today tbody tr").count() == len(today) > 0
+    missed = api.get("/v1/disinfection-tasks/missed", params={"compound_id": first["id"]}).json()
+    assert page.inner_text("[data-figure='disinfection.missed']") == str(
+        sum(g["missed"] for g in missed)
+    )
+    [lift] = [x for g in missed for x in g["tasks"] if x["schedule_id"] == schedule.json()["id"]]
+    shot(town, page, "disinfection")
+    page.click(f"#disinfection-missed [data-complete='{lift['id']}']")
+    page.wait_for_selector("#disinfection-missed tr:has-text('done by operator')")
+    done = api.get(f"/v1/disinfection-tasks/{lift['id']}").json()
+    assert (done["status"], done["done_by"]) == ("done", "operator")
+
+    # The stock card of an item at a store: every ledger line, the balance after each.
+    item = api.post(
+        "/v1/items",
+        json={"town_id": town_id, "name": "Masks", "unit": "box", "perishable": False},
+        headers={"Idempotency-Key": "console-item-masks"},
+    )
+    assert item.status_code == 201, item.text
+    for n, quantity in enumerate(("40", "25.5")):
+        received = api.post(
+            "/v1/stock/receipts",
+            json={
+                "holder_id": first["id"],
+                "source": "donation",
+                "donor": "Mask Works",
+                "lines": [{"item_id": item.json()["id"], "quantity": quantity, "batch": f"M-{n}"}],
+            },
+            headers={"Idempotency-Key": f"console-masks-{n}"},
+        )
+        assert received.status_code == 201, received.text
+    go(page, town, f"#/stock?holder_id={first['id']}", "#balances")
+    page.click(f"#balances [data-card='{item.json()['id']}']")
+    page.wait_for_selector("main[data-shown=stock-card] #stock-card")
+    entries = every(api, "/v1/stock/entries", holder_id=first["id"], item_id=item.json()["id"])
+    [balance] = api.get(
+        "/v1/stock/balances", params={"holder_id": first["id"], "item_id": item.json()["id"]}
+    ).json()
+    assert page.locator("#stock-card tbody tr").count() == len(entries) == 2
+    assert float(page.inner_text("[data-figure=on_hand]")) == float(balance["on_hand"])
+    after = page.eval_on_selector_all(
+        "#stock-card td[data-col=after]", "c => c.map(x => x.textContent)"
+    )
+    assert [float(a) for a in after] == [40, 65.5] and float(balance["on_hand"]) == 65.5
+    shot(town, page, "stock-card")
+    assert page.errors == []
+    page.context.close()

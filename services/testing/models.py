@@ -120,7 +120,20 @@ class RoundMember(Scoped, Base):
 
     __tablename__ = "round_members"
     __table_args__ = (
-        Index("ix_round_members_round_place", "round_id", "compound_id", "building_id", "unit_id"),
+        # Coverage by place; the scope's columns carried along so that a count of a round's
+        # members in the caller's scope (the rounds list) reads the index alone (PostgreSQL).
+        Index(
+            "ix_round_members_round_place",
+            "round_id",
+            "compound_id",
+            "building_id",
+            "unit_id",
+            postgresql_include=["town_id", "committee_id"],
+        ),
+        # A compound's members of a round in resident order: a page of the missed list reads
+        # a few hundred entries, not the compound's every member sorted. Not on sampled_at:
+        # recording a tube stays a heap-only update.
+        Index("ix_round_members_round_compound_resident", "round_id", "compound_id", "resident_id"),
         # Sampled, then resulted.
         room_for_updates(2),
     )

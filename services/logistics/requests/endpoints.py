@@ -73,6 +73,19 @@ async def list_requests(
     return await present(Page(items=items, next_cursor=following))
 
 
+# Before /requests/{request_id}, which would take "counts" for an id.
+@router.get(
+    "/requests/counts",
+    response_model=list[schemas.RequestCounts],
+    summary="Requests still to run and overdue, per compound in your scope",
+    description="One row per compound that has a request open, assigned or in progress: how "
+    "many, and how many of them are past their due time (the list behind that figure: "
+    "`/v1/requests?compound_id=&overdue=true`).",
+)
+async def request_counts(uow: Uow) -> list[schemas.RequestCounts]:
+    return await service.counts(uow, now=datetime.now(UTC))
+
+
 @router.get("/requests/{request_id}", response_model=schemas.RequestOut)
 async def get_request(request_id: uuid.UUID, uow: Uow, present: Present) -> schemas.RequestOut:
     return await _one(uow, present, await service.get(uow, request_id))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
@@ -284,3 +284,21 @@ async def page_visible(
     if (narrow := visible_to(uow)) is not None:
         query = query.where(narrow)
     return await fetch_page(uow.session, query, HelpRequest.id, cursor=cursor, limit=limit)
+
+
+async def counts_by_compound(uow: UnitOfWork, *, now: datetime) -> list[dict[str, Any]]:
+    """Open and overdue requests per compound in one grouped query (the caller's scope applied
+    by the session hook, a volunteer's narrowing added): the dashboard's figures."""
+    query = (
+        select(
+            HelpRequest.compound_id,
+            func.count().label("open"),
+            func.count(case((HelpRequest.due_at < now, 1))).label("overdue"),
+        )
+        .where(HelpRequest.status.in_(OPEN))
+        .group_by(HelpRequest.compound_id)
+        .order_by(HelpRequest.compound_id)
+    )
+    if (narrow := visible_to(uow)) is not None:
+        query = query.where(narrow)
+    return [dict(row) for row in (await uow.session.execute(query)).mappings().all()]

@@ -144,6 +144,14 @@ class RequestOut(PersonalRecord):
     revision: int
 
 
+class RequestCounts(BaseModel):
+    """One compound's requests still to run, counted in the database (the dashboard)."""
+
+    compound_id: uuid.UUID | None = Field(description="Empty for residents placed in none")
+    open: int = Field(description="Not done yet: open, assigned or in progress")
+    overdue: int = Field(description="Of those, past their due time: `?overdue=true`")
+
+
 class Suggestion(PersonalRecord):
     resource: ClassVar[str] = "volunteer"
 

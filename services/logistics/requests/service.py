@@ -233,6 +233,11 @@ async def get(uow: UnitOfWork, request_id: uuid.UUID) -> HelpRequest:
     )
 
 
+async def counts(uow: UnitOfWork, *, now: datetime) -> list[schemas.RequestCounts]:
+    rows = await repository.counts_by_compound(uow, now=now)
+    return [schemas.RequestCounts.model_validate(row) for row in rows]
+
+
 async def suggest(
     uow: UnitOfWork, *, request_id: uuid.UUID, at: datetime | None = None
 ) -> list[schemas.Suggestion]:

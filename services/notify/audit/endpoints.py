@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import Query
 
 from services.notify.audit import repository, schemas, service
-from services.notify.models import SERVICE, Message
+from services.notify.models import SERVICE, Message, MessageState
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit
 from shared.privacy import Present
@@ -25,6 +25,7 @@ async def list_messages(
     broadcast_id: uuid.UUID | None = None,
     cause_id: uuid.UUID | None = None,
     recipient_id: uuid.UUID | None = None,
+    compound_id: uuid.UUID | None = None,
     state: Annotated[str | None, Query(pattern="^[a-z]{1,10}$")] = None,
     template_key: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,79}$")] = None,
     cursor: Cursor = None,
@@ -35,6 +36,7 @@ async def list_messages(
         broadcast_id=broadcast_id,
         cause_id=cause_id,
         recipient_id=recipient_id,
+        compound_id=compound_id,
         state=state,
         template_key=template_key,
         cursor=cursor,
@@ -45,6 +47,23 @@ async def list_messages(
         items=[service.sent(m, operators) for m in page], next_cursor=following
     )
     return await present(answer)
+
+
+# Before /messages/{message_id}, which would take "counts" for an id.
+@router.get(
+    "/messages/counts",
+    response_model=list[schemas.MessageCounts],
+    summary="Messages per compound in your scope, by state",
+    description="One row per compound that has messages in the states asked for (`state`, "
+    "repeated; by default `queued` and `failed`, the dashboard's alerts). The list behind a "
+    "figure is `/v1/messages?compound_id=&state=`.",
+)
+async def message_counts(
+    uow: Uow,
+    state: Annotated[list[MessageState] | None, Query(description="Repeat for several")] = None,
+) -> list[schemas.MessageCounts]:
+    asked = sorted({s.value for s in state}) if state else ["failed", "queued"]
+    return await service.counts(uow, states=asked)
 
 
 @router.get(

@@ -1,10 +1,10 @@
 """Named queries of the audit: a page of messages, and the operators behind broadcasts."""
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.notify.models import Broadcast, Message
 from shared.pagination import fetch_page, where_given
@@ -17,6 +17,7 @@ async def messages_page(
     broadcast_id: uuid.UUID | None,
     cause_id: uuid.UUID | None,
     recipient_id: uuid.UUID | None,
+    compound_id: uuid.UUID | None,
     state: str | None,
     template_key: str | None,
     cursor: str | None,
@@ -27,6 +28,7 @@ async def messages_page(
         (Message.broadcast_id, broadcast_id),
         (Message.cause_id, cause_id),
         (Message.recipient_id, recipient_id),
+        (Message.compound_id, compound_id),
         (Message.state, state),
         (Message.template_key, template_key),
     )
@@ -37,3 +39,15 @@ async def creators(uow: UnitOfWork, *, broadcast_ids: Iterable[uuid.UUID]) -> di
     """Who created each of these broadcasts."""
     query = select(Broadcast.id, Broadcast.created_by).where(Broadcast.id.in_(broadcast_ids))
     return {row.id: row.created_by for row in (await uow.session.execute(query)).all()}
+
+
+async def counts_by_compound(
+    uow: UnitOfWork, *, states: Sequence[str]
+) -> list[tuple[uuid.UUID | None, str, int]]:
+    """Messages per compound and state in one grouped query (scope by the session hook)."""
+    query = (
+        select(Message.compound_id, Message.state, func.count())
+        .where(Message.state.in_(states))
+        .group_by(Message.compound_id, Message.state)
+    )
+    return [(c, str(s), int(n)) for c, s, n in (await uow.session.execute(query)).all()]

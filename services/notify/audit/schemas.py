@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.privacy import PersonalPhone, PersonalRecord
 
@@ -42,3 +42,10 @@ class SentMessage(PersonalRecord):
 class SentPage(BaseModel):
     items: list[SentMessage]
     next_cursor: str | None = None
+
+
+class MessageCounts(BaseModel):
+    """One compound's messages by state, counted in the database (the dashboard)."""
+
+    compound_id: uuid.UUID | None = Field(description="Empty for messages placed in none")
+    states: dict[str, int] = Field(description="Messages per state, the states asked for")

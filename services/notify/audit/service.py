@@ -48,3 +48,13 @@ def sent(message: Message, operators: dict[uuid.UUID, str]) -> schemas.SentMessa
         sent_at=message.sent_at,
         delivered_at=message.delivered_at,
     )
+
+
+async def counts(uow: UnitOfWork, *, states: Sequence[str]) -> list[schemas.MessageCounts]:
+    """Messages per compound and state, only the states asked for (the queue's and the
+    failures' few rows, not the delivered many)."""
+    found: dict[uuid.UUID | None, dict[str, int]] = {}
+    for compound_id, state, n in await repository.counts_by_compound(uow, states=states):
+        found.setdefault(compound_id, dict.fromkeys(states, 0))[state] = n
+    ordered = sorted(found.items(), key=lambda item: str(item[0] or ""))
+    return [schemas.MessageCounts(compound_id=c, states=s) for c, s in ordered]

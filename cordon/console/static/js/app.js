@@ -2,7 +2,7 @@
 // a hash router. Pages are modules of their service; a service adds its pages in SERVICES.
 import * as api from "./api.js";
 import { t, lang, setLang } from "./i18n.js";
-import { h, problemText } from "./ui.js";
+import { h, problemText, setTownTimeZone } from "./ui.js";
 
 // Each service: a read that answers when it is deployed (a 404 means no service owns it),
 // and its pages.
@@ -37,9 +37,14 @@ const SERVICES = [
       { path: "stock", label: "nav.stock", load: () => import("./pages/logistics.js") },
       { path: "plans", label: "nav.plans", load: () => import("./pages/logistics.js"), view: "plans" },
       { path: "requests", label: "nav.requests", load: () => import("./pages/logistics.js"), view: "requests" },
+      { path: "recurring", label: "nav.recurring", load: () => import("./pages/errands.js"), view: "recurring" },
+      { path: "cards", label: "nav.cards", load: () => import("./pages/errands.js"), view: "cards" },
+      { path: "disinfection", label: "nav.disinfection", load: () => import("./pages/disinfection.js") },
     ],
     hidden: [
       { path: "plan", load: () => import("./pages/logistics.js"), view: "plan" },
+      { path: "stock-card", load: () => import("./pages/logistics.js"), view: "stockCard" },
+      { path: "request", load: () => import("./pages/errands.js"), view: "request" },
     ],
   },
   {
@@ -212,6 +217,7 @@ function signInAgain() {
 async function start() {
   try {
     state.me = await api.get("/v1/auth/me");
+    setTownTimeZone(state.me.time_zone);
   } catch {
     state.me = null;
     await api.signOut();

@@ -2,8 +2,13 @@
 import { saveBlob } from "./api.js";
 import { t, lang } from "./i18n.js";
 
-// The town's time zone: every time on screen is shown there, whatever the browser's.
-export const TOWN_TIME_ZONE = "Asia/Shanghai";
+// The town's time zone: every time on screen is shown there, whatever the browser's. It is
+// the town office's clock (Settings.time_zone), read from GET /v1/auth/me at sign-in; until
+// then (the sign-in form shows no time) UTC.
+let townZone = "UTC";
+export function setTownTimeZone(zone) {
+  if (zone) townZone = zone;
+}
 
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -23,23 +28,26 @@ export function h(tag, attrs = {}, ...children) {
 
 export const link = (href, text, attrs = {}) => h("a", { href, ...attrs }, text);
 
+// A figure: a number that links to the list behind it (tests read data-figure).
+export const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
+
 export function when(value) {
   if (!value) return "";
   return new Intl.DateTimeFormat(lang(), {
-    timeZone: TOWN_TIME_ZONE, dateStyle: "short", timeStyle: "short",
+    timeZone: townZone, dateStyle: "short", timeStyle: "short",
   }).format(new Date(value));
 }
 
 export function day(value) {
   if (!value) return "";
-  return new Intl.DateTimeFormat(lang(), { timeZone: TOWN_TIME_ZONE, dateStyle: "medium" })
+  return new Intl.DateTimeFormat(lang(), { timeZone: townZone, dateStyle: "medium" })
     .format(new Date(value));
 }
 
 // The UTC offset of the town at an instant, in minutes.
 function offsetAt(instant) {
   const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
-    timeZone: TOWN_TIME_ZONE, hourCycle: "h23", year: "numeric", month: "2-digit",
+    timeZone: townZone, hourCycle: "h23", year: "numeric", month: "2-digit",
     day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
   }).formatToParts(instant).map((p) => [p.type, p.value]));
   const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
@@ -109,6 +117,13 @@ export function toCsv(columns, rows) {
 
 export function exportCsv(columns, rows, name) {
   saveBlob(new Blob([toCsv(columns.filter((c) => !c.box), rows)], { type: "text/csv" }), `${name}.csv`);
+}
+
+// A list's toolbar: what the caller adds, then Export CSV and Print.
+export function toolbar(columns, rows, name, ...extra) {
+  return h("div", { class: "toolbar" }, ...extra,
+    h("button", { type: "button", class: "secondary", onclick: () => exportCsv(columns, rows, name) }, t("export_csv")),
+    printButton());
 }
 
 export function printButton() {

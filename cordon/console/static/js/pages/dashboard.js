@@ -1,25 +1,20 @@
 // The town dashboard: one row per compound, every figure a link to the list behind it,
-// refreshed by polling. Six reads whatever the town's size (the API counts, not the browser).
+// refreshed by polling. Eight reads whatever the town's size (the API counts, not the browser).
 import * as api from "../api.js";
 import { t } from "../i18n.js";
-import { day, exportCsv, fill, h, link, printButton, startOfTownDay, when } from "../ui.js";
+import { day, exportCsv, figure, fill, h, link, printButton, startOfTownDay, when } from "../ui.js";
 
 const LEVELS = ["sealed", "controlled", "precaution", null];
 const POLL_SECONDS = 30;
 
-// Town-level figures of logistics and notify: the API has no per-compound count for these,
-// so one read each (a page of 100; "100+" beyond) and a link to the list behind it.
-const TOWN_FIGURES = [
-  { service: "logistics", name: "requests_overdue", label: "dash.requests_overdue", path: "/v1/requests?overdue=true&limit=100", href: "#/list/requests?overdue=true" },
-  { service: "notify", name: "alerts_queued", label: "dash.alerts_queued", path: "/v1/messages?state=queued&limit=100", href: "#/list/messages?state=queued" },
-  { service: "notify", name: "alerts_failed", label: "dash.alerts_failed", path: "/v1/messages?state=failed&limit=100", href: "#/list/messages?state=failed" },
-];
-
-async function townFigures(services) {
-  return Promise.all(TOWN_FIGURES.filter((f) => services.has(f.service)).map(async (f) => {
-    const page = await api.get(f.path);
-    return { ...f, value: `${page.items.length}${page.next_cursor ? "+" : ""}` };
-  }));
+// Per compound, as the services exist: overdue requests (logistics) and alerts queued and
+// failed (notify), each one grouped count read for the whole town.
+async function serviceCounts(services) {
+  const [requests, messages] = await Promise.all([
+    services.has("logistics") ? api.get("/v1/requests/counts") : null,
+    services.has("notify") ? api.get("/v1/messages/counts?state=queued&state=failed") : null,
+  ]);
+  return { requests, messages };
 }
 
 export async function load({ testing, services = new Set() }) {
@@ -32,20 +27,20 @@ export async function load({ testing, services = new Set() }) {
       api.get(api.query("/v1/cases/counts", { since })),
     );
   }
-  const [town, compounds, population, rounds, clocks, counts] = await Promise.all([townFigures(services), ...reads]);
+  const [service, compounds, population, rounds, clocks, counts] = await Promise.all([serviceCounts(services), ...reads]);
   let coverage = [];
   if (testing && rounds.items.length) {
     coverage = await Promise.all(rounds.items.map((round) =>
       api.get(`/v1/rounds/${round.id}/coverage?by=compound`).then((c) => ({ round, c }))));
   }
-  return { since, town, compounds, population, rounds: rounds?.items || [], clocks: clocks || [], counts: counts || [], coverage };
+  return { since, service, compounds, population, rounds: rounds?.items || [], clocks: clocks || [], counts: counts || [], coverage };
 }
 
 // Per compound: the figures the page shows, keyed as the cells' data-figure attributes.
 export function figures(data) {
   const rows = new Map();
   for (const compound of data.compounds) {
-    rows.set(compound.id, { compound, zones: {}, coverage: null, clock: null, counts: null });
+    rows.set(compound.id, { compound, zones: {}, coverage: null, clock: null, counts: null, requests: null, messages: null });
   }
   for (const p of data.population) {
     const row = rows.get(p.compound_id);
@@ -61,10 +56,11 @@ export function figures(data) {
   }
   for (const clock of data.clocks) if (rows.has(clock.compound_id)) rows.get(clock.compound_id).clock = clock;
   for (const count of data.counts) if (rows.has(count.compound_id)) rows.get(count.compound_id).counts = count;
+  for (const count of data.service.requests || []) if (rows.has(count.compound_id)) rows.get(count.compound_id).requests = count;
+  for (const count of data.service.messages || []) if (rows.has(count.compound_id)) rows.get(count.compound_id).messages = count.states;
   return [...rows.values()];
 }
 
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
 function residentsHref(compoundId, level) {
   return level ? `#/list/residents?compound_id=${compoundId}&zone=${level}` : `#/compound/${compoundId}`;
@@ -104,6 +100,24 @@ function zoneCell(row, level) {
   return h("span", {}, figure(`households.${key}`, z.households, href), " / ", figure(`people.${key}`, z.people, href));
 }
 
+function serviceColumns(service) {
+  const cols = [];
+  if (service.requests) {
+    cols.push({ label: "dash.requests_overdue", num: true, value: (r) => {
+      const n = r.requests?.overdue ?? 0;
+      return h("span", { class: n ? "error" : null }, figure("requests_overdue", n, `#/list/requests?compound_id=${r.compound.id}&overdue=true`));
+    }, text: (r) => r.requests?.overdue ?? 0 });
+  }
+  if (service.messages) {
+    const href = (r, state) => `#/list/messages?compound_id=${r.compound.id}&state=${state}`;
+    cols.push({ label: "dash.alerts", num: true, value: (r) => h("span", {},
+      figure("alerts_queued", r.messages?.queued ?? 0, href(r, "queued")), " / ",
+      h("span", { class: r.messages?.failed ? "error" : null }, figure("alerts_failed", r.messages?.failed ?? 0, href(r, "failed")))),
+    text: (r) => `${r.messages?.queued ?? 0}/${r.messages?.failed ?? 0}` });
+  }
+  return cols;
+}
+
 function columns(testing) {
   const cols = [
     { label: "dash.compound", value: (r) => link(`#/compound/${r.compound.id}`, `${r.compound.code} ${r.compound.name}`), text: (r) => r.compound.name },
@@ -129,7 +143,7 @@ function columns(testing) {
 
 function render(target, data, testing) {
   const rows = figures(data).map((r) => ({ ...r, since: data.since }));
-  const cols = columns(testing);
+  const cols = [...columns(testing), ...serviceColumns(data.service)];
   const tableEl = h("table", { id: "dashboard" },
     h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col", class: c.num ? "num" : null }, t(c.label))))),
     h("tbody", {}, rows.map((r) => h("tr", { dataset: { compound: r.compound.id } },
@@ -140,8 +154,6 @@ function render(target, data, testing) {
       h("span", { class: "muted", "aria-live": "polite", id: "updated" }, t("dash.updated", { time: when(new Date().toISOString()) })),
       h("button", { type: "button", class: "secondary", onclick: () => exportCsv(cols, rows, "dashboard") }, t("export_csv")),
       printButton()),
-    data.town.length ? h("p", { id: "town-figures" }, data.town.map((f, i) =>
-      h("span", {}, i ? " · " : "", t(f.label), " ", h("span", { class: f.name !== "alerts_queued" && f.value !== "0" ? "error" : "" }, figure(f.name, f.value, f.href))))) : null,
     h("p", { class: "muted" }, t("dash.zone_hint")),
     tableEl);
 }

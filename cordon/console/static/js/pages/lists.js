@@ -84,7 +84,7 @@ export const LISTS = {
     filters: ["status", "kind", "priority", "compound_id", "building_id", "overdue"],
     columns: (n) => [
       { key: "box", label: "col.done", box: true, value: () => "" },
-      { key: "kind", label: "col.kind", value: (r) => t(`request_kind.${r.kind}`) },
+      { key: "kind", label: "col.kind", value: (r) => link(`#/request/${r.id}`, t(`request_kind.${r.kind}`)), text: (r) => t(`request_kind.${r.kind}`) },
       { key: "priority", label: "col.priority", value: (r) => t(`priority.${r.priority}`) },
       { key: "name", label: "col.name", value: person, text: personText },
       { key: "place", label: "col.place", value: (r) => r.address || n.place(r) },
@@ -95,7 +95,7 @@ export const LISTS = {
   },
   messages: {
     title: "list.messages", path: () => "/v1/messages",
-    filters: ["state", "broadcast_id", "template_key", "recipient_id"],
+    filters: ["state", "compound_id", "broadcast_id", "template_key", "recipient_id"],
     columns: () => [
       { key: "created_at", label: "col.at", value: (m) => when(m.created_at) },
       { key: "phone", label: "col.phone" },

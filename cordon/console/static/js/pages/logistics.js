@@ -3,16 +3,10 @@
 // service-time clocks. Every figure links to the list behind it.
 import * as api from "../api.js";
 import { t } from "../i18n.js";
-import { exportCsv, fill, h, link, printButton, table, when } from "../ui.js";
+import { exportCsv, figure, fill, h, link, printButton, table, toolbar, when } from "../ui.js";
 
 const BOARD = ["open", "assigned", "in_progress", "done"];
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
-function toolbar(columns, rows, name, ...extra) {
-  return h("div", { class: "toolbar" }, ...extra,
-    h("button", { type: "button", class: "secondary", onclick: () => exportCsv(columns, rows, name) }, t("export_csv")),
-    printButton());
-}
 
 // Stock on hand per store and item, and the donation register with the API's exports.
 export default async function stock(target, { params }) {
@@ -24,7 +18,7 @@ export default async function stock(target, { params }) {
   const storeHref = (r) => `#/stock?holder_id=${r.holder_id}`;
   const balanceCols = [
     { key: "holder", label: "col.store", value: (r) => link(storeHref(r), r.holder), text: (r) => r.holder },
-    { key: "item", label: "col.item" },
+    { key: "item", label: "col.item", value: (r) => link(`#/stock-card?holder_id=${r.holder_id}&item_id=${r.item_id}`, r.item, { dataset: { card: r.item_id } }), text: (r) => r.item },
     { key: "unit", label: "col.unit" },
     { key: "on_hand", label: "stock.on_hand", num: true },
     { key: "reserved", label: "stock.reserved", num: true },
@@ -51,6 +45,43 @@ export default async function stock(target, { params }) {
       h("button", { type: "button", class: "secondary", id: "donations-csv", onclick: () => api.download(exportOf("csv"), "donations.csv") }, t("donation.export_csv")),
       h("button", { type: "button", class: "secondary", id: "donations-xlsx", onclick: () => api.download(exportOf("xlsx"), "donations.xlsx") }, t("export_xlsx"))),
     donations.items.length ? table(donationCols, donations.items, { id: "donations" }) : h("p", { class: "muted", id: "donations" }, t("list.empty")));
+}
+
+// Quantities are decimal strings: a running balance adds them in thousandths, exactly.
+const SCALE = 1000;
+const units = (quantity) => Math.round(Number(quantity) * SCALE);
+const amount = (thousandths) => String(thousandths / SCALE);
+
+// The stock card of an item at a holder: every ledger line, oldest first, with the balance
+// after each; the balance the API keeps (on hand, reserved, available) above it.
+export async function stockCard(target, { params }) {
+  const holder = params.get("holder_id");
+  const item = params.get("item_id");
+  const [balances, entries] = await Promise.all([
+    api.get(api.query("/v1/stock/balances", { holder_id: holder, item_id: item })),
+    api.all("/v1/stock/entries", { holder_id: holder, item_id: item }),
+  ]);
+  const balance = balances[0];
+  let running = 0;
+  const rows = entries.map((e) => { running += units(e.quantity); return { ...e, after: amount(running) }; });
+  const cols = [
+    { key: "at", label: "col.at", value: (e) => when(e.at) },
+    { key: "kind", label: "col.kind", value: (e) => t(`entry.${e.kind}`) },
+    { key: "quantity", label: "stock.quantity", num: true, value: (e) => amount(units(e.quantity)) },
+    { key: "after", label: "stock.balance_after", num: true },
+    { key: "reference", label: "stock.reference", value: (e) => e.reference_label || e.reason || "" },
+    { key: "note", label: "donation.note" },
+    { key: "recorded_by", label: "stock.recorded_by" },
+  ];
+  fill(target,
+    h("h1", {}, t("stock.card"), " · ", balance ? `${balance.item} · ${balance.holder}` : ""),
+    h("p", {}, link(`#/stock?holder_id=${holder}`, t("nav.stock"))),
+    balance ? h("p", { id: "stock-balance" },
+      t("stock.on_hand"), " ", h("strong", { dataset: { figure: "on_hand" } }, balance.on_hand), ` ${balance.unit} · `,
+      t("stock.reserved"), " ", h("strong", { dataset: { figure: "reserved" } }, balance.reserved), " · ",
+      t("stock.available"), " ", h("strong", { dataset: { figure: "available" } }, balance.available)) : null,
+    toolbar(cols, rows, "stock-card", h("span", { dataset: { count: "entries" } }, t("list.shown", { n: rows.length, more: "" }))),
+    rows.length ? table(cols, rows, { id: "stock-card" }) : h("p", { class: "muted", id: "stock-card" }, t("list.empty")));
 }
 
 // Distribution plans, newest first in the API's order, each linking to its page.
@@ -127,7 +158,7 @@ export async function requests(target, { params }) {
     api.get(api.query("/v1/requests", { status, compound_id: compound, limit: 100 })).then((page) => ({ status, page }))));
   const listHref = (status) => `#/list/requests?status=${status}${compound ? `&compound_id=${compound}` : ""}`;
   const card = (r) => h("li", { class: `card priority-${r.priority}`, dataset: { request: r.id } },
-    h("strong", {}, t(`request_kind.${r.kind}`)), " · ", t(`priority.${r.priority}`),
+    h("strong", {}, link(`#/request/${r.id}`, t(`request_kind.${r.kind}`))), " · ", t(`priority.${r.priority}`),
     h("div", {}, link(`#/resident/${r.resident_id}`, r.name ?? "•••"), " ", h("span", { class: "muted" }, r.address)),
     r.details ? h("div", { class: "muted" }, r.details) : null,
     h("div", {}, clock(r), r.team ? ` · ${r.team}` : ""));

@@ -3,23 +3,28 @@
 import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { compoundsInScope } from "../places.js";
-import { busy, exportCsv, field, fill, fromTownInput, h, link, printButton, problemText, put, select, table, toTownInput, toast, when } from "../ui.js";
+import { busy, exportCsv, field, figure, fill, fromTownInput, h, link, printButton, problemText, put, select, table, toTownInput, toast, when } from "../ui.js";
+import { scopePicker } from "../scope.js";
 import { listSection } from "./lists.js";
 
 const STATES = ["queued", "sending", "sent", "delivered", "failed", "expired", "cancelled", "deferred", "unknown"];
-const figure = (name, value, href) => h("a", { href, dataset: { figure: name } }, String(value ?? 0));
 
 function progress(b) {
   return h("span", {}, Object.entries(b.progress.states).map(([state, n], i) =>
     h("span", {}, i ? " · " : "", t(`msg.${state}`), " ", figure(`broadcast.${state}`, n, `#/list/messages?broadcast_id=${b.id}&state=${state}`))));
 }
 
-function composer(compounds, town, reload) {
+// What a broadcast's scope may be (services/notify/broadcasts/schemas.py, less a list of
+// residents); a zone level or a tag across the town or within ticked compounds.
+const SCOPES = ["town", "compounds", "buildings", "units", "zone_level", "tag"];
+
+async function composer(town, reload) {
   const templates = api.get(`/v1/templates?town_id=${town}`);
   const status = h("div", { id: "preview", "aria-live": "polite" });
   const key = h("select", { name: "template_key", id: "broadcast-template" });
   const variables = h("div", { class: "variables" });
-  const scope = select("scope", [["town", t("scope.town")], ...compounds.map((c) => [c.id, `${c.code} ${c.name}`])], "town", { id: "broadcast-scope" });
+  // A change of scope makes the last preview stale: it goes, to be asked again.
+  const scope = await scopePicker({ kinds: SCOPES, initial: "town", narrowed: ["zone_level", "tag"], onChange: () => fill(status) });
   const priority = select("priority", ["bulk", "normal", "high", "urgent"].map((p) => [p, t(`msgpri.${p}`)]), "normal");
   const until = h("input", { type: "datetime-local", name: "valid_until", value: toTownInput(new Date(Date.now() + 6 * 3600 * 1000)) });
   let known = [];
@@ -41,7 +46,7 @@ function composer(compounds, town, reload) {
   key.addEventListener("change", drawVariables);
   const body = () => ({
     town_id: town,
-    scope: scope.value === "town" ? { kind: "town" } : { kind: "compounds", ids: [scope.value] },
+    scope: scope.value(),
     template_key: key.value,
     variables: Object.fromEntries([...variables.querySelectorAll("input")].map((i) =>
       [i.dataset.variable, i.dataset.type === "datetime" && i.value ? fromTownInput(i.value) : i.value])),
@@ -79,7 +84,8 @@ function composer(compounds, town, reload) {
     },
   },
   h("h2", {}, t("broadcast.new")),
-  h("div", { class: "toolbar" }, field("round.scope", scope), field("broadcast.template", key), field("broadcast.priority", priority), field("broadcast.valid_until", until)),
+  scope.element,
+  h("div", { class: "toolbar" }, field("broadcast.template", key), field("broadcast.priority", priority), field("broadcast.valid_until", until)),
   variables,
   h("div", { class: "toolbar" }, preview, h("button", { type: "submit" }, t("broadcast.send"))),
   status);
@@ -115,7 +121,7 @@ export default async function broadcasts(target, { me }) {
     h("div", { class: "toolbar" },
       h("button", { type: "button", class: "secondary", onclick: () => exportCsv(cols, page.items, "broadcasts") }, t("export_csv")), printButton()),
     page.items.length ? table(cols, page.items, { id: "broadcasts" }) : h("p", { class: "muted", id: "broadcasts" }, t("list.empty")));
-  if (town) put(target, composer(compounds, town, reload));
+  if (town) put(target, await composer(town, reload));
 }
 
 // Messages by state (each a link to its list), then the audit list, masked until revealed.

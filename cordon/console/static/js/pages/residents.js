@@ -4,9 +4,9 @@ import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { compoundsInScope, placesOf } from "../places.js";
 import { day, field, fill, h, link, problemText, put, select, when } from "../ui.js";
+import { TAGS } from "../scope.js";
 import { listSection } from "./lists.js";
 
-const TAGS = ["elderly", "living_alone", "elderly_only_household", "disabled", "deaf_mute", "pregnant", "infant", "newborn", "dialysis", "chronic_medication", "bedridden", "tenant"];
 const FIELDS = ["name", "phone", "document", "compound_id", "building_id", "unit_id", "tag", "zone"];
 
 export default async function residents(target, { params }) {

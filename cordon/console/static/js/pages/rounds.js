@@ -4,48 +4,8 @@ import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { compoundsInScope, placesOf } from "../places.js";
 import { exportCsv, field, fill, fromTownInput, h, link, printButton, problemText, put, select, table, toTownInput, toast, when } from "../ui.js";
+import { scopePicker } from "../scope.js";
 import { listSection } from "./lists.js";
-
-const LEVELS = ["sealed", "controlled", "precaution"];
-
-// The scope picker: the kind, then the compounds, buildings or units (or the zone level).
-async function scopePicker() {
-  const compounds = await compoundsInScope();
-  const kind = select("scope_kind", ["town", "compounds", "buildings", "units", "zone_level"].map((k) => [k, t(`scope.${k}`)]), "compounds", { id: "scope-kind" });
-  const compound = select("scope_compound", compounds.map((c) => [c.id, `${c.code} ${c.name}`]), compounds[0]?.id, { id: "scope-compound" });
-  const level = select("zone_level", LEVELS.map((l) => [l, t(`zone.${l}`)]), "sealed");
-  const choices = h("fieldset", { id: "scope-choices" });
-  const render = async () => {
-    fill(choices, h("legend", {}, t(`scope.${kind.value}`)));
-    compound.parentElement.hidden = !["buildings", "units"].includes(kind.value);
-    level.parentElement.hidden = kind.value !== "zone_level";
-    let options = [];
-    if (kind.value === "compounds") options = compounds.map((c) => [c.id, `${c.code} ${c.name}`]);
-    if (["buildings", "units"].includes(kind.value) && compound.value) {
-      const places = await placesOf(compound.value);
-      options = kind.value === "buildings"
-        ? [...places.buildings.entries()]
-        : [...places.units.entries()];
-      options.sort((a, b) => a[1].localeCompare(b[1], undefined, { numeric: true }));
-    }
-    for (const [id, label] of options) {
-      put(choices, h("label", { class: "check" }, h("input", { type: "checkbox", name: "scope_id", value: id }), label));
-    }
-    choices.hidden = !options.length;
-  };
-  kind.addEventListener("change", render);
-  compound.addEventListener("change", render);
-  const element = h("div", { class: "inline" }, field("round.scope", kind), field("compound", compound), field("col.zone", level), choices);
-  queueMicrotask(render);
-  return {
-    element,
-    value: () => ({
-      kind: kind.value,
-      ids: kind.value === "town" || kind.value === "zone_level" ? [] : [...choices.querySelectorAll("input:checked")].map((i) => i.value),
-      zone_level: kind.value === "zone_level" ? level.value : null,
-    }),
-  };
-}
 
 async function scheduleForm(me, reload) {
   const now = new Date();
@@ -56,7 +16,7 @@ async function scheduleForm(me, reload) {
     ends_at: h("input", { type: "datetime-local", name: "ends_at", required: true, value: toTownInput(new Date(now.getTime() + 12 * 3600e3)) }),
     pool_size: select("pool_size", [["10", "10 → 1"], ["20", "20 → 1"], ["1", t("round.single")]], "10"),
   };
-  const scope = await scopePicker();
+  const scope = await scopePicker({ kinds: ["town", "compounds", "buildings", "units", "zone_level"] });
   const error = h("p", { class: "error", role: "alert" });
   return h("form", { id: "schedule-form", class: "panel", onsubmit: async (event) => {
     event.preventDefault();
