@@ -1,7 +1,7 @@
 """round members: the missed list's order by compound, and the scope in the place index (issue 12)
 
-Revision ID: 0008_member_indexes
-Revises: 0007_contacts
+Revision ID: 0009_member_indexes
+Revises: 0008_directory_committee_index
 Create Date: 2026-12-06 07:40:00.000000
 
 """
@@ -10,8 +10,8 @@ from typing import Sequence, Union
 
 from alembic import op
 
-revision: str = "0008_member_indexes"
-down_revision: Union[str, Sequence[str], None] = "0007_contacts"
+revision: str = "0009_member_indexes"
+down_revision: Union[str, Sequence[str], None] = "0008_directory_committee_index"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
