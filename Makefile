@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/cordon events-doc --check
 	$(BIN)/cordon ledger-doc --check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 events-doc: $(STAMP)
 	$(BIN)/cordon events-doc
