@@ -7,10 +7,10 @@ registry's zone policy seals the unit (``registry.zone.changed``) → notify's r
 urgent message per resident → the dispatcher hands them to the fake SMS gateway (an HTTP
 server on loopback). The latency is from the upload's start to the last of the unit's
 residents handed to the gateway; p50 / p95 over the runs. Relays, consumers and the
-dispatcher run as the workers do (in-process bus; each relay and the dispatcher wake on
-commit, else poll).
+dispatcher run as the workers do, over RabbitMQ (``--broker-url ''``: the in-process bus);
+each relay and the dispatcher wake on commit, else poll.
 
-    .venv/bin/python -m bench.notify_alert_latency [--runs 20]
+    .venv/bin/python -m bench.notify_alert_latency [--runs 20] [--broker-url URL]
 """
 
 import argparse
@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from bench import _rabbit
 from bench.common import emit, goal_line, machine_line, pg_platform, unique_prefix
 from bench.fake_sms import FakeSms
 from cordon.app import create_app
@@ -207,9 +208,10 @@ async def one_run(
     return last - started
 
 
-async def run(*, runs: int, out: TextIO) -> tuple[float, float]:
+async def run(*, runs: int, out: TextIO, broker_url: str | None) -> tuple[float, float]:
     prefix = unique_prefix("alert")
-    emit(out, f"positive result upload → sealed unit's SMS on PostgreSQL, {runs} runs")
+    bus = "RabbitMQ" if broker_url else "the in-process bus"
+    emit(out, f"positive result upload → sealed unit's SMS on PostgreSQL and {bus}, {runs} runs")
     emit(out, machine_line())
     fake = await FakeSms.start()
     # The workers' dispatcher reads notify's settings from the environment, as deployed.
@@ -223,8 +225,12 @@ async def run(*, runs: int, out: TextIO) -> tuple[float, float]:
     get_notify_settings.cache_clear()
     latencies = []
     try:
-        async with pg_platform(["registry", "testing", "notify"], prefix=prefix) as platform:
-            latencies = await measure(platform, fake, runs=runs)
+        services = ["registry", "testing", "notify"]
+        async with pg_platform(services, prefix=prefix, broker_url=broker_url) as platform:
+            try:
+                latencies = await measure(platform, fake, runs=runs)
+            finally:
+                await _rabbit.delete_declared(platform)
     finally:
         await fake.stop()
         for name, value in before.items():
@@ -276,8 +282,11 @@ async def measure(platform: Platform, fake: FakeSms, *, runs: int) -> list[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument(
+        "--broker-url", default=_rabbit.DEFAULT_URL, help="'' for the in-process bus"
+    )
     args = parser.parse_args()
-    asyncio.run(run(runs=args.runs, out=sys.stdout))
+    asyncio.run(run(runs=args.runs, out=sys.stdout, broker_url=args.broker_url or None))
 
 
 if __name__ == "__main__":

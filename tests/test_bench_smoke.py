@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from bench import import_residents
-from tests.conftest import skip_unless_reachable
+from tests.conftest import AMQP_URL, skip_unless_reachable
 
 ROWS = 300
 
@@ -75,16 +75,18 @@ async def test_the_alert_latency_bench_times_each_sealing_from_its_upload(
 ) -> None:
     from bench import notify_alert_latency
 
+    skip_unless_reachable("RabbitMQ")
     monkeypatch.setenv("CORDON_BENCH_DATABASE_URL", postgresql_url)
     out = io.StringIO()
     # The bench stops with an error unless each resident got the sealing once.
-    p50, p95 = await notify_alert_latency.run(runs=2, out=out)
+    p50, p95 = await notify_alert_latency.run(runs=2, out=out, broker_url=AMQP_URL)
     printed = out.getvalue()
 
     assert 0 < p50 <= p95
     assert re.search(
         r"upload → case → sealed → rule → SMS handed \(p50 / p95\) +\d+ / \d+ ms", printed
     )
+    assert "on PostgreSQL and RabbitMQ" in printed
     assert re.search(
         r"^goal: p95 ≤ 1 s from a positive result upload .*(PASS|MISS)$", printed, re.M
     )
