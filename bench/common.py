@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from bench import _pg
+from bench import _pg, _rabbit
 from cordon.platform import Platform
 from cordon.services import named
 from shared.settings import Settings
@@ -109,6 +109,8 @@ async def pg_platform(
             await platform.close()
             if owner:
                 await drop_schemas(settings.service_schema(s) for s in services)
+                # Left behind, a run's quorum queues hold the broker's file handles.
+                await _rabbit.delete_declared(platform)
 
 
 def asyncpg_dsn() -> str:

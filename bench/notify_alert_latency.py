@@ -227,10 +227,7 @@ async def run(*, runs: int, out: TextIO, broker_url: str | None) -> tuple[float,
     try:
         services = ["registry", "testing", "notify"]
         async with pg_platform(services, prefix=prefix, broker_url=broker_url) as platform:
-            try:
-                latencies = await measure(platform, fake, runs=runs)
-            finally:
-                await _rabbit.delete_declared(platform)
+            latencies = await measure(platform, fake, runs=runs)
     finally:
         await fake.stop()
         for name, value in before.items():

@@ -100,7 +100,7 @@ async def settings(backend: str, tmp_path: Path) -> AsyncIterator[Settings]:
     yield pooled
     # Whatever the test started (a platform, `cordon run`, replicas), the next one starts
     # from empty schemas, queues and keys.
-    _pooled_queues.update(_topology_queues(pooled))
+    _pooled_queues.update(topology_queues(pooled))
     await drop_everything(pooled, [])
     await _forget_keys(pooled)
 
@@ -150,7 +150,7 @@ async def queue_cleanup(platform: Platform, queues: list[str]) -> None:
         )
 
 
-def _topology_queues(settings: Settings) -> list[str]:
+def topology_queues(settings: Settings) -> list[str]:
     names = []
     for subscription in topology(ALL, settings=settings):
         names += queue_objects(subscription.queue, delivery_limit=settings.delivery_limit)

@@ -28,6 +28,7 @@ from tests.conftest import (
     drop_everything,
     sign_in,
     skip_unless_reachable,
+    topology_queues,
 )
 from tests.support import eventually, make_compound, make_resident
 
@@ -120,7 +121,7 @@ async def deployment(tmp_path: Path) -> AsyncIterator[tuple[Processes, Settings]
         yield processes, where
     finally:
         processes.stop_all()
-        await drop_everything(where, [])
+        await drop_everything(where, topology_queues(where))
 
 
 @pytest.fixture

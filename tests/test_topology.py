@@ -60,6 +60,8 @@ async def test_a_changed_delivery_limit_and_retry_delay_apply_at_the_next_start_
     finally:
         await after.close()
         await restarted.close()
+        # The effects queue is the test's own, not the deployment's.
+        await queue_cleanup(platform, [after.queue])
 
 
 async def test_an_event_published_before_its_consumer_ever_started_waits_in_its_queue(
