@@ -9,6 +9,7 @@ deliverer finding the unit sealed."""
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from services.logistics.deliveries import repository, schemas
@@ -252,6 +253,8 @@ async def _issue(
         uow, plan=plan, household_ids=[h.household_id for _, h in delivered]
     )
     kits = await kits_of(uow, plan)
+    # Each kit's items read once for the whole confirmation, not once per household.
+    parts: dict[uuid.UUID, list[tuple[uuid.UUID, Decimal]]] = {}
     by_holder: dict[uuid.UUID, list[Recipient]] = {}
     for d, h in delivered:
         turned: dict[uuid.UUID, int] = {}
@@ -259,8 +262,8 @@ async def _issue(
             turned[line.item_id] = turned.get(line.item_id, 0) + line.quantity
         allocated = received.get(h.household_id, {})
         kept = {i: q - turned.get(i, 0) for i, q in allocated.items() if q > turned.get(i, 0)}
-        accepted = await in_stock_items(uow, kits=kits, quantities=kept)
-        returned = await in_stock_items(uow, kits=kits, quantities=turned)
+        accepted = await in_stock_items(uow, kits=kits, quantities=kept, parts=parts)
+        returned = await in_stock_items(uow, kits=kits, quantities=turned, parts=parts)
         recipient = Recipient(
             household_id=h.household_id,
             building_id=h.building_id,

@@ -124,11 +124,16 @@ async def kits_of(uow: UnitOfWork, plan: DistributionPlan) -> set[uuid.UUID]:
 
 
 async def in_stock_items(
-    uow: UnitOfWork, *, kits: set[uuid.UUID], quantities: dict[uuid.UUID, int]
+    uow: UnitOfWork,
+    *,
+    kits: set[uuid.UUID],
+    quantities: dict[uuid.UUID, int],
+    parts: dict[uuid.UUID, list[tuple[uuid.UUID, Decimal]]] | None = None,
 ) -> list[tuple[uuid.UUID, uuid.UUID, Decimal | int]]:
     """Allocated quantities per line's item or kit as the store counts them: (the line's
-    item, the stocked item, quantity), a kit as its items."""
-    parts: dict[uuid.UUID, list[tuple[uuid.UUID, Decimal]]] = {}
+    item, the stocked item, quantity), a kit as its items. ``parts`` keeps each kit's
+    expansion across calls (a caller walking many households reads a kit once)."""
+    parts = {} if parts is None else parts
     lines: list[tuple[uuid.UUID, uuid.UUID, Decimal | int]] = []
     for item_id, quantity in quantities.items():
         if item_id not in kits:

@@ -281,24 +281,50 @@ async def issue_reserved(
         await move(uow, batch, on_hand=-quantity, reserved=-quantity)
         reservation.held -= quantity
         reservation.issued += quantity
-        entry(
+        _issue_line(
             uow,
             holder=found,
             batch=batch,
-            kind=EntryKind.issue,
-            quantity=-quantity,
+            quantity=quantity,
             document_id=document_id,
             version=version,
             at=now,
-            reference_kind=reference.kind,
-            reference_id=reference.id,
-            reference_label=reference.label,
+            reference=reference,
             to_building_id=building_id,
             note=note,
         )
         issued.append(_out(reservation, batch, quantity))
     await uow.session.flush()
     return issued
+
+
+def _issue_line(
+    uow: UnitOfWork,
+    *,
+    holder: Holder,
+    batch: Batch,
+    quantity: int,
+    document_id: uuid.UUID,
+    version: int,
+    at: datetime,
+    reference: Reference,
+    **to: object,
+) -> None:
+    """The card's line for goods issued to ``reference`` (where they went: ``to``)."""
+    entry(
+        uow,
+        holder=holder,
+        batch=batch,
+        kind=EntryKind.issue,
+        quantity=-quantity,
+        document_id=document_id,
+        version=version,
+        at=at,
+        reference_kind=reference.kind,
+        reference_id=reference.id,
+        reference_label=reference.label,
+        **to,
+    )
 
 
 @dataclass(frozen=True)
@@ -355,18 +381,15 @@ async def issue_delivered(
             reservation.issued += quantity
             out_of[batch.id] += quantity
             batches[batch.id] = batch
-            entry(
+            _issue_line(
                 uow,
                 holder=found,
                 batch=batch,
-                kind=EntryKind.issue,
-                quantity=-quantity,
+                quantity=quantity,
                 document_id=document_id,
                 version=version,
                 at=now,
-                reference_kind=reference.kind,
-                reference_id=reference.id,
-                reference_label=reference.label,
+                reference=reference,
                 to_building_id=recipient.building_id,
                 to_household_id=recipient.household_id,
             )
