@@ -36,7 +36,7 @@ end
 -- Globals, not locals: setup() sets `id` in each thread and done() reads them back.
 local threads, counter = {}, 0
 bodies, id, nthreads, path, method, spare, next_body, posted = {}, 0, 1, "/", "GET", 0, 0, 0
-key_prefix, answered, first_us, last_us = "", 0, 0, 0
+key_prefix, answered, real, first_us, last_us = "", 0, 0, 0, 0
 -- What GET /healthz answers: a spare request's answer, not a body's.
 SPARE_ANSWER = '{"status":"ok"}'
 
@@ -58,6 +58,7 @@ function init(args)
       n = n + 1
     end
   end
+  real = #bodies
   -- wrk calls request() once in thread 0 to verify the script, a request it never sends:
   -- give that call a placeholder instead of a body.
   if id == 0 and #bodies > 0 then table.insert(bodies, 1, false) end
@@ -84,17 +85,18 @@ end
 function response(status, headers, body)
   if method == "GET" or first_us == 0 or body == SPARE_ANSWER then return end
   answered = answered + 1
-  if answered == posted and next_body > #bodies then
-    last_us = now_us()
-    wrk.thread:stop()
-  end
+  last_us = now_us()
+  -- Stop once every body of this thread is answered (not "once a spare GET was asked for":
+  -- spares wait a second, so the last body's answer usually comes before any).
+  if answered == real then wrk.thread:stop() end
 end
 
 function done(summary, latency, requests)
-  local spares, sent, first, last = 0, 0, nil, 0
+  local spares, sent, got, first, last = 0, 0, 0, nil, 0
   for _, thread in ipairs(threads) do
     spares = spares + thread:get("spare")
     sent = sent + thread:get("posted")
+    got = got + thread:get("answered")
     local started, ended = thread:get("first_us"), thread:get("last_us")
     if started > 0 and (first == nil or started < first) then first = started end
     if ended > last then last = ended end
@@ -102,9 +104,9 @@ function done(summary, latency, requests)
   local bodies_seconds = 0
   if first ~= nil and last > first then bodies_seconds = (last - first) / 1e6 end
   io.write(string.format(
-    'CORDON {"requests": %d, "posted": %d, "spare": %d, "seconds": %f, "bodies_seconds": %f, '
-    .. '"non2xx": %d, "errors": %d, "p50": %f, "p90": %f, "p99": %f, "max": %f}\n',
-    summary.requests, sent, spares, summary.duration / 1e6, bodies_seconds, summary.errors.status,
+    'CORDON {"requests": %d, "posted": %d, "answered": %d, "spare": %d, "seconds": %f, '
+    .. '"bodies_seconds": %f, "non2xx": %d, "errors": %d, "p50": %f, "p90": %f, "p99": %f, "max": %f}\n',
+    summary.requests, sent, got, spares, summary.duration / 1e6, bodies_seconds, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write
       + summary.errors.timeout,
     latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
@@ -201,15 +203,13 @@ def run(
             f"{method} {path}: {figures['non2xx']} error answers, "
             f"{figures['errors']} socket errors\n{output[-2000:]}"
         )
+    # With bodies, the bodies answered over the time they took (first sent to last answered):
+    # wrk's own duration is the whole -d even when every thread stopped early, and its count
+    # includes the cheap GETs sent once a thread's bodies ran out.
+    timed = bool(bodies) and figures["bodies_seconds"] > 0
     return WrkResult(
-        # Once the bodies ran out every one of them was answered (the cheap GETs came
-        # after); otherwise wrk's own count is of answered requests, all bodies.
-        requests=figures["posted"] if figures["spare"] else figures["requests"],
-        # Once the bodies ran out, the time they took (from the first sent to the last
-        # answered), not the whole run: the rate is then the bodies' own.
-        seconds=figures["bodies_seconds"]
-        if figures["spare"] and figures["bodies_seconds"]
-        else figures["seconds"],
+        requests=figures["answered"] if timed else figures["requests"],
+        seconds=figures["bodies_seconds"] if timed else figures["seconds"],
         spare=figures["spare"],
         p50_ms=figures["p50"],
         p90_ms=figures["p90"],
