@@ -263,7 +263,13 @@ class BoundaryRoute(APIRoute):
     in the same transaction; a retry with the same key and the same body gets that answer
     and changes nothing. A violated constraint answers 409 naming the field, wherever it
     surfaced (a flush inside the endpoint, or the commit). Every error status the route can
-    answer is documented as a problem detail (``shared.openapi``)."""
+    answer is documented as a problem detail (``shared.openapi``).
+
+    The stored answer is looked for only when the key is known to be taken: a first attempt
+    (nearly every request) pays no read. A retry runs the endpoint again in a transaction
+    that cannot commit — storing the key collides with the stored one, which is answered —
+    and when the endpoint fails instead (the state moved on since), the stored answer is
+    looked for before the failure is answered."""
 
     service: str = ""
 
@@ -281,9 +287,6 @@ class BoundaryRoute(APIRoute):
             if len(key) > IDEMPOTENCY_KEY_MAX:
                 raise Invalid.on("Idempotency-Key", f"at most {IDEMPOTENCY_KEY_MAX} characters")
             body = BodyDigest(request)
-            stored = await _stored_row(request, key)
-            if stored is not None:
-                return _replay(stored, digest=await body.hexdigest())
             return await _run(handler, Request(request.scope, body.receive), key=key, body=body)
 
         return route
@@ -365,11 +368,32 @@ async def _run(
         response = await handler(request)
     except IntegrityError as exc:
         await _discard(request)
+        if (replayed := await _replayed(request, key=key, body=body)) is not None:
+            return replayed
         raise integrity_conflict(exc, runtime_of(request).spec.metadata) from None
+    except Unauthorized:
+        # No stored answer for a token that no longer passes (a session signed out).
+        await _discard(request)
+        raise
+    except Exception:
+        await _discard(request)
+        if (replayed := await _replayed(request, key=key, body=body)) is not None:
+            return replayed
+        raise
     except BaseException:
         await _discard(request)
         raise
     return await _finish(request, response, key=key, body=body)
+
+
+async def _replayed(
+    request: Request, *, key: str | None, body: BodyDigest | None
+) -> Response | None:
+    """The answer stored under the request's key, if a request with it committed."""
+    if key is None or body is None:
+        return None
+    stored = await _stored_row(request, key)
+    return None if stored is None else _replay(stored, digest=await body.hexdigest())
 
 
 async def _discard(request: Request) -> None:
@@ -388,7 +412,7 @@ async def _finish(
     try:
         if response.status_code >= 400:
             await uow.rollback()
-            return response
+            return await _replayed(request, key=key, body=body) or response
         if request.method in WRITES and not uow.checked:
             await uow.rollback()
             # Failing closed: a write no policy allowed must not land, whoever forgot it.
@@ -399,11 +423,9 @@ async def _finish(
         return response
     except IntegrityError as exc:
         await uow.rollback()
-        if key is not None and body is not None:
-            # The same key committed by a concurrent request: answer as a retry would.
-            stored = await _stored_row(request, key)
-            if stored is not None:
-                return _replay(stored, digest=await body.hexdigest())
+        # The key stored before (a retry), or by a concurrent request: answer what it got.
+        if (replayed := await _replayed(request, key=key, body=body)) is not None:
+            return replayed
         raise integrity_conflict(exc, runtime_of(request).spec.metadata) from None
     finally:
         await uow.close()

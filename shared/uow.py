@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
@@ -57,7 +57,9 @@ class UnitOfWork:
         self._causation_id = causation_id
         # Emitted events as outbox rows, until written to the outbox.
         self._pending: list[dict[str, object]] = []
-        self._wrote_events = False
+        self._seq = outbox.c.seq
+        # The position of the last event written to the outbox, until the commit.
+        self._head: int | None = None
         # The policies checked during the work (``resource:action``): the HTTP boundary
         # refuses to commit a mutating request that checked none.
         self.checked: list[str] = []
@@ -141,8 +143,10 @@ class UnitOfWork:
         now = datetime.now(UTC)
         rows = [{**row, "created_at": now} for row in self._pending]
         self._pending.clear()
-        self._wrote_events = True
-        await self.session.execute(self._outbox.insert(), rows)
+        # Their positions come back with the insert: the stream's head once this commits
+        # is at least the last of them (every event committed before took a lower one).
+        written = await self.session.execute(self._outbox.insert().returning(self._seq), rows)
+        self._head = max(self._head or 0, max(written.scalars()))
 
     def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once the transaction is committed (and never if it is not): telling
@@ -152,15 +156,11 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.flush_events()
-        head = None
-        if self._wrote_events:
-            # The stream's head once this commits: our events and any committed before.
-            head = await self.session.scalar(select(func.max(self._outbox.c.seq)))
         if self._touched():
             await self.session.commit()
-        if self._wrote_events:
-            self._wrote_events = False
-            await self._on_commit(int(head or 0))
+        head, self._head = self._head, None
+        if head is not None:
+            await self._on_commit(head)
         done, self._after_commit = self._after_commit, []
         for work in done:
             try:
@@ -179,7 +179,7 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._after_commit.clear()
         self._pending.clear()
-        self._wrote_events = False
+        self._head = None
         if self._session is not None:
             await self._session.rollback()
 

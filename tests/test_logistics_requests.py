@@ -513,3 +513,51 @@ async def test_bad_steps_and_bad_input_are_refused_naming_the_state_or_field(
     # A resident is no volunteer.
     nobody = await act(client, leader, fresh["id"], "assign", volunteer_id=area.mother)
     assert nobody.status_code == 404 and "volunteer_id" in nobody.text
+
+
+async def test_a_retried_request_gets_its_first_answer_even_after_the_state_moved_on(
+    client: httpx.AsyncClient, area: Area, platform: Platform
+) -> None:
+    """A phone that lost the answers resends later: the create and the cancel each come back
+    as they were first answered, one request is stored, and nothing happens twice."""
+    leader = area.leader
+    body = {"resident_id": area.patient, "kind": "groceries", "details": "rice"}
+    keyed = {**leader, "Idempotency-Key": "rice-1"}
+    async with listening(platform, "logistics.request.#") as events:
+        first = await client.post("/v1/requests", json=body, headers=keyed)
+        assert first.status_code == 201, first.text
+        request_id = first.json()["id"]
+        cancel = {**leader, "Idempotency-Key": "rice-1-cancel"}
+        cancelled = await client.post(
+            f"/v1/requests/{request_id}/cancel",
+            json={"reason": "family brought rice"},
+            headers=cancel,
+        )
+        assert cancelled.status_code == 200, cancelled.text
+
+        # Sent alone now, the create would make a second request and the cancel would be
+        # refused (already cancelled): with their keys they are answered as before.
+        again = await client.post("/v1/requests", json=body, headers=keyed)
+        assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json() == first.json()
+        cancelled_again = await client.post(
+            f"/v1/requests/{request_id}/cancel",
+            json={"reason": "family brought rice"},
+            headers=cancel,
+        )
+        assert cancelled_again.status_code == 200, cancelled_again.text
+        assert cancelled_again.headers.get("Idempotent-Replayed") == "true"
+        assert cancelled_again.json() == cancelled.json()
+        refused = await client.post(
+            f"/v1/requests/{request_id}/cancel", json={"reason": "another"}, headers=cancel
+        )
+        assert refused.status_code == 409 and "Idempotency-Key" in refused.text
+
+        async def both() -> bool:
+            return len([e for e in events if e.payload["request_id"] == request_id]) >= 2
+
+        await eventually(both, what="the created and cancelled events")
+        await asyncio.sleep(0.3)
+    mine = [e.type for e in events if e.payload["request_id"] == request_id]
+    assert mine == ["logistics.request.created", "logistics.request.cancelled"]
+    assert await _count(platform, HelpRequest) == 1
