@@ -127,7 +127,8 @@ def run(
     for line in demo.describe_logins():
         typer.echo(f"  {line}")
     typer.echo("")
-    uvicorn.run(create_app(platform, with_workers=True), host=host, port=port, log_config=None)
+    app_ = create_app(platform, with_workers=True, own_process=True)
+    uvicorn.run(app_, host=host, port=port, log_config=None)
 
 
 @app.command()
@@ -155,7 +156,7 @@ def serve(
     }
     if workers == 1:
         platform = Platform(settings, named(service))
-        app_ = create_app(platform, with_workers=embedded, migrate=embedded)
+        app_ = create_app(platform, with_workers=embedded, migrate=embedded, own_process=True)
         uvicorn.run(app_, **common)
         return
     # Each worker process builds its own app (uvicorn imports the factory in every child).
@@ -170,7 +171,7 @@ def served_app() -> Any:
     """The API app of the services `cordon serve --workers N` was given, in a worker process."""
     names = [n for n in os.environ.get(SERVE_SERVICES, "").split(",") if n]
     platform = Platform(_settings(), named(names or None))
-    return create_app(platform, with_workers=False, migrate=False)
+    return create_app(platform, with_workers=False, migrate=False, own_process=True)
 
 
 @app.command()
