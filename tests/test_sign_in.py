@@ -114,3 +114,24 @@ async def test_other_requests_are_served_while_a_sign_in_verifies_its_password(
     answered.set()
     assert (await signing_in).status_code == 200
     assert served_meanwhile == [True], "the health check waited for the verification"
+
+
+async def test_guessing_the_current_password_with_a_stolen_token_is_throttled_as_documented(
+    platform: Platform, town: Town
+) -> None:
+    """Changing your own password checks the current one: a token left on a shared phone
+    cannot be used to try passwords without end, and the 429 is one the API documents."""
+    limit = platform.settings.login_failures_per_pair
+    async with from_address(platform, "203.0.113.9") as thief:
+        for _ in range(limit):
+            body = {"current_password": "guess", "new_password": "a-new-password-1"}
+            wrong = await thief.post("/v1/auth/password", json=body, headers=town.operator)
+            assert wrong.status_code in (401, 403, 422), wrong.text
+        body = {"current_password": RIGHT, "new_password": "a-new-password-1"}
+        blocked = await thief.post("/v1/auth/password", json=body, headers=town.operator)
+        assert blocked.status_code == 429, blocked.text
+        assert int(blocked.headers["retry-after"]) > 0
+        spec = (await thief.get("/openapi.json")).json()
+        answers = spec["paths"]["/v1/auth/password"]["post"]["responses"]
+        assert "429" in answers
+        assert "problem" in str(answers["429"]["content"])

@@ -110,6 +110,7 @@ async def sign_out(request: Request, body: schemas.RefreshIn) -> Response:
     "/auth/password",
     status_code=204,
     summary="Change your own password; every session of your account ends",
+    responses={429: {"description": "Too many wrong current passwords; see Retry-After"}},
 )
 async def change_password(request: Request, body: schemas.PasswordChange, uow: Uow) -> Response:
     await accounts.change_own_password(
