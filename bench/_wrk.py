@@ -105,8 +105,10 @@ function done(summary, latency, requests)
   if first ~= nil and last > first then bodies_seconds = (last - first) / 1e6 end
   io.write(string.format(
     'CORDON {"requests": %d, "posted": %d, "answered": %d, "spare": %d, "seconds": %f, '
-    .. '"bodies_seconds": %f, "non2xx": %d, "errors": %d, "p50": %f, "p90": %f, "p99": %f, "max": %f}\n',
-    summary.requests, sent, got, spares, summary.duration / 1e6, bodies_seconds, summary.errors.status,
+    .. '"bodies_seconds": %f, "non2xx": %d, "errors": %d, "p50": %f, "p90": %f, "p99": %f, '
+    .. '"max": %f}\n',
+    summary.requests, sent, got, spares, summary.duration / 1e6, bodies_seconds,
+    summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write
       + summary.errors.timeout,
     latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
@@ -138,6 +140,8 @@ class WrkResult:
     p99_ms: float
     max_ms: float
     non_2xx: int
+    # Every body was answered before the duration ended.
+    complete: bool = False
 
     @property
     def rate(self) -> float:
@@ -216,4 +220,5 @@ def run(
         p99_ms=figures["p99"],
         max_ms=figures["max"],
         non_2xx=figures["non2xx"],
+        complete=bool(bodies) and figures["answered"] >= len(bodies),
     )

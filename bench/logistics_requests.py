@@ -212,7 +212,9 @@ def _report(say: Any, figures: Figures, *, connections: int) -> None:
         "/healthz's rate in the same run, p99 <= 50 ms):"
     )
     for name, result in (("POST /v1/requests", create), ("GET /healthz", health)):
-        short = f"  (every body answered in {result.wrk.seconds:.1f} s)" if result.wrk.spare else ""
+        short = (
+            f"  (every body answered in {result.wrk.seconds:.1f} s)" if result.wrk.complete else ""
+        )
         say(
             f"  {name:18} {result.wrk.rate:7,.0f} req/s  p50 {result.wrk.p50_ms:6.1f} ms  "
             f"p90 {result.wrk.p90_ms:6.1f} ms  p99 {result.wrk.p99_ms:6.1f} ms  "

@@ -653,7 +653,9 @@ def _report_tubes(
     )
     for name, result in rows:
         requests = max(1, result.wrk.requests)
-        short = f"  (every body answered in {result.wrk.seconds:.1f} s)" if result.wrk.spare else ""
+        short = (
+            f"  (every body answered in {result.wrk.seconds:.1f} s)" if result.wrk.complete else ""
+        )
         say(
             f"  {name:30} {result.rate:7,.0f} tubes/s  {result.wrk.rate:7,.0f} req/s  "
             f"p50 {result.wrk.p50_ms:6.1f} ms  p99 {result.wrk.p99_ms:6.1f} ms  "

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel
-from sqlalchemy import Row, select
+from sqlalchemy import Insert, Row, Table, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -469,16 +470,21 @@ async def _remember(
 ) -> None:
     body = bytes(response.body).decode()
     table = runtime_of(request).spec.kernel.idempotency
-    await uow.session.execute(
-        table.insert().values(
-            principal=uow.principal.id,
-            key=key,
-            method=request.method,
-            path=request.url.path,
-            request_hash=digest,
-            status_code=response.status_code,
-            content_type=response.media_type or "application/json",
-            body=body,
-            created_at=datetime.now(UTC),
-        )
-    )
+    answer = {
+        "principal": uow.principal.id,
+        "key": key,
+        "method": request.method,
+        "path": request.url.path,
+        "request_hash": digest,
+        "status_code": response.status_code,
+        "content_type": response.media_type or "application/json",
+        "body": body,
+        "created_at": datetime.now(UTC),
+    }
+    await uow.session.execute(_storing(table), answer)
+
+
+@cache
+def _storing(table: Table) -> Insert:
+    """The insert of an answer, built once per service: its values are parameters."""
+    return table.insert()

@@ -71,9 +71,11 @@ class KeyValue(ABC):
         """Yield once per signal received on ``channel`` after subscribing."""
 
     @abstractmethod
-    async def advance(self, key: str, *, position: int, at: float) -> None:
+    async def advance(self, key: str, *, position: int, at: float, wake: str | None = None) -> None:
         """Raise the mark under ``key`` to ``position`` (reached at ``at``, epoch seconds),
-        unless it is that high already: concurrent writers never move it back."""
+        unless it is that high already: concurrent writers never move it back. ``wake``:
+        then signal that channel, in the same round trip (a commit marks its stream's head
+        and wakes its relay with one)."""
 
     @abstractmethod
     async def mark(self, key: str) -> tuple[int, float] | None:
@@ -147,10 +149,12 @@ class MemoryKeyValue(KeyValue):
         finally:
             self._listeners[channel].discard(queue)
 
-    async def advance(self, key: str, *, position: int, at: float) -> None:
+    async def advance(self, key: str, *, position: int, at: float, wake: str | None = None) -> None:
         current = self._marks.get(key)
         if current is None or current[0] < position:
             self._marks[key] = (position, at)
+        if wake is not None:
+            await self.signal(wake)
 
     async def mark(self, key: str) -> tuple[int, float] | None:
         return self._marks.get(key)
@@ -182,6 +186,9 @@ _ADVANCE = """
 local current = redis.call('HGET', KEYS[1], 'position')
 if (not current) or tonumber(current) < tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'position', ARGV[1], 'at', ARGV[2])
+end
+if ARGV[3] ~= '' then
+  redis.call('PUBLISH', ARGV[3], '1')
 end
 """
 
@@ -325,8 +332,9 @@ class RedisKeyValue(KeyValue):
             # Signals sent while away are lost: wake the listener once in their place.
             yield None
 
-    async def advance(self, key: str, *, position: int, at: float) -> None:
-        await self._advance(keys=[self._ns + key], args=[position, repr(at)])
+    async def advance(self, key: str, *, position: int, at: float, wake: str | None = None) -> None:
+        channel = "" if wake is None else self._ns + wake
+        await self._advance(keys=[self._ns + key], args=[position, repr(at), channel])
 
     async def mark(self, key: str) -> tuple[int, float] | None:
         position, at = await self._redis.hmget(self._ns + key, ["position", "at"])

@@ -179,15 +179,13 @@ class ServiceRuntime:
 
     async def _events_committed(self, head: int) -> None:
         try:
-            await self.kv.advance(self.stream_key, position=head, at=time.time())
+            await self.kv.advance(
+                self.stream_key, position=head, at=time.time(), wake=self.wakeup_channel
+            )
         except Exception:
-            # Projections then see the head late: they wait, never act on a false "caught up".
+            # Projections then see the head late: they wait, never act on a false "caught up";
+            # the relay also polls: a lost wake-up delays events, never loses them.
             log.warning("could not mark the stream head of %s", self.name, exc_info=True)
-        try:
-            await self.kv.signal(self.wakeup_channel)
-        except Exception:
-            # The relay also polls: a lost wake-up delays events, never loses them.
-            log.warning("could not wake the relay of %s", self.name, exc_info=True)
 
     async def announce_head(self) -> None:
         """Mark the head of this service's stream as the database has it, for a key-value

@@ -330,3 +330,32 @@ async def test_a_mark_only_rises_and_concurrent_writers_never_move_it_back(
         assert await stores("other").mark("stream:registry") is None
     finally:
         await kv.reset("stream:registry")
+
+
+async def test_advancing_a_mark_can_wake_a_channel_in_the_same_call(stores: Stores) -> None:
+    """A commit marks its stream's head and wakes its relay at once: the mark is there by
+    the time the relay wakes, and a mark that does not rise still wakes it (another writer
+    may have marked the same head first)."""
+    kv = stores("wake:")
+    relay = stores.listen(kv, "outbox:testing")
+    try:
+        await until_listening(kv, "outbox:testing", relay)
+        await asyncio.sleep(0.2)
+        before = relay[0]
+        await kv.advance("stream:testing", position=7, at=70.0, wake="outbox:testing")
+
+        async def woken() -> bool:
+            return relay[0] > before
+
+        await eventually(woken, within=5, what="the relay woken by the advance")
+        assert await kv.mark("stream:testing") == (7, 70.0)
+        again = relay[0]
+        await kv.advance("stream:testing", position=6, at=80.0, wake="outbox:testing")
+
+        async def woken_again() -> bool:
+            return relay[0] > again
+
+        await eventually(woken_again, within=5, what="a second wake-up")
+        assert await kv.mark("stream:testing") == (7, 70.0)
+    finally:
+        await kv.reset("stream:testing")
