@@ -235,6 +235,31 @@ async def test_an_infants_formula_is_urgent_suggested_assigned_and_closed_inside
     assert mine[1].payload["assignee_id"] == chosen
 
 
+async def test_a_creations_answer_is_what_reading_the_request_answers(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    """The create builds its answer from the one statement that finds the resident (their
+    building, unit and room as the caller's scope shows them, their town's targets): it is the
+    answer a read of the request gives, masked alike, for a building leader and the town."""
+    for headers in (area.leader, town.operator):
+        for reveal in ("", "?reveal=true"):
+            created = await client.post(
+                f"/v1/requests{reveal}",
+                json={"resident_id": area.patient, "kind": "groceries", "details": "rice"},
+                headers=headers,
+            )
+            assert created.status_code == 201, created.text
+            answer = created.json()
+            read = await client.get(f"/v1/requests/{answer['id']}{reveal}", headers=headers)
+            assert read.status_code == 200, read.text
+            again = read.json()
+            assert abs(again.pop("seconds_left") - answer.pop("seconds_left")) <= 2
+            assert again == answer
+            assert answer["address"] == f"building {area.compound.building_code}, unit 1, room 102"
+            assert answer["name"] == "陈刚"
+            assert answer["phone"] == ("+8613912345678" if reveal else "+86139****5678")
+
+
 async def test_an_overdue_request_is_raised_then_escalated_twice_each_once(
     client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
 ) -> None:
