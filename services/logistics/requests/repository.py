@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
@@ -25,6 +25,8 @@ Assignment = directory.models.Assignment
 GridBuilding = directory.models.GridBuilding
 requests = table_of(HelpRequest)
 residents = table_of(Resident)
+# A new request, every column given (built once per process).
+INSERT_REQUEST = requests.insert()
 # Errands a volunteer still has to run: what "least loaded" counts.
 ACTIVE = ("assigned", "in_progress")
 OPEN = ("open", "assigned", "in_progress")
@@ -79,37 +81,44 @@ DEFAULT_TARGETS = Targets(
     DEFAULTS["urgent_minutes"], DEFAULTS["high_minutes"], DEFAULTS["normal_minutes"]
 )
 _building, _unit = aliased(Place), aliased(Place)
-# The resident with their address and their town's targets: one statement on the create path.
-SUBJECT = (
-    select(
-        Resident.id,
-        Resident.household_id,
-        Resident.unit_id,
-        Resident.town_id,
-        Resident.committee_id,
-        Resident.compound_id,
-        Resident.building_id,
-        Resident.tags,
-        Resident.name,
-        Resident.phone,
-        _building.code,
-        _unit.code,
-        Household.code,
-        Household.room,
-        RequestSettings.urgent_minutes,
-        RequestSettings.high_minutes,
-        RequestSettings.normal_minutes,
-    )
-    .outerjoin(Household, Household.id == Resident.household_id)
-    .outerjoin(_building, _building.id == Resident.building_id)
-    .outerjoin(_unit, _unit.id == Resident.unit_id)
-    .outerjoin(RequestSettings, RequestSettings.id == Resident.town_id)
-)
+_places, _households, _settings = table_of(Place), table_of(Household), table_of(RequestSettings)
+_r = residents.c
+
+
+def _of(table: Any, column: str, key: Any) -> Any:
+    """A column of the row whose id is ``key``, or null when there is none the caller sees:
+    the scope applies to the subquery's own table (``shared.authz`` scopes every SELECT of a
+    Core statement), as it applies to an outer join's ``ON`` in the ORM."""
+    return select(table.c[column]).where(table.c.id == key).scalar_subquery()
+
+
+# The resident with their address and their town's targets: one statement on the create path,
+# built once per process (Core, the resident's id a parameter), so the scope filter rewrites
+# it once per caller's scope and SQLAlchemy finds it in its cache by a memoized key.
+SUBJECT = select(
+    _r.id,
+    _r.household_id,
+    _r.unit_id,
+    _r.town_id,
+    _r.committee_id,
+    _r.compound_id,
+    _r.building_id,
+    _r.tags,
+    _r.name,
+    _r.phone,
+    _of(_places, "code", _r.building_id),
+    _of(_places, "code", _r.unit_id),
+    _of(_households, "code", _r.household_id),
+    _of(_households, "room", _r.household_id),
+    _of(_settings, "urgent_minutes", _r.town_id),
+    _of(_settings, "high_minutes", _r.town_id),
+    _of(_settings, "normal_minutes", _r.town_id),
+).where(_r.id == bindparam("resident_id"))
 
 
 async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
     """The resident as the directory has them, or 404 naming the field."""
-    row = (await uow.session.execute(SUBJECT.where(Resident.id == resident_id))).first()
+    row = (await uow.session.execute(SUBJECT, {"resident_id": resident_id})).first()
     if row is None:
         raise NotFound.on(field, f"no resident {resident_id} in your scope")
     (id_, household, unit, town, committee, compound, building, tags, name, phone) = row[:10]
@@ -120,11 +129,14 @@ async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Sub
     )
 
 
+HOUSEHOLD_TAGS = select(_r.tags).where(_r.household_id == bindparam("household_id"))
+
+
 async def household_tags(uow: UnitOfWork, household_id: uuid.UUID | None) -> set[str]:
     if household_id is None:
         return set()
-    query = select(residents.c.tags).where(residents.c.household_id == household_id)
-    return {tag for tags in (await uow.session.scalars(query)) for tag in tags or ()}
+    found = await uow.session.scalars(HOUSEHOLD_TAGS, {"household_id": household_id})
+    return {tag for tags in found for tag in tags or ()}
 
 
 async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:
