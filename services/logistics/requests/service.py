@@ -149,7 +149,7 @@ async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.Req
         created_by=uow.principal.username,
         now=now,
     )
-    await uow.session.execute(repository.requests.insert(), [row])
+    await uow.session.execute(repository.INSERT_REQUEST, row)
     request = SimpleNamespace(**row)
     uow.emit(
         event(RequestCreated, request, at=now, reason=data.reason),
