@@ -2,13 +2,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Response
 
 from services.logistics.models import SERVICE, HelpRequest, RequestSettings
 from services.logistics.requests import repository, schemas, service
 from shared.contracts.logistics import Priority, RequestKind, RequestStatus
 from shared.fields import Moment
-from shared.http import Uow, service_router
+from shared.http import Uow, ready_json, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 
@@ -29,10 +29,9 @@ async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.Requ
     "alone or a disability raise it) and the due time from the town's target for it (urgent "
     "1 h, high 4 h, normal 24 h unless the town set others). Send an `Idempotency-Key`.",
 )
-async def create_request(
-    body: schemas.RequestCreate, uow: Uow, present: Present
-) -> schemas.RequestOut:
-    return await present(await service.create(uow, data=body))
+async def create_request(body: schemas.RequestCreate, uow: Uow, present: Present) -> Response:
+    # Built from what the create knows, masked by the presenter, serialised once.
+    return ready_json(await present(await service.create(uow, data=body)), status=201)
 
 
 @router.get(
