@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select
@@ -12,6 +13,7 @@ from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
 from shared.authz import UNSCOPED, Role
+from shared.bulk import among
 from shared.db import AnySelect, table_of
 from shared.pagination import fetch_page, where_given
 from shared.problems import NotFound
@@ -95,7 +97,7 @@ def _of(table: Any, column: str, key: Any) -> Any:
 # The resident with their address and their town's targets: one statement on the create path,
 # built once per process (Core, the resident's id a parameter), so the scope filter rewrites
 # it once per caller's scope and SQLAlchemy finds it in its cache by a memoized key.
-SUBJECT = select(
+_SUBJECT_COLUMNS = (
     _r.id,
     _r.household_id,
     _r.unit_id,
@@ -113,14 +115,20 @@ SUBJECT = select(
     _of(_settings, "urgent_minutes", _r.town_id),
     _of(_settings, "high_minutes", _r.town_id),
     _of(_settings, "normal_minutes", _r.town_id),
-).where(_r.id == bindparam("resident_id"))
+)
+SUBJECT = select(*_SUBJECT_COLUMNS).where(_r.id == bindparam("resident_id"))
 
 
-async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
-    """The resident as the directory has them, or 404 naming the field."""
-    row = (await uow.session.execute(SUBJECT, {"resident_id": resident_id})).first()
-    if row is None:
-        raise NotFound.on(field, f"no resident {resident_id} in your scope")
+@cache
+def _subjects_query(dialect: str) -> Any:
+    return select(*_SUBJECT_COLUMNS).where(among(_r.id, "ids", dialect=dialect))
+
+
+def missing(resident_id: uuid.UUID, *, field: str) -> NotFound:
+    return NotFound.on(field, f"no resident {resident_id} in your scope")
+
+
+def _subject(row: Any) -> Subject:
     (id_, household, unit, town, committee, compound, building, tags, name, phone) = row[:10]
     who = Who(name, phone, row[10] or "?", row[11], row[12], row[13])
     targets = DEFAULT_TARGETS if row[14] is None else Targets(row[14], row[15], row[16])
@@ -129,7 +137,40 @@ async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Sub
     )
 
 
+async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
+    """The resident as the directory has them, or 404 naming the field."""
+    row = (await uow.session.execute(SUBJECT, {"resident_id": resident_id})).first()
+    if row is None:
+        raise missing(resident_id, field=field)
+    return _subject(row)
+
+
+async def subjects(uow: UnitOfWork, resident_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Subject]:
+    """The residents the caller sees among these, as :func:`subject` finds one (one statement
+    for a group of creations)."""
+    rows = await uow.session.execute(_subjects_query(uow.dialect), {"ids": list(set(resident_ids))})
+    return {row[0]: _subject(row) for row in rows.all()}
+
+
 HOUSEHOLD_TAGS = select(_r.tags).where(_r.household_id == bindparam("household_id"))
+
+
+@cache
+def _households_tags_query(dialect: str) -> Any:
+    return select(_r.household_id, _r.tags).where(among(_r.household_id, "ids", dialect=dialect))
+
+
+async def households_tags(
+    uow: UnitOfWork, household_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """The tags of each of these households' residents, as :func:`household_tags` reads one."""
+    found: dict[uuid.UUID, set[str]] = {}
+    ids = list(set(household_ids))
+    if ids:
+        rows = await uow.session.execute(_households_tags_query(uow.dialect), {"ids": ids})
+        for household, tags in rows.all():
+            found.setdefault(household, set()).update(tags or ())
+    return found
 
 
 async def household_tags(uow: UnitOfWork, household_id: uuid.UUID | None) -> set[str]:

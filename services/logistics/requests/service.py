@@ -129,9 +129,13 @@ def request_row(
 EMPTY: dict[str, Any] = {column.key: None for column in repository.requests.columns}
 
 
+# The kinds whose priority depends on the resident's household (an infant in it).
+HOUSEHOLD_KINDS = frozenset({"baby_supplies"})
+
+
 async def for_kind(uow: UnitOfWork, resident: repository.Subject, kind: str) -> set[str]:
     """The tags of the resident's household, when the kind's priority depends on them."""
-    if kind != "baby_supplies":
+    if kind not in HOUSEHOLD_KINDS:
         return set()
     return await repository.household_tags(uow, resident.household_id)
 
@@ -158,8 +162,20 @@ async def _enter(uow: UnitOfWork, data: schemas.RequestCreate, *, created_by: st
     """Find the resident (404 naming the field), check the policy on their place, build the
     row and the answer, and emit the event (in the caller's correlation)."""
     resident = await repository.subject(uow, data.resident_id, field="resident_id")
-    place = _place(resident)
-    CREATE.check(uow, place, field="resident_id")
+    CREATE.check(uow, _place(resident), field="resident_id")
+    household = await for_kind(uow, resident, data.kind)
+    return _entered(uow, data, resident, household_tags=household, created_by=created_by)
+
+
+def _entered(
+    uow: UnitOfWork,
+    data: schemas.RequestCreate,
+    resident: repository.Subject,
+    *,
+    household_tags: set[str],
+    created_by: str,
+) -> _Entered:
+    """The request of a resident found and checked: its row, its answer and its event."""
     now = datetime.now(UTC)
     row = request_row(
         resident,
@@ -167,7 +183,7 @@ async def _enter(uow: UnitOfWork, data: schemas.RequestCreate, *, created_by: st
         reason=data.reason,
         details=data.details,
         hospital=data.hospital,
-        household_tags=await for_kind(uow, resident, data.kind),
+        household_tags=household_tags,
         attachments=data.attachments,
         created_by=created_by,
         now=now,
@@ -178,7 +194,7 @@ async def _enter(uow: UnitOfWork, data: schemas.RequestCreate, *, created_by: st
         compound_id=request.compound_id,
         urgent=request.priority == "urgent",
     )
-    return _Entered(row, answer(request, resident.who, now=now, volunteer=False), place)
+    return _Entered(row, answer(request, resident.who, now=now, volunteer=False), _place(resident))
 
 
 @dataclass(frozen=True)
@@ -237,11 +253,39 @@ class RequestDesk:
     async def _write(self, key: _GroupKey, group: list[_Asked]) -> list[_Outcome | None]:
         outcomes: list[_Outcome] = []
         async with self._open_uow(group[0].principal) as uow:
+            # The group's residents in one statement, the households a formula's priority
+            # depends on in another: what each creation alone reads, in the same scope.
+            known = await repository.subjects(uow, [a.data.resident_id for a in group])
+            households = await repository.households_tags(
+                uow,
+                (
+                    found.household_id
+                    for asked in group
+                    if asked.data.kind in HOUSEHOLD_KINDS
+                    and (found := known.get(asked.data.resident_id)) is not None
+                    and found.household_id is not None
+                ),
+            )
             for asked in group:
                 # The event of each creation in the correlation of the request that sent it.
                 token = correlation_id.set(asked.correlation)
                 try:
-                    entered = await _enter(uow, asked.data, created_by=asked.principal.username)
+                    resident = known.get(asked.data.resident_id)
+                    if resident is None:
+                        raise repository.missing(asked.data.resident_id, field="resident_id")
+                    CREATE.check(uow, _place(resident), field="resident_id")
+                    household = (
+                        households.get(resident.household_id, set())
+                        if asked.data.kind in HOUSEHOLD_KINDS and resident.household_id
+                        else set()
+                    )
+                    entered = _entered(
+                        uow,
+                        asked.data,
+                        resident,
+                        household_tags=household,
+                        created_by=asked.principal.username,
+                    )
                 except Problem as refusal:
                     outcomes.append(_Outcome(refusal=refusal))
                     continue
