@@ -65,6 +65,8 @@ class Figures:
     raw_round_trips_per_s: float
     # The service's schema, dropped at the end of the run.
     schema: str = ""
+    # Whether every POST carried an Idempotency-Key of its own (--no-keys: none did).
+    keys: bool = True
 
     @property
     def ratio(self) -> float:
@@ -194,6 +196,7 @@ async def run(
                 posted=warm.wrk.requests + create.wrk.requests,
                 raw_round_trips_per_s=await _pg.round_trip_rate(url, concurrency=connections),
                 schema=schema,
+                keys=keys,
             )
             _report(say, figures, connections=connections)
             return figures
@@ -205,11 +208,16 @@ async def run(
 
 def _report(say: Any, figures: Figures, *, connections: int) -> None:
     create, health = figures.create, figures.health
+    sent = (
+        "a new body and Idempotency-Key per request"
+        if figures.keys
+        else "a new body per request, no Idempotency-Key"
+    )
     say(
         f"help-request creation through the HTTP API (cordon serve -s logistics, "
         f"{figures.residents:,} residents in its directory, wrk with {connections} "
-        "connections, a new body and Idempotency-Key per request; goals: >= 0.5 of GET "
-        "/healthz's rate in the same run, p99 <= 50 ms):"
+        f"connections, {sent}; goals: >= 0.5 of GET /healthz's rate in the same run, "
+        "p99 <= 50 ms):"
     )
     for name, result in (("POST /v1/requests", create), ("GET /healthz", health)):
         short = (

@@ -12,12 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
 from services.logistics.app import CARD_OVERDUE, RECURRING_REQUESTS, REQUEST_OVERDUE
 from services.logistics.models import HelpRequest, RequestEscalation, directory, kernel
+from services.logistics.requests import endpoints as request_endpoints
+from services.logistics.requests import service as request_service
 from shared.auth import Principal
+from shared.uow import UnitOfWork
 from tests.conftest import Town
 from tests.support import (
     Compound,
@@ -233,6 +237,134 @@ async def test_an_infants_formula_is_urgent_suggested_assigned_and_closed_inside
         ("logistics.request.closed", 5),
     ]
     assert mine[1].payload["assignee_id"] == chosen
+
+
+async def test_a_creations_answer_is_what_reading_the_request_answers(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    """The create builds its answer from the one statement that finds the resident (their
+    building, unit and room as the caller's scope shows them, their town's targets): it is the
+    answer a read of the request gives, masked alike, for a building leader and the town."""
+    for headers in (area.leader, town.operator):
+        for reveal in ("", "?reveal=true"):
+            created = await client.post(
+                f"/v1/requests{reveal}",
+                json={"resident_id": area.patient, "kind": "groceries", "details": "rice"},
+                headers=headers,
+            )
+            assert created.status_code == 201, created.text
+            answer = created.json()
+            read = await client.get(f"/v1/requests/{answer['id']}{reveal}", headers=headers)
+            assert read.status_code == 200, read.text
+            again = read.json()
+            assert abs(again.pop("seconds_left") - answer.pop("seconds_left")) <= 2
+            assert again == answer
+            assert answer["address"] == f"building {area.compound.building_code}, unit 1, room 102"
+            assert answer["name"] == "陈刚"
+            assert answer["phone"] == ("+8613912345678" if reveal else "+86139****5678")
+
+
+async def test_creations_sent_together_without_a_key_share_commits_each_with_its_own_answer(
+    client: httpx.AsyncClient, area: Area, platform: Platform
+) -> None:
+    """A burst of creations without an Idempotency-Key is written in fewer transactions than
+    requests (group commit); each is still checked and answered on its own (an unknown
+    resident among them gets its 404), and its event carries its own correlation id."""
+    residents = [area.mother, area.infant, area.patient]
+    kinds = ["groceries", "baby_supplies", "other"]
+    sent = [
+        {"resident_id": residents[n % 3], "kind": kinds[n % 3], "details": f"errand {n}"}
+        for n in range(12)
+    ]
+    unknown = {"resident_id": str(uuid.uuid4()), "kind": "groceries"}
+    transactions = 0
+
+    def wrote(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO HELP_REQUESTS"):
+            conn.info["wrote requests"] = True
+
+    def committed(conn: Any) -> None:
+        nonlocal transactions
+        transactions += bool(conn.info.pop("wrote requests", False))
+
+    engine = platform.runtime("logistics").database.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", wrote)
+    sqlalchemy_event.listen(engine, "commit", committed)
+
+    async def send(n: int, body: dict[str, Any]) -> httpx.Response:
+        headers = {**area.leader, "X-Correlation-ID": f"together-{n}"}
+        return await client.post("/v1/requests", json=body, headers=headers)
+
+    try:
+        async with listening(platform, "logistics.request.created") as events:
+            *created, missing = await asyncio.gather(
+                *(send(n, body) for n, body in enumerate([*sent, unknown]))
+            )
+            assert missing.status_code == 404, missing.text
+            assert missing.json()["errors"][0]["field"] == "resident_id"
+            ids = []
+            for body, response in zip(sent, created, strict=True):
+                assert response.status_code == 201, response.text
+                got = response.json()
+                assert (got["resident_id"], got["kind"], got["details"]) == (
+                    body["resident_id"],
+                    body["kind"],
+                    body["details"],
+                )
+                assert got["created_by"] == "leader-c1" and got["phone"] != "+8613912345678"
+                read = await client.get(f"/v1/requests/{got['id']}", headers=area.leader)
+                assert read.json()["details"] == body["details"]
+                ids.append(got["id"])
+            # The mother's formula is urgent (her household has an infant), as alone.
+            assert created[1].json()["priority"] == "urgent"
+
+            async def all_twelve() -> bool:
+                return len({e.payload["request_id"] for e in events}) == 12
+
+            await eventually(all_twelve, what="twelve created events")
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", wrote)
+        sqlalchemy_event.remove(engine, "commit", committed)
+    correlation = {e.payload["request_id"]: e.correlation_id for e in events}
+    assert [correlation[i] for i in ids] == [f"together-{n}" for n in range(12)]
+    assert len(set(ids)) == 12 and await _count(platform, HelpRequest) == 12
+    assert 1 <= transactions < 12
+
+
+async def test_a_group_whose_commit_fails_fails_each_creation_and_enters_none_again(
+    client: httpx.AsyncClient, area: Area, platform: Platform
+) -> None:
+    """A group's COMMIT that went through but whose answer was lost: nobody can tell, so each
+    creation of the group fails as it would alone, and none is entered again on its own."""
+    runtime = platform.runtime("logistics")
+
+    def losing_the_commits_answer(principal: Principal) -> UnitOfWork:
+        uow = runtime.uow(principal)
+        commit = uow.commit
+
+        async def committed_then_lost() -> None:
+            await commit()
+            raise ConnectionResetError("the answer to COMMIT was lost")
+
+        uow.commit = committed_then_lost  # type: ignore[method-assign]
+        return uow
+
+    request_endpoints._desks[runtime] = request_service.RequestDesk(losing_the_commits_answer)
+    try:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/requests",
+                    json={"resident_id": area.patient, "kind": "other", "details": f"n{n}"},
+                    headers=area.leader,
+                )
+                for n in range(6)
+            )
+        )
+    finally:
+        del request_endpoints._desks[runtime]
+    assert [a.status_code for a in answers] == [500] * 6
+    assert await _count(platform, HelpRequest) == 6
 
 
 async def test_an_overdue_request_is_raised_then_escalated_twice_each_once(

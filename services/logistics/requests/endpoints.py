@@ -1,18 +1,22 @@
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
+from weakref import WeakKeyDictionary
 
-from fastapi import Query
+from fastapi import Query, Request, Response
 
 from services.logistics.models import SERVICE, HelpRequest, RequestSettings
 from services.logistics.requests import repository, schemas, service
 from shared.contracts.logistics import Priority, RequestKind, RequestStatus
 from shared.fields import Moment
-from shared.http import Uow, service_router
+from shared.http import IDEMPOTENCY_HEADER, Uow, ready_json, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
+from shared.service import ServiceRuntime
 
 router = service_router(SERVICE, tags=["help requests"])
+# Creations arriving together share a transaction: one desk per running service.
+_desks: WeakKeyDictionary[ServiceRuntime, service.RequestDesk] = WeakKeyDictionary()
 
 
 async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.RequestOut:
@@ -30,9 +34,18 @@ async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.Requ
     "1 h, high 4 h, normal 24 h unless the town set others). Send an `Idempotency-Key`.",
 )
 async def create_request(
-    body: schemas.RequestCreate, uow: Uow, present: Present
-) -> schemas.RequestOut:
-    return await present(await service.create(uow, data=body))
+    body: schemas.RequestCreate, uow: Uow, present: Present, request: Request
+) -> Response:
+    if IDEMPOTENCY_HEADER in request.headers or present.reveal:
+        # Its key is stored in the transaction of its own unit of work, with the request (and
+        # a reveal is logged in the transaction of the creation it shows).
+        created = await service.create(uow, data=body)
+    else:
+        runtime = runtime_of(request)
+        desk = _desks.get(runtime) or _desks.setdefault(runtime, service.RequestDesk(runtime.uow))
+        created = await desk.create(uow, data=body)
+    # Built from what the create knows, masked by the presenter, serialised once.
+    return ready_json(await present(created), status=201)
 
 
 @router.get(

@@ -5,13 +5,15 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
 from shared.authz import UNSCOPED, Role
+from shared.bulk import among
 from shared.db import AnySelect, table_of
 from shared.pagination import fetch_page, where_given
 from shared.problems import NotFound
@@ -25,6 +27,8 @@ Assignment = directory.models.Assignment
 GridBuilding = directory.models.GridBuilding
 requests = table_of(HelpRequest)
 residents = table_of(Resident)
+# A new request, every column given (built once per process).
+INSERT_REQUEST = requests.insert()
 # Errands a volunteer still has to run: what "least loaded" counts.
 ACTIVE = ("assigned", "in_progress")
 OPEN = ("open", "assigned", "in_progress")
@@ -79,39 +83,52 @@ DEFAULT_TARGETS = Targets(
     DEFAULTS["urgent_minutes"], DEFAULTS["high_minutes"], DEFAULTS["normal_minutes"]
 )
 _building, _unit = aliased(Place), aliased(Place)
-# The resident with their address and their town's targets: one statement on the create path.
-SUBJECT = (
-    select(
-        Resident.id,
-        Resident.household_id,
-        Resident.unit_id,
-        Resident.town_id,
-        Resident.committee_id,
-        Resident.compound_id,
-        Resident.building_id,
-        Resident.tags,
-        Resident.name,
-        Resident.phone,
-        _building.code,
-        _unit.code,
-        Household.code,
-        Household.room,
-        RequestSettings.urgent_minutes,
-        RequestSettings.high_minutes,
-        RequestSettings.normal_minutes,
-    )
-    .outerjoin(Household, Household.id == Resident.household_id)
-    .outerjoin(_building, _building.id == Resident.building_id)
-    .outerjoin(_unit, _unit.id == Resident.unit_id)
-    .outerjoin(RequestSettings, RequestSettings.id == Resident.town_id)
+_places, _households, _settings = table_of(Place), table_of(Household), table_of(RequestSettings)
+_r = residents.c
+
+
+def _of(table: Any, column: str, key: Any) -> Any:
+    """A column of the row whose id is ``key``, or null when there is none the caller sees:
+    the scope applies to the subquery's own table (``shared.authz`` scopes every SELECT of a
+    Core statement), as it applies to an outer join's ``ON`` in the ORM."""
+    return select(table.c[column]).where(table.c.id == key).scalar_subquery()
+
+
+# The resident with their address and their town's targets: one statement on the create path,
+# built once per process (Core, the resident's id a parameter), so the scope filter rewrites
+# it once per caller's scope and SQLAlchemy finds it in its cache by a memoized key.
+_SUBJECT_COLUMNS = (
+    _r.id,
+    _r.household_id,
+    _r.unit_id,
+    _r.town_id,
+    _r.committee_id,
+    _r.compound_id,
+    _r.building_id,
+    _r.tags,
+    _r.name,
+    _r.phone,
+    _of(_places, "code", _r.building_id),
+    _of(_places, "code", _r.unit_id),
+    _of(_households, "code", _r.household_id),
+    _of(_households, "room", _r.household_id),
+    _of(_settings, "urgent_minutes", _r.town_id),
+    _of(_settings, "high_minutes", _r.town_id),
+    _of(_settings, "normal_minutes", _r.town_id),
 )
+SUBJECT = select(*_SUBJECT_COLUMNS).where(_r.id == bindparam("resident_id"))
 
 
-async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
-    """The resident as the directory has them, or 404 naming the field."""
-    row = (await uow.session.execute(SUBJECT.where(Resident.id == resident_id))).first()
-    if row is None:
-        raise NotFound.on(field, f"no resident {resident_id} in your scope")
+@cache
+def _subjects_query(dialect: str) -> Any:
+    return select(*_SUBJECT_COLUMNS).where(among(_r.id, "ids", dialect=dialect))
+
+
+def missing(resident_id: uuid.UUID, *, field: str) -> NotFound:
+    return NotFound.on(field, f"no resident {resident_id} in your scope")
+
+
+def _subject(row: Any) -> Subject:
     (id_, household, unit, town, committee, compound, building, tags, name, phone) = row[:10]
     who = Who(name, phone, row[10] or "?", row[11], row[12], row[13])
     targets = DEFAULT_TARGETS if row[14] is None else Targets(row[14], row[15], row[16])
@@ -120,11 +137,47 @@ async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Sub
     )
 
 
+async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
+    """The resident as the directory has them, or 404 naming the field."""
+    row = (await uow.session.execute(SUBJECT, {"resident_id": resident_id})).first()
+    if row is None:
+        raise missing(resident_id, field=field)
+    return _subject(row)
+
+
+async def subjects(uow: UnitOfWork, resident_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Subject]:
+    """The residents the caller sees among these, as :func:`subject` finds one (one statement
+    for a group of creations)."""
+    rows = await uow.session.execute(_subjects_query(uow.dialect), {"ids": list(set(resident_ids))})
+    return {row[0]: _subject(row) for row in rows.all()}
+
+
+HOUSEHOLD_TAGS = select(_r.tags).where(_r.household_id == bindparam("household_id"))
+
+
+@cache
+def _households_tags_query(dialect: str) -> Any:
+    return select(_r.household_id, _r.tags).where(among(_r.household_id, "ids", dialect=dialect))
+
+
+async def households_tags(
+    uow: UnitOfWork, household_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """The tags of each of these households' residents, as :func:`household_tags` reads one."""
+    found: dict[uuid.UUID, set[str]] = {}
+    ids = list(set(household_ids))
+    if ids:
+        rows = await uow.session.execute(_households_tags_query(uow.dialect), {"ids": ids})
+        for household, tags in rows.all():
+            found.setdefault(household, set()).update(tags or ())
+    return found
+
+
 async def household_tags(uow: UnitOfWork, household_id: uuid.UUID | None) -> set[str]:
     if household_id is None:
         return set()
-    query = select(residents.c.tags).where(residents.c.household_id == household_id)
-    return {tag for tags in (await uow.session.scalars(query)) for tag in tags or ()}
+    found = await uow.session.scalars(HOUSEHOLD_TAGS, {"household_id": household_id})
+    return {tag for tags in found for tag in tags or ()}
 
 
 async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:

@@ -6,16 +6,19 @@ level: overdue at the due time, then to the grid leader, then to the town operat
 further interval later while the request stays open."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
 
+from services.logistics.desk import Desk
 from services.logistics.models import HelpRequest, RequestEscalation, RequestSettings
 from services.logistics.requests import repository, rules, schemas
-from shared.authz import FIELD, MANAGERS, Place, Role, policy
+from shared.auth import Principal
+from shared.authz import FIELD, MANAGERS, Place, Role, Scope, policy
 from shared.contracts.logistics import (
     RequestAssigned,
     RequestCancelled,
@@ -28,7 +31,8 @@ from shared.contracts.logistics import (
 )
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.ids import new_id
-from shared.problems import Conflict, NotFound
+from shared.observability import correlation_id
+from shared.problems import Conflict, NotFound, Problem
 from shared.uow import UnitOfWork
 
 LEADERS = (Role.grid_leader, Role.building_leader)
@@ -125,9 +129,13 @@ def request_row(
 EMPTY: dict[str, Any] = {column.key: None for column in repository.requests.columns}
 
 
+# The kinds whose priority depends on the resident's household (an infant in it).
+HOUSEHOLD_KINDS = frozenset({"baby_supplies"})
+
+
 async def for_kind(uow: UnitOfWork, resident: repository.Subject, kind: str) -> set[str]:
     """The tags of the resident's household, when the kind's priority depends on them."""
-    if kind != "baby_supplies":
+    if kind not in HOUSEHOLD_KINDS:
         return set()
     return await repository.household_tags(uow, resident.household_id)
 
@@ -135,8 +143,39 @@ async def for_kind(uow: UnitOfWork, resident: repository.Subject, kind: str) -> 
 async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.RequestOut:
     """Enter a resident's request: one statement finds the resident, their address and their
     town's targets, one Core insert writes it, and the answer is built from what is known."""
+    entered = await _enter(uow, data, created_by=uow.principal.username)
+    await uow.session.execute(repository.INSERT_REQUEST, entered.row)
+    return entered.answer
+
+
+@dataclass(frozen=True)
+class _Entered:
+    """A request entered on a unit of work, not written yet: its row, its answer in clear,
+    and the place its policy was checked on."""
+
+    row: dict[str, Any]
+    answer: schemas.RequestOut
+    place: Place
+
+
+async def _enter(uow: UnitOfWork, data: schemas.RequestCreate, *, created_by: str) -> _Entered:
+    """Find the resident (404 naming the field), check the policy on their place, build the
+    row and the answer, and emit the event (in the caller's correlation)."""
     resident = await repository.subject(uow, data.resident_id, field="resident_id")
     CREATE.check(uow, _place(resident), field="resident_id")
+    household = await for_kind(uow, resident, data.kind)
+    return _entered(uow, data, resident, household_tags=household, created_by=created_by)
+
+
+def _entered(
+    uow: UnitOfWork,
+    data: schemas.RequestCreate,
+    resident: repository.Subject,
+    *,
+    household_tags: set[str],
+    created_by: str,
+) -> _Entered:
+    """The request of a resident found and checked: its row, its answer and its event."""
     now = datetime.now(UTC)
     row = request_row(
         resident,
@@ -144,19 +183,125 @@ async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.Req
         reason=data.reason,
         details=data.details,
         hospital=data.hospital,
-        household_tags=await for_kind(uow, resident, data.kind),
+        household_tags=household_tags,
         attachments=data.attachments,
-        created_by=uow.principal.username,
+        created_by=created_by,
         now=now,
     )
-    await uow.session.execute(repository.requests.insert(), [row])
     request = SimpleNamespace(**row)
     uow.emit(
         event(RequestCreated, request, at=now, reason=data.reason),
         compound_id=request.compound_id,
         urgent=request.priority == "urgent",
     )
-    return answer(request, resident.who, now=now, volunteer=False)
+    return _Entered(row, answer(request, resident.who, now=now, volunteer=False), _place(resident))
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """One creation waiting at the desk: what was sent, by whom, in which correlation."""
+
+    data: schemas.RequestCreate
+    principal: Principal
+    correlation: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a group decided for one creation: its answer and the place its policy was
+    checked on, or its refusal, or the failure of the group's commit."""
+
+    entered: _Entered | None = None
+    refusal: Problem | None = None
+    failure: BaseException | None = None
+
+
+# Creations share a group when the same reads and the same policy check hold for each: the
+# caller's role and scope.
+_GroupKey = tuple[Role, Scope]
+
+
+class RequestDesk:
+    """Creations arriving together without an ``Idempotency-Key`` are written together: one
+    transaction, one insert, one commit for a group (:class:`services.logistics.desk.Desk`).
+    Each is checked as it would be alone (the resident found in the caller's scope, the
+    policy on their place) and answered with its own request or its own refusal, once its
+    group has committed; its event carries its own correlation id. A creation with a key
+    never comes here: its key is stored in its own transaction, by the boundary."""
+
+    def __init__(self, open_uow: Callable[[Principal], UnitOfWork]) -> None:
+        self._open_uow = open_uow
+        self._desk: Desk[_GroupKey, _Asked, _Outcome] = Desk(self._write, what="help requests")
+
+    async def create(self, uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.RequestOut:
+        """As :func:`create`, in the next group of the caller's role and scope."""
+        principal = uow.principal
+        asked = _Asked(data, principal, correlation_id.get())
+        outcome = await self._desk.submit((principal.role, principal.scope), asked)
+        if outcome is None:
+            return await create(uow, data=data)
+        if outcome.failure is not None:
+            raise outcome.failure
+        if outcome.refusal is not None:
+            raise outcome.refusal
+        assert outcome.entered is not None
+        # The group checked the policy for this role and scope; the request's own unit of
+        # work records the check, as the boundary expects of a write.
+        CREATE.check(uow, outcome.entered.place, field="resident_id")
+        return outcome.entered.answer
+
+    async def _write(self, key: _GroupKey, group: list[_Asked]) -> list[_Outcome | None]:
+        outcomes: list[_Outcome] = []
+        async with self._open_uow(group[0].principal) as uow:
+            # The group's residents in one statement, the households a formula's priority
+            # depends on in another: what each creation alone reads, in the same scope.
+            known = await repository.subjects(uow, [a.data.resident_id for a in group])
+            households = await repository.households_tags(
+                uow,
+                (
+                    found.household_id
+                    for asked in group
+                    if asked.data.kind in HOUSEHOLD_KINDS
+                    and (found := known.get(asked.data.resident_id)) is not None
+                    and found.household_id is not None
+                ),
+            )
+            for asked in group:
+                # The event of each creation in the correlation of the request that sent it.
+                token = correlation_id.set(asked.correlation)
+                try:
+                    resident = known.get(asked.data.resident_id)
+                    if resident is None:
+                        raise repository.missing(asked.data.resident_id, field="resident_id")
+                    CREATE.check(uow, _place(resident), field="resident_id")
+                    household = (
+                        households.get(resident.household_id, set())
+                        if asked.data.kind in HOUSEHOLD_KINDS and resident.household_id
+                        else set()
+                    )
+                    entered = _entered(
+                        uow,
+                        asked.data,
+                        resident,
+                        household_tags=household,
+                        created_by=asked.principal.username,
+                    )
+                except Problem as refusal:
+                    outcomes.append(_Outcome(refusal=refusal))
+                    continue
+                finally:
+                    correlation_id.reset(token)
+                outcomes.append(_Outcome(entered=entered))
+            rows = [o.entered.row for o in outcomes if o.entered is not None]
+            if rows:
+                await uow.session.execute(repository.INSERT_REQUEST, rows)
+            try:
+                await uow.commit()
+            except Exception as exc:
+                # Committed or not, nobody can tell: each creation fails as it would alone,
+                # none is done again.
+                return [_Outcome(failure=exc) if o.entered else o for o in outcomes]
+        return list(outcomes)
 
 
 def _place(row: Any) -> Place:
