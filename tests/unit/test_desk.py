@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.logistics.desk import Desk
+from shared.desk import Desk
 
 
 class Recorder:

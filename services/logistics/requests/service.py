@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from services.logistics.desk import Desk
 from services.logistics.models import HelpRequest, RequestEscalation, RequestSettings
 from services.logistics.requests import repository, rules, schemas
 from shared.auth import Principal
@@ -30,6 +29,7 @@ from shared.contracts.logistics import (
     RequestStarted,
 )
 from shared.db import insert_ignoring_duplicates, table_of
+from shared.desk import Desk
 from shared.ids import new_id
 from shared.observability import correlation_id
 from shared.problems import Conflict, NotFound, Problem
@@ -223,7 +223,7 @@ _GroupKey = tuple[Role, Scope]
 
 class RequestDesk:
     """Creations arriving together without an ``Idempotency-Key`` are written together: one
-    transaction, one insert, one commit for a group (:class:`services.logistics.desk.Desk`).
+    transaction, one insert, one commit for a group (:class:`shared.desk.Desk`).
     Each is checked as it would be alone (the resident found in the caller's scope, the
     policy on their place) and answered with its own request or its own refusal, once its
     group has committed; its event carries its own correlation id. A creation with a key

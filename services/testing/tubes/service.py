@@ -4,7 +4,6 @@ Each tube is checked on its own: a bad tube is reported by its row and the good 
 kept. A tube already recorded with the same content is accepted again without change, so a
 client on a weak network can resend a batch safely."""
 
-import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -36,6 +35,7 @@ from shared.auth import UNSCOPED, Principal, Role, Scope
 from shared.authz import Place
 from shared.bulk import among
 from shared.db import AnySelect, table_of
+from shared.desk import Desk
 from shared.ids import new_id
 from shared.problems import OUT_OF_SCOPE, Conflict, NotFound, Problem, rows_rejected
 from shared.uow import UnitOfWork
@@ -558,26 +558,19 @@ def _refuse(error: dict[str, Any]) -> NoReturn:
 @dataclass(frozen=True)
 class _Answer:
     """What a group decided for one of its tubes: the tube (recorded now or before), or the
-    refusal naming the field; or nothing, and the tube is recorded alone."""
+    refusal naming the field, and the round's place, where the policy was checked."""
 
+    place: Place
     tube: Tube | TubeRow | None = None
     error: dict[str, Any] | None = None
-    place: Place | None = None
 
 
-_ALONE = _Answer()
+@dataclass(frozen=True)
+class _Sent:
+    """A single tube as its request sent it, and who sent it."""
 
-
-@dataclass
-class _Waiting:
     tube: TubeIn
-    recorded_by: str
-    answer: "asyncio.Future[_Answer]"
-
-
-def _answer(waiting: _Waiting, answer: _Answer) -> None:
-    if not waiting.answer.done():
-        waiting.answer.set_result(answer)
+    principal: Principal
 
 
 # Tubes share a group when the same reads and the same policy check hold for each of them:
@@ -586,7 +579,8 @@ _GroupKey = tuple[uuid.UUID, Role, Scope, timedelta]
 
 
 class TubeDesk:
-    """Single tubes arriving together are written together (group commit).
+    """Single tubes arriving together are written together (group commit, by
+    :class:`shared.desk.Desk`).
 
     A burst of single tubes from a sampling site pays per statement and per commit, not per
     tube. While a group is being written, the tubes that arrive for the same round from
@@ -595,17 +589,12 @@ class TubeDesk:
     once, as a group of one. Each request is answered once its group has committed, with its
     own tube or its own refusal. What a group cannot answer as the request alone would be
     answered (a clash with another tube of the group, a round that is not open, a failed
-    commit) is recorded alone afterwards, on the request's own unit of work."""
-
-    # Groups of one key written at the same time: the database works on some while the
-    # next one gathers.
-    WRITERS = 4
+    commit) is recorded alone afterwards, on the request's own unit of work: a tube sent
+    again is answered as recorded, so nothing is recorded twice."""
 
     def __init__(self, open_uow: Callable[[Principal], UnitOfWork]) -> None:
         self._open_uow = open_uow
-        self._waiting: dict[_GroupKey, list[_Waiting]] = {}
-        self._writers: Counter[_GroupKey] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._desk: Desk[_GroupKey, _Sent, _Answer] = Desk(self._write, what="tubes")
 
     async def record(
         self, uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn, skew: timedelta
@@ -613,15 +602,8 @@ class TubeDesk:
         """As :func:`record_tube`, in the next group of this round, role and scope."""
         principal = uow.principal
         key = (round_id, principal.role, principal.scope, skew)
-        waiting = _Waiting(tube, principal.username, asyncio.get_running_loop().create_future())
-        self._waiting.setdefault(key, []).append(waiting)
-        if self._writers[key] < self.WRITERS:
-            self._writers[key] += 1
-            task = asyncio.create_task(self._write_groups(key, principal))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        answer = await waiting.answer
-        if answer.place is None:
+        answer = await self._desk.submit(key, _Sent(tube, principal))
+        if answer is None:
             return await record_tube(uow, round_id=round_id, tube=tube, skew=skew)
         # The group checked the policy for this role and scope; the request's own unit of
         # work records the check as the boundary expects.
@@ -631,45 +613,25 @@ class TubeDesk:
         assert answer.tube is not None
         return answer.tube
 
-    async def _write_groups(self, key: _GroupKey, principal: Principal) -> None:
-        try:
-            while group := self._waiting.pop(key, None):
-                answers = [_ALONE] * len(group)
-                try:
-                    answers = await self._write(key, principal, group)
-                except Problem:
-                    pass  # The round's own answer (not found, not open): each hears it alone.
-                except Exception:
-                    log.warning(
-                        "a group of %d tubes failed; each goes alone", len(group), exc_info=True
-                    )
-                finally:
-                    for waiting, answer in zip(group, answers, strict=True):
-                        _answer(waiting, answer)
-        finally:
-            self._writers[key] -= 1
-            if not self._writers[key]:
-                del self._writers[key]
-                # Nobody waits for ever, even if the writers were cancelled.
-                for waiting in self._waiting.pop(key, []):
-                    _answer(waiting, _ALONE)
-
-    async def _write(
-        self, key: _GroupKey, principal: Principal, group: list[_Waiting]
-    ) -> list[_Answer]:
+    async def _write(self, key: _GroupKey, group: list[_Sent]) -> list[_Answer | None]:
         round_id, _, _, skew = key
-        async with self._open_uow(principal) as uow:
-            outcome = await record_tubes(
-                uow,
-                round_id=round_id,
-                tubes=[w.tube for w in group],
-                skew=skew,
-                recorded_by=[w.recorded_by for w in group],
-            )
-            await uow.commit()
+        try:
+            async with self._open_uow(group[0].principal) as uow:
+                outcome = await record_tubes(
+                    uow,
+                    round_id=round_id,
+                    tubes=[sent.tube for sent in group],
+                    skew=skew,
+                    recorded_by=[sent.principal.username for sent in group],
+                )
+                await uow.commit()
+        except Problem:
+            # The round's own answer (not found, not open): each hears it alone.
+            return [None] * len(group)
+        assert outcome.place is not None
         errors = {e["row"]: e for e in outcome.errors}
         return [
-            _ALONE
+            None
             if row in outcome.clashes
             else _Answer(tube=outcome.by_row.get(row), error=errors.get(row), place=outcome.place)
             for row in range(len(group))

@@ -10,9 +10,8 @@ own unit of work. ``write`` raises only when it committed nothing: then every it
 group is done alone (as when the writers are cancelled); once it has tried to commit, it
 answers every item, a failure included. Nobody waits for ever.
 
-It holds nothing specific to a service: the testing service's tube desk
-(``services/testing/tubes/service.py``) is the same loop and could use it (and it could
-move to the kernel)."""
+Used by the testing service's single tubes and logistics' help requests: each says what
+makes a group and how a group is written."""
 
 import asyncio
 import logging
