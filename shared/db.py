@@ -193,7 +193,7 @@ class Database:
     """One service's database: a PostgreSQL schema, or a SQLite file in the embedded mode."""
 
     def __init__(
-        self, *, url: str, schema: str, pool_size: int = 10, synchronous: str | None = None
+        self, *, url: str, schema: str, pool_size: int = 20, synchronous: str | None = None
     ) -> None:
         """``synchronous`` overrides :data:`SQLITE_SYNCHRONOUS` for a SQLite file, for work
         whose loss in a power cut is harmless (the embedded bus settling handled messages)."""
@@ -221,10 +221,13 @@ class Database:
         # No pre-ping: it costs a round trip on every checkout. A connection found dead in
         # use invalidates the whole pool (SQLAlchemy's disconnect handling), so after a
         # database restart only the requests then in flight fail, with a 503 to retry.
+        # Every connection it opens is kept (no overflow): under a steady 16 requests in
+        # flight, overflow connections were opened and closed again all the time (a
+        # connection costs several round trips); the most a process holds is unchanged.
         return create_async_engine(
             self.url,
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=0,
             connect_args=connect_args,
         )
 

@@ -282,7 +282,7 @@ class BoundaryRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
-            key = request.headers.get(IDEMPOTENCY_HEADER) if request.method == "POST" else None
+            key = idempotency_key(request) if request.method == "POST" else None
             if key is None:
                 return await _run(handler, request, key=None, body=None)
             if len(key) > IDEMPOTENCY_KEY_MAX:
@@ -293,6 +293,16 @@ class BoundaryRoute(APIRoute):
         return route
 
 
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, if it sent one. Read from the raw headers: most
+    requests send none, and a missing header costs Starlette's mapping an exception."""
+    for name, value in request.scope["headers"]:
+        if name == _IDEMPOTENCY_RAW:
+            return str(value.decode("latin-1"))
+    return None
+
+
+_IDEMPOTENCY_RAW = IDEMPOTENCY_HEADER.encode("latin-1")
 API_PREFIX = "/v1"
 
 

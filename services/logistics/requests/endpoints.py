@@ -9,7 +9,7 @@ from services.logistics.models import SERVICE, HelpRequest, RequestSettings
 from services.logistics.requests import repository, schemas, service
 from shared.contracts.logistics import Priority, RequestKind, RequestStatus
 from shared.fields import Moment
-from shared.http import IDEMPOTENCY_HEADER, Uow, ready_json, runtime_of, service_router
+from shared.http import Uow, idempotency_key, ready_json, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 from shared.service import ServiceRuntime
@@ -36,7 +36,7 @@ async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.Requ
 async def create_request(
     body: schemas.RequestCreate, uow: Uow, present: Present, request: Request
 ) -> Response:
-    if IDEMPOTENCY_HEADER in request.headers or present.reveal:
+    if idempotency_key(request) is not None or present.reveal:
         # Its key is stored in the transaction of its own unit of work, with the request (and
         # a reveal is logged in the transaction of the creation it shows).
         created = await service.create(uow, data=body)

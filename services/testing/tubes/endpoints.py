@@ -7,7 +7,7 @@ from fastapi import Path, Query, Request, Response
 from services.testing.models import SERVICE, Tube
 from services.testing.rounds.service import get_round
 from services.testing.tubes import repository, schemas, service
-from shared.http import IDEMPOTENCY_HEADER, Uow, ready_json, runtime_of, service_router
+from shared.http import Uow, idempotency_key, ready_json, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.problems import NotFound, rows_rejected
 from shared.service import ServiceRuntime
@@ -43,7 +43,7 @@ async def record_tube(
 ) -> Response:
     runtime = runtime_of(request)
     skew = runtime.settings.clock_skew
-    if IDEMPOTENCY_HEADER in request.headers:
+    if idempotency_key(request) is not None:
         # Its key is stored in the transaction of its own unit of work, with its tube.
         tube = await service.record_tube(uow, round_id=round_id, tube=body, skew=skew)
     else:
