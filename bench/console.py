@@ -251,16 +251,12 @@ class Console:
 
     async def compound(self, compound_id: str) -> None:
         async def covering() -> None:
-            rounds = await self.get("open rounds", "/v1/rounds", status="open", limit=500)
-            for r in sorted(rounds["items"], key=lambda r: r["opened_at"] or "", reverse=True):
-                path = f"/v1/rounds/{r['id']}/coverage"
-                units, _ = await self.together(
-                    self.get("coverage by unit", path, by="unit", compound_id=compound_id),
-                    self.get("coverage by building", path, by="building", compound_id=compound_id),
-                )
-                if units["total"]["expected"] > 0:
-                    self.round_id = r["id"]
-                    return
+            coverage = await self.get(
+                "open round by building and unit",
+                "/v1/coverage/open-round",
+                compound_id=compound_id,
+            )
+            self.round_id = coverage["round"]["id"] if coverage["round"] else None
 
         self.round_id = None
         await self.together(
@@ -269,7 +265,13 @@ class Console:
                 "population by unit", "/v1/zones/population", compound_id=compound_id, by="unit"
             ),
             self.get("gates", f"/v1/compounds/{compound_id}/gates"),
-            self.get("proposals", "/v1/zones/proposals", compound_id=compound_id, status="pending"),
+            self.get(
+                "proposals",
+                "/v1/zones/proposals",
+                compound_id=compound_id,
+                status="pending",
+                limit=100,
+            ),
             self.get("zone history", "/v1/zones/history", compound_id=compound_id, limit=50),
             covering(),
         )

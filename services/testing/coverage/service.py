@@ -173,6 +173,21 @@ async def coverage(
         DirectoryPlace.parent_id,
     ).outerjoin(DirectoryPlace, DirectoryPlace.id == grouped.c.place_id)
     rows = (await uow.session.execute(query)).all()
+    return _coverage_of(
+        rows, round_id=round_id, by=by, compound_id=compound_id, building_id=building_id
+    )
+
+
+def _coverage_of(
+    rows: Sequence[Any],
+    *,
+    round_id: uuid.UUID,
+    by: schemas.Grouping,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+) -> schemas.Coverage:
+    """The answer from rows of tallies per group with their place's code, name, compound,
+    building and parent (and, by grid, a row of the total)."""
     groups = [
         schemas.CoverageGroup(
             place_id=row.place_id,
@@ -199,6 +214,87 @@ async def coverage(
         building_id=building_id,
         total=total,
         groups=groups,
+    )
+
+
+async def open_round_coverage(
+    uow: UnitOfWork, *, compound_id: uuid.UUID
+) -> schemas.OpenRoundCoverage:
+    """The open round most recently opened that has members of this compound in the caller's
+    scope, and its coverage there by building and by unit: one pass over those members,
+    grouped by building and unit, summed both ways (each member is in one unit of one
+    building, so both sums are exact)."""
+    await _check_place(uow, compound_id, kind="compound", field="compound_id")
+    in_compound = RoundMember.compound_id == compound_id
+    has_members = (
+        select(RoundMember.round_id).where(RoundMember.round_id == Round.id, in_compound).exists()
+    )
+    latest = (
+        select(Round)
+        .where(Round.status == RoundStatus.open.value, has_members)
+        .order_by(Round.opened_at.desc().nulls_last(), Round.id)
+        .limit(1)
+    )
+    round_ = await uow.session.scalar(latest)
+    if round_ is None:
+        return schemas.OpenRoundCoverage(
+            compound_id=compound_id, round=None, buildings=None, units=None
+        )
+    query = (
+        select(RoundMember.building_id, RoundMember.unit_id, *_tallies())
+        .where(RoundMember.round_id == round_.id, in_compound)
+        .group_by(RoundMember.building_id, RoundMember.unit_id)
+    )
+    rows = (await uow.session.execute(query)).all()
+    places = await _places(uow, {r.building_id for r in rows} | {r.unit_id for r in rows})
+
+    def by(grouping: schemas.Grouping, key: str) -> schemas.Coverage:
+        sums: dict[uuid.UUID | None, dict[str, int]] = {}
+        for row in rows:
+            tally = sums.setdefault(getattr(row, key), dict.fromkeys(TALLIES, 0))
+            for name in TALLIES:
+                tally[name] += int(getattr(row, name) or 0)
+        placed = [
+            _placed_row(place_id, places.get(place_id), tally) for place_id, tally in sums.items()
+        ]
+        return _coverage_of(
+            placed, round_id=round_.id, by=grouping, compound_id=compound_id, building_id=None
+        )
+
+    return schemas.OpenRoundCoverage(
+        compound_id=compound_id,
+        round=schemas.RoundBrief.model_validate(round_),
+        buildings=by("building", "building_id"),
+        units=by("unit", "unit_id"),
+    )
+
+
+async def _places(uow: UnitOfWork, ids: set[uuid.UUID | None]) -> dict[uuid.UUID | None, Any]:
+    wanted = [place_id for place_id in ids if place_id is not None]
+    if not wanted:
+        return {}
+    query = select(
+        DirectoryPlace.id,
+        DirectoryPlace.code,
+        DirectoryPlace.name,
+        DirectoryPlace.compound_id,
+        DirectoryPlace.building_id,
+        DirectoryPlace.parent_id,
+    ).where(DirectoryPlace.id.in_(wanted))
+    return {place.id: place for place in (await uow.session.execute(query)).all()}
+
+
+def _placed_row(place_id: uuid.UUID | None, place: Any, tally: dict[str, int]) -> SimpleNamespace:
+    """A group's tallies with its place, as ``coverage`` reads them joined to the places."""
+    return SimpleNamespace(
+        place_id=place_id,
+        total=False,
+        code=place.code if place else None,
+        name=place.name if place else None,
+        place_compound_id=place.compound_id if place else None,
+        place_building_id=place.building_id if place else None,
+        parent_id=place.parent_id if place else None,
+        **tally,
     )
 
 

@@ -6,18 +6,11 @@ import { placesOf } from "../places.js";
 import { day, field, fill, h, link, problemText, put, select, toast, when, zoneClass } from "../ui.js";
 import { listSection } from "./lists.js";
 
+// The open round with members here, with its coverage by unit and by building: one read.
 async function openRoundCovering(compoundId, testing) {
   if (!testing) return null;
-  const rounds = (await api.get("/v1/rounds?status=open&limit=500")).items
-    .sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
-  for (const round of rounds) {
-    const [units, buildings] = await Promise.all([
-      api.get(`/v1/rounds/${round.id}/coverage?by=unit&compound_id=${compoundId}`),
-      api.get(`/v1/rounds/${round.id}/coverage?by=building&compound_id=${compoundId}`),
-    ]);
-    if (units.total.expected > 0) return { round, units, buildings };
-  }
-  return null;
+  const coverage = await api.get(`/v1/coverage/open-round?compound_id=${compoundId}`);
+  return coverage.round ? coverage : null;
 }
 
 function grid(places, coverage, compoundId) {
