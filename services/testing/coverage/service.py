@@ -305,8 +305,8 @@ def _sum(rows: Sequence[Any]) -> schemas.Tally:
 
 def _residents(placed: Any, id_column: Any) -> AnySelect:
     """Residents as the missed lists show them, placed where ``placed`` (a round's members
-    or the directory) says; join DirectoryResident when it is not the source."""
-    unit = aliased(DirectoryPlace)
+    or the directory) says; join DirectoryResident when it is not the source. Their units'
+    names are read after the page (``_page_of_residents``)."""
     return select(
         id_column.label("id"),
         placed.compound_id,
@@ -316,8 +316,7 @@ def _residents(placed: Any, id_column: Any) -> AnySelect:
         placed.door_to_door,
         DirectoryResident.name,
         DirectoryResident.phone,
-        unit.name.label("unit"),
-    ).outerjoin(unit, unit.id == placed.unit_id)
+    )
 
 
 def _missed_out(row: Any) -> schemas.MissedResident:
@@ -342,12 +341,18 @@ async def _page_of_residents(
     cursor: str | None,
     limit: int,
 ) -> Page[schemas.MissedResident]:
-    """One page of residents, in clear (the endpoint's presenter masks them)."""
+    """One page of residents, in clear (the endpoint's presenter masks them), then the names
+    of their units: joined to the places in one statement, the planner expected one row
+    from the ranking and read every place of the town for each resident of the page."""
     rows = list(
         (await uow.session.execute(keyset(query, id_column, cursor=cursor, limit=limit))).all()
     )
     page, following = next_cursor(rows, limit)
-    return Page(items=[_missed_out(r) for r in page], next_cursor=following)
+    units = await _unit_names(uow, [row.unit_id for row in page if row.unit_id is not None])
+    items = [
+        _missed_out(SimpleNamespace(**row._asdict(), unit=units.get(row.unit_id))) for row in page
+    ]
+    return Page(items=items, next_cursor=following)
 
 
 async def missed(
