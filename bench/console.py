@@ -250,15 +250,18 @@ class Console:
         )
 
     async def compound(self, compound_id: str) -> None:
-        async def covering() -> None:
+        # The missed lists are asked for with the page's other reads, the round's as soon as
+        # the round is known (compound.js).
+        async def covering_then_missed() -> None:
             coverage = await self.get(
                 "open round by building and unit",
                 "/v1/coverage/open-round",
                 compound_id=compound_id,
             )
-            self.round_id = coverage["round"]["id"] if coverage["round"] else None
+            if coverage["round"]:
+                missed = f"/v1/rounds/{coverage['round']['id']}/missed"
+                await self.get("missed (50)", missed, compound_id=compound_id, limit=50)
 
-        self.round_id = None
         await self.together(
             self.get("compound", f"/v1/compounds/{compound_id}"),
             self.get(
@@ -273,13 +276,10 @@ class Console:
                 limit=100,
             ),
             self.get("zone history", "/v1/zones/history", compound_id=compound_id, limit=50),
-            covering(),
-        )
-        if self.round_id:
-            missed = f"/v1/rounds/{self.round_id}/missed"
-            await self.get("missed (50)", missed, compound_id=compound_id, limit=50)
-        await self.get(
-            "missed twice (50)", "/v1/coverage/missed-twice", compound_id=compound_id, limit=50
+            covering_then_missed(),
+            self.get(
+                "missed twice (50)", "/v1/coverage/missed-twice", compound_id=compound_id, limit=50
+            ),
         )
 
 
