@@ -441,13 +441,16 @@ async def missed_twice(
             where.append(member.building_id == building_id)
         return where
 
-    # Only who was missed in some closed round can be missed in their last two: ranking
-    # their memberships alone sorts a few hundred rows, not every member of every round.
+    # Only who was missed in at least two closed rounds can be missed in their last two:
+    # ranking their memberships alone reads a few hundred rows, not every member of every
+    # round (nor everyone missed once, a dozen times more).
     member, round_ = aliased(RoundMember), aliased(Round)
     unsampled = (
         select(member.resident_id)
         .join(round_, round_.id == member.round_id)
         .where(*closed_pcr_in_places(member, round_), member.sampled_at.is_(None))
+        .group_by(member.resident_id)
+        .having(func.count() >= 2)
     )
     ranked = (
         select(RoundMember.resident_id, RoundMember.sampled_at, latest_first.label("n"))
