@@ -322,6 +322,30 @@ def test_an_operator_runs_a_night_from_the_console(
     [proposal] = [p for p in pending if p["compound_id"] == first["id"]]
     go(page, town, f"#/compound/{first['id']}", "#unit-grid")
     assert page.locator("#unit-grid td[data-level=sealed]").count() >= 1
+    # Sampled / expected per building and unit: the open round's coverage of each.
+    shown = dict(
+        page.eval_on_selector_all(
+            "#unit-grid [data-coverage]",
+            "cells => cells.map(c => [c.dataset.coverage, c.textContent])",
+        )
+    )
+    for by in ("building", "unit"):
+        coverage = api.get(
+            f"/v1/rounds/{round_id}/coverage", params={"by": by, "compound_id": first["id"]}
+        ).json()
+        for group in coverage["groups"]:
+            assert shown[group["place_id"]] == f"{group['sampled']}/{group['expected']}", by
+    # Its missed lists, asked for with the page's other reads, as the API lists them.
+    page.wait_for_selector("[data-list=missed-twice]")
+    for kind, path in (
+        ("missed", f"/v1/rounds/{round_id}/missed"),
+        ("missed-twice", "/v1/coverage/missed-twice"),
+    ):
+        listed = api.get(path, params={"compound_id": first["id"], "limit": 50}).json()
+        names = page.eval_on_selector_all(
+            f"table[data-list={kind}] tbody tr", "rows => rows.map(r => r.cells[1].textContent)"
+        )
+        assert names == [r["name"] for r in listed["items"]], kind
     shot(town, page, "compound")
     row = page.locator(f"#proposals tr[data-proposal='{proposal['id']}']")
     row.locator("input[name=note]").fill("seven quiet days, checked on site")

@@ -290,6 +290,69 @@ async def test_coverage_counts_every_person_once_per_place(
     assert unknown.status_code == 404
 
 
+async def test_a_compound_page_reads_its_open_round_by_building_and_unit_at_once(
+    client: httpx.AsyncClient, town: Town, platform: Platform, sampled: tuple[Block, str]
+) -> None:
+    """The open round most recently opened with members of the compound, and its coverage by
+    building and by unit: exactly what the round's coverage answers for each, for whoever
+    asks (a building leader sees their building only)."""
+    block, round_1 = sampled
+    path = "/v1/coverage/open-round"
+    leader = token(platform, town, Role.building_leader, block)
+
+    async def both(round_id: str, headers: dict[str, str], compound_id: str) -> None:
+        answer = await client.get(path, params={"compound_id": compound_id}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        assert got["compound_id"] == compound_id and got["round"]["id"] == round_id
+        for by, key in (("building", "buildings"), ("unit", "units")):
+            alone = await client.get(
+                f"/v1/rounds/{round_id}/coverage",
+                params={"by": by, "compound_id": compound_id},
+                headers=headers,
+            )
+            assert got[key] == alone.json(), by
+
+    await both(round_1, town.operator, block.c1.id)
+    await both(round_1, leader, block.c1.id)
+    opened = await client.get(path, params={"compound_id": block.c1.id}, headers=leader)
+    assert tallies(opened.json()["units"]) == {
+        "1-1": (4, 4, 4, 4, 0),
+        "1-2": (2, 0, 0, 0, 2),
+        "total": (6, 4, 4, 4, 2),
+    }
+    # A round opened later over C2 alone leaves C1 with round 1; one over C1 takes over.
+    round_c2 = await schedule(client, town, [block.c2.id], day=2, name="C2 only")
+    await both(round_1, town.operator, block.c1.id)
+    await both(round_c2, town.operator, block.c2.id)
+    round_2 = await schedule(client, town, [block.c1.id], day=3, name="Round 2")
+    await both(round_2, town.operator, block.c1.id)
+    fresh = await client.get(path, params={"compound_id": block.c1.id}, headers=town.operator)
+    assert tallies(fresh.json()["buildings"]) == {
+        "1": (6, 0, 0, 0, 6),
+        "2": (6, 0, 0, 0, 6),
+        "total": (12, 0, 0, 0, 12),
+    }
+    # Closed rounds are not open rounds; a compound of another committee is not found.
+    for round_id in (round_2, round_1, round_c2):
+        await post(client, f"/v1/rounds/{round_id}/close", {}, town.operator)
+    none = await client.get(path, params={"compound_id": block.c1.id}, headers=town.operator)
+    assert none.json() == {
+        "compound_id": block.c1.id,
+        "round": None,
+        "buildings": None,
+        "units": None,
+    }
+    outsider = await committee_staff(client, town, block.c2, "staff-c2")
+    foreign = await client.get(path, params={"compound_id": block.c1.id}, headers=outsider)
+    assert foreign.status_code == 404
+    assert foreign.json()["errors"][0]["field"] == "compound_id"
+    not_a_compound = await client.get(
+        path, params={"compound_id": block.c1.building_id}, headers=town.operator
+    )
+    assert not_a_compound.status_code == 404
+
+
 def token(platform: Platform, town: Town, role: Role, block: Block) -> dict[str, str]:
     """A leader's or volunteer's token for building 1 of C1: the scope the registry gives
     at sign-in to someone assigned there."""

@@ -241,6 +241,16 @@ class Resident(Scoped, Base):
     __table_args__ = (
         UniqueConstraint("document_number"),
         Index("ix_residents_building_name", "building_id", "name"),
+        # Households and people per unit (zone population) from the index alone, already in
+        # place order; the scope's columns carried along (PostgreSQL).
+        Index(
+            "ix_residents_place_household",
+            "compound_id",
+            "building_id",
+            "unit_id",
+            "household_id",
+            postgresql_include=["town_id", "committee_id"],
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     unit_id: Mapped[uuid.UUID | None] = mapped_column(index=True)

@@ -30,6 +30,19 @@ async def round_coverage(
 
 
 @router.get(
+    "/coverage/open-round",
+    response_model=schemas.OpenRoundCoverage,
+    summary="The open round in a compound, with its coverage by building and by unit",
+    description="The open round most recently opened that has members of the compound in "
+    "your scope, and its coverage there by building and by unit (as "
+    "`/v1/rounds/{round_id}/coverage?by=building|unit&compound_id=` answer them), counted in "
+    "one read: what a compound's page shows.",
+)
+async def open_round_coverage(uow: Uow, compound_id: uuid.UUID) -> schemas.OpenRoundCoverage:
+    return await service.open_round_coverage(uow, compound_id=compound_id)
+
+
+@router.get(
     "/rounds/{round_id}/missed",
     response_model=Page[schemas.MissedResident],
     summary="The round's members not sampled yet",

@@ -1,7 +1,8 @@
 import uuid
+from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.privacy import PersonalPhone, PersonalRecord
 
@@ -41,6 +42,28 @@ class Coverage(BaseModel):
         description="By grid, a building in a grid and in its microgrid counts in both, and "
         "buildings in no grid count only in the total"
     )
+
+
+class RoundBrief(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    kind: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+    opened_at: datetime | None
+
+
+class OpenRoundCoverage(BaseModel):
+    compound_id: uuid.UUID
+    round: RoundBrief | None = Field(
+        description="The open round most recently opened with members of this compound in "
+        "your scope; empty when there is none"
+    )
+    buildings: Coverage | None = Field(description="Its coverage in the compound by building")
+    units: Coverage | None = Field(description="Its coverage in the compound by unit")
 
 
 class MissedResident(PersonalRecord):

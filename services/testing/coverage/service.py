@@ -173,6 +173,21 @@ async def coverage(
         DirectoryPlace.parent_id,
     ).outerjoin(DirectoryPlace, DirectoryPlace.id == grouped.c.place_id)
     rows = (await uow.session.execute(query)).all()
+    return _coverage_of(
+        rows, round_id=round_id, by=by, compound_id=compound_id, building_id=building_id
+    )
+
+
+def _coverage_of(
+    rows: Sequence[Any],
+    *,
+    round_id: uuid.UUID,
+    by: schemas.Grouping,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+) -> schemas.Coverage:
+    """The answer from rows of tallies per group with their place's code, name, compound,
+    building and parent (and, by grid, a row of the total)."""
     groups = [
         schemas.CoverageGroup(
             place_id=row.place_id,
@@ -202,6 +217,87 @@ async def coverage(
     )
 
 
+async def open_round_coverage(
+    uow: UnitOfWork, *, compound_id: uuid.UUID
+) -> schemas.OpenRoundCoverage:
+    """The open round most recently opened that has members of this compound in the caller's
+    scope, and its coverage there by building and by unit: one pass over those members,
+    grouped by building and unit, summed both ways (each member is in one unit of one
+    building, so both sums are exact)."""
+    await _check_place(uow, compound_id, kind="compound", field="compound_id")
+    in_compound = RoundMember.compound_id == compound_id
+    has_members = (
+        select(RoundMember.round_id).where(RoundMember.round_id == Round.id, in_compound).exists()
+    )
+    latest = (
+        select(Round)
+        .where(Round.status == RoundStatus.open.value, has_members)
+        .order_by(Round.opened_at.desc().nulls_last(), Round.id)
+        .limit(1)
+    )
+    round_ = await uow.session.scalar(latest)
+    if round_ is None:
+        return schemas.OpenRoundCoverage(
+            compound_id=compound_id, round=None, buildings=None, units=None
+        )
+    query = (
+        select(RoundMember.building_id, RoundMember.unit_id, *_tallies())
+        .where(RoundMember.round_id == round_.id, in_compound)
+        .group_by(RoundMember.building_id, RoundMember.unit_id)
+    )
+    rows = (await uow.session.execute(query)).all()
+    places = await _places(uow, {r.building_id for r in rows} | {r.unit_id for r in rows})
+
+    def by(grouping: schemas.Grouping, key: str) -> schemas.Coverage:
+        sums: dict[uuid.UUID | None, dict[str, int]] = {}
+        for row in rows:
+            tally = sums.setdefault(getattr(row, key), dict.fromkeys(TALLIES, 0))
+            for name in TALLIES:
+                tally[name] += int(getattr(row, name) or 0)
+        placed = [
+            _placed_row(place_id, places.get(place_id), tally) for place_id, tally in sums.items()
+        ]
+        return _coverage_of(
+            placed, round_id=round_.id, by=grouping, compound_id=compound_id, building_id=None
+        )
+
+    return schemas.OpenRoundCoverage(
+        compound_id=compound_id,
+        round=schemas.RoundBrief.model_validate(round_),
+        buildings=by("building", "building_id"),
+        units=by("unit", "unit_id"),
+    )
+
+
+async def _places(uow: UnitOfWork, ids: set[uuid.UUID | None]) -> dict[uuid.UUID | None, Any]:
+    wanted = [place_id for place_id in ids if place_id is not None]
+    if not wanted:
+        return {}
+    query = select(
+        DirectoryPlace.id,
+        DirectoryPlace.code,
+        DirectoryPlace.name,
+        DirectoryPlace.compound_id,
+        DirectoryPlace.building_id,
+        DirectoryPlace.parent_id,
+    ).where(DirectoryPlace.id.in_(wanted))
+    return {place.id: place for place in (await uow.session.execute(query)).all()}
+
+
+def _placed_row(place_id: uuid.UUID | None, place: Any, tally: dict[str, int]) -> SimpleNamespace:
+    """A group's tallies with its place, as ``coverage`` reads them joined to the places."""
+    return SimpleNamespace(
+        place_id=place_id,
+        total=False,
+        code=place.code if place else None,
+        name=place.name if place else None,
+        place_compound_id=place.compound_id if place else None,
+        place_building_id=place.building_id if place else None,
+        parent_id=place.parent_id if place else None,
+        **tally,
+    )
+
+
 def _sum(rows: Sequence[Any]) -> schemas.Tally:
     sums = {name: sum(int(getattr(row, name) or 0) for row in rows) for name in TALLIES}
     return schemas.Tally(**_tally(SimpleNamespace(**sums)))
@@ -209,8 +305,8 @@ def _sum(rows: Sequence[Any]) -> schemas.Tally:
 
 def _residents(placed: Any, id_column: Any) -> AnySelect:
     """Residents as the missed lists show them, placed where ``placed`` (a round's members
-    or the directory) says; join DirectoryResident when it is not the source."""
-    unit = aliased(DirectoryPlace)
+    or the directory) says; join DirectoryResident when it is not the source. Their units'
+    names are read after the page (``_page_of_residents``)."""
     return select(
         id_column.label("id"),
         placed.compound_id,
@@ -220,8 +316,7 @@ def _residents(placed: Any, id_column: Any) -> AnySelect:
         placed.door_to_door,
         DirectoryResident.name,
         DirectoryResident.phone,
-        unit.name.label("unit"),
-    ).outerjoin(unit, unit.id == placed.unit_id)
+    )
 
 
 def _missed_out(row: Any) -> schemas.MissedResident:
@@ -246,12 +341,18 @@ async def _page_of_residents(
     cursor: str | None,
     limit: int,
 ) -> Page[schemas.MissedResident]:
-    """One page of residents, in clear (the endpoint's presenter masks them)."""
+    """One page of residents, in clear (the endpoint's presenter masks them), then the names
+    of their units: joined to the places in one statement, the planner expected one row
+    from the ranking and read every place of the town for each resident of the page."""
     rows = list(
         (await uow.session.execute(keyset(query, id_column, cursor=cursor, limit=limit))).all()
     )
     page, following = next_cursor(rows, limit)
-    return Page(items=[_missed_out(r) for r in page], next_cursor=following)
+    units = await _unit_names(uow, [row.unit_id for row in page if row.unit_id is not None])
+    items = [
+        _missed_out(SimpleNamespace(**row._asdict(), unit=units.get(row.unit_id))) for row in page
+    ]
+    return Page(items=items, next_cursor=following)
 
 
 async def missed(
@@ -340,13 +441,16 @@ async def missed_twice(
             where.append(member.building_id == building_id)
         return where
 
-    # Only who was missed in some closed round can be missed in their last two: ranking
-    # their memberships alone sorts a few hundred rows, not every member of every round.
+    # Only who was missed in at least two closed rounds can be missed in their last two:
+    # ranking their memberships alone reads a few hundred rows, not every member of every
+    # round (nor everyone missed once, a dozen times more).
     member, round_ = aliased(RoundMember), aliased(Round)
     unsampled = (
         select(member.resident_id)
         .join(round_, round_.id == member.round_id)
         .where(*closed_pcr_in_places(member, round_), member.sampled_at.is_(None))
+        .group_by(member.resident_id)
+        .having(func.count() >= 2)
     )
     ranked = (
         select(RoundMember.resident_id, RoundMember.sampled_at, latest_first.label("n"))

@@ -4,20 +4,13 @@ import * as api from "../api.js";
 import { t } from "../i18n.js";
 import { placesOf } from "../places.js";
 import { day, field, fill, h, link, problemText, put, select, toast, when, zoneClass } from "../ui.js";
-import { listSection } from "./lists.js";
+import { listPage, listSection } from "./lists.js";
 
+// The open round with members here, with its coverage by unit and by building: one read.
 async function openRoundCovering(compoundId, testing) {
   if (!testing) return null;
-  const rounds = (await api.get("/v1/rounds?status=open&limit=500")).items
-    .sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
-  for (const round of rounds) {
-    const [units, buildings] = await Promise.all([
-      api.get(`/v1/rounds/${round.id}/coverage?by=unit&compound_id=${compoundId}`),
-      api.get(`/v1/rounds/${round.id}/coverage?by=building&compound_id=${compoundId}`),
-    ]);
-    if (units.total.expected > 0) return { round, units, buildings };
-  }
-  return null;
+  const coverage = await api.get(`/v1/coverage/open-round?compound_id=${compoundId}`);
+  return coverage.round ? coverage : null;
 }
 
 function grid(places, coverage, compoundId) {
@@ -100,13 +93,20 @@ export default async function compoundPage(target, { args, services }) {
   const compoundId = args[0];
   const testing = services.has("testing");
   const reload = () => compoundPage(target, { args, services });
+  // The missed lists are asked for with the page's other reads (the round's as soon as the
+  // round is known), and shown below them in their order.
+  const covering = openRoundCovering(compoundId, testing);
+  const missedParams = (round) => new URLSearchParams({ round_id: round.id, compound_id: compoundId });
+  const twiceParams = new URLSearchParams({ compound_id: compoundId });
+  const missed = covering.then((c) => (c ? listPage("missed", missedParams(c.round), { limit: 50 }) : null), () => null);
+  const twice = testing ? listPage("missed-twice", twiceParams, { limit: 50 }) : null;
   const [compound, places, gates, proposals, history, coverage] = await Promise.all([
     api.get(`/v1/compounds/${compoundId}`),
     placesOf(compoundId),
     api.get(`/v1/compounds/${compoundId}/gates`),
     api.get(`/v1/zones/proposals?compound_id=${compoundId}&status=pending&limit=100`),
     api.get(`/v1/zones/history?compound_id=${compoundId}&limit=50`),
-    openRoundCovering(compoundId, testing),
+    covering,
   ]);
   const people = places.rows.reduce((sum, r) => sum + r.people, 0);
   fill(target, 
@@ -124,10 +124,10 @@ export default async function compoundPage(target, { args, services }) {
     h("h2", {}, t("compound.gates")), gatesSection(compoundId, gates),
   );
   if (coverage) {
-    await listSection(target, "missed", new URLSearchParams({ round_id: coverage.round.id, compound_id: compoundId }), { limit: 50, title: t("list.missed") });
+    await listSection(target, "missed", missedParams(coverage.round), { limit: 50, title: t("list.missed"), first: missed });
   }
   if (testing) {
-    await listSection(target, "missed-twice", new URLSearchParams({ compound_id: compoundId }), { limit: 50, title: t("list.missed_twice") });
+    await listSection(target, "missed-twice", twiceParams, { limit: 50, title: t("list.missed_twice"), first: twice });
   }
   put(target, h("h2", {}, t("compound.history")), h("table", { id: "zone-history" },
     h("thead", {}, h("tr", {}, ["col.at", "col.place", "col.from", "col.to", "col.reason"].map((k) => h("th", {}, t(k))))),

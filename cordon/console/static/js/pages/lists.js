@@ -129,15 +129,24 @@ function paramsOf(spec, params, reveal) {
   return out;
 }
 
+// The first page of a list as listSection asks for it: a page can ask early, alongside its
+// other reads, and hand the answer to listSection as `first` (null on failure: asked again).
+export function listPage(kind, params, { limit = 100 } = {}) {
+  const spec = LISTS[kind];
+  return api.get(api.query(spec.path(params), { ...paramsOf(spec, params, false), limit })).catch(() => null);
+}
+
 // A list inside any page (the compound page's missed lists, a round's tasks): same columns,
 // export and print as the full list page.
-export async function listSection(target, kind, params, { limit = 100, title } = {}) {
+export async function listSection(target, kind, params, { limit = 100, title, first = null } = {}) {
   const spec = LISTS[kind];
   let reveal = false;
+  let early = first;
   const body = h("div");
   const render = async () => {
     const path = api.query(spec.path(params), { ...paramsOf(spec, params, reveal), limit });
-    const page = await api.get(path);
+    const page = (early && (await early)) || (await api.get(path));
+    early = null;
     const n = await namer(page.items);
     const cols = spec.columns(n);
     const rows = page.items;
