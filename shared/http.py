@@ -293,16 +293,19 @@ class BoundaryRoute(APIRoute):
         return route
 
 
+_IDEMPOTENCY_RAW = IDEMPOTENCY_HEADER.encode("latin-1")
+
+
 def idempotency_key(request: Request) -> str | None:
     """The request's ``Idempotency-Key``, if it sent one. Read from the raw headers: most
     requests send none, and a missing header costs Starlette's mapping an exception."""
     for name, value in request.scope["headers"]:
         if name == _IDEMPOTENCY_RAW:
-            return str(value.decode("latin-1"))
+            key: str = value.decode("latin-1")
+            return key
     return None
 
 
-_IDEMPOTENCY_RAW = IDEMPOTENCY_HEADER.encode("latin-1")
 API_PREFIX = "/v1"
 
 
@@ -377,19 +380,16 @@ async def _run(
 ) -> Response:
     try:
         response = await handler(request)
-    except IntegrityError as exc:
-        await _discard(request)
-        if (replayed := await _replayed(request, key=key, body=body)) is not None:
-            return replayed
-        raise integrity_conflict(exc, runtime_of(request).spec.metadata) from None
     except Unauthorized:
         # No stored answer for a token that no longer passes (a session signed out).
         await _discard(request)
         raise
-    except Exception:
+    except Exception as exc:
         await _discard(request)
         if (replayed := await _replayed(request, key=key, body=body)) is not None:
             return replayed
+        if isinstance(exc, IntegrityError):
+            raise integrity_conflict(exc, runtime_of(request).spec.metadata) from None
         raise
     except BaseException:
         await _discard(request)

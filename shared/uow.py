@@ -9,10 +9,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import cache
 from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy import ColumnElement, Insert, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
@@ -57,7 +58,6 @@ class UnitOfWork:
         self._causation_id = causation_id
         # Emitted events as outbox rows, until written to the outbox.
         self._pending: list[dict[str, object]] = []
-        self._seq = outbox.c.seq
         # The position of the last event written to the outbox, until the commit.
         self._head: int | None = None
         # The policies checked during the work (``resource:action``): the HTTP boundary
@@ -145,7 +145,7 @@ class UnitOfWork:
         self._pending.clear()
         # Their positions come back with the insert: the stream's head once this commits
         # is at least the last of them (every event committed before took a lower one).
-        written = await self.session.execute(self._outbox.insert().returning(self._seq), rows)
+        written = await self.session.execute(_writing(self._outbox), rows)
         self._head = max(self._head or 0, max(written.scalars()))
 
     def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
@@ -199,3 +199,9 @@ class UnitOfWork:
         if self._session is not None and self._session.in_transaction():
             await self.rollback()
         await self.close()
+
+
+@cache
+def _writing(outbox: Table) -> Insert:
+    """The outbox insert that returns its positions, built once per service."""
+    return outbox.insert().returning(outbox.c.seq)

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
@@ -116,7 +116,6 @@ _SUBJECT_COLUMNS = (
     _of(_settings, "high_minutes", _r.town_id),
     _of(_settings, "normal_minutes", _r.town_id),
 )
-SUBJECT = select(*_SUBJECT_COLUMNS).where(_r.id == bindparam("resident_id"))
 
 
 @cache
@@ -139,20 +138,17 @@ def _subject(row: Any) -> Subject:
 
 async def subject(uow: UnitOfWork, resident_id: uuid.UUID, *, field: str) -> Subject:
     """The resident as the directory has them, or 404 naming the field."""
-    row = (await uow.session.execute(SUBJECT, {"resident_id": resident_id})).first()
-    if row is None:
+    found = (await subjects(uow, [resident_id])).get(resident_id)
+    if found is None:
         raise missing(resident_id, field=field)
-    return _subject(row)
+    return found
 
 
 async def subjects(uow: UnitOfWork, resident_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Subject]:
-    """The residents the caller sees among these, as :func:`subject` finds one (one statement
-    for a group of creations)."""
+    """The residents the caller sees among these, with their address and their town's
+    targets: one statement, whatever their number."""
     rows = await uow.session.execute(_subjects_query(uow.dialect), {"ids": list(set(resident_ids))})
     return {row[0]: _subject(row) for row in rows.all()}
-
-
-HOUSEHOLD_TAGS = select(_r.tags).where(_r.household_id == bindparam("household_id"))
 
 
 @cache
@@ -163,7 +159,7 @@ def _households_tags_query(dialect: str) -> Any:
 async def households_tags(
     uow: UnitOfWork, household_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, set[str]]:
-    """The tags of each of these households' residents, as :func:`household_tags` reads one."""
+    """The tags of each of these households' residents (one statement)."""
     found: dict[uuid.UUID, set[str]] = {}
     ids = list(set(household_ids))
     if ids:
@@ -176,8 +172,7 @@ async def households_tags(
 async def household_tags(uow: UnitOfWork, household_id: uuid.UUID | None) -> set[str]:
     if household_id is None:
         return set()
-    found = await uow.session.scalars(HOUSEHOLD_TAGS, {"household_id": household_id})
-    return {tag for tags in found for tag in tags or ()}
+    return (await households_tags(uow, [household_id])).get(household_id, set())
 
 
 async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:

@@ -143,7 +143,9 @@ async def for_kind(uow: UnitOfWork, resident: repository.Subject, kind: str) -> 
 async def create(uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.RequestOut:
     """Enter a resident's request: one statement finds the resident, their address and their
     town's targets, one Core insert writes it, and the answer is built from what is known."""
-    entered = await _enter(uow, data, created_by=uow.principal.username)
+    (entered,) = await _enter_all(uow, [_Asked(data, uow.principal, correlation_id.get())])
+    if isinstance(entered, Problem):
+        raise entered
     await uow.session.execute(repository.INSERT_REQUEST, entered.row)
     return entered.answer
 
@@ -156,15 +158,6 @@ class _Entered:
     row: dict[str, Any]
     answer: schemas.RequestOut
     place: Place
-
-
-async def _enter(uow: UnitOfWork, data: schemas.RequestCreate, *, created_by: str) -> _Entered:
-    """Find the resident (404 naming the field), check the policy on their place, build the
-    row and the answer, and emit the event (in the caller's correlation)."""
-    resident = await repository.subject(uow, data.resident_id, field="resident_id")
-    CREATE.check(uow, _place(resident), field="resident_id")
-    household = await for_kind(uow, resident, data.kind)
-    return _entered(uow, data, resident, household_tags=household, created_by=created_by)
 
 
 def _entered(
@@ -251,47 +244,11 @@ class RequestDesk:
         return outcome.entered.answer
 
     async def _write(self, key: _GroupKey, group: list[_Asked]) -> list[_Outcome | None]:
-        outcomes: list[_Outcome] = []
         async with self._open_uow(group[0].principal) as uow:
-            # The group's residents in one statement, the households a formula's priority
-            # depends on in another: what each creation alone reads, in the same scope.
-            known = await repository.subjects(uow, [a.data.resident_id for a in group])
-            households = await repository.households_tags(
-                uow,
-                (
-                    found.household_id
-                    for asked in group
-                    if asked.data.kind in HOUSEHOLD_KINDS
-                    and (found := known.get(asked.data.resident_id)) is not None
-                    and found.household_id is not None
-                ),
-            )
-            for asked in group:
-                # The event of each creation in the correlation of the request that sent it.
-                token = correlation_id.set(asked.correlation)
-                try:
-                    resident = known.get(asked.data.resident_id)
-                    if resident is None:
-                        raise repository.missing(asked.data.resident_id, field="resident_id")
-                    CREATE.check(uow, _place(resident), field="resident_id")
-                    household = (
-                        households.get(resident.household_id, set())
-                        if asked.data.kind in HOUSEHOLD_KINDS and resident.household_id
-                        else set()
-                    )
-                    entered = _entered(
-                        uow,
-                        asked.data,
-                        resident,
-                        household_tags=household,
-                        created_by=asked.principal.username,
-                    )
-                except Problem as refusal:
-                    outcomes.append(_Outcome(refusal=refusal))
-                    continue
-                finally:
-                    correlation_id.reset(token)
-                outcomes.append(_Outcome(entered=entered))
+            outcomes = [
+                _Outcome(refusal=e) if isinstance(e, Problem) else _Outcome(entered=e)
+                for e in await _enter_all(uow, group)
+            ]
             rows = [o.entered.row for o in outcomes if o.entered is not None]
             if rows:
                 await uow.session.execute(repository.INSERT_REQUEST, rows)
@@ -302,6 +259,44 @@ class RequestDesk:
                 # none is done again.
                 return [_Outcome(failure=exc) if o.entered else o for o in outcomes]
         return list(outcomes)
+
+
+async def _enter_all(uow: UnitOfWork, asked: Sequence[_Asked]) -> list[_Entered | Problem]:
+    """Each creation found (404 naming the field), checked against the policy on its
+    resident's place, its row, answer and event made (in the correlation of the request
+    that sent it), or its refusal. The residents are read in one statement, the households
+    a formula's priority depends on in another, whether one creation or a group."""
+    known = await repository.subjects(uow, [a.data.resident_id for a in asked])
+    households = await repository.households_tags(
+        uow,
+        (
+            found.household_id
+            for a in asked
+            if a.data.kind in HOUSEHOLD_KINDS
+            and (found := known.get(a.data.resident_id)) is not None
+            and found.household_id is not None
+        ),
+    )
+    entered: list[_Entered | Problem] = []
+    for a in asked:
+        token = correlation_id.set(a.correlation)
+        try:
+            resident = known.get(a.data.resident_id)
+            if resident is None:
+                raise repository.missing(a.data.resident_id, field="resident_id")
+            CREATE.check(uow, _place(resident), field="resident_id")
+            tags = households.get(resident.household_id, set()) if resident.household_id else set()
+            household = tags if a.data.kind in HOUSEHOLD_KINDS else set()
+            entered.append(
+                _entered(
+                    uow, a.data, resident, household_tags=household, created_by=a.principal.username
+                )
+            )
+        except Problem as refusal:
+            entered.append(refusal)
+        finally:
+            correlation_id.reset(token)
+    return entered
 
 
 def _place(row: Any) -> Place:

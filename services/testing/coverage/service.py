@@ -249,13 +249,12 @@ async def open_round_coverage(
     places = await _places(uow, {r.building_id for r in rows} | {r.unit_id for r in rows})
 
     def by(grouping: schemas.Grouping, key: str) -> schemas.Coverage:
-        sums: dict[uuid.UUID | None, dict[str, int]] = {}
+        groups: dict[uuid.UUID | None, list[Any]] = {}
         for row in rows:
-            tally = sums.setdefault(getattr(row, key), dict.fromkeys(TALLIES, 0))
-            for name in TALLIES:
-                tally[name] += int(getattr(row, name) or 0)
+            groups.setdefault(getattr(row, key), []).append(row)
         placed = [
-            _placed_row(place_id, places.get(place_id), tally) for place_id, tally in sums.items()
+            _placed_row(place_id, places.get(place_id), _totals(group))
+            for place_id, group in groups.items()
         ]
         return _coverage_of(
             placed, round_id=round_.id, by=grouping, compound_id=compound_id, building_id=None
@@ -298,9 +297,12 @@ def _placed_row(place_id: uuid.UUID | None, place: Any, tally: dict[str, int]) -
     )
 
 
+def _totals(rows: Sequence[Any]) -> dict[str, int]:
+    return {name: sum(int(getattr(row, name) or 0) for row in rows) for name in TALLIES}
+
+
 def _sum(rows: Sequence[Any]) -> schemas.Tally:
-    sums = {name: sum(int(getattr(row, name) or 0) for row in rows) for name in TALLIES}
-    return schemas.Tally(**_tally(SimpleNamespace(**sums)))
+    return schemas.Tally(**_tally(SimpleNamespace(**_totals(rows))))
 
 
 def _residents(placed: Any, id_column: Any) -> AnySelect:
