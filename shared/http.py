@@ -6,8 +6,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
-from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -16,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel
-from sqlalchemy import Insert, Row, Table, select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import sessions
 from shared.auth import InvalidTokenError, Principal, Role, read_token
 from shared.conflicts import integrity_conflict
+from shared.idempotency import KeyedWrite, store_answers
 from shared.kv import KeyValueUnavailable
 from shared.observability import HTTP_REQUESTS, correlation_id, new_correlation_id
 from shared.openapi import IDEMPOTENCY_KEY_MAX, PROBLEM_JSON, declare_problems, depends_on
@@ -288,6 +287,8 @@ class BoundaryRoute(APIRoute):
             if len(key) > IDEMPOTENCY_KEY_MAX:
                 raise Invalid.on("Idempotency-Key", f"at most {IDEMPOTENCY_KEY_MAX} characters")
             body = BodyDigest(request)
+            # Where an endpoint that writes in a group's transaction finds it (keyed_write).
+            request.state.body_digest = body
             return await _run(handler, Request(request.scope, body.receive), key=key, body=body)
 
         return route
@@ -428,7 +429,8 @@ async def _finish(
             await uow.rollback()
             # Failing closed: a write no policy allowed must not land, whoever forgot it.
             raise RuntimeError(f"{request.method} {request.url.path} checked no policy")
-        if key is not None and body is not None:
+        keyed: KeyedWrite | None = getattr(request.state, "keyed_write", None)
+        if key is not None and body is not None and not (keyed is not None and keyed.stored):
             await _remember(uow, request, key, response, digest=await body.hexdigest())
         await uow.commit()
         return response
@@ -478,23 +480,29 @@ def _replay(row: Row[Any], *, digest: str) -> Response:
 async def _remember(
     uow: UnitOfWork, request: Request, key: str, response: Response, *, digest: str
 ) -> None:
-    body = bytes(response.body).decode()
+    keyed = KeyedWrite(
+        principal=uow.principal.id,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        digest=digest,
+    )
     table = runtime_of(request).spec.kernel.idempotency
-    answer = {
-        "principal": uow.principal.id,
-        "key": key,
-        "method": request.method,
-        "path": request.url.path,
-        "request_hash": digest,
-        "status_code": response.status_code,
-        "content_type": response.media_type or "application/json",
-        "body": body,
-        "created_at": datetime.now(UTC),
-    }
-    await uow.session.execute(_storing(table), answer)
+    await store_answers(uow, table, [keyed.answer(response)])
 
 
-@cache
-def _storing(table: Table) -> Insert:
-    """The insert of an answer, built once per service: its values are parameters."""
-    return table.insert()
+async def keyed_write(request: Request, principal: Principal) -> KeyedWrite | None:
+    """The request's key and digest if it sent an ``Idempotency-Key`` (else ``None``)."""
+    body: BodyDigest | None = getattr(request.state, "body_digest", None)
+    key = idempotency_key(request)
+    if body is None or key is None:
+        return None
+    keyed = KeyedWrite(
+        principal=principal.id,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        digest=await body.hexdigest(),
+    )
+    request.state.keyed_write = keyed
+    return keyed

@@ -8,12 +8,12 @@ import weakref
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from cordon.platform import Platform
 from services.registry.models import kernel
-from shared.bulk import among, bulk_insert, paused_gc
+from shared.bulk import Rows, among, bulk_insert, paused_gc
 from shared.ids import new_id, new_ids
 
 INBOX = kernel.inbox
@@ -52,6 +52,44 @@ async def test_bulk_insert_of_a_taken_key_raises_an_integrity_error(platform: Pl
     async with database.session() as session:
         with pytest.raises(IntegrityError):
             await bulk_insert(session, INBOX, [row])
+
+
+async def test_a_batch_of_rows_is_inserted_and_updated_by_one_statement_each(
+    platform: Platform,
+) -> None:
+    database = platform.runtime("registry").database
+    rows = Rows.of(INBOX, name="batch")
+    insert = INBOX.insert().from_select(
+        list(rows.columns), select(*rows.source(database.dialect).c)
+    )
+    ids = new_ids(40)
+    at = datetime(2022, 4, 1, 5, 0, tzinfo=BEIJING)
+    batch = {"consumer": ["c"] * 40, "event_id": ids, "processed_at": [at] * 40}
+    later = Rows("later", {"event_id": INBOX.c.event_id.type, "at": INBOX.c.processed_at.type})
+    source = later.source(database.dialect)
+    move = (
+        update(INBOX)
+        .where(INBOX.c.event_id == source.c.event_id)
+        .values(processed_at=source.c.at, consumer="moved")
+    )
+    async with database.session() as session:
+        await session.execute(insert, rows.bind(batch, dialect=database.dialect))
+        moved = await session.execute(
+            move,
+            later.bind(
+                {"event_id": ids[:3], "at": [at + timedelta(hours=n) for n in range(3)]},
+                dialect=database.dialect,
+            ),
+        )
+        await session.commit()
+    assert moved.rowcount == 3
+    async with database.session() as session:
+        found = {r.event_id: r for r in (await session.execute(select(INBOX))).all()}
+    assert set(found) == set(ids)
+    assert [found[i].processed_at.astimezone(UTC) for i in ids[:4]] == [
+        (at + timedelta(hours=n)).astimezone(UTC) for n in (0, 1, 2, 0)
+    ]
+    assert [found[i].consumer for i in ids[2:4]] == ["moved", "c"]
 
 
 class _Cycle:

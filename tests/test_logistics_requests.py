@@ -331,6 +331,56 @@ async def test_creations_sent_together_without_a_key_share_commits_each_with_its
     assert 1 <= transactions < 12
 
 
+async def test_keyed_creations_sent_together_share_commits_and_each_resend_gets_its_first_answer(
+    client: httpx.AsyncClient, area: Area, platform: Platform
+) -> None:
+    """Phones on a weak network send a key with each creation and resend it. A burst of keyed
+    creations is written in fewer transactions than requests, each answer stored with its
+    group; a key sent twice within the burst, and every key resent afterwards, gets the
+    first answer, and nothing is entered twice. The same key with another body is refused."""
+    residents = [area.mother, area.infant, area.patient]
+    sent = [
+        {"resident_id": residents[n % 3], "kind": "groceries", "details": f"keyed {n}"}
+        for n in range(12)
+    ]
+    transactions = 0
+
+    def wrote(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO HELP_REQUESTS"):
+            conn.info["wrote requests"] = True
+
+    def committed(conn: Any) -> None:
+        nonlocal transactions
+        transactions += bool(conn.info.pop("wrote requests", False))
+
+    async def send(n: int, body: dict[str, Any]) -> httpx.Response:
+        headers = {**area.leader, "Idempotency-Key": f"phone-{n}"}
+        return await client.post("/v1/requests", json=body, headers=headers)
+
+    engine = platform.runtime("logistics").database.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", wrote)
+    sqlalchemy_event.listen(engine, "commit", committed)
+    try:
+        *first, twice = await asyncio.gather(
+            *(send(n, body) for n, body in enumerate(sent)), send(0, sent[0])
+        )
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", wrote)
+        sqlalchemy_event.remove(engine, "commit", committed)
+    assert [r.status_code for r in [*first, twice]] == [201] * 13, [r.text for r in first]
+    assert [r.json()["details"] for r in first] == [body["details"] for body in sent]
+    assert twice.json() == first[0].json()
+    assert 1 <= transactions < 12
+    assert await _count(platform, HelpRequest) == 12
+    again = await asyncio.gather(*(send(n, body) for n, body in enumerate(sent)))
+    assert [r.status_code for r in again] == [201] * 12
+    assert [r.json() for r in again] == [r.json() for r in first]
+    assert {r.headers.get("Idempotent-Replayed") for r in again} == {"true"}
+    assert await _count(platform, HelpRequest) == 12
+    other = await send(3, {**sent[3], "details": "something else"})
+    assert other.status_code == 409 and "Idempotency-Key" in other.text
+
+
 async def test_a_group_whose_commit_fails_fails_each_creation_and_enters_none_again(
     client: httpx.AsyncClient, area: Area, platform: Platform
 ) -> None:
@@ -349,7 +399,9 @@ async def test_a_group_whose_commit_fails_fails_each_creation_and_enters_none_ag
         uow.commit = committed_then_lost  # type: ignore[method-assign]
         return uow
 
-    request_endpoints._desks[runtime] = request_service.RequestDesk(losing_the_commits_answer)
+    request_endpoints._desks[runtime] = request_service.RequestDesk(
+        losing_the_commits_answer, answers=runtime.spec.kernel.idempotency
+    )
     try:
         answers = await asyncio.gather(
             *(

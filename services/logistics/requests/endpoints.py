@@ -9,7 +9,7 @@ from services.logistics.models import SERVICE, HelpRequest, RequestSettings
 from services.logistics.requests import repository, schemas, service
 from shared.contracts.logistics import Priority, RequestKind, RequestStatus
 from shared.fields import Moment
-from shared.http import Uow, idempotency_key, ready_json, runtime_of, service_router
+from shared.http import Uow, keyed_write, ready_json, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 from shared.service import ServiceRuntime
@@ -36,16 +36,21 @@ async def _one(uow: Uow, present: Present, request: HelpRequest) -> schemas.Requ
 async def create_request(
     body: schemas.RequestCreate, uow: Uow, present: Present, request: Request
 ) -> Response:
-    if idempotency_key(request) is not None or present.reveal:
-        # Its key is stored in the transaction of its own unit of work, with the request (and
-        # a reveal is logged in the transaction of the creation it shows).
-        created = await service.create(uow, data=body)
-    else:
-        runtime = runtime_of(request)
-        desk = _desks.get(runtime) or _desks.setdefault(runtime, service.RequestDesk(runtime.uow))
-        created = await desk.create(uow, data=body)
-    # Built from what the create knows, masked by the presenter, serialised once.
-    return ready_json(await present(created), status=201)
+    async def render(created: schemas.RequestOut) -> Response:
+        # Built from what the create knows, masked by the presenter, serialised once.
+        return ready_json(await present(created), status=201)
+
+    if present.reveal:
+        # A reveal is logged in the transaction of the creation it shows.
+        return await render(await service.create(uow, data=body))
+    runtime = runtime_of(request)
+    desk = _desks.get(runtime) or _desks.setdefault(
+        runtime, service.RequestDesk(runtime.uow, answers=runtime.spec.kernel.idempotency)
+    )
+    keyed = await keyed_write(request, uow.principal)
+    shown = await desk.create(uow, data=body, render=render, keyed=keyed)
+    assert isinstance(shown, Response)
+    return shown
 
 
 @router.get(

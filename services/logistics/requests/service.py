@@ -6,13 +6,13 @@ level: overdue at the due time, then to the grid leader, then to the town operat
 further interval later while the request stays open."""
 
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 
 from services.logistics.models import HelpRequest, RequestEscalation, RequestSettings
 from services.logistics.requests import repository, rules, schemas
@@ -30,6 +30,7 @@ from shared.contracts.logistics import (
 )
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.desk import Desk
+from shared.idempotency import Answer, KeyedWrite, store_answers, taken_keys
 from shared.ids import new_id
 from shared.observability import correlation_id
 from shared.problems import Conflict, NotFound, Problem
@@ -190,13 +191,20 @@ def _entered(
     return _Entered(row, answer(request, resident.who, now=now, volunteer=False), _place(resident))
 
 
+# How a creation's answer is shown to its caller (masked by the presenter, serialised).
+Render = Callable[[schemas.RequestOut], Awaitable[Answer]]
+
+
 @dataclass(frozen=True)
 class _Asked:
-    """One creation waiting at the desk: what was sent, by whom, in which correlation."""
+    """One creation waiting at the desk: what was sent, by whom, in which correlation; and,
+    sent with a key, the key and how its answer is shown (stored with the group)."""
 
     data: schemas.RequestCreate
     principal: Principal
     correlation: str
+    keyed: KeyedWrite | None = None
+    render: Render | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,8 @@ class _Outcome:
     entered: _Entered | None = None
     refusal: Problem | None = None
     failure: BaseException | None = None
+    # A keyed creation's answer, as stored with the group.
+    shown: Answer | None = None
 
 
 # Creations share a group when the same reads and the same policy check hold for each: the
@@ -215,24 +225,36 @@ _GroupKey = tuple[Role, Scope]
 
 
 class RequestDesk:
-    """Creations arriving together without an ``Idempotency-Key`` are written together: one
-    transaction, one insert, one commit for a group (:class:`shared.desk.Desk`).
-    Each is checked as it would be alone (the resident found in the caller's scope, the
-    policy on their place) and answered with its own request or its own refusal, once its
-    group has committed; its event carries its own correlation id. A creation with a key
-    never comes here: its key is stored in its own transaction, by the boundary."""
+    """Creations arriving together are written together: one transaction, one insert, one
+    commit for a group (:class:`shared.desk.Desk`). Each is checked as it would be alone
+    (the resident found in the caller's scope, the policy on their place) and answered with
+    its own request or its own refusal, once its group has committed; its event carries its
+    own correlation id.
 
-    def __init__(self, open_uow: Callable[[Principal], UnitOfWork]) -> None:
+    A creation sent with an ``Idempotency-Key`` has its answer stored in the group's
+    transaction, with the request it created. One whose key is stored already (a retry), or
+    sent twice in one group, goes alone, where the boundary answers it as first answered."""
+
+    def __init__(self, open_uow: Callable[[Principal], UnitOfWork], *, answers: Table) -> None:
         self._open_uow = open_uow
+        self._answers = answers
         self._desk: Desk[_GroupKey, _Asked, _Outcome] = Desk(self._write, what="help requests")
 
-    async def create(self, uow: UnitOfWork, *, data: schemas.RequestCreate) -> schemas.RequestOut:
-        """As :func:`create`, in the next group of the caller's role and scope."""
+    async def create(
+        self,
+        uow: UnitOfWork,
+        *,
+        data: schemas.RequestCreate,
+        render: Render,
+        keyed: KeyedWrite | None = None,
+    ) -> Answer:
+        """As :func:`create`, in the next group of the caller's role and scope; the answer as
+        ``render`` shows it."""
         principal = uow.principal
-        asked = _Asked(data, principal, correlation_id.get())
+        asked = _Asked(data, principal, correlation_id.get(), keyed=keyed, render=render)
         outcome = await self._desk.submit((principal.role, principal.scope), asked)
         if outcome is None:
-            return await create(uow, data=data)
+            return await render(await create(uow, data=data))
         if outcome.failure is not None:
             raise outcome.failure
         if outcome.refusal is not None:
@@ -241,24 +263,67 @@ class RequestDesk:
         # The group checked the policy for this role and scope; the request's own unit of
         # work records the check, as the boundary expects of a write.
         CREATE.check(uow, outcome.entered.place, field="resident_id")
-        return outcome.entered.answer
+        if outcome.shown is not None and keyed is not None:
+            keyed.stored = True
+            return outcome.shown
+        return await render(outcome.entered.answer)
 
     async def _write(self, key: _GroupKey, group: list[_Asked]) -> list[_Outcome | None]:
         async with self._open_uow(group[0].principal) as uow:
-            outcomes = [
+            alone = await self._alone(uow, group)
+            entering = [a for n, a in enumerate(group) if n not in alone]
+            outcomes = iter(
                 _Outcome(refusal=e) if isinstance(e, Problem) else _Outcome(entered=e)
-                for e in await _enter_all(uow, group)
-            ]
-            rows = [o.entered.row for o in outcomes if o.entered is not None]
+                for e in await _enter_all(uow, entering)
+            )
+            decided = [None if n in alone else next(outcomes) for n in range(len(group))]
+            rows = [o.entered.row for o in decided if o is not None and o.entered is not None]
             if rows:
                 await uow.session.execute(repository.INSERT_REQUEST, rows)
+            decided = [await _shown(a, o) for a, o in zip(group, decided, strict=True)]
+            # A key stored meanwhile (a retry racing its first attempt) fails the group here,
+            # before its commit: then each creation goes alone.
+            await store_answers(
+                uow,
+                self._answers,
+                [
+                    a.keyed.answer(o.shown)
+                    for a, o in zip(group, decided, strict=True)
+                    if a.keyed is not None and o is not None and o.shown is not None
+                ],
+            )
             try:
                 await uow.commit()
             except Exception as exc:
                 # Committed or not, nobody can tell: each creation fails as it would alone,
                 # none is done again.
-                return [_Outcome(failure=exc) if o.entered else o for o in outcomes]
-        return list(outcomes)
+                return [
+                    _Outcome(failure=exc) if o is not None and o.entered else o for o in decided
+                ]
+        return decided
+
+    async def _alone(self, uow: UnitOfWork, group: list[_Asked]) -> set[int]:
+        """The creations of a group that go alone: their key is stored already, or sent by
+        another creation of the group."""
+        keyed = [a.keyed for a in group if a.keyed is not None]
+        taken = await taken_keys(uow, self._answers, keyed)
+        alone: set[int] = set()
+        for n, asked in enumerate(group):
+            if asked.keyed is None:
+                continue
+            pair = (asked.keyed.principal, asked.keyed.key)
+            if pair in taken:
+                alone.add(n)
+            taken.add(pair)
+        return alone
+
+
+async def _shown(asked: _Asked, outcome: _Outcome | None) -> _Outcome | None:
+    """A keyed creation's outcome with its answer as shown (to store with the group)."""
+    if outcome is None or outcome.entered is None or asked.keyed is None:
+        return outcome
+    assert asked.render is not None
+    return replace(outcome, shown=await asked.render(outcome.entered.answer))
 
 
 async def _enter_all(uow: UnitOfWork, asked: Sequence[_Asked]) -> list[_Entered | Problem]:

@@ -33,7 +33,7 @@ from services.testing.rounds.service import SAMPLE, add_members, get_round
 from services.testing.tubes.schemas import TubeIn
 from shared.auth import UNSCOPED, Principal, Role, Scope
 from shared.authz import Place
-from shared.bulk import among
+from shared.bulk import Rows, among
 from shared.db import AnySelect, table_of
 from shared.desk import Desk
 from shared.ids import new_id
@@ -447,26 +447,56 @@ def _tube(round_: RoundHead, tube: TubeIn, known: _Known, *, recorded_by: str) -
     )
 
 
-_INSERT_TUBES = _tubes.insert()
-_INSERT_TUBE_MEMBERS = _tube_members.insert()
-_MARK_SAMPLED = (
-    update(_members)
-    .where(
-        _members.c.round_id == bindparam("b_round"),
-        _members.c.resident_id == bindparam("b_resident"),
-    )
-    .values(
-        status=case(
-            (
-                _members.c.status == MemberStatus.retest_required.value,
-                MemberStatus.retest_sampled.value,
-            ),
-            else_=MemberStatus.sampled.value,
-        ),
-        tube_id=bindparam("b_tube"),
-        sampled_at=bindparam("b_at"),
-    )
+# A group's tubes, their members and the members they sample, each written by one statement
+# whatever the group's size (``Rows``).
+_TUBE_ROWS = Rows.of(_tubes, name="new_tubes")
+_PAIR_ROWS = Rows(
+    "pairs",
+    {
+        "tube_id": _tube_members.c.tube_id.type,
+        "resident_id": _tube_members.c.resident_id.type,
+        "round_id": _tube_members.c.round_id.type,
+        "town_id": _tube_members.c.town_id.type,
+        "compound_id": _tube_members.c.compound_id.type,
+        "building_id": _tube_members.c.building_id.type,
+        "sampled_at": _members.c.sampled_at.type,
+    },
 )
+
+
+@cache
+def _insert_tubes(dialect: str) -> Any:
+    rows = _TUBE_ROWS.source(dialect)
+    return _tubes.insert().from_select(list(rows.c.keys()), select(*rows.c))
+
+
+@cache
+def _insert_tube_members(dialect: str) -> Any:
+    rows = _PAIR_ROWS.source(dialect)
+    columns = [c.key for c in _tube_members.columns if c.key in _PAIR_ROWS.columns]
+    return _tube_members.insert().from_select(columns, select(*(rows.c[c] for c in columns)))
+
+
+@cache
+def _mark_sampled(dialect: str) -> Any:
+    rows = _PAIR_ROWS.source(dialect)
+    return (
+        update(_members)
+        .where(_members.c.round_id == rows.c.round_id, _members.c.resident_id == rows.c.resident_id)
+        .values(
+            status=case(
+                (
+                    _members.c.status == MemberStatus.retest_required.value,
+                    MemberStatus.retest_sampled.value,
+                ),
+                else_=MemberStatus.sampled.value,
+            ),
+            tube_id=rows.c.tube_id,
+            sampled_at=rows.c.sampled_at,
+        )
+    )
+
+
 _FOLLOW_UPS_DONE = (
     update(_tasks)
     .where(
@@ -490,37 +520,30 @@ _FOLLOW_UPS_DONE = (
 async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _Known) -> None:
     if not fresh:
         return
-    # Core inserts: the tubes are answered as they were built, never changed in this request.
+    # Core statements: the tubes are answered as they were built, never changed here.
+    dialect = uow.dialect
+    tubes = [tube for tube, _ in fresh]
     await uow.session.execute(
-        _INSERT_TUBES, [{c.key: getattr(tube, c.key) for c in _tubes.columns} for tube, _ in fresh]
+        _insert_tubes(dialect),
+        _TUBE_ROWS.bind(
+            {key: [getattr(t, key) for t in tubes] for key in _TUBE_ROWS.columns},
+            dialect=dialect,
+        ),
     )
     pairs = [(tube, resident_id) for tube, data in fresh for resident_id in data.member_ids]
+    columns: dict[str, list[Any]] = {
+        "tube_id": [t.id for t, _ in pairs],
+        "resident_id": [r for _, r in pairs],
+        "round_id": [t.round_id for t, _ in pairs],
+        "town_id": [t.town_id for t, _ in pairs],
+        "compound_id": [t.compound_id for t, _ in pairs],
+        "building_id": [known.members[r].building_id for _, r in pairs],
+        "sampled_at": [t.collected_at for t, _ in pairs],
+    }
     await uow.session.execute(
-        _INSERT_TUBE_MEMBERS,
-        [
-            {
-                "tube_id": tube.id,
-                "resident_id": resident_id,
-                "round_id": tube.round_id,
-                "town_id": tube.town_id,
-                "compound_id": tube.compound_id,
-                "building_id": known.members[resident_id].building_id,
-            }
-            for tube, resident_id in pairs
-        ],
+        _insert_tube_members(dialect), _PAIR_ROWS.bind(columns, dialect=dialect)
     )
-    await uow.session.execute(
-        _MARK_SAMPLED,
-        [
-            {
-                "b_round": tube.round_id,
-                "b_resident": resident_id,
-                "b_tube": tube.id,
-                "b_at": tube.collected_at,
-            }
-            for tube, resident_id in pairs
-        ],
-    )
+    await uow.session.execute(_mark_sampled(dialect), _PAIR_ROWS.bind(columns, dialect=dialect))
     follow_ups = [(tube, data.member_ids[0]) for tube, data in fresh if data.retest]
     if follow_ups:
         await uow.session.execute(

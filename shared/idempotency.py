@@ -1,0 +1,80 @@
+"""Stored answers of writes sent with an ``Idempotency-Key``: a retry with the same key gets
+the first answer and changes nothing. The boundary (``shared.http``) stores a request's
+answer in its own transaction; a group commit (``shared.desk``) stores the answers of its
+keyed items in the group's transaction, with what they wrote."""
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Protocol
+
+from sqlalchemy import Insert, Select, Table, select
+
+from shared.bulk import among
+from shared.uow import UnitOfWork
+
+
+class Answer(Protocol):
+    """What is stored of an answer (a Starlette ``Response`` is one)."""
+
+    status_code: int
+    media_type: str | None
+    body: bytes | memoryview
+
+
+class KeyedWrite:
+    """A write sent with an ``Idempotency-Key``. Written in a group's transaction rather than
+    its own, its answer is stored there (:meth:`answer`, :func:`store_answers`) and it is
+    marked :attr:`stored`: the boundary then stores nothing. Unmarked (done alone after
+    all), the boundary stores it as for any keyed write."""
+
+    def __init__(self, *, principal: str, key: str, method: str, path: str, digest: str) -> None:
+        self.principal = principal
+        self.key = key
+        self.method = method
+        self.path = path
+        self.digest = digest
+        self.stored = False
+
+    def answer(self, response: Answer) -> dict[str, Any]:
+        """The row of the idempotency table that answers a retry with ``response``."""
+        return {
+            "principal": self.principal,
+            "key": self.key,
+            "method": self.method,
+            "path": self.path,
+            "request_hash": self.digest,
+            "status_code": response.status_code,
+            "content_type": response.media_type or "application/json",
+            "body": bytes(response.body).decode(),
+            "created_at": datetime.now(UTC),
+        }
+
+
+async def store_answers(uow: UnitOfWork, table: Table, answers: list[dict[str, Any]]) -> None:
+    """Answers (:meth:`KeyedWrite.answer`) in the unit of work's transaction: a key stored
+    before (a retry, or a concurrent request with it) makes this fail."""
+    if answers:
+        await uow.session.execute(_storing(table), answers)
+
+
+async def taken_keys(
+    uow: UnitOfWork, table: Table, keyed: list[KeyedWrite]
+) -> set[tuple[str, str]]:
+    """Which of these writes' (principal, key) pairs have a stored answer already."""
+    if not keyed:
+        return set()
+    rows = await uow.session.execute(
+        _taken(table, uow.dialect), {"keys": list({k.key for k in keyed})}
+    )
+    return {(row.principal, row.key) for row in rows}
+
+
+@cache
+def _storing(table: Table) -> Insert:
+    """The insert of an answer, built once per service: its values are parameters."""
+    return table.insert()
+
+
+@cache
+def _taken(table: Table, dialect: str) -> Select[Any]:
+    return select(table.c.principal, table.c.key).where(among(table.c.key, "keys", dialect=dialect))
