@@ -26,6 +26,7 @@ from cordon.platform import Platform
 from services.notify.delivery.receipts import sign
 from services.notify.delivery.service import Dispatcher
 from services.notify.delivery.worker import dispatcher_for
+from services.notify.gateways.failover import Gateways, Switch
 from services.notify.messages.service import (
     NewMessage,
     broadcast_progress,
@@ -263,6 +264,47 @@ async def test_a_failing_primary_fails_over_and_nobody_gets_two(
         assert shown.status_code == 200, shown.text
         assert shown.json()["active"] == "fallback"
         assert shown.json()["switches"][0]["reason"] == switches[0].reason
+    finally:
+        await fallback.stop()
+
+
+async def test_calls_failing_together_switch_to_the_fallback_once_never_back(
+    platform: Platform, fake: FakeSms
+) -> None:
+    """A dispatcher's calls to a failing primary end together: each judges the primary
+    unhealthy, and the first to take the switch moves traffic to the fallback (recording the
+    switch takes a moment). A call judged before that switch must not make another one: it
+    would send traffic back to the primary it judged failing."""
+    kv = platform.runtime("notify").kv
+    fallback = await FakeSms.start()
+    try:
+        dispatcher = dispatcher_of(platform, fake, fallback=fallback)
+        primary, second = dispatcher.gateways.primary, dispatcher.gateways.fallback
+
+        async def recorded_slowly(switch: Switch) -> None:
+            await asyncio.sleep(0.005)  # a row and an event, as the dispatcher records it
+
+        for attempt in range(10):
+            gateways = Gateways(
+                kv=kv,
+                primary=primary,
+                fallback=second,
+                min_calls=3,
+                on_switch=recorded_slowly,
+                prefix=f"failover-test:{uuid.uuid4()}",
+            )
+
+            async def call_ends(after: float, gateways: Gateways = gateways) -> None:
+                await asyncio.sleep(after)
+                await gateways.record("primary", failed=True, latency=0.01)
+
+            # Calls ending a tenth of a millisecond apart: some are judged while the switch is
+            # being made.
+            await asyncio.gather(*(call_ends(n * 0.0001) for n in range(100)))
+            assert gateways.active == "fallback", attempt
+            assert [(s.from_gateway, s.to_gateway) for s in gateways.switches] == [
+                ("primary", "fallback")
+            ], attempt
     finally:
         await fallback.stop()
 

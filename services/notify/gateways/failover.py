@@ -149,11 +149,13 @@ class Gateways:
         if self.fallback is None:
             return self.primary
         since = await self._view()
+        judged = self._generation
         on_fallback = self.active == self.fallback.name
         if on_fallback and self._clock() - since >= self._failback_seconds:
             await self._switch(
                 f"trying {self.primary.name} again after {self._failback_seconds:.0f}s",
                 health=await self.health(self.active),
+                judged=judged,
             )
         return self._by_name[self.active]
 
@@ -163,14 +165,17 @@ class Gateways:
         if self.fallback is None:
             return
         now = self._clock()
+        # The switch number this call is judged under: another call of this replica may
+        # switch while this one awaits the store.
+        judged = self._generation
         window = self._windows[name]
-        await window.record(generation=self._generation, failed=failed, latency=latency, at=now)
-        if name != self.active:
+        await window.record(generation=judged, failed=failed, latency=latency, at=now)
+        if name != self._name_of(judged):
             return
-        health = await window.health(generation=self._generation, at=now)
+        health = await window.health(generation=judged, at=now)
         reason = self._unhealthy(name, health)
         if reason is not None:
-            await self._switch(reason, health=health)
+            await self._switch(reason, health=health, judged=judged)
 
     def _unhealthy(self, name: str, health: Health) -> str | None:
         if health.calls < self._min_calls:
@@ -187,14 +192,16 @@ class Gateways:
             )
         return None
 
-    async def _switch(self, reason: str, *, health: Health) -> None:
-        """Take the next switch number: the first replica to ask makes the switch and
-        reports it; a replica that was late follows it."""
-        following = self._generation + 1
+    async def _switch(self, reason: str, *, health: Health, judged: int) -> None:
+        """Take the switch number after ``judged``, the one the judgement was made under: the
+        first call (of any replica) to ask makes the switch and reports it; one that was
+        late follows it. A judgement made before a switch never makes the next one: it
+        would switch back for the reason that switched away."""
+        following = judged + 1
         election = f"{self._prefix}:switch:{following}:taken"
         if await self._kv.hit(election, window_seconds=ELECTION_SECONDS) == 1:
             switch = Switch(
-                from_gateway=self._name_of(self._generation),
+                from_gateway=self._name_of(judged),
                 to_gateway=self._name_of(following),
                 reason=reason,
                 health=health,
