@@ -3,6 +3,7 @@ the first answer and changes nothing. The boundary (``shared.http``) stores a re
 answer in its own transaction; a group commit (``shared.desk``) stores the answers of its
 keyed items in the group's transaction, with what they wrote."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
@@ -57,16 +58,26 @@ async def store_answers(uow: UnitOfWork, table: Table, answers: list[dict[str, A
         await uow.session.execute(_storing(table), answers)
 
 
-async def taken_keys(
-    uow: UnitOfWork, table: Table, keyed: list[KeyedWrite]
-) -> set[tuple[str, str]]:
-    """Which of these writes' (principal, key) pairs have a stored answer already."""
+async def resent(uow: UnitOfWork, table: Table, writes: Sequence[KeyedWrite | None]) -> set[int]:
+    """The positions of a group's writes that must go alone, where the boundary answers them
+    as first answered: their key has a stored answer already (a retry), or an earlier write
+    of the group sent it too. Writes without a key (``None``) never do."""
+    keyed = [w for w in writes if w is not None]
     if not keyed:
         return set()
     rows = await uow.session.execute(
         _taken(table, uow.dialect), {"keys": list({k.key for k in keyed})}
     )
-    return {(row.principal, row.key) for row in rows}
+    taken = {(row.principal, row.key) for row in rows}
+    alone: set[int] = set()
+    for n, write in enumerate(writes):
+        if write is None:
+            continue
+        pair = (write.principal, write.key)
+        if pair in taken:
+            alone.add(n)
+        taken.add(pair)
+    return alone
 
 
 @cache

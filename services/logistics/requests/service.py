@@ -30,7 +30,7 @@ from shared.contracts.logistics import (
 )
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.desk import Desk
-from shared.idempotency import Answer, KeyedWrite, store_answers, taken_keys
+from shared.idempotency import Answer, KeyedWrite, resent, store_answers
 from shared.ids import new_id
 from shared.observability import correlation_id
 from shared.problems import Conflict, NotFound, Problem
@@ -270,7 +270,7 @@ class RequestDesk:
 
     async def _write(self, key: _GroupKey, group: list[_Asked]) -> list[_Outcome | None]:
         async with self._open_uow(group[0].principal) as uow:
-            alone = await self._alone(uow, group)
+            alone = await resent(uow, self._answers, [a.keyed for a in group])
             entering = [a for n, a in enumerate(group) if n not in alone]
             outcomes = iter(
                 _Outcome(refusal=e) if isinstance(e, Problem) else _Outcome(entered=e)
@@ -301,21 +301,6 @@ class RequestDesk:
                     _Outcome(failure=exc) if o is not None and o.entered else o for o in decided
                 ]
         return decided
-
-    async def _alone(self, uow: UnitOfWork, group: list[_Asked]) -> set[int]:
-        """The creations of a group that go alone: their key is stored already, or sent by
-        another creation of the group."""
-        keyed = [a.keyed for a in group if a.keyed is not None]
-        taken = await taken_keys(uow, self._answers, keyed)
-        alone: set[int] = set()
-        for n, asked in enumerate(group):
-            if asked.keyed is None:
-                continue
-            pair = (asked.keyed.principal, asked.keyed.key)
-            if pair in taken:
-                alone.add(n)
-            taken.add(pair)
-        return alone
 
 
 async def _shown(asked: _Asked, outcome: _Outcome | None) -> _Outcome | None:

@@ -7,7 +7,8 @@ from fastapi import Path, Query, Request, Response
 from services.testing.models import SERVICE, Tube
 from services.testing.rounds.service import get_round
 from services.testing.tubes import repository, schemas, service
-from shared.http import Uow, idempotency_key, ready_json, runtime_of, service_router
+from services.testing.tubes.service import TubeRow
+from shared.http import Uow, keyed_write, ready_json, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.problems import NotFound, rows_rejected
 from shared.service import ServiceRuntime
@@ -41,17 +42,27 @@ async def _out(uow: Uow, tubes: list[Tube]) -> list[schemas.TubeOut]:
 async def record_tube(
     round_id: uuid.UUID, body: schemas.TubeIn, uow: Uow, request: Request
 ) -> Response:
+    def render(tube: Tube | TubeRow) -> Response:
+        # Recorded now or before with these very members: no need to read them back.
+        answer = schemas.TubeOut.model_validate(tube).model_copy(
+            update={"member_ids": body.member_ids}
+        )
+        return ready_json(answer, status=201)
+
     runtime = runtime_of(request)
-    skew = runtime.settings.clock_skew
-    if idempotency_key(request) is not None:
-        # Its key is stored in the transaction of its own unit of work, with its tube.
-        tube = await service.record_tube(uow, round_id=round_id, tube=body, skew=skew)
-    else:
-        desk = _desks.get(runtime) or _desks.setdefault(runtime, service.TubeDesk(runtime.uow))
-        tube = await desk.record(uow, round_id=round_id, tube=body, skew=skew)
-    # Recorded now or before with these very members: no need to read them back.
-    answer = schemas.TubeOut.model_validate(tube).model_copy(update={"member_ids": body.member_ids})
-    return ready_json(answer, status=201)
+    desk = _desks.get(runtime) or _desks.setdefault(
+        runtime, service.TubeDesk(runtime.uow, answers=runtime.spec.kernel.idempotency)
+    )
+    shown = await desk.record(
+        uow,
+        round_id=round_id,
+        tube=body,
+        skew=runtime.settings.clock_skew,
+        render=render,
+        keyed=await keyed_write(request, uow.principal),
+    )
+    assert isinstance(shown, Response)
+    return shown
 
 
 @router.post(

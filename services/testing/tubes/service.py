@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, NoReturn
 
-from sqlalchemy import Row, and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, case, exists, or_, select, update
 
 from services.testing.models import (
     DirectoryResident,
@@ -36,6 +36,7 @@ from shared.authz import Place
 from shared.bulk import Rows, among
 from shared.db import AnySelect, table_of
 from shared.desk import Desk
+from shared.idempotency import Answer, KeyedWrite, resent, store_answers
 from shared.ids import new_id
 from shared.problems import OUT_OF_SCOPE, Conflict, NotFound, Problem, rows_rejected
 from shared.uow import UnitOfWork
@@ -586,14 +587,23 @@ class _Answer:
     place: Place
     tube: Tube | TubeRow | None = None
     error: dict[str, Any] | None = None
+    # A keyed tube's answer, as stored with the group.
+    shown: Answer | None = None
+
+
+# How a tube's answer is shown to its caller (serialised).
+Render = Callable[[Tube | TubeRow], Answer]
 
 
 @dataclass(frozen=True)
 class _Sent:
-    """A single tube as its request sent it, and who sent it."""
+    """A single tube as its request sent it, and who sent it; and, sent with a key, the key
+    and how its answer is shown (stored with the group)."""
 
     tube: TubeIn
     principal: Principal
+    keyed: KeyedWrite | None = None
+    render: Render | None = None
 
 
 # Tubes share a group when the same reads and the same policy check hold for each of them:
@@ -613,52 +623,93 @@ class TubeDesk:
     own tube or its own refusal. What a group cannot answer as the request alone would be
     answered (a clash with another tube of the group, a round that is not open, a failed
     commit) is recorded alone afterwards, on the request's own unit of work: a tube sent
-    again is answered as recorded, so nothing is recorded twice."""
+    again is answered as recorded, so nothing is recorded twice.
 
-    def __init__(self, open_uow: Callable[[Principal], UnitOfWork]) -> None:
+    A tube sent with an ``Idempotency-Key`` has its answer stored in the group's
+    transaction, with the tube. One whose key is stored already (a retry), or sent twice in
+    one group, goes alone, where the boundary answers it as first answered."""
+
+    def __init__(self, open_uow: Callable[[Principal], UnitOfWork], *, answers: Table) -> None:
         self._open_uow = open_uow
+        self._answers = answers
         self._desk: Desk[_GroupKey, _Sent, _Answer] = Desk(self._write, what="tubes")
 
     async def record(
-        self, uow: UnitOfWork, *, round_id: uuid.UUID, tube: TubeIn, skew: timedelta
-    ) -> Tube | TubeRow:
-        """As :func:`record_tube`, in the next group of this round, role and scope."""
+        self,
+        uow: UnitOfWork,
+        *,
+        round_id: uuid.UUID,
+        tube: TubeIn,
+        skew: timedelta,
+        render: Render,
+        keyed: KeyedWrite | None = None,
+    ) -> Answer:
+        """As :func:`record_tube`, in the next group of this round, role and scope; the
+        answer as ``render`` shows it."""
         principal = uow.principal
         key = (round_id, principal.role, principal.scope, skew)
-        answer = await self._desk.submit(key, _Sent(tube, principal))
+        answer = await self._desk.submit(key, _Sent(tube, principal, keyed=keyed, render=render))
         if answer is None:
-            return await record_tube(uow, round_id=round_id, tube=tube, skew=skew)
+            return render(await record_tube(uow, round_id=round_id, tube=tube, skew=skew))
         # The group checked the policy for this role and scope; the request's own unit of
         # work records the check as the boundary expects.
         SAMPLE.check(uow, answer.place)
         if answer.error is not None:
             _refuse(answer.error)
         assert answer.tube is not None
-        return answer.tube
+        if answer.shown is not None and keyed is not None:
+            keyed.stored = True
+            return answer.shown
+        return render(answer.tube)
 
     async def _write(self, key: _GroupKey, group: list[_Sent]) -> list[_Answer | None]:
         round_id, _, _, skew = key
         try:
             async with self._open_uow(group[0].principal) as uow:
+                alone = await resent(uow, self._answers, [sent.keyed for sent in group])
+                sending = [n for n in range(len(group)) if n not in alone]
                 outcome = await record_tubes(
                     uow,
                     round_id=round_id,
-                    tubes=[sent.tube for sent in group],
+                    tubes=[group[n].tube for n in sending],
                     skew=skew,
-                    recorded_by=[sent.principal.username for sent in group],
+                    recorded_by=[group[n].principal.username for n in sending],
+                )
+                answers = _answers(group, sending, outcome)
+                # A key stored meanwhile (a retry racing its first attempt) fails the group
+                # here, before its commit: then each tube goes alone.
+                await store_answers(
+                    uow,
+                    self._answers,
+                    [
+                        sent.keyed.answer(answer.shown)
+                        for sent, answer in zip(group, answers, strict=True)
+                        if sent.keyed is not None and answer is not None and answer.shown
+                    ],
                 )
                 await uow.commit()
         except Problem:
             # The round's own answer (not found, not open): each hears it alone.
             return [None] * len(group)
-        assert outcome.place is not None
-        errors = {e["row"]: e for e in outcome.errors}
-        return [
-            None
-            if row in outcome.clashes
-            else _Answer(tube=outcome.by_row.get(row), error=errors.get(row), place=outcome.place)
-            for row in range(len(group))
-        ]
+        return answers
+
+
+def _answers(group: list[_Sent], sending: list[int], outcome: Outcome) -> list[_Answer | None]:
+    """Each tube's answer from its group's outcome (``None``: it goes alone), a keyed
+    tube's shown as it is stored."""
+    assert outcome.place is not None
+    errors = {e["row"]: e for e in outcome.errors}
+    answers: list[_Answer | None] = [None] * len(group)
+    for row, n in enumerate(sending):
+        if row in outcome.clashes:
+            continue
+        tube, error, sent = outcome.by_row.get(row), errors.get(row), group[n]
+        shown = None
+        if sent.keyed is not None and tube is not None and error is None:
+            assert sent.render is not None
+            shown = sent.render(tube)
+        answers[n] = _Answer(place=outcome.place, tube=tube, error=error, shown=shown)
+    return answers
 
 
 async def members_of(
