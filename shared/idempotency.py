@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Insert, Select, Table, select
 
-from shared.bulk import among
+from shared.bulk import Rows, among
 from shared.uow import UnitOfWork
 
 
@@ -52,10 +52,16 @@ class KeyedWrite:
 
 
 async def store_answers(uow: UnitOfWork, table: Table, answers: list[dict[str, Any]]) -> None:
-    """Answers (:meth:`KeyedWrite.answer`) in the unit of work's transaction: a key stored
-    before (a retry, or a concurrent request with it) makes this fail."""
-    if answers:
-        await uow.session.execute(_storing(table), answers)
+    """Answers (:meth:`KeyedWrite.answer`) in the unit of work's transaction, by one
+    statement: a key stored before (a retry, or a concurrent request with it) makes this
+    fail."""
+    if not answers:
+        return
+    rows = _rows(table)
+    await uow.session.execute(
+        _storing(table, uow.dialect),
+        rows.bind({key: [a[key] for a in answers] for key in rows.columns}, dialect=uow.dialect),
+    )
 
 
 async def resent(uow: UnitOfWork, table: Table, writes: Sequence[KeyedWrite | None]) -> set[int]:
@@ -81,9 +87,15 @@ async def resent(uow: UnitOfWork, table: Table, writes: Sequence[KeyedWrite | No
 
 
 @cache
-def _storing(table: Table) -> Insert:
-    """The insert of an answer, built once per service: its values are parameters."""
-    return table.insert()
+def _rows(table: Table) -> Rows:
+    return Rows.of(table, name="answers")
+
+
+@cache
+def _storing(table: Table, dialect: str) -> Insert:
+    """The insert of answers, built once per service."""
+    source = _rows(table).source(dialect)
+    return table.insert().from_select(list(source.c.keys()), select(*source.c))
 
 
 @cache
