@@ -5,12 +5,13 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
 
 from cordon.platform import Platform
@@ -234,3 +235,34 @@ def headers_for(platform: Platform, role: Role, scope: Scope, name: str) -> dict
     principal = Principal(id=name, username=name, role=role, scope=scope)
     token = issue_token(principal, secret=platform.settings.secret_key, minutes=30)
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def commits_writing(platform: Platform, service: str, table: str) -> Iterator[list[int]]:
+    """Count, while the block runs, the committed transactions of ``service`` that inserted
+    into ``table`` (``[n]``): a group commit shows as fewer than its requests."""
+    engine = platform.runtime(service).database.engine.sync_engine
+    prefix = f"INSERT INTO {table.upper()}"
+    counted = [0]
+
+    def wrote(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(prefix):
+            conn.info["wrote the table"] = True
+
+    def committed(conn: Any) -> None:
+        counted[0] += bool(conn.info.pop("wrote the table", False))
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", wrote)
+    sqlalchemy_event.listen(engine, "commit", committed)
+    try:
+        yield counted
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", wrote)
+        sqlalchemy_event.remove(engine, "commit", committed)
+
+
+def answered_as_first(first: list[httpx.Response], again: list[httpx.Response]) -> None:
+    """Resent with their keys, every request got its first answer, marked replayed."""
+    assert [r.status_code for r in again] == [r.status_code for r in first]
+    assert [r.json() for r in again] == [r.json() for r in first]
+    assert {r.headers.get("Idempotent-Replayed") for r in again} == {"true"}

@@ -806,7 +806,11 @@ def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, tow
     assert page.inner_text("[data-figure='disinfection.missed']") == str(
         sum(g["missed"] for g in missed)
     )
-    [lift] = [x for g in missed for x in g["tasks"] if x["schedule_id"] == schedule.json()["id"]]
+    # The hourly lift's slots that ended within the hour and five minutes: one, or two when
+    # the test runs in the last five minutes of an hour.
+    lifts = [x for g in missed for x in g["tasks"] if x["schedule_id"] == schedule.json()["id"]]
+    assert 1 <= len(lifts) <= 2, lifts
+    lift = lifts[0]
     shot(town, page, "disinfection")
     page.click(f"#disinfection-missed [data-complete='{lift['id']}']")
     page.wait_for_selector("#disinfection-missed tr:has-text('done by operator')")

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
@@ -26,6 +25,8 @@ from tests.conftest import Town
 from tests.support import (
     Compound,
     account,
+    answered_as_first,
+    commits_writing,
     committee_staff,
     eventually,
     listening,
@@ -277,25 +278,12 @@ async def test_creations_sent_together_without_a_key_share_commits_each_with_its
         for n in range(12)
     ]
     unknown = {"resident_id": str(uuid.uuid4()), "kind": "groceries"}
-    transactions = 0
-
-    def wrote(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO HELP_REQUESTS"):
-            conn.info["wrote requests"] = True
-
-    def committed(conn: Any) -> None:
-        nonlocal transactions
-        transactions += bool(conn.info.pop("wrote requests", False))
-
-    engine = platform.runtime("logistics").database.engine.sync_engine
-    sqlalchemy_event.listen(engine, "before_cursor_execute", wrote)
-    sqlalchemy_event.listen(engine, "commit", committed)
 
     async def send(n: int, body: dict[str, Any]) -> httpx.Response:
         headers = {**area.leader, "X-Correlation-ID": f"together-{n}"}
         return await client.post("/v1/requests", json=body, headers=headers)
 
-    try:
+    with commits_writing(platform, "logistics", "help_requests") as transactions:
         async with listening(platform, "logistics.request.created") as events:
             *created, missing = await asyncio.gather(
                 *(send(n, body) for n, body in enumerate([*sent, unknown]))
@@ -322,13 +310,10 @@ async def test_creations_sent_together_without_a_key_share_commits_each_with_its
                 return len({e.payload["request_id"] for e in events}) == 12
 
             await eventually(all_twelve, what="twelve created events")
-    finally:
-        sqlalchemy_event.remove(engine, "before_cursor_execute", wrote)
-        sqlalchemy_event.remove(engine, "commit", committed)
     correlation = {e.payload["request_id"]: e.correlation_id for e in events}
     assert [correlation[i] for i in ids] == [f"together-{n}" for n in range(12)]
     assert len(set(ids)) == 12 and await _count(platform, HelpRequest) == 12
-    assert 1 <= transactions < 12
+    assert 1 <= transactions[0] < 12
 
 
 async def test_keyed_creations_sent_together_share_commits_and_each_resend_gets_its_first_answer(
@@ -343,39 +328,22 @@ async def test_keyed_creations_sent_together_share_commits_and_each_resend_gets_
         {"resident_id": residents[n % 3], "kind": "groceries", "details": f"keyed {n}"}
         for n in range(12)
     ]
-    transactions = 0
-
-    def wrote(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO HELP_REQUESTS"):
-            conn.info["wrote requests"] = True
-
-    def committed(conn: Any) -> None:
-        nonlocal transactions
-        transactions += bool(conn.info.pop("wrote requests", False))
 
     async def send(n: int, body: dict[str, Any]) -> httpx.Response:
         headers = {**area.leader, "Idempotency-Key": f"phone-{n}"}
         return await client.post("/v1/requests", json=body, headers=headers)
 
-    engine = platform.runtime("logistics").database.engine.sync_engine
-    sqlalchemy_event.listen(engine, "before_cursor_execute", wrote)
-    sqlalchemy_event.listen(engine, "commit", committed)
-    try:
+    with commits_writing(platform, "logistics", "help_requests") as transactions:
         *first, twice = await asyncio.gather(
             *(send(n, body) for n, body in enumerate(sent)), send(0, sent[0])
         )
-    finally:
-        sqlalchemy_event.remove(engine, "before_cursor_execute", wrote)
-        sqlalchemy_event.remove(engine, "commit", committed)
     assert [r.status_code for r in [*first, twice]] == [201] * 13, [r.text for r in first]
     assert [r.json()["details"] for r in first] == [body["details"] for body in sent]
     assert twice.json() == first[0].json()
-    assert 1 <= transactions < 12
+    assert 1 <= transactions[0] < 12
     assert await _count(platform, HelpRequest) == 12
     again = await asyncio.gather(*(send(n, body) for n, body in enumerate(sent)))
-    assert [r.status_code for r in again] == [201] * 12
-    assert [r.json() for r in again] == [r.json() for r in first]
-    assert {r.headers.get("Idempotent-Replayed") for r in again} == {"true"}
+    answered_as_first(first, again)
     assert await _count(platform, HelpRequest) == 12
     other = await send(3, {**sent[3], "details": "something else"})
     assert other.status_code == 409 and "Idempotency-Key" in other.text
