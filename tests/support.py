@@ -242,11 +242,12 @@ def commits_writing(platform: Platform, service: str, table: str) -> Iterator[li
     """Count, while the block runs, the committed transactions of ``service`` that inserted
     into ``table`` (``[n]``): a group commit shows as fewer than its requests."""
     engine = platform.runtime(service).database.engine.sync_engine
-    prefix = f"INSERT INTO {table.upper()}"
+    # Anywhere in the statement: an insert may be one part of a statement's ``WITH``.
+    insert = f"INSERT INTO {table.upper()} ("
     counted = [0]
 
     def wrote(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith(prefix):
+        if insert in statement.upper():
             conn.info["wrote the table"] = True
 
     def committed(conn: Any) -> None:

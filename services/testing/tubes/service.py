@@ -498,6 +498,17 @@ def _mark_sampled(dialect: str) -> Any:
     )
 
 
+@cache
+def _write_all(dialect: str) -> Any:
+    """The tubes, their members and the members they sample, as one statement (PostgreSQL's
+    data-modifying ``WITH``; the foreign keys are checked when the whole of it is done)."""
+    return (
+        _mark_sampled(dialect)
+        .add_cte(_insert_tubes(dialect).cte("tubes_written"))
+        .add_cte(_insert_tube_members(dialect).cte("members_written"))
+    )
+
+
 _FOLLOW_UPS_DONE = (
     update(_tasks)
     .where(
@@ -524,12 +535,8 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
     # Core statements: the tubes are answered as they were built, never changed here.
     dialect = uow.dialect
     tubes = [tube for tube, _ in fresh]
-    await uow.session.execute(
-        _insert_tubes(dialect),
-        _TUBE_ROWS.bind(
-            {key: [getattr(t, key) for t in tubes] for key in _TUBE_ROWS.columns},
-            dialect=dialect,
-        ),
+    written = _TUBE_ROWS.bind(
+        {key: [getattr(t, key) for t in tubes] for key in _TUBE_ROWS.columns}, dialect=dialect
     )
     pairs = [(tube, resident_id) for tube, data in fresh for resident_id in data.member_ids]
     columns: dict[str, list[Any]] = {
@@ -541,10 +548,14 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
         "building_id": [known.members[r].building_id for _, r in pairs],
         "sampled_at": [t.collected_at for t, _ in pairs],
     }
-    await uow.session.execute(
-        _insert_tube_members(dialect), _PAIR_ROWS.bind(columns, dialect=dialect)
-    )
-    await uow.session.execute(_mark_sampled(dialect), _PAIR_ROWS.bind(columns, dialect=dialect))
+    sampled = _PAIR_ROWS.bind(columns, dialect=dialect)
+    if isinstance(written, dict) and isinstance(sampled, dict):
+        # PostgreSQL: the three writes are one statement (one round trip for the group).
+        await uow.session.execute(_write_all(dialect), {**written, **sampled})
+    else:
+        await uow.session.execute(_insert_tubes(dialect), written)
+        await uow.session.execute(_insert_tube_members(dialect), sampled)
+        await uow.session.execute(_mark_sampled(dialect), sampled)
     follow_ups = [(tube, data.member_ids[0]) for tube, data in fresh if data.retest]
     if follow_ups:
         await uow.session.execute(
