@@ -3,6 +3,7 @@ approval, cancellation, opt-outs, phones that cannot receive SMS) and the audit.
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from cordon.platform import Platform
 from services.notify.broadcasts import service as broadcasts
+from services.notify.settings import get_notify_settings
 from services.notify.templates.segments import count_segments
 from shared.auth import Role, Scope, ScopeKind
 from tests.conftest import Town
@@ -376,8 +378,19 @@ async def test_a_broadcast_superseded_mid_flight_stops_and_its_successor_goes(
     assert "moved to 06:00" in successor.text
 
 
+@pytest.fixture
+def no_quiet_hours(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Messages go out whatever the hour the suite runs at: a normal message waits for
+    seven in the morning during the town's quiet hours (22:00-07:00, Beijing time: 14:00-23:00
+    UTC). The quiet hours have tests of their own, on a fixed clock."""
+    monkeypatch.setenv("CORDON_NOTIFY_QUIET_HOURS", "")
+    get_notify_settings.cache_clear()
+    yield
+    get_notify_settings.cache_clear()
+
+
 async def test_the_audit_shows_what_was_sent_to_whom_with_phones_masked(
-    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+    no_quiet_hours: None, client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:
     compound = await make_compound(client, town.id, town.operator, code="M1")
     person = await resident(client, compound, town.operator, name="Anna", language="en")
