@@ -429,9 +429,12 @@ async def _finish(
             await uow.rollback()
             # Failing closed: a write no policy allowed must not land, whoever forgot it.
             raise RuntimeError(f"{request.method} {request.url.path} checked no policy")
-        keyed: KeyedWrite | None = getattr(request.state, "keyed_write", None)
-        if key is not None and body is not None and not (keyed is not None and keyed.stored):
-            await _remember(uow, request, key, response, digest=await body.hexdigest())
+        keyed = getattr(request.state, "keyed_write", None) or await keyed_write(
+            request, uow.principal
+        )
+        if keyed is not None and not keyed.stored:
+            table = runtime_of(request).spec.kernel.idempotency
+            await store_answers(uow, table, [(keyed, response)])
         await uow.commit()
         return response
     except IntegrityError as exc:
@@ -477,24 +480,11 @@ def _replay(row: Row[Any], *, digest: str) -> Response:
     )
 
 
-async def _remember(
-    uow: UnitOfWork, request: Request, key: str, response: Response, *, digest: str
-) -> None:
-    keyed = KeyedWrite(
-        principal=uow.principal.id,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        digest=digest,
-    )
-    table = runtime_of(request).spec.kernel.idempotency
-    await store_answers(uow, table, [keyed.answer(response)])
-
-
 async def keyed_write(request: Request, principal: Principal) -> KeyedWrite | None:
     """The request's key and digest if it sent an ``Idempotency-Key`` (else ``None``)."""
     body: BodyDigest | None = getattr(request.state, "body_digest", None)
-    key = idempotency_key(request)
+    # The route keeps a digest only for a request that sent a key.
+    key = idempotency_key(request) if body is not None else None
     if body is None or key is None:
         return None
     keyed = KeyedWrite(

@@ -51,12 +51,15 @@ class KeyedWrite:
         }
 
 
-async def store_answers(uow: UnitOfWork, table: Table, answers: list[dict[str, Any]]) -> None:
-    """Answers (:meth:`KeyedWrite.answer`) in the unit of work's transaction, by one
+async def store_answers(
+    uow: UnitOfWork, table: Table, shown: Sequence[tuple[KeyedWrite, Answer]]
+) -> None:
+    """Each write's answer as shown to its caller, in the unit of work's transaction, by one
     statement: a key stored before (a retry, or a concurrent request with it) makes this
     fail."""
-    if not answers:
+    if not shown:
         return
+    answers = [write.answer(response) for write, response in shown]
     rows = _rows(table)
     await uow.session.execute(
         _storing(table, uow.dialect),

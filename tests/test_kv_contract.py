@@ -341,21 +341,19 @@ async def test_advancing_a_mark_can_wake_a_channel_in_the_same_call(stores: Stor
     try:
         await until_listening(kv, "outbox:testing", relay)
         await asyncio.sleep(0.2)
-        before = relay[0]
-        await kv.advance("stream:testing", position=7, at=70.0, wake="outbox:testing")
 
-        async def woken() -> bool:
-            return relay[0] > before
+        async def advance_and_wake(position: int, at: float) -> None:
+            before = relay[0]
+            await kv.advance("stream:testing", position=position, at=at, wake="outbox:testing")
 
-        await eventually(woken, within=5, what="the relay woken by the advance")
+            async def woken() -> bool:
+                return relay[0] > before
+
+            await eventually(woken, within=5, what=f"the relay woken by advancing to {position}")
+
+        await advance_and_wake(7, 70.0)
         assert await kv.mark("stream:testing") == (7, 70.0)
-        again = relay[0]
-        await kv.advance("stream:testing", position=6, at=80.0, wake="outbox:testing")
-
-        async def woken_again() -> bool:
-            return relay[0] > again
-
-        await eventually(woken_again, within=5, what="a second wake-up")
+        await advance_and_wake(6, 80.0)
         assert await kv.mark("stream:testing") == (7, 70.0)
     finally:
         await kv.reset("stream:testing")

@@ -272,6 +272,8 @@ class RequestDesk:
         async with self._open_uow(group[0].principal) as uow:
             alone = await resent(uow, self._answers, [a.keyed for a in group])
             entering = [a for n, a in enumerate(group) if n not in alone]
+            if not entering:
+                return [None] * len(group)
             outcomes = iter(
                 _Outcome(refusal=e) if isinstance(e, Problem) else _Outcome(entered=e)
                 for e in await _enter_all(uow, entering)
@@ -287,7 +289,7 @@ class RequestDesk:
                 uow,
                 self._answers,
                 [
-                    a.keyed.answer(o.shown)
+                    (a.keyed, o.shown)
                     for a, o in zip(group, decided, strict=True)
                     if a.keyed is not None and o is not None and o.shown is not None
                 ],

@@ -549,8 +549,9 @@ async def _write(uow: UnitOfWork, fresh: Sequence[tuple[Tube, TubeIn]], known: _
         "sampled_at": [t.collected_at for t, _ in pairs],
     }
     sampled = _PAIR_ROWS.bind(columns, dialect=dialect)
-    if isinstance(written, dict) and isinstance(sampled, dict):
-        # PostgreSQL: the three writes are one statement (one round trip for the group).
+    if dialect == "postgresql":
+        # The three writes are one statement (one round trip for the group).
+        assert isinstance(written, dict) and isinstance(sampled, dict)
         await uow.session.execute(_write_all(dialect), {**written, **sampled})
     else:
         await uow.session.execute(_insert_tubes(dialect), written)
@@ -679,6 +680,8 @@ class TubeDesk:
             async with self._open_uow(group[0].principal) as uow:
                 alone = await resent(uow, self._answers, [sent.keyed for sent in group])
                 sending = [n for n in range(len(group)) if n not in alone]
+                if not sending:
+                    return [None] * len(group)
                 outcome = await record_tubes(
                     uow,
                     round_id=round_id,
@@ -693,7 +696,7 @@ class TubeDesk:
                     uow,
                     self._answers,
                     [
-                        sent.keyed.answer(answer.shown)
+                        (sent.keyed, answer.shown)
                         for sent, answer in zip(group, answers, strict=True)
                         if sent.keyed is not None and answer is not None and answer.shown
                     ],
