@@ -158,13 +158,18 @@ class Dispatcher:
             while True:
                 handled = await self.step_ahead(now=self._clock(), sending=sending)
                 if not handled:
-                    waits = [asyncio.ensure_future(wake.wait()), *sending]
+                    woken = asyncio.ensure_future(wake.wait())
                     # Idle: until a wake-up, a claim's sends end (they may free more work),
                     # or the poll interval.
-                    await asyncio.wait(
-                        waits, timeout=self._settings.poll_seconds, return_when="FIRST_COMPLETED"
-                    )
-                    waits[0].cancel()
+                    try:
+                        await asyncio.wait(
+                            [woken, *sending],
+                            timeout=self._settings.poll_seconds,
+                            return_when="FIRST_COMPLETED",
+                        )
+                    finally:
+                        # Also when the loop is cancelled here: no waiter is left behind.
+                        woken.cancel()
                     await _settled(sending, wait=None)
                     wake.clear()
         finally:
