@@ -170,6 +170,45 @@ async def test_a_sealed_unit_switches_to_door_delivery_and_back_when_lifted(
     )
 
 
+async def test_door_delivery_follows_each_units_own_zone_over_its_buildings(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    unit1, unit2 = village.compound.unit_ids[:2]
+
+    async def zone(unit_id: str | None, level: str | None) -> None:
+        body = {
+            "building_id": village.compound.building_id,
+            "unit_id": unit_id,
+            "level": level,
+            "reason": "night",
+        }
+        response = await client.post("/v1/zones", json=body, headers=town.operator)
+        assert response.status_code in (200, 201), response.text
+
+    await zone(unit1, "precaution")
+    await zone(unit2, "sealed")
+    # The whole building sealed: unit 1 keeps its own precaution zone (the registry counts
+    # it so), unit 2 its own seal.
+    await zone(None, "sealed")
+    await door(
+        client,
+        town,
+        plan_id,
+        lambda d: d["C"] == d["D"] == "sealed" and d["A"] is None and d["B"] is None,
+    )
+    # The building's seal lifted: unit 2 stays sealed on its own.
+    await zone(None, None)
+    await door(client, town, plan_id, lambda d: d["C"] == d["D"] == "sealed")
+    assert {c: h["door_reason"] for c, h in (await undelivered(client, town, plan_id)).items()} == {
+        "A": None,
+        "B": None,
+        "C": "sealed",
+        "D": "sealed",
+        "E": None,
+    }
+
+
 async def test_a_confirmed_case_sends_its_household_s_deliveries_to_the_door(
     client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
 ) -> None:

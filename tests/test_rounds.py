@@ -226,6 +226,44 @@ async def test_door_to_door_lists_sealed_and_bedridden_with_masked_phones(
     assert revealed.json()[0]["residents"][0]["phone"] == "+8613812345678"
 
 
+async def test_a_unit_released_from_its_buildings_seal_is_sampled_as_not_sealed(
+    client: httpx.AsyncClient, town: Town, night: Night, platform: Platform
+) -> None:
+    # The whole building sealed, then unit 1 released to precaution by an operator's
+    # explicit downgrade: its own zone wins over the building's, as the registry counts it.
+    for unit_id, level, downgrade in (
+        (None, "sealed", False),
+        (night.compound.unit_ids[0], "precaution", True),
+    ):
+        changed = await client.post(
+            "/v1/zones",
+            json={
+                "building_id": night.compound.building_id,
+                "unit_id": unit_id,
+                "level": level,
+                "reason": "night",
+                "downgrade": downgrade,
+            },
+            headers=town.operator,
+        )
+        assert changed.status_code in (200, 201), changed.text
+    await in_directory(platform, residents=5, zones=3)
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    listed = await client.get(f"/v1/rounds/{round_['id']}/door-to-door", headers=town.operator)
+    [building] = listed.json()
+    assert {r["resident_id"] for r in building["residents"]} == set(night.unit2)
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    pooled = await client.post(path, json=tube("R0001", night.unit1), headers=town.operator)
+    assert pooled.status_code == 201, pooled.text
+    still_sealed = await client.post(path, json=tube("R0002", night.unit2), headers=town.operator)
+    assert still_sealed.status_code == 422 and "sealed" in still_sealed.json()["detail"]
+    sealed_round = await schedule(
+        client, town, {"kind": "zone_level", "zone_level": "sealed", "ids": []}
+    )
+    assert sealed_round["expected"] == len(night.unit2)
+
+
 async def test_committee_staff_see_and_sample_only_their_compounds(
     client: httpx.AsyncClient, town: Town, night: Night
 ) -> None:

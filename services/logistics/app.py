@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.logistics.deliveries.endpoints import router as deliveries_router
+from services.logistics.deliveries.service import follow_zones as doors_follow_zones
 from services.logistics.deliveries.service import on_event as follow_doors
 from services.logistics.disinfection.endpoints import router as disinfection_router
 from services.logistics.disinfection.service import follow_zones, on_case_confirmed, run_job
@@ -34,11 +35,8 @@ async def _case_confirmed(uow: UnitOfWork, envelope: Envelope) -> None:
 DISINFECTION_CASES = Consumer("disinfection-cases", ("testing.case.confirmed",), _case_confirmed)
 # Each town day's disinfection tasks, and slots passed without completion.
 DISINFECTION_TASKS = Periodic("disinfection-tasks", 60, run_job)
-# Door delivery follows sealed zones and confirmed cases (each change carries its time: an
-# older zone change arriving late is ignored).
-DISTRIBUTION_DOORS = Consumer(
-    "distribution-doors", ("registry.zone.changed", "testing.case.confirmed"), follow_doors
-)
+# A confirmed case's household gets door delivery (sealed zones: with the directory, below).
+DISTRIBUTION_DOORS = Consumer("distribution-doors", ("testing.case.confirmed",), follow_doors)
 # Requests past their service-time target, escalated a level at a time.
 REQUEST_OVERDUE = Periodic("request-overdue", 60, escalate_overdue)
 # Insurance cards not returned in time.
@@ -78,8 +76,12 @@ SPEC = ServiceSpec(
         "disinfection-schedules",
         "disinfection-tasks",
     ),
-    # Disinfection schedules follow the zones the directory holds.
-    consumers=(directory.consumer(follow_zones), DISINFECTION_CASES, DISTRIBUTION_DOORS),
+    # Disinfection schedules and door delivery follow the zones the directory holds.
+    consumers=(
+        directory.consumer(follow_zones, doors_follow_zones),
+        DISINFECTION_CASES,
+        DISTRIBUTION_DOORS,
+    ),
     periodic=(DISINFECTION_TASKS, REQUEST_OVERDUE, CARD_OVERDUE, RECURRING_REQUESTS),
     projections=(directory,),
 )

@@ -6,16 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 
 from services.logistics.models import (
     Allocation,
     AllocationStatus,
     Delivery,
+    DirectoryZone,
     DistributionPlan,
     DoorReason,
 )
-from shared.db import insert_ignoring_duplicates, table_of
+from shared.db import AnySelect, insert_ignoring_duplicates, table_of
+from shared.directory.zones import zone_level_of
 from shared.uow import UnitOfWork
 
 # Ids per IN list, well under SQLite's bound-parameter limit.
@@ -137,41 +139,37 @@ def _open() -> Any:
     return Allocation.status != AllocationStatus.delivered.value
 
 
-async def follow_zone(
-    uow: UnitOfWork,
-    *,
-    building_id: uuid.UUID,
-    unit_id: uuid.UUID | None,
-    sealed: bool,
-    at: datetime,
-) -> None:
-    """Households not delivered yet in a building or unit whose zone changed: to the door
-    when it was sealed, back to collection when lifted (unless a case keeps them at the
-    door). A change older than the one the row followed is ignored."""
-    where = [
-        Allocation.building_id == building_id,
-        _open(),
-        or_(Allocation.door_since.is_(None), Allocation.door_since < at),
-    ]
-    if unit_id is not None:
-        where.append(Allocation.unit_id == unit_id)
-    if sealed:
-        where.append(
-            or_(Allocation.door_reason.is_(None), Allocation.door_reason == DoorReason.sealed)
+async def follow_zones(uow: UnitOfWork, *, building_ids: Sequence[uuid.UUID], at: datetime) -> None:
+    """Households not delivered yet in these buildings follow their area's zone as the
+    directory now holds it (a unit's own zone wins over its building's): to the door while
+    sealed, back to collection once not (unless a case, or a deliverer's finding, keeps them
+    at the door)."""
+    level = zone_level_of(
+        table_of(DirectoryZone), building_id=Allocation.building_id, unit_id=Allocation.unit_id
+    )
+    sealed = DoorReason.sealed.value
+    for chunk in _chunks(list(building_ids)):
+        here = (Allocation.building_id.in_(chunk), _open())
+        await uow.session.execute(
+            update(Allocation)
+            .where(*here, Allocation.door_reason.is_(None), level == sealed)
+            .values(door_delivery=True, door_reason=sealed, door_since=at)
+            .execution_options(synchronize_session=False)
         )
-        values: dict[str, Any] = {
-            "door_delivery": True,
-            "door_reason": DoorReason.sealed.value,
-            "door_since": at,
-        }
-    else:
-        where.append(Allocation.door_reason == DoorReason.sealed.value)
-        values = {"door_delivery": False, "door_reason": None, "door_since": at}
-    await uow.session.execute(
-        update(Allocation)
-        .where(and_(*where))
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        await uow.session.execute(
+            update(Allocation)
+            .where(*here, Allocation.door_reason == sealed, or_(level.is_(None), level != sealed))
+            .values(door_delivery=False, door_reason=None, door_since=at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def sealed_buildings() -> AnySelect:
+    """Buildings with households sent to the door for a seal (a re-sync rechecks them)."""
+    return (
+        select(Allocation.building_id)
+        .distinct()
+        .where(Allocation.door_reason == DoorReason.sealed.value, _open())
     )
 
 

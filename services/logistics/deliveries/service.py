@@ -3,9 +3,10 @@ a time or a whole unit at once. Each confirmation carries the phone's ``client_r
 received before is a duplicate and changes nothing (as the inbox treats a redelivered
 event), so a phone may resend whatever it is unsure of.
 
-Door delivery follows the households' circumstances: a unit or building sealed (the
-registry's ``registry.zone.changed``), a confirmed case (``testing.case.confirmed``), or a
-deliverer finding the unit sealed."""
+Door delivery follows the households' circumstances: their area sealed (as the directory
+holds the zones after a ``registry.zone.changed``: a unit's own zone wins over its
+building's), a confirmed case (``testing.case.confirmed``), or a deliverer finding the unit
+sealed."""
 
 import uuid
 from datetime import UTC, datetime
@@ -22,11 +23,11 @@ from services.logistics.models import (
 from services.logistics.plans.service import in_stock_items, kits_of, refuse_if_cancelled
 from services.logistics.reservations.service import Recipient, Reference, issue_delivered
 from shared.authz import FIELD, Place, policy
+from shared.contracts import registry
 from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord, ItemQuantity
-from shared.contracts.registry import ZoneChanged
 from shared.contracts.testing import CaseConfirmed
 from shared.db import insert_ignoring_duplicates, table_of
-from shared.events import Envelope
+from shared.events import Envelope, Event
 from shared.problems import NotFound, rows_rejected
 from shared.uow import UnitOfWork
 
@@ -276,17 +277,28 @@ async def _issue(
         await issue_delivered(uow, holder_id=holder_id, reference=reference, recipients=recipients)
 
 
+async def follow_zones(uow: UnitOfWork, event: Event) -> None:
+    """After the directory applied a registry event: door delivery in every building whose
+    zones it concerned follows them as the directory now holds them, so the order and
+    re-syncs are the directory's (an old zone change arriving late changes nothing)."""
+    now = datetime.now(UTC)
+    match event:
+        case registry.ZoneChanged(building_id=building_id, at=at):
+            await repository.follow_zones(uow, building_ids=[building_id], at=at)
+        case registry.ZonesSnapshot(zones=zones):
+            buildings = sorted({z.building_id for z in zones})
+            await repository.follow_zones(uow, building_ids=buildings, at=now)
+        case registry.SnapshotCompleted():
+            # A re-sync may have dropped zones gone from the registry.
+            buildings = sorted(set(await uow.session.scalars(repository.sealed_buildings())))
+            await repository.follow_zones(uow, building_ids=buildings, at=now)
+        case _:
+            return
+
+
 async def on_event(uow: UnitOfWork, envelope: Envelope) -> None:
-    """Door delivery follows zones and cases (consumer of registry and testing events)."""
+    """A confirmed case's household gets door delivery (consumer of testing events)."""
     match envelope.event():
-        case ZoneChanged() as change:
-            await repository.follow_zone(
-                uow,
-                building_id=change.building_id,
-                unit_id=change.unit_id,
-                sealed=change.to_level == "sealed",
-                at=change.at,
-            )
         case CaseConfirmed(household_id=household_id) as case if household_id is not None:
             await _case_household(uow, case, household_id)
         case _:

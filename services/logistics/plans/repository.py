@@ -44,6 +44,7 @@ from services.logistics.models import (
 from services.logistics.plans.schemas import PlanLine, PlanScope
 from shared.authz import Place
 from shared.db import table_of
+from shared.directory.zones import join_zone_levels, zone_level_of
 from shared.pagination import fetch_page
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
@@ -113,15 +114,12 @@ def _households_in(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]:
             return and_(in_town, households.c.building_id.in_(scope.ids))
         case "units":
             return and_(in_town, households.c.unit_id.in_(scope.ids))
-    zones = table_of(DirectoryZone)
-    return and_(
-        in_town,
-        exists().where(
-            zones.c.level == scope.zone_level,
-            zones.c.building_id == households.c.building_id,
-            or_(zones.c.unit_id.is_(None), zones.c.unit_id == households.c.unit_id),
-        ),
+    level = zone_level_of(
+        table_of(DirectoryZone),
+        building_id=households.c.building_id,
+        unit_id=households.c.unit_id,
     )
+    return and_(in_town, level == scope.zone_level)
 
 
 def tags_counted(lines: Sequence[PlanLine]) -> list[str]:
@@ -198,23 +196,15 @@ def _door_reason(h: CTE) -> tuple[Any, Any]:
     sealing). Outer joins to small derived tables (each hashed once), not a probe per
     household; the derived tables are selects of their own, so the session's scope filters
     them inside and never turns an outer join into an inner one."""
-    zones = table_of(DirectoryZone)
     cases = table_of(CaseHousehold)
-    sealed = zones.c.level == "sealed"
-    buildings = select(zones.c.building_id).where(sealed, zones.c.unit_id.is_(None)).subquery("sb")
-    units = select(zones.c.unit_id).where(sealed, zones.c.unit_id.is_not(None)).subquery("su")
-    case_households = select(cases.c.household_id).subquery("ch")
-    joined = (
-        h.outerjoin(buildings, buildings.c.building_id == h.c.building_id)
-        .outerjoin(units, units.c.unit_id == h.c.unit_id)
-        .outerjoin(case_households, case_households.c.household_id == h.c.household_id)
+    zoned, level = join_zone_levels(
+        h, table_of(DirectoryZone), building_id=h.c.building_id, unit_id=h.c.unit_id
     )
+    case_households = select(cases.c.household_id).subquery("ch")
+    joined = zoned.outerjoin(case_households, case_households.c.household_id == h.c.household_id)
     reason = case(
         (case_households.c.household_id.is_not(None), DoorReason.case.value),
-        (
-            or_(buildings.c.building_id.is_not(None), units.c.unit_id.is_not(None)),
-            DoorReason.sealed.value,
-        ),
+        (level == "sealed", DoorReason.sealed.value),
         else_=None,
     )
     return joined, reason

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, select
 
 from services.notify.models import (
     DirectoryAssignment,
@@ -19,6 +19,8 @@ from services.notify.models import (
     DirectoryZone,
 )
 from shared.authz import Place
+from shared.db import table_of
+from shared.directory.zones import zone_level_of
 from shared.phones import can_receive_sms
 from shared.uow import UnitOfWork
 
@@ -130,12 +132,9 @@ def in_town(town_id: uuid.UUID) -> ColumnElement[bool]:
 
 def in_zone_level(level: str) -> ColumnElement[bool]:
     """Residents whose building, or unit, is at this level now."""
-    r, z = DirectoryResident, DirectoryZone
-    return exists().where(
-        z.level == level,
-        z.building_id == r.building_id,
-        or_(z.unit_id.is_(None), z.unit_id == r.unit_id),
-    )
+    r = DirectoryResident
+    zone = zone_level_of(table_of(DirectoryZone), building_id=r.building_id, unit_id=r.unit_id)
+    return zone == level
 
 
 def tagged(tag: str) -> ColumnElement[bool]:

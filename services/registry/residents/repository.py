@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
-from sqlalchemy.sql.functions import coalesce
 
 from services.registry.models import TAG_BITS, Resident, Tag, Zone, ZoneLevel, tags_to_mask
-from shared.db import AnySelect
+from shared.db import AnySelect, table_of
+from shared.directory import zones
 
 
 def zone_level() -> ColumnElement[Any]:
@@ -18,17 +18,7 @@ def zone_level() -> ColumnElement[Any]:
 
 def zone_level_of(*, building_id: Any, unit_id: Any) -> ColumnElement[Any]:
     """The zone of a place: the unit's own zone wins over its building's."""
-    unit_zone = (
-        select(Zone.level)
-        .where(Zone.building_id == building_id, Zone.unit_id == unit_id)
-        .scalar_subquery()
-    )
-    building_zone = (
-        select(Zone.level)
-        .where(Zone.building_id == building_id, Zone.unit_id.is_(None))
-        .scalar_subquery()
-    )
-    return coalesce(unit_zone, building_zone)
+    return zones.zone_level_of(table_of(Zone), building_id=building_id, unit_id=unit_id)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from services.testing.rounds import schemas
 from shared.authz import FIELD, MANAGERS, Place, Relation, policy
 from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
 from shared.db import table_of
+from shared.directory.zones import zone_level_of
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
@@ -96,15 +97,12 @@ def _residents_in(scope: RoundScope, town_id: uuid.UUID) -> Any:
         case "units":
             return and_(in_town, residents.c.unit_id.in_(scope.ids))
         case _:
-            zones = table_of(DirectoryZone)
-            return and_(
-                in_town,
-                exists().where(
-                    zones.c.level == scope.zone_level,
-                    zones.c.building_id == residents.c.building_id,
-                    or_(zones.c.unit_id.is_(None), zones.c.unit_id == residents.c.unit_id),
-                ),
+            level = zone_level_of(
+                table_of(DirectoryZone),
+                building_id=residents.c.building_id,
+                unit_id=residents.c.unit_id,
             )
+            return and_(in_town, level == scope.zone_level)
 
 
 async def add_members(
@@ -271,10 +269,13 @@ async def door_to_door(
     """Who the samplers must visit: residents of sealed units or buildings, the bedridden
     and disabled, and anyone with an open retest or resample, grouped by building."""
     await get_round(uow, round_id)
-    sealed = exists().where(
-        DirectoryZone.level == "sealed",
-        DirectoryZone.building_id == RoundMember.building_id,
-        or_(DirectoryZone.unit_id.is_(None), DirectoryZone.unit_id == RoundMember.unit_id),
+    sealed = (
+        zone_level_of(
+            table_of(DirectoryZone),
+            building_id=RoundMember.building_id,
+            unit_id=RoundMember.unit_id,
+        )
+        == "sealed"
     )
     open_task = (
         select(Task.kind)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, NoReturn
 
-from sqlalchemy import Row, Table, and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, case, or_, select, update
 
 from services.testing.models import (
     DirectoryResident,
@@ -36,6 +36,7 @@ from shared.authz import Place
 from shared.bulk import Rows, among
 from shared.db import AnySelect, table_of
 from shared.desk import Desk
+from shared.directory.zones import zone_level_of
 from shared.idempotency import Answer, KeyedWrite, resent, store_answers
 from shared.ids import new_id
 from shared.problems import OUT_OF_SCOPE, Conflict, NotFound, Problem, rows_rejected
@@ -163,11 +164,7 @@ def _after_antigen_query(dialect: str) -> AnySelect:
 
 @cache
 def _round_members_query(dialect: str) -> AnySelect:
-    sealed = exists().where(
-        _zones.c.level == "sealed",
-        _zones.c.building_id == _members.c.building_id,
-        or_(_zones.c.unit_id.is_(None), _zones.c.unit_id == _members.c.unit_id),
-    )
+    level = zone_level_of(_zones, building_id=_members.c.building_id, unit_id=_members.c.unit_id)
     # Locked until the tubes are written (in one order, so two writers never deadlock): a
     # tube sent at the same moment for one of these residents then reads them sampled.
     return (
@@ -178,7 +175,7 @@ def _round_members_query(dialect: str) -> AnySelect:
             _members.c.compound_id,
             _members.c.building_id,
             _members.c.resulted_at,
-            sealed.label("sealed"),
+            (level == "sealed").label("sealed"),
         )
         .where(
             _members.c.round_id == bindparam("round_id"),
