@@ -240,6 +240,40 @@ async def test_an_infants_formula_is_urgent_suggested_assigned_and_closed_inside
     assert mine[1].payload["assignee_id"] == chosen
 
 
+async def test_volunteers_are_suggested_by_availability_as_people_write_it(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    written = {
+        "any time": True,
+        "全天": True,
+        "00:00-24:00": True,
+        "mornings": True,
+        "weekdays 08:00-12:00": True,
+        "evenings and weekends": False,
+        "晚上": False,
+        "看情况": False,
+    }
+    names = {
+        await _volunteer(client, town, area.compound, f"志愿者{n}", availability=text): text
+        for n, text in enumerate(written)
+    }
+
+    async def arrived() -> bool:
+        return await _count(platform, directory.models.Assignment) == 5 + len(written)
+
+    await eventually(arrived, what="the new volunteers in logistics")
+    request = await ask(client, area.leader, area.mother, "baby_supplies")
+    # A Monday at ten in the morning, town time.
+    suggested = await client.get(
+        f"/v1/requests/{request['id']}/suggestions",
+        params={"at": "2022-04-04T10:00:00+08:00"},
+        headers=area.leader,
+    )
+    assert suggested.status_code == 200, suggested.text
+    ids = {s["id"] for s in suggested.json()}
+    assert {names[i] for i in ids if i in names} == {t for t, yes in written.items() if yes}
+
+
 async def test_a_creations_answer_is_what_reading_the_request_answers(
     client: httpx.AsyncClient, town: Town, area: Area
 ) -> None:

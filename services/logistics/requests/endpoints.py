@@ -115,8 +115,10 @@ async def get_request(request_id: uuid.UUID, uow: Uow, present: Present) -> sche
     summary="Volunteers to give the errand to, best first",
     description="Volunteers assigned to the request's building, a grid over it or its whole "
     "compound; with a skill the kind needs (a transport: driving); available at `at` (now) "
-    'by their availability (`""` any time, else `mon-fri 08:00-18:00; sat` in the town\'s '
-    "time); fewest open errands first.",
+    'by their availability in the town\'s time (`""` or `any time`/`全天`; else days, a time '
+    "range or both, as `mon-fri 08:00-18:00; sat`, `00:00-24:00`, `weekdays mornings`, "
+    "`evenings and weekends`, `晚上、周末`; mornings 06-12, afternoons 12-18, evenings 18-22, "
+    "nights 22-06); availability in no such words is never matched; fewest open errands first.",
 )
 async def suggest(
     request_id: uuid.UUID,

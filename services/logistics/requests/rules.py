@@ -69,32 +69,74 @@ class Window:
         return (local - timedelta(days=1)).weekday() in self.days and now < self.end
 
 
+# The words volunteers write (as the demo's and the field's ledgers have them), each a
+# time range of the town's day or a set of days.
+_PERIODS = {
+    word: times
+    for words, times in (
+        (("morning", "mornings", "上午", "早上"), (time(6), time(12))),
+        (("afternoon", "afternoons", "下午"), (time(12), time(18))),
+        (("evening", "evenings", "晚上", "傍晚"), (time(18), time(22))),
+        (("night", "nights", "夜间", "夜里", "夜班"), (time(22), time(6))),
+    )
+    for word in words
+}
+_DAY_WORDS = {
+    "weekday": frozenset(range(5)),
+    "weekdays": frozenset(range(5)),
+    "工作日": frozenset(range(5)),
+    "weekend": frozenset({5, 6}),
+    "weekends": frozenset({5, 6}),
+    "周末": frozenset({5, 6}),
+}
+_ANY_TIME = {"any time", "anytime", "always", "all day", "全天", "随时", "任何时间"}
+# Entries are separated by ";" or as people join them ("evenings and weekends", "上午、周末").
+_SEPARATORS = re.compile(r";|,\s+and\s+|\s+and\s+|、|，|和")
+
+
 def _days(text: str) -> frozenset[int]:
     found: set[int] = set()
-    for part in text.split(","):
-        first, _, last = part.strip().lower().partition("-")
+    for part in filter(None, re.split(r"[,\s]+", text)):
+        word = part.lower()
+        if word in _DAY_WORDS:
+            found.update(_DAY_WORDS[word])
+            continue
+        first, _, last = word.partition("-")
         if first[:3] not in DAYS or (last and last[:3] not in DAYS):
-            raise UnreadableAvailability(f"not a day: {part.strip()!r}")
+            raise UnreadableAvailability(f"not a day: {part!r}")
         a = DAYS.index(first[:3])
         b = DAYS.index(last[:3]) if last else a
         found.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
     return frozenset(found)
 
 
+def _times(word: str) -> tuple[time, time] | None:
+    """A time range (``08:00-18:00``; ``24:00`` ends the day) or a period's word."""
+    if word.lower() in _PERIODS:
+        return _PERIODS[word.lower()]
+    match = _RANGE.match(word)
+    if not match:
+        return None
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        raise UnreadableAvailability(f"not a time range: {word!r}")
+    return time(h1, m1), time.max if h2 == 24 else time(h2, m2)
+
+
 def windows(availability: str) -> list[Window]:
-    """A volunteer's availability: ``""`` is any time; otherwise windows separated by ``;``,
+    """A volunteer's availability: ``""`` or "any time" is any time; otherwise windows,
     each days, a time range or both: ``"mon-fri 08:00-18:00; sat,sun"``, ``"20:00-06:00"``
-    (a range past midnight ends the next morning). Local time of the town."""
+    (a range past midnight ends the next morning), or as people write them: ``"weekdays
+    mornings"``, ``"evenings and weekends"``, ``"晚上、周末"``. Local time of the town."""
     found = []
-    for entry in filter(None, (e.strip() for e in availability.split(";"))):
+    for entry in filter(None, (e.strip() for e in _SEPARATORS.split(availability))):
+        if entry.lower() in _ANY_TIME:
+            found.append(Window(frozenset(range(7)), None, None))
+            continue
         words = entry.split()
-        match = _RANGE.match(words[-1])
         start = end = None
-        if match:
-            h1, m1, h2, m2 = (int(g) for g in match.groups())
-            if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
-                raise UnreadableAvailability(f"not a time range: {words[-1]!r}")
-            start, end = time(h1, m1), time(h2 % 24, m2)
+        if (times := _times(words[-1])) is not None:
+            start, end = times
             words = words[:-1]
         days = _days(" ".join(words)) if words else frozenset(range(7))
         found.append(Window(days, start, end))
