@@ -19,7 +19,14 @@ from shared.auth import Principal, Role, Scope, ScopeKind, issue_token
 from shared.contracts.registry import PlaceRecord, PlaceRegistered
 from shared.events import Envelope
 from tests.conftest import Town
-from tests.support import Compound, committee_staff, make_compound, make_resident, post
+from tests.support import (
+    Compound,
+    committee_staff,
+    id_number,
+    make_compound,
+    make_resident,
+    post,
+)
 from tests.test_rounds import in_directory, tube
 
 
@@ -374,6 +381,55 @@ def token(platform: Platform, town: Town, role: Role, block: Block) -> dict[str,
 async def access_log(platform: Platform) -> list[Any]:
     async with platform.runtime("testing").uow(Principal.system()) as uow:
         return list((await uow.session.execute(select(kernel.access_log))).all())
+
+
+async def test_by_unit_the_people_of_a_house_without_units_count_under_their_house(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """Self-built houses have no units: by unit, each house is a group of its own (in its
+    compound), never one anonymous group of every unit-less house in the town."""
+    houses: dict[str, str] = {}
+    compounds = []
+    for code, people in (("V1", 3), ("V2", 2)):
+        compound = await make_compound(client, town.id, town.operator, code=code)
+        compounds.append(compound.id)
+        house = await post(
+            client,
+            "/v1/buildings",
+            {"compound_id": compound.id, "code": f"H{code}", "units": []},
+            town.operator,
+        )
+        houses[house["id"]] = compound.id
+        household = await post(
+            client, "/v1/households", {"building_id": house["id"], "code": "A"}, town.operator
+        )
+        for n in range(people):
+            body = {
+                "household_id": household["id"],
+                "name": f"{code}村民{n}",
+                "document_number": id_number(born=f"19{60 + n}-03-02"),
+                "tags": [],
+            }
+            await post(client, "/v1/residents", body, town.operator)
+    await in_directory(platform, residents=5)
+    round_id = await schedule(client, town, compounds, day=1, name="Villages")
+    response = await client.get(
+        f"/v1/rounds/{round_id}/coverage", params={"by": "unit"}, headers=town.operator
+    )
+    assert response.status_code == 200, response.text
+    groups = {
+        g["place_id"]: (g["kind"], g["compound_id"], g["expected"])
+        for g in response.json()["groups"]
+    }
+    assert groups == {
+        house: ("building", compound, people)
+        for (house, compound), people in zip(houses.items(), (3, 2), strict=True)
+    }
+    opened = await client.get(
+        "/v1/coverage/open-round", params={"compound_id": compounds[0]}, headers=town.operator
+    )
+    [house] = opened.json()["units"]["groups"]
+    assert (house["kind"], house["code"], house["expected"]) == ("building", "HV1", 3)
 
 
 async def test_the_missed_are_listed_masked_unless_an_operator_reveals_them(

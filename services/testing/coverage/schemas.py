@@ -23,7 +23,9 @@ class Tally(BaseModel):
 
 
 class CoverageGroup(Tally):
-    place_id: uuid.UUID | None = Field(description="Empty for members placed in no unit")
+    place_id: uuid.UUID | None = Field(
+        description="By unit, a house without units is a group of kind `building`"
+    )
     kind: Grouping
     code: str | None
     name: str | None

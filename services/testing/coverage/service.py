@@ -52,7 +52,8 @@ POSITIVE = (
 PARTITIONS: dict[str, Any] = {
     "compound": RoundMember.compound_id,
     "building": RoundMember.building_id,
-    "unit": RoundMember.unit_id,
+    # A house without units is a group of its own (its building), in its compound.
+    "unit": func.coalesce(RoundMember.unit_id, RoundMember.building_id),
 }
 TALLIES = ("expected", "sampled", "resulted", "positive")
 
@@ -171,6 +172,7 @@ async def coverage(
         DirectoryPlace.compound_id.label("place_compound_id"),
         DirectoryPlace.building_id.label("place_building_id"),
         DirectoryPlace.parent_id,
+        DirectoryPlace.kind.label("place_kind"),
     ).outerjoin(DirectoryPlace, DirectoryPlace.id == grouped.c.place_id)
     rows = (await uow.session.execute(query)).all()
     return _coverage_of(
@@ -191,11 +193,11 @@ def _coverage_of(
     groups = [
         schemas.CoverageGroup(
             place_id=row.place_id,
-            kind=by,
+            kind=_kind(by, row),
             code=row.code,
             name=row.name,
             compound_id=row.place_compound_id,
-            building_id=row.place_building_id if by in ("building", "unit") else None,
+            building_id=_building_of(by, row),
             parent_id=row.parent_id if by == "grid" else None,
             **_tally(row),
         )
@@ -251,7 +253,8 @@ async def open_round_coverage(
     def by(grouping: schemas.Grouping, key: str) -> schemas.Coverage:
         groups: dict[uuid.UUID | None, list[Any]] = {}
         for row in rows:
-            groups.setdefault(getattr(row, key), []).append(row)
+            # As the round's coverage groups them: a house without units by its building.
+            groups.setdefault(getattr(row, key) or row.building_id, []).append(row)
         placed = [
             _placed_row(place_id, places.get(place_id), _totals(group))
             for place_id, group in groups.items()
@@ -279,6 +282,7 @@ async def _places(uow: UnitOfWork, ids: set[uuid.UUID | None]) -> dict[uuid.UUID
         DirectoryPlace.compound_id,
         DirectoryPlace.building_id,
         DirectoryPlace.parent_id,
+        DirectoryPlace.kind,
     ).where(DirectoryPlace.id.in_(wanted))
     return {place.id: place for place in (await uow.session.execute(query)).all()}
 
@@ -293,8 +297,20 @@ def _placed_row(place_id: uuid.UUID | None, place: Any, tally: dict[str, int]) -
         place_compound_id=place.compound_id if place else None,
         place_building_id=place.building_id if place else None,
         parent_id=place.parent_id if place else None,
+        place_kind=place.kind if place else None,
         **tally,
     )
+
+
+def _kind(by: schemas.Grouping, row: Any) -> schemas.Grouping:
+    """By unit, a house without units is counted as its building."""
+    return "building" if by == "unit" and row.place_kind == "building" else by
+
+
+def _building_of(by: schemas.Grouping, row: Any) -> uuid.UUID | None:
+    if _kind(by, row) == "building":
+        return row.place_building_id or row.place_id
+    return row.place_building_id if by == "unit" else None
 
 
 def _totals(rows: Sequence[Any]) -> dict[str, int]:
