@@ -25,7 +25,13 @@ from shared.conflicts import integrity_conflict
 from shared.idempotency import KeyedWrite, store_answers
 from shared.kv import KeyValueUnavailable
 from shared.observability import HTTP_REQUESTS, correlation_id, new_correlation_id
-from shared.openapi import IDEMPOTENCY_KEY_MAX, PROBLEM_JSON, declare_problems, depends_on
+from shared.openapi import (
+    IDEMPOTENCY_KEY_MAX,
+    PROBLEM_JSON,
+    declare_problems,
+    depends_on,
+    successes_answer_the_model,
+)
 from shared.problems import Conflict, Forbidden, Invalid, Problem, Unauthorized, Unavailable
 from shared.service import ServiceRuntime
 from shared.uow import UnitOfWork
@@ -274,6 +280,9 @@ class BoundaryRoute(APIRoute):
     service: str = ""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["responses"] = successes_answer_the_model(
+            kwargs.get("responses") or {}, model=kwargs.get("response_model")
+        )
         super().__init__(path, endpoint, **kwargs)
         declare_problems(self, authenticated=depends_on(self.dependant, current_principal))
 

@@ -112,6 +112,26 @@ def declare_problems(route: APIRoute, *, authenticated: bool) -> None:
         route.openapi_extra = _with_idempotency_key(route.openapi_extra)
 
 
+def successes_answer_the_model(
+    responses: dict[int | str, dict[str, Any]], *, model: Any
+) -> dict[int | str, dict[str, Any]]:
+    """A second success status a route declares (a 200 `duplicate` beside the 201 of a first
+    upload) answers the route's response model, unless it says what it answers."""
+    if not isinstance(model, type):
+        return responses
+    return {
+        status: (
+            {**response, "model": model}
+            if 200 <= _status(status) < 300
+            and _status(status) != 204
+            and "model" not in response
+            and "content" not in response
+            else response
+        )
+        for status, response in responses.items()
+    }
+
+
 def _status(status: int | str) -> int:
     return int(status) if str(status).isdigit() else 0
 

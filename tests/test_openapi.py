@@ -75,6 +75,20 @@ async def test_every_error_an_operation_answers_is_a_documented_problem(
     assert not lacking, "\n".join(lacking)
 
 
+async def test_every_success_an_operation_answers_says_what_its_body_is(
+    served: dict[str, Any],
+) -> None:
+    """A second success status (a 200 `duplicate` beside the 201 of a first upload) answers
+    a body too: the client must find its shape documented."""
+    lacking = [
+        f"{method.upper()} {path} {status}"
+        for path, method, operation in operations(served)
+        for status, response in operation["responses"].items()
+        if 200 <= int(status) < 300 and status != "204" and not response.get("content")
+    ]
+    assert not lacking, "\n".join(lacking)
+
+
 async def test_metrics_are_documented_as_text(served: dict[str, Any]) -> None:
     metrics = served["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain"]

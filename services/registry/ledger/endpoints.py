@@ -89,6 +89,7 @@ async def get_import(import_id: uuid.UUID, uow: Uow) -> LedgerImport:
     summary="Export residents in the ledger's columns (CSV or .xlsx)",
     description="Unmasked, so only for roles that may see ID numbers; every export is logged.",
     response_class=StreamingResponse,
+    responses={200: {"content": {MEDIA_TYPES["csv"]: {}, MEDIA_TYPES["xlsx"]: {}}}},
 )
 async def export_residents(
     uow: Uow,
