@@ -264,6 +264,36 @@ async def test_a_unit_released_from_its_buildings_seal_is_sampled_as_not_sealed(
     assert sealed_round["expected"] == len(night.unit2)
 
 
+async def test_a_sampling_site_is_refused_outside_its_rounds_window_or_scope(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    path = f"/v1/rounds/{round_['id']}/sites"
+
+    def slot(starts: str, ends: str) -> dict[str, Any]:
+        return {"starts_at": f"2022-04-02T{starts}+08:00", "ends_at": f"2022-04-02T{ends}+08:00"}
+
+    refused = {
+        "slots.0.ends_at": {"compound_id": night.compound.id, "slots": [slot("09:00", "08:00")]},
+        "slots.1.starts_at": {
+            "compound_id": night.compound.id,
+            "slots": [slot("05:00", "08:00"), slot("03:00", "06:00")],
+        },
+        "slots.0.ends_at ": {"compound_id": night.compound.id, "slots": [slot("10:00", "13:00")]},
+        "compound_id": {"compound_id": other.id, "slots": []},
+    }
+    for field, body in refused.items():
+        response = await client.post(path, json={"name": "Gate 1", **body}, headers=town.operator)
+        assert response.status_code == 422, (field, response.text)
+        assert field.strip() in {e["field"] for e in response.json()["errors"]}, response.text
+    good = {"name": "Gate 1", "compound_id": night.compound.id, "slots": [slot("05:00", "08:00")]}
+    made = await client.post(path, json=good, headers=town.operator)
+    assert made.status_code == 201, made.text
+    listed = await client.get(path, headers=town.operator)
+    assert [s["name"] for s in listed.json()] == ["Gate 1"]
+
+
 async def test_committee_staff_see_and_sample_only_their_compounds(
     client: httpx.AsyncClient, town: Town, night: Night
 ) -> None:

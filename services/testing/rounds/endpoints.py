@@ -79,7 +79,15 @@ async def close_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     return _out(round_, await service.expected(uow, round_id))
 
 
-@router.post("/rounds/{round_id}/sites", status_code=201, response_model=schemas.SiteOut)
+@router.post(
+    "/rounds/{round_id}/sites",
+    status_code=201,
+    response_model=schemas.SiteOut,
+    summary="Add a sampling site to a round",
+    description="A site in a compound with people in the round, serving some of its "
+    "buildings, with time slots inside the round's window (each ending after it starts). "
+    "Refused with a problem naming the field otherwise.",
+)
 async def create_site(round_id: uuid.UUID, body: schemas.SiteCreate, uow: Uow) -> Site:
     return await service.create_site(uow, round_id=round_id, data=body)
 

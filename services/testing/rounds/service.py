@@ -234,6 +234,12 @@ async def create_site(uow: UnitOfWork, *, round_id: uuid.UUID, data: schemas.Sit
     SITES.check_role(uow)
     compound = await uow.get(DirectoryPlace, data.compound_id, what="compound", field="compound_id")
     SITES.check(uow, Place.of(compound), field="compound_id")
+    _check_slots(round_, data.slots)
+    in_round = select(RoundMember.resident_id).where(
+        RoundMember.round_id == round_.id, RoundMember.compound_id == compound.id
+    )
+    if await uow.session.scalar(in_round.limit(1)) is None:
+        raise Invalid.on("compound_id", f"no one in compound {compound.code} is in this round")
     wanted = set(data.building_ids) | {b for slot in data.slots for b in slot.building_ids}
     found = set(
         await uow.session.scalars(
@@ -258,6 +264,21 @@ async def create_site(uow: UnitOfWork, *, round_id: uuid.UUID, data: schemas.Sit
     uow.session.add(site)
     await uow.session.flush()
     return site
+
+
+def _check_slots(round_: Round, slots: Sequence[schemas.Slot]) -> None:
+    """Each slot ends after it starts, inside its round's window."""
+    for n, slot in enumerate(slots):
+        if slot.ends_at <= slot.starts_at:
+            raise Invalid.on(f"slots.{n}.ends_at", "a slot must end after it starts")
+        for name in ("starts_at", "ends_at"):
+            at = getattr(slot, name)
+            if not round_.starts_at <= at <= round_.ends_at:
+                raise Invalid.on(
+                    f"slots.{n}.{name}",
+                    f"{name} {at.isoformat()} is outside the round's window "
+                    f"({round_.starts_at.isoformat()} to {round_.ends_at.isoformat()})",
+                )
 
 
 async def door_to_door(
