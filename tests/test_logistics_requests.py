@@ -618,6 +618,14 @@ async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
     assert refused.status_code == 409
     outstanding = await client.get("/v1/cards", headers=leader)
     assert [r["id"] for r in outstanding.json()["items"]] == [second["id"]]
+    # The run called off before the hospital: the card goes back to the resident from here.
+    cancelled = await act(client, leader, second["id"], "cancel", reason="went by ambulance")
+    assert cancelled.status_code == 200, cancelled.text
+    handed_back = await client.post(
+        f"/v1/requests/{second['id']}/card", json={"status": "returned"}, headers=leader
+    )
+    assert handed_back.status_code == 200, handed_back.text
+    assert (await client.get("/v1/cards", headers=leader)).json()["items"] == []
 
 
 async def test_a_volunteer_sees_only_their_own_errands_masked(

@@ -89,7 +89,10 @@ class Cancel(BaseModel):
 
 
 class CardStep(BaseModel):
-    status: CardStatus = Field(description="collected → at_hospital → returned, in that order")
+    status: CardStatus = Field(
+        description="collected → at_hospital → returned, in that order (or collected → "
+        "returned when the run is called off)"
+    )
 
 
 class CardOut(BaseModel):

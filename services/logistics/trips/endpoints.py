@@ -20,7 +20,8 @@ router = service_router(SERVICE, tags=["medicine runs"])
     response_model=request_schemas.RequestOut,
     summary="The insurance card of a medicine run changes hands",
     description="collected (the run's label is made) → at_hospital → returned to the "
-    "resident, in that order; any other step answers 409 naming where the card is.",
+    "resident, in that order (collected → returned when the run is called off before the "
+    "hospital); any other step answers 409 naming where the card is.",
 )
 async def card_step(
     request_id: uuid.UUID, body: request_schemas.CardStep, uow: Uow, present: Present

@@ -1,6 +1,7 @@
 """Medicine runs: the resident's insurance card leaves with the volunteer and must come back.
 Each run's card gets a label ("one person, one file, one label") when it is collected, goes
-to the hospital and is returned to the resident, in that order; a card not returned by the
+to the hospital and is returned to the resident, in that order (straight back when the run
+is called off before the hospital); a card not returned by the
 town's deadline is reported overdue once, like a request. Runs to the same hospital are
 grouped into one trip."""
 
@@ -28,8 +29,13 @@ from shared.ids import new_id
 from shared.problems import Conflict
 from shared.uow import UnitOfWork
 
-# The step a card takes next from each state (None: not collected yet).
-NEXT = {None: "collected", "collected": "at_hospital", "at_hospital": "returned"}
+# The steps a card may take next from each state (None: not collected yet). A collected
+# card may go straight back to its resident: the run was called off before the hospital.
+NEXT: dict[str | None, tuple[str, ...]] = {
+    None: ("collected",),
+    "collected": ("at_hospital", "returned"),
+    "at_hospital": ("returned",),
+}
 EVENTS: dict[str, type[CardEvent]] = {
     "collected": CardCollected,
     "at_hospital": CardAtHospital,
@@ -49,11 +55,12 @@ async def card_step(uow: UnitOfWork, *, request_id: uuid.UUID, status: str) -> H
     WORK.check(uow, Place.of(request))
     if request.kind != "medicine_run":
         raise Conflict.on("status", f"a {request.kind} request carries no insurance card")
-    expected = NEXT.get(request.card_status)
-    if status != expected:
+    expected = NEXT.get(request.card_status, ())
+    if status not in expected:
         now_is = request.card_status or "not collected"
+        steps = " or ".join(expected) or "none (it is back)"
         raise Conflict(
-            f"the card is {now_is}; its next step is {expected or 'none (it is back)'}",
+            f"the card is {now_is}; its next step is {steps}",
             errors=[{"field": "status", "message": f"the card is {now_is}"}],
         )
     now = datetime.now(UTC)
