@@ -165,6 +165,17 @@ async def test_contacts_are_added_by_hand_for_residents_and_outsiders(
     assert (courier.json()["name"], courier.json()["phone"]) == ("张伟", "+8613912345678")
     assert courier.json()["resident_id"] is None and courier.json()["kind"] == "close"
     assert courier.json()["quarantine_until"] == days_after(case["confirmed_at"], 10)
+    again = await client.post(
+        path, json={"name": "张伟", "phone": "13912345678"}, headers=town.operator
+    )
+    assert again.status_code == 409, again.text
+    ended_before = await client.post(
+        path,
+        json={"name": "王芳", "quarantine_until": days_after(case["confirmed_at"], -3)},
+        headers=town.operator,
+    )
+    assert ended_before.status_code == 422, ended_before.text
+    assert ended_before.json()["errors"][0]["field"] == "quarantine_until"
 
     unknown = await client.post(
         path, json={"resident_id": str(uuid.uuid4())}, headers=town.operator

@@ -101,7 +101,9 @@ async def list_contacts(
     response_model=schemas.ContactOut,
     summary="Add a contact found by tracing",
     description="A resident of the directory (`resident_id`) or an outsider by name and "
-    "phone. The quarantine end defaults to the town policy's for the kind.",
+    "phone. The quarantine end defaults to the town policy's for the kind, and is never "
+    "before the case was confirmed (422). A resident, or an outsider by the same name and "
+    "phone, listed already answers 409.",
 )
 async def add_contact(
     case_id: uuid.UUID,

@@ -237,7 +237,8 @@ async def get_case(uow: UnitOfWork, case_id: uuid.UUID) -> Case:
 
 async def add_contact(uow: UnitOfWork, *, case_id: uuid.UUID, data: schemas.ContactIn) -> Contact:
     """A contact found by tracing: a resident of the directory (in the caller's scope) or
-    an outsider by name and phone. A resident already listed answers 409."""
+    an outsider by name and phone. A resident, or an outsider by the same name and phone,
+    already listed answers 409; a quarantine ending before the case was confirmed, 422."""
     case = await get_case(uow, case_id)
     CASES.check(uow, Place.of(case))
     now = datetime.now(UTC)
@@ -258,6 +259,23 @@ async def add_contact(uow: UnitOfWork, *, case_id: uuid.UUID, data: schemas.Cont
     else:
         assert data.name is not None
         name, phone = data.name, _phone(data.phone)
+        # The same outsider traced twice (same name and phone) is one contact.
+        listed = await uow.session.scalar(
+            select(Contact.id).where(
+                Contact.case_id == case.id,
+                Contact.resident_id.is_(None),
+                Contact.name == name,
+                Contact.phone == phone,
+            )
+        )
+        if phone is not None and listed is not None:
+            raise Conflict.on("phone", f"{name} with this phone is already a contact of this case")
+    if data.quarantine_until is not None and data.quarantine_until < case.confirmed_at.date():
+        raise Invalid.on(
+            "quarantine_until",
+            f"quarantine_until {data.quarantine_until} is before the case was confirmed "
+            f"({case.confirmed_at.date()})",
+        )
     row = _contact_row(
         case,
         resident_id=data.resident_id,
