@@ -264,6 +264,24 @@ async def test_a_unit_released_from_its_buildings_seal_is_sampled_as_not_sealed(
     assert sealed_round["expected"] == len(night.unit2)
 
 
+async def test_a_round_of_an_implausible_window_or_a_muddled_scope_is_refused(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    compounds = {"kind": "compounds", "ids": [night.compound.id]}
+    for body in (
+        {**WINDOW, "ends_at": "2023-05-07T11:00:00+08:00", "scope": compounds},
+        {**WINDOW, "scope": {**compounds, "zone_level": "sealed"}},
+    ):
+        response = await client.post(
+            "/v1/rounds",
+            json={"town_id": str(town.id), "name": "Muddled", **body},
+            headers=town.operator,
+        )
+        assert response.status_code == 422, response.text
+    listed = await client.get("/v1/rounds", headers=town.operator)
+    assert listed.json()["items"] == []
+
+
 async def test_a_sampling_site_is_refused_outside_its_rounds_window_or_scope(
     client: httpx.AsyncClient, town: Town, night: Night
 ) -> None:

@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -7,6 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.contracts.testing import RoundKind, RoundScope
 from shared.fields import FreeText, Moment
 from shared.privacy import PersonalName, PersonalPhone, PersonalRecord
+
+# A screening round is sampled in hours, a large town's in a few days.
+MAX_WINDOW = timedelta(days=7)
 
 
 class RoundCreate(BaseModel):
@@ -40,6 +43,10 @@ class RoundCreate(BaseModel):
     def _window(self) -> "RoundCreate":
         if self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
+        if self.ends_at - self.starts_at > MAX_WINDOW:
+            raise ValueError(f"a round's window is at most {MAX_WINDOW.days} days")
+        if self.scope.kind != "zone_level" and self.scope.zone_level is not None:
+            raise ValueError(f"a {self.scope.kind} scope takes no scope.zone_level")
         if self.scope.kind == "zone_level" and self.scope.zone_level is None:
             raise ValueError("a zone_level scope needs scope.zone_level")
         if self.scope.kind in ("compounds", "buildings", "units") and not self.scope.ids:
