@@ -39,6 +39,8 @@ WINDOW = {"starts_at": "2022-04-02T05:00:00+08:00", "ends_at": "2022-04-02T11:00
 COLLECTED = "2022-04-02T05:12:00+08:00"
 RESULTED = "2022-04-02T14:00:00+08:00"
 RETESTED = "2022-04-02T15:00:00+08:00"
+# A result never predates its swab: the retests come back in the evening.
+RETEST_RESULTED = "2022-04-02T20:00:00+08:00"
 HOUSEHOLD = 3
 # What the residents hear before the timed part: the round, then their pool's result.
 EARLIER = ("round_scheduled", "pool_positive")
@@ -62,9 +64,11 @@ async def post(client: httpx.AsyncClient, path: str, body: Any, headers: Any) ->
     return answer.json()
 
 
-async def upload(client: httpx.AsyncClient, headers: Any, rows: list[tuple[Any, str]]) -> Any:
+async def upload(
+    client: httpx.AsyncClient, headers: Any, rows: list[tuple[Any, str]], *, at: str = RESULTED
+) -> Any:
     lines = ["tube_code,result,lab,resulted_at"]
-    lines += [f"{code},{result},Riverside Lab,{RESULTED}" for code, result in rows]
+    lines += [f"{code},{result},Riverside Lab,{at}" for code, result in rows]
     files = {"file": ("lab.csv", ("\n".join(lines) + "\n").encode(), "text/csv")}
     answer = await client.post("/v1/results/uploads", files=files, headers=headers)
     if answer.status_code != 201:
@@ -191,7 +195,7 @@ async def one_run(
     for number in [n for n in fake.arrived if n[-11:] in phones]:
         del fake.arrived[number]
     started = time.monotonic()
-    await upload(client, headers, rows)
+    await upload(client, headers, rows, at=RETEST_RESULTED)
 
     async def all_handed() -> bool:
         return handed_at(fake, phones) is not None

@@ -4,14 +4,15 @@ carries can be stored, exported and compared on every backend:
 - :data:`FreeText`: free text (names, notes, reasons) without the control characters that
   a spreadsheet (XML) cannot hold and PostgreSQL refuses (NUL);
 - :data:`Moment`: a date and time with its UTC offset (a time without one means a different
-  instant to each reader), normalised to UTC so every answer states times in UTC (``Z``).
+  instant to each reader), normalised to UTC so every answer states times in UTC (``Z``);
+- :class:`Patch`: the base of a PATCH body, which refuses a field it does not know.
 
 Both show their rule in the OpenAPI as a ``pattern``, so clients and fuzzers see it too."""
 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, GetJsonSchemaHandler
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -54,3 +55,10 @@ def _utc(value: datetime) -> datetime:
 
 FreeText = Annotated[str, AfterValidator(_printable), _Pattern(PRINTABLE_PATTERN)]
 Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
+
+
+class Patch(BaseModel):
+    """A PATCH body: a field it does not accept is a 422 naming it, not silently dropped
+    (the caller meant to change it, and would otherwise read 200 as done)."""
+
+    model_config = ConfigDict(extra="forbid")

@@ -94,6 +94,45 @@ async def test_one_report_per_resident_and_day_and_a_positive_asks_for_pcr(
     assert (shown["result"], shown["temperature"], shown["name"]) == ("positive", 37.9, "孙*")
 
 
+async def test_a_self_test_read_in_the_future_or_on_another_day_is_refused(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    first, second, third = building.people
+    path = "/v1/antigen-reports"
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    ahead = await client.post(
+        path, json=report(first, "negative", reported_at=tomorrow), headers=town.operator
+    )
+    assert ahead.status_code == 422, ahead.text
+    assert ahead.json()["errors"][0]["field"] == "reported_at"
+    assert "in the future" in ahead.json()["detail"]
+    days_before = report(first, "negative", day=DAY, reported_at="2022-03-31T09:00:00+08:00")
+    other_day = await client.post(path, json=days_before, headers=town.operator)
+    assert other_day.status_code == 422, other_day.text
+    assert other_day.json()["errors"][0]["field"] == "reported_at"
+    assert "not on the report's day 2022-04-03" in other_day.json()["detail"]
+    # 07:30 on the 3rd in the town (+08:00) is still the 2nd in UTC: the town's day counts.
+    morning = report(first, "negative", day=DAY, reported_at="2022-04-02T23:30:00Z")
+    assert (await client.post(path, json=morning, headers=town.operator)).status_code == 201
+
+    batch = {
+        "building_id": building.id,
+        "reports": [
+            report(
+                second, "negative", reported_at=(datetime.now(UTC) + timedelta(hours=5)).isoformat()
+            )
+        ],
+    }
+    refused = await client.post(f"{path}/batch", json=batch, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert [(e["row"], e["field"]) for e in refused.json()["errors"]] == [(0, "reported_at")]
+    # A phone a few minutes fast is within the clocks' tolerance.
+    fast = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()
+    batch["reports"] = [report(third, "negative", reported_at=fast)]
+    kept = await client.post(f"{path}/batch", json=batch, headers=town.operator)
+    assert (kept.status_code, kept.json()["created"]) == (200, 1), kept.text
+
+
 async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
     client: httpx.AsyncClient, town: Town, building: Building
 ) -> None:

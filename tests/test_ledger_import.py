@@ -271,6 +271,32 @@ async def test_a_row_without_its_unit_in_a_building_of_units_is_refused(
     assert response.json()["households_created"] == 2
 
 
+async def test_a_unit_is_refused_in_a_self_built_house_that_has_households(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    house = await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": "H7", "units": []},
+        town.operator,
+    )  # fmt: skip
+    rows = [("P1", "H7", "", "", "A", "王一", id_number(), "", "", "")]
+    imported = await upload(client, town.operator, ledger(rows).encode(), "house.csv")
+    assert imported.status_code == 201, imported.text
+
+    unit = await client.post(
+        "/v1/units", json={"building_id": house["id"], "code": "1"}, headers=town.operator
+    )
+    assert unit.status_code == 409, unit.text
+    [error] = unit.json()["errors"]
+    assert error["field"] == "building_id" and "households have no unit" in error["message"]
+    units = await client.get(f"/v1/units?building_id={house['id']}", headers=town.operator)
+    assert units.json()["items"] == []
+    # The ledger still imports as it did: its households are still the house's.
+    rows.append(("P1", "H7", "", "", "B", "王二", id_number(), "", "", ""))
+    again = await upload(client, town.operator, ledger(rows).encode(), "house2.csv")
+    assert again.status_code == 201, again.text
+
+
 @pytest.mark.parametrize(
     "phone", ["1381234abcd", "abc13812345678", "13812345678x", "138-1234-567８a"]
 )

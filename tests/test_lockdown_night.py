@@ -13,7 +13,7 @@ from services.registry.demo import ensure_demo_town
 from services.testing.models import DirectoryResident
 from tests.conftest import sign_in
 from tests.support import eventually
-from tests.test_results import RETESTED, results_csv, upload
+from tests.test_results import RETEST_RESULTED, RETESTED, results_csv, upload
 from tests.test_rounds import WINDOW, directory_count, tube
 
 
@@ -118,7 +118,8 @@ async def test_a_lockdown_night(
     await record(client, round_id, singles, operator)
     case_resident = positive_pool[0]
     retested = [(t["code"], "positive" if n == 0 else "negative") for n, t in enumerate(singles)]
-    assert (await upload(client, operator, results_csv(retested))).json()["applied"] == len(singles)
+    retest_results = results_csv(retested, at=RETEST_RESULTED)
+    assert (await upload(client, operator, retest_results)).json()["applied"] == len(singles)
 
     [case] = (await client.get("/v1/cases", headers=operator)).json()["items"]
     assert case["resident_id"] == case_resident and case["transfer"]["status"] == "pending"

@@ -222,6 +222,25 @@ async def test_an_edit_changes_only_what_differs(client: httpx.AsyncClient, town
     assert edited.json()["name"] == resident["name"]
 
 
+async def test_an_edit_of_a_field_it_does_not_accept_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    resident = await make_resident(client, compound, town.operator)
+    path = f"/v1/residents/{resident['id']}"
+    edited = await client.patch(
+        path, json={"document_number": id_number(), "care_notes": "x"}, headers=town.operator
+    )
+    assert edited.status_code == 422, edited.text
+    assert [e["field"] for e in edited.json()["errors"]] == ["document_number"]
+    unchanged = (await client.get(path, headers=town.operator)).json()
+    assert unchanged["care_notes"] == resident["care_notes"]
+    # The same rule for every PATCH body, and the OpenAPI says so to clients.
+    document = (await client.get("/openapi.json")).json()
+    schema = document["components"]["schemas"]["ResidentUpdate"]
+    assert schema["additionalProperties"] is False
+
+
 @pytest.mark.parametrize("phone", ["1381234abcd", "abc13812345678", "13812345678x"])
 async def test_a_phone_with_letters_is_refused_naming_the_field(
     client: httpx.AsyncClient, town: Town, phone: str

@@ -20,11 +20,15 @@ from tests.test_rounds import in_directory, schedule, tube
 RESULTED = "2022-04-02T14:00:00+08:00"
 # Retests are swabbed after the pool's result asked for them.
 RETESTED = "2022-04-02T15:00:00+08:00"
+# The retests' results come after their swabs.
+RETEST_RESULTED = "2022-04-02T20:00:00+08:00"
 HEADER = "tube_code,result,lab,resulted_at"
 
 
-def results_csv(rows: list[tuple[str, str]], *, lab: str = "Riverside Lab") -> bytes:
-    lines = [HEADER] + [f"{code},{result},{lab},{RESULTED}" for code, result in rows]
+def results_csv(
+    rows: list[tuple[str, str]], *, lab: str = "Riverside Lab", at: str = RESULTED
+) -> bytes:
+    lines = [HEADER] + [f"{code},{result},{lab},{at}" for code, result in rows]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -142,7 +146,8 @@ async def test_an_upload_results_pools_and_a_positive_retest_becomes_one_case(
         assert recorded.json()["accepted"] == 3, recorded.text
         assert await open_tasks(client, town, "retest") == []
         retested = results_csv(
-            [("R0000", "positive"), ("R0001", "negative"), ("R0002", "negative")]
+            [("R0000", "positive"), ("R0001", "negative"), ("R0002", "negative")],
+            at=RETEST_RESULTED,
         )
         assert (await upload(client, town.operator, retested)).json()["applied"] == 3
 
@@ -253,8 +258,9 @@ async def test_staff_upload_what_they_may_see_and_nobody_else_sees_it(
     outsider = await committee_staff(client, town, other, "staff-l2")
     insider = await committee_staff(client, town, lab.compound, "staff-l1")
     theirs = await upload(client, outsider, results_csv([("P0001", "positive")]))
-    # Every row names a tube outside their scope: as for a single tube, not found.
-    assert theirs.status_code == 404 and "no tube P0001" in theirs.json()["errors"][0]["message"]
+    # Every row names a tube outside their scope: no row applies, 422 by row, worded as for a
+    # tube that does not exist at all.
+    assert theirs.status_code == 422 and "no tube P0001" in theirs.json()["errors"][0]["message"]
     ours = await upload(
         client, insider, results_csv([("P0001", "positive"), ("N0001", "negative")])
     )
@@ -281,6 +287,8 @@ async def many_sampled(platform: Platform, town: Town, *, tubes: int) -> tuple[u
     """A round with ``tubes`` pools of two residents each, written straight to the testing
     database (through the API this would take minutes), and the lab file resulting them."""
     now = datetime.now(UTC)
+    # Swabbed before the lab's result (a result before its swab is refused).
+    swabbed = datetime.fromisoformat(RESULTED) - timedelta(hours=9)
     compound, building = uuid.uuid4(), uuid.uuid4()
     placed = {"town_id": town.id, "compound_id": compound, "building_id": building}
     round_id = uuid.uuid4()
@@ -296,7 +304,7 @@ async def many_sampled(platform: Platform, town: Town, *, tubes: int) -> tuple[u
                 "retest": False,
                 "size": 2,
                 "collector": "Nurse Li",
-                "collected_at": now,
+                "collected_at": swabbed,
                 "recorded_by": "bench",
                 "status": "collected",
                 **placed,
@@ -384,3 +392,56 @@ async def test_a_result_from_the_future_and_a_retest_from_before_its_pool_are_re
     assert "before" in refused.json()["detail"]
     after = tube("R0001", [member], retest=True, collected_at=RETESTED)
     assert (await client.post(path, json=after, headers=town.operator)).status_code == 201
+
+
+async def test_a_result_from_before_its_tube_was_collected_is_refused_by_row(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    # The pools were swabbed at 05:12 (+08:00); clocks may differ by ten minutes (clock_skew).
+    swabbed_25_minutes_later = {
+        "tube_code": "P0001",
+        "result": "negative",
+        "lab": "x",
+        "resulted_at": "2022-04-02T04:47:00+08:00",
+    }
+    refused = await client.post(
+        "/v1/results/uploads", json={"results": [swabbed_25_minutes_later]}, headers=town.operator
+    )
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert (error["row"], error["column"]) == (0, "resulted_at"), error
+    assert "before tube P0001 was collected" in error["message"]
+
+    csv = (
+        f"{HEADER}\nP0001,negative,x,2022-04-02T04:47:00+08:00\n"
+        # Seven minutes before the swab: within the clocks' tolerance.
+        "N0001,negative,x,2022-04-02T05:05:00+08:00\n"
+    )
+    partly = await upload(client, town.operator, csv.encode())
+    assert partly.status_code == 201, partly.text
+    assert partly.json()["applied"] == 1 and partly.json()["error_count"] == 1
+    [error] = partly.json()["errors"]
+    assert (error["row"], error["column"], error["tube_code"]) == (2, "resulted_at", "P0001")
+    now = await statuses(client, town, lab)
+    assert {now[r] for r in lab.a} == {"sampled"} and {now[r] for r in lab.b} == {"negative"}
+
+
+async def test_an_upload_of_only_unknown_tubes_is_422_by_row_as_documented(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    unknown = {"tube_code": "ZZ0009", "result": "negative", "lab": "x", "resulted_at": RESULTED}
+    refused = await client.post(
+        "/v1/results/uploads", json={"results": [unknown]}, headers=town.operator
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"].startswith("no result could be applied: 1 row error(s)")
+    [error] = refused.json()["errors"]
+    assert (error["row"], error["column"], error["tube_code"]) == (0, "tube_code", "ZZ0009")
+    csv = await upload(client, town.operator, results_csv([("ZZ0009", "negative")]))
+    assert csv.status_code == 422 and csv.json()["errors"][0]["row"] == 2
+
+    document = (await client.get("/openapi.json")).json()
+    operation = document["paths"]["/v1/results/uploads"]["post"]
+    answered = {"200", "201", "401", "403", "413", "415", "422"}
+    assert answered <= set(operation["responses"]), sorted(operation["responses"])
+    assert "422 when no row could be applied" in operation["description"]

@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.models import PersonKind
 from shared.auth import Role
-from shared.fields import FreeText
+from shared.fields import FreeText, Patch
 
 
 class Token(BaseModel):
@@ -71,7 +71,7 @@ class UserCreate(BaseModel):
     person_id: uuid.UUID | None = None
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Patch):
     """What changes; every change ends the account's access tokens at once."""
 
     role: Role | None = None

@@ -6,7 +6,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.registry.documents import Phone
 from services.registry.models import PersonKind, TeamKind, VolunteerKind
-from shared.fields import FreeText
+from shared.fields import FreeText, Patch
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
 Name = Field(min_length=1, max_length=60, examples=["陈建国"])
@@ -38,7 +38,7 @@ class StaffCreate(Placement):
     title: FreeText = Field(min_length=1, max_length=80, examples=["committee secretary"])
 
 
-class StaffUpdate(BaseModel):
+class StaffUpdate(Patch):
     name: FreeText | None = Field(default=None, min_length=1, max_length=60)
     phone: Phone = None
     title: FreeText | None = Field(default=None, min_length=1, max_length=80)
@@ -76,7 +76,7 @@ class VolunteerCreate(Placement):
     availability: FreeText = Field(default="", max_length=200, examples=["evenings and weekends"])
 
 
-class VolunteerUpdate(BaseModel):
+class VolunteerUpdate(Patch):
     name: FreeText | None = Field(default=None, min_length=1, max_length=60)
     phone: Phone = None
     kind: VolunteerKind | None = None
@@ -99,7 +99,7 @@ class TeamCreate(BaseModel):
     compound_id: uuid.UUID | None = Field(default=None, description="For a compound's team")
 
 
-class TeamUpdate(BaseModel):
+class TeamUpdate(Patch):
     name: FreeText = Field(min_length=1, max_length=120)
 
 

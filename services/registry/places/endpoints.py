@@ -103,7 +103,17 @@ async def list_units(
     return Page(items=[schemas.UnitOut.model_validate(u) for u in page], next_cursor=following)
 
 
-@router.post("/units", status_code=201, response_model=schemas.UnitOut)
+@router.post(
+    "/units",
+    status_code=201,
+    response_model=schemas.UnitOut,
+    description="A unit (stairwell, entrance) of a building. 409 naming `building_id` when "
+    "the building already has households without a unit (a self-built house): they are "
+    "identified by building, and a unit would strand them.",
+    responses={
+        409: {"description": "The unit's code is taken, or the building's households have no unit"}
+    },
+)
 async def create_unit(body: schemas.UnitCreate, uow: Uow) -> Unit:
     return await service.create_unit(uow, data=body)
 

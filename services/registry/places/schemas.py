@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.models import CompoundKind, CompoundStatus, GateState, SealGranularity
-from shared.fields import FreeText
+from shared.fields import FreeText, Patch
 
 Code = Field(min_length=1, max_length=40, pattern=r"^[\w\-./]+$", examples=["C07"])
 CodeText = Annotated[str, Code]
@@ -49,7 +49,7 @@ class GateOut(Out):
     state: GateState
 
 
-class GateUpdate(BaseModel):
+class GateUpdate(Patch):
     state: GateState
 
 

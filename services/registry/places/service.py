@@ -12,6 +12,7 @@ from services.registry.models import (
     GateState,
     Grid,
     GridBuilding,
+    Household,
     Town,
     Unit,
 )
@@ -174,6 +175,18 @@ async def create_building(uow: UnitOfWork, *, data: schemas.BuildingCreate) -> B
 async def create_unit(uow: UnitOfWork, *, data: schemas.UnitCreate) -> Unit:
     building = await uow.get(Building, data.building_id, what="building", field="building_id")
     PLACES.check(uow, Place.of(building), field="building_id")
+    # Households are identified within their unit once a building has units (the ledger
+    # refuses a row without one there): a unit added to a self-built house would strand
+    # its households. Refused rather than moving families into a unit nobody chose.
+    unplaced = select(Household.id).where(
+        Household.building_id == building.id, Household.unit_id.is_(None)
+    )
+    if await uow.session.scalar(unplaced.limit(1)) is not None:
+        raise Conflict.on(
+            "building_id",
+            f"building {building.code}'s households have no unit; a building with "
+            "households by building cannot be given units",
+        )
     return await _add_unit(uow, building, data.code)
 
 

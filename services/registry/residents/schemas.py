@@ -13,7 +13,7 @@ from services.registry.documents import (
     validate_document,
 )
 from services.registry.models import Language, Tag, ZoneLevel
-from shared.fields import FreeText
+from shared.fields import FreeText, Patch
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
 
@@ -97,7 +97,7 @@ def _id_number(info: ValidationInfo) -> str | None:
     return info.data.get("document_number") if is_id_card else None
 
 
-class ResidentUpdate(BaseModel):
+class ResidentUpdate(Patch):
     name: FreeText | None = Field(default=None, min_length=1, max_length=60)
     phone: Phone = None
     tags: list[Tag] | None = None

@@ -4,7 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.registry.models import CompoundStatus, ProposalStatus, SealGranularity, ZoneLevel
-from shared.fields import FreeText
+from shared.fields import FreeText, Patch
 
 Reason = Field(min_length=1, max_length=500, examples=["confirmed case in unit 2"])
 
@@ -87,7 +87,7 @@ class Population(BaseModel):
     people: int
 
 
-class StatusSet(BaseModel):
+class StatusSet(Patch):
     status: CompoundStatus
     reason: FreeText = Reason
     override_reason: FreeText | None = Field(
@@ -100,7 +100,7 @@ class StatusSet(BaseModel):
     )
 
 
-class TownPolicySet(BaseModel):
+class TownPolicySet(Patch):
     seal_granularity: SealGranularity | None = Field(
         default=None,
         description="Whether a confirmed case seals its unit or its whole building",

@@ -1,11 +1,11 @@
 import uuid
 from datetime import date
 
-from fastapi import Response
+from fastapi import Request, Response
 
 from services.testing.antigen import repository, schemas, service
 from services.testing.models import SERVICE
-from shared.http import Uow, service_router
+from shared.http import Uow, runtime_of, service_router
 from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 from shared.problems import rows_rejected
@@ -20,13 +20,22 @@ router = service_router(SERVICE, tags=["antigen self-tests"])
     summary="Report one resident's antigen self-test of a day",
     description="One report per resident and day: the same again answers 200 `unchanged`; "
     "a different one answers 200 `corrected` with what it replaced. A positive test opens a "
-    "door-to-door PCR retest (`pcr_after_antigen` task). Temperature must be 34–43 °C.",
+    "door-to-door PCR retest (`pcr_after_antigen` task). Temperature must be 34–43 °C. "
+    "`reported_at` may not be in the future (beyond the clocks' tolerance) and, when `day` "
+    "is given, must fall on that day on the town's clock: otherwise 422 naming it.",
     responses={200: {"description": "unchanged, or corrected (see previous)"}},
 )
 async def report_one(
-    body: schemas.AntigenReportIn, uow: Uow, present: Present, response: Response
+    body: schemas.AntigenReportIn,
+    uow: Uow,
+    present: Present,
+    response: Response,
+    request: Request,
 ) -> schemas.RecordedOut:
-    outcome = await service.record_reports(uow, day=body.day or service.today(), rows=[(0, body)])
+    settings = runtime_of(request).settings
+    outcome = await service.record_reports(
+        uow, day=body.day, rows=[(0, body)], skew=settings.clock_skew, zone=settings.zone
+    )
     if outcome.errors:
         error = outcome.errors[0]
         raise rows_rejected(
@@ -51,7 +60,8 @@ async def report_one(
     response_model=schemas.BatchOut,
     summary="A building leader's list of the day's self-tests",
     description="Each row is checked on its own (resident of this building, result, "
-    "temperature 34–43 °C): good rows are kept, bad ones come back by row and field. 422 when "
+    "temperature 34–43 °C, reported_at not in the future and on `day` on the town's clock "
+    "when `day` is given): good rows are kept, bad ones come back by row and field. 422 when "
     "no row could be kept.",
     responses={
         422: {
@@ -62,11 +72,17 @@ async def report_one(
     },
 )
 async def report_batch(
-    body: schemas.AntigenBatchIn, uow: Uow, response: Response
+    body: schemas.AntigenBatchIn, uow: Uow, response: Response, request: Request
 ) -> schemas.BatchOut:
     rows, errors = service.parse_rows(body.reports)
+    settings = runtime_of(request).settings
     outcome = await service.record_reports(
-        uow, day=body.day or service.today(), rows=rows, building_id=body.building_id
+        uow,
+        day=body.day,
+        rows=rows,
+        skew=settings.clock_skew,
+        zone=settings.zone,
+        building_id=body.building_id,
     )
     errors = sorted(errors + outcome.errors, key=lambda e: int(e["row"]))
     if errors and not outcome.recorded:

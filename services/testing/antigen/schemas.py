@@ -25,7 +25,11 @@ class AntigenRowIn(BaseModel):
     temperature: float | None = Field(
         None, ge=34, le=43, description="Body temperature in °C, 34–43"
     )
-    reported_at: Moment | None = Field(None, description="When the test was read; now if empty")
+    reported_at: Moment | None = Field(
+        None,
+        description="When the test was read; now if empty. Not in the future, and on the "
+        "report's day on the town's clock when the day is given",
+    )
 
 
 class AntigenReportIn(AntigenRowIn):

@@ -7,8 +7,9 @@ correction to negative leaves that task open: once seen, a positive is checked b
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -82,11 +83,18 @@ REPORT = policy("antigen reports", "record", *FIELD, relation=Relation.sees)
 async def record_reports(
     uow: UnitOfWork,
     *,
-    day: date,
+    day: date | None,
     rows: Sequence[tuple[int, schemas.AntigenRowIn]],
+    skew: timedelta,
+    zone: ZoneInfo,
     building_id: uuid.UUID | None = None,
 ) -> Outcome:
+    """Record the rows for ``day`` (today, UTC, if none). A row's reported_at may not be
+    later than now by more than ``skew`` (the clocks' tolerance, settings' ``clock_skew``),
+    nor, when the day is given, fall on another date on the town's clock (``zone``)."""
     REPORT.check_role(uow)
+    when = Timing(day=day, now=datetime.now(UTC), skew=skew, zone=zone)
+    day = day or today()
     if building_id is not None:
         await uow.get(DirectoryPlace, building_id, what="building", field="building_id")
     outcome = Outcome()
@@ -97,9 +105,9 @@ async def record_reports(
     )
     existing = {r.resident_id: r for r in await uow.session.scalars(same_day)}
     seen: set[uuid.UUID] = set()
-    now = datetime.now(UTC)
+    now = when.now
     for n, row in rows:
-        problem = _check(row, people.get(row.resident_id), building_id, seen)
+        problem = when.check(row) or _check(row, people.get(row.resident_id), building_id, seen)
         if problem is not None:
             where, message = problem
             resident = str(row.resident_id)
@@ -114,6 +122,32 @@ async def record_reports(
     await uow.session.flush()
     await _ask_for_pcr(uow, [r for r in outcome.recorded if r.report.result == "positive"], now)
     return outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timing:
+    """When a self-test may have been read: not in the future beyond the clocks' tolerance
+    (as for the tubes' swabs), and on the report's day as the town counts days."""
+
+    day: date | None
+    now: datetime
+    skew: timedelta
+    zone: ZoneInfo
+
+    def check(self, row: schemas.AntigenRowIn) -> tuple[str, str] | None:
+        at = row.reported_at
+        if at is None:
+            return None
+        if at > self.now + self.skew:
+            return "reported_at", f"reported_at {at.isoformat()} is in the future"
+        local = at.astimezone(self.zone).date()
+        if self.day is not None and local != self.day:
+            return (
+                "reported_at",
+                f"reported_at {at.isoformat()} is on {local} in the town "
+                f"({self.zone.key}), not on the report's day {self.day}",
+            )
+        return None
 
 
 def _check(

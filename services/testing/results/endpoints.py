@@ -83,16 +83,21 @@ def _report(upload: ResultUpload, *, duplicate: bool) -> schemas.UploadReport:
     description="A CSV file (UTF-8; columns tube_code, result, lab, resulted_at; result is "
     "negative, positive or invalid; resulted_at with its UTC offset) as the multipart field "
     '`file` or as a text/csv body, or JSON `{"results": [...]}`. Bad rows (an unknown tube '
-    "code, a tube resulted differently before — results are never overwritten) come back by "
-    "row and column; the others apply. A tube with the same result again is unchanged; the "
+    "code, a tube resulted differently before — results are never overwritten —, a resulted_at "
+    "in the future or before the tube was collected, beyond the clocks' tolerance) come back "
+    "by row and column; the others apply. A tube with the same result again is unchanged; the "
     "same file again from you answers 200 `duplicate` and changes nothing. 422 when no row "
-    "could be applied or the file cannot be read, naming the row.",
+    "could be applied (whatever the reason, an unknown tube code included) or the file cannot "
+    "be read, naming the row.",
     openapi_extra=UPLOAD_BODY,
     responses={
         200: {"description": "You uploaded this very file before; nothing changed"},
         413: {"description": "The file is larger than the configured limit"},
         415: {"description": "Neither multipart, JSON nor CSV"},
-        422: {"description": "Unreadable file, or no row could be applied: errors by row"},
+        422: {
+            "description": "Unreadable file, or no row could be applied (tubes unknown or "
+            "outside your scope too): errors by row"
+        },
     },
 )
 async def upload_results(uow: Uow, request: Request) -> object:

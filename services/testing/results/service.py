@@ -25,12 +25,15 @@ from sqlalchemy import (
     Boolean,
     Column,
     Integer,
+    Interval,
     MetaData,
     String,
     Table,
     and_,
     case,
+    delete,
     func,
+    literal,
     select,
     text,
     update,
@@ -61,7 +64,7 @@ from shared.authz import MANAGERS, policy
 from shared.contracts.testing import CaseSource, PoolPositive, ResultsRecorded
 from shared.db import insert_ignoring_duplicates, table_of, utc_datetime
 from shared.ids import new_id
-from shared.problems import Invalid, Problem, TooLarge, rows_rejected
+from shared.problems import Invalid, Problem, TooLarge
 from shared.uow import UnitOfWork
 from shared.uploads import file_digest
 
@@ -87,6 +90,7 @@ STAGING = Table(
     Column("town_id", Uuid),
     Column("pooled", Boolean),
     Column("retest", Boolean),
+    Column("collected_at", utc_datetime()),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -137,7 +141,8 @@ async def upload_results(
     """Apply a results file; return its upload and whether it is one the caller uploaded
     before (then nothing changed). A file that cannot be read, or whose every row is
     wrong, raises a problem naming the rows, and nothing is written. A result later than
-    now (by more than ``skew``, the clocks' tolerance) is a row error."""
+    now, or earlier than its tube's swab (by more than ``skew``, the clocks' tolerance, as
+    for the tubes' own times), is a row error."""
     UPLOAD.check_role(uow)
     sha256 = file_digest(file)
     previous = await uow.session.scalar(
@@ -164,8 +169,9 @@ async def upload_results(
     if uow.dialect == "postgresql":
         await uow.session.execute(select(func.pg_advisory_xact_lock(UPLOAD_LOCK)))
     await _match(uow)
+    early = await _before_collection(uow, skew)
     counts = await _count(uow)
-    await _row_errors(uow, counts, tally)
+    await _row_errors(uow, counts, tally, early)
     if not counts.applied_total and not counts.unchanged:
         raise _nothing_applied(tally)
     upload = await _record(uow, filename=filename, sha256=sha256, counts=counts, tally=tally)
@@ -197,9 +203,12 @@ def _nothing_applied(tally: Tally) -> Problem:
     if not tally.error_count:
         message = "the file holds no results"
         return Invalid(message, errors=[{"row": None, "column": None, "message": message}])
-    return rows_rejected(
+    # 422 naming the rows, as documented, even when every row names a tube outside the
+    # caller's scope: the message is the same for a tube that does not exist, so it tells
+    # an outsider nothing more.
+    return Invalid(
         f"no result could be applied: {tally.error_count} row error(s), nothing changed",
-        [_error_out(e) for e in tally.errors],
+        errors=[_error_out(e) for e in tally.errors],
     )
 
 
@@ -252,6 +261,7 @@ async def _match(uow: UnitOfWork) -> None:
             town_id=tubes.c.town_id,
             pooled=tubes.c.pooled,
             retest=tubes.c.retest,
+            collected_at=tubes.c.collected_at,
         )
         .where(tubes.c.code == STAGING.c.code, uow.scope.clause(tubes))
     )
@@ -277,7 +287,40 @@ async def _count(uow: UnitOfWork) -> Counts:
     return counts
 
 
-async def _row_errors(uow: UnitOfWork, counts: Counts, tally: Tally) -> None:
+async def _before_collection(uow: UnitOfWork, skew: timedelta) -> list[RowError]:
+    """Rows resulted before their tube was swabbed (beyond the clocks' tolerance): errors,
+    taken out of the staging table so that nothing of them applies."""
+    if uow.dialect == "postgresql":
+        too_early = STAGING.c.resulted_at < STAGING.c.collected_at - literal(skew, Interval())
+    else:
+        # SQLite keeps times as text; julianday() makes them comparable in days.
+        days = skew / timedelta(days=1)
+        too_early = func.julianday(STAGING.c.resulted_at) < (
+            func.julianday(STAGING.c.collected_at) - days
+        )
+    query = (
+        select(STAGING.c.row, STAGING.c.code, STAGING.c.resulted_at, STAGING.c.collected_at)
+        .where(STAGING.c.tube_id.is_not(None), too_early)
+        .order_by(STAGING.c.row)
+    )
+    errors = [
+        RowError(
+            row,
+            "resulted_at",
+            f"resulted_at {resulted_at.isoformat()} is before tube {code} was collected "
+            f"({collected_at.isoformat()})",
+            code,
+        )
+        for row, code, resulted_at, collected_at in (await uow.session.execute(query)).all()
+    ]
+    if errors:
+        await uow.session.execute(delete(STAGING).where(STAGING.c.tube_id.is_not(None), too_early))
+    return errors
+
+
+async def _row_errors(uow: UnitOfWork, counts: Counts, tally: Tally, early: list[RowError]) -> None:
+    tally.errors += early
+    tally.error_count += len(early)
     if counts.unknown:
         tally.errors += await _unknown(uow)
     if counts.conflicting:
