@@ -64,7 +64,7 @@ from shared.authz import MANAGERS, policy
 from shared.contracts.testing import CaseSource, PoolPositive, ResultsRecorded
 from shared.db import insert_ignoring_duplicates, table_of, utc_datetime
 from shared.ids import new_id
-from shared.problems import Invalid, Problem, TooLarge
+from shared.problems import Invalid, Problem, TooLarge, rows_rejected
 from shared.uow import UnitOfWork
 from shared.uploads import file_digest
 
@@ -203,12 +203,9 @@ def _nothing_applied(tally: Tally) -> Problem:
     if not tally.error_count:
         message = "the file holds no results"
         return Invalid(message, errors=[{"row": None, "column": None, "message": message}])
-    # 422 naming the rows, as documented, even when every row names a tube outside the
-    # caller's scope: the message is the same for a tube that does not exist, so it tells
-    # an outsider nothing more.
-    return Invalid(
+    return rows_rejected(
         f"no result could be applied: {tally.error_count} row error(s), nothing changed",
-        errors=[_error_out(e) for e in tally.errors],
+        [_error_out(e) for e in tally.errors],
     )
 
 
