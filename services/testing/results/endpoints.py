@@ -87,12 +87,15 @@ def _report(upload: ResultUpload, *, duplicate: bool) -> schemas.UploadReport:
     "in the future or before the tube was collected, beyond the clocks' tolerance) come back "
     "by row and column; the others apply. A tube with the same result again is unchanged; the "
     "same file again from you answers 200 `duplicate` and changes nothing. 422 when no row "
-    "could be applied or the file cannot be read, naming the row.",
+    "could be applied or the file cannot be read, naming the row; 404 (rows named as well) "
+    "when every row names a tube unknown or outside your scope, as a single request would "
+    "be answered.",
     openapi_extra=UPLOAD_BODY,
     responses={
         200: {"description": "You uploaded this very file before; nothing changed"},
         413: {"description": "The file is larger than the configured limit"},
         415: {"description": "Neither multipart, JSON nor CSV"},
+        404: {"description": "Every row names a tube unknown or outside your scope: by row"},
         422: {"description": "Unreadable file, or no row could be applied: errors by row"},
     },
 )
