@@ -423,4 +423,3 @@ async def test_a_result_from_before_its_tube_was_collected_is_refused_by_row(
     assert (error["row"], error["column"], error["tube_code"]) == (2, "resulted_at", "P0001")
     now = await statuses(client, town, lab)
     assert {now[r] for r in lab.a} == {"sampled"} and {now[r] for r in lab.b} == {"negative"}
-
