@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
+from services.logistics.app import REQUEST_OVERDUE
 from services.logistics.models import directory
-from services.notify.models import DirectoryAssignment, DirectoryPerson
+from services.notify.models import DirectoryAssignment, DirectoryPerson, Message
 from services.notify.rules.service import fire
 from services.notify.settings import get_notify_settings
 from shared.auth import Principal
@@ -238,6 +239,19 @@ def quiet_now(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     get_notify_settings.cache_clear()
 
 
+async def _settled(platform: Platform, *, recipient_id: str, count: int) -> list[Message]:
+    """The recipient's request_overdue messages, once the dispatcher has judged them."""
+
+    where = {"template_key": "request_overdue", "recipient_id": uuid.UUID(recipient_id)}
+
+    async def judged() -> bool:
+        found = await messages(platform, **where)
+        return len(found) >= count and all(m.state not in ("queued", "sending") for m in found)
+
+    await eventually(judged, within=10, what=f"{count} overdue notices judged")
+    return await messages(platform, **where)
+
+
 @dataclass
 class Night:
     """Compound N1 in the quiet hours: a mother with an infant (101), a dialysis patient
@@ -330,9 +344,36 @@ async def test_an_urgent_errand_reaches_its_volunteer_in_the_quiet_hours(
 
     async def assigned_judged() -> bool:
         found = await messages(platform, template_key="request_assigned")
-        return bool(found) and all(m.state != "queued" for m in found)
+        return bool(found) and all(m.state not in ("queued", "sending") for m in found)
 
     await eventually(assigned_judged, within=10, what="the assignment's text judged")
     [assigned] = await messages(platform, template_key="request_assigned")
     assert (str(assigned.recipient_id), assigned.priority) == (night.volunteer, "urgent")
     assert (assigned.state, assigned.error) == ("sent", None)
+
+
+async def test_an_urgent_overdue_request_reaches_someone_at_each_level_in_the_quiet_hours(
+    night: Night, client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    formula = await _ask(client, town, night.mother, "baby_supplies")
+    await _assign(client, town, formula, night.volunteer)
+    # An urgent dialysis transport nobody took, and the formula, go overdue in the night.
+    transport = await _ask(client, town, night.patient, "medical_transport", reason="dialysis")
+    logistics = platform.runtime("logistics")
+    due = max(datetime.fromisoformat(r["due_at"]) for r in (formula, transport))
+    await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=1))
+    # The first notice: the volunteer running the formula, the compound's staff for the
+    # transport nobody runs.
+    [to_volunteer] = await _settled(platform, recipient_id=night.volunteer, count=1)
+    [to_staff] = await _settled(platform, recipient_id=night.staff, count=1)
+    assert to_volunteer.cause_id != to_staff.cause_id
+    # (The grid leader is on the committee's staff too: he may have heard the first already.)
+    heard = await messages(
+        platform, template_key="request_overdue", recipient_id=uuid.UUID(night.leader)
+    )
+
+    # An hour later the grid leader hears of both; nothing expires for the quiet hours.
+    await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=61))
+    to_leader = await _settled(platform, recipient_id=night.leader, count=len(heard) + 2)
+    notices = [to_volunteer, to_staff, *to_leader]
+    assert {(m.priority, m.state, m.error) for m in notices} == {("urgent", "sent", None)}
