@@ -3,17 +3,26 @@ operator lists, switches and previews the rules."""
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import func, select
 
 from cordon.platform import Platform
-from services.notify.models import DirectoryPerson
+from services.logistics.app import REQUEST_OVERDUE
+from services.logistics.models import directory
+from services.notify.models import DirectoryAssignment, DirectoryPerson, Message
 from services.notify.rules.service import fire
+from services.notify.settings import get_notify_settings
 from shared.auth import Principal
 from shared.bus.transport import Outgoing
 from shared.contracts.registry import ZoneChanged
 from shared.events import Envelope
+from shared.settings import Settings
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
 from tests.support import eventually, make_compound, post
@@ -216,3 +225,155 @@ async def test_logistics_events_reach_the_volunteer_and_the_resident_by_type_nam
     assert assigned.text.startswith("您有一项新的代跑任务：baby supplies，地点Compound R1 1，")
     [done] = await messages(platform, template_key="request_done")
     assert (str(done.recipient_id), done.language) == (asker["id"], "en")
+
+
+@pytest.fixture
+def quiet_now(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The town's quiet hours hold while the test runs, whatever the hour it runs at: the
+    background dispatcher judges by the real clock."""
+    local = datetime.now(settings.zone)
+    window = f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=3):%H:%M}"
+    monkeypatch.setenv("CORDON_NOTIFY_QUIET_HOURS", window)
+    get_notify_settings.cache_clear()
+    yield
+    get_notify_settings.cache_clear()
+
+
+async def _settled(platform: Platform, *, recipient_id: str, count: int) -> list[Message]:
+    """The recipient's request_overdue messages, once the dispatcher has judged them."""
+
+    where = {"template_key": "request_overdue", "recipient_id": uuid.UUID(recipient_id)}
+
+    async def judged() -> bool:
+        found = await messages(platform, **where)
+        return len(found) >= count and all(m.state not in ("queued", "sending") for m in found)
+
+    await eventually(judged, within=10, what=f"{count} overdue notices judged")
+    return await messages(platform, **where)
+
+
+@dataclass
+class Night:
+    """Compound N1 in the quiet hours: a mother with an infant (101), a dialysis patient
+    (102), a volunteer, the committee's secretary and the grid leader of its building, all
+    with mobiles, known to the notify and logistics directories."""
+
+    mother: str
+    patient: str
+    volunteer: str
+    staff: str
+    leader: str
+
+
+@pytest.fixture
+async def night(
+    quiet_now: None, client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> Night:
+    h = town.operator
+    compound = await make_compound(client, town.id, h, code="N1")
+    mother = await resident(client, compound, h, name="王秀英", household="101")
+    await resident(client, compound, h, name="李小宝", household="101", tags=["infant"], phone=None)
+    patient = await resident(client, compound, h, name="陈刚", household="102", tags=["dialysis"])
+    place = {"compound_id": compound.id}
+    volunteer = await post(
+        client,
+        "/v1/volunteers",
+        {**place, "name": "小李", "kind": "service", "phone": "13712345678"},
+        h,
+    )
+    staff = await post(
+        client,
+        "/v1/staff",
+        {**place, "name": "小陈", "title": "secretary", "phone": "13512345678"},
+        h,
+    )
+    grid = {"town_id": str(town.id), "code": "G1", "name": "Grid 1"}
+    grid = await post(client, "/v1/grids", {**grid, "building_ids": [compound.building_id]}, h)
+    leader = await post(
+        client,
+        "/v1/staff",
+        {**place, "name": "老周", "title": "grid leader", "phone": "13612345678"},
+        h,
+    )
+    await post(
+        client,
+        "/v1/assignments",
+        {"person_kind": "staff", "person_id": leader["id"], "grid_id": grid["id"]},
+        h,
+    )
+    await notify_knows(platform, 3)
+    notify, logistics = platform.runtime("notify"), platform.runtime("logistics")
+
+    async def everyone_known() -> bool:
+        async with notify.uow(Principal.system()) as uow:
+            grids = await uow.session.scalar(select(func.count()).select_from(DirectoryAssignment))
+        async with logistics.uow(Principal.system()) as uow:
+            people = await uow.session.scalar(
+                select(func.count()).select_from(directory.models.Person)
+            )
+            households = await uow.session.scalar(
+                select(func.count()).select_from(directory.models.Resident)
+            )
+        return (grids or 0) >= 1 and (people or 0) >= 3 and (households or 0) >= 3
+
+    await eventually(everyone_known, what="the people in the notify and logistics directories")
+    return Night(mother["id"], patient["id"], volunteer["id"], staff["id"], leader["id"])
+
+
+async def _ask(
+    client: httpx.AsyncClient, town: Town, resident_id: str, kind: str, **more: Any
+) -> Any:
+    body = {"resident_id": resident_id, "kind": kind, **more}
+    request = await post(client, "/v1/requests", body, town.operator)
+    assert request["priority"] == "urgent"
+    return request
+
+
+async def _assign(client: httpx.AsyncClient, town: Town, request: Any, volunteer_id: str) -> None:
+    url = f"/v1/requests/{request['id']}/assign"
+    given = await client.post(url, json={"volunteer_id": volunteer_id}, headers=town.operator)
+    assert given.status_code == 200, given.text
+
+
+async def test_an_urgent_errand_reaches_its_volunteer_in_the_quiet_hours(
+    night: Night, client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    # An infant's formula, urgent, given to the volunteer in the quiet hours: he hears it now.
+    formula = await _ask(client, town, night.mother, "baby_supplies")
+    await _assign(client, town, formula, night.volunteer)
+
+    async def assigned_judged() -> bool:
+        found = await messages(platform, template_key="request_assigned")
+        return bool(found) and all(m.state not in ("queued", "sending") for m in found)
+
+    await eventually(assigned_judged, within=10, what="the assignment's text judged")
+    [assigned] = await messages(platform, template_key="request_assigned")
+    assert (str(assigned.recipient_id), assigned.priority) == (night.volunteer, "urgent")
+    assert (assigned.state, assigned.error) == ("sent", None)
+
+
+async def test_an_urgent_overdue_request_reaches_someone_at_each_level_in_the_quiet_hours(
+    night: Night, client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    formula = await _ask(client, town, night.mother, "baby_supplies")
+    await _assign(client, town, formula, night.volunteer)
+    # An urgent dialysis transport nobody took, and the formula, go overdue in the night.
+    transport = await _ask(client, town, night.patient, "medical_transport", reason="dialysis")
+    logistics = platform.runtime("logistics")
+    due = max(datetime.fromisoformat(r["due_at"]) for r in (formula, transport))
+    await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=1))
+    # The first notice: the volunteer running the formula, the compound's staff for the
+    # transport nobody runs.
+    [to_volunteer] = await _settled(platform, recipient_id=night.volunteer, count=1)
+    [to_staff] = await _settled(platform, recipient_id=night.staff, count=1)
+    assert to_volunteer.cause_id != to_staff.cause_id
+    # (The grid leader is on the committee's staff too: he may have heard the first already.)
+    heard = await messages(
+        platform, template_key="request_overdue", recipient_id=uuid.UUID(night.leader)
+    )
+
+    # An hour later the grid leader hears of both; nothing expires for the quiet hours.
+    await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=61))
+    to_leader = await _settled(platform, recipient_id=night.leader, count=len(heard) + 2)
+    notices = [to_volunteer, to_staff, *to_leader]
+    assert {(m.priority, m.state, m.error) for m in notices} == {("urgent", "sent", None)}

@@ -254,12 +254,14 @@ class RequestCancelled(RequestEvent):
 class RequestOverdue(RequestEvent):
     """A request passed its due time still open (level 1), then stayed open a further
     interval each time: escalated to the grid leader (2), then the town operator (3). Each
-    level is raised once. ``grid_ids``: the grids covering the building, for level 2."""
+    level is raised once. ``grid_ids``: the grids covering the building, for level 2;
+    ``assignee_id``: the volunteer running it, if any (who hears level 1 first)."""
 
     type = "logistics.request.overdue"
     level: int
     escalated_to: EscalatedTo
     grid_ids: list[uuid.UUID] = Field(default_factory=list)
+    assignee_id: uuid.UUID | None = None
 
 
 class CardEvent(RequestEvent):

@@ -602,6 +602,7 @@ async def _escalated(uow: UnitOfWork, request: HelpRequest, *, level: int, now: 
             level=level,
             escalated_to=LEVELS[level],
             grid_ids=grids,
+            assignee_id=request.assignee_id,
         ),
         compound_id=request.compound_id,
         urgent=request.priority == "urgent",

@@ -94,8 +94,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "request_overdue",
         "logistics.request.overdue",
-        "A help request is overdue and escalated to its grid leader",
-        "the grid leaders of the request's building (grid_ids)",
+        "A help request is overdue (level 1) or escalated to its grid leader (level 2)",
+        "level 1: the volunteer running it (assignee_id), else the staff of its compound's "
+        "committee; level 2: the grid leaders of its building (grid_ids)",
         "request_overdue",
         "high",
         6 * 60,

@@ -192,8 +192,16 @@ async def request_done(uow: UnitOfWork, payload: dict[str, Any], optional: bool)
 async def request_overdue(uow: UnitOfWork, payload: dict[str, Any], optional: bool) -> Target:
     values = await _request_values(uow, payload)
     escalated = payload.get("escalated_to")
+    if escalated == "compound":
+        # The first notice: the volunteer running it, or the compound's staff when nobody is.
+        if (assignee := _maybe_id(payload, "assignee_id")) is not None:
+            return Target(values, await contacts.people(uow, contacts.person(assignee)))
+        compound_id = _id(payload, "compound_id")
+        places = await _names(uow, compound_id)
+        committee_id = places[compound_id].committee_id if compound_id in places else None
+        return Target(values, await contacts.people(uow, contacts.staff_of_committee(committee_id)))
     if escalated is not None and escalated != "grid_leader":
-        # Other levels of the escalation are the compound's or the town's business.
+        # The town operator's level is the town office's business (its console).
         return Target(values, Reach())
     grids = _ids(payload, "grid_ids")
     building_id = _maybe_id(payload, "building_id")

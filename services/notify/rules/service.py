@@ -59,6 +59,14 @@ def _effective(rule: Rule, setting: RuleSetting | None) -> Effective:
     )
 
 
+def _priority(effective: Effective, payload: dict[str, Any]) -> Priority:
+    """An event about an urgent matter (a help request of priority ``urgent``) makes urgent
+    alerts whatever the rule's usual priority: they must pass quiet hours and caps."""
+    if payload.get("priority") == Priority.urgent:
+        return Priority.urgent
+    return Priority(effective.priority)
+
+
 async def _settings(uow: UnitOfWork, town_id: uuid.UUID) -> dict[str, RuleSetting]:
     rows = await uow.session.scalars(select(RuleSetting).where(RuleSetting.town_id == town_id))
     return {row.rule: row for row in rows}
@@ -158,7 +166,7 @@ async def preview(
         target.reach.contacts,
         cause_kind=CauseKind.event,
         cause_id=new_id(),
-        priority=Priority(effective.priority),
+        priority=_priority(effective, payload),
     )
     by_language = {locale: 0 for locale in LOCALES}
     for message in messages:
@@ -169,7 +177,7 @@ async def preview(
         applies=recipients.applies(key, payload),
         template_key=template.key,
         template_version=template.version,
-        priority=effective.priority,
+        priority=_priority(effective, payload),
         recipients=len(messages),
         by_language=by_language,
         skipped_no_phone=target.reach.no_phone,
@@ -214,7 +222,7 @@ async def _fire_one(
         target.reach.contacts,
         cause_kind=CauseKind.event,
         cause_id=envelope.id,
-        priority=Priority(effective.priority),
+        priority=_priority(effective, payload),
         valid_until=envelope.occurred_at + timedelta(minutes=effective.validity_minutes),
     )
     new = await enqueue(uow, messages=messages)
