@@ -18,12 +18,14 @@ from services.logistics.items.service import expand
 from services.logistics.models import Batch, Entry, directory
 from services.logistics.reservations.service import Reference, issue_reserved, reserve
 from shared.auth import Principal
+from shared.authz import Role, Scope, ScopeKind
 from shared.problems import Conflict
 from tests.conftest import Town
 from tests.support import (
     Compound,
     committee_staff,
     eventually,
+    headers_for,
     listening,
     make_compound,
     of_type,
@@ -535,3 +537,36 @@ async def test_a_receipt_resent_with_its_key_is_counted_once(
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == first.json()["id"]
     assert (await balance(client, h, c03.id, rice))["on_hand"] == 50
+
+
+async def test_a_volunteer_reads_no_stock_card_balance_reservation_or_donation(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    await receipt(
+        client, h, c03.id, [{"item_id": rice, "quantity": 40}], source="donation", donor="A Co."
+    )
+    scope = Scope.of(
+        ScopeKind.buildings,
+        towns=[town.id],
+        committees=[uuid.UUID(c03.committee_id)],
+        compounds=[uuid.UUID(c03.id)],
+        buildings=[uuid.UUID(c03.building_id)],
+    )
+    volunteer = headers_for(platform, Role.volunteer, scope, "volunteer-c03")
+    leader = headers_for(platform, Role.building_leader, scope, "leader-c03")
+    reads = (
+        "/v1/stock/entries",
+        "/v1/stock/balances",
+        "/v1/stock/reservations",
+        "/v1/stock/transfers",
+        "/v1/donations",
+    )
+    for path in reads:
+        refused = await client.get(path, headers=volunteer)
+        assert refused.status_code == 403, f"{path}: {refused.text}"
+        assert "volunteer" in refused.json()["detail"]
+    # The building leader, who prints the pick lists, still reads the store.
+    assert (await balance(client, leader, c03.id, rice))["on_hand"] == 40

@@ -41,8 +41,8 @@ from shared.ids import new_id
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
-# The town office runs the warehouse; committee staff their compounds' stores. Field roles
-# read their compound's balances (the scope filters reads) and change nothing.
+# The town office runs the warehouse; committee staff their compounds' stores. Leaders read
+# their compound's balances (the scope filters reads; ``repository.READ``) and change nothing.
 MANAGE = policy("stock", "manage", *MANAGERS)
 HOLDER_KINDS = {"town": "warehouse", "compound": "store"}
 DECREASES = {AdjustmentReason.lost, AdjustmentReason.damaged, AdjustmentReason.expired}
