@@ -570,3 +570,42 @@ async def test_a_volunteer_reads_no_stock_card_balance_reservation_or_donation(
         assert "volunteer" in refused.json()["detail"]
     # The building leader, who prints the pick lists, still reads the store.
     assert (await balance(client, leader, c03.id, rice))["on_hand"] == 40
+
+
+async def test_a_transfer_line_received_twice_is_refused_naming_the_repeat(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    await receipt(client, h, town.id, [{"item_id": rice, "quantity": "60"}])
+    transfer = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": rice, "quantity": 60}]},
+        h,
+    )
+    [line] = transfer["lines"]
+    twice = {
+        "lines": [
+            {"line_id": line["id"], "received": "55"},
+            {"line_id": line["id"], "received": "50"},
+        ]
+    }
+    refused = await client.post(
+        f"/v1/stock/transfers/{transfer['id']}/receive", json=twice, headers=h
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "lines.1.line_id"
+    # Nothing was received: the store holds none, and the transfer can still be received.
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+    once = {"lines": [{"line_id": line["id"], "received": "55"}]}
+    received = await post(client, f"/v1/stock/transfers/{transfer['id']}/receive", once, h)
+    assert received["lines"][0]["lost"] == 5
+    # A count names its repeated batch the same way.
+    [batch] = (await balance(client, h, c03.id, rice))["batches"]
+    counted = {"batch_id": batch["batch_id"], "counted": "55"}
+    body = {"holder_id": c03.id, "lines": [counted, counted]}
+    recounted = await client.post("/v1/stock/counts", json=body, headers=h)
+    assert recounted.status_code == 422, recounted.text
+    assert recounted.json()["errors"][0]["field"] == "lines.1.batch_id"
