@@ -609,3 +609,28 @@ async def test_a_transfer_line_received_twice_is_refused_naming_the_repeat(
     recounted = await client.post("/v1/stock/counts", json=body, headers=h)
     assert recounted.status_code == 422, recounted.text
     assert recounted.json()["errors"][0]["field"] == "lines.1.batch_id"
+
+
+async def test_a_quantity_in_exponent_notation_is_refused_naming_its_field(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    for text in ("1e9", "1e1", "1E3", " 5", "+5", "5."):
+        body = {
+            "holder_id": c03.id,
+            "source": "government",
+            "lines": [{"item_id": rice, "quantity": text}],
+        }
+        refused = await client.post("/v1/stock/receipts", json=body, headers=h)
+        assert refused.status_code == 422, f"{text!r}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == "lines.0.quantity", refused.text
+    # A count and an adjustment take the same text.
+    count = {"holder_id": c03.id, "lines": [{"batch_id": str(uuid.uuid4()), "counted": "1e1"}]}
+    refused = await client.post("/v1/stock/counts", json=count, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "lines.0.counted"
+    # Plain decimal text and numbers still go through.
+    await receipt(client, h, c03.id, [{"item_id": rice, "quantity": "2.5"}])
+    await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 10}])
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 12.5
