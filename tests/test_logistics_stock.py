@@ -634,3 +634,21 @@ async def test_a_quantity_in_exponent_notation_is_refused_naming_its_field(
     await receipt(client, h, c03.id, [{"item_id": rice, "quantity": "2.5"}])
     await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 10}])
     assert (await balance(client, h, c03.id, rice))["on_hand"] == 12.5
+
+
+async def test_a_blank_item_or_kit_name_is_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    for name in ("   ", "\t \u3000"):
+        body = {"town_id": str(town.id), "name": name, "unit": "kg"}
+        refused = await client.post("/v1/items", json=body, headers=h)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "name"
+    made = await post(
+        client, "/v1/items", {"town_id": str(town.id), "name": " rice ", "unit": "kg"}, h
+    )
+    assert made["name"] == "rice"
+    kit = {"town_id": str(town.id), "name": "  ", "lines": [{"item_id": made["id"], "quantity": 1}]}
+    refused = await client.post("/v1/kits", json=kit, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "name"
