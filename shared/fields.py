@@ -3,6 +3,8 @@ carries can be stored, exported and compared on every backend:
 
 - :data:`FreeText`: free text (names, notes, reasons) without the control characters that
   a spreadsheet (XML) cannot hold and PostgreSQL refuses (NUL);
+- :data:`Name`: free text that names something (an item, a kit), stripped of surrounding
+  whitespace and refused when nothing is left;
 - :data:`Moment`: a date and time with its UTC offset (a time without one means a different
   instant to each reader), normalised to UTC so every answer states times in UTC (``Z``);
 - :class:`Patch`: the base of a PATCH body, which refuses a field it does not know.
@@ -20,7 +22,12 @@ from shared.spreadsheets import UNPRINTABLE
 
 # Lone surrogates are refused too, but no JSON text carries them as characters, and a
 # pattern naming them is one that generators of test data cannot use.
-PRINTABLE_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\ufffe\\uffff]*$"
+# The body of a character class of the printable characters.
+_ALLOWED = "^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\ufffe\\uffff"
+PRINTABLE_PATTERN = f"^[{_ALLOWED}]*$"
+# Printable text with at least one character that is not whitespace (no lookahead: test-data
+# generators read the pattern too).
+NAMED_PATTERN = f"^[{_ALLOWED}]*[^\\s{_ALLOWED[1:]}][{_ALLOWED}]*$"
 # RFC 3339 times end in Z or an offset; the pattern says so where `format` is not checked.
 ZONED_PATTERN = "(Z|z|[+-][0-9]{2}:[0-9]{2})$"
 
@@ -49,11 +56,20 @@ def _printable(value: str) -> str:
     return value
 
 
+def _named(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("is blank: give a name")
+    return stripped
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
 FreeText = Annotated[str, AfterValidator(_printable), _Pattern(PRINTABLE_PATTERN)]
+# Stripped: "  Rice " is stored as "Rice", and "   " is no name at all (a 422, not "").
+Name = Annotated[str, AfterValidator(_printable), AfterValidator(_named), _Pattern(NAMED_PATTERN)]
 Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
 
 

@@ -476,3 +476,58 @@ async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest
         "at": AT,
     }
     assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 422
+
+
+async def test_a_whole_unit_leaves_households_refused_moved_or_sealed_as_they_were(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    # Unit 2 holds C (1 package, 1 tin) and D (2 packages, 2 tins).
+    h = village.households
+    unit_id = village.compound.unit_ids[1]
+
+    async def one_by_one(plan_id: str, *marks: tuple[str, str]) -> None:
+        rows = [
+            {
+                "client_ref": f"mark-{code}",
+                "household_id": h[code],
+                "outcome": "not_delivered",
+                "reason": reason,
+                "at": AT,
+            }
+            for code, reason in marks
+        ]
+        url = f"/v1/distribution-plans/{plan_id}/deliveries"
+        response = await client.post(url, json={"deliveries": rows}, headers=town.operator)
+        assert response.status_code == 200, response.text
+
+    whole = {"client_ref": "unit-2", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    first = await planned(client, town, village)
+    await one_by_one(first, ("D", "refused"))
+    unit = f"/v1/distribution-plans/{first}/units/{unit_id}/deliveries"
+    done = await client.post(unit, json=whole, headers=town.operator)
+    assert done.status_code == 200, done.text
+    states = {s["household_id"]: (s["status"], s["reason"]) for s in done.json()["households"]}
+    assert states == {h["C"]: ("delivered", None), h["D"]: ("undelivered", "refused")}
+    assert done.json()["changed"] == 1
+    assert [(k["household_id"], k["reason"]) for k in done.json()["kept"]] == [(h["D"], "refused")]
+    # Only C's goods left the shelf; D's stay reserved.
+    assert await shelf(client, town, village) == {
+        "Supply package": (99, 6, 93),
+        "Formula tin": (19, 2, 17),
+    }
+    resent = await client.post(unit, json=whole, headers=town.operator)
+    assert resent.json()["kept"] == done.json()["kept"]
+    assert (resent.json()["changed"], resent.json()["unchanged"]) == (0, 1)
+
+    second = await planned(client, town, village)
+    await one_by_one(second, ("C", "unit_sealed"), ("D", "moved"))
+    unit = f"/v1/distribution-plans/{second}/units/{unit_id}/deliveries"
+    none = await client.post(unit, json=whole, headers=town.operator)
+    assert none.status_code == 200, none.text
+    assert none.json()["changed"] == 0
+    assert sorted((k["household_id"], k["reason"]) for k in none.json()["kept"]) == sorted(
+        [(h["C"], "unit_sealed"), (h["D"], "moved")]
+    )
+    left = await undelivered(client, town, second)
+    assert (left["C"]["status"], left["C"]["door_delivery"]) == ("pending", True)
+    assert (left["D"]["status"], left["D"]["reason"]) == ("undelivered", "moved")

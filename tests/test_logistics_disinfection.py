@@ -154,19 +154,25 @@ async def test_completion_is_recorded_once_by_the_team_in_its_scope(
     [task] = await tasks_of(client, staff, hall["id"])
     member = team_member(platform, town, compound, "sprayer-1")
     url = f"/v1/disinfection-tasks/{task['id']}/complete"
-    done_at = town_time(TOMORROW, 10)
+    # The task is tomorrow's (the job ran on tomorrow's clock): done now, by default, since a
+    # stated time must not be in the future.
     async with listening(platform, "logistics.disinfection.#") as events:
-        body = {"done_at": done_at.isoformat(), "note": "stairs and handrails", "photo_ref": "p/1"}
+        body = {"note": "stairs and handrails", "photo_ref": "p/1"}
         done = await post(client, url, body, member)
         assert (done["status"], done["done_by"], done["note"]) == (
             "done",
             "sprayer-1",
             "stairs and handrails",
         )
-        assert datetime.fromisoformat(done["done_at"]) == done_at
-        # The phone resends: the first record stands.
-        again = await post(client, url, {"note": "again"}, member)
+        assert abs(datetime.fromisoformat(done["done_at"]) - datetime.now(UTC)) < timedelta(
+            minutes=1
+        )
+        # The phone resends: the first record stands, the same answer.
+        again = await post(client, url, body, member)
         assert (again["note"], again["version"]) == ("stairs and handrails", done["version"])
+        # Something else sent for it is refused.
+        other = await client.post(url, json={"note": "again"}, headers=member)
+        assert other.status_code == 409, other.text
         await eventually(arrived(events), what="the done event")
         await asyncio.sleep(0.5)  # time for a second one, which must not come
     [event] = of_type(events, "logistics.disinfection.done")
@@ -468,3 +474,47 @@ async def test_a_towns_defaults_are_data_its_schedules_follow(
     )
     starts = sorted(at(t["slot_at"]).astimezone(urumqi) for t in response.json()["items"])
     assert [s.hour for s in starts if s.date() == TOMORROW] == [8, 12, 16]
+
+
+async def test_a_completion_in_the_future_or_before_its_slot_or_over_anothers_is_refused(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="D9")
+    staff = await committee_staff(client, town, compound, "staff-d9")
+    await in_directory(platform, compound.unit_ids[1])
+    # A case's stairwell task at once: its slot is the confirmation, an hour ago.
+    confirmed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    assert await deliver(platform, case_in(town, compound, confirmed_at=confirmed_at))
+    [stairwell] = (
+        await client.get(f"/v1/disinfection-schedules?compound_id={compound.id}", headers=staff)
+    ).json()["items"]
+    day = confirmed_at.astimezone(TOWN_CLOCK).date()
+    [task] = [
+        t
+        for t in await tasks_of(client, staff, stairwell["id"], day=day)
+        if at(t["slot_at"]) == confirmed_at
+    ]
+    url = f"/v1/disinfection-tasks/{task['id']}/complete"
+    member = team_member(platform, town, compound, "sprayer-9")
+    for done_at in (datetime.now(UTC) + timedelta(days=3 * 365), confirmed_at - timedelta(days=2)):
+        refused = await client.post(url, json={"done_at": done_at.isoformat()}, headers=member)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "done_at"
+    pending = await client.get(f"/v1/disinfection-tasks/{task['id']}", headers=staff)
+    assert pending.json()["status"] == "pending"
+
+    body = {"done_at": (confirmed_at + timedelta(minutes=30)).isoformat(), "note": "stairs"}
+    done = await post(client, url, body, member)
+    # The phone resends the same: the same answer.
+    again = await client.post(url, json=body, headers=member)
+    assert again.status_code == 200, again.text
+    assert again.json() == done
+    # Someone else completes it again, differently: refused, the first record stands.
+    other = team_member(platform, town, compound, "sprayer-10")
+    clash = await client.post(url, json={"note": "did it too"}, headers=other)
+    assert clash.status_code == 409, clash.text
+    assert "sprayer-9" in clash.json()["detail"]
+    changed = await client.post(url, json={**body, "note": "other words"}, headers=member)
+    assert changed.status_code == 409, changed.text
+    final = (await client.get(f"/v1/disinfection-tasks/{task['id']}", headers=staff)).json()
+    assert (final["done_by"], final["note"], final["version"]) == ("sprayer-9", "stairs", 2)

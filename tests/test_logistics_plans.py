@@ -393,3 +393,32 @@ async def test_a_kit_is_reserved_as_its_items_and_a_short_one_named_on_its_line(
     )
     reserved = {b["item"]: b["reserved"] for b in balances.json()}
     assert (reserved["rice"], reserved["oil"]) == (35, 7)
+
+
+async def test_a_per_person_line_gives_one_tin_per_infant_however_large_the_household(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    # The OpenAPI's own formula line, without large_household_size: household D (7 people,
+    # two infants) gets two tins, not two more as a large household's portions.
+    formula = {
+        "item_id": village.formula,
+        "per_household": 0,
+        "additions": [{"tag": "infant", "per_person": 1}],
+        "only_tags": ["infant"],
+    }
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    response = await plan(client, town, scope, lines=[formula])
+    assert response.status_code == 201, response.text
+    assert response.json()["lines"][0]["large_household_size"] is None
+    sheet = await client.get(
+        f"/v1/distribution-plans/{response.json()['id']}/pick-list", headers=town.operator
+    )
+    assert quantities(sheet.text) == {("C", "Formula tin"): 1, ("D", "Formula tin"): 2}
+    # Large-household portions set on the line itself still count.
+    explicit = {**formula, "large_household_size": 6, "large_household_portions": 1}
+    again = await plan(client, town, scope, lines=[explicit])
+    assert again.status_code == 201, again.text
+    sheet = await client.get(
+        f"/v1/distribution-plans/{again.json()['id']}/pick-list", headers=town.operator
+    )
+    assert quantities(sheet.text) == {("C", "Formula tin"): 1, ("D", "Formula tin"): 3}

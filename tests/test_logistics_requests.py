@@ -755,3 +755,40 @@ async def test_a_retried_request_gets_its_first_answer_even_after_the_state_move
     mine = [e.type for e in events if e.payload["request_id"] == request_id]
     assert mine == ["logistics.request.created", "logistics.request.cancelled"]
     assert await _count(platform, HelpRequest) == 1
+
+
+async def test_a_volunteer_sees_only_the_trips_and_counts_of_their_own_errands(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    leader = area.leader
+    mine = await ask(client, leader, area.patient, "medicine_run", hospital=HOSPITAL)
+    theirs = await ask(client, leader, area.mother, "medicine_run", hospital=HOSPITAL)
+    elsewhere = await ask(client, leader, area.mother, "medicine_run", hospital="Clinic 2")
+    await act(client, leader, mine["id"], "assign", volunteer_id=area.helpers[0])
+    await act(client, leader, theirs["id"], "assign", volunteer_id=area.helpers[1])
+    planned = await client.post("/v1/trips", json={}, headers=leader)
+    assert planned.status_code == 201, planned.text
+    trips = {t["hospital"]: t for t in planned.json()}
+    helper = await volunteer_signed_in(client, town, area.helpers[0], "helper-trips")
+
+    listed = await client.get("/v1/trips", headers=helper)
+    assert listed.status_code == 200, listed.text
+    [trip] = listed.json()["items"]
+    # Their trip shows their own run only, not the other resident's on it.
+    assert trip["id"] == trips[HOSPITAL]["id"]
+    assert [r["request_id"] for r in trip["runs"]] == [mine["id"]]
+    one = await client.get(f"/v1/trips/{trip['id']}", headers=helper)
+    assert [r["request_id"] for r in one.json()["runs"]] == [mine["id"]]
+    other = await client.get(f"/v1/trips/{trips['Clinic 2']['id']}", headers=helper)
+    assert other.status_code == 404
+    counts = await client.get("/v1/requests/counts", headers=helper)
+    assert counts.status_code == 200, counts.text
+    assert [(c["open"], c["overdue"]) for c in counts.json()] == [(1, 0)]
+    # A volunteer with no errand counts nothing.
+    idle = await volunteer_signed_in(client, town, area.night_owl, "helper-idle")
+    assert (await client.get("/v1/requests/counts", headers=idle)).json() == []
+    assert (await client.get("/v1/trips", headers=idle)).json()["items"] == []
+    # The leader still sees both runs of the trip and every open request counted.
+    full = (await client.get(f"/v1/trips/{trip['id']}", headers=leader)).json()
+    assert sorted(r["request_id"] for r in full["runs"]) == sorted([mine["id"], theirs["id"]])
+    assert elsewhere["id"] in [r["request_id"] for r in trips["Clinic 2"]["runs"]]

@@ -18,12 +18,14 @@ from services.logistics.items.service import expand
 from services.logistics.models import Batch, Entry, directory
 from services.logistics.reservations.service import Reference, issue_reserved, reserve
 from shared.auth import Principal
+from shared.authz import Role, Scope, ScopeKind
 from shared.problems import Conflict
 from tests.conftest import Town
 from tests.support import (
     Compound,
     committee_staff,
     eventually,
+    headers_for,
     listening,
     make_compound,
     of_type,
@@ -535,3 +537,118 @@ async def test_a_receipt_resent_with_its_key_is_counted_once(
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == first.json()["id"]
     assert (await balance(client, h, c03.id, rice))["on_hand"] == 50
+
+
+async def test_a_volunteer_reads_no_stock_card_balance_reservation_or_donation(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    await receipt(
+        client, h, c03.id, [{"item_id": rice, "quantity": 40}], source="donation", donor="A Co."
+    )
+    scope = Scope.of(
+        ScopeKind.buildings,
+        towns=[town.id],
+        committees=[uuid.UUID(c03.committee_id)],
+        compounds=[uuid.UUID(c03.id)],
+        buildings=[uuid.UUID(c03.building_id)],
+    )
+    volunteer = headers_for(platform, Role.volunteer, scope, "volunteer-c03")
+    leader = headers_for(platform, Role.building_leader, scope, "leader-c03")
+    reads = (
+        "/v1/stock/entries",
+        "/v1/stock/balances",
+        "/v1/stock/reservations",
+        "/v1/stock/transfers",
+        "/v1/donations",
+    )
+    for path in reads:
+        refused = await client.get(path, headers=volunteer)
+        assert refused.status_code == 403, f"{path}: {refused.text}"
+        assert "volunteer" in refused.json()["detail"]
+    # The building leader, who prints the pick lists, still reads the store.
+    assert (await balance(client, leader, c03.id, rice))["on_hand"] == 40
+
+
+async def test_a_transfer_line_received_twice_is_refused_naming_the_repeat(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    await receipt(client, h, town.id, [{"item_id": rice, "quantity": "60"}])
+    transfer = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": rice, "quantity": 60}]},
+        h,
+    )
+    [line] = transfer["lines"]
+    twice = {
+        "lines": [
+            {"line_id": line["id"], "received": "55"},
+            {"line_id": line["id"], "received": "50"},
+        ]
+    }
+    refused = await client.post(
+        f"/v1/stock/transfers/{transfer['id']}/receive", json=twice, headers=h
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "lines.1.line_id"
+    # Nothing was received: the store holds none, and the transfer can still be received.
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+    once = {"lines": [{"line_id": line["id"], "received": "55"}]}
+    received = await post(client, f"/v1/stock/transfers/{transfer['id']}/receive", once, h)
+    assert received["lines"][0]["lost"] == 5
+    # A count names its repeated batch the same way.
+    [batch] = (await balance(client, h, c03.id, rice))["batches"]
+    counted = {"batch_id": batch["batch_id"], "counted": "55"}
+    body = {"holder_id": c03.id, "lines": [counted, counted]}
+    recounted = await client.post("/v1/stock/counts", json=body, headers=h)
+    assert recounted.status_code == 422, recounted.text
+    assert recounted.json()["errors"][0]["field"] == "lines.1.batch_id"
+
+
+async def test_a_quantity_in_exponent_notation_is_refused_naming_its_field(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    for text in ("1e9", "1e1", "1E3", " 5", "+5", "5."):
+        body = {
+            "holder_id": c03.id,
+            "source": "government",
+            "lines": [{"item_id": rice, "quantity": text}],
+        }
+        refused = await client.post("/v1/stock/receipts", json=body, headers=h)
+        assert refused.status_code == 422, f"{text!r}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == "lines.0.quantity", refused.text
+    # A count and an adjustment take the same text.
+    count = {"holder_id": c03.id, "lines": [{"batch_id": str(uuid.uuid4()), "counted": "1e1"}]}
+    refused = await client.post("/v1/stock/counts", json=count, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "lines.0.counted"
+    # Plain decimal text and numbers still go through.
+    await receipt(client, h, c03.id, [{"item_id": rice, "quantity": "2.5"}])
+    await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 10}])
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 12.5
+
+
+async def test_a_blank_item_or_kit_name_is_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    for name in ("   ", "\t \u3000"):
+        body = {"town_id": str(town.id), "name": name, "unit": "kg"}
+        refused = await client.post("/v1/items", json=body, headers=h)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "name"
+    made = await post(
+        client, "/v1/items", {"town_id": str(town.id), "name": " rice ", "unit": "kg"}, h
+    )
+    assert made["name"] == "rice"
+    kit = {"town_id": str(town.id), "name": "  ", "lines": [{"item_id": made["id"], "quantity": 1}]}
+    refused = await client.post("/v1/kits", json=kit, headers=h)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "name"

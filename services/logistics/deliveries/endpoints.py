@@ -38,7 +38,9 @@ async def record_deliveries(
     summary="Confirm a whole unit at once",
     description="One confirmation for every household of the unit not delivered yet; resent "
     "with the same `client_ref` it changes nothing. Delivered, their goods are issued from "
-    "the store. 409 when the plan was cancelled.",
+    "the store. Households marked before as refused, moved or unit_sealed (waiting for "
+    "their door delivery) are left as they are and listed in `kept` (an absent one is "
+    "tried again). 409 when the plan was cancelled.",
     responses=CANCELLED,
 )
 async def record_unit_delivery(

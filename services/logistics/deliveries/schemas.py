@@ -88,7 +88,8 @@ class DeliveryBatch(BaseModel):
 
 
 class UnitDelivery(Outcome):
-    """One confirmation for every household of a unit not delivered yet."""
+    """One confirmation for every household of a unit not delivered yet, except those marked
+    refused, moved or unit_sealed before (left as they are, reported in ``kept``)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -131,3 +132,9 @@ class DeliveryResult(BaseModel):
     unchanged: int = Field(description="Confirmations received before (same client_ref)")
     households: list[HouseholdState]
     errors: list[RowError]
+    kept: list[HouseholdState] = Field(
+        default_factory=list,
+        description="A whole unit's confirmation: the households it left as they were, marked "
+        "earlier as refused or moved, or waiting for their door delivery (unit_sealed); "
+        "confirm them one by one",
+    )

@@ -34,6 +34,9 @@ from shared.uow import UnitOfWork
 # Staff, grid and building leaders and volunteers confirm deliveries to the households of
 # the places they are responsible for.
 DELIVER = policy("deliveries", "confirm", *FIELD)
+# Reasons a household was not delivered that a whole unit's confirmation must not override:
+# it said no, it is gone, or it waits at a sealed door. An absent one is simply tried again.
+STANDING = frozenset({"refused", "moved", "unit_sealed"})
 
 
 def _place(row: Any) -> Place:
@@ -144,7 +147,8 @@ async def record_unit(
     uow: UnitOfWork, *, plan_id: uuid.UUID, unit_id: uuid.UUID, data: schemas.UnitDelivery
 ) -> schemas.DeliveryResult:
     """One confirmation for every household of the unit: those not delivered yet when it was
-    first received (a resend finds them recorded and changes nothing)."""
+    first received (a resend finds them recorded and changes nothing), except those kept for
+    a standing reason (refused, moved, unit_sealed), reported in ``kept``."""
     plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
     DELIVER.check_role(uow)
     households = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
@@ -158,7 +162,11 @@ async def record_unit(
         changed = 0
     else:
         common = data.model_dump(exclude={"client_ref"})
-        open_ = [h for h in households if h.status != AllocationStatus.delivered.value]
+        open_ = [
+            h
+            for h in households
+            if h.status != AllocationStatus.delivered.value and h.reason not in STANDING
+        ]
         ref = data.client_ref
         batch = [
             (schemas.DeliveryIn(**common, client_ref=ref, household_id=h.household_id), h)
@@ -166,11 +174,16 @@ async def record_unit(
         ]
         changed = await _apply(uow, plan, batch)
     states = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
+    # Read again after the change, so a resend reports the same households kept.
+    kept = [
+        s for s in states if s.status != AllocationStatus.delivered.value and s.reason in STANDING
+    ]
     return schemas.DeliveryResult(
         changed=changed,
-        unchanged=len(households) - changed,
+        unchanged=len(households) - changed - len(kept),
         households=[schemas.HouseholdState.model_validate(s, from_attributes=True) for s in states],
         errors=[],
+        kept=[schemas.HouseholdState.model_validate(s, from_attributes=True) for s in kept],
     )
 
 

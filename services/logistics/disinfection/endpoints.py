@@ -150,9 +150,12 @@ async def get_task(task_id: uuid.UUID, uow: Uow) -> DisinfectionTask:
     "/disinfection-tasks/{task_id}/complete",
     response_model=schemas.TaskOut,
     summary="Record a disinfection task as done",
-    description="Who did it, when, with an optional note and photo reference. A task done "
-    "already stays as first recorded (a resent confirmation changes nothing); a missed one "
-    "may be done late.",
+    description="Who did it, when, with an optional note and photo reference. `done_at` "
+    "ahead of the server's clock, or before the task's slot began, by more than the clock "
+    "tolerance (`CORDON_CLOCK_SKEW_MINUTES`, 10) is refused (422 naming `done_at`). A task "
+    "done already stays as first recorded: the same completion resent by the same account "
+    "gets the same answer, any other 409. A missed one may be done late.",
+    responses={409: {"description": "Done already, otherwise: when and by whom"}},
 )
 async def complete_task(
     task_id: uuid.UUID, body: schemas.CompletionIn, uow: Uow

@@ -155,7 +155,11 @@ class CompletionIn(BaseModel):
         }
     )
 
-    done_at: Moment | None = Field(None, description="When it was done; now if empty")
+    done_at: Moment | None = Field(
+        None,
+        description="When it was done; now if empty. Not in the future nor before the task's "
+        "slot began (beyond the clock tolerance)",
+    )
     done_by_person_id: uuid.UUID | None = Field(
         None, description="The team member who did it, when not the signed-in account"
     )

@@ -50,7 +50,7 @@ from shared.contracts.logistics import (
 from shared.contracts.testing import CaseConfirmed
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.events import Event
-from shared.problems import Invalid, NotFound
+from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
 # Committee staff manage their compounds' schedules (town operators the town's).
@@ -578,13 +578,21 @@ async def run_job(uow: UnitOfWork, now: datetime) -> None:
 async def complete(
     uow: UnitOfWork, *, task_id: uuid.UUID, data: schemas.CompletionIn, now: datetime
 ) -> DisinfectionTask:
-    """Record a task as done. Done already (a phone resending), it stays as first
-    recorded."""
+    """Record a task as done. Done already, it stays as first recorded: the same completion
+    resent (a phone unsure of its answer) gets the same answer, another one a 409. A time in
+    the future or before the slot began, beyond the tolerance for phones' clocks, is 422."""
     task = await uow.get(DisinfectionTask, task_id, what="disinfection task")
     COMPLETE.check(uow, Place.of(task))
     await uow.session.refresh(task, with_for_update=True)
     if task.status == TaskStatus.done.value:
-        return task
+        if _resent(task, data, by=uow.principal.username):
+            return task
+        assert task.done_at is not None
+        raise Conflict(
+            f"this task was done already, at {task.done_at.isoformat()} "
+            f"(recorded by {task.done_by}); that record stands"
+        )
+    _check_done_at(task, data.done_at, now=now, skew=uow.settings.clock_skew)
     await _check_person(uow, data.done_by_person_id, "done_by_person_id")
     task.status, task.done_at = TaskStatus.done.value, data.done_at or now
     task.done_by = uow.principal.username
@@ -610,6 +618,35 @@ async def complete(
         compound_id=task.compound_id,
     )
     return task
+
+
+def _resent(task: DisinfectionTask, data: schemas.CompletionIn, *, by: str) -> bool:
+    """Whether the completion is the one recorded, sent again by the same account (without a
+    time, the recorded one is taken as its)."""
+    return (
+        task.done_by == by
+        and (data.done_at is None or data.done_at == task.done_at)
+        and data.done_by_person_id == task.done_by_person_id
+        and data.note == task.note
+        and data.photo_ref == task.photo_ref
+    )
+
+
+def _check_done_at(
+    task: DisinfectionTask, done_at: datetime | None, *, now: datetime, skew: timedelta
+) -> None:
+    """A stated time is neither ahead of our clock nor before the task's slot began, beyond
+    the tolerance for the phone's clock (settings' ``clock_skew``)."""
+    if done_at is None:
+        return
+    if done_at > now + skew:
+        raise Invalid.on("done_at", f"done_at {done_at.isoformat()} is in the future")
+    if done_at < task.slot_at - skew:
+        raise Invalid.on(
+            "done_at",
+            f"done_at {done_at.isoformat()} is before the task's slot began "
+            f"({task.slot_at.isoformat()})",
+        )
 
 
 async def missed_by_building(

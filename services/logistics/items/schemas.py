@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.logistics.models import ItemUnit
 from services.logistics.stock.quantities import Amount, Quantity
-from shared.fields import FreeText
+from shared.fields import FreeText, Name
 
 
 class ItemCreate(BaseModel):
@@ -24,7 +24,7 @@ class ItemCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120, description="Stripped; blank is refused", examples=["Rice"])
     unit: ItemUnit
     category: FreeText = Field("", max_length=60)
     perishable: bool = Field(False, description="Receipts of a perishable item need an expiry")
@@ -49,7 +49,11 @@ class KitLineIn(BaseModel):
 
 class KitCreate(BaseModel):
     town_id: uuid.UUID
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(
+        max_length=120,
+        description="Stripped; blank is refused",
+        examples=["Supply package"],
+    )
     lines: list[KitLineIn] = Field(min_length=1, max_length=100)
 
 

@@ -33,7 +33,7 @@ async def create_item(uow: UnitOfWork, *, data: schemas.ItemCreate) -> Item:
     place = _town(uow, data.town_id)
     item = Item(
         **place.columns(),
-        name=data.name.strip(),
+        name=data.name,
         unit=data.unit.value,
         category=data.category,
         perishable=data.perishable,
@@ -62,7 +62,7 @@ async def create_kit(uow: UnitOfWork, *, data: schemas.KitCreate) -> schemas.Kit
     ]
     if errors:
         raise NotFound(errors[0]["message"], errors=errors)
-    kit = Kit(**place.columns(), name=data.name.strip(), created_at=datetime.now(UTC))
+    kit = Kit(**place.columns(), name=data.name, created_at=datetime.now(UTC))
     uow.session.add(kit)
     await uow.session.flush()
     lines = [

@@ -30,7 +30,8 @@ def _out(plan: DistributionPlan) -> schemas.PlanOut:
     summary="Plan a distribution to households",
     description="Allocates each line's items to every household of the scope the directory "
     "holds now, by the line's rules: `per_household`, `large_household_portions` from "
-    "`large_household_size` people (6 → 2 by default), `additions` per resident with a tag, "
+    "`large_household_size` people (6 → 2 by default; not on a line with `per_household` 0 "
+    "unless the line sets them), `additions` per resident with a tag, "
     "only to households with `only_tags`. Households in sealed units or with a confirmed "
     "case are marked for door delivery. While the directory is behind the registry the "
     "request waits a few seconds, then answers 503 with Retry-After rather than a plan that "

@@ -41,15 +41,34 @@ class PlanLine(BaseModel):
     household, ``large_household_portions`` instead from ``large_household_size`` people
     (the field's rule: 6 people count as two packages), plus ``additions`` per resident with
     a tag (one formula tin per infant). With ``only_tags`` the line goes only to households
-    where someone carries one of them."""
+    where someone carries one of them. A line with ``per_household`` 0 is per person only:
+    the large-household defaults do not apply to it (its ``large_household_size`` is null)
+    unless the line sets ``large_household_size`` or ``large_household_portions`` itself."""
 
     item_id: uuid.UUID
     label: FreeText | None = Field(None, max_length=80, description="Shown on pick lists")
-    per_household: int = Field(1, ge=0, le=100)
-    large_household_size: int | None = Field(6, ge=2, le=50)
+    per_household: int = Field(
+        1, ge=0, le=100, description="For every household; 0: the line is per person only"
+    )
+    large_household_size: int | None = Field(
+        6,
+        ge=2,
+        le=50,
+        description="From this many people a household gets `large_household_portions` "
+        "instead; null: no such rule. Left out on a line with `per_household` 0, null.",
+    )
     large_household_portions: int = Field(2, ge=0, le=100)
     additions: list[TagAddition] = Field(default_factory=list, max_length=10)
     only_tags: list[Tag] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _per_person_only(self) -> "PlanLine":
+        # Defaults meant for packages must not hand a large household's portions of a
+        # per-person item (two formula tins more to a family of seven).
+        explicit = {"large_household_size", "large_household_portions"} & self.model_fields_set
+        if self.per_household == 0 and not explicit:
+            self.large_household_size = None
+        return self
 
 
 class PlanCreate(BaseModel):

@@ -2,6 +2,7 @@
 thousandths in the database (exact sums on both backends), and a sentence for people
 ("12 kg of rice at compound C03")."""
 
+import re
 from decimal import Decimal
 from typing import Annotated
 
@@ -11,18 +12,36 @@ from services.logistics.models import MILLI, Holder, Item
 from shared.problems import Invalid
 
 
+def _text(sign: str) -> str:
+    return rf"{sign}[0-9]{{1,12}}(\.[0-9]{{1,3}})?"
+
+
 def _accepted(*, sign: str, minimum: dict[str, int]) -> WithJsonSchema:
     """A number, or its decimal text (exact: "0.1" is not 0.1000000000000000055)."""
-    pattern = rf"^{sign}[0-9]{{1,12}}(\.[0-9]{{1,3}})?$"
+    pattern = f"^{_text(sign)}$"
     return WithJsonSchema(
         {"anyOf": [{"type": "number", **minimum}, {"type": "string", "pattern": pattern}]}
     )
+
+
+def _plain(sign: str) -> BeforeValidator:
+    """Text held to the documented pattern: Decimal would also read "1e9" (a receipt of a
+    billion kg from a typo), " 5" or "+5"."""
+    form = re.compile(_text(sign))
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not form.fullmatch(value):
+            raise ValueError("write digits with at most three decimals, such as 2.5")
+        return value
+
+    return BeforeValidator(check)
 
 
 # What a request states: positive, at most three decimals (a gram of a kilogram).
 Quantity = Annotated[
     Decimal,
     Field(gt=0, max_digits=15, decimal_places=3),
+    _plain(""),
     _accepted(sign="", minimum={"exclusiveMinimum": 0}),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
@@ -30,6 +49,7 @@ Quantity = Annotated[
 Counted = Annotated[
     Decimal,
     Field(ge=0, max_digits=15, decimal_places=3),
+    _plain(""),
     _accepted(sign="", minimum={"minimum": 0}),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
@@ -37,6 +57,7 @@ Counted = Annotated[
 Change = Annotated[
     Decimal,
     Field(max_digits=15, decimal_places=3),
+    _plain("-?"),
     _accepted(sign="-?", minimum={}),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]

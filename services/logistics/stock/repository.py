@@ -10,11 +10,14 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, func, select, true, update
 
 from services.logistics.models import Batch, Entry, Holder, Item, Reservation
-from shared.authz import ScopeKind
+from shared.authz import MANAGERS, Role, ScopeKind, policy
 from shared.pagination import fetch_page, where_given
 from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
+# Who reads the stores (card, balances, reservations, transfers, donations): those who keep
+# them and the leaders who print pick lists, not volunteers (they see their own errands).
+READ = policy("stock", "read", *MANAGERS, Role.grid_leader, Role.building_leader)
 # A lock a change to a holder's stock takes first (see ``Holder``).
 FRESH: dict[str, Any] = {"populate_existing": True}
 
@@ -102,7 +105,9 @@ def in_stores_seen(uow: UnitOfWork, compound_id: Any) -> ColumnElement[bool]:
     """Rows of stores the caller sees, and of the town warehouse only for the town's own
     roles: the warehouse's card is the town office's business (a committee sees what it is
     sent, as transfers), and it would otherwise show every committee what went to the
-    others."""
+    others. A role that may not read stock at all is refused here (403), the one check every
+    stock read passes through."""
+    READ.check_role(uow)
     if uow.scope.kind in (ScopeKind.system, ScopeKind.towns):
         return true()
     return compound_id.is_not(None)

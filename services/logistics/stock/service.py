@@ -41,8 +41,8 @@ from shared.ids import new_id
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
-# The town office runs the warehouse; committee staff their compounds' stores. Field roles
-# read their compound's balances (the scope filters reads) and change nothing.
+# The town office runs the warehouse; committee staff their compounds' stores. Leaders read
+# their compound's balances (the scope filters reads; ``repository.READ``) and change nothing.
 MANAGE = policy("stock", "manage", *MANAGERS)
 HOLDER_KINDS = {"town": "warehouse", "compound": "store"}
 DECREASES = {AdjustmentReason.lost, AdjustmentReason.damaged, AdjustmentReason.expired}
@@ -430,6 +430,7 @@ async def _batches_at(
 ) -> list[Batch]:
     """The batches named (``lines.N.batch_id``), each once, all at the holder; 404 or 422
     naming the line otherwise."""
+    each_once(batch_ids, key="batch_id", rule="each batch is counted once per count")
     batches = []
     for n, batch_id in enumerate(batch_ids):
         field = f"lines.{n}.batch_id"
@@ -437,9 +438,17 @@ async def _batches_at(
         if batch.holder_id != found.id:
             raise NotFound.on(field, f"no batch {batch_id} at {where(found)}")
         batches.append(batch)
-    if len(set(batch_ids)) != len(batch_ids):
-        raise Invalid.on("lines", "each batch is counted once per count")
     return batches
+
+
+def each_once(ids: Sequence[uuid.UUID], *, key: str, rule: str) -> None:
+    """422 naming the first line that repeats an earlier one (``lines.N.<key>``): a row
+    named twice in one document would otherwise count twice, or the last would win."""
+    first: dict[uuid.UUID, int] = {}
+    for n, value in enumerate(ids):
+        if value in first:
+            raise Invalid.on(f"lines.{n}.{key}", f"{rule}: line {n} repeats line {first[value]}")
+        first[value] = n
 
 
 async def count(uow: UnitOfWork, *, data: schemas.CountCreate) -> Count:

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import select
 
 from services.logistics.models import Transfer
+from services.logistics.stock.repository import READ
 from shared.pagination import fetch_page, where_given
 from shared.uow import UnitOfWork
 
@@ -18,6 +19,7 @@ async def transfers_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Any], str | None]:
+    READ.check_role(uow)
     query = where_given(
         select(Transfer), (Transfer.to_holder_id, to_holder_id), (Transfer.status, status)
     )

@@ -28,7 +28,10 @@ class ReceivedLine(BaseModel):
 class TransferReceive(BaseModel):
     note: FreeText = Field("", max_length=500)
     lines: list[ReceivedLine] = Field(
-        default=[], max_length=2000, description="Lines not named arrived whole"
+        default=[],
+        max_length=2000,
+        description="Lines not named arrived whole; a line named twice is refused (422 "
+        "naming the repeat, `lines.N.line_id`)",
     )
 
 

@@ -13,6 +13,7 @@ from services.logistics.stock.quantities import of_milli, to_milli, where
 from services.logistics.stock.service import (
     MANAGE,
     catalogue_items,
+    each_once,
     entry,
     fefo,
     holder,
@@ -130,6 +131,11 @@ def _record(line: TransferLine) -> TransferLineRecord:
 def _received(lines: list[TransferLine], data: schemas.TransferReceive) -> dict[uuid.UUID, int]:
     """What arrived per line: as stated, or all of it; 422 naming a line that is not the
     transfer's or states more than was sent."""
+    each_once(
+        [stated.line_id for stated in data.lines],
+        key="line_id",
+        rule="each line is received once per receipt",
+    )
     by_id = {line.id: line for line in lines}
     arrived = {line.id: line.dispatched for line in lines}
     for n, stated in enumerate(data.lines):

@@ -59,7 +59,11 @@ async def plan_trips(body: schemas.TripPlan, uow: Uow) -> list[schemas.TripOut]:
     return await service.present_trips(uow, await service.plan_trips(uow, data=body))
 
 
-@router.get("/trips", response_model=Page[schemas.TripOut], summary="Trips in your scope")
+@router.get(
+    "/trips",
+    response_model=Page[schemas.TripOut],
+    summary="Trips in your scope (a volunteer: those with their own errands, and only those runs)",
+)
 async def list_trips(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.TripOut]:
     page, following = await repository.trips_page(uow, cursor=cursor, limit=limit)
     return Page(items=await service.present_trips(uow, page), next_cursor=following)
@@ -67,5 +71,5 @@ async def list_trips(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Pag
 
 @router.get("/trips/{trip_id}", response_model=schemas.TripOut)
 async def get_trip(trip_id: uuid.UUID, uow: Uow) -> schemas.TripOut:
-    trip = await uow.get(Trip, trip_id, what="trip")
+    trip = await uow.get(Trip, trip_id, what="trip", where=repository.only_theirs(uow))
     return (await service.present_trips(uow, [trip]))[0]

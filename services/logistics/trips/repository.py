@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from services.logistics.models import HelpRequest, Trip
-from services.logistics.requests.repository import page_visible
+from services.logistics.requests.repository import page_visible, visible_to
 from shared.pagination import fetch_page
 from shared.uow import UnitOfWork
 
@@ -25,4 +25,15 @@ async def cards_page(
 async def trips_page(
     uow: UnitOfWork, *, cursor: str | None, limit: int
 ) -> tuple[list[Any], str | None]:
-    return await fetch_page(uow.session, select(Trip), Trip.id, cursor=cursor, limit=limit)
+    query = select(Trip)
+    if (narrow := only_theirs(uow)) is not None:
+        query = query.where(narrow)
+    return await fetch_page(uow.session, query, Trip.id, cursor=cursor, limit=limit)
+
+
+def only_theirs(uow: UnitOfWork) -> ColumnElement[bool] | None:
+    """Beyond the scope: a volunteer sees only the trips carrying one of their own errands
+    (a trip's other runs are other residents' medicine)."""
+    if (narrow := visible_to(uow)) is None:
+        return None
+    return Trip.id.in_(select(HelpRequest.trip_id).where(narrow))

@@ -179,6 +179,9 @@ async def present_trips(uow: UnitOfWork, trips: list[Trip]) -> list[schemas.Trip
             .where(HelpRequest.trip_id.in_([t.id for t in trips]))
             .order_by(HelpRequest.id)
         )
+        # A volunteer sees their own runs on it, not the other residents'.
+        if (narrow := repository.visible_to(uow)) is not None:
+            query = query.where(narrow)
         for r in await uow.session.scalars(query):
             assert r.trip_id is not None
             runs[r.trip_id].append(
