@@ -788,6 +788,19 @@ async def test_a_volunteer_sees_only_the_trips_and_counts_of_their_own_errands(
     idle = await volunteer_signed_in(client, town, area.night_owl, "helper-idle")
     assert (await client.get("/v1/requests/counts", headers=idle)).json() == []
     assert (await client.get("/v1/trips", headers=idle)).json()["items"] == []
+    # A resident's recurring trips are the committee's plans, not a volunteer's errands.
+    recurring = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["mon", "wed", "fri"],
+        "at": "07:30",
+        "starts_on": "2026-12-07",
+    }
+    await post(client, "/v1/recurring-requests", recurring, leader)
+    assert (await client.get("/v1/recurring-requests", headers=idle)).status_code == 403
+    listed = await client.get("/v1/recurring-requests", headers=leader)
+    assert [r["resident_id"] for r in listed.json()["items"]] == [area.patient]
     # The leader still sees both runs of the trip and every open request counted.
     full = (await client.get(f"/v1/trips/{trip['id']}", headers=leader)).json()
     assert sorted(r["request_id"] for r in full["runs"]) == sorted([mine["id"], theirs["id"]])

@@ -1,7 +1,7 @@
 import uuid
 
 from services.logistics.models import SERVICE, Recurrence
-from services.logistics.recurrences import repository, schemas, service
+from services.logistics.recurrences import schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
 
@@ -20,16 +20,18 @@ async def create_recurrence(body: schemas.RecurrenceCreate, uow: Uow) -> Recurre
     return await service.create(uow, data=body)
 
 
-@router.get("/recurring-requests", response_model=Page[schemas.RecurrenceOut])
+@router.get(
+    "/recurring-requests",
+    response_model=Page[schemas.RecurrenceOut],
+    summary="Recurring requests in your scope (not for volunteers: 403)",
+)
 async def list_recurrences(
     uow: Uow,
     resident_id: uuid.UUID | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.RecurrenceOut]:
-    page, following = await repository.recurrences_page(
-        uow, resident_id=resident_id, cursor=cursor, limit=limit
-    )
+    page, following = await service.page(uow, resident_id=resident_id, cursor=cursor, limit=limit)
     items = [schemas.RecurrenceOut.model_validate(r) for r in page]
     return Page(items=items, next_cursor=following)
 

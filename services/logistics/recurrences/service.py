@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 
 from services.logistics.models import HelpRequest, Recurrence
+from services.logistics.recurrences import repository as recurrences
 from services.logistics.recurrences import schemas
 from services.logistics.requests import repository, rules
 from services.logistics.requests.service import CANCEL, CREATE, event, for_kind, request_row
-from shared.authz import Place
+from shared.authz import MANAGERS, Place, Role, policy
 from shared.contracts.logistics import RequestCreated
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.ids import new_id
@@ -23,6 +24,18 @@ from shared.uow import UnitOfWork
 
 # Occurrences missed by longer than this (the workers were down) are not made any more.
 CATCH_UP = timedelta(hours=12)
+# Residents' recurring trips are the committee's plans: those who enter requests read them,
+# not volunteers (they see their own errands, each occurrence once it is given to them).
+READ = policy("recurring-requests", "read", *MANAGERS, Role.grid_leader, Role.building_leader)
+
+
+async def page(
+    uow: UnitOfWork, *, resident_id: uuid.UUID | None, cursor: str | None, limit: int
+) -> tuple[list[Recurrence], str | None]:
+    READ.check_role(uow)
+    return await recurrences.recurrences_page(
+        uow, resident_id=resident_id, cursor=cursor, limit=limit
+    )
 
 
 async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurrence:
