@@ -52,6 +52,15 @@ def local(text: str) -> datetime:
         ("sat-mon", "2026-12-07 12:00", True),  # wraps over the week's end
         ("nights only", "2026-12-07 23:00", False),  # unreadable: never suggested
         ("mon 25:00-26:00", "2026-12-07 12:00", False),
+        # As people write it.
+        ("any time", "2026-12-07 03:00", True),
+        ("00:00-24:00", "2026-12-07 23:59", True),
+        ("weekdays mornings", "2026-12-07 07:00", True),
+        ("weekdays mornings", "2026-12-12 07:00", False),  # Saturday
+        ("evenings and weekends", "2026-12-12 09:00", True),
+        ("evenings and weekends", "2026-12-07 09:00", False),
+        ("晚上、周末", "2026-12-07 19:00", True),
+        ("nights", "2026-12-08 05:00", True),  # Monday's night, on Tuesday morning
     ],
 )
 def test_availability_is_read_in_the_towns_time(

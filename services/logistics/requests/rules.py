@@ -103,7 +103,7 @@ def _days(text: str) -> frozenset[int]:
             continue
         first, _, last = word.partition("-")
         if first[:3] not in DAYS or (last and last[:3] not in DAYS):
-            raise UnreadableAvailability(f"not a day: {part!r}")
+            raise UnreadableAvailability(f"not a day: {text!r}")
         a = DAYS.index(first[:3])
         b = DAYS.index(last[:3]) if last else a
         found.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
