@@ -4,6 +4,7 @@ top-up for a household registered since, and committee staff kept to their compo
 
 import csv
 import io
+import uuid
 from typing import Any
 
 import httpx
@@ -277,6 +278,33 @@ async def test_pick_lists_per_building_as_csv_xlsx_and_a_printable_page_mark_sea
     # C's package and formula tin, D's package and formula tins.
     assert page.text.count('<tr class="door">') == 4
     assert "door (sealed)" in page.text
+
+
+async def test_a_pick_list_walks_buildings_in_their_numbers_order(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    tenth = await make_building(client, village.compound, town.operator, code="10")
+    await household(client, tenth, town.operator, code="G", people=1)
+    await in_directory(platform, residents=24)
+    created = (
+        await plan(
+            client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=village.lines
+        )
+    ).json()
+    url = f"/v1/distribution-plans/{created['id']}/pick-list"
+    sheet = await client.get(url, headers=town.operator)
+    rows = list(csv.DictReader(io.StringIO(sheet.text.lstrip("\ufeff"))))
+    # Building 2 before building 10, as a building leader walks them.
+    assert list(dict.fromkeys(r["building"] for r in rows)) == [
+        village.compound.building_code,
+        "2",
+        "10",
+    ]
+    unknown = await client.get(
+        url, params={"building_id": str(uuid.uuid4())}, headers=town.operator
+    )
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["errors"][0]["field"] == "building_id"
 
 
 async def test_a_top_up_plan_allocates_only_to_a_household_registered_since(

@@ -118,7 +118,7 @@ async def pick_list(
     building_id: uuid.UUID | None = None,
 ) -> Response:
     plan = await service.get_plan(uow, plan_id)
-    rows = await repository.pick_rows(uow, plan_id=plan.id, building_id=building_id)
+    rows = await service.pick_rows(uow, plan=plan, building_id=building_id)
     if format == "html":
         return HTMLResponse(picklist.page(plan, rows))
     content = await picklist.sheet(plan, rows, sheet_format=format)

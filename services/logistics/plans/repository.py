@@ -332,6 +332,15 @@ def _codes() -> tuple[Any, Any, Any]:
     return aliased(DirectoryPlace), aliased(DirectoryPlace), aliased(DirectoryHousehold)
 
 
+def _walking_order(building: Any, unit: Any, household: Any) -> list[Any]:
+    """Building, unit and household in the order of their numbers (2 before 10): shorter
+    codes first, then by text."""
+    order: list[Any] = []
+    for code in (building.code, unit.code, household.code):
+        order += [func.length(code), code]
+    return [*order[:2], Allocation.building_id, *order[2:]]
+
+
 async def pick_rows(
     uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
 ) -> list[Any]:
@@ -357,7 +366,7 @@ async def pick_rows(
         .outerjoin(unit, unit.id == Allocation.unit_id)
         .outerjoin(household, household.id == Allocation.household_id)
         .where(Allocation.plan_id == plan_id)
-        .order_by(building.code, Allocation.building_id, unit.code, household.code)
+        .order_by(*_walking_order(building, unit, household))
     )
     if building_id is not None:
         query = query.where(Allocation.building_id == building_id)
@@ -382,6 +391,11 @@ async def undelivered_rows(
             Allocation.reason,
             Allocation.door_delivery,
             Allocation.door_reason,
+            # DISTINCT sorts only by what it selects.
+            *(
+                c.label(f"order_{n}")
+                for n, c in enumerate(_walking_order(building, unit, household))
+            ),
         )
         .distinct()
         .outerjoin(building, building.id == Allocation.building_id)
@@ -391,7 +405,7 @@ async def undelivered_rows(
             Allocation.plan_id == plan_id,
             Allocation.status != AllocationStatus.delivered.value,
         )
-        .order_by(building.code, Allocation.building_id, unit.code, household.code)
+        .order_by(*_walking_order(building, unit, household))
     )
     if building_id is not None:
         query = query.where(Allocation.building_id == building_id)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.logistics.items.service import expand
-from services.logistics.models import DistributionPlan
+from services.logistics.models import DirectoryPlace, DistributionPlan
 from services.logistics.plans import repository, schemas
 from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
 from services.logistics.reservations.service import Reference, release, reserve
@@ -255,12 +255,29 @@ async def get_plan(uow: UnitOfWork, plan_id: uuid.UUID) -> DistributionPlan:
     return await uow.get(DistributionPlan, plan_id, what="distribution plan")
 
 
+async def _building(uow: UnitOfWork, building_id: uuid.UUID | None) -> None:
+    """A building asked for by id is one the caller sees (404 naming the field otherwise)."""
+    if building_id is not None:
+        place = DirectoryPlace
+        await uow.get(
+            place, building_id, what="building", field="building_id", where=place.kind == "building"
+        )
+
+
+async def pick_rows(
+    uow: UnitOfWork, *, plan: DistributionPlan, building_id: uuid.UUID | None
+) -> list[Any]:
+    await _building(uow, building_id)
+    return await repository.pick_rows(uow, plan_id=plan.id, building_id=building_id)
+
+
 async def undelivered(
     uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
 ) -> list[schemas.UndeliveredBuilding]:
     """The plan's households not delivered yet, by building: pending (at the door or not)
     and those tried without success, with the reason."""
     await get_plan(uow, plan_id)
+    await _building(uow, building_id)
     buildings: dict[Any, schemas.UndeliveredBuilding] = {}
     for row in await repository.undelivered_rows(uow, plan_id=plan_id, building_id=building_id):
         group = buildings.setdefault(
