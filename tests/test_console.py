@@ -99,7 +99,12 @@ def go(page: Any, town: Served, hash_: str, ready: str) -> None:
     )
     page.goto(f"{town.base}/console/{hash_}")
     name = hash_.removeprefix("#/").split("/")[0].split("?")[0]
-    page.wait_for_selector(f"main[data-shown='{name}'], main .error, #not-for-role")
+    page.wait_for_selector(f"main[data-shown='{name}'], main > p.error, #not-for-role")
+    # A page that could not be drawn says why (its error replaces it): say it here, at once,
+    # unless the error is what the test waits for.
+    failed = page.locator("main > p.error")
+    if ".error" not in ready and failed.count():
+        raise AssertionError(f"{hash_} could not be drawn: {failed.first.inner_text()}")
     page.wait_for_selector(ready)
 
 
