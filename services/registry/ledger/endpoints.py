@@ -3,7 +3,6 @@ from typing import Annotated
 
 from fastapi import File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlalchemy import select
 
 from services.registry.ledger import export, guide, schemas, service
 from services.registry.models import SERVICE, LedgerImport
@@ -75,8 +74,7 @@ def _download(content: bytes, kind: SheetFormat) -> Response:
 
 @router.get("/imports", response_model=list[schemas.ImportOut], summary="Past ledger imports")
 async def list_imports(uow: Uow) -> list[LedgerImport]:
-    query = select(LedgerImport).order_by(LedgerImport.created_at.desc()).limit(200)
-    return list((await uow.session.scalars(query)).all())
+    return await service.recent_imports(uow)
 
 
 @router.get("/imports/{import_id}", response_model=schemas.ImportOut)

@@ -171,6 +171,12 @@ class Tally:
     errors: list[RowError] = field(default_factory=list)
 
 
+async def recent_imports(uow: UnitOfWork) -> list[LedgerImport]:
+    """The last 200 imports, newest first."""
+    query = select(LedgerImport).order_by(LedgerImport.created_at.desc()).limit(200)
+    return list(await uow.session.scalars(query))
+
+
 async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> schemas.ImportReport:
     IMPORT.check_role(uow)
     sha256 = file_digest(file)

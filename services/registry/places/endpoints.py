@@ -1,26 +1,21 @@
 import uuid
 
-from sqlalchemy import select
-
-from services.registry.models import SERVICE, Building, Committee, Compound, Grid, Town, Unit
-from services.registry.places import schemas, service
+from services.registry.models import SERVICE, Building, Committee, Compound, Town, Unit
+from services.registry.places import repository, schemas, service
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 
 router = service_router(SERVICE, tags=["places"])
 
 
 @router.get("/towns", response_model=list[schemas.TownOut], summary="Towns in your scope")
 async def list_towns(uow: Uow) -> list[Town]:
-    return list((await uow.session.scalars(select(Town).order_by(Town.code))).all())
+    return await repository.towns(uow)
 
 
 @router.get("/committees", response_model=list[schemas.CommitteeOut])
 async def list_committees(uow: Uow, town_id: uuid.UUID | None = None) -> list[Committee]:
-    query = select(Committee).order_by(Committee.code)
-    if town_id is not None:
-        query = query.where(Committee.town_id == town_id)
-    return list((await uow.session.scalars(query)).all())
+    return await repository.committees(uow, town_id=town_id)
 
 
 @router.post("/committees", status_code=201, response_model=schemas.CommitteeOut)
@@ -30,10 +25,7 @@ async def create_committee(body: schemas.CommitteeCreate, uow: Uow) -> Committee
 
 @router.get("/compounds", response_model=list[schemas.CompoundOut])
 async def list_compounds(uow: Uow, committee_id: uuid.UUID | None = None) -> list[Compound]:
-    query = select(Compound).order_by(Compound.code)
-    if committee_id is not None:
-        query = query.where(Compound.committee_id == committee_id)
-    return list((await uow.session.scalars(query)).all())
+    return await repository.compounds(uow, committee_id=committee_id)
 
 
 @router.post(
@@ -78,11 +70,9 @@ async def set_gate_state(
 async def list_buildings(
     uow: Uow, compound_id: uuid.UUID | None = None, cursor: Cursor = None, limit: Limit = 100
 ) -> Page[schemas.BuildingOut]:
-    query = select(Building)
-    if compound_id is not None:
-        query = query.where(Building.compound_id == compound_id)
-    rows = list(await uow.session.scalars(keyset(query, Building.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.buildings_page(
+        uow, compound_id=compound_id, cursor=cursor, limit=limit
+    )
     return Page(items=[schemas.BuildingOut.model_validate(b) for b in page], next_cursor=following)
 
 
@@ -95,11 +85,9 @@ async def create_building(body: schemas.BuildingCreate, uow: Uow) -> Building:
 async def list_units(
     uow: Uow, building_id: uuid.UUID | None = None, cursor: Cursor = None, limit: Limit = 100
 ) -> Page[schemas.UnitOut]:
-    query = select(Unit)
-    if building_id is not None:
-        query = query.where(Unit.building_id == building_id)
-    rows = list(await uow.session.scalars(keyset(query, Unit.id, cursor=cursor, limit=limit)))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.units_page(
+        uow, building_id=building_id, cursor=cursor, limit=limit
+    )
     return Page(items=[schemas.UnitOut.model_validate(u) for u in page], next_cursor=following)
 
 
@@ -120,10 +108,9 @@ async def create_unit(body: schemas.UnitCreate, uow: Uow) -> Unit:
 
 @router.get("/grids", response_model=list[schemas.GridOut], summary="Grids and microgrids")
 async def list_grids(uow: Uow, compound_id: uuid.UUID | None = None) -> list[schemas.GridOut]:
-    query = select(Grid).order_by(Grid.code)
-    if compound_id is not None:
-        query = query.where(Grid.compound_id == compound_id)
-    return [await service.grid_out(uow, g) for g in (await uow.session.scalars(query)).all()]
+    return [
+        await service.grid_out(uow, g) for g in await repository.grids(uow, compound_id=compound_id)
+    ]
 
 
 @router.post("/grids", status_code=201, response_model=schemas.GridOut)

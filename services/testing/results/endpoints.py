@@ -4,30 +4,26 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from services.testing import identity
 from services.testing.models import (
     SERVICE,
-    DirectoryResident,
     MemberStatus,
     ResultUpload,
     RoundMember,
 )
-from services.testing.results import schemas, service
-from shared.auth import Role
+from services.testing.results import repository, schemas, service
 from shared.directory.tables import ResidentRow
 from shared.http import Uow, runtime_of, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
-from shared.problems import Invalid, NotFound, TooLarge, UnsupportedMedia
+from shared.problems import Invalid, TooLarge, UnsupportedMedia
 
 router = service_router(SERVICE, tags=["results"])
 
 # Multipart framing around the file.
 FRAMING = 64 << 10
-TOWN_WIDE = frozenset({Role.town_operator, Role.service})
 
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -157,14 +153,6 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _uploads(uow: Uow) -> Any:
-    query = select(ResultUpload)
-    if uow.principal.role not in TOWN_WIDE:
-        # An upload's errors name tubes of any compound; staff see the uploads they made.
-        query = query.where(ResultUpload.created_by == uow.principal.username)
-    return query
-
-
 @router.get(
     "/results/uploads",
     response_model=Page[schemas.UploadReport],
@@ -173,18 +161,13 @@ def _uploads(uow: Uow) -> Any:
 async def list_uploads(
     uow: Uow, cursor: Cursor = None, limit: Limit = 100
 ) -> Page[schemas.UploadReport]:
-    query = keyset(_uploads(uow), ResultUpload.id, cursor=cursor, limit=limit)
-    rows = list(await uow.session.scalars(query))
-    page, following = next_cursor(rows, limit)
+    page, following = await repository.uploads_page(uow, cursor=cursor, limit=limit)
     return Page(items=[_report(u, duplicate=False) for u in page], next_cursor=following)
 
 
 @router.get("/results/uploads/{upload_id}", response_model=schemas.UploadReport)
 async def get_upload(upload_id: uuid.UUID, uow: Uow) -> schemas.UploadReport:
-    upload = await uow.session.scalar(_uploads(uow).where(ResultUpload.id == upload_id))
-    if upload is None:
-        raise NotFound(f"no results upload {upload_id} of yours")
-    return _report(upload, duplicate=False)
+    return _report(await repository.upload(uow, upload_id), duplicate=False)
 
 
 class _Row:
@@ -214,17 +197,16 @@ async def list_results(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.PersonResult]:
-    query = where_given(
-        select(RoundMember, DirectoryResident)
-        .outerjoin(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
-        .where(RoundMember.round_id == round_id),
-        (RoundMember.status, status),
-        (RoundMember.compound_id, compound_id),
-        (RoundMember.building_id, building_id),
+    rows, following = await repository.members_page(
+        uow,
+        round_id=round_id,
+        status=status,
+        compound_id=compound_id,
+        building_id=building_id,
+        cursor=cursor,
+        limit=limit,
     )
-    query = keyset(query, RoundMember.resident_id, cursor=cursor, limit=limit)
-    rows = [_Row(m, p) for m, p in (await uow.session.execute(query)).all()]
-    page, following = next_cursor(rows, limit)
+    page = [_Row(m, p) for m, p in rows]
     items = [
         schemas.PersonResult(
             round_id=r.member.round_id,
