@@ -21,7 +21,7 @@ its check. The table of who may do what is in docs/architecture.md.
 """
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with
 from sqlalchemy.sql import Alias, Delete, Join, Select, Update, visitors
 from sqlalchemy.sql.base import _from_objects
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import SelectState
 from sqlalchemy.types import Uuid
 
 from shared.problems import Forbidden
@@ -320,9 +321,18 @@ def _filter_orm(state: ORMExecuteState) -> None:
 
 
 def _criteria(scope: Scope) -> Any:
-    """The scope as loader criteria on every Scoped entity, subqueries included. The lambdas
-    are cached by SQLAlchemy by their code, one per kind; their closure variables become
-    bound parameters."""
+    """The scope as loader criteria on every Scoped entity, subqueries included, built once
+    per scope (an option is immutable, so one serves every statement of the scope)."""
+    criteria = _recall(_criteria_memo, scope)
+    if criteria is None:
+        criteria = _loader_criteria(scope)
+        _remember(_criteria_memo, scope, criteria)
+    return criteria
+
+
+def _loader_criteria(scope: Scope) -> Any:
+    """The lambdas are cached by SQLAlchemy by their code, one per kind; their closure
+    variables become bound parameters."""
     towns, committees = list(scope.towns), list(scope.committees)
     compounds, buildings = list(scope.compounds), list(scope.buildings)
     match scope.kind:
@@ -387,6 +397,8 @@ def _filter_core(state: ORMExecuteState) -> None:
 _MEMO_SIZE = 512
 _placed_memo: dict[Any, bool] = {}
 _scoped_memo: dict[tuple[Any, Scope], Any] = {}
+_criteria_memo: dict[Scope, Any] = {}
+_clause_memo: dict[tuple[Table, Scope], Any] = {}
 
 
 def _reads_placed(statement: Any) -> bool:
@@ -440,11 +452,33 @@ def _leaves(from_: Any) -> Iterator[FromClause]:
         yield from_
 
 
+def _clause(scope: Scope, leaf: FromClause) -> ColumnElement[bool]:
+    """The scope's condition on a table, built once per table and scope (an alias is new
+    with its statement: built each time)."""
+    if not isinstance(leaf, Table):
+        return scope.clause(leaf)
+    key = (leaf, scope)
+    clause = _recall(_clause_memo, key)
+    if clause is None:
+        clause = scope.clause(leaf)
+        _remember(_clause_memo, key, clause)
+    return clause
+
+
+def _final_froms(select: Select[Any]) -> Sequence[FromClause]:
+    """The FROM list a SELECT renders. ``Select.get_final_froms`` compiles the whole
+    statement to a string to find it (most of the cost of scoping a statement built per
+    call); a Core SELECT's compile state computes it without compiling."""
+    if select._propagate_attrs.get("compile_state_plugin") == "orm":
+        return select.get_final_froms()
+    return SelectState(select, None)._get_display_froms()  # type: ignore[arg-type]
+
+
 def _scoped_core(statement: Any, scope: Scope) -> Any:
     def scope_select(select: Select[Any]) -> None:
         # ``cloned_traverse`` hands over a fresh copy of each SELECT, safe to extend in place.
         conditions = [
-            scope.clause(leaf) for from_ in select.get_final_froms() for leaf in _leaves(from_)
+            _clause(scope, leaf) for from_ in _final_froms(select) for leaf in _leaves(from_)
         ]
         if conditions:
             select._where_criteria += tuple(conditions)
@@ -457,7 +491,7 @@ def _scoped_core(statement: Any, scope: Scope) -> Any:
             for leaf in _leaves(from_):
                 if id(leaf) not in seen:
                     seen.add(id(leaf))
-                    scoped = scoped.where(scope.clause(leaf))
+                    scoped = scoped.where(_clause(scope, leaf))
     return scoped
 
 

@@ -100,3 +100,40 @@ async def test_core_statements_see_and_change_only_the_callers_places(
     async with runtime.uow(Principal.system()) as uow:
         rows = await uow.session.execute(select(residents.c.id, residents.c.name))
         assert {str(i): n for i, n in rows} == {own["id"]: "甲", other["id"]: "乙"}
+
+
+async def test_joins_aliases_and_subqueries_are_scoped_in_every_from(
+    platform: Platform, client: httpx.AsyncClient, town: Town
+) -> None:
+    mine = await make_compound(client, town.id, town.operator, code="SC")
+    theirs = await make_compound(client, town.id, town.operator, code="SD")
+    await make_resident(client, mine, town.operator, name="甲")
+    await make_resident(client, theirs, town.operator, name="乙")
+    scope = Scope.of(
+        ScopeKind.committees,
+        towns=[town.id],
+        committees=[uuid.UUID(mine.committee_id)],
+        compounds=[uuid.UUID(mine.id)],
+    )
+    staff = Principal(id="staff", username="staff", role=Role.committee_staff, scope=scope)
+    other = residents.alias("other")
+    joined = select(residents.c.name).join_from(
+        residents, households, households.c.id == residents.c.household_id
+    )
+    inner = select(residents.c.id).subquery()
+    async with platform.runtime("registry").uow(staff) as uow:
+        session = uow.session
+        # Each built anew, as an endpoint builds its statements per request, and twice (the
+        # second time from the scoping's memory).
+        for _ in range(2):
+            assert list(await session.scalars(joined)) == ["甲"]
+            assert list(await session.scalars(select(other.c.name))) == ["甲"]
+            pairs = select(func.count()).select_from(residents).join(
+                other, other.c.town_id == residents.c.town_id
+            )
+            assert await session.scalar(pairs) == 1
+            assert await session.scalar(select(func.count()).select_from(inner)) == 1
+            named = select(residents.c.name).where(
+                residents.c.id.in_(select(residents.c.id).where(residents.c.name == "乙"))
+            )
+            assert list(await session.scalars(named)) == []
