@@ -128,8 +128,10 @@ async def test_joins_aliases_and_subqueries_are_scoped_in_every_from(
         for _ in range(2):
             assert list(await session.scalars(joined)) == ["甲"]
             assert list(await session.scalars(select(other.c.name))) == ["甲"]
-            pairs = select(func.count()).select_from(residents).join(
-                other, other.c.town_id == residents.c.town_id
+            pairs = (
+                select(func.count())
+                .select_from(residents)
+                .join(other, other.c.town_id == residents.c.town_id)
             )
             assert await session.scalar(pairs) == 1
             assert await session.scalar(select(func.count()).select_from(inner)) == 1
