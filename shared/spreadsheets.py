@@ -5,13 +5,15 @@ carriage return before one) is run as a formula by Excel and LibreOffice when a 
 (spreadsheet formula injection): CSV cells that begin so are prefixed with an apostrophe, which
 the spreadsheet hides and our own imports take off again (:func:`csv_value`). In .xlsx a cell
 is a formula only when its type says so, so cells are written typed as text instead and keep
-their value. And XML (hence .xlsx) cannot hold most control characters: input refuses them
+their value; a count or a quantity is written as a number, so a committee can sum its column.
+And XML (hence .xlsx) cannot hold most control characters: input refuses them
 (``shared.fields.FreeText``); what was stored before is written with U+FFFD in their place."""
 
 import csv
 import io
 import re
 from collections.abc import AsyncIterable, Iterator, Sequence
+from decimal import Decimal
 from typing import IO, Literal
 
 from openpyxl import Workbook
@@ -28,6 +30,9 @@ MEDIA_TYPES: dict[SheetFormat, str] = {
 UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NEUTRALISER = "'"
+# A cell as an export gives it: text (codes, phones and document numbers stay text, their
+# leading zeros kept), or a count or a quantity.
+Cell = str | int | Decimal
 
 
 def cell_text(value: str) -> str:
@@ -54,7 +59,7 @@ async def write_sheet(
     sheet_format: SheetFormat,
     title: str,
     columns: Sequence[str],
-    rows: AsyncIterable[Sequence[str]],
+    rows: AsyncIterable[Sequence[Cell]],
 ) -> int:
     """Write the header and the rows to ``out``; returns the number of rows."""
     if sheet_format == "csv":
@@ -71,7 +76,7 @@ async def write_sheet(
 
 
 async def _write_csv(
-    out: IO[bytes], *, columns: Sequence[str], rows: AsyncIterable[Sequence[str]]
+    out: IO[bytes], *, columns: Sequence[str], rows: AsyncIterable[Sequence[Cell]]
 ) -> int:
     # A BOM, so Excel reads UTF-8 (Chinese names) rather than the machine's code page.
     text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
@@ -79,13 +84,16 @@ async def _write_csv(
     writer.writerow([csv_cell(c) for c in columns])
     count = 0
     async for cells in rows:
-        writer.writerow([csv_cell(c) for c in cells])
+        writer.writerow([csv_cell(c) if isinstance(c, str) else str(c) for c in cells])
         count += 1
     text.detach()
     return count
 
 
-def _xlsx_cell(sheet: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
+def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell) -> WriteOnlyCell:
+    if not isinstance(value, str):
+        # A number, summed and sorted as one (a Decimal keeps its exact digits).
+        return WriteOnlyCell(sheet, value)
     cell = WriteOnlyCell(sheet, cell_text(value))
     # openpyxl makes any string starting with "=" a formula; as text it is shown, not run.
     cell.data_type = "s"

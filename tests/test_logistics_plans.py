@@ -271,6 +271,10 @@ async def test_pick_lists_per_building_as_csv_xlsx_and_a_printable_page_mark_sea
     assert sheet is not None
     cells = list(sheet.iter_rows(values_only=True))
     assert cells[0][:3] == ("building", "unit", "household") and len(cells) == 1 + 7
+    # People and quantities are numbers a building leader can sum; codes stay text.
+    people, quantity = cells[0].index("people"), cells[0].index("quantity")
+    assert all(isinstance(r[people], int) and r[quantity] > 0 for r in cells[1:])
+    assert all(isinstance(r[2], str) for r in cells[1:])
 
     page = await client.get(url, params={"format": "html"}, headers=town.operator)
     assert page.headers["content-type"].startswith("text/html")

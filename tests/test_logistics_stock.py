@@ -162,6 +162,10 @@ async def test_a_donation_is_registered_with_where_it_went(
     assert sheet is not None
     cells = [[c.value for c in row] for row in sheet.iter_rows()]
     assert cells[0][1] == "donor" and {r[9] for r in cells[1:]} == {"issued", "in_stock"}
+    # Quantities are numbers a committee can sum; a phone stays text, as written.
+    issued_cells = next(r for r in cells[1:] if r[9] == "issued")
+    assert issued_cells[8] == 100 and issued_cells[-1] == 12.5
+    assert issued_cells[2] == "13912345678"
 
 
 async def _arrived(events: list[Any], event_type: str) -> bool:

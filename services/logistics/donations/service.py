@@ -25,7 +25,7 @@ from services.logistics.models import (
 )
 from services.logistics.stock.quantities import of_milli, where
 from services.logistics.stock.repository import in_stores_seen
-from shared.spreadsheets import SheetFormat, write_sheet
+from shared.spreadsheets import Cell, SheetFormat, write_sheet
 from shared.uow import UnitOfWork
 
 COLUMNS = (
@@ -213,10 +213,10 @@ async def export(
     """The register as a sheet: one row per place a donated batch went."""
     donations = await register(uow, receipts)
 
-    async def rows() -> AsyncIterator[list[str]]:
+    async def rows() -> AsyncIterator[list[Cell]]:
         for d in donations:
             for line in d.lines:
-                head = [
+                head: list[Cell] = [
                     d.received_at.isoformat(),
                     d.donor,
                     d.donor_contact or "",
@@ -225,7 +225,7 @@ async def export(
                     line.unit,
                     line.batch,
                     line.expires_on.isoformat() if line.expires_on else "",
-                    str(line.quantity),
+                    line.quantity,
                 ]
                 if not line.went_to:
                     yield [*head, "", "", "", "", "", ""]
@@ -238,7 +238,7 @@ async def export(
                         went.reference_label
                         or (str(went.reference_id) if went.reference_id else ""),
                         went.building or "",
-                        str(went.quantity),
+                        went.quantity,
                     ]
 
     return await write_sheet(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from services.logistics.models import DistributionPlan
-from shared.spreadsheets import SheetFormat, write_sheet
+from shared.spreadsheets import Cell, SheetFormat, write_sheet
 
 COLUMNS = (
     "building",
@@ -33,15 +33,15 @@ def delivery(row: Any) -> str:
     return f"door ({row.door_reason})" if row.door_delivery else "collect"
 
 
-def cells(row: Any, labels: dict[str, str]) -> list[str]:
+def cells(row: Any, labels: dict[str, str]) -> list[Cell]:
     return [
         row.building_code or "",
         row.unit_code or "",
         row.household_code or str(row.household_id),
         row.room or "",
-        str(row.household_size),
+        row.household_size,
         labels.get(str(row.item_id), str(row.item_id)),
-        str(row.quantity),
+        row.quantity,
         delivery(row),
         row.status,
     ]
@@ -50,7 +50,7 @@ def cells(row: Any, labels: dict[str, str]) -> list[str]:
 async def sheet(plan: DistributionPlan, rows: Sequence[Any], *, sheet_format: SheetFormat) -> bytes:
     labels = item_labels(plan)
 
-    async def lines() -> AsyncIterator[list[str]]:
+    async def lines() -> AsyncIterator[list[Cell]]:
         for row in rows:
             yield cells(row, labels)
 
@@ -102,5 +102,5 @@ def _row(row: Any, labels: dict[str, str]) -> str:
     values = cells(row, labels)
     shown = [values[2], values[3], values[4], values[5], values[6], values[7]]
     css = ' class="door"' if row.door_delivery else ""
-    tds = "".join(f"<td>{html.escape(v)}</td>" for v in shown)
+    tds = "".join(f"<td>{html.escape(str(v))}</td>" for v in shown)
     return f'<tr{css}>{tds}<td class="tick"></td></tr>'
