@@ -222,9 +222,11 @@ async def test_logistics_events_reach_the_volunteer_and_the_resident_by_type_nam
             await uow.commit()
     [assigned] = await messages(platform, template_key="request_assigned")
     assert (assigned.recipient_kind, str(assigned.recipient_id)) == ("volunteer", volunteer["id"])
-    assert assigned.text.startswith("您有一项新的代跑任务：baby supplies，地点Compound R1 1，")
+    # The kind in the volunteer's language (baby_supplies), in the resident's own (done).
+    assert assigned.text.startswith("您有一项新的代跑任务：母婴用品，地点Compound R1 1，")
     [done] = await messages(platform, template_key="request_done")
     assert (str(done.recipient_id), done.language) == (asker["id"], "en")
+    assert done.text.startswith("Your request (baby supplies) is done.")
 
 
 @pytest.fixture

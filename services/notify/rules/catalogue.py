@@ -79,7 +79,7 @@ RULES: tuple[Rule, ...] = (
         "request_assigned",
         "high",
         12 * 60,
-        {"request": "str", "area": "str", "due": "datetime"},
+        {"request": "request_kind", "area": "str", "due": "datetime"},
     ),
     Rule(
         "request_done",
@@ -89,7 +89,7 @@ RULES: tuple[Rule, ...] = (
         "request_done",
         "normal",
         24 * 60,
-        {"request": "str"},
+        {"request": "request_kind"},
     ),
     Rule(
         "request_overdue",
@@ -100,7 +100,7 @@ RULES: tuple[Rule, ...] = (
         "request_overdue",
         "high",
         6 * 60,
-        {"request": "str", "area": "str", "due": "datetime"},
+        {"request": "request_kind", "area": "str", "due": "datetime"},
     ),
     Rule(
         "distribution_planned",

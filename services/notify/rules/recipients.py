@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from services.notify.contacts import service as contacts
 from services.notify.contacts.service import Reach
 from services.notify.models import DirectoryGridBuilding, DirectoryPlace, DirectoryResident
+from services.notify.templates.glossary import values_of
 from services.notify.templates.render import ZONE_LEVELS
 from shared.directory.tables import PlaceRow
 from shared.uow import UnitOfWork
@@ -85,8 +86,10 @@ async def area(
 
 
 def _request(payload: dict[str, Any]) -> str:
+    """The request's kind, shown by the templates as a word (``request_kind``); a kind the
+    glossary does not know yet (added to the contract later) reads as "other"."""
     kind = payload.get("kind")
-    return str(kind).replace("_", " ") if kind else "help request"
+    return kind if kind in values_of("request_kind") else "other"
 
 
 def _round_where(payload: dict[str, Any], town_id: uuid.UUID) -> ColumnElement[bool]:
