@@ -100,7 +100,9 @@ def _shown(kind: str, value: Any, *, locale: str, zone: ZoneInfo) -> str:
             return f"{value.day} {_MONTHS[value.month - 1]}"
         return f"{value.month}月{value.day}日"
     if kind in NAMES:
-        return NAMES[kind][locale][value]
+        # A value checked under an older type (a broadcast's free text before its template's
+        # variable was retyped) shows as it was written.
+        return NAMES[kind][locale].get(value, str(value))
     return str(value)
 
 
