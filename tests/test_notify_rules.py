@@ -257,14 +257,16 @@ async def _settled(platform: Platform, *, recipient_id: str, count: int) -> list
 @dataclass
 class Night:
     """Compound N1 in the quiet hours: a mother with an infant (101), a dialysis patient
-    (102), a volunteer, the committee's secretary and the grid leader of its building, all
-    with mobiles, known to the notify and logistics directories."""
+    (102), a volunteer, the committee's secretary, the grid leader of its building and the
+    town office's duty officer, all with mobiles, known to the notify and logistics
+    directories."""
 
     mother: str
     patient: str
     volunteer: str
     staff: str
     leader: str
+    operator: str
 
 
 @pytest.fixture
@@ -303,12 +305,19 @@ async def night(
         {"person_kind": "staff", "person_id": leader["id"], "grid_id": grid["id"]},
         h,
     )
+    operator = await post(
+        client,
+        "/v1/staff",
+        {"town_id": str(town.id), "name": "老吴", "title": "duty officer", "phone": "13912345678"},
+        h,
+    )
     await notify_knows(platform, 3)
     notify, logistics = platform.runtime("notify"), platform.runtime("logistics")
 
     async def everyone_known() -> bool:
         async with notify.uow(Principal.system()) as uow:
             grids = await uow.session.scalar(select(func.count()).select_from(DirectoryAssignment))
+            on_duty = await uow.session.get(DirectoryPerson, uuid.UUID(operator["id"]))
         async with logistics.uow(Principal.system()) as uow:
             people = await uow.session.scalar(
                 select(func.count()).select_from(directory.models.Person)
@@ -316,10 +325,13 @@ async def night(
             households = await uow.session.scalar(
                 select(func.count()).select_from(directory.models.Resident)
             )
-        return (grids or 0) >= 1 and (people or 0) >= 3 and (households or 0) >= 3
+        known = (grids or 0) >= 1 and (people or 0) >= 4 and (households or 0) >= 3
+        return known and on_duty is not None
 
     await eventually(everyone_known, what="the people in the notify and logistics directories")
-    return Night(mother["id"], patient["id"], volunteer["id"], staff["id"], leader["id"])
+    return Night(
+        mother["id"], patient["id"], volunteer["id"], staff["id"], leader["id"], operator["id"]
+    )
 
 
 async def _ask(
@@ -377,5 +389,14 @@ async def test_an_urgent_overdue_request_reaches_someone_at_each_level_in_the_qu
     # An hour later the grid leader hears of both; nothing expires for the quiet hours.
     await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=61))
     to_leader = await _settled(platform, recipient_id=night.leader, count=len(heard) + 2)
-    notices = [to_volunteer, to_staff, *to_leader]
+    # Nobody at the town office has heard of them yet.
+    town_office = {"template_key": "request_overdue", "recipient_id": uuid.UUID(night.operator)}
+    assert await messages(platform, **town_office) == []
+
+    # Another hour: the third level, the town office's duty officer, hears of both.
+    await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=121))
+    to_operator = await _settled(platform, recipient_id=night.operator, count=2)
+    assert {m.cause_id for m in to_operator}.isdisjoint(m.cause_id for m in to_leader)
+    assert all(m.text.startswith("求助「") for m in to_operator)
+    notices = [to_volunteer, to_staff, *to_leader, *to_operator]
     assert {(m.priority, m.state, m.error) for m in notices} == {("urgent", "sent", None)}

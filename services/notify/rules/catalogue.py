@@ -94,9 +94,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "request_overdue",
         "logistics.request.overdue",
-        "A help request is overdue (level 1) or escalated to its grid leader (level 2)",
+        "A help request is overdue (level 1), escalated to its grid leader (level 2), then to "
+        "the town office (level 3)",
         "level 1: the volunteer running it (assignee_id), else the staff of its compound's "
-        "committee; level 2: the grid leaders of its building (grid_ids)",
+        "committee; level 2: the grid leaders of its building (grid_ids); level 3: the town's "
+        "staff",
         "request_overdue",
         "high",
         6 * 60,

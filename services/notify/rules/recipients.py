@@ -203,9 +203,13 @@ async def request_overdue(uow: UnitOfWork, payload: dict[str, Any], optional: bo
         places = await _names(uow, compound_id)
         committee_id = places[compound_id].committee_id if compound_id in places else None
         return Target(values, await contacts.people(uow, contacts.staff_of_committee(committee_id)))
+    if escalated == "town_operator":
+        # The third notice: the town office's staff on duty (as for an overdue transfer).
+        return Target(
+            values, await contacts.people(uow, contacts.town_staff(_id(payload, "town_id")))
+        )
     if escalated is not None and escalated != "grid_leader":
-        # The town operator's level is the town office's business (its console).
-        return Target(values, Reach())
+        raise Unusable(f"an escalation to {escalated!r}")
     grids = _ids(payload, "grid_ids")
     building_id = _maybe_id(payload, "building_id")
     if not grids and building_id is not None:
