@@ -26,6 +26,7 @@ from shared.settings import Settings
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
 from tests.support import eventually, make_compound, post
+from tests.test_logistics_plans import in_directory, plan, receive
 from tests.test_zone_policy import case_in, envelope
 
 
@@ -400,3 +401,62 @@ async def test_an_urgent_overdue_request_reaches_someone_at_each_level_in_the_qu
     assert all(m.text.startswith("求助「") for m in to_operator)
     notices = [to_volunteer, to_staff, *to_leader, *to_operator]
     assert {(m.priority, m.state, m.error) for m in notices} == {("urgent", "sent", None)}
+
+
+async def test_a_cancelled_distribution_reaches_the_building_leaders_who_heard_it_planned(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    h = town.operator
+    compound = await make_compound(client, town.id, h, code="D1")
+    await resident(client, compound, h, name="王秀英")
+    await resident(client, compound, h, name="张伟", unit=1)
+    leader = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": compound.id, "name": "小张", "kind": "service", "phone": "13712345678"},
+        h,
+    )
+    body = {"person_kind": "volunteer", "person_id": leader["id"]}
+    await post(
+        client,
+        "/v1/assignments",
+        {**body, "building_id": compound.building_id, "duty": "building leader"},
+        h,
+    )
+    item = {"town_id": str(town.id), "name": "Supply package", "unit": "portion"}
+    package = str((await post(client, "/v1/items", item, h))["id"])
+    await receive(client, h, compound.id, package, 10)
+    await in_directory(platform, residents=2)
+    notify = platform.runtime("notify")
+
+    async def leader_known() -> bool:
+        async with notify.uow(Principal.system()) as uow:
+            query = select(func.count()).select_from(DirectoryAssignment)
+            return bool(await uow.session.scalar(query))
+
+    await eventually(leader_known, what="the building leader in the notify directory")
+    made = await plan(
+        client, town, {"kind": "compounds", "ids": [compound.id]}, lines=[{"item_id": package}]
+    )
+    assert made.status_code == 201, made.text
+    to_leader = {"recipient_id": uuid.UUID(leader["id"])}
+
+    async def heard(template_key: str) -> list[Message]:
+        async def arrived() -> bool:
+            return bool(await messages(platform, template_key=template_key, **to_leader))
+
+        await eventually(arrived, what=f"the building leader's {template_key} message")
+        return await messages(platform, template_key=template_key, **to_leader)
+
+    [planned] = await heard("distribution_planned")
+    assert planned.text.startswith("物资发放「Supply packages」已安排，本小区共2户")
+
+    cancel = f"/v1/distribution-plans/{made.json()['id']}/cancel"
+    done = await client.post(cancel, json={"reason": "duplicate plan"}, headers=h)
+    assert done.status_code == 200, done.text
+    [cancelled] = await heard("distribution_cancelled")
+    # The plan's name, the households left undelivered; not the operator, nor their words.
+    assert cancelled.text == (
+        "物资发放「Supply packages」已取消，本小区尚未送达的2户不再发放，请通知志愿者停止配送。"
+    )
+    assert (cancelled.recipient_kind, cancelled.priority) == ("volunteer", "high")

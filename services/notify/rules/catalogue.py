@@ -115,6 +115,16 @@ RULES: tuple[Rule, ...] = (
         {"plan": "str", "count": "int"},
     ),
     Rule(
+        "distribution_cancelled",
+        "logistics.distribution.cancelled",
+        "A distribution of supplies was cancelled for a compound",
+        "the building leaders of the compound (as its planning's notice)",
+        "distribution_cancelled",
+        "high",
+        24 * 60,
+        {"plan": "str", "count": "int"},
+    ),
+    Rule(
         "transfer_overdue",
         "testing.transfer.overdue",
         "A case's transfer to isolation is overdue",

@@ -221,6 +221,8 @@ async def request_overdue(uow: UnitOfWork, payload: dict[str, Any], optional: bo
 
 
 async def distribution_planned(uow: UnitOfWork, payload: dict[str, Any], optional: bool) -> Target:
+    """A plan's notice to the compound's building leaders: planned (its households), or
+    cancelled (the households it had not delivered yet)."""
     compound_id = _id(payload, "compound_id")
     households = payload.get("households")
     values = {
@@ -251,6 +253,7 @@ RESOLVERS: dict[str, Resolver] = {
     "request_done": request_done,
     "request_overdue": request_overdue,
     "distribution_planned": distribution_planned,
+    "distribution_cancelled": distribution_planned,
     "transfer_overdue": transfer_overdue,
 }
 

@@ -105,6 +105,17 @@ BUILT_INS: tuple[BuiltIn, ...] = (
         },
     ),
     BuiltIn(
+        "distribution_cancelled",
+        "A planned distribution was cancelled: the building leaders who heard it planned",
+        {"plan": "str", "count": "int"},
+        {
+            "zh-CN": "物资发放「{plan}」已取消，本小区尚未送达的{count}户不再发放，"
+            "请通知志愿者停止配送。",
+            "en": "Distribution {plan} is cancelled: the {count} households of the compound "
+            "not yet delivered will not be. Please tell the volunteers to stop.",
+        },
+    ),
+    BuiltIn(
         "transfer_overdue",
         "A case's transfer is overdue: the town's operators",
         {"compound": "str", "due": "datetime"},
