@@ -20,16 +20,18 @@ def _config(location: Path, connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade(database: Database, location: Path) -> None:
+async def upgrade(database: Database, location: Path, revision: str = "head") -> None:
+    """Migrate to ``revision`` (the newest by default; tests of a data migration stop
+    before it)."""
     if not database.is_sqlite:
         async with database.engine.begin() as connection:
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"'))
     async with database.engine.begin() as connection:
-        await connection.run_sync(_upgrade, location)
+        await connection.run_sync(_upgrade, location, revision)
 
 
-def _upgrade(connection: Connection, location: Path) -> None:
-    command.upgrade(_config(location, connection), "head")
+def _upgrade(connection: Connection, location: Path, revision: str) -> None:
+    command.upgrade(_config(location, connection), revision)
 
 
 async def autogenerate(database: Database, location: Path, message: str) -> None:

@@ -3,14 +3,16 @@ autogenerate`` would find missing on a freshly migrated database (a table, a col
 index, a type) is a drift that a deployment would run without, on both backends."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, insert, select, text
 
 from cordon.services import ALL
+from services.notify.models import RuleSetting, Template
 from shared.db import Database
 from shared.migrations import upgrade
 from shared.service import ServiceSpec
@@ -36,6 +38,68 @@ async def test_a_migrated_database_has_what_the_models_describe(
         async with database.engine.connect() as connection:
             drift = await connection.run_sync(_drift, spec)
         assert drift == [], f"{spec.name}: the models have what no migration made: {drift}"
+    finally:
+        if not database.is_sqlite:
+            async with database.engine.begin() as connection:
+                await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await database.dispose()
+
+
+async def test_a_towns_own_request_templates_show_the_kind_as_a_word_after_upgrading(
+    settings: Settings,
+) -> None:
+    """Versions a town wrote before the glossary typed a request's kind as a plain ``str``,
+    which shows the code (``medicine_run``) in a Chinese text: the upgrade retypes it where a
+    request rule fills the template, and leaves a template no such rule uses as it was."""
+    [notify] = [spec for spec in ALL if spec.name == "notify"]
+    schema = f"{settings.schema_prefix}notify_{uuid.uuid4().hex[:6]}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or f"sqlite+aiosqlite:///{settings.data_dir / f'{schema}.db'}"
+    database = Database(url=url, schema=schema)
+    town, other_town = uuid.uuid4(), uuid.uuid4()
+    typed_as_str = {"request": "str", "area": "str", "due": "datetime"}
+    rows = {
+        # The rule's own template, edited by the town.
+        "edited": (town, "request_overdue", 2, typed_as_str),
+        # A template of the town's own that no rule uses: its request is free text.
+        "own": (town, "errand_notice", 1, {"request": "str"}),
+        # The same key in a town whose request_done rule was given it.
+        "chosen": (other_town, "errand_notice", 1, {"request": "str"}),
+    }
+    try:
+        await upgrade(database, notify.migrations, revision="0003_messaging")
+        async with database.engine.begin() as connection:
+            for name, (town_id, key, version, variables) in rows.items():
+                await connection.execute(
+                    insert(Template.__table__).values(
+                        id=uuid.uuid4(),
+                        town_id=town_id,
+                        key=key,
+                        version=version,
+                        description=name,
+                        variables=variables,
+                        texts={"zh-CN": "{request}"},
+                        created_by="operator",
+                        created_at=datetime.now(UTC),
+                    )
+                )
+            await connection.execute(
+                insert(RuleSetting.__table__).values(
+                    id=uuid.uuid4(),
+                    town_id=other_town,
+                    rule="request_done",
+                    enabled=True,
+                    template_key="errand_notice",
+                    updated_by="operator",
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        await upgrade(database, notify.migrations)
+        async with database.engine.connect() as connection:
+            table = Template.__table__
+            found = await connection.execute(select(table.c.description, table.c.variables))
+            requests = {name: variables["request"] for name, variables in found.all()}
+        assert requests == {"edited": "request_kind", "own": "str", "chosen": "request_kind"}
     finally:
         if not database.is_sqlite:
             async with database.engine.begin() as connection:

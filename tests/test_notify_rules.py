@@ -26,6 +26,7 @@ from shared.settings import Settings
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
 from tests.support import eventually, make_compound, post
+from tests.test_logistics_plans import in_directory, plan, receive
 from tests.test_zone_policy import case_in, envelope
 
 
@@ -222,9 +223,11 @@ async def test_logistics_events_reach_the_volunteer_and_the_resident_by_type_nam
             await uow.commit()
     [assigned] = await messages(platform, template_key="request_assigned")
     assert (assigned.recipient_kind, str(assigned.recipient_id)) == ("volunteer", volunteer["id"])
-    assert assigned.text.startswith("您有一项新的代跑任务：baby supplies，地点Compound R1 1，")
+    # The kind in the volunteer's language (baby_supplies), in the resident's own (done).
+    assert assigned.text.startswith("您有一项新的代跑任务：母婴用品，地点Compound R1 1，")
     [done] = await messages(platform, template_key="request_done")
     assert (str(done.recipient_id), done.language) == (asker["id"], "en")
+    assert done.text.startswith("Your request (baby supplies) is done.")
 
 
 @pytest.fixture
@@ -255,14 +258,16 @@ async def _settled(platform: Platform, *, recipient_id: str, count: int) -> list
 @dataclass
 class Night:
     """Compound N1 in the quiet hours: a mother with an infant (101), a dialysis patient
-    (102), a volunteer, the committee's secretary and the grid leader of its building, all
-    with mobiles, known to the notify and logistics directories."""
+    (102), a volunteer, the committee's secretary, the grid leader of its building and the
+    town office's duty officer, all with mobiles, known to the notify and logistics
+    directories."""
 
     mother: str
     patient: str
     volunteer: str
     staff: str
     leader: str
+    operator: str
 
 
 @pytest.fixture
@@ -301,12 +306,19 @@ async def night(
         {"person_kind": "staff", "person_id": leader["id"], "grid_id": grid["id"]},
         h,
     )
+    operator = await post(
+        client,
+        "/v1/staff",
+        {"town_id": str(town.id), "name": "老吴", "title": "duty officer", "phone": "13912345678"},
+        h,
+    )
     await notify_knows(platform, 3)
     notify, logistics = platform.runtime("notify"), platform.runtime("logistics")
 
     async def everyone_known() -> bool:
         async with notify.uow(Principal.system()) as uow:
             grids = await uow.session.scalar(select(func.count()).select_from(DirectoryAssignment))
+            on_duty = await uow.session.get(DirectoryPerson, uuid.UUID(operator["id"]))
         async with logistics.uow(Principal.system()) as uow:
             people = await uow.session.scalar(
                 select(func.count()).select_from(directory.models.Person)
@@ -314,10 +326,13 @@ async def night(
             households = await uow.session.scalar(
                 select(func.count()).select_from(directory.models.Resident)
             )
-        return (grids or 0) >= 1 and (people or 0) >= 3 and (households or 0) >= 3
+        known = (grids or 0) >= 1 and (people or 0) >= 4 and (households or 0) >= 3
+        return known and on_duty is not None
 
     await eventually(everyone_known, what="the people in the notify and logistics directories")
-    return Night(mother["id"], patient["id"], volunteer["id"], staff["id"], leader["id"])
+    return Night(
+        mother["id"], patient["id"], volunteer["id"], staff["id"], leader["id"], operator["id"]
+    )
 
 
 async def _ask(
@@ -375,5 +390,73 @@ async def test_an_urgent_overdue_request_reaches_someone_at_each_level_in_the_qu
     # An hour later the grid leader hears of both; nothing expires for the quiet hours.
     await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=61))
     to_leader = await _settled(platform, recipient_id=night.leader, count=len(heard) + 2)
-    notices = [to_volunteer, to_staff, *to_leader]
+    # Nobody at the town office has heard of them yet.
+    town_office = {"template_key": "request_overdue", "recipient_id": uuid.UUID(night.operator)}
+    assert await messages(platform, **town_office) == []
+
+    # Another hour: the third level, the town office's duty officer, hears of both.
+    await logistics.tick(REQUEST_OVERDUE, now=due + timedelta(minutes=121))
+    to_operator = await _settled(platform, recipient_id=night.operator, count=2)
+    assert {m.cause_id for m in to_operator}.isdisjoint(m.cause_id for m in to_leader)
+    assert all(m.text.startswith("求助「") for m in to_operator)
+    notices = [to_volunteer, to_staff, *to_leader, *to_operator]
     assert {(m.priority, m.state, m.error) for m in notices} == {("urgent", "sent", None)}
+
+
+async def test_a_cancelled_distribution_reaches_the_building_leaders_who_heard_it_planned(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    h = town.operator
+    compound = await make_compound(client, town.id, h, code="D1")
+    await resident(client, compound, h, name="王秀英")
+    await resident(client, compound, h, name="张伟", unit=1)
+    leader = await post(
+        client,
+        "/v1/volunteers",
+        {"compound_id": compound.id, "name": "小张", "kind": "service", "phone": "13712345678"},
+        h,
+    )
+    body = {"person_kind": "volunteer", "person_id": leader["id"]}
+    await post(
+        client,
+        "/v1/assignments",
+        {**body, "building_id": compound.building_id, "duty": "building leader"},
+        h,
+    )
+    item = {"town_id": str(town.id), "name": "Supply package", "unit": "portion"}
+    package = str((await post(client, "/v1/items", item, h))["id"])
+    await receive(client, h, compound.id, package, 10)
+    await in_directory(platform, residents=2)
+    notify = platform.runtime("notify")
+
+    async def leader_known() -> bool:
+        async with notify.uow(Principal.system()) as uow:
+            query = select(func.count()).select_from(DirectoryAssignment)
+            return bool(await uow.session.scalar(query))
+
+    await eventually(leader_known, what="the building leader in the notify directory")
+    made = await plan(
+        client, town, {"kind": "compounds", "ids": [compound.id]}, lines=[{"item_id": package}]
+    )
+    assert made.status_code == 201, made.text
+    to_leader = {"recipient_id": uuid.UUID(leader["id"])}
+
+    async def heard(template_key: str) -> list[Message]:
+        async def arrived() -> bool:
+            return bool(await messages(platform, template_key=template_key, **to_leader))
+
+        await eventually(arrived, what=f"the building leader's {template_key} message")
+        return await messages(platform, template_key=template_key, **to_leader)
+
+    [planned] = await heard("distribution_planned")
+    assert planned.text.startswith("物资发放「Supply packages」已安排，本小区共2户")
+
+    cancel = f"/v1/distribution-plans/{made.json()['id']}/cancel"
+    done = await client.post(cancel, json={"reason": "duplicate plan"}, headers=h)
+    assert done.status_code == 200, done.text
+    [cancelled] = await heard("distribution_cancelled")
+    # The plan's name, the households left undelivered; not the operator, nor their words.
+    assert cancelled.text == (
+        "物资发放「Supply packages」已取消，本小区尚未送达的2户不再发放，请通知志愿者停止配送。"
+    )
+    assert (cancelled.recipient_kind, cancelled.priority) == ("volunteer", "high")

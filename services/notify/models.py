@@ -191,7 +191,8 @@ class Template(Scoped, Base):
     key: Mapped[str] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(200), default="")
-    # Variable name → type (str, int, datetime, date, zone_level).
+    # Variable name → type (str, int, datetime, date, or a glossary type: zone_level,
+    # request_kind).
     variables: Mapped[dict[str, str]] = mapped_column(JSON)
     # Locale (zh-CN, en) → text with ``{variable}`` placeholders.
     texts: Mapped[dict[str, str]] = mapped_column(JSON)

@@ -79,7 +79,7 @@ RULES: tuple[Rule, ...] = (
         "request_assigned",
         "high",
         12 * 60,
-        {"request": "str", "area": "str", "due": "datetime"},
+        {"request": "request_kind", "area": "str", "due": "datetime"},
     ),
     Rule(
         "request_done",
@@ -89,18 +89,20 @@ RULES: tuple[Rule, ...] = (
         "request_done",
         "normal",
         24 * 60,
-        {"request": "str"},
+        {"request": "request_kind"},
     ),
     Rule(
         "request_overdue",
         "logistics.request.overdue",
-        "A help request is overdue (level 1) or escalated to its grid leader (level 2)",
+        "A help request is overdue (level 1), escalated to its grid leader (level 2), then to "
+        "the town office (level 3)",
         "level 1: the volunteer running it (assignee_id), else the staff of its compound's "
-        "committee; level 2: the grid leaders of its building (grid_ids)",
+        "committee; level 2: the grid leaders of its building (grid_ids); level 3: the town's "
+        "staff",
         "request_overdue",
         "high",
         6 * 60,
-        {"request": "str", "area": "str", "due": "datetime"},
+        {"request": "request_kind", "area": "str", "due": "datetime"},
     ),
     Rule(
         "distribution_planned",
@@ -109,6 +111,16 @@ RULES: tuple[Rule, ...] = (
         "the building leaders of the compound",
         "distribution_planned",
         "normal",
+        24 * 60,
+        {"plan": "str", "count": "int"},
+    ),
+    Rule(
+        "distribution_cancelled",
+        "logistics.distribution.cancelled",
+        "A distribution of supplies was cancelled for a compound",
+        "the building leaders of the compound (as its planning's notice)",
+        "distribution_cancelled",
+        "high",
         24 * 60,
         {"plan": "str", "count": "int"},
     ),

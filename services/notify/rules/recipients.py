@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from services.notify.contacts import service as contacts
 from services.notify.contacts.service import Reach
 from services.notify.models import DirectoryGridBuilding, DirectoryPlace, DirectoryResident
+from services.notify.templates.glossary import values_of
 from services.notify.templates.render import ZONE_LEVELS
 from shared.directory.tables import PlaceRow
 from shared.uow import UnitOfWork
@@ -85,8 +86,10 @@ async def area(
 
 
 def _request(payload: dict[str, Any]) -> str:
+    """The request's kind, shown by the templates as a word (``request_kind``); a kind the
+    glossary does not know yet (added to the contract later) reads as "other"."""
     kind = payload.get("kind")
-    return str(kind).replace("_", " ") if kind else "help request"
+    return kind if kind in values_of("request_kind") else "other"
 
 
 def _round_where(payload: dict[str, Any], town_id: uuid.UUID) -> ColumnElement[bool]:
@@ -200,9 +203,13 @@ async def request_overdue(uow: UnitOfWork, payload: dict[str, Any], optional: bo
         places = await _names(uow, compound_id)
         committee_id = places[compound_id].committee_id if compound_id in places else None
         return Target(values, await contacts.people(uow, contacts.staff_of_committee(committee_id)))
+    if escalated == "town_operator":
+        # The third notice: the town office's staff on duty (as for an overdue transfer).
+        return Target(
+            values, await contacts.people(uow, contacts.town_staff(_id(payload, "town_id")))
+        )
     if escalated is not None and escalated != "grid_leader":
-        # The town operator's level is the town office's business (its console).
-        return Target(values, Reach())
+        raise Unusable(f"an escalation to {escalated!r}")
     grids = _ids(payload, "grid_ids")
     building_id = _maybe_id(payload, "building_id")
     if not grids and building_id is not None:
@@ -214,6 +221,8 @@ async def request_overdue(uow: UnitOfWork, payload: dict[str, Any], optional: bo
 
 
 async def distribution_planned(uow: UnitOfWork, payload: dict[str, Any], optional: bool) -> Target:
+    """A plan's notice to the compound's building leaders: planned (its households), or
+    cancelled (the households it had not delivered yet)."""
     compound_id = _id(payload, "compound_id")
     households = payload.get("households")
     values = {
@@ -244,6 +253,7 @@ RESOLVERS: dict[str, Resolver] = {
     "request_done": request_done,
     "request_overdue": request_overdue,
     "distribution_planned": distribution_planned,
+    "distribution_cancelled": distribution_planned,
     "transfer_overdue": transfer_overdue,
 }
 

@@ -68,7 +68,7 @@ BUILT_INS: tuple[BuiltIn, ...] = (
     BuiltIn(
         "request_assigned",
         "A help request was assigned to a volunteer",
-        {"request": "str", "area": "str", "due": "datetime"},
+        {"request": "request_kind", "area": "str", "due": "datetime"},
         {
             "zh-CN": "您有一项新的代跑任务：{request}，地点{area}，请在{due}前完成。",
             "en": "New errand for you: {request} at {area}, due by {due}.",
@@ -77,7 +77,7 @@ BUILT_INS: tuple[BuiltIn, ...] = (
     BuiltIn(
         "request_done",
         "A resident's help request was done",
-        {"request": "str"},
+        {"request": "request_kind"},
         {
             "zh-CN": "您的求助「{request}」已完成，如有问题请联系楼组长。",
             "en": "Your request ({request}) is done. Call your building leader if anything "
@@ -87,7 +87,7 @@ BUILT_INS: tuple[BuiltIn, ...] = (
     BuiltIn(
         "request_overdue",
         "A help request is overdue: its grid leader",
-        {"request": "str", "area": "str", "due": "datetime"},
+        {"request": "request_kind", "area": "str", "due": "datetime"},
         {
             "zh-CN": "求助「{request}」（{area}）已超过{due}仍未完成，请跟进。",
             "en": "Request {request} at {area} was due by {due} and is not done: please follow "
@@ -102,6 +102,17 @@ BUILT_INS: tuple[BuiltIn, ...] = (
             "zh-CN": "物资发放「{plan}」已安排，本小区共{count}户，请组织志愿者按户送到门口。",
             "en": "Distribution {plan} is planned for {count} households of the compound: "
             "please organise the volunteers to deliver to the doors.",
+        },
+    ),
+    BuiltIn(
+        "distribution_cancelled",
+        "A planned distribution was cancelled: the building leaders who heard it planned",
+        {"plan": "str", "count": "int"},
+        {
+            "zh-CN": "物资发放「{plan}」已取消，本小区尚未送达的{count}户不再发放，"
+            "请通知志愿者停止配送。",
+            "en": "Distribution {plan} is cancelled: the {count} households of the compound "
+            "not yet delivered will not be. Please tell the volunteers to stop.",
         },
     ),
     BuiltIn(

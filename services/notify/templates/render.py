@@ -8,24 +8,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
+from services.notify.templates.glossary import NAMES, values_of
+
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
-VARIABLE_TYPES = ("str", "int", "datetime", "date", "zone_level")
-ZONE_LEVELS = ("sealed", "controlled", "precaution", "lifted")
-_LEVEL_NAMES = {
-    "zh-CN": {
-        "sealed": "封控区",
-        "controlled": "管控区",
-        "precaution": "防范区",
-        "lifted": "解除管控",
-    },
-    "en": {
-        "sealed": "a sealed zone",
-        "controlled": "a controlled zone",
-        "precaution": "a precaution zone",
-        "lifted": "no longer zoned",
-    },
-}
+# A glossary type (a zone level, a help request's kind) shows its value as a word.
+VARIABLE_TYPES = ("str", "int", "datetime", "date", *NAMES)
+ZONE_LEVELS = values_of("zone_level")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _AWARE = TypeAdapter(datetime)
 _DATE = TypeAdapter(date)
@@ -70,8 +59,8 @@ def _typed(kind: str, value: Any) -> Any:
             except ValidationError:
                 raise ValueError("must be a date (YYYY-MM-DD)") from None
         case _:
-            if value not in ZONE_LEVELS:
-                raise ValueError(f"must be one of {', '.join(ZONE_LEVELS)}")
+            if value not in values_of(kind):
+                raise ValueError(f"must be one of {', '.join(values_of(kind))}")
             return value
 
 
@@ -110,8 +99,10 @@ def _shown(kind: str, value: Any, *, locale: str, zone: ZoneInfo) -> str:
         if locale == "en":
             return f"{value.day} {_MONTHS[value.month - 1]}"
         return f"{value.month}月{value.day}日"
-    if kind == "zone_level":
-        return _LEVEL_NAMES[locale][value]
+    if kind in NAMES:
+        # A value checked under an older type (a broadcast's free text before its template's
+        # variable was retyped) shows as it was written.
+        return NAMES[kind][locale].get(value, str(value))
     return str(value)
 
 

@@ -7,7 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.fields import FreeText
 
 Locale = Literal["zh-CN", "en"]
-VariableType = Literal["str", "int", "datetime", "date", "zone_level"]
+# The glossary types (templates/glossary.py) show their value as a word of the locale.
+VariableType = Literal["str", "int", "datetime", "date", "zone_level", "request_kind"]
 KEY_PATTERN = r"^[a-z][a-z0-9_]{1,79}$"
 
 
