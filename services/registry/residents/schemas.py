@@ -19,7 +19,11 @@ from shared.privacy import Personal, PersonalField, PersonalRecord
 
 class HouseholdCreate(BaseModel):
     building_id: uuid.UUID
-    unit_id: uuid.UUID | None = None
+    unit_id: uuid.UUID | None = Field(
+        default=None,
+        description="The unit (stairwell) of the building: required when the building has "
+        "units, empty for a building without (a self-built house)",
+    )
     code: FreeText = Field(min_length=1, max_length=40, examples=["1201-A"])
     room: FreeText | None = Field(default=None, max_length=40, examples=["1201"])
 
