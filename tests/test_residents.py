@@ -331,3 +331,33 @@ async def test_a_household_in_a_building_of_units_names_its_unit(
         client, "/v1/households", {"building_id": house["id"], "code": "A"}, town.operator
     )
     assert by_building["unit_id"] is None
+
+
+async def test_a_blank_household_code_or_resident_name_is_refused_and_both_are_trimmed(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    blank = await client.post(
+        "/v1/households", json=_in_unit(compound, "   "), headers=town.operator
+    )
+    assert blank.status_code == 422, blank.text
+    assert [e["field"] for e in blank.json()["errors"]] == ["code"]
+    # " 7 " is household 7, as the ledger reads it: not a second family beside it.
+    seven = await post(client, "/v1/households", _in_unit(compound, " 7 "), town.operator)
+    assert seven["code"] == "7"
+    again = await client.post("/v1/households", json=_in_unit(compound, "7"), headers=town.operator)
+    assert again.status_code == 409, again.text
+
+    body = {"household_id": seven["id"], "document_number": id_number()}
+    nameless = await client.post(
+        "/v1/residents", json={**body, "name": " \t "}, headers=town.operator
+    )
+    assert nameless.status_code == 422, nameless.text
+    assert [e["field"] for e in nameless.json()["errors"]] == ["name"]
+    resident = await post(client, "/v1/residents", {**body, "name": " 王五 "}, town.operator)
+    assert resident["name"] == "王五"
+    path = f"/v1/residents/{resident['id']}"
+    emptied = await client.patch(path, json={"name": "  "}, headers=town.operator)
+    assert emptied.status_code == 422, emptied.text
+    assert [e["field"] for e in emptied.json()["errors"]] == ["name"]
+    assert (await client.get(path, headers=town.operator)).json()["name"] == "王五"
