@@ -10,7 +10,7 @@ import pytest
 
 from cordon.platform import Platform
 from tests.conftest import Town
-from tests.support import Compound, make_compound, make_resident
+from tests.support import Compound, committee_staff, make_compound, make_resident
 from tests.test_results import results_csv, upload
 from tests.test_rounds import in_directory, schedule, tube
 
@@ -233,6 +233,28 @@ async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
     }
     refused = await client.post("/v1/antigen-reports/batch", json=hopeless, headers=town.operator)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "temperature"
+
+
+async def test_a_building_the_caller_does_not_see_or_no_building_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    first, *_ = building.people
+    staff = await committee_staff(client, town, building.compound, "staff-a1")
+    stranger = await client.get(f"/v1/residents/{building.stranger}", headers=town.operator)
+    theirs = stranger.json()["building_id"]
+    # Not "nobody to chase": a building that is not one, or not the caller's, is a 404.
+    for place in (theirs, building.compound.id, building.compound.unit_ids[0]):
+        missing = await client.get(
+            f"/v1/antigen-reports/missing?building_id={place}", headers=staff
+        )
+        assert missing.status_code == 404, missing.text
+        assert [e["field"] for e in missing.json()["errors"]] == ["building_id"]
+        listed = {"building_id": place, "reports": [report(first, "negative")]}
+        batch = await client.post("/v1/antigen-reports/batch", json=listed, headers=staff)
+        assert batch.status_code == 404, batch.text
+        assert [e["field"] for e in batch.json()["errors"]] == ["building_id"]
+    mine = await client.get(f"/v1/antigen-reports/missing?building_id={building.id}", headers=staff)
+    assert len(mine.json()) == 3, mine.text
 
 
 async def test_a_positive_antigen_is_retested_by_pcr_in_an_open_round(

@@ -66,7 +66,7 @@ async def report_one(
     "temperature 34–43 °C, reported_at not in the future and on `day` on the town's clock "
     "when `day` is given; without `day`, each row is its reported_at's date there, or "
     "today's): good rows are kept, bad ones come back by row and field. 422 when no row could "
-    "be kept.",
+    "be kept; 404 naming `building_id` when it is no building you see.",
     responses={
         422: {
             "model": schemas.BatchOut,
@@ -135,7 +135,8 @@ async def list_reports(
     response_model=list[schemas.MissingResident],
     summary="Residents of a building who have not reported a self-test that day",
     description="The building leader's list to chase, for `day` or today on the town "
-    "office's clock; phones masked unless revealed.",
+    "office's clock; phones masked unless revealed. A `building_id` that is no building you "
+    "see answers 404 naming it.",
 )
 async def list_missing(
     uow: Uow,

@@ -98,7 +98,7 @@ async def record_reports(
     REPORT.check_role(uow)
     when = Timing(day=day, now=datetime.now(UTC), skew=skew, zone=zone)
     if building_id is not None:
-        await uow.get(DirectoryPlace, building_id, what="building", field="building_id")
+        await building(uow, building_id)
     outcome = Outcome()
     ids = [row.resident_id for _, row in rows]
     people = await identity.residents(uow, ids)
@@ -268,11 +268,24 @@ async def present(
     return out
 
 
+async def building(uow: UnitOfWork, building_id: uuid.UUID) -> None:
+    """A building the caller sees: another compound's, or a place that is no building (a
+    compound, a unit), is a 404 naming ``building_id``, not a list of nobody."""
+    await uow.get(
+        DirectoryPlace,
+        building_id,
+        what="building",
+        field="building_id",
+        where=DirectoryPlace.kind == "building",
+    )
+
+
 async def missing(
     uow: UnitOfWork, *, building_id: uuid.UUID, day: date | None, zone: ZoneInfo
 ) -> list[schemas.MissingResident]:
     """Residents of the building without a report that day (today on the town's clock, if
     none): the leader's list to chase."""
+    await building(uow, building_id)
     day = day or town_date(datetime.now(UTC), zone)
     reported = select(AntigenReport.resident_id).where(
         AntigenReport.day == day, AntigenReport.building_id == building_id
