@@ -1,15 +1,16 @@
 """Antigen self-tests: one report per resident and day, a building leader's list with its
 bad rows named, the residents yet to report, and a positive test retested by PCR."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from cordon.platform import Platform
 from tests.conftest import Town
-from tests.support import Compound, make_compound, make_resident
+from tests.support import Compound, committee_staff, make_compound, make_resident
 from tests.test_results import results_csv, upload
 from tests.test_rounds import in_directory, schedule, tube
 
@@ -133,6 +134,66 @@ async def test_a_self_test_read_in_the_future_or_on_another_day_is_refused(
     assert (kept.status_code, kept.json()["created"]) == (200, 1), kept.text
 
 
+async def test_a_self_test_without_a_day_is_filed_under_the_towns_date_of_its_reading(
+    client: httpx.AsyncClient, town: Town, building: Building, platform: Platform
+) -> None:
+    first, second, _ = building.people
+    zone = platform.runtime("testing").settings.zone
+    # Five past midnight in the town (Asia/Shanghai) is 16:05 the day before in UTC.
+    day = datetime.now(zone).date() - timedelta(days=2)
+    just_after_midnight = datetime.combine(day, time(0, 5), zone).isoformat()
+    filed = await client.post(
+        "/v1/antigen-reports",
+        json=report(first, "negative", reported_at=just_after_midnight),
+        headers=town.operator,
+    )
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["day"] == day.isoformat()
+    # A building leader's list without a day: each row on its reading's date.
+    batch = {
+        "building_id": building.id,
+        "reports": [report(second, "negative", reported_at=just_after_midnight)],
+    }
+    listed = await client.post("/v1/antigen-reports/batch", json=batch, headers=town.operator)
+    assert (listed.status_code, listed.json()["created"]) == (200, 1), listed.text
+    that_day = await client.get(
+        f"/v1/antigen-reports?day={day}&building_id={building.id}", headers=town.operator
+    )
+    assert {r["resident_id"] for r in that_day.json()["items"]} == {first, second}
+
+
+async def test_a_self_test_without_a_day_or_reading_is_todays_on_the_towns_clock(
+    client: httpx.AsyncClient, town: Town, building: Building, platform: Platform
+) -> None:
+    first, second, third = building.people
+    # A town office whose date is not UTC's right now: east of it late in the UTC day, west
+    # of it early (06:30 in Shanghai is still yesterday in UTC).
+    utc = datetime.now(UTC)
+    runtime = platform.runtime("testing")
+    east_or_west = "Pacific/Kiritimati" if utc.hour >= 11 else "Pacific/Pago_Pago"
+    runtime.settings = runtime.settings.model_copy(update={"time_zone": east_or_west})
+    today = datetime.now(ZoneInfo(east_or_west)).date()
+    assert today != datetime.now(UTC).date()
+
+    now = await client.post(
+        "/v1/antigen-reports", json=report(first, "negative"), headers=town.operator
+    )
+    assert now.status_code == 201, now.text
+    assert now.json()["day"] == today.isoformat()
+    told = await client.post(
+        "/v1/antigen-reports",
+        json=report(second, "negative", day=today.isoformat()),
+        headers=town.operator,
+    )
+    assert told.status_code == 201, told.text
+    # Who has not reported today: the same day, on the same clock.
+    missing = await client.get(
+        f"/v1/antigen-reports/missing?building_id={building.id}", headers=town.operator
+    )
+    assert missing.status_code == 200, missing.text
+    assert [m["resident_id"] for m in missing.json()] == [third]
+
+
 async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
     client: httpx.AsyncClient, town: Town, building: Building
 ) -> None:
@@ -172,6 +233,28 @@ async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
     }
     refused = await client.post("/v1/antigen-reports/batch", json=hopeless, headers=town.operator)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "temperature"
+
+
+async def test_a_building_the_caller_does_not_see_or_no_building_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    first, *_ = building.people
+    staff = await committee_staff(client, town, building.compound, "staff-a1")
+    stranger = await client.get(f"/v1/residents/{building.stranger}", headers=town.operator)
+    theirs = stranger.json()["building_id"]
+    # Not "nobody to chase": a building that is not one, or not the caller's, is a 404.
+    for place in (theirs, building.compound.id, building.compound.unit_ids[0]):
+        missing = await client.get(
+            f"/v1/antigen-reports/missing?building_id={place}", headers=staff
+        )
+        assert missing.status_code == 404, missing.text
+        assert [e["field"] for e in missing.json()["errors"]] == ["building_id"]
+        listed = {"building_id": place, "reports": [report(first, "negative")]}
+        batch = await client.post("/v1/antigen-reports/batch", json=listed, headers=staff)
+        assert batch.status_code == 404, batch.text
+        assert [e["field"] for e in batch.json()["errors"]] == ["building_id"]
+    mine = await client.get(f"/v1/antigen-reports/missing?building_id={building.id}", headers=staff)
+    assert len(mine.json()) == 3, mine.text
 
 
 async def test_a_positive_antigen_is_retested_by_pcr_in_an_open_round(

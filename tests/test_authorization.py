@@ -278,7 +278,8 @@ async def test_committee_staff_cannot_change_another_committees_residents(
         f"/v1/zones?building_id={other['compound'].building_id}", headers=town.operator
     )
     assert zones.json()["items"][0]["level"] == "sealed"
-    await post(client, "/v1/households", {"building_id": mine.building_id, "code": "OK"}, staff)
+    own = {"building_id": mine.building_id, "unit_id": mine.unit_ids[0], "code": "OK"}
+    await post(client, "/v1/households", own, staff)
 
 
 # --- Holes of issue 7, each failing on the code before it -----------------------------------

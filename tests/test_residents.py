@@ -2,6 +2,7 @@
 moves, masking and the access log, idempotent creates."""
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +12,15 @@ from cordon.platform import Platform
 from services.registry.models import kernel
 from shared.auth import Principal
 from tests.conftest import Town
-from tests.support import id_number, make_compound, make_resident, post
+from tests.support import (
+    Compound,
+    committee_staff,
+    id_number,
+    make_building,
+    make_compound,
+    make_resident,
+    post,
+)
 
 
 async def outbox_types(platform: Platform) -> list[str]:
@@ -19,6 +28,11 @@ async def outbox_types(platform: Platform) -> list[str]:
     async with runtime.uow(Principal.system()) as uow:
         rows = await uow.session.execute(select(kernel.outbox.c.routing_key, kernel.outbox.c.body))
         return [r.routing_key for r in rows]
+
+
+def _in_unit(compound: Compound, code: str) -> dict[str, Any]:
+    """A household in the compound's first unit (its building has units)."""
+    return {"building_id": compound.building_id, "unit_id": compound.unit_ids[0], "code": code}
 
 
 async def test_a_resident_is_registered_with_birth_date_and_sex_from_the_id(
@@ -57,9 +71,7 @@ async def test_numbers_are_masked_unless_revealed_and_reveals_are_logged(
 
 async def test_bad_input_names_the_field(client: httpx.AsyncClient, town: Town) -> None:
     compound = await make_compound(client, town.id, town.operator, code="P1")
-    household = await post(
-        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
-    )
+    household = await post(client, "/v1/households", _in_unit(compound, "9"), town.operator)
     good = id_number()
     wrong_check = good[:-1] + ("0" if good[-1] != "0" else "1")
     cases = {
@@ -102,9 +114,7 @@ async def test_a_retried_create_with_the_same_key_creates_one_resident(
     client: httpx.AsyncClient, town: Town
 ) -> None:
     compound = await make_compound(client, town.id, town.operator, code="P1")
-    household = await post(
-        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
-    )
+    household = await post(client, "/v1/households", _in_unit(compound, "9"), town.operator)
     body = {"household_id": household["id"], "name": "赵六", "document_number": id_number()}
     headers = {**town.operator, "Idempotency-Key": "tablet-7:42"}
     first = await client.post("/v1/residents", json=body, headers=headers)
@@ -246,9 +256,7 @@ async def test_a_phone_with_letters_is_refused_naming_the_field(
     client: httpx.AsyncClient, town: Town, phone: str
 ) -> None:
     compound = await make_compound(client, town.id, town.operator, code="P1")
-    household = await post(
-        client, "/v1/households", {"building_id": compound.building_id, "code": "9"}, town.operator
-    )
+    household = await post(client, "/v1/households", _in_unit(compound, "9"), town.operator)
     body = {"household_id": household["id"], "name": "王五", "document_number": id_number()}
     response = await client.post(
         "/v1/residents", json={**body, "phone": phone}, headers=town.operator
@@ -275,3 +283,81 @@ async def test_households_are_listed_by_compound(client: httpx.AsyncClient, town
     await make_resident(client, second, town.operator, household="101")
     listed = await client.get(f"/v1/households?compound_id={first.id}", headers=town.operator)
     assert [h["id"] for h in listed.json()["items"]] == [mine["household_id"]]
+
+
+async def test_a_household_in_a_building_of_units_names_its_unit(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    # Household 101 of which stairwell? Each unit numbers its own households.
+    unplaced = await client.post(
+        "/v1/households",
+        json={"building_id": compound.building_id, "code": "101"},
+        headers=town.operator,
+    )
+    assert unplaced.status_code == 422, unplaced.text
+    assert unplaced.headers["content-type"] == "application/problem+json"
+    [error] = unplaced.json()["errors"]
+    assert error["field"] == "unit_id"
+    assert "building 1 has units: say which unit" in error["message"]
+    listed = await client.get(
+        f"/v1/households?building_id={compound.building_id}", headers=town.operator
+    )
+    assert listed.json()["items"] == []
+
+    # A unit of another building, of this compound or of another committee's, is no place
+    # for it either.
+    second = await make_building(client, compound, town.operator, code="2")
+    elsewhere = {"building_id": compound.building_id, "unit_id": second.unit_ids[0], "code": "1"}
+    response = await client.post("/v1/households", json=elsewhere, headers=town.operator)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["unit_id"]
+    assert "is not in building 1" in response.json()["detail"]
+    theirs = await make_compound(client, town.id, town.operator, code="P2")
+    staff = await committee_staff(client, town, compound, "staff-p1")
+    foreign = {"building_id": compound.building_id, "unit_id": theirs.unit_ids[0], "code": "1"}
+    response = await client.post("/v1/households", json=foreign, headers=staff)
+    assert response.status_code == 404, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["unit_id"]
+    assert theirs.building_id not in response.text
+    listed = await client.get(f"/v1/households?compound_id={compound.id}", headers=town.operator)
+    assert listed.json()["items"] == []
+
+    # A self-built house without units keeps its households by building.
+    house = await post(
+        client, "/v1/buildings", {"compound_id": compound.id, "code": "H7"}, town.operator
+    )
+    by_building = await post(
+        client, "/v1/households", {"building_id": house["id"], "code": "A"}, town.operator
+    )
+    assert by_building["unit_id"] is None
+
+
+async def test_a_blank_household_code_or_resident_name_is_refused_and_both_are_trimmed(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    blank = await client.post(
+        "/v1/households", json=_in_unit(compound, "   "), headers=town.operator
+    )
+    assert blank.status_code == 422, blank.text
+    assert [e["field"] for e in blank.json()["errors"]] == ["code"]
+    # " 7 " is household 7, as the ledger reads it: not a second family beside it.
+    seven = await post(client, "/v1/households", _in_unit(compound, " 7 "), town.operator)
+    assert seven["code"] == "7"
+    again = await client.post("/v1/households", json=_in_unit(compound, "7"), headers=town.operator)
+    assert again.status_code == 409, again.text
+
+    body = {"household_id": seven["id"], "document_number": id_number()}
+    nameless = await client.post(
+        "/v1/residents", json={**body, "name": " \t "}, headers=town.operator
+    )
+    assert nameless.status_code == 422, nameless.text
+    assert [e["field"] for e in nameless.json()["errors"]] == ["name"]
+    resident = await post(client, "/v1/residents", {**body, "name": " 王五 "}, town.operator)
+    assert resident["name"] == "王五"
+    path = f"/v1/residents/{resident['id']}"
+    emptied = await client.patch(path, json={"name": "  "}, headers=town.operator)
+    assert emptied.status_code == 422, emptied.text
+    assert [e["field"] for e in emptied.json()["errors"]] == ["name"]
+    assert (await client.get(path, headers=town.operator)).json()["name"] == "王五"

@@ -14,7 +14,16 @@ from shared.privacy import PersonalField, Present, searchable
 router = service_router(SERVICE, tags=["residents"])
 
 
-@router.post("/households", status_code=201, response_model=schemas.HouseholdOut)
+@router.post(
+    "/households",
+    status_code=201,
+    response_model=schemas.HouseholdOut,
+    summary="Register a household in a building, in its unit when the building has units",
+    description="A household is identified by its code within its unit, or within its "
+    "building when the building has no units (a self-built house). In a building with units "
+    "`unit_id` is required (422 naming it: the building has units, say which unit); a unit of "
+    "another building is 422 naming `unit_id`, and one outside your scope 404.",
+)
 async def create_household(body: schemas.HouseholdCreate, uow: Uow) -> Household:
     return await service.create_household(uow, data=body)
 

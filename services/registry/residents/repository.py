@@ -6,9 +6,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
 
-from services.registry.models import TAG_BITS, Resident, Tag, Zone, ZoneLevel, tags_to_mask
+from services.registry.models import TAG_BITS, Resident, Tag, Unit, Zone, ZoneLevel, tags_to_mask
 from shared.db import AnySelect, table_of
 from shared.directory import zones
+from shared.uow import UnitOfWork
+
+
+async def has_units(uow: UnitOfWork, building_id: uuid.UUID) -> bool:
+    """Whether the building is divided into units (stairwells, entrances)."""
+    query = select(Unit.id).where(Unit.building_id == building_id).limit(1)
+    return await uow.session.scalar(query) is not None
 
 
 def zone_level() -> ColumnElement[Any]:

@@ -13,14 +13,22 @@ from services.registry.documents import (
     validate_document,
 )
 from services.registry.models import Language, Tag, ZoneLevel
-from shared.fields import FreeText, Patch
+from shared.fields import FreeText, Name, Patch
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
 
 class HouseholdCreate(BaseModel):
     building_id: uuid.UUID
-    unit_id: uuid.UUID | None = None
-    code: FreeText = Field(min_length=1, max_length=40, examples=["1201-A"])
+    unit_id: uuid.UUID | None = Field(
+        default=None,
+        description="The unit (stairwell) of the building: required when the building has "
+        "units, empty for a building without (a self-built house)",
+    )
+    code: Name = Field(
+        max_length=40,
+        examples=["1201-A"],
+        description="The household's code in its unit (or building); trimmed, not blank",
+    )
     room: FreeText | None = Field(default=None, max_length=40, examples=["1201"])
 
 
@@ -37,7 +45,7 @@ class HouseholdOut(BaseModel):
 
 
 class ResidentFields(BaseModel):
-    name: FreeText = Field(min_length=1, max_length=60, examples=["王秀英"])
+    name: Name = Field(max_length=60, examples=["王秀英"], description="Trimmed; not blank")
     phone: Phone = Field(default=None, examples=["13812345678"])
     tags: list[Tag] = Field(default_factory=list, examples=[["elderly", "living_alone"]])
     care_notes: FreeText | None = Field(default=None, max_length=500, examples=["insulin daily"])
@@ -98,7 +106,7 @@ def _id_number(info: ValidationInfo) -> str | None:
 
 
 class ResidentUpdate(Patch):
-    name: FreeText | None = Field(default=None, min_length=1, max_length=60)
+    name: Name | None = Field(default=None, max_length=60, description="Trimmed; not blank")
     phone: Phone = None
     tags: list[Tag] | None = None
     care_notes: FreeText | None = Field(default=None, max_length=500)

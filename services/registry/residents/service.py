@@ -12,7 +12,7 @@ from services.registry.models import (
     mask_to_tags,
     tags_to_mask,
 )
-from services.registry.residents import schemas
+from services.registry.residents import repository, schemas
 from shared.auth import UNSCOPED
 from shared.authz import MANAGERS, Place, policy
 from shared.contracts.registry import (
@@ -68,8 +68,12 @@ async def create_household(uow: UnitOfWork, *, data: schemas.HouseholdCreate) ->
     if data.unit_id is not None:
         unit = await uow.get(Unit, data.unit_id, what="unit", field="unit_id")
         if unit.building_id != building.id:
-            message = f"unit {unit.code} is not in building {building.code}"
-            raise Invalid(message, errors=[{"field": "unit_id", "message": message}])
+            raise Invalid.on("unit_id", f"unit {unit.code} is not in building {building.code}")
+    elif await repository.has_units(uow, building.id):
+        # Each unit numbers its own households: household 101 of which stairwell? (The
+        # ledger refuses such a row too, and a building with unitless households gets no
+        # unit: a building's households are all in units or none is.)
+        raise Invalid.on("unit_id", f"building {building.code} has units: say which unit")
     # A household code is unique within its unit (or its building, without a unit).
     same_unit = (
         Household.unit_id.is_(None) if data.unit_id is None else Household.unit_id == data.unit_id

@@ -1,7 +1,8 @@
 import uuid
 from datetime import date
+from typing import Annotated
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 
 from services.testing.antigen import repository, schemas, service
 from services.testing.models import SERVICE
@@ -22,7 +23,9 @@ router = service_router(SERVICE, tags=["antigen self-tests"])
     "a different one answers 200 `corrected` with what it replaced. A positive test opens a "
     "door-to-door PCR retest (`pcr_after_antigen` task). Temperature must be 34–43 °C. "
     "`reported_at` may not be in the future (beyond the clocks' tolerance) and, when `day` "
-    "is given, must fall on that day on the town's clock: otherwise 422 naming it.",
+    "is given, must fall on that day on the town's clock: otherwise 422 naming it. Without "
+    "`day`, the report is the town's date of `reported_at` (of now, without either): a test "
+    "read at 06:30 in Shanghai is that day's, though UTC still counts the day before.",
     responses={200: {"description": "unchanged, or corrected (see previous)"}},
 )
 async def report_one(
@@ -61,8 +64,9 @@ async def report_one(
     summary="A building leader's list of the day's self-tests",
     description="Each row is checked on its own (resident of this building, result, "
     "temperature 34–43 °C, reported_at not in the future and on `day` on the town's clock "
-    "when `day` is given): good rows are kept, bad ones come back by row and field. 422 when "
-    "no row could be kept.",
+    "when `day` is given; without `day`, each row is its reported_at's date there, or "
+    "today's): good rows are kept, bad ones come back by row and field. 422 when no row could "
+    "be kept; 404 naming `building_id` when it is no building you see.",
     responses={
         422: {
             "model": schemas.BatchOut,
@@ -130,14 +134,18 @@ async def list_reports(
     "/antigen-reports/missing",
     response_model=list[schemas.MissingResident],
     summary="Residents of a building who have not reported a self-test that day",
-    description="The building leader's list to chase; phones masked unless revealed.",
+    description="The building leader's list to chase, for `day` or today on the town "
+    "office's clock; phones masked unless revealed. A `building_id` that is no building you "
+    "see answers 404 naming it.",
 )
 async def list_missing(
     uow: Uow,
     present: Present,
+    request: Request,
     building_id: uuid.UUID,
-    day: date | None = None,
+    day: Annotated[
+        date | None, Query(description="The day; today on the town office's clock if empty")
+    ] = None,
 ) -> list[schemas.MissingResident]:
-    return await present(
-        await service.missing(uow, building_id=building_id, day=day or service.today())
-    )
+    zone = runtime_of(request).settings.zone
+    return await present(await service.missing(uow, building_id=building_id, day=day, zone=zone))

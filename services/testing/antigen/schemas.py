@@ -28,7 +28,7 @@ class AntigenRowIn(BaseModel):
     reported_at: Moment | None = Field(
         None,
         description="When the test was read; now if empty. Not in the future, and on the "
-        "report's day on the town's clock when the day is given",
+        "report's day on the town's clock when the day is given (which it gives otherwise)",
     )
 
 
@@ -46,14 +46,22 @@ class AntigenReportIn(AntigenRowIn):
         }
     )
 
-    day: date | None = Field(None, description="The day of the test; today (UTC) if empty")
+    day: date | None = Field(
+        None,
+        description="The day of the test; if empty, the date on the town office's clock when "
+        "it was read (`reported_at`, else now)",
+    )
 
     _day = field_validator("day")(_not_future)
 
 
 class AntigenBatchIn(BaseModel):
     building_id: uuid.UUID = Field(description="The building whose list this is")
-    day: date | None = Field(None, description="The day of the tests; today (UTC) if empty")
+    day: date | None = Field(
+        None,
+        description="The day of the tests; if empty, each row's date on the town office's "
+        "clock when it was read (its `reported_at`, else now)",
+    )
     reports: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=2_000,

@@ -49,8 +49,10 @@ class Outcome:
         return sum(1 for r in self.recorded if r.outcome == outcome)
 
 
-def today() -> date:
-    return datetime.now(UTC).date()
+def town_date(at: datetime, zone: ZoneInfo) -> date:
+    """The date at ``at`` on the town office's clock (``settings.zone``): a self-test read at
+    06:30 in Shanghai is that day's, though UTC still counts the day before."""
+    return at.astimezone(zone).date()
 
 
 def parse_rows(raw: Sequence[dict[str, Any]]) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
@@ -89,21 +91,22 @@ async def record_reports(
     zone: ZoneInfo,
     building_id: uuid.UUID | None = None,
 ) -> Outcome:
-    """Record the rows for ``day`` (today, UTC, if none). A row's reported_at may not be
-    later than now by more than ``skew`` (the clocks' tolerance, settings' ``clock_skew``),
-    nor, when the day is given, fall on another date on the town's clock (``zone``)."""
+    """Record the rows for ``day``; without one, each row for its reported_at's date on the
+    town's clock (``zone``), or today's there. A row's reported_at may not be later than now
+    by more than ``skew`` (the clocks' tolerance, settings' ``clock_skew``), nor, when the
+    day is given, fall on another date on the town's clock."""
     REPORT.check_role(uow)
     when = Timing(day=day, now=datetime.now(UTC), skew=skew, zone=zone)
-    day = day or today()
     if building_id is not None:
-        await uow.get(DirectoryPlace, building_id, what="building", field="building_id")
+        await building(uow, building_id)
     outcome = Outcome()
     ids = [row.resident_id for _, row in rows]
     people = await identity.residents(uow, ids)
-    same_day = select(AntigenReport).where(
-        AntigenReport.day == day, AntigenReport.resident_id.in_(ids)
+    same_days = select(AntigenReport).where(
+        AntigenReport.day.in_({when.day_of(row) for _, row in rows}),
+        AntigenReport.resident_id.in_(ids),
     )
-    existing = {r.resident_id: r for r in await uow.session.scalars(same_day)}
+    existing = {(r.resident_id, r.day): r for r in await uow.session.scalars(same_days)}
     seen: set[uuid.UUID] = set()
     now = when.now
     for n, row in rows:
@@ -116,9 +119,9 @@ async def record_reports(
             )
             continue
         seen.add(row.resident_id)
-        outcome.recorded.append(
-            _record(uow, row, people[row.resident_id], existing.get(row.resident_id), day, now)
-        )
+        filed_on = when.day_of(row)
+        report = existing.get((row.resident_id, filed_on))
+        outcome.recorded.append(_record(uow, row, people[row.resident_id], report, filed_on, now))
     await uow.session.flush()
     await _ask_for_pcr(uow, [r for r in outcome.recorded if r.report.result == "positive"], now)
     return outcome
@@ -134,13 +137,18 @@ class Timing:
     skew: timedelta
     zone: ZoneInfo
 
+    def day_of(self, row: schemas.AntigenRowIn) -> date:
+        """The row's day: the one given, else the town's date when it was read (now if not
+        said)."""
+        return self.day or town_date(row.reported_at or self.now, self.zone)
+
     def check(self, row: schemas.AntigenRowIn) -> tuple[str, str] | None:
         at = row.reported_at
         if at is None:
             return None
         if at > self.now + self.skew:
             return "reported_at", f"reported_at {at.isoformat()} is in the future"
-        local = at.astimezone(self.zone).date()
+        local = town_date(at, self.zone)
         if self.day is not None and local != self.day:
             return (
                 "reported_at",
@@ -260,10 +268,25 @@ async def present(
     return out
 
 
+async def building(uow: UnitOfWork, building_id: uuid.UUID) -> None:
+    """A building the caller sees: another compound's, or a place that is no building (a
+    compound, a unit), is a 404 naming ``building_id``, not a list of nobody."""
+    await uow.get(
+        DirectoryPlace,
+        building_id,
+        what="building",
+        field="building_id",
+        where=DirectoryPlace.kind == "building",
+    )
+
+
 async def missing(
-    uow: UnitOfWork, *, building_id: uuid.UUID, day: date
+    uow: UnitOfWork, *, building_id: uuid.UUID, day: date | None, zone: ZoneInfo
 ) -> list[schemas.MissingResident]:
-    """Residents of the building without a report that day: the leader's list to chase."""
+    """Residents of the building without a report that day (today on the town's clock, if
+    none): the leader's list to chase."""
+    await building(uow, building_id)
+    day = day or town_date(datetime.now(UTC), zone)
     reported = select(AntigenReport.resident_id).where(
         AntigenReport.day == day, AntigenReport.building_id == building_id
     )
