@@ -82,6 +82,10 @@ async def count(body: schemas.CountCreate, uow: Uow) -> schemas.CountOut:
     status_code=201,
     response_model=list[schemas.IssuedOut],
     summary="Issue goods at once, for a help request (earliest expiry first)",
+    description="Reserves and issues at once, earliest expiry first; 409 naming each short "
+    "item, nothing issued. The help request (or plan) named by `reference_id`, and the "
+    "`building_id` the goods went to, must be ones you can see: 404 naming the field "
+    "otherwise, nothing issued.",
     responses=SHORT,
 )
 async def issue(body: schemas.IssueCreate, uow: Uow) -> list[schemas.IssuedOut]:

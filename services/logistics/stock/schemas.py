@@ -159,9 +159,14 @@ class IssueCreate(BaseModel):
 
     holder_id: uuid.UUID = Field(description=HOLDER)
     reference_kind: Literal["plan", "request"] = "request"
-    reference_id: uuid.UUID
+    reference_id: uuid.UUID = Field(
+        description="The help request (or distribution plan) the goods are for: one in your "
+        "scope, else 404 naming this field"
+    )
     reference_label: FreeText = Field("", max_length=200)
-    building_id: uuid.UUID | None = Field(None, description="Where the goods went")
+    building_id: uuid.UUID | None = Field(
+        None, description="Where the goods went: a building in your scope, else 404"
+    )
     note: FreeText = Field("", max_length=500)
     lines: list[IssueLine] = Field(min_length=1, max_length=500)
 
