@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -669,6 +670,52 @@ async def test_a_transfer_line_received_twice_is_refused_naming_the_repeat(
     recounted = await client.post("/v1/stock/counts", json=body, headers=h)
     assert recounted.status_code == 422, recounted.text
     assert recounted.json()["errors"][0]["field"] == "lines.1.batch_id"
+
+
+async def test_goods_go_in_order_received_dispatched_then_received_at_the_store(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    now = datetime.now(UTC)
+    line = [{"item_id": rice, "quantity": 60}]
+    # Goods that have not arrived are not on the warehouse's card, so none can be sent on
+    # before they came: a receipt stated for tomorrow is refused, naming its time.
+    tomorrow = (now + timedelta(days=1)).isoformat()
+    body = {"holder_id": str(town.id), "source": "government", "lines": line}
+    early = await client.post(
+        "/v1/stock/receipts", json={**body, "received_at": tomorrow}, headers=h
+    )
+    assert early.status_code == 422, early.text
+    assert [e["field"] for e in early.json()["errors"]] == ["received_at"]
+    assert (await balance(client, h, town.id, rice))["on_hand"] == 0
+    sent = {"to_holder_id": c03.id, "lines": line}
+    assert (await client.post("/v1/stock/transfers", json=sent, headers=h)).status_code == 409
+    # Within the clocks' tolerance, or any time before, a receipt is taken as stated.
+    await receipt(client, h, town.id, line, received_at=(now + timedelta(minutes=2)).isoformat())
+    await receipt(client, h, town.id, line, received_at=(now - timedelta(days=2)).isoformat())
+    transfer = await post(client, "/v1/stock/transfers", {**sent, "lines": line}, h)
+    [dispatched] = transfer["lines"]
+    url = f"/v1/stock/transfers/{transfer['id']}/receive"
+    # More than was sent cannot arrive: the surplus is recorded as found, on its own.
+    more = {"lines": [{"line_id": dispatched["id"], "received": "61"}]}
+    refused = await client.post(url, json=more, headers=h)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["lines.0.received"]
+    assert "found" in refused.json()["detail"]
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+    received = await post(client, url, {}, h)
+    assert received["status"] == "received"
+    assert received["received_at"] >= received["dispatched_at"]
+    [batch] = (await balance(client, h, c03.id, rice))["batches"]
+    found = {"batch_id": batch["batch_id"], "quantity": 1, "reason": "found"}
+    await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": [found]}, h)
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 61
+    # Received once only; a transfer nobody dispatched cannot be received.
+    assert (await client.post(url, json={}, headers=h)).status_code == 409
+    nowhere = f"/v1/stock/transfers/{uuid.uuid4()}/receive"
+    assert (await client.post(nowhere, json={}, headers=h)).status_code == 404
 
 
 async def test_a_quantity_in_exponent_notation_is_refused_naming_its_field(

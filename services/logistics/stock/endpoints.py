@@ -24,7 +24,8 @@ SHORT: dict[int | str, dict[str, Any]] = {
     response_model=schemas.ReceiptOut,
     summary="Record goods received at the town warehouse or a compound's store",
     description="Each line becomes a batch (with its expiry: required for perishable items). "
-    "A donation names its donor; it appears in the donation register.",
+    "A donation names its donor; it appears in the donation register. `received_at` may be "
+    "stated for goods that came earlier, never for goods still to come (422 naming it).",
 )
 async def receive(body: schemas.ReceiptCreate, uow: Uow) -> schemas.ReceiptOut:
     receipt, entries = await service.receive(uow, data=body)

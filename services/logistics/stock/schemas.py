@@ -45,7 +45,11 @@ class ReceiptCreate(BaseModel):
     donor: FreeText | None = Field(None, max_length=120, description="Required for donations")
     donor_contact: FreeText | None = Field(None, max_length=120)
     note: FreeText = Field("", max_length=500)
-    received_at: Moment | None = None
+    received_at: Moment | None = Field(
+        None,
+        description="When the goods arrived (by default now); not in the future beyond the "
+        "clocks' tolerance (422 naming this field): goods are recorded once they came",
+    )
     lines: list[ReceiptLine] = Field(min_length=1, max_length=500)
 
 
