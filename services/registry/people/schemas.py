@@ -107,7 +107,9 @@ class TeamCreate(BaseModel):
 
 class TeamUpdate(Patch):
     name: fields.Name = Field(
-        max_length=120, description="Not blank; not a name another team has where it belongs"
+        max_length=120,
+        examples=["Building 3 sampling team"],
+        description="Not blank; not a name another team has where it belongs",
     )
 
 
