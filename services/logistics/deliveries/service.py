@@ -166,12 +166,11 @@ async def record_unit(
     DELIVER.check(uow, _place(households[0]), field="unit_id")
     keys = [(data.client_ref, h.household_id) for h in households]
     before = await repository.seen(uow, plan_id=plan.id, keys=keys)
-    if not before:
-        refuse_if_cancelled(plan)
     if before:
         # This confirmation was received before: the unit's households as they are now.
         changed = 0
     else:
+        refuse_if_cancelled(plan)
         common = data.model_dump(exclude={"client_ref"})
         open_ = [
             h
