@@ -598,6 +598,16 @@ def test_logistics_and_notify_pages_show_the_apis_figures(browser: Any, town: Se
     undelivered = sum(len(b["households"]) for b in pending)
     assert page.inner_text("[data-figure=undelivered]") == str(undelivered) != "0"
     shot(town, page, "plan")
+    # Cancelled, the plan says so on its page and in the list; what it lists is not pending.
+    cancelled = api.post(
+        f"/v1/distribution-plans/{plan_id}/cancel", json={"reason": "rice came from the town"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    go(page, town, "#/plans", "#plans")
+    assert "cancelled" in page.inner_text(f"#plans tr:has(a[href='#/plan/{plan_id}'])")
+    go(page, town, f"#/plan/{plan_id}", "#plan-cancelled")
+    assert "rice came from the town" in page.inner_text("#plan-cancelled")
+    assert "cancelled with the plan" in page.inner_text("main h2:has([data-figure=undelivered])")
 
     # Broadcasts previewed over what the API accepts: the recipients are the API's preview's.
     go(page, town, "#/broadcasts", "#broadcast-form")

@@ -2,6 +2,9 @@
 whole unit at once, what is left undelivered per building, and door delivery following a
 sealed unit and a confirmed case."""
 
+import csv
+import io
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -424,6 +427,107 @@ async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
         f"/v1/distribution-plans/{plan_id}/top-ups", json={}, headers=town.operator
     )
     assert top_up.status_code == 409
+
+
+def _to(household: str, h: dict[str, str], ref: str, **outcome: Any) -> dict[str, Any]:
+    outcome = outcome or {"outcome": "delivered", "received_by": f"户{household}-0"}
+    return {"client_ref": ref, "household_id": h[household], "at": AT, **outcome}
+
+
+async def test_a_cancelled_plan_shows_nobody_as_still_to_deliver_and_refuses_every_new_confirmation(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    absent = {"outcome": "not_delivered", "reason": "absent"}
+    body = {"deliveries": [_to("A", h, "x-1"), _to("B", h, "x-2", **absent)]}
+    assert (await client.post(url, json=body, headers=town.operator)).status_code == 200
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "x-unit", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 200
+    read = f"/v1/distribution-plans/{plan_id}"
+    assert (await client.get(read, headers=town.operator)).json()["status"] == "planned"
+
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    done = await client.post(cancel, json={"reason": "wrong week"}, headers=town.operator)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "cancelled"
+    listed = (await client.get("/v1/distribution-plans", headers=town.operator)).json()["items"]
+    assert {p["id"]: p["status"] for p in listed} == {plan_id: "cancelled"}
+
+    # Nobody is still to deliver: the households not delivered say the plan was cancelled
+    # (B keeps why its delivery failed), those delivered stay delivered.
+    left = await undelivered(client, town, plan_id)
+    assert {code: hh["status"] for code, hh in left.items()} == {"B": "cancelled", "E": "cancelled"}
+    assert left["B"]["reason"] == "absent"
+    sheet = await client.get(f"{read}/pick-list?format=csv", headers=town.operator)
+    rows = list(csv.DictReader(io.StringIO(sheet.text.lstrip("\ufeff"))))
+    assert {r["household"]: r["status"] for r in rows} == {
+        **{code: "delivered" for code in "ACD"},
+        **{code: "cancelled" for code in "BE"},
+    }
+    printed = await client.get(f"{read}/pick-list?format=html", headers=town.operator)
+    assert "Cancelled" in printed.text and "wrong week" in printed.text
+
+    # Every new confirmation is a 409 naming why, whatever else is wrong with it; a resend
+    # of what was recorded before still answers as it did.
+    for late in (
+        _to("E", h, "x-3"),
+        _to("A", h, "x-4"),  # delivered already
+        {**_to("C", h, "x-5"), "household_id": str(uuid.uuid4())},  # not in the plan
+    ):
+        refused = await client.post(url, json={"deliveries": [late]}, headers=town.operator)
+        assert refused.status_code == 409, refused.text
+        assert "cancelled" in refused.json()["detail"] and "wrong week" in refused.json()["detail"]
+    resent = await client.post(url, json=body, headers=town.operator)
+    assert resent.status_code == 200, resent.text
+    assert (resent.json()["changed"], resent.json()["unchanged"]) == (0, 2)
+    # A unit whose every household was delivered: still a 409, not "nothing to do".
+    again = {**whole, "client_ref": "x-unit-2"}
+    assert (await client.post(unit, json=again, headers=town.operator)).status_code == 409
+    assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 200
+
+    # What the plan held is back on the shelf: what A, C and D received left it, nothing is
+    # held any more.
+    assert await shelf(client, town, village) == {
+        "Supply package": (95, 0, 95),
+        "Formula tin": (17, 0, 17),
+    }
+    held = await client.get(
+        "/v1/stock/reservations", params={"reference_id": plan_id}, headers=town.operator
+    )
+    assert held.status_code == 200, held.text
+    by_item: dict[str, list[float]] = {}
+    for r in held.json()["items"]:
+        totals = by_item.setdefault(r["item_id"], [0, 0, 0])
+        for n, key in enumerate(("held", "issued", "released")):
+            totals[n] += r[key]
+    assert by_item == {village.package: [0, 5, 2], village.formula: [0, 3, 0]}
+
+
+async def test_cancelling_a_plan_delivered_in_full_is_announced_too(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    body = {"deliveries": [_to(code, h, f"all-{code}") for code in "ABCDE"]}
+    assert (await client.post(url, json=body, headers=town.operator)).status_code == 200
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    async with listening(platform, "logistics.distribution.cancelled") as events:
+        done = await client.post(cancel, json={"reason": "closed out"}, headers=town.operator)
+        assert done.status_code == 200, done.text
+
+        async def published() -> bool:
+            return bool(of_type(events, "logistics.distribution.cancelled"))
+
+        await eventually(published, what="logistics.distribution.cancelled")
+    [event] = of_type(events, "logistics.distribution.cancelled")
+    assert event.compound_id == uuid.UUID(village.compound.id)
+    assert (event.payload["households"], event.payload["items"]) == (0, [])
+    assert event.payload["revision"] == 2
+    assert await undelivered(client, town, plan_id) == {}
 
 
 async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest(

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from tests.support import (
     headers_for,
     listening,
     make_compound,
+    make_resident,
     of_type,
     post,
 )
@@ -53,6 +55,23 @@ async def compound(client: httpx.AsyncClient, town: Town, platform: Platform) ->
     # Its building too: the register names the building stock was issued to.
     await known_to_logistics(platform, town.id, made.id, made.building_id)
     return made
+
+
+async def help_request(
+    client: httpx.AsyncClient, town: Town, platform: Platform, place: Compound, name: str = "赵大妈"
+) -> str:
+    """A help request (groceries) for a resident of the compound, once logistics knows them."""
+    resident = await make_resident(client, place, town.operator, name=name)
+
+    async def arrived() -> bool:
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            Resident = directory.models.Resident
+            query = select(Resident.id).where(Resident.id == uuid.UUID(resident["id"]))
+            return await uow.session.scalar(query) is not None
+
+    await eventually(arrived, what="the resident in the logistics directory")
+    body = {"resident_id": resident["id"], "kind": "groceries", "details": "rice, 12.5 kg"}
+    return str((await post(client, "/v1/requests", body, town.operator))["id"])
 
 
 async def item(
@@ -102,7 +121,7 @@ async def test_a_donation_is_registered_with_where_it_went(
             donor="Riverside Rice Co.",
             donor_contact="13912345678",
         )
-        request_id = str(uuid.uuid4())
+        request_id = await help_request(client, town, platform, c03)
         issue = {
             "holder_id": c03.id,
             "reference_kind": "request",
@@ -327,7 +346,7 @@ async def test_an_overdraw_is_refused_saying_by_how_much(
     )
     body = {
         "holder_id": c03.id,
-        "reference_id": str(uuid.uuid4()),
+        "reference_id": await help_request(client, town, platform, c03),
         "lines": [{"item_id": rice, "quantity": 112}, {"item_id": oil, "quantity": 10}],
     }
     response = await client.post("/v1/stock/issues", json=body, headers=h)
@@ -347,6 +366,46 @@ async def test_an_overdraw_is_refused_saying_by_how_much(
     # Nothing half-written: the oil, which was there, was not issued either.
     assert (await balance(client, h, c03.id, oil))["on_hand"] == 10
     assert (await balance(client, h, c03.id, rice))["on_hand"] == 100
+
+
+async def test_an_issue_for_a_plan_or_request_nobody_can_find_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    other = await make_compound(client, town.id, h, code="C04")
+    await known_to_logistics(platform, other.id)
+    rice = await item(client, town, "rice", "kg")
+    await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 100}])
+    theirs = await help_request(client, town, platform, other, "钱外区")
+    staff = await committee_staff(client, town, c03, "c03-issuer")
+    line = [{"item_id": rice, "quantity": 5}]
+
+    async def refused(headers: Any, field: str, **named: Any) -> None:
+        body = {"holder_id": c03.id, "reference_id": str(uuid.uuid4()), "lines": line, **named}
+        response = await client.post("/v1/stock/issues", json=body, headers=headers)
+        assert response.status_code == 404, response.text
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+
+    # A request or a plan that does not exist, or a request the caller cannot see (another
+    # committee's), is named; so is a building that is not there.
+    await refused(h, "reference_id", reference_kind="request")
+    await refused(h, "reference_id", reference_kind="plan")
+    await refused(staff, "reference_id", reference_id=theirs)
+    mine = await help_request(client, town, platform, c03, "孙阿姨")
+    await refused(h, "building_id", reference_id=mine, building_id=str(uuid.uuid4()))
+    # Nothing left the shelf, and nothing is held for anyone.
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 100
+    assert (await balance(client, h, c03.id, rice))["reserved"] == 0
+    card = await client.get(
+        "/v1/stock/entries", params={"holder_id": c03.id, "kind": "issue"}, headers=h
+    )
+    assert card.json()["items"] == []
+    # The request that is there, in the caller's scope: issued.
+    body = {"holder_id": c03.id, "reference_id": mine, "lines": line}
+    issued = await client.post("/v1/stock/issues", json=body, headers=staff)
+    assert issued.status_code == 201, issued.text
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 95
 
 
 async def test_only_those_who_manage_a_store_change_it(
@@ -412,16 +471,18 @@ async def test_two_reservations_of_the_last_stock_at_once_one_wins(
     held = (await client.get("/v1/stock/reservations", headers=h)).json()["items"]
     assert [(r["reference_label"], r["held"]) for r in held] in ([("plan 1", 60)], [("plan 2", 60)])
 
-    def issue() -> dict[str, Any]:
+    requests = [await help_request(client, town, platform, c03, name) for name in ("甲", "乙")]
+
+    def issue(request_id: str) -> dict[str, Any]:
         return {
             "holder_id": c03.id,
-            "reference_id": str(uuid.uuid4()),
+            "reference_id": request_id,
             "lines": [{"item_id": rice, "quantity": 30}],
         }
 
     answers = await asyncio.gather(
-        client.post("/v1/stock/issues", json=issue(), headers=h),
-        client.post("/v1/stock/issues", json=issue(), headers=h),
+        client.post("/v1/stock/issues", json=issue(requests[0]), headers=h),
+        client.post("/v1/stock/issues", json=issue(requests[1]), headers=h),
     )
     assert sorted(a.status_code for a in answers) == [201, 409]
     after = await balance(client, h, c03.id, rice)
@@ -613,6 +674,52 @@ async def test_a_transfer_line_received_twice_is_refused_naming_the_repeat(
     recounted = await client.post("/v1/stock/counts", json=body, headers=h)
     assert recounted.status_code == 422, recounted.text
     assert recounted.json()["errors"][0]["field"] == "lines.1.batch_id"
+
+
+async def test_goods_go_in_order_received_dispatched_then_received_at_the_store(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    now = datetime.now(UTC)
+    line = [{"item_id": rice, "quantity": 60}]
+    # Goods that have not arrived are not on the warehouse's card, so none can be sent on
+    # before they came: a receipt stated for tomorrow is refused, naming its time.
+    tomorrow = (now + timedelta(days=1)).isoformat()
+    body = {"holder_id": str(town.id), "source": "government", "lines": line}
+    early = await client.post(
+        "/v1/stock/receipts", json={**body, "received_at": tomorrow}, headers=h
+    )
+    assert early.status_code == 422, early.text
+    assert [e["field"] for e in early.json()["errors"]] == ["received_at"]
+    assert (await balance(client, h, town.id, rice))["on_hand"] == 0
+    sent = {"to_holder_id": c03.id, "lines": line}
+    assert (await client.post("/v1/stock/transfers", json=sent, headers=h)).status_code == 409
+    # Within the clocks' tolerance, or any time before, a receipt is taken as stated.
+    await receipt(client, h, town.id, line, received_at=(now + timedelta(minutes=2)).isoformat())
+    await receipt(client, h, town.id, line, received_at=(now - timedelta(days=2)).isoformat())
+    transfer = await post(client, "/v1/stock/transfers", {**sent, "lines": line}, h)
+    [dispatched] = transfer["lines"]
+    url = f"/v1/stock/transfers/{transfer['id']}/receive"
+    # More than was sent cannot arrive: the surplus is recorded as found, on its own.
+    more = {"lines": [{"line_id": dispatched["id"], "received": "61"}]}
+    refused = await client.post(url, json=more, headers=h)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["lines.0.received"]
+    assert "found" in refused.json()["detail"]
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+    received = await post(client, url, {}, h)
+    assert received["status"] == "received"
+    assert received["received_at"] >= received["dispatched_at"]
+    [batch] = (await balance(client, h, c03.id, rice))["batches"]
+    found = {"batch_id": batch["batch_id"], "quantity": 1, "reason": "found"}
+    await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": [found]}, h)
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 61
+    # Received once only; a transfer nobody dispatched cannot be received.
+    assert (await client.post(url, json={}, headers=h)).status_code == 409
+    nowhere = f"/v1/stock/transfers/{uuid.uuid4()}/receive"
+    assert (await client.post(nowhere, json={}, headers=h)).status_code == 404
 
 
 async def test_a_quantity_in_exponent_notation_is_refused_naming_its_field(

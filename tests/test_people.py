@@ -155,6 +155,51 @@ async def test_teams_gather_staff_and_volunteers_once_each(
     assert again.status_code == 404
 
 
+async def test_a_team_has_a_name_not_taken_where_it_belongs(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    h = town.operator
+    compound = await make_compound(client, town.id, h, code="P9")
+    elsewhere = await make_compound(client, town.id, h, code="P10")
+
+    async def team(name: str, **place: str) -> httpx.Response:
+        body = {"kind": "errands", "name": name, **(place or {"compound_id": compound.id})}
+        return await client.post("/v1/teams", json=body, headers=h)
+
+    # A blank name is no name.
+    for blank in ("", "   ", "\t \n"):
+        refused = await team(blank)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["name"]
+    made = await team("  Errands team ")
+    assert made.status_code == 201, made.text
+    assert made.json()["name"] == "Errands team"
+    # A second team of that name in the compound, however spaced: 409 naming the name.
+    for again in ("Errands team", " Errands team\t"):
+        taken = await team(again)
+        assert taken.status_code == 409, taken.text
+        assert [e["field"] for e in taken.json()["errors"]] == ["name"]
+    # Another compound may have one; so may the committee itself, once.
+    assert (await team("Errands team", compound_id=elsewhere.id)).status_code == 201
+    committee = {"committee_id": compound.committee_id}
+    assert (await team("Errands team", **committee)).status_code == 201
+    twice = await team("Errands team", **committee)
+    assert twice.status_code == 409, twice.text
+    assert [e["field"] for e in twice.json()["errors"]] == ["name"]
+    # Renamed: not to a blank name, nor to a name taken in its compound.
+    care = await post(
+        client, "/v1/teams", {"compound_id": compound.id, "kind": "care", "name": "Care"}, h
+    )
+    for name, status in (("  ", 422), ("Errands team", 409)):
+        renamed = await client.patch(f"/v1/teams/{care['id']}", json={"name": name}, headers=h)
+        assert renamed.status_code == status, renamed.text
+        assert [e["field"] for e in renamed.json()["errors"]] == ["name"]
+    assert await names(client, f"/v1/teams?compound_id={compound.id}", h) == [
+        "Care",
+        "Errands team",
+    ]
+
+
 async def test_phones_are_masked_unless_revealed_and_reveals_are_logged(
     client: httpx.AsyncClient, town: Town, platform: Platform
 ) -> None:

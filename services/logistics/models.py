@@ -161,6 +161,9 @@ class AllocationStatus(StrEnum):
     pending = "pending"  # not delivered yet (door delivery pending when ``door_delivery``)
     delivered = "delivered"
     undelivered = "undelivered"  # tried and failed: ``reason`` says why
+    # Not delivered when its plan was cancelled: nobody is to deliver it any more (``reason``
+    # keeps why an earlier try failed).
+    cancelled = "cancelled"
 
 
 class DoorReason(StrEnum):

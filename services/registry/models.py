@@ -307,9 +307,23 @@ class Volunteer(Scoped, Base):
 
 
 class Team(Scoped, Base):
-    """A working team of a compound or of a committee (``compound_id`` empty)."""
+    """A working team of a compound or of a committee (``compound_id`` empty). Its name is
+    unique where it belongs: one "Errands team" per compound, and one among a committee's
+    own teams (a second answers 409 naming ``name``)."""
 
     __tablename__ = "teams"
+    __table_args__ = (
+        Index("uq_teams_compound_id_name", "compound_id", "name", unique=True),
+        # The index above treats empty compound ids as distinct: a committee's own teams.
+        Index(
+            "uq_teams_committee_id_name",
+            "committee_id",
+            "name",
+            unique=True,
+            postgresql_where=text("compound_id IS NULL"),
+            sqlite_where=text("compound_id IS NULL"),
+        ),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     committee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("committees.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))

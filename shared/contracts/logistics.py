@@ -336,9 +336,10 @@ class DistributionPlanned(Event):
 
 
 class DistributionCancelled(Event):
-    """A distribution plan was cancelled: one event per compound it covers, with the
-    households not delivered there and what was allocated to them (given back to the
-    store); what was delivered stays issued."""
+    """A distribution plan was cancelled: one event per compound it covers (also one where
+    every household was delivered: then ``households`` is 0 and ``items`` empty), with the
+    households not delivered there, now to be delivered no more, and what was allocated to
+    them (given back to the store); what was delivered stays issued."""
 
     type = "logistics.distribution.cancelled"
     plan_id: uuid.UUID

@@ -136,7 +136,9 @@ async def set_state(
 
 
 def _open() -> Any:
-    return Allocation.status != AllocationStatus.delivered.value
+    """Still to deliver: neither delivered nor cancelled with its plan."""
+    still = (AllocationStatus.pending.value, AllocationStatus.undelivered.value)
+    return Allocation.status.in_(still)
 
 
 async def follow_zones(uow: UnitOfWork, *, building_ids: Sequence[uuid.UUID], at: datetime) -> None:

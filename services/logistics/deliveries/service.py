@@ -20,7 +20,12 @@ from services.logistics.models import (
     DistributionPlan,
     DoorReason,
 )
-from services.logistics.plans.service import in_stock_items, kits_of, refuse_if_cancelled
+from services.logistics.plans.service import (
+    get_plan,
+    in_stock_items,
+    kits_of,
+    refuse_if_cancelled,
+)
 from services.logistics.reservations.service import Recipient, Reference, issue_delivered
 from shared.authz import FIELD, Place, policy
 from shared.contracts import registry
@@ -66,14 +71,17 @@ async def record(
     uow: UnitOfWork, *, plan_id: uuid.UUID, deliveries: list[schemas.DeliveryIn]
 ) -> schemas.DeliveryResult:
     """Apply each confirmation on its own: a bad one is reported by its row, the good ones
-    are applied; those received before are counted unchanged."""
-    plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
+    are applied; those received before are counted unchanged. A cancelled plan refuses the
+    whole request (409 saying when, by whom and why) unless it is all a resend."""
+    plan = await get_plan(uow, plan_id, lock="share")
     DELIVER.check_role(uow)
-    known = await repository.households(
-        uow, plan=plan, household_ids=[d.household_id for d in deliveries]
-    )
     before = await repository.seen(
         uow, plan_id=plan.id, keys=[(d.client_ref, d.household_id) for d in deliveries]
+    )
+    if any((d.client_ref, d.household_id) not in before for d in deliveries):
+        refuse_if_cancelled(plan)
+    known = await repository.households(
+        uow, plan=plan, household_ids=[d.household_id for d in deliveries]
     )
     received = await repository.allocated(
         uow, plan=plan, household_ids=[d.household_id for d in deliveries if d.rejected]
@@ -148,8 +156,9 @@ async def record_unit(
 ) -> schemas.DeliveryResult:
     """One confirmation for every household of the unit: those not delivered yet when it was
     first received (a resend finds them recorded and changes nothing), except those kept for
-    a standing reason (refused, moved, unit_sealed), reported in ``kept``."""
-    plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
+    a standing reason (refused, moved, unit_sealed), reported in ``kept``. A cancelled plan
+    refuses it (409) unless it is a resend."""
+    plan = await get_plan(uow, plan_id, lock="share")
     DELIVER.check_role(uow)
     households = await repository.unit_households(uow, plan=plan, unit_id=unit_id)
     if not households:
@@ -161,6 +170,7 @@ async def record_unit(
         # This confirmation was received before: the unit's households as they are now.
         changed = 0
     else:
+        refuse_if_cancelled(plan)
         common = data.model_dump(exclude={"client_ref"})
         open_ = [
             h
@@ -195,8 +205,6 @@ async def _apply(
     recorded some first)."""
     if not fresh:
         return 0
-    # A resend of what was recorded before still answers "unchanged"; anything new is late.
-    refuse_if_cancelled(plan)
     now = datetime.now(UTC)
     rows = [
         {

@@ -68,9 +68,12 @@ async def create_top_up(
     summary="Cancel a distribution plan",
     description="Who may make the plan may cancel it, with a reason. What is still reserved "
     "for households not delivered goes back to their stores (available again); what was "
-    "delivered stays issued. Publishes `logistics.distribution.cancelled`, one per compound. "
-    "A cancelled plan refuses further deliveries and top-ups with a 409 saying when, by whom "
-    "and why.",
+    "delivered stays issued. The plan's `status` becomes `cancelled`, and its households not "
+    "delivered are listed as `cancelled`, no longer `pending`, on its undelivered list and "
+    "pick lists. Publishes `logistics.distribution.cancelled`, one per compound it covers "
+    "(also where every household was delivered). A cancelled plan refuses any new delivery "
+    "confirmation and top-ups with a 409 saying when, by whom and why. A top-up is a plan "
+    "of its own: cancelling its original leaves it as it is.",
     responses={
         409: {"description": "The plan was cancelled already (when, by whom, why)"},
     },
@@ -98,8 +101,10 @@ async def get_plan(plan_id: uuid.UUID, uow: Uow) -> schemas.PlanOut:
     "/distribution-plans/{plan_id}/pick-list",
     summary="Pick list per building and unit (CSV, .xlsx or a printable page)",
     description="What each household receives, in building, unit and household order, with "
-    "door delivery marked (sealed units, confirmed cases). `html` prints one page per "
-    "building.",
+    "door delivery marked (sealed units, confirmed cases) and each household's `status`. "
+    "`html` prints one page per building. A cancelled plan's list still prints what was "
+    "delivered; every household not delivered says `cancelled`, and each printed page says "
+    "when, by whom and why the plan was cancelled.",
     response_class=Response,
     responses={
         200: {
@@ -133,6 +138,10 @@ async def pick_list(
     "/distribution-plans/{plan_id}/undelivered",
     response_model=list[schemas.UndeliveredBuilding],
     summary="Households not delivered yet, by building",
+    description="Each household's `status`: `pending` (still to deliver; at the door when "
+    "`door_delivery`) or `undelivered` (tried without success, `reason` says why). Once the "
+    "plan is cancelled nobody is still to deliver: the households not delivered are listed "
+    "as `cancelled` (an earlier failed try keeps its `reason`).",
 )
 async def undelivered(
     plan_id: uuid.UUID, uow: Uow, building_id: uuid.UUID | None = None

@@ -8,7 +8,8 @@ import itertools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from services.logistics.models import DistributionPlan
+from services.logistics.models import AllocationStatus, DistributionPlan
+from services.logistics.plans.service import cancellation
 from shared.spreadsheets import Cell, SheetFormat, write_sheet
 
 COLUMNS = (
@@ -68,14 +69,24 @@ section:last-child { page-break-after: auto; }
 table { border-collapse: collapse; width: 100%; margin-bottom: 1em; }
 th, td { border: 1px solid #444; padding: 2px 6px; text-align: left; }
 tr.door td { font-weight: bold; }
+tr.cancelled td { text-decoration: line-through; }
+p.cancelled { font-size: 14pt; font-weight: bold; border: 2px solid #000; padding: 4px; }
 td.tick { width: 3em; }
 """
 
 
 def page(plan: DistributionPlan, rows: Sequence[Any]) -> str:
-    """One printed page per building, a table per unit; door deliveries in bold."""
+    """One printed page per building, a table per unit; door deliveries in bold. A cancelled
+    plan says so on every page, and its households not delivered are struck through."""
     labels = item_labels(plan)
     title = html.escape(plan.name)
+    said = cancellation(plan)
+    notice = (
+        ""
+        if said is None
+        else f'<p class="cancelled">Cancelled: {html.escape(said)}. '
+        "Deliver nothing on this list.</p>"
+    )
     sections = []
     for (_, code), in_building in itertools.groupby(
         rows, key=lambda r: (r.building_id, r.building_code)
@@ -90,7 +101,7 @@ def page(plan: DistributionPlan, rows: Sequence[Any]) -> str:
             )
         sections.append(
             f"<section><h2>{title} — building {html.escape(code or '-')}</h2>"
-            f"{''.join(units)}</section>"
+            f"{notice}{''.join(units)}</section>"
         )
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
@@ -101,6 +112,9 @@ def page(plan: DistributionPlan, rows: Sequence[Any]) -> str:
 def _row(row: Any, labels: dict[str, str]) -> str:
     values = cells(row, labels)
     shown = [values[2], values[3], values[4], values[5], values[6], values[7]]
-    css = ' class="door"' if row.door_delivery else ""
+    if row.status == AllocationStatus.cancelled.value:
+        css = ' class="cancelled"'
+    else:
+        css = ' class="door"' if row.door_delivery else ""
     tds = "".join(f"<td>{html.escape(str(v))}</td>" for v in shown)
     return f'<tr{css}>{tds}<td class="tick"></td></tr>'

@@ -24,6 +24,7 @@ from sqlalchemy import (
     text,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
@@ -328,6 +329,17 @@ async def compound_households(
     return list((await uow.session.execute(query)).all())
 
 
+async def cancel_undelivered(uow: UnitOfWork, plan_id: uuid.UUID) -> None:
+    """Every household of the plan not delivered is to be delivered no more: ``cancelled``
+    (one statement; the reason of an earlier failed try stays)."""
+    await uow.session.execute(
+        update(Allocation)
+        .where(Allocation.plan_id == plan_id, _not_delivered(True))
+        .values(status=AllocationStatus.cancelled.value)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _codes() -> tuple[Any, Any, Any]:
     return aliased(DirectoryPlace), aliased(DirectoryPlace), aliased(DirectoryHousehold)
 
@@ -376,7 +388,8 @@ async def pick_rows(
 async def undelivered_rows(
     uow: UnitOfWork, *, plan_id: uuid.UUID, building_id: uuid.UUID | None
 ) -> list[Any]:
-    """Households of the plan not delivered yet (one row each, whatever their items)."""
+    """Households of the plan not delivered (one row each, whatever their items): pending,
+    tried without success, or, the plan cancelled, ``cancelled``."""
     building, unit, household = _codes()
     query = (
         select(

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from shared.fields import FreeText
 
@@ -145,6 +145,15 @@ class PlanOut(BaseModel):
     cancelled_by: str | None = None
     cancel_reason: str | None = None
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="`planned`: households are being delivered to; `cancelled`: nobody is to "
+        "be delivered any more (`cancelled_at`, `cancelled_by` and `cancel_reason` say when, "
+        "by whom and why)"
+    )
+    @property
+    def status(self) -> Literal["planned", "cancelled"]:
+        return "planned" if self.cancelled_at is None else "cancelled"
+
 
 class PendingHousehold(BaseModel):
     household_id: uuid.UUID
@@ -152,7 +161,11 @@ class PendingHousehold(BaseModel):
     room: str | None
     unit_id: uuid.UUID | None
     unit_code: str | None
-    status: str
+    status: Literal["pending", "undelivered", "cancelled"] = Field(
+        description="`pending`: still to deliver (at the door when `door_delivery`); "
+        "`undelivered`: tried without success (`reason`); `cancelled`: the plan was cancelled "
+        "before it was delivered, nobody is to deliver it"
+    )
     reason: str | None
     door_delivery: bool
     door_reason: str | None

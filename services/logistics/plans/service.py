@@ -4,7 +4,7 @@ allocated set-based from the directory, then the pick lists building leaders pri
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from services.logistics.items.service import expand
 from services.logistics.models import DirectoryPlace, DistributionPlan
@@ -51,7 +51,9 @@ async def create_top_up(
 ) -> DistributionPlan:
     """A plan with the original's scope and rules for the households no plan of its family
     has allocated to yet (those registered since). It may find nobody: that is an answer."""
-    original = await get_plan(uow, plan_id)
+    # Shared with confirmations, exclusive to a cancellation: no top-up of a plan being
+    # cancelled.
+    original = await get_plan(uow, plan_id, lock="share")
     PLAN.check(uow, Place.of(original))
     refuse_if_cancelled(original)
     plan = DistributionPlan(
@@ -204,30 +206,48 @@ def _announce(
         )
 
 
+def cancellation(plan: DistributionPlan) -> str | None:
+    """When, by whom and why the plan was cancelled, in a sentence; None while it is not."""
+    if plan.cancelled_at is None:
+        return None
+    return (
+        f"distribution plan {plan.name!r} was cancelled at {plan.cancelled_at:%Y-%m-%d %H:%M} "
+        f"UTC by {plan.cancelled_by}: {plan.cancel_reason}"
+    )
+
+
 def refuse_if_cancelled(plan: DistributionPlan) -> None:
     """A cancelled plan takes no more deliveries or top-ups: 409 saying when, by whom, why."""
-    if plan.cancelled_at is not None:
-        raise Conflict(
-            f"distribution plan {plan.name!r} was cancelled at {plan.cancelled_at:%Y-%m-%d %H:%M} "
-            f"UTC by {plan.cancelled_by}: {plan.cancel_reason}"
-        )
+    said = cancellation(plan)
+    if said is not None:
+        raise Conflict(said)
 
 
 async def cancel_plan(
     uow: UnitOfWork, *, plan_id: uuid.UUID, data: schemas.PlanCancel
 ) -> DistributionPlan:
     """Cancel a plan (who may make it may cancel it): what is still reserved for the
-    households not delivered goes back to their stores, what was delivered stays issued;
-    one ``logistics.distribution.cancelled`` per compound. Cancelling twice is a 409."""
-    plan = await get_plan(uow, plan_id)
+    households not delivered goes back to their stores, what was delivered stays issued, and
+    those households are ``cancelled`` (no list shows them as still to deliver); one
+    ``logistics.distribution.cancelled`` per compound the plan covers, also where every
+    household was delivered. Cancelling twice is a 409.
+
+    The plan's row is locked first (confirmations and top-ups share it), so a confirmation
+    either commits before, and is counted delivered, or finds the plan cancelled."""
+    plan = await get_plan(uow, plan_id, lock="update")
     PLAN.check(uow, Place.of(plan))
     refuse_if_cancelled(plan)
     items = await repository.compound_items(uow, plan.id, undelivered=True)
-    compounds = await repository.compound_households(uow, plan.id, undelivered=True)
+    left = {
+        row.compound_id: int(row.households)
+        for row in await repository.compound_households(uow, plan.id, undelivered=True)
+    }
+    compounds = await repository.compound_households(uow, plan.id)
     reference = Reference(kind="plan", id=plan.id, label=plan.name)
     # Every store the plan reserved at, in ascending order as reservations lock holders.
     for compound_id in sorted({row.compound_id for row in compounds}):
         await release(uow, holder_id=compound_id, reference=reference)
+    await repository.cancel_undelivered(uow, plan.id)
     plan.cancelled_at = datetime.now(UTC)
     plan.cancelled_by = uow.principal.username
     plan.cancel_reason = data.reason
@@ -242,7 +262,7 @@ async def cancel_plan(
                 reason=data.reason,
                 cancelled_by=plan.cancelled_by,
                 at=plan.cancelled_at,
-                households=int(row.households),
+                households=left.get(row.compound_id, 0),
                 items=quantities.get(row.compound_id, []),
             ),
             compound_id=row.compound_id,
@@ -251,8 +271,16 @@ async def cancel_plan(
     return plan
 
 
-async def get_plan(uow: UnitOfWork, plan_id: uuid.UUID) -> DistributionPlan:
-    return await uow.get(DistributionPlan, plan_id, what="distribution plan")
+async def get_plan(
+    uow: UnitOfWork, plan_id: uuid.UUID, *, lock: Literal["share", "update"] | None = None
+) -> DistributionPlan:
+    """The plan, if the caller sees it (404 otherwise); ``lock`` takes its row's lock to the
+    commit (``share``: confirmations and top-ups, side by side; ``update``: a cancellation,
+    alone), read afresh under it."""
+    plan = await uow.get(DistributionPlan, plan_id, what="distribution plan")
+    if lock is not None:
+        await uow.session.refresh(plan, with_for_update={"read": lock == "share"})
+    return plan
 
 
 async def _building(uow: UnitOfWork, building_id: uuid.UUID | None) -> None:

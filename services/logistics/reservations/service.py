@@ -32,10 +32,20 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from services.logistics.models import Batch, EntryKind, Holder, Item, Reservation
+from services.logistics.models import (
+    Batch,
+    DirectoryPlace,
+    DistributionPlan,
+    EntryKind,
+    HelpRequest,
+    Holder,
+    Item,
+    Reservation,
+)
 from services.logistics.stock import repository
 from services.logistics.stock.quantities import amount, of_milli, to_milli, where
 from services.logistics.stock.service import (
+    MANAGE,
     catalogue_items,
     entry,
     fefo,
@@ -402,6 +412,20 @@ async def issue_delivered(
     return issued
 
 
+async def _known(uow: UnitOfWork, *, reference: Reference, building_id: uuid.UUID | None) -> None:
+    """The plan or request named exists in the caller's scope, and so does the building."""
+    if reference.kind == "plan":
+        await uow.get(
+            DistributionPlan, reference.id, what="distribution plan", field="reference_id"
+        )
+    else:
+        await uow.get(HelpRequest, reference.id, what="help request", field="reference_id")
+    if building_id is not None:
+        place = DirectoryPlace
+        building = place.kind == "building"
+        await uow.get(place, building_id, what="building", field="building_id", where=building)
+
+
 async def issue_now(
     uow: UnitOfWork,
     *,
@@ -412,7 +436,12 @@ async def issue_now(
     note: str = "",
 ) -> list[Reserved]:
     """Hand goods out at once (a help request's formula tin): reserve, earliest expiry
-    first, and issue in the same unit of work; 409 naming what is short."""
+    first, and issue in the same unit of work; 409 naming what is short. The plan or
+    request it is for, and the building the goods went to, must be ones the caller sees:
+    404 naming ``reference_id`` (``building_id``) otherwise, and nothing leaves the shelf
+    (the donation register would trace goods to nobody)."""
+    MANAGE.check_role(uow)
+    await _known(uow, reference=reference, building_id=building_id)
     await reserve(uow, holder_id=holder_id, lines=lines, reference=reference)
     return await issue_reserved(
         uow,

@@ -24,7 +24,8 @@ SHORT: dict[int | str, dict[str, Any]] = {
     response_model=schemas.ReceiptOut,
     summary="Record goods received at the town warehouse or a compound's store",
     description="Each line becomes a batch (with its expiry: required for perishable items). "
-    "A donation names its donor; it appears in the donation register.",
+    "A donation names its donor; it appears in the donation register. `received_at` may be "
+    "stated for goods that came earlier, never for goods still to come (422 naming it).",
 )
 async def receive(body: schemas.ReceiptCreate, uow: Uow) -> schemas.ReceiptOut:
     receipt, entries = await service.receive(uow, data=body)
@@ -82,6 +83,10 @@ async def count(body: schemas.CountCreate, uow: Uow) -> schemas.CountOut:
     status_code=201,
     response_model=list[schemas.IssuedOut],
     summary="Issue goods at once, for a help request (earliest expiry first)",
+    description="Reserves and issues at once, earliest expiry first; 409 naming each short "
+    "item, nothing issued. The help request (or plan) named by `reference_id`, and the "
+    "`building_id` the goods went to, must be ones you can see: 404 naming the field "
+    "otherwise, nothing issued.",
     responses=SHORT,
 )
 async def issue(body: schemas.IssueCreate, uow: Uow) -> list[schemas.IssuedOut]:

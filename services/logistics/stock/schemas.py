@@ -45,7 +45,11 @@ class ReceiptCreate(BaseModel):
     donor: FreeText | None = Field(None, max_length=120, description="Required for donations")
     donor_contact: FreeText | None = Field(None, max_length=120)
     note: FreeText = Field("", max_length=500)
-    received_at: Moment | None = None
+    received_at: Moment | None = Field(
+        None,
+        description="When the goods arrived (by default now); not in the future beyond the "
+        "clocks' tolerance (422 naming this field): goods are recorded once they came",
+    )
     lines: list[ReceiptLine] = Field(min_length=1, max_length=500)
 
 
@@ -159,9 +163,14 @@ class IssueCreate(BaseModel):
 
     holder_id: uuid.UUID = Field(description=HOLDER)
     reference_kind: Literal["plan", "request"] = "request"
-    reference_id: uuid.UUID
+    reference_id: uuid.UUID = Field(
+        description="The help request (or distribution plan) the goods are for: one in your "
+        "scope, else 404 naming this field"
+    )
     reference_label: FreeText = Field("", max_length=200)
-    building_id: uuid.UUID | None = Field(None, description="Where the goods went")
+    building_id: uuid.UUID | None = Field(
+        None, description="Where the goods went: a building in your scope, else 404"
+    )
     note: FreeText = Field("", max_length=500)
     lines: list[IssueLine] = Field(min_length=1, max_length=500)
 

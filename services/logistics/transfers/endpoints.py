@@ -27,6 +27,9 @@ async def dispatch(body: schemas.TransferCreate, uow: Uow) -> schemas.TransferOu
     "/stock/transfers/{transfer_id}/receive",
     response_model=schemas.TransferOut,
     summary="Receive a transfer at the compound: what arrived; the rest was lost in transit",
+    description="Lines not named arrived whole. A line stating more than was dispatched is a "
+    "422 naming `lines.N.received` (record a surplus as found, an adjustment); a transfer "
+    "is received once (409 after), never before its dispatch.",
 )
 async def receive(
     transfer_id: uuid.UUID, body: schemas.TransferReceive, uow: Uow

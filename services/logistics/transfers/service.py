@@ -130,7 +130,8 @@ def _record(line: TransferLine) -> TransferLineRecord:
 
 def _received(lines: list[TransferLine], data: schemas.TransferReceive) -> dict[uuid.UUID, int]:
     """What arrived per line: as stated, or all of it; 422 naming a line that is not the
-    transfer's or states more than was sent."""
+    transfer's or states more than was sent (a surplus is recorded as found, an adjustment
+    of its own)."""
     each_once(
         [stated.line_id for stated in data.lines],
         key="line_id",
@@ -145,7 +146,11 @@ def _received(lines: list[TransferLine], data: schemas.TransferReceive) -> dict[
         quantity = to_milli(stated.received, field=f"lines.{n}.received")
         if quantity > line.dispatched:
             sent = of_milli(line.dispatched)
-            raise Invalid.on(f"lines.{n}.received", f"more than the {sent} dispatched")
+            raise Invalid.on(
+                f"lines.{n}.received",
+                f"more than the {sent} dispatched: receive what was sent, and record what came "
+                "beyond it as found (an adjustment)",
+            )
         arrived[line.id] = quantity
     return arrived
 
@@ -181,7 +186,9 @@ async def receive(
         raise Conflict(f"this transfer was received at {where(to)} already")
     lines = await lines_of(uow, transfer.id)
     arrived = _received(lines, data)
-    now = datetime.now(UTC)
+    # Never received before it was dispatched, even when the replica that dispatched it had
+    # a clock a moment ahead of this one's.
+    now = max(datetime.now(UTC), transfer.dispatched_at)
     for line in lines:
         line.received = arrived[line.id]
         if line.received == 0:

@@ -6,6 +6,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.registry.documents import Phone
 from services.registry.models import PersonKind, TeamKind, VolunteerKind
+from shared import fields
 from shared.fields import FreeText, Patch
 from shared.privacy import Personal, PersonalField, PersonalRecord
 
@@ -94,13 +95,22 @@ class VolunteerOut(PersonOut):
 
 class TeamCreate(BaseModel):
     kind: TeamKind
-    name: FreeText = Field(min_length=1, max_length=120, examples=["Building 3 sampling team"])
+    name: fields.Name = Field(
+        max_length=120,
+        examples=["Building 3 sampling team"],
+        description="Not blank (stripped of surrounding spaces); unique in its compound, or "
+        "among its committee's own teams: a name taken there is a 409 naming `name`",
+    )
     committee_id: uuid.UUID | None = Field(default=None, description="For a committee's team")
     compound_id: uuid.UUID | None = Field(default=None, description="For a compound's team")
 
 
 class TeamUpdate(Patch):
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: fields.Name = Field(
+        max_length=120,
+        examples=["Building 3 sampling team"],
+        description="Not blank; not a name another team has where it belongs",
+    )
 
 
 class TeamOut(PlacedOut):

@@ -91,6 +91,7 @@ export async function plans(target) {
     { key: "name", label: "col.name", value: (p) => link(`#/plan/${p.id}`, p.name), text: (p) => p.name },
     { key: "scope", label: "round.scope", value: (p) => t(`scope.${p.scope.kind}`) },
     { key: "households", label: "households", num: true, value: (p) => figure("plan_households", p.households, `#/plan/${p.id}`), text: (p) => p.households },
+    { key: "status", label: "plan.status", value: (p) => t(`plan_status.${p.status}`) },
     { key: "created_at", label: "col.at", value: (p) => when(p.created_at) },
     { key: "created_by", label: "plan.created_by" },
   ];
@@ -128,8 +129,14 @@ export async function plan(target, { args }) {
     { key: "household", label: "plan.household", value: (r) => r.household_code || "" },
     { key: "door", label: "col.door_to_door", value: (r) => (r.door_delivery ? "✓" : "") },
   ];
+  // A cancelled plan says so first: what it still lists is not to be delivered.
+  const cancelled = p.status === "cancelled"
+    ? h("p", { class: "panel", id: "plan-cancelled" }, h("strong", { class: "error" },
+      t("plan.cancelled", { at: when(p.cancelled_at), by: p.cancelled_by, reason: p.cancel_reason })))
+    : null;
   fill(target,
     h("h1", {}, p.name),
+    cancelled,
     h("p", {}, t("plan.for_households", { n: p.households }), " · ", when(p.created_at)),
     h("div", { class: "toolbar" },
       h("span", {}, t("plan.pick_list")),
@@ -137,7 +144,7 @@ export async function plan(target, { args }) {
       h("button", { type: "button", class: "secondary", id: "pick-xlsx", onclick: () => api.download(pick("xlsx"), "pick-list.xlsx") }, ".xlsx"),
       h("button", { type: "button", class: "secondary", id: "pick-html", onclick: () => openPrintable(pick("html")) }, t("plan.printable"))),
     table(lineCols, p.lines, { id: "plan-lines" }),
-    h("h2", {}, t("plan.undelivered"), " ", h("span", { dataset: { figure: "undelivered" } }, String(rows.length))),
+    h("h2", {}, t(cancelled ? "plan.undelivered_cancelled" : "plan.undelivered"), " ", h("span", { dataset: { figure: "undelivered" } }, String(rows.length))),
     toolbar(pendingCols, rows, "undelivered"),
     rows.length ? table(pendingCols, rows, { id: "undelivered" }) : h("p", { class: "muted", id: "undelivered" }, t("plan.all_delivered")));
 }
