@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.import_residents
 	$(BIN)/python -m bench.bus
 	$(BIN)/python -m bench.logistics_requests
+	$(BIN)/python -m bench.scoped_statements
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -159,3 +159,27 @@ async def test_the_plan_bench_plans_every_household_prints_rates_and_cleans_up(
     finally:
         await connection.close()
     assert left == []
+
+
+@pytest.mark.services
+async def test_the_scoped_statements_bench_reads_only_the_callers_rows_and_prints_ratios(
+    postgresql_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import scoped_statements
+
+    # The bench itself stops with an error if the scope let another compound's row through.
+    figures = await scoped_statements.run(url=postgresql_url, rows=300, statements=30)
+    printed = capsys.readouterr().out
+
+    assert all(ms > 0 for ms in figures.values()) and len(figures) == 6
+    assert re.search(r"Core, built per call, scoped +[\d.]+ ms .*[\d.]+x raw", printed)
+    assert len(re.findall(r"scoped : unscoped = [\d.]+ \[", printed)) == 2
+    dsn = postgresql_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = await asyncpg.connect(dsn)
+    try:
+        left = await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_scoped_%'"
+        )
+    finally:
+        await connection.close()
+    assert left == []
