@@ -474,16 +474,28 @@ def _final_froms(select: Select[Any]) -> Sequence[FromClause]:
     return SelectState(select, None)._get_display_froms()  # type: ignore[arg-type]
 
 
+def _nests_selects(statement: Any) -> bool:
+    """Whether a SELECT is inside the statement (a subquery, an EXISTS, a CTE, an INSERT's
+    source)."""
+    return any(isinstance(e, Select) and e is not statement for e in visitors.iterate(statement))
+
+
 def _scoped_core(statement: Any, scope: Scope) -> Any:
+    def conditions(select: Select[Any]) -> list[ColumnElement[bool]]:
+        return [_clause(scope, leaf) for from_ in _final_froms(select) for leaf in _leaves(from_)]
+
     def scope_select(select: Select[Any]) -> None:
         # ``cloned_traverse`` hands over a fresh copy of each SELECT, safe to extend in place.
-        conditions = [
-            _clause(scope, leaf) for from_ in _final_froms(select) for leaf in _leaves(from_)
-        ]
-        if conditions:
-            select._where_criteria += tuple(conditions)
+        select._where_criteria += tuple(conditions(select))
 
-    scoped = visitors.cloned_traverse(statement, {}, {"select": scope_select})
+    if not _nests_selects(statement):
+        # Most statements an endpoint builds: the one SELECT (or none) is scoped where it
+        # stands, without copying the whole statement first.
+        if isinstance(statement, Select):
+            return statement.where(*conditions(statement))
+        scoped = statement
+    else:
+        scoped = visitors.cloned_traverse(statement, {}, {"select": scope_select})
     if isinstance(scoped, (Update, Delete)):
         froms = [scoped.table, *(f for c in scoped._where_criteria for f in _from_objects(c))]
         seen: set[int] = set()
