@@ -1,6 +1,7 @@
-"""a help request's kind is a glossary variable (request_kind): the versions a town wrote of
-the templates its request rules fill declared it a plain str, which shows the code
-(medicine_run) in a Chinese text
+"""a help request's kind is a glossary variable (request_kind) in the towns' own templates
+
+The versions a town wrote of the templates its request rules fill declared it a plain str,
+which shows the code (medicine_run) in a Chinese text.
 
 Revision ID: 0004_request_kind_variables
 Revises: 0003_messaging
