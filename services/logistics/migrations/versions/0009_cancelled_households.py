@@ -2,7 +2,7 @@
 
 Revision ID: 0009_cancelled_households
 Revises: 0008_town_clock_from_settings
-Create Date: 2026-12-07 09:00:00.000000
+Create Date: 2026-12-06 09:00:00.000000
 
 """
 

@@ -5,7 +5,7 @@ which shows the code (medicine_run) in a Chinese text.
 
 Revision ID: 0004_request_kind_variables
 Revises: 0003_messaging
-Create Date: 2026-12-07 10:00:00.000000
+Create Date: 2026-12-06 10:00:00.000000
 
 """
 

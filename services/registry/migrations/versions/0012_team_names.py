@@ -2,7 +2,7 @@
 
 Revision ID: 0012_team_names
 Revises: 0011_resident_places
-Create Date: 2026-12-07 09:30:00.000000
+Create Date: 2026-12-06 09:30:00.000000
 
 """
 
