@@ -398,7 +398,9 @@ def keyed(routing_key: str, key: uuid.UUID, n: int) -> Outgoing:
     return Outgoing(str(envelope.id), routing_key, envelope.to_bytes())
 
 
-async def test_concurrent_consumer_keeps_each_compounds_order_and_beats_serial(bus: Bus) -> None:
+async def test_concurrent_consumer_keeps_each_compounds_order_and_handles_compounds_at_once(
+    bus: Bus,
+) -> None:
     keys, per_key, pause = 8, 6, 0.03
     compounds = [uuid.uuid4() for _ in range(keys)]
     sent = [keyed("registry.zone.changed", c, n) for n in range(per_key) for c in compounds]
@@ -409,30 +411,31 @@ async def test_concurrent_consumer_keeps_each_compounds_order_and_beats_serial(b
     seen: dict[uuid.UUID | None, list[int]] = {c: [] for c in compounds}
     busy: set[uuid.UUID | None] = set()
     overlaps: list[uuid.UUID | None] = []
+    most_at_once = 0
     rng = random.Random(8)
 
     async def slow(envelope: Envelope) -> None:
+        nonlocal most_at_once
         if envelope.compound_id in busy:
             overlaps.append(envelope.compound_id)
         busy.add(envelope.compound_id)
+        most_at_once = max(most_at_once, len(busy))
         await asyncio.sleep(rng.uniform(0, 2 * pause))
         busy.discard(envelope.compound_id)
         seen[envelope.compound_id].append(int(envelope.payload["n"]))
 
-    started = time.monotonic()
     bus.consume(concurrent, slow)
 
     async def all_seen() -> bool:
         return sum(len(v) for v in seen.values()) >= len(sent)
 
     await eventually(all_seen, within=30, what="every message")
-    elapsed = time.monotonic() - started
 
     assert overlaps == []
     assert all(order == list(range(per_key)) for order in seen.values()), seen
-    # One at a time would take len(sent) × pause on average (1.4 s); eight keys at once
-    # take about a sixth of it, with room for a busy machine.
-    assert elapsed < len(sent) * pause / 2
+    # Several compounds in hand at once (one at a time would never hold two), observed
+    # rather than timed: a busy machine slows both alike.
+    assert most_at_once >= 2
 
 
 async def test_an_urgent_message_overtakes_a_bulk_backlog(bus: Bus) -> None:
