@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.testing import RoundKind, RoundScope
-from shared.fields import FreeText, Moment
+from shared.fields import Moment, Name
 from shared.privacy import PersonalName, PersonalPhone, PersonalRecord
 
 # A screening round is sampled in hours, a large town's in a few days.
@@ -30,7 +30,7 @@ class RoundCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120)
     kind: RoundKind = "pcr"
     scope: RoundScope
     starts_at: Moment
@@ -80,7 +80,7 @@ class Slot(BaseModel):
 
 
 class SiteCreate(BaseModel):
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120)
     compound_id: uuid.UUID
     building_ids: list[uuid.UUID] = Field(default=[], description="Buildings the site serves")
     slots: list[Slot] = Field(default=[], description="Time slots, each for some buildings")
