@@ -1,6 +1,7 @@
 """Rounds, tubes and door-to-door lists, from the registry's events to a sampler's phone."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -581,3 +582,20 @@ async def test_blank_names_of_a_round_a_site_and_a_collector_are_refused(
     )
     assert padded.status_code == 201, padded.text
     assert padded.json()["collector"] == "Nurse Li"
+
+
+async def test_a_door_to_door_list_of_a_building_not_in_scope_is_a_404_naming_it(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    """A leader who asks for a building that is no building of theirs (a mistyped id, a
+    unit's, another compound's) is told so, as ``/missed`` does, not handed an empty list
+    that reads as nobody to visit."""
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    path = f"/v1/rounds/{round_['id']}/door-to-door"
+    for wrong in (str(uuid.uuid4()), night.compound.unit_ids[1], night.compound.id):
+        listed = await client.get(path, params={"building_id": wrong}, headers=town.operator)
+        assert listed.status_code == 404, listed.text
+        assert listed.json()["errors"][0]["field"] == "building_id"
+    right = {"building_id": night.compound.building_id}
+    listed = await client.get(path, params=right, headers=town.operator)
+    assert listed.status_code == 200 and len(listed.json()[0]["residents"]) == 2
