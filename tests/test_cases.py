@@ -356,3 +356,25 @@ async def test_counts_per_compound_match_the_lists_behind_them_in_scope(
     outsider = await committee_staff(client, town, other, "staff-w2")
     hidden = await client.get("/v1/cases/counts", params=params, headers=outsider)
     assert hidden.status_code == 200 and hidden.json() == []
+
+
+async def test_a_blank_contact_name_or_transfer_destination_is_refused(
+    client: httpx.AsyncClient, town: Town, ward: Ward
+) -> None:
+    """An outsider named by spaces only, or a transfer to a destination of spaces, is a 422
+    naming the field, not a contact nobody can call back or a transfer to nowhere."""
+    await confirm(client, town, "S0001")
+    case = await only_case(client, town.operator)
+    contacts = f"/v1/cases/{case['id']}/contacts"
+    nameless = await client.post(
+        contacts, json={"name": "   ", "phone": "13912345678"}, headers=town.operator
+    )
+    assert nameless.status_code == 422, nameless.text
+    assert nameless.json()["errors"][0]["field"] == "name"
+    plan = {"status": "scheduled", "destination": "  ", "scheduled_for": "2022-04-02T16:00:00Z"}
+    nowhere = await client.post(
+        f"/v1/cases/{case['id']}/transfer", json=plan, headers=town.operator
+    )
+    assert nowhere.status_code == 422, nowhere.text
+    assert nowhere.json()["errors"][0]["field"] == "destination"
+    assert (await only_case(client, town.operator))["transfer"]["status"] == "pending"

@@ -19,7 +19,14 @@ from shared.privacy import PersonalRecord, personal_fields, presenter
 from tests.conftest import Town
 from tests.support import Compound, headers_for, make_compound, make_resident
 from tests.test_antigen import DAY, Building, building, report  # noqa: F401  (fixture)
-from tests.test_results import Lab, lab, results_csv, upload  # noqa: F401  (fixture)
+from tests.test_results import (  # noqa: F401  (fixture)
+    RETESTED,
+    Lab,
+    lab,
+    results_csv,
+    upload,
+)
+from tests.test_rounds import in_directory, tube
 
 BIRTH_DIGITS = slice(6, 14)  # YYYYMMDD inside an 18-character ID card number
 
@@ -208,3 +215,43 @@ async def test_the_door_to_door_list_masks_who_must_be_retested_as_tasks_do(
     assert (await client.get(path, params={"reveal": "true"}, headers=leader)).status_code == 403
     [listed] = (await client.get(path, params={"reveal": "true"}, headers=town.operator)).json()
     assert {r["name"] for r in listed["residents"]} == {"王0", "王1", "王2"}
+
+
+async def test_the_door_to_door_list_masks_a_sealed_resident_whose_pool_was_positive(
+    client: httpx.AsyncClient,
+    town: Town,
+    lab: Lab,  # noqa: F811
+    platform: Platform,
+) -> None:
+    """A sealed resident stays on the list once their retest is swabbed (no open task any
+    more), and their status still tells their pool was positive: health data, masked as on
+    ``/v1/results`` (a volunteer read the full name beside ``retest_sampled``)."""
+    sealed = await client.post(
+        "/v1/zones",
+        json={
+            "building_id": lab.compound.building_id,
+            "unit_id": lab.compound.unit_ids[0],
+            "level": "sealed",
+            "reason": "positive neighbour",
+        },
+        headers=town.operator,
+    )
+    assert sealed.status_code in (200, 201), sealed.text
+    await in_directory(platform, residents=7, zones=1)
+    applied = await upload(client, town.operator, results_csv([("P0001", "positive")]))
+    assert applied.status_code == 201, applied.text
+    retested = lab.a[0]
+    swabbed = await client.post(
+        f"/v1/rounds/{lab.round_id}/tubes",
+        json=tube("R0001", [retested], retest=True, collected_at=RETESTED),
+        headers=town.operator,
+    )
+    assert swabbed.status_code == 201, swabbed.text
+    path = f"/v1/rounds/{lab.round_id}/door-to-door"
+    volunteer = scoped(platform, town, lab.compound, Role.volunteer, "volunteer-p6")
+    leader = scoped(platform, town, lab.compound, Role.building_leader, "leader-p6")
+    for headers, name in ((volunteer, None), (leader, "王*"), (town.operator, "王*")):
+        [listed] = (await client.get(path, headers=headers)).json()
+        [entry] = [r for r in listed["residents"] if r["resident_id"] == retested]
+        assert (entry["reasons"], entry["status"]) == (["sealed"], "retest_sampled")
+        assert entry["name"] == name

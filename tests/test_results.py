@@ -423,3 +423,23 @@ async def test_a_result_from_before_its_tube_was_collected_is_refused_by_row(
     assert (error["row"], error["column"], error["tube_code"]) == (2, "resulted_at", "P0001")
     now = await statuses(client, town, lab)
     assert {now[r] for r in lab.a} == {"sampled"} and {now[r] for r in lab.b} == {"negative"}
+
+
+async def test_a_rounds_results_page_by_page(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    """A list longer than its limit answers a page and a cursor to the next (a page of a
+    round's members and their directory rows was a 500 when a next page existed)."""
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        query = f"/v1/results?round_id={lab.round_id}&limit=3"
+        listed = await client.get(
+            query + (f"&cursor={cursor}" if cursor else ""), headers=town.operator
+        )
+        assert listed.status_code == 200, listed.text
+        seen += [r["resident_id"] for r in listed.json()["items"]]
+        cursor = listed.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(lab.a + lab.b + lab.c)

@@ -1,6 +1,7 @@
 """Rounds, tubes and door-to-door lists, from the registry's events to a sampler's phone."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -541,3 +542,60 @@ async def test_keyed_single_tubes_sent_together_share_commits_and_each_resend_ge
     assert sorted(m for t in listed for m in t["member_ids"]) == sorted(residents)
     other = await send(3, tube("K9999", [night.unit2[0]]))
     assert other.status_code == 409 and "Idempotency-Key" in other.text
+
+
+async def test_blank_names_of_a_round_a_site_and_a_collector_are_refused(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    """A name of only spaces names no one: a 422 naming the field, never a round, a site or
+    a tube nobody can tell apart; a name with spaces around it is kept without them."""
+    scope = {"kind": "compounds", "ids": [str(night.compound.id)]}
+    body = {"town_id": str(town.id), "name": "   ", "scope": scope, **WINDOW}
+    blank_round = await client.post("/v1/rounds", json=body, headers=town.operator)
+    assert blank_round.status_code == 422, blank_round.text
+    assert blank_round.json()["errors"][0]["field"] == "name"
+
+    round_ = await schedule(client, town, scope)
+    site = {"name": "  ", "compound_id": str(night.compound.id)}
+    blank_site = await client.post(
+        f"/v1/rounds/{round_['id']}/sites", json=site, headers=town.operator
+    )
+    assert blank_site.status_code == 422, blank_site.text
+    assert blank_site.json()["errors"][0]["field"] == "name"
+
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    path = f"/v1/rounds/{round_['id']}/tubes"
+    blank = await client.post(
+        path, json=tube("B0001", night.unit1[:1], collector="   "), headers=town.operator
+    )
+    assert blank.status_code == 422, blank.text
+    assert blank.json()["errors"][0]["field"] == "collector"
+    batch = await client.post(
+        f"{path}/batch",
+        json={"tubes": [tube("B0002", night.unit1[1:2], collector=" ")]},
+        headers=town.operator,
+    )
+    assert batch.status_code == 422, batch.text
+    assert batch.json()["errors"][0]["field"] == "tubes.0.collector"
+    padded = await client.post(
+        path, json=tube("B0003", night.unit1[2:3], collector=" Nurse Li "), headers=town.operator
+    )
+    assert padded.status_code == 201, padded.text
+    assert padded.json()["collector"] == "Nurse Li"
+
+
+async def test_a_door_to_door_list_of_a_building_not_in_scope_is_a_404_naming_it(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    """A leader who asks for a building that is no building of theirs (a mistyped id, a
+    unit's, another compound's) is told so, as ``/missed`` does, not handed an empty list
+    that reads as nobody to visit."""
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    path = f"/v1/rounds/{round_['id']}/door-to-door"
+    for wrong in (str(uuid.uuid4()), night.compound.unit_ids[1], night.compound.id):
+        listed = await client.get(path, params={"building_id": wrong}, headers=town.operator)
+        assert listed.status_code == 404, listed.text
+        assert listed.json()["errors"][0]["field"] == "building_id"
+    right = {"building_id": night.compound.building_id}
+    listed = await client.get(path, params=right, headers=town.operator)
+    assert listed.status_code == 200 and len(listed.json()[0]["residents"]) == 2

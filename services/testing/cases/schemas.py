@@ -4,7 +4,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.fields import FreeText, Moment
+from shared.fields import FreeText, Moment, Name
 from shared.privacy import HealthRecord, PersonalIdNumber, PersonalName, PersonalPhone
 
 ContactKind = Literal["close", "secondary"]
@@ -76,7 +76,7 @@ class ContactIn(BaseModel):
     )
 
     resident_id: uuid.UUID | None = Field(None, description="A resident from the directory")
-    name: FreeText | None = Field(None, min_length=1, max_length=60, description="For an outsider")
+    name: Name | None = Field(None, max_length=60, description="For an outsider")
     phone: FreeText | None = Field(None, max_length=20, description="For an outsider")
     kind: ContactKind = "close"
     quarantine_until: date | None = Field(
@@ -111,7 +111,7 @@ class TransferIn(BaseModel):
         description="pending → scheduled → transferred; scheduled again reschedules, "
         "pending again cancels the schedule"
     )
-    destination: FreeText | None = Field(None, min_length=1, max_length=200)
+    destination: Name | None = Field(None, max_length=200)
     scheduled_for: Moment | None = None
 
     @model_validator(mode="after")

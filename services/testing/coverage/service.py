@@ -30,10 +30,9 @@ from services.testing.models import (
     RoundMember,
     RoundStatus,
 )
-from services.testing.rounds.service import get_round
+from services.testing.rounds.service import check_place, get_round
 from shared.db import AnySelect
 from shared.pagination import Page, keyset, next_cursor
-from shared.problems import NotFound
 from shared.uow import UnitOfWork
 
 RESULTED = (
@@ -111,17 +110,6 @@ def _groups(by: schemas.Grouping, where: list[ColumnElement[bool]]) -> Any:
     return union_all(per_grid, whole).subquery()
 
 
-async def _check_place(
-    uow: UnitOfWork, place_id: uuid.UUID | None, *, kind: str, field: str
-) -> None:
-    if place_id is None:
-        return
-    place = await uow.get(DirectoryPlace, place_id, what=kind, field=field)
-    if place.kind != kind:
-        message = f"{place_id} is a {place.kind}, not a {kind}"
-        raise NotFound(message, errors=[{"field": field, "message": message}])
-
-
 async def _members_where(
     uow: UnitOfWork,
     *,
@@ -132,9 +120,9 @@ async def _members_where(
 ) -> list[ColumnElement[bool]]:
     """The round's members in the places asked for, each place checked against the scope."""
     await get_round(uow, round_id, field="round_id")
-    await _check_place(uow, compound_id, kind="compound", field="compound_id")
-    await _check_place(uow, building_id, kind="building", field="building_id")
-    await _check_place(uow, unit_id, kind="unit", field="unit_id")
+    await check_place(uow, compound_id, kind="compound", field="compound_id")
+    await check_place(uow, building_id, kind="building", field="building_id")
+    await check_place(uow, unit_id, kind="unit", field="unit_id")
     where = [RoundMember.round_id == round_id]
     for column, value in (
         (RoundMember.compound_id, compound_id),
@@ -226,7 +214,7 @@ async def open_round_coverage(
     scope, and its coverage there by building and by unit: one pass over those members,
     grouped by building and unit, summed both ways (each member is in one unit of one
     building, so both sums are exact)."""
-    await _check_place(uow, compound_id, kind="compound", field="compound_id")
+    await check_place(uow, compound_id, kind="compound", field="compound_id")
     in_compound = RoundMember.compound_id == compound_id
     has_members = (
         select(RoundMember.round_id).where(RoundMember.round_id == Round.id, in_compound).exists()
@@ -444,8 +432,8 @@ async def missed_twice(
     """Residents who were members of the last two closed PCR rounds that covered them (in
     these places) and were sampled in neither. Antigen rounds are self-reported, not sampled,
     so they neither count nor break the run."""
-    await _check_place(uow, compound_id, kind="compound", field="compound_id")
-    await _check_place(uow, building_id, kind="building", field="building_id")
+    await check_place(uow, compound_id, kind="compound", field="compound_id")
+    await check_place(uow, building_id, kind="building", field="building_id")
     latest_first = func.row_number().over(
         partition_by=RoundMember.resident_id,
         order_by=(Round.starts_at.desc(), Round.id.desc()),

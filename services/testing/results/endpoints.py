@@ -206,7 +206,7 @@ async def list_results(
         cursor=cursor,
         limit=limit,
     )
-    page = [_Row(m, p) for m, p in rows]
+    page = [_Row(m, p) for m, p, _ in rows]
     items = [
         schemas.PersonResult(
             round_id=r.member.round_id,

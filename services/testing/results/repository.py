@@ -46,9 +46,10 @@ async def members_page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Any], str | None]:
-    """A page of the round's members, each with its directory resident (or none)."""
+    """A page of the round's members, each with its directory resident (or none): rows of
+    the member, the resident and ``id`` (the member's resident id, the page's key)."""
     query = where_given(
-        select(RoundMember, DirectoryResident)
+        select(RoundMember, DirectoryResident, RoundMember.resident_id.label("id"))
         .outerjoin(DirectoryResident, DirectoryResident.id == RoundMember.resident_id)
         .where(RoundMember.round_id == round_id),
         (RoundMember.status, status),

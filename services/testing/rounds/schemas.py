@@ -4,8 +4,9 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.testing.models import MemberStatus
 from shared.contracts.testing import RoundKind, RoundScope
-from shared.fields import FreeText, Moment
+from shared.fields import Moment, Name
 from shared.privacy import PersonalName, PersonalPhone, PersonalRecord
 
 # A screening round is sampled in hours, a large town's in a few days.
@@ -30,7 +31,7 @@ class RoundCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120)
     kind: RoundKind = "pcr"
     scope: RoundScope
     starts_at: Moment
@@ -80,7 +81,7 @@ class Slot(BaseModel):
 
 
 class SiteCreate(BaseModel):
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120)
     compound_id: uuid.UUID
     building_ids: list[uuid.UUID] = Field(default=[], description="Buildings the site serves")
     slots: list[Slot] = Field(default=[], description="Time slots, each for some buildings")
@@ -97,9 +98,22 @@ class SiteOut(BaseModel):
     slots: list[Slot]
 
 
+# Statuses that tell a positive pool, an invalid tube or a case: health data on any list.
+HEALTH_STATUSES = frozenset(
+    {
+        MemberStatus.retest_required,
+        MemberStatus.retest_sampled,
+        MemberStatus.resample_required,
+        MemberStatus.positive,
+    }
+)
+
+
 class DoorToDoorResident(PersonalRecord):
     """A resident to sample at the door. One with an open retest or resample (a positive
-    pool, a positive antigen) is health data, named as on ``/v1/tasks``."""
+    pool, a positive antigen), or whose status tells a positive pool, an invalid tube or a
+    case (a sealed resident stays listed after the retest's swab), is health data, named as
+    on ``/v1/tasks``."""
 
     resource: ClassVar[str] = "round_members"
     record_id: ClassVar[str] = "resident_id"
@@ -113,7 +127,7 @@ class DoorToDoorResident(PersonalRecord):
     status: str
 
     def is_health(self) -> bool:
-        return bool({"retest", "resample"} & set(self.reasons))
+        return bool({"retest", "resample"} & set(self.reasons)) or self.status in HEALTH_STATUSES
 
 
 class DoorToDoorBuilding(BaseModel):

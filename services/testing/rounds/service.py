@@ -281,6 +281,19 @@ def _check_slots(round_: Round, slots: Sequence[schemas.Slot]) -> None:
                 )
 
 
+async def check_place(
+    uow: UnitOfWork, place_id: uuid.UUID | None, *, kind: str, field: str
+) -> None:
+    """A place asked for by a read's filter: in the caller's scope and of the kind asked,
+    else a 404 naming the field (not an empty answer that reads as nobody there)."""
+    if place_id is None:
+        return
+    place = await uow.get(DirectoryPlace, place_id, what=kind, field=field)
+    if place.kind != kind:
+        message = f"{place_id} is a {place.kind}, not a {kind}"
+        raise NotFound(message, errors=[{"field": field, "message": message}])
+
+
 async def door_to_door(
     uow: UnitOfWork,
     *,
@@ -290,6 +303,7 @@ async def door_to_door(
     """Who the samplers must visit: residents of sealed units or buildings, the bedridden
     and disabled, and anyone with an open retest or resample, grouped by building."""
     await get_round(uow, round_id)
+    await check_place(uow, building_id, kind="building", field="building_id")
     sealed = (
         zone_level_of(
             table_of(DirectoryZone),

@@ -3,7 +3,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.fields import FreeText, Moment
+from shared.fields import Moment, Name
 
 
 class TubeIn(BaseModel):
@@ -23,7 +23,7 @@ class TubeIn(BaseModel):
     code: str = Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")
     member_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
     site_id: uuid.UUID | None = None
-    collector: FreeText = Field(min_length=1, max_length=80)
+    collector: Name = Field(max_length=80)
     collected_at: Moment
     retest: bool = Field(
         False,
