@@ -635,3 +635,45 @@ async def test_a_whole_unit_leaves_households_refused_moved_or_sealed_as_they_we
     left = await undelivered(client, town, second)
     assert (left["C"]["status"], left["C"]["door_delivery"]) == ("pending", True)
     assert (left["D"]["status"], left["D"]["reason"]) == ("undelivered", "moved")
+
+
+async def test_a_confirmation_dated_in_the_future_is_refused_naming_at(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A phone whose clock is a year ahead (or a typed 2030) does not record a household as
+    delivered at a time that has not come: the row is refused on `at`, the good rows apply,
+    a whole unit's confirmation is a 422 naming `at`, and nothing leaves the shelf for them."""
+    plan_id = await planned(client, town, village)
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    h = village.households
+    ahead = "2030-01-01T09:00:00+08:00"
+    rows = [
+        {"household_id": h["A"], "at": ahead},
+        {"household_id": h["B"], "at": datetime.now(UTC).isoformat()},
+    ]
+    body = {
+        "deliveries": [
+            {"client_ref": f"p9-{n}", "outcome": "delivered", "received_by": "户", **row}
+            for n, row in enumerate(rows)
+        ]
+    }
+    answer = await client.post(url, json=body, headers=town.operator)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changed"] == 1
+    assert [(e["row"], e["field"]) for e in answer.json()["errors"]] == [(0, "at")]
+    assert "future" in answer.json()["errors"][0]["message"]
+    alone = await client.post(
+        url, json={"deliveries": body["deliveries"][:1]}, headers=town.operator
+    )
+    assert alone.status_code == 422, alone.text
+    assert alone.json()["errors"][0]["field"] == "at"
+
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "p9-unit", "outcome": "delivered", "received_by": "楼组长", "at": ahead}
+    refused = await client.post(unit, json=whole, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "at"
+
+    left = await undelivered(client, town, plan_id)
+    assert "A" in left and "B" not in left
+    assert {left[c]["status"] for c in ("A", "E")} == {"pending"}

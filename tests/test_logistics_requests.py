@@ -32,6 +32,7 @@ from tests.support import (
     listening,
     make_compound,
     make_resident,
+    of_type,
     post,
 )
 
@@ -755,6 +756,41 @@ async def test_a_retried_request_gets_its_first_answer_even_after_the_state_move
     mine = [e.type for e in events if e.payload["request_id"] == request_id]
     assert mine == ["logistics.request.created", "logistics.request.cancelled"]
     assert await _count(platform, HelpRequest) == 1
+
+
+async def test_assigning_the_same_volunteer_again_changes_and_sends_nothing(
+    client: httpx.AsyncClient, area: Area, platform: Platform
+) -> None:
+    """A leader's phone that lost the answer assigns again without a key: the errand is
+    the volunteer's already, so nothing changes (no revision, no second `.assigned`, which
+    notify would turn into a second SMS); assigning someone else still does."""
+    leader = area.leader
+    request = await ask(client, leader, area.mother, "baby_supplies")
+    async with listening(platform, "logistics.request.#") as events:
+        first = await act(client, leader, request["id"], "assign", volunteer_id=area.helpers[0])
+        assert first.status_code == 200, first.text
+        again = await act(client, leader, request["id"], "assign", volunteer_id=area.helpers[0])
+        assert again.status_code == 200, again.text
+        kept = ("revision", "assigned_at", "assignee_id", "status")
+        assert {k: again.json()[k] for k in kept} == {k: first.json()[k] for k in kept}
+        other = await act(client, leader, request["id"], "assign", volunteer_id=area.helpers[1])
+        assert other.status_code == 200, other.text
+        assert other.json()["assignee_id"] == area.helpers[1]
+        assert other.json()["revision"] == first.json()["revision"] + 1
+
+        def assigned() -> list[tuple[int, str]]:
+            return [
+                (e.payload["revision"], e.payload["assignee_id"])
+                for e in of_type(events, "logistics.request.assigned")
+                if e.payload["request_id"] == request["id"]
+            ]
+
+        async def two() -> bool:
+            return len(assigned()) >= 2
+
+        await eventually(two, what="two assigned events")
+        await asyncio.sleep(0.3)
+    assert assigned() == [(2, area.helpers[0]), (3, area.helpers[1])]
 
 
 async def test_a_volunteer_sees_only_the_trips_and_counts_of_their_own_errands(

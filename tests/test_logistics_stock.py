@@ -28,6 +28,7 @@ from tests.support import (
     eventually,
     headers_for,
     listening,
+    make_building,
     make_compound,
     make_resident,
     of_type,
@@ -406,6 +407,47 @@ async def test_an_issue_for_a_plan_or_request_nobody_can_find_is_refused_naming_
     issued = await client.post("/v1/stock/issues", json=body, headers=staff)
     assert issued.status_code == 201, issued.text
     assert (await balance(client, h, c03.id, rice))["on_hand"] == 95
+
+
+async def test_a_requests_goods_are_traced_to_its_residents_building(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A formula tin issued for a help request without naming the building still shows in
+    the donation register at the resident's building (the request says where it went), and
+    naming another building of the compound is a 422 naming `building_id`: the register
+    would send the donor's goods to a door nobody asked from."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    other = await make_building(client, c03, h, code="9")
+    await known_to_logistics(platform, other.building_id)
+    formula = await item(client, town, "formula", "box")
+    await receipt(
+        client,
+        h,
+        c03.id,
+        [{"item_id": formula, "quantity": 10}],
+        source="donation",
+        donor="Milk Co.",
+    )
+    request_id = await help_request(client, town, platform, c03)
+    line = [{"item_id": formula, "quantity": 1}]
+    body = {"holder_id": c03.id, "reference_id": request_id, "lines": line}
+    elsewhere = await client.post(
+        "/v1/stock/issues", json={**body, "building_id": other.building_id}, headers=h
+    )
+    assert elsewhere.status_code == 422, elsewhere.text
+    assert [e["field"] for e in elsewhere.json()["errors"]] == ["building_id"]
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 10
+
+    issued = await client.post("/v1/stock/issues", json=body, headers=h)
+    assert issued.status_code == 201, issued.text
+    card = await client.get(
+        "/v1/stock/entries", params={"holder_id": c03.id, "kind": "issue"}, headers=h
+    )
+    assert [e["to_building_id"] for e in card.json()["items"]] == [c03.building_id]
+    [donation] = (await client.get("/v1/donations", headers=h)).json()["items"]
+    went = {(w["kind"], w["quantity"], w["building"]) for w in donation["lines"][0]["went_to"]}
+    assert went == {("issued", 1, c03.building_code), ("in_stock", 9, None)}
 
 
 async def test_only_those_who_manage_a_store_change_it(

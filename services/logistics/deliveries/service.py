@@ -33,7 +33,7 @@ from shared.contracts.logistics import DeliveriesRecorded, DeliveryRecord, ItemQ
 from shared.contracts.testing import CaseConfirmed
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.events import Envelope, Event
-from shared.problems import NotFound, rows_rejected
+from shared.problems import Invalid, NotFound, rows_rejected
 from shared.uow import UnitOfWork
 
 # Staff, grid and building leaders and volunteers confirm deliveries to the households of
@@ -90,10 +90,14 @@ async def record(
     fresh: list[tuple[schemas.DeliveryIn, Any]] = []
     unchanged = 0
     taken: set[uuid.UUID] = set()
+    latest = datetime.now(UTC) + uow.settings.clock_skew
     for row, delivery in enumerate(deliveries):
         household = known.get(delivery.household_id)
         if (delivery.client_ref, delivery.household_id) in before:
             unchanged += 1
+        elif delivery.at > latest:
+            message = _future(delivery)
+            errors.append(schemas.RowError(row=row, field="at", message=message))
         elif household is None:
             message = f"no household {delivery.household_id} in this plan in your scope"
             errors.append(schemas.RowError(row=row, field="household_id", message=message))
@@ -128,6 +132,13 @@ async def record(
             schemas.HouseholdState.model_validate(s, from_attributes=True) for s in states.values()
         ],
         errors=errors,
+    )
+
+
+def _future(outcome: schemas.Outcome) -> str:
+    return (
+        f"at {outcome.at.isoformat()} is in the future: a confirmation is recorded when it "
+        "happened, no later than now (within the clocks' tolerance)"
     )
 
 
@@ -171,6 +182,8 @@ async def record_unit(
         changed = 0
     else:
         refuse_if_cancelled(plan)
+        if data.at > datetime.now(UTC) + uow.settings.clock_skew:
+            raise Invalid.on("at", _future(data))
         common = data.model_dump(exclude={"client_ref"})
         open_ = [
             h

@@ -370,6 +370,17 @@ async def assign(uow: UnitOfWork, *, request_id: uuid.UUID, data: schemas.Assign
     request = await repository.locked(uow, request_id)
     ASSIGN.check(uow, Place.of(request))
     becomes = _step(request, "assign")
+    if request.status == "assigned" and (
+        (request.assignee_kind, request.assignee_id, request.team)
+        == (
+            ("volunteer", data.volunteer_id, None)
+            if data.volunteer_id is not None
+            else ("team", None, data.team)
+        )
+    ):
+        # Given to them already (a resend whose answer was lost): no change, no second
+        # `.assigned` (which notify would send the volunteer again), the same answer.
+        return request
     now = datetime.now(UTC)
     if data.volunteer_id is not None:
         person = await uow.get(

@@ -412,18 +412,34 @@ async def issue_delivered(
     return issued
 
 
-async def _known(uow: UnitOfWork, *, reference: Reference, building_id: uuid.UUID | None) -> None:
-    """The plan or request named exists in the caller's scope, and so does the building."""
+async def _known(
+    uow: UnitOfWork, *, reference: Reference, building_id: uuid.UUID | None
+) -> uuid.UUID | None:
+    """The plan or request named exists in the caller's scope, and so does the building.
+    Returns the building the goods went to: a request's goods go to its resident's building
+    (named or not; another one is a 422 naming ``building_id``)."""
     if reference.kind == "plan":
         await uow.get(
             DistributionPlan, reference.id, what="distribution plan", field="reference_id"
         )
+        request = None
     else:
-        await uow.get(HelpRequest, reference.id, what="help request", field="reference_id")
+        request = await uow.get(
+            HelpRequest, reference.id, what="help request", field="reference_id"
+        )
     if building_id is not None:
         place = DirectoryPlace
         building = place.kind == "building"
         await uow.get(place, building_id, what="building", field="building_id", where=building)
+    if request is None or request.building_id is None:
+        return building_id
+    if building_id is not None and building_id != request.building_id:
+        raise Invalid.on(
+            "building_id",
+            f"help request {request.id} is for building {request.building_id}, not "
+            f"{building_id}: its goods go to its resident",
+        )
+    return request.building_id
 
 
 async def issue_now(
@@ -441,7 +457,7 @@ async def issue_now(
     404 naming ``reference_id`` (``building_id``) otherwise, and nothing leaves the shelf
     (the donation register would trace goods to nobody)."""
     MANAGE.check_role(uow)
-    await _known(uow, reference=reference, building_id=building_id)
+    building_id = await _known(uow, reference=reference, building_id=building_id)
     await reserve(uow, holder_id=holder_id, lines=lines, reference=reference)
     return await issue_reserved(
         uow,

@@ -169,7 +169,9 @@ class IssueCreate(BaseModel):
     )
     reference_label: FreeText = Field("", max_length=200)
     building_id: uuid.UUID | None = Field(
-        None, description="Where the goods went: a building in your scope, else 404"
+        None,
+        description="Where the goods went: a building in your scope, else 404; for a help "
+        "request its resident's building (the default; another is a 422)",
     )
     note: FreeText = Field("", max_length=500)
     lines: list[IssueLine] = Field(min_length=1, max_length=500)
