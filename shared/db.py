@@ -27,6 +27,7 @@ from sqlalchemy import (
     Uuid,
     event,
     false,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -273,3 +274,12 @@ def table_of(model: type[Any]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of the rows ``where`` holds, on PostgreSQL and SQLite alike: a queue's waiting
+    rows only, or uniqueness where a plain unique constraint would let rows with an empty
+    column repeat (the whole building's zone beside its units')."""
+    return Index(
+        name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where)
+    )

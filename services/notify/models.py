@@ -18,13 +18,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from shared.auth import Scoped
-from shared.db import define_kernel_tables, new_metadata, utc_datetime
+from shared.db import define_kernel_tables, new_metadata, partial_index, utc_datetime
 from shared.directory import Directory, define_directory
 from shared.ids import new_id
 
@@ -104,21 +103,16 @@ class Message(Scoped, Base):
         # The dispatcher's claim: waiting messages by lane (urgent first), then time, read
         # in index order (a partial index: an IN over two states in a plain one would sort
         # the whole queue for every claim).
-        Index(
-            "ix_messages_due",
-            "rank",
-            "next_attempt_at",
-            postgresql_where=text("state IN ('queued', 'deferred')"),
-            sqlite_where=text("state IN ('queued', 'deferred')"),
+        partial_index(
+            "ix_messages_due", "rank", "next_attempt_at", where="state IN ('queued', 'deferred')"
         ),
         # Unknown batches to reconcile and abandoned claims: partial too, so that the many
         # sent and delivered rows cost this index nothing.
-        Index(
+        partial_index(
             "ix_messages_in_flight",
             "state",
             "next_attempt_at",
-            postgresql_where=text("state IN ('sending', 'unknown')"),
-            sqlite_where=text("state IN ('sending', 'unknown')"),
+            where="state IN ('sending', 'unknown')",
         ),
         # A batch handed to a gateway in one call, found again to reconcile it.
         Index("ix_messages_batch", "batch_id"),

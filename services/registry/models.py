@@ -18,13 +18,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from shared.auth import Scoped
-from shared.db import define_kernel_tables, new_metadata, utc_datetime
+from shared.db import define_kernel_tables, new_metadata, partial_index, utc_datetime
 from shared.ids import new_id
 
 
@@ -221,13 +220,12 @@ class Household(Scoped, Base):
     __table_args__ = (
         UniqueConstraint("building_id", "unit_id", "code"),
         # The constraint above treats empty unit ids as distinct: one code per building too.
-        Index(
+        partial_index(
             "uq_households_building_whole",
             "building_id",
             "code",
+            where="unit_id IS NULL",
             unique=True,
-            postgresql_where=text("unit_id IS NULL"),
-            sqlite_where=text("unit_id IS NULL"),
         ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -315,13 +313,12 @@ class Team(Scoped, Base):
     __table_args__ = (
         Index("uq_teams_compound_id_name", "compound_id", "name", unique=True),
         # The index above treats empty compound ids as distinct: a committee's own teams.
-        Index(
+        partial_index(
             "uq_teams_committee_id_name",
             "committee_id",
             "name",
+            where="compound_id IS NULL",
             unique=True,
-            postgresql_where=text("compound_id IS NULL"),
-            sqlite_where=text("compound_id IS NULL"),
         ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -395,12 +392,8 @@ class Zone(Scoped, Base):
     __table_args__ = (
         UniqueConstraint("building_id", "unit_id"),
         # The constraint above treats empty unit ids as distinct: one building zone too.
-        Index(
-            "uq_zones_building_whole",
-            "building_id",
-            unique=True,
-            postgresql_where=text("unit_id IS NULL"),
-            sqlite_where=text("unit_id IS NULL"),
+        partial_index(
+            "uq_zones_building_whole", "building_id", where="unit_id IS NULL", unique=True
         ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -422,12 +415,8 @@ class ZoneProposal(Scoped, Base):
 
     __tablename__ = "zone_proposals"
     __table_args__ = (
-        Index(
-            "uq_zone_proposals_pending",
-            "zone_id",
-            unique=True,
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+        partial_index(
+            "uq_zone_proposals_pending", "zone_id", where="status = 'pending'", unique=True
         ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
