@@ -45,6 +45,17 @@ def _unscoped_statements() -> list[Any]:
     ]
 
 
+def _staff_of(town: Town, compound: Any) -> Principal:
+    """A committee's staff member managing this one compound."""
+    scope = Scope.of(
+        ScopeKind.committees,
+        towns=[town.id],
+        committees=[uuid.UUID(compound.committee_id)],
+        compounds=[uuid.UUID(compound.id)],
+    )
+    return Principal(id="staff", username="staff", role=Role.committee_staff, scope=scope)
+
+
 @pytest.mark.parametrize("statement", range(len(_unscoped_statements())))
 async def test_a_session_without_a_scope_refuses_placed_data(
     platform: Platform, statement: int
@@ -62,13 +73,7 @@ async def test_core_statements_see_and_change_only_the_callers_places(
     theirs = await make_compound(client, town.id, town.operator, code="SB")
     own = await make_resident(client, mine, town.operator, name="甲")
     other = await make_resident(client, theirs, town.operator, name="乙")
-    scope = Scope.of(
-        ScopeKind.committees,
-        towns=[town.id],
-        committees=[uuid.UUID(mine.committee_id)],
-        compounds=[uuid.UUID(mine.id)],
-    )
-    staff = Principal(id="staff", username="staff", role=Role.committee_staff, scope=scope)
+    staff = _staff_of(town, mine)
     runtime = platform.runtime("registry")
     async with runtime.uow(staff) as uow:
         session = uow.session
@@ -109,13 +114,7 @@ async def test_joins_aliases_and_subqueries_are_scoped_in_every_from(
     theirs = await make_compound(client, town.id, town.operator, code="SD")
     await make_resident(client, mine, town.operator, name="甲")
     await make_resident(client, theirs, town.operator, name="乙")
-    scope = Scope.of(
-        ScopeKind.committees,
-        towns=[town.id],
-        committees=[uuid.UUID(mine.committee_id)],
-        compounds=[uuid.UUID(mine.id)],
-    )
-    staff = Principal(id="staff", username="staff", role=Role.committee_staff, scope=scope)
+    staff = _staff_of(town, mine)
     other = residents.alias("other")
     joined = select(residents.c.name).join_from(
         residents, households, households.c.id == residents.c.household_id
