@@ -76,7 +76,9 @@ class ContactIn(BaseModel):
     )
 
     resident_id: uuid.UUID | None = Field(None, description="A resident from the directory")
-    name: Name | None = Field(None, max_length=60, description="For an outsider")
+    name: Name | None = Field(
+        None, max_length=60, examples=["Courier Wang"], description="For an outsider"
+    )
     phone: FreeText | None = Field(None, max_length=20, description="For an outsider")
     kind: ContactKind = "close"
     quarantine_until: date | None = Field(
@@ -111,7 +113,7 @@ class TransferIn(BaseModel):
         description="pending → scheduled → transferred; scheduled again reschedules, "
         "pending again cancels the schedule"
     )
-    destination: Name | None = Field(None, max_length=200)
+    destination: Name | None = Field(None, max_length=200, examples=["Central isolation hotel"])
     scheduled_for: Moment | None = None
 
     @model_validator(mode="after")

@@ -31,7 +31,7 @@ class RoundCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: Name = Field(max_length=120)
+    name: Name = Field(max_length=120, examples=["Night screening, 2022-04-02"])
     kind: RoundKind = "pcr"
     scope: RoundScope
     starts_at: Moment
@@ -81,7 +81,7 @@ class Slot(BaseModel):
 
 
 class SiteCreate(BaseModel):
-    name: Name = Field(max_length=120)
+    name: Name = Field(max_length=120, examples=["Gate 2 sampling tent"])
     compound_id: uuid.UUID
     building_ids: list[uuid.UUID] = Field(default=[], description="Buildings the site serves")
     slots: list[Slot] = Field(default=[], description="Time slots, each for some buildings")

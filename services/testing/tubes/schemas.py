@@ -23,7 +23,7 @@ class TubeIn(BaseModel):
     code: str = Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")
     member_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
     site_id: uuid.UUID | None = None
-    collector: Name = Field(max_length=80)
+    collector: Name = Field(max_length=80, examples=["Nurse Li"])
     collected_at: Moment
     retest: bool = Field(
         False,
