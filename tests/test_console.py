@@ -867,3 +867,26 @@ def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, tow
     shot(town, page, "stock-card")
     assert page.errors == []
     page.context.close()
+
+
+def test_a_page_still_loading_when_another_is_opened_does_not_cover_it(
+    browser: Any, town: Served
+) -> None:
+    page = signed_in(browser, town, "operator")
+    go(page, town, "#/rounds", "#schedule-form")
+    # The dashboard's figures come late (a loaded server at night) ...
+    held: list[Any] = []
+    page.route("**/v1/zones/population*", lambda route: held.append(route))
+    page.goto(f"{town.base}/console/#/dashboard")
+    # (Playwright hands over requests while it waits: wait a little between looks.)
+    eventually(
+        lambda: page.wait_for_timeout(100) or held, what="the dashboard asking for its figures"
+    )
+    # ... and the operator moves on before they arrive.
+    go(page, town, "#/rounds", "#schedule-form")
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(3000)
+    assert page.locator("#schedule-form").is_visible()
+    assert page.locator("#dashboard").count() == 0
+    assert page.errors == []

@@ -119,6 +119,16 @@ export function parseHash() {
   return { page, args: rest.map(decodeURIComponent), params: new URLSearchParams(search) };
 }
 
+// Each page draws into a main element of its own: a page still waiting for its figures when
+// another is opened draws, when they come, into one no longer shown, never over the new page.
+function freshMain() {
+  const shown = main();
+  const fresh = shown.cloneNode(false);
+  delete fresh.dataset.shown;
+  shown.replaceWith(fresh);
+  return fresh;
+}
+
 let rendering = 0;
 async function route() {
   const ticket = ++rendering;
@@ -131,7 +141,7 @@ async function route() {
   }
   const { page, args, params } = parseHash();
   renderNav(page);
-  const target = main();
+  const target = freshMain();
   if (!OPERATORS.has(state.me.role)) {
     target.replaceChildren(h("h1", {}, t("not_for_role.title")), h("p", { id: "not-for-role" }, t("not_for_role.text")));
     return;
