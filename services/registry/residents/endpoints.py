@@ -2,13 +2,12 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import Query
-from sqlalchemy import select
 
 from services.registry.models import SERVICE, Household, Resident, ResidentMove, Tag, ZoneLevel
 from services.registry.residents import repository, schemas, service
 from shared.fields import FreeText
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor, where_given
+from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.privacy import PersonalField, Present, searchable
 
 router = service_router(SERVICE, tags=["residents"])
@@ -37,13 +36,14 @@ async def list_households(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.HouseholdOut]:
-    query = where_given(
-        select(Household),
-        (Household.compound_id, compound_id),
-        (Household.building_id, building_id),
-        (Household.unit_id, unit_id),
+    rows = await repository.households_page(
+        uow,
+        compound_id=compound_id,
+        building_id=building_id,
+        unit_id=unit_id,
+        cursor=cursor,
+        limit=limit,
     )
-    rows = list(await uow.session.scalars(keyset(query, Household.id, cursor=cursor, limit=limit)))
     page, following = next_cursor(rows, limit)
     return Page(items=[schemas.HouseholdOut.model_validate(h) for h in page], next_cursor=following)
 
@@ -102,9 +102,8 @@ async def search_residents(
         tags=tuple(tag or ()),
         zone=zone,
     )
-    query = keyset(repository.search(filters), Resident.id, cursor=cursor, limit=limit)
-    rows = (await uow.session.execute(query)).all()
-    page, following = next_cursor([_Row(r[0], r[1]) for r in rows], limit)
+    rows = await repository.residents_page(uow, filters, cursor=cursor, limit=limit)
+    page, following = next_cursor([_Row(resident, zone) for resident, zone in rows], limit)
     items = [service.present(r.resident, zone=r.zone) for r in page]
     return await present(Page(items=items, next_cursor=following))
 
@@ -134,7 +133,7 @@ async def count_residents(
     filters = repository.ResidentFilter(
         compound_id=compound_id, building_id=building_id, tags=tuple(tag or ()), zone=zone
     )
-    rows = (await uow.session.execute(repository.counts(filters, group_by=group_by))).all()
+    rows = await repository.count_rows(uow, filters, group_by=group_by)
     keys = [k.key for k in repository.GROUPS[group_by]]
     out = []
     for row in rows:
@@ -184,16 +183,9 @@ async def move_resident(
 @router.get("/residents/{resident_id}/moves", response_model=list[schemas.MoveOut])
 async def list_moves(resident_id: uuid.UUID, uow: Uow) -> list[ResidentMove]:
     await uow.get(Resident, resident_id, what="resident")
-    query = (
-        select(ResidentMove)
-        .where(ResidentMove.resident_id == resident_id)
-        .order_by(ResidentMove.moved_at)
-    )
-    return list((await uow.session.scalars(query)).all())
+    return await repository.moves_of(uow, resident_id)
 
 
 async def _one(uow: Uow, present: Present, resident: Resident) -> schemas.ResidentOut:
-    zone = await uow.session.scalar(
-        select(repository.zone_level()).where(Resident.id == resident.id)
-    )
+    zone = await repository.zone_of(uow, resident.id)
     return await present(service.present(resident, zone=zone))

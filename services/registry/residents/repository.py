@@ -6,9 +6,20 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
 
-from services.registry.models import TAG_BITS, Resident, Tag, Unit, Zone, ZoneLevel, tags_to_mask
+from services.registry.models import (
+    TAG_BITS,
+    Household,
+    Resident,
+    ResidentMove,
+    Tag,
+    Unit,
+    Zone,
+    ZoneLevel,
+    tags_to_mask,
+)
 from shared.db import AnySelect, table_of
 from shared.directory import zones
+from shared.pagination import keyset, where_given
 from shared.uow import UnitOfWork
 
 
@@ -68,6 +79,50 @@ def search(filters: ResidentFilter) -> AnySelect:
     return filters.apply(select(Resident, zone_level().label("zone")))
 
 
+async def households_page(
+    uow: UnitOfWork,
+    *,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+    unit_id: uuid.UUID | None,
+    cursor: Any,
+    limit: int,
+) -> list[Household]:
+    """A page of households (one more than ``limit``: the next page's cursor)."""
+    query = where_given(
+        select(Household),
+        (Household.compound_id, compound_id),
+        (Household.building_id, building_id),
+        (Household.unit_id, unit_id),
+    )
+    return list(await uow.session.scalars(keyset(query, Household.id, cursor=cursor, limit=limit)))
+
+
+async def residents_page(
+    uow: UnitOfWork, filters: ResidentFilter, *, cursor: Any, limit: int
+) -> list[tuple[Resident, str | None]]:
+    """A page of residents found, each with its zone level (one more than ``limit``)."""
+    query = keyset(search(filters), Resident.id, cursor=cursor, limit=limit)
+    return [(r[0], r[1]) for r in (await uow.session.execute(query)).all()]
+
+
+async def moves_of(uow: UnitOfWork, resident_id: uuid.UUID) -> list[ResidentMove]:
+    query = (
+        select(ResidentMove)
+        .where(ResidentMove.resident_id == resident_id)
+        .order_by(ResidentMove.moved_at)
+    )
+    return list((await uow.session.scalars(query)).all())
+
+
+async def zone_of(uow: UnitOfWork, resident_id: uuid.UUID) -> str | None:
+    """The resident's zone level now (their unit's, else their building's)."""
+    zone: str | None = await uow.session.scalar(
+        select(zone_level()).where(Resident.id == resident_id)
+    )
+    return zone
+
+
 GROUPS = {
     "compound": (Resident.compound_id,),
     "building": (Resident.compound_id, Resident.building_id),
@@ -83,3 +138,7 @@ def counts(filters: ResidentFilter, *, group_by: str) -> AnySelect:
     ]
     query = select(*keys, func.count().label("residents"), *per_tag).select_from(Resident)
     return filters.apply(query).group_by(*keys).order_by(*keys)
+
+
+async def count_rows(uow: UnitOfWork, filters: ResidentFilter, *, group_by: str) -> list[Any]:
+    return list((await uow.session.execute(counts(filters, group_by=group_by))).all())
