@@ -1,6 +1,6 @@
 """Settings for every process, read from the environment (prefix ``CORDON_``)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     def clock_skew(self) -> timedelta:
         """The tolerance for times from other clocks: sampled tubes, lab results."""
         return timedelta(minutes=self.clock_skew_minutes)
+
+    def latest_stated(self) -> datetime:
+        """The latest time another clock (a phone's, a lab's) may state now: later is a time
+        that has not come yet."""
+        return datetime.now(UTC) + self.clock_skew
 
     @property
     def json_logs(self) -> bool:

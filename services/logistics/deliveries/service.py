@@ -90,7 +90,7 @@ async def record(
     fresh: list[tuple[schemas.DeliveryIn, Any]] = []
     unchanged = 0
     taken: set[uuid.UUID] = set()
-    latest = datetime.now(UTC) + uow.settings.clock_skew
+    latest = uow.settings.latest_stated()
     for row, delivery in enumerate(deliveries):
         household = known.get(delivery.household_id)
         if (delivery.client_ref, delivery.household_id) in before:
@@ -182,7 +182,7 @@ async def record_unit(
         changed = 0
     else:
         refuse_if_cancelled(plan)
-        if data.at > datetime.now(UTC) + uow.settings.clock_skew:
+        if data.at > uow.settings.latest_stated():
             raise Invalid.on("at", _future(data))
         common = data.model_dump(exclude={"client_ref"})
         open_ = [

@@ -9,7 +9,7 @@ refused with a 409 naming each short item, by how much and where, never clipped.
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
@@ -242,11 +242,11 @@ def _check_receipt(data: schemas.ReceiptCreate, items: dict[uuid.UUID, Item]) ->
         raise Invalid(errors[0]["message"], errors=errors)
 
 
-def _check_received_at(received_at: datetime | None, *, now: datetime, skew: timedelta) -> None:
+def _check_received_at(received_at: datetime | None, *, latest: datetime) -> None:
     """Goods are on the card from when they arrived, never before: a stated time ahead of our
     clock beyond the clocks' tolerance (settings' ``clock_skew``) is refused, else they could
     be sent on (a transfer, an issue) before they came."""
-    if received_at is not None and received_at > now + skew:
+    if received_at is not None and received_at > latest:
         raise Invalid.on(
             "received_at",
             f"received_at {received_at.isoformat()} is in the future: record goods once they "
@@ -260,7 +260,7 @@ async def receive(uow: UnitOfWork, *, data: schemas.ReceiptCreate) -> tuple[Rece
     items = await catalogue_items(uow, found, [line.item_id for line in data.lines])
     _check_receipt(data, items)
     now = datetime.now(UTC)
-    _check_received_at(data.received_at, now=now, skew=uow.settings.clock_skew)
+    _check_received_at(data.received_at, latest=uow.settings.latest_stated())
     quantities = [
         to_milli(line.quantity, field=f"lines.{n}.quantity") for n, line in enumerate(data.lines)
     ]
