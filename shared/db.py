@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -237,6 +238,18 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _terminate_at_once(self: AsyncAdapt_aiosqlite_connection) -> None:
+    """Close a connection SQLAlchemy gives up on (work cancelled mid-statement) by stopping
+    its thread, without first trying aiosqlite's ``close()``: that close, cancelled again (a
+    process shutting down cancels what is left), re-queues a stop behind the forced one and
+    waits for ever on a thread that has ended, and so does the process's exit. SQLite rolls
+    back what the connection had not committed, as on a crash."""
+    self._terminate_force_close()
+
+
+AsyncAdapt_aiosqlite_connection.terminate = _terminate_at_once  # type: ignore[method-assign,assignment]
 
 
 # What the API acknowledged must survive a power loss: in WAL mode, NORMAL syncs only at
