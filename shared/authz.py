@@ -554,6 +554,19 @@ def policy(
     return Policy(resource, action, frozenset(roles), relation)
 
 
+def own_rows(uow: "UnitOfWork", person: Any) -> ColumnElement[bool] | None:
+    """Beyond the scope, what a volunteer reads: only the rows that are theirs, ``person``
+    being the column naming whom a row is for (an errand's assignee, a message's
+    recipient). ``None`` for every other role (their scope is the whole answer)."""
+    principal = uow.principal
+    if principal.role is not Role.volunteer or principal.scope.kind is ScopeKind.system:
+        return None
+    if principal.person_id is None:
+        # An account of nobody in particular has nothing of its own.
+        return false()
+    return person == uuid.UUID(principal.person_id)
+
+
 # Role groups the policies are made of.
 TOWN = (Role.town_operator,)
 MANAGERS = (Role.town_operator, Role.committee_staff, Role.service)
@@ -574,5 +587,6 @@ __all__ = [
     "Scoped",
     "UnscopedQueryError",
     "is_placed",
+    "own_rows",
     "policy",
 ]

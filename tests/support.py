@@ -230,9 +230,12 @@ def of_type(events: list[Envelope], event_type: str) -> list[Envelope]:
     return [e for e in events if e.type == event_type]
 
 
-def headers_for(platform: Platform, role: Role, scope: Scope, name: str) -> dict[str, str]:
-    """A signed-in caller of any role and scope, as the registry's sign-in would issue."""
-    principal = Principal(id=name, username=name, role=role, scope=scope)
+def headers_for(
+    platform: Platform, role: Role, scope: Scope, name: str, *, person_id: str | None = None
+) -> dict[str, str]:
+    """A signed-in caller of any role and scope, as the registry's sign-in would issue (for
+    the staff member or volunteer ``person_id``, if given)."""
+    principal = Principal(id=name, username=name, role=role, scope=scope, person_id=person_id)
     token = issue_token(principal, secret=platform.settings.secret_key, minutes=30)
     return {"Authorization": f"Bearer {token}"}
 

@@ -15,17 +15,17 @@ from sqlalchemy import func, select
 from cordon.platform import Platform
 from services.logistics.app import REQUEST_OVERDUE
 from services.logistics.models import directory
-from services.notify.models import DirectoryAssignment, DirectoryPerson, Message
+from services.notify.models import DirectoryAssignment, DirectoryPerson, Message, MessageState
 from services.notify.rules.service import fire
 from services.notify.settings import get_notify_settings
-from shared.auth import Principal
+from shared.auth import Principal, Role, Scope, ScopeKind
 from shared.bus.transport import Outgoing
 from shared.contracts.registry import ZoneChanged
 from shared.events import Envelope
 from shared.settings import Settings
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
-from tests.support import eventually, make_compound, post
+from tests.support import eventually, headers_for, make_compound, post
 from tests.test_logistics_plans import in_directory, plan, receive
 from tests.test_zone_policy import case_in, envelope
 
@@ -228,6 +228,17 @@ async def test_logistics_events_reach_the_volunteer_and_the_resident_by_type_nam
     [done] = await messages(platform, template_key="request_done")
     assert (str(done.recipient_id), done.language) == (asker["id"], "en")
     assert done.text.startswith("Your request (baby supplies) is done.")
+
+    # The volunteer reads the messages sent to them, never the resident's (nor anyone's).
+    place = Scope.of(ScopeKind.compounds, towns=[town.id], compounds=[uuid.UUID(compound.id)])
+    mine = headers_for(platform, Role.volunteer, place, "xiaoli", person_id=volunteer["id"])
+    listed = await client.get("/v1/messages", headers=mine)
+    assert [m["id"] for m in listed.json()["items"]] == [str(assigned.id)]
+    assert (await client.get(f"/v1/messages/{assigned.id}", headers=mine)).status_code == 200
+    assert (await client.get(f"/v1/messages/{done.id}", headers=mine)).status_code == 404
+    every_state = "&".join(f"state={s.value}" for s in MessageState)
+    counted = (await client.get(f"/v1/messages/counts?{every_state}", headers=mine)).json()
+    assert sum(n for row in counted for n in row["states"].values()) == 1
 
 
 @pytest.fixture

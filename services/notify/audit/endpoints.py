@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import Query
 
 from services.notify.audit import repository, schemas, service
-from services.notify.models import SERVICE, Message, MessageState
+from services.notify.models import SERVICE, MessageState
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit
 from shared.privacy import Present
@@ -17,7 +17,7 @@ router = service_router(SERVICE, tags=["messages"])
     response_model=schemas.SentPage,
     summary="What was sent to whom: the audit of messages in your scope",
     description="Phones are masked; `reveal=true` shows them to the roles that may see them, "
-    "and every such read is logged.",
+    "and every such read is logged. A volunteer sees only the messages sent to them.",
 )
 async def list_messages(
     uow: Uow,
@@ -72,5 +72,5 @@ async def message_counts(
     summary="One message: its text, template version, gateway, state and cause",
 )
 async def get_message(message_id: uuid.UUID, uow: Uow, present: Present) -> schemas.SentMessage:
-    message = await uow.get(Message, message_id, what="message")
+    message = await repository.message(uow, message_id)
     return await present(service.sent(message, await service.caused_by(uow, [message])))
