@@ -599,3 +599,59 @@ async def test_a_door_to_door_list_of_a_building_not_in_scope_is_a_404_naming_it
     right = {"building_id": night.compound.building_id}
     listed = await client.get(path, params=right, headers=town.operator)
     assert listed.status_code == 200 and len(listed.json()[0]["residents"]) == 2
+
+
+async def test_an_open_round_follows_residents_registered_and_moved_during_the_night(
+    client: httpx.AsyncClient, town: Town, night: Night, platform: Platform
+) -> None:
+    """A visitor registered at 2 a.m. is sampled in the round already open; a resident moved
+    before being sampled is counted where they live now, and leaves a round whose scope no
+    longer covers them; one already sampled stays counted where the swab was taken."""
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    elsewhere = await make_resident(client, other, town.operator, household="301", name="戊")
+    await in_directory(platform, residents=6, zones=1)
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    assert opened.status_code == 200, opened.text
+    coverage_url = f"/v1/rounds/{round_['id']}/coverage?by=unit"
+
+    async def expected_by_unit() -> tuple[int, dict[str, int]]:
+        shown = (await client.get(coverage_url, headers=town.operator)).json()
+        units = {g["place_id"]: g["expected"] for g in shown["groups"]}
+        return shown["total"]["expected"], units
+
+    assert await expected_by_unit() == (
+        5,
+        {night.compound.unit_ids[0]: 3, night.compound.unit_ids[1]: 2},
+    )
+
+    visitor = await make_resident(client, night.compound, town.operator, name="丁")
+    await in_directory(platform, residents=7, zones=1)
+
+    async def counted(total: int, units: dict[str, int]) -> bool:
+        return await expected_by_unit() == (total, units)
+
+    unit0, unit1 = night.compound.unit_ids
+    await eventually(lambda: counted(6, {unit0: 4, unit1: 2}), what="the visitor in the round")
+    tubes = f"/v1/rounds/{round_['id']}/tubes"
+    sampled = await client.post(tubes, json=tube("LATE-1", [visitor["id"]]), headers=town.operator)
+    assert sampled.status_code == 201, sampled.text
+
+    async def move(resident_id: str, household_id: str) -> None:
+        moved = await client.post(
+            f"/v1/residents/{resident_id}/move",
+            json={"household_id": household_id, "reason": "moved in with family"},
+            headers=town.operator,
+        )
+        assert moved.status_code == 200, moved.text
+
+    sealed_household = await client.get(f"/v1/residents/{night.unit2[0]}", headers=town.operator)
+    await move(night.unit1[0], sealed_household.json()["household_id"])
+    await eventually(lambda: counted(6, {unit0: 3, unit1: 3}), what="the move within the round")
+
+    await move(night.unit1[1], elsewhere["household_id"])
+    await move(visitor["id"], elsewhere["household_id"])
+    # 甲1 left before being sampled; 丁 was sampled here and stays counted here.
+    await eventually(lambda: counted(5, {unit0: 2, unit1: 3}), what="the moves out of the scope")
+    gone = await client.post(tubes, json=tube("GONE-1", [night.unit1[1]]), headers=town.operator)
+    assert gone.status_code == 422 and "outside the round's scope" in gone.json()["detail"]

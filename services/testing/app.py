@@ -12,6 +12,7 @@ from services.testing.models import SERVICE, Base, directory, kernel
 from services.testing.policies.endpoints import router as policies_router
 from services.testing.results.endpoints import router as results_router
 from services.testing.rounds.endpoints import router as rounds_router
+from services.testing.rounds.service import follow_residents
 from services.testing.tasks.endpoints import router as tasks_router
 from services.testing.tubes.endpoints import router as tubes_router
 from shared.service import Periodic, ServiceSpec
@@ -46,7 +47,7 @@ SPEC = ServiceSpec(
         "coverage",
         "compound-clocks",
     ),
-    consumers=(directory.consumer(),),
+    consumers=(directory.consumer(follow_residents),),
     periodic=(ANNOUNCE_ELIGIBLE, TRANSFER_OVERDUE),
     projections=(directory,),
 )

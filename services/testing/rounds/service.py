@@ -1,13 +1,14 @@
 """Screening rounds: who they cover, their sampling sites, opening and closing, and the
 door-to-door lists. A round's members (who is expected) are taken from the directory when it
-is scheduled and brought up to date when it opens."""
+is scheduled, brought up to date when it opens, and while it is open follow the residents
+registered and moved (:func:`follow_residents`)."""
 
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.types import Uuid
 
 from services.testing.models import (
@@ -24,9 +25,11 @@ from services.testing.models import (
 )
 from services.testing.rounds import schemas
 from shared.authz import FIELD, MANAGERS, Place, Relation, policy
+from shared.contracts import registry
 from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
 from shared.db import table_of
 from shared.directory.zones import zone_level_of
+from shared.events import Event
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
@@ -141,6 +144,71 @@ async def add_members(
     if resident_ids is not None:
         source = source.where(residents.c.id.in_(resident_ids))
     await uow.session.execute(insert(members).from_select(columns, source))
+
+
+# Where a member is counted: the directory's columns copied onto the member row.
+_WHERE_THEY_LIVE = ("household_id", "unit_id", "compound_id", "building_id", "door_to_door")
+
+
+async def follow_residents(uow: UnitOfWork, event: Event) -> None:
+    """Open rounds follow the directory (run after it applies each registry event): a
+    resident registered while a round is open joins it if its scope covers them (a visitor
+    registered at 2 a.m. is sampled that night); one moved before being sampled is counted
+    where they live now, or leaves a round whose scope no longer covers them. A member
+    already sampled stays where the swab was taken."""
+    match event:
+        case registry.ResidentRegistered(resident=r) | registry.ResidentUpdated(resident=r):
+            records = [r]
+        case (
+            registry.ResidentsImported(residents=records)
+            | registry.ResidentsSnapshot(residents=records)
+        ):
+            pass
+        case _:
+            return
+    if not records:
+        return
+    resident_ids = [r.id for r in records]
+    open_rounds = await uow.session.scalars(
+        select(Round).where(
+            Round.status == RoundStatus.open.value,
+            Round.town_id.in_({r.town_id for r in records}),
+        )
+    )
+    for round_ in open_rounds.all():
+        # Ids per IN list, well under SQLite's bound-parameter limit.
+        for n in range(0, len(resident_ids), 5_000):
+            await _follow(uow, round_, resident_ids[n : n + 5_000])
+
+
+async def _follow(uow: UnitOfWork, round_: Round, resident_ids: Sequence[uuid.UUID]) -> None:
+    residents, members = table_of(DirectoryResident), table_of(RoundMember)
+    scope = RoundScope.model_validate(round_.scope)
+    not_sampled = and_(
+        members.c.round_id == round_.id,
+        members.c.resident_id.in_(resident_ids),
+        members.c.status == MemberStatus.expected.value,
+    )
+    covered = (
+        select(residents.c.id)
+        .where(residents.c.id == members.c.resident_id, _residents_in(scope, round_.town_id))
+        .exists()
+    )
+    await uow.session.execute(delete(members).where(not_sampled, ~covered))
+
+    def now_at(column: str) -> Any:
+        return (
+            select(residents.c[column])
+            .where(residents.c.id == members.c.resident_id)
+            .scalar_subquery()
+        )
+
+    await uow.session.execute(
+        update(members)
+        .where(not_sampled)
+        .values({column: now_at(column) for column in _WHERE_THEY_LIVE})
+    )
+    await add_members(uow, round_, resident_ids=resident_ids)
 
 
 async def expected(uow: UnitOfWork, round_id: uuid.UUID) -> int:
