@@ -655,3 +655,36 @@ async def test_an_open_round_follows_residents_registered_and_moved_during_the_n
     await eventually(lambda: counted(5, {unit0: 2, unit1: 3}), what="the moves out of the scope")
     gone = await client.post(tubes, json=tube("GONE-1", [night.unit1[1]]), headers=town.operator)
     assert gone.status_code == 422 and "outside the round's scope" in gone.json()["detail"]
+
+
+async def test_an_open_round_of_sealed_areas_follows_the_seals_of_the_night(
+    client: httpx.AsyncClient, town: Town, night: Night, platform: Platform
+) -> None:
+    """A unit sealed at 3 a.m. is sampled in the open round of sealed areas; a unit whose
+    seal is lifted before its residents were sampled leaves it."""
+    round_ = await schedule(client, town, {"kind": "zone_level", "zone_level": "sealed", "ids": []})
+    assert round_["expected"] == 2
+    opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    assert opened.status_code == 200, opened.text
+
+    async def expected(count: int) -> bool:
+        url = f"/v1/rounds/{round_['id']}/coverage"
+        shown = await client.get(url, headers=town.operator)
+        return bool(shown.json()["total"]["expected"] == count)
+
+    unit0, unit1 = night.compound.unit_ids
+    zone = {"building_id": night.compound.building_id}
+    await post(
+        client,
+        "/v1/zones",
+        {**zone, "unit_id": unit0, "level": "sealed", "reason": "case"},
+        town.operator,
+    )
+    await eventually(lambda: expected(5), what="the newly sealed unit in the round")
+    await post(
+        client,
+        "/v1/zones",
+        {**zone, "unit_id": unit1, "level": None, "reason": "cleared"},
+        town.operator,
+    )
+    await eventually(lambda: expected(3), what="the unit whose seal was lifted out of the round")

@@ -154,28 +154,52 @@ async def follow_residents(uow: UnitOfWork, event: Event) -> None:
     """Open rounds follow the directory (run after it applies each registry event): a
     resident registered while a round is open joins it if its scope covers them (a visitor
     registered at 2 a.m. is sampled that night); one moved before being sampled is counted
-    where they live now, or leaves a round whose scope no longer covers them. A member
-    already sampled stays where the swab was taken."""
+    where they live now, or leaves a round whose scope no longer covers them; a unit sealed
+    at 3 a.m. joins the open round of sealed areas, and one whose seal is lifted leaves it.
+    A member already sampled stays where the swab was taken."""
     match event:
         case registry.ResidentRegistered(resident=r) | registry.ResidentUpdated(resident=r):
-            records = [r]
+            await _follow_residents(uow, towns={r.town_id}, resident_ids=[r.id])
         case (
             registry.ResidentsImported(residents=records)
             | registry.ResidentsSnapshot(residents=records)
         ):
-            pass
-        case _:
-            return
-    if not records:
+            towns = {r.town_id for r in records}
+            await _follow_residents(uow, towns=towns, resident_ids=[r.id for r in records])
+        case registry.ZoneChanged() as change:
+            # Only a round of a zone level covers by zones: its members under the change.
+            residents = select(DirectoryResident.id).where(
+                DirectoryResident.building_id == change.building_id
+            )
+            if change.unit_id is not None:
+                residents = residents.where(DirectoryResident.unit_id == change.unit_id)
+            await _follow_residents(
+                uow,
+                towns={change.town_id},
+                resident_ids=list(await uow.session.scalars(residents)),
+                kind="zone_level",
+            )
+
+
+async def _follow_residents(
+    uow: UnitOfWork,
+    *,
+    towns: set[uuid.UUID],
+    resident_ids: Sequence[uuid.UUID],
+    kind: str | None = None,
+) -> None:
+    """Bring the open rounds of these towns (of this scope kind) up to date for these
+    residents."""
+    if not resident_ids:
         return
-    resident_ids = [r.id for r in records]
-    open_rounds = await uow.session.scalars(
-        select(Round).where(
-            Round.status == RoundStatus.open.value,
-            Round.town_id.in_({r.town_id for r in records}),
+    open_rounds = (
+        await uow.session.scalars(
+            select(Round).where(Round.status == RoundStatus.open.value, Round.town_id.in_(towns))
         )
-    )
-    for round_ in open_rounds.all():
+    ).all()
+    for round_ in open_rounds:
+        if kind is not None and round_.scope.get("kind") != kind:
+            continue
         # Ids per IN list, well under SQLite's bound-parameter limit.
         for n in range(0, len(resident_ids), 5_000):
             await _follow(uow, round_, resident_ids[n : n + 5_000])
