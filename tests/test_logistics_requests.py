@@ -554,6 +554,52 @@ async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_eac
     assert count == 3
 
 
+async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_first(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    body = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["mon", "wed", "fri"],
+        "at": "07:30",
+        "starts_on": "2026-12-07",
+        "hospital": "Dialysis centre",
+    }
+    url = "/v1/recurring-requests"
+    first = await post(client, url, body, area.leader)
+    # A double click at night, the days in another order: every trip would come twice.
+    again = await client.post(
+        url, json={**body, "weekdays": ["wed", "fri", "mon"]}, headers=area.leader
+    )
+    assert again.status_code == 409, again.text
+    problem = again.json()
+    assert first["id"] in problem["detail"]
+    assert problem["errors"][0]["field"] == "weekdays"
+    # Another time, or other days, are other trips.
+    evening = await client.post(url, json={**body, "at": "18:00"}, headers=area.leader)
+    assert evening.status_code == 201, evening.text
+    tuesday = await client.post(url, json={**body, "weekdays": ["tue"]}, headers=area.leader)
+    assert tuesday.status_code == 201, tuesday.text
+    # Sent at once, the same one is entered once.
+    racing = await asyncio.gather(
+        *(client.post(url, json={**body, "at": "12:00"}, headers=area.leader) for _ in range(3))
+    )
+    assert sorted(r.status_code for r in racing) == [201, 409, 409], [r.text for r in racing]
+    listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
+    assert sorted(r["at_time"] for r in listed.json()["items"] if r["active"]) == [
+        "07:30",
+        "07:30",
+        "12:00",
+        "18:00",
+    ]
+    # Once stopped, the same trips may be entered anew.
+    stopped = await client.post(f"{url}/{first['id']}/stop", headers=area.leader)
+    assert stopped.status_code == 200, stopped.text
+    anew = await client.post(url, json=body, headers=area.leader)
+    assert anew.status_code == 201, anew.text
+
+
 async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
     client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
 ) -> None:
