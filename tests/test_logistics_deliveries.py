@@ -20,6 +20,7 @@ from tests.conftest import Town
 from tests.support import committee_staff, eventually, listening, of_type, post
 from tests.test_logistics_plans import (
     Village,
+    household,
     in_directory,
     make_village,
     plan,
@@ -528,6 +529,63 @@ async def test_cancelling_a_plan_delivered_in_full_is_announced_too(
     assert (event.payload["households"], event.payload["items"]) == (0, [])
     assert event.payload["revision"] == 2
     assert await undelivered(client, town, plan_id) == {}
+
+
+async def test_nothing_is_issued_for_a_cancelled_plan_and_its_top_ups_are_cancelled_with_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    plan_id = await planned(client, town, village)
+    # F registered since: a top-up reserves F's two packages and its formula tin.
+    await household(client, village.house2, town.operator, code="F", people=6, infants=1)
+    await in_directory(platform, residents=29)
+    made = await client.post(
+        f"/v1/distribution-plans/{plan_id}/top-ups", json={}, headers=town.operator
+    )
+    assert made.status_code == 201, made.text
+    top_up = made.json()["id"]
+    assert await shelf(client, town, village) == {
+        "Supply package": (100, 9, 91),
+        "Formula tin": (20, 4, 16),
+    }
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    done = await client.post(cancel, json={"reason": "wrong week"}, headers=town.operator)
+    assert done.status_code == 200, done.text
+
+    # The top-up went with its original: cancelled, its households too, its stock released.
+    read = await client.get(f"/v1/distribution-plans/{top_up}", headers=town.operator)
+    assert read.json()["status"] == "cancelled" and read.json()["cancel_reason"] == "wrong week"
+    assert {hh["status"] for hh in (await undelivered(client, town, top_up)).values()} == {
+        "cancelled"
+    }
+    assert await shelf(client, town, village) == {
+        "Supply package": (100, 0, 100),
+        "Formula tin": (20, 0, 20),
+    }
+    again = await client.post(
+        f"/v1/distribution-plans/{top_up}/top-ups", json={}, headers=town.operator
+    )
+    assert again.status_code == 409, again.text
+
+    # Goods issued "for the plan" after it was cancelled would be traced to nobody's list.
+    body = {
+        "holder_id": village.compound.id,
+        "reference_kind": "plan",
+        "reference_id": plan_id,
+        "lines": [{"item_id": village.package, "quantity": "1"}],
+    }
+    for reference in (plan_id, top_up):
+        refused = await client.post(
+            "/v1/stock/issues", json={**body, "reference_id": reference}, headers=town.operator
+        )
+        assert refused.status_code == 409, refused.text
+        problem = refused.json()
+        assert problem["errors"][0]["field"] == "reference_id"
+        assert "cancelled" in problem["detail"] and "wrong week" in problem["detail"]
+    assert await issues(client, town, village) == []
+    assert await shelf(client, town, village) == {
+        "Supply package": (100, 0, 100),
+        "Formula tin": (20, 0, 20),
+    }
 
 
 async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest(

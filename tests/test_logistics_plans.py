@@ -223,6 +223,36 @@ async def test_a_plan_counts_large_households_twice_and_adds_formula_per_infant(
     }
 
 
+async def test_a_place_named_twice_in_a_scope_is_counted_once(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    twice = [village.compound.id, village.compound.id]
+    response = await plan(client, town, {"kind": "compounds", "ids": twice}, lines=village.lines)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["households"] == 5
+    assert created["scope"]["ids"] == [village.compound.id]
+    sheet = await client.get(
+        f"/v1/distribution-plans/{created['id']}/pick-list", headers=town.operator
+    )
+    assert sum(quantities(sheet.text).values()) == 7 + 3  # packages and formula tins, once
+    buildings = [village.compound.building_id, village.house2.building_id]
+    by_building = await plan(
+        client, town, {"kind": "buildings", "ids": [*buildings, buildings[0]]}, lines=village.lines
+    )
+    assert by_building.status_code == 201, by_building.text
+    assert by_building.json()["households"] == 5
+    assert by_building.json()["scope"]["ids"] == buildings
+    # What both plans hold at the store: each household's allocation once per plan.
+    held = await client.get(
+        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=town.operator
+    )
+    assert {b["item"]: b["reserved"] for b in held.json()} == {
+        "Supply package": 14,
+        "Formula tin": 6,
+    }
+
+
 async def test_a_tag_scope_reaches_only_households_with_an_infant(
     client: httpx.AsyncClient, town: Town, village: Village
 ) -> None:

@@ -554,6 +554,52 @@ async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_eac
     assert count == 3
 
 
+async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_first(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    body = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["mon", "wed", "fri"],
+        "at": "07:30",
+        "starts_on": "2026-12-07",
+        "hospital": "Dialysis centre",
+    }
+    url = "/v1/recurring-requests"
+    first = await post(client, url, body, area.leader)
+    # A double click at night, the days in another order: every trip would come twice.
+    again = await client.post(
+        url, json={**body, "weekdays": ["wed", "fri", "mon"]}, headers=area.leader
+    )
+    assert again.status_code == 409, again.text
+    problem = again.json()
+    assert first["id"] in problem["detail"]
+    assert problem["errors"][0]["field"] == "weekdays"
+    # Another time, or other days, are other trips.
+    evening = await client.post(url, json={**body, "at": "18:00"}, headers=area.leader)
+    assert evening.status_code == 201, evening.text
+    tuesday = await client.post(url, json={**body, "weekdays": ["tue"]}, headers=area.leader)
+    assert tuesday.status_code == 201, tuesday.text
+    # Sent at once, the same one is entered once.
+    racing = await asyncio.gather(
+        *(client.post(url, json={**body, "at": "12:00"}, headers=area.leader) for _ in range(3))
+    )
+    assert sorted(r.status_code for r in racing) == [201, 409, 409], [r.text for r in racing]
+    listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
+    assert sorted(r["at_time"] for r in listed.json()["items"] if r["active"]) == [
+        "07:30",
+        "07:30",
+        "12:00",
+        "18:00",
+    ]
+    # Once stopped, the same trips may be entered anew.
+    stopped = await client.post(f"{url}/{first['id']}/stop", headers=area.leader)
+    assert stopped.status_code == 200, stopped.text
+    anew = await client.post(url, json=body, headers=area.leader)
+    assert anew.status_code == 201, anew.text
+
+
 async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
     client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
 ) -> None:
@@ -619,14 +665,59 @@ async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
     assert refused.status_code == 409
     outstanding = await client.get("/v1/cards", headers=leader)
     assert [r["id"] for r in outstanding.json()["items"]] == [second["id"]]
-    # The run called off before the hospital: the card goes back to the resident from here.
-    cancelled = await act(client, leader, second["id"], "cancel", reason="went by ambulance")
-    assert cancelled.status_code == 200, cancelled.text
+    # The run called off before the hospital: the card goes back to the resident from here,
+    # and only then is the run cancelled (its card is not left unaccounted for).
     handed_back = await client.post(
         f"/v1/requests/{second['id']}/card", json={"status": "returned"}, headers=leader
     )
     assert handed_back.status_code == 200, handed_back.text
+    cancelled = await act(client, leader, second["id"], "cancel", reason="went by ambulance")
+    assert cancelled.status_code == 200, cancelled.text
     assert (await client.get("/v1/cards", headers=leader)).json()["items"] == []
+
+
+async def test_a_medicine_run_is_not_closed_or_cancelled_while_its_card_is_out(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    leader = area.leader
+    run = await ask(client, leader, area.patient, "medicine_run", hospital=HOSPITAL)
+    card = f"/v1/requests/{run['id']}/card"
+    assigned = await act(client, leader, run["id"], "assign", volunteer_id=area.helpers[1])
+    assert assigned.status_code == 200, assigned.text
+    assert (await act(client, leader, run["id"], "start")).status_code == 200
+
+    for step, where in (("collected", "with the volunteer"), ("at_hospital", "at the hospital")):
+        moved = await client.post(card, json={"status": step}, headers=leader)
+        assert moved.status_code == 200, moved.text
+        for action, body in (("done", {}), ("cancel", {"reason": "went by ambulance"})):
+            refused = await act(client, leader, run["id"], action, **body)
+            assert refused.status_code == 409, (step, action, refused.text)
+            problem = refused.json()
+            assert f"the insurance card is still {where}" in problem["detail"]
+            assert "return it to the resident first" in problem["detail"]
+            assert problem["errors"][0]["field"] == "card.status"
+        read = await client.get(f"/v1/requests/{run['id']}", headers=leader)
+        assert read.json()["status"] == "in_progress"
+
+    assert (await client.post(card, json={"status": "returned"}, headers=leader)).status_code == 200
+    done = await act(client, leader, run["id"], "done")
+    assert done.status_code == 200, done.text
+
+    # A card taken out after the errand was done keeps it from being closed too.
+    other = await ask(client, leader, area.mother, "medicine_run", hospital=HOSPITAL)
+    for action in ("start", "done"):
+        if action == "start":
+            given = await act(client, leader, other["id"], "assign", volunteer_id=area.helpers[1])
+            assert given.status_code == 200, given.text
+        assert (await act(client, leader, other["id"], action)).status_code == 200
+    out = f"/v1/requests/{other['id']}/card"
+    assert (await client.post(out, json={"status": "collected"}, headers=leader)).status_code == 200
+    unconfirmed = await act(client, leader, other["id"], "confirm")
+    assert unconfirmed.status_code == 409, unconfirmed.text
+    assert "with the volunteer" in unconfirmed.json()["detail"]
+    assert (await client.post(out, json={"status": "returned"}, headers=leader)).status_code == 200
+    closed = await act(client, leader, other["id"], "confirm")
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
 
 
 async def test_a_volunteer_sees_only_their_own_errands_masked(

@@ -21,6 +21,7 @@ from services.logistics.reservations.service import Reference, issue_reserved, r
 from shared.auth import Principal
 from shared.authz import Role, Scope, ScopeKind
 from shared.problems import Conflict
+from shared.settings import Settings
 from tests.conftest import Town
 from tests.support import (
     Compound,
@@ -254,6 +255,38 @@ async def test_a_transfer_records_what_was_lost_in_transit(
     assert short.status_code == 409
     assert short.json()["errors"][0]["message"] == "short by 20 kg of rice at the town warehouse"
     assert (await balance(client, h, town.id, rice))["on_hand"] == 180
+
+
+async def test_goods_expired_before_they_were_received_are_not_received_as_stock(
+    client: httpx.AsyncClient, town: Town, platform: Platform, settings: Settings
+) -> None:
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    formula = await item(client, town, "infant formula", "box", perishable=True)
+    # The town office's clock: a receipt's date is its date there.
+    today = datetime.now(settings.zone).date()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    good = {"item_id": formula, "quantity": 40, "expires_on": "2099-06-30"}
+    expired = {"item_id": formula, "quantity": 12, "expires_on": yesterday}
+    body = {"holder_id": c03.id, "source": "donation", "donor": "Riverside Rice Co."}
+    refused = await client.post(
+        "/v1/stock/receipts", json={**body, "lines": [good, expired]}, headers=h
+    )
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lines.1.expires_on"
+    assert f"already expired on {yesterday}" in error["message"]
+    # Nothing of the receipt is on the card: neither the good line nor the expired one.
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 0
+    # Received three days ago, it expired after it came: stock that expired on the shelf.
+    arrived = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    accepted = await client.post(
+        "/v1/stock/receipts",
+        json={**body, "received_at": arrived, "lines": [good, expired]},
+        headers=h,
+    )
+    assert accepted.status_code == 201, accepted.text
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 52
 
 
 async def test_adjustments_and_counts_keep_the_card_and_the_balance_together(

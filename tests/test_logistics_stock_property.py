@@ -132,9 +132,15 @@ class Ledger:
             case "receive":
                 quantity, days = args
                 expires = None if days is None else datetime.now(UTC).date() + timedelta(days)
+                # A batch expired by now came before it expired (goods expired on arrival are
+                # not received): three days ago.
+                came = (
+                    datetime.now(UTC) - timedelta(days=3) if days is not None and days < 0 else None
+                )
                 data = schemas.ReceiptCreate(
                     holder_id=self.holder_id,
                     source="purchase",
+                    received_at=came,
                     lines=[{"item_id": self.item_id, "quantity": quantity, "expires_on": expires}],
                 )
                 await receive(uow, data=data)

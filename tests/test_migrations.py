@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, insert, select, text
 
 from cordon.services import ALL
+from services.logistics.models import Recurrence
 from services.notify.models import RuleSetting, Template
 from shared.db import Database
 from shared.migrations import upgrade
@@ -100,6 +101,63 @@ async def test_a_towns_own_request_templates_show_the_kind_as_a_word_after_upgra
             found = await connection.execute(select(table.c.description, table.c.variables))
             requests = {name: variables["request"] for name, variables in found.all()}
         assert requests == {"edited": "request_kind", "own": "str", "chosen": "request_kind"}
+    finally:
+        if not database.is_sqlite:
+            async with database.engine.begin() as connection:
+                await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await database.dispose()
+
+
+async def test_recurring_trips_entered_twice_before_upgrading_are_made_once_after(
+    settings: Settings,
+) -> None:
+    """A series entered twice before one active series per resident, kind, days and time
+    was enforced keeps its first entry active; the later one is stopped (its trips stay)."""
+    [logistics] = [spec for spec in ALL if spec.name == "logistics"]
+    schema = f"{settings.schema_prefix}logistics_{uuid.uuid4().hex[:6]}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or f"sqlite+aiosqlite:///{settings.data_dir / f'{schema}.db'}"
+    database = Database(url=url, schema=schema)
+    resident, town = uuid.uuid4(), uuid.uuid4()
+    entered = {
+        "first": (["mon", "wed", "fri"], True, 1),
+        "double click": (["fri", "mon", "wed"], True, 2),
+        "stopped before": (["mon", "wed", "fri"], False, 3),
+        "tuesdays": (["tue"], True, 4),
+    }
+    try:
+        await upgrade(database, logistics.migrations, revision="0009_cancelled_households")
+        async with database.engine.begin() as connection:
+            for details, (days, active, minute) in entered.items():
+                await connection.execute(
+                    insert(Recurrence.__table__).values(
+                        id=uuid.uuid4(),
+                        resident_id=resident,
+                        town_id=town,
+                        kind="medical_transport",
+                        reason="dialysis",
+                        details=details,
+                        weekdays=days,
+                        at_time="07:30",
+                        starts_on=datetime(2026, 12, 7).date(),
+                        active=active,
+                        created_by="operator",
+                        created_at=datetime(2026, 12, 6, 21, minute, tzinfo=UTC),
+                    )
+                )
+        await upgrade(database, logistics.migrations)
+        async with database.engine.connect() as connection:
+            table = Recurrence.__table__
+            found = await connection.execute(
+                select(table.c.details, table.c.weekdays_key, table.c.active)
+            )
+            after = {details: (key, bool(active)) for details, key, active in found.all()}
+        assert after == {
+            "first": ("mon,wed,fri", True),
+            "double click": ("mon,wed,fri", False),
+            "stopped before": ("mon,wed,fri", False),
+            "tuesdays": ("tue", True),
+        }
     finally:
         if not database.is_sqlite:
             async with database.engine.begin() as connection:

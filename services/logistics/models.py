@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Uuid
 
 from shared.authz import Scoped
-from shared.db import define_kernel_tables, new_metadata, utc_datetime
+from shared.db import define_kernel_tables, new_metadata, partial_index, utc_datetime
 from shared.directory import Directory, define_directory
 from shared.ids import new_id
 
@@ -578,6 +578,20 @@ class Recurrence(Scoped, Base):
     """A request that repeats on fixed weekdays at a local time (dialysis M/W/F at 07:30)."""
 
     __tablename__ = "recurring_requests"
+    __table_args__ = (
+        # One active series per resident, kind, days and time: a second one (a double click
+        # at night) would make every trip twice. The service names the first one; this index
+        # decides between two entered at once.
+        partial_index(
+            "uq_recurring_requests_active",
+            "resident_id",
+            "kind",
+            "weekdays_key",
+            "at_time",
+            where="active",
+            unique=True,
+        ),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     resident_id: Mapped[uuid.UUID] = mapped_column(index=True)
     household_id: Mapped[uuid.UUID | None]
@@ -587,6 +601,9 @@ class Recurrence(Scoped, Base):
     details: Mapped[str] = mapped_column(Text, default="")
     hospital: Mapped[str | None] = mapped_column(String(120))
     weekdays: Mapped[list[str]] = mapped_column(JSON)
+    # The weekdays in the week's order, comma-separated ("mon,wed,fri"): what the unique
+    # index compares (a JSON column has no equality on PostgreSQL).
+    weekdays_key: Mapped[str] = mapped_column(String(27))
     at_time: Mapped[str] = mapped_column(String(5))
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)

@@ -20,12 +20,8 @@ from services.logistics.models import (
     DistributionPlan,
     DoorReason,
 )
-from services.logistics.plans.service import (
-    get_plan,
-    in_stock_items,
-    kits_of,
-    refuse_if_cancelled,
-)
+from services.logistics.plans.cancelled import refuse_if_cancelled
+from services.logistics.plans.service import get_plan, in_stock_items, kits_of
 from services.logistics.reservations.service import Recipient, Reference, issue_delivered
 from shared.authz import FIELD, Place, policy
 from shared.contracts import registry

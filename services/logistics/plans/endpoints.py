@@ -72,8 +72,10 @@ async def create_top_up(
     "delivered are listed as `cancelled`, no longer `pending`, on its undelivered list and "
     "pick lists. Publishes `logistics.distribution.cancelled`, one per compound it covers "
     "(also where every household was delivered). A cancelled plan refuses any new delivery "
-    "confirmation and top-ups with a 409 saying when, by whom and why. A top-up is a plan "
-    "of its own: cancelling its original leaves it as it is.",
+    "confirmation, top-ups and goods issued for it (`POST /v1/stock/issues`) with a 409 "
+    "saying when, by whom and why. Its top-ups not cancelled yet are cancelled with it, for "
+    "the same reason, and give back what they hold the same way (each announced as its own "
+    "plan).",
     responses={
         409: {"description": "The plan was cancelled already (when, by whom, why)"},
     },

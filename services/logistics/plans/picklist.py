@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from services.logistics.models import AllocationStatus, DistributionPlan
-from services.logistics.plans.service import cancellation
+from services.logistics.plans.cancelled import cancellation
 from shared.spreadsheets import Cell, SheetFormat, write_sheet
 
 COLUMNS = (

@@ -441,3 +441,21 @@ async def plans_page(
 ) -> tuple[list[Any], str | None]:
     query = select(DistributionPlan)
     return await fetch_page(uow.session, query, DistributionPlan.id, cursor=cursor, limit=limit)
+
+
+async def live_top_ups(uow: UnitOfWork, *, plan_id: uuid.UUID) -> list[DistributionPlan]:
+    """The plan's top-ups not cancelled, and theirs, down the family, each row locked as a
+    cancellation locks its plan (``FOR UPDATE``), original before top-up."""
+    found: list[DistributionPlan] = []
+    parents = [plan_id]
+    while parents:
+        query = (
+            select(DistributionPlan)
+            .where(DistributionPlan.top_up_of.in_(parents), DistributionPlan.cancelled_at.is_(None))
+            .order_by(DistributionPlan.id)
+            .with_for_update()
+        )
+        level = list((await uow.session.scalars(query)).all())
+        found += level
+        parents = [p.id for p in level]
+    return found

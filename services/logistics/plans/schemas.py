@@ -18,12 +18,20 @@ class PlanScope(BaseModel):
     resident carries all of them (``["elderly", "living_alone"]``, ``["infant"]``)."""
 
     kind: PlanScopeKind
-    ids: list[uuid.UUID] = Field(default_factory=list, max_length=1_000)
+    ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="The compounds, buildings or units; one named twice counts once (the plan "
+        "keeps and shows each id once, in the order first given)",
+    )
     zone_level: Literal["sealed", "controlled", "precaution"] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=5)
 
     @model_validator(mode="after")
     def _complete(self) -> "PlanScope":
+        # A place pasted twice into a list is the same place: kept once, first place first.
+        self.ids = list(dict.fromkeys(self.ids))
+        self.tags = list(dict.fromkeys(self.tags))
         if self.kind == "zone_level" and self.zone_level is None:
             raise ValueError("a zone_level scope needs zone_level")
         if self.kind in ("compounds", "buildings", "units") and not self.ids:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from services.logistics.items.service import expand
 from services.logistics.models import DirectoryPlace, DistributionPlan
 from services.logistics.plans import repository, schemas
+from services.logistics.plans.cancelled import refuse_if_cancelled
 from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, TopUpCreate
 from services.logistics.reservations.service import Reference, release, reserve
 from shared.authz import MANAGERS, Place, policy
@@ -206,51 +207,65 @@ def _announce(
         )
 
 
-def cancellation(plan: DistributionPlan) -> str | None:
-    """When, by whom and why the plan was cancelled, in a sentence; None while it is not."""
-    if plan.cancelled_at is None:
-        return None
-    return (
-        f"distribution plan {plan.name!r} was cancelled at {plan.cancelled_at:%Y-%m-%d %H:%M} "
-        f"UTC by {plan.cancelled_by}: {plan.cancel_reason}"
-    )
-
-
-def refuse_if_cancelled(plan: DistributionPlan) -> None:
-    """A cancelled plan takes no more deliveries or top-ups: 409 saying when, by whom, why."""
-    said = cancellation(plan)
-    if said is not None:
-        raise Conflict(said)
-
-
 async def cancel_plan(
     uow: UnitOfWork, *, plan_id: uuid.UUID, data: schemas.PlanCancel
 ) -> DistributionPlan:
-    """Cancel a plan (who may make it may cancel it): what is still reserved for the
-    households not delivered goes back to their stores, what was delivered stays issued, and
-    those households are ``cancelled`` (no list shows them as still to deliver); one
-    ``logistics.distribution.cancelled`` per compound the plan covers, also where every
+    """Cancel a plan (who may make it may cancel it), and with it its top-ups not cancelled
+    yet (they deliver the same rules to the households registered since: nobody is to run
+    them once the original is called off): what is still reserved for the households not
+    delivered goes back to their stores, what was delivered stays issued, and those
+    households are ``cancelled`` (no list shows them as still to deliver); one
+    ``logistics.distribution.cancelled`` per plan and compound it covers, also where every
     household was delivered. Cancelling twice is a 409.
 
-    The plan's row is locked first (confirmations and top-ups share it), so a confirmation
-    either commits before, and is counted delivered, or finds the plan cancelled."""
+    The plan's row is locked first, then its top-ups' (confirmations and top-ups share
+    them), so a confirmation either commits before, and is counted delivered, or finds the
+    plan cancelled."""
     plan = await get_plan(uow, plan_id, lock="update")
     PLAN.check(uow, Place.of(plan))
     refuse_if_cancelled(plan)
+    plans = [plan, *await repository.live_top_ups(uow, plan_id=plan.id)]
+    left = {p.id: await _undelivered(uow, p) for p in plans}
+    stores = {p.id: {row.compound_id for row in left[p.id][2]} for p in plans}
+    # Every store the plans reserved at, in ascending order as reservations lock holders.
+    for compound_id in sorted(set().union(*stores.values())):
+        for each in plans:
+            if compound_id in stores[each.id]:
+                reference = Reference(kind="plan", id=each.id, label=each.name)
+                await release(uow, holder_id=compound_id, reference=reference)
+    at = datetime.now(UTC)
+    for each in plans:
+        await repository.cancel_undelivered(uow, each.id)
+        each.cancelled_at = at
+        each.cancelled_by = uow.principal.username
+        each.cancel_reason = data.reason
+        _announce_cancelled(uow, each, at=at, left=left[each.id])
+    await uow.session.flush()
+    return plan
+
+
+async def _undelivered(
+    uow: UnitOfWork, plan: DistributionPlan
+) -> tuple[list[Any], dict[Any, int], list[Any]]:
+    """What a plan being cancelled left undelivered: its items and households per compound
+    not delivered, and every compound it covers."""
     items = await repository.compound_items(uow, plan.id, undelivered=True)
-    left = {
+    households = {
         row.compound_id: int(row.households)
         for row in await repository.compound_households(uow, plan.id, undelivered=True)
     }
-    compounds = await repository.compound_households(uow, plan.id)
-    reference = Reference(kind="plan", id=plan.id, label=plan.name)
-    # Every store the plan reserved at, in ascending order as reservations lock holders.
-    for compound_id in sorted({row.compound_id for row in compounds}):
-        await release(uow, holder_id=compound_id, reference=reference)
-    await repository.cancel_undelivered(uow, plan.id)
-    plan.cancelled_at = datetime.now(UTC)
-    plan.cancelled_by = uow.principal.username
-    plan.cancel_reason = data.reason
+    return items, households, await repository.compound_households(uow, plan.id)
+
+
+def _announce_cancelled(
+    uow: UnitOfWork,
+    plan: DistributionPlan,
+    *,
+    at: datetime,
+    left: tuple[list[Any], dict[Any, int], list[Any]],
+) -> None:
+    """One ``logistics.distribution.cancelled`` per compound the plan covers."""
+    items, households, compounds = left
     quantities = _quantities(items)
     for row in compounds:
         uow.emit(
@@ -259,16 +274,14 @@ async def cancel_plan(
                 name=plan.name,
                 town_id=row.town_id,
                 compound_id=row.compound_id,
-                reason=data.reason,
-                cancelled_by=plan.cancelled_by,
-                at=plan.cancelled_at,
-                households=left.get(row.compound_id, 0),
+                reason=plan.cancel_reason or "",
+                cancelled_by=uow.principal.username,
+                at=at,
+                households=households.get(row.compound_id, 0),
                 items=quantities.get(row.compound_id, []),
             ),
             compound_id=row.compound_id,
         )
-    await uow.session.flush()
-    return plan
 
 
 async def get_plan(

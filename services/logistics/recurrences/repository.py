@@ -15,3 +15,17 @@ async def recurrences_page(
 ) -> tuple[list[Any], str | None]:
     query = where_given(select(Recurrence), (Recurrence.resident_id, resident_id))
     return await fetch_page(uow.session, query, Recurrence.id, cursor=cursor, limit=limit)
+
+
+async def active_series(
+    uow: UnitOfWork, *, resident_id: uuid.UUID, kind: str, weekdays_key: str, at_time: str
+) -> Recurrence | None:
+    """The resident's active recurring request of this kind on these days at this time."""
+    query = select(Recurrence).where(
+        Recurrence.resident_id == resident_id,
+        Recurrence.kind == kind,
+        Recurrence.weekdays_key == weekdays_key,
+        Recurrence.at_time == at_time,
+        Recurrence.active.is_(True),
+    )
+    return (await uow.session.scalars(query.limit(1))).first()

@@ -42,6 +42,8 @@ async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurren
     resident = await repository.subject(uow, data.resident_id, field="resident_id")
     CREATE.check(uow, Place(resident.town_id, resident.committee_id, resident.compound_id,
                             resident.building_id), field="resident_id")  # fmt: skip
+    weekdays: list[str] = sorted(set(data.weekdays), key=rules.DAYS.index)
+    await _refuse_repeat(uow, data=data, resident_id=resident.id, weekdays=weekdays)
     recurrence = Recurrence(
         id=new_id(),
         resident_id=resident.id,
@@ -55,7 +57,8 @@ async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurren
         reason=data.reason,
         details=data.details,
         hospital=data.hospital,
-        weekdays=sorted(set(data.weekdays), key=rules.DAYS.index),
+        weekdays=weekdays,
+        weekdays_key=",".join(weekdays),
         at_time=data.at,
         starts_on=data.starts_on,
         ends_on=data.ends_on,
@@ -66,6 +69,28 @@ async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurren
     uow.session.add(recurrence)
     await uow.session.flush()
     return recurrence
+
+
+async def _refuse_repeat(
+    uow: UnitOfWork, *, data: schemas.RecurrenceCreate, resident_id: uuid.UUID, weekdays: list[str]
+) -> None:
+    """A second active series of the same kind, days and time for the resident (entered
+    twice, with no Idempotency-Key) would make every trip twice: 409 naming the first one.
+    The unique index ``uq_recurring_requests_active`` decides between two sent at once."""
+    existing = await recurrences.active_series(
+        uow,
+        resident_id=resident_id,
+        kind=data.kind,
+        weekdays_key=",".join(weekdays),
+        at_time=data.at,
+    )
+    if existing is not None:
+        message = (
+            f"recurring request {existing.id} already makes this {data.kind} for resident "
+            f"{resident_id} on {', '.join(weekdays)} at {data.at} (entered by "
+            f"{existing.created_by}); stop it first to enter it anew"
+        )
+        raise Conflict(message, errors=[{"field": "weekdays", "message": message}])
 
 
 async def stop(uow: UnitOfWork, *, recurrence_id: uuid.UUID) -> Recurrence:

@@ -140,6 +140,18 @@ async def assign(
     return await _one(uow, present, await service.assign(uow, request_id=request_id, data=body))
 
 
+CARD_FIRST = (
+    "A medicine run whose insurance card is still out (collected, with the volunteer, or at "
+    "the hospital) answers 409 naming `card.status`: record the card returned to the "
+    "resident first (`POST /v1/requests/{id}/card`), then {act}."
+)
+# The steps that finish or call off an errand: a medicine run's card must be back first.
+FINISH = {
+    "done": CARD_FIRST.replace("{act}", "mark it done"),
+    "confirm": CARD_FIRST.replace("{act}", "close it"),
+}
+
+
 def _action(action: str, summary: str) -> None:
     async def act(request_id: uuid.UUID, uow: Uow, present: Present) -> schemas.RequestOut:
         request = await service.move(uow, request_id=request_id, action=action)
@@ -150,7 +162,8 @@ def _action(action: str, summary: str) -> None:
         f"/requests/{{request_id}}/{action}",
         response_model=schemas.RequestOut,
         summary=summary,
-        description="A request not in the state this step needs answers 409 naming its state.",
+        description="A request not in the state this step needs answers 409 naming its state. "
+        + FINISH.get(action, ""),
         name=act.__name__,
     )(act)
 
@@ -164,6 +177,8 @@ _action("confirm", "The resident confirms, through their building leader (done â
     "/requests/{request_id}/cancel",
     response_model=schemas.RequestOut,
     summary="Cancel a request that is not done, with the reason",
+    description="A request done, closed or cancelled already answers 409 naming its state. "
+    + CARD_FIRST.replace("{act}", "cancel it: cancelling does not record a return nobody made"),
 )
 async def cancel(
     request_id: uuid.UUID, body: schemas.Cancel, uow: Uow, present: Present

@@ -366,6 +366,23 @@ def _step(request: HelpRequest, action: str) -> str:
     return becomes
 
 
+# Where a medicine run's card is while it is out, as the committee says it.
+CARD_OUT = {"collected": "with the volunteer", "at_hospital": "at the hospital"}
+
+
+def _refuse_if_card_out(request: HelpRequest) -> None:
+    """A medicine run is not done, closed or called off while the resident's insurance card
+    is out: its return is recorded first (``POST /card``), by whoever hands it back, so no
+    card is left unaccounted for on a finished errand. 409 naming where the card is."""
+    where = CARD_OUT.get(request.card_status or "")
+    if where is not None:
+        message = f"the insurance card is still {where}: return it to the resident first"
+        raise Conflict(
+            f"{message} (record it returned at /v1/requests/{request.id}/card)",
+            errors=[{"field": "card.status", "message": message}],
+        )
+
+
 async def assign(uow: UnitOfWork, *, request_id: uuid.UUID, data: schemas.Assign) -> HelpRequest:
     request = await repository.locked(uow, request_id)
     ASSIGN.check(uow, Place.of(request))
@@ -407,11 +424,15 @@ async def assign(uow: UnitOfWork, *, request_id: uuid.UUID, data: schemas.Assign
 async def move(
     uow: UnitOfWork, *, request_id: uuid.UUID, action: str, reason: str | None = None
 ) -> HelpRequest:
-    """start, done, confirm or cancel: the state must allow it (409 naming the current one)."""
+    """start, done, confirm or cancel: the state must allow it (409 naming the current one),
+    and a medicine run's card must be back to finish or cancel it (409 naming where it is)."""
     request = await repository.locked(uow, request_id)
     checks = {"start": WORK, "done": WORK, "confirm": CONFIRM, "cancel": CANCEL}
     checks[action].check(uow, Place.of(request))
-    request.status = _step(request, action)
+    becomes = _step(request, action)
+    if action in ("done", "confirm", "cancel"):
+        _refuse_if_card_out(request)
+    request.status = becomes
     now = datetime.now(UTC)
     request.revision += 1
     kind: type[RequestEvent]

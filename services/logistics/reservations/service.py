@@ -42,6 +42,7 @@ from services.logistics.models import (
     Item,
     Reservation,
 )
+from services.logistics.plans.cancelled import refuse_if_cancelled
 from services.logistics.stock import repository
 from services.logistics.stock.quantities import amount, of_milli, to_milli, where
 from services.logistics.stock.service import (
@@ -415,13 +416,17 @@ async def issue_delivered(
 async def _known(
     uow: UnitOfWork, *, reference: Reference, building_id: uuid.UUID | None
 ) -> uuid.UUID | None:
-    """The plan or request named exists in the caller's scope, and so does the building.
+    """The plan or request named exists in the caller's scope (a plan not cancelled: 409
+    naming ``reference_id``, saying when, by whom and why), and so does the building.
     Returns the building the goods went to: a request's goods go to its resident's building
     (named or not; another one is a 422 naming ``building_id``)."""
     if reference.kind == "plan":
-        await uow.get(
+        plan = await uow.get(
             DistributionPlan, reference.id, what="distribution plan", field="reference_id"
         )
+        # Shared, as deliveries take it: an issue racing a cancellation finds it cancelled.
+        await uow.session.refresh(plan, with_for_update={"read": True})
+        refuse_if_cancelled(plan, field="reference_id")
         request = None
     else:
         request = await uow.get(

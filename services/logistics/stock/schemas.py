@@ -15,7 +15,11 @@ class ReceiptLine(BaseModel):
     item_id: uuid.UUID
     quantity: Quantity
     batch: FreeText = Field("", max_length=60, description="The batch or lot printed on it")
-    expires_on: date | None = Field(None, description="Required for perishable items")
+    expires_on: date | None = Field(
+        None,
+        description="Required for perishable items; not before the receipt's date (the town "
+        "office's), else 422 naming this field: expired goods are not received as stock",
+    )
 
 
 class ReceiptCreate(BaseModel):
@@ -27,6 +31,7 @@ class ReceiptCreate(BaseModel):
                     "source": "donation",
                     "donor": "Riverside Rice Co.",
                     "donor_contact": "Mr Chen, 021-5555 0101",
+                    "received_at": "2022-04-04T09:30:00+08:00",
                     "lines": [
                         {
                             "item_id": "0193a1c2-0000-7000-8000-0000000000a1",

@@ -225,17 +225,31 @@ def stock_line(batch: Batch, quantity: int) -> StockLine:
 # ---- receipts -------------------------------------------------------------------------
 
 
-def _check_receipt(data: schemas.ReceiptCreate, items: dict[uuid.UUID, Item]) -> None:
+def _check_receipt(
+    data: schemas.ReceiptCreate, items: dict[uuid.UUID, Item], *, received_on: date
+) -> None:
+    """A donation names its donor; a perishable line gives its expiry, and no line expired
+    before the goods came (``received_on``, the town office's date): reservations skip
+    expired batches, so they would sit on the card as stock nobody can hand out."""
     errors = []
     if data.source == StockSource.donation and not data.donor:
         errors.append({"field": "donor", "message": "a donation needs its donor"})
     for n, line in enumerate(data.lines):
+        name = items[line.item_id].name
         if items[line.item_id].perishable and line.expires_on is None:
-            name = items[line.item_id].name
             errors.append(
                 {
                     "field": f"lines.{n}.expires_on",
                     "message": f"{name} is perishable: give its expiry",
+                }
+            )
+        elif line.expires_on is not None and line.expires_on < received_on:
+            errors.append(
+                {
+                    "field": f"lines.{n}.expires_on",
+                    "message": f"{name} already expired on {line.expires_on.isoformat()}, "
+                    f"before it was received ({received_on.isoformat()}): expired goods are "
+                    "not stock to hand out; leave them off the receipt",
                 }
             )
     if errors:
@@ -258,8 +272,9 @@ async def receive(uow: UnitOfWork, *, data: schemas.ReceiptCreate) -> tuple[Rece
     """Goods arrive at a holder: one new batch per line, on the card as a receipt."""
     found = await managed_holder(uow, data.holder_id)
     items = await catalogue_items(uow, found, [line.item_id for line in data.lines])
-    _check_receipt(data, items)
     now = datetime.now(UTC)
+    received_on = (data.received_at or now).astimezone(uow.settings.zone).date()
+    _check_receipt(data, items, received_on=received_on)
     _check_received_at(data.received_at, latest=uow.settings.latest_stated())
     quantities = [
         to_milli(line.quantity, field=f"lines.{n}.quantity") for n, line in enumerate(data.lines)
