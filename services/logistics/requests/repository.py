@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from services.logistics.models import HelpRequest, RequestSettings, directory
-from shared.authz import UNSCOPED, Role
+from shared.authz import UNSCOPED, own_rows
 from shared.bulk import among
 from shared.db import AnySelect, table_of
 from shared.pagination import fetch_page, where_given
@@ -185,12 +185,7 @@ async def settings_for(uow: UnitOfWork, town_id: uuid.UUID) -> RequestSettings:
 
 def visible_to(uow: UnitOfWork) -> Any:
     """Beyond the scope: a volunteer sees only the errands given to them."""
-    if uow.principal.role is not Role.volunteer:
-        return None
-    person = uow.principal.person_id
-    if person is None:
-        return HelpRequest.id.is_(None)
-    return HelpRequest.assignee_id == uuid.UUID(person)
+    return own_rows(uow, HelpRequest.assignee_id)
 
 
 async def locked(uow: UnitOfWork, request_id: uuid.UUID) -> HelpRequest:
