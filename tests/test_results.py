@@ -265,9 +265,8 @@ async def test_staff_upload_what_they_may_see_and_nobody_else_sees_it(
     )
     assert ours.status_code == 201 and ours.json()["applied"] == 2
 
-    assert (await client.get(f"/v1/results?round_id={lab.round_id}", headers=outsider)).json()[
-        "items"
-    ] == []
+    theirs_round = await client.get(f"/v1/results?round_id={lab.round_id}", headers=outsider)
+    assert theirs_round.status_code == 404, theirs_round.text
     assert (await client.get("/v1/tasks", headers=outsider)).json()["items"] == []
     assert (await client.get("/v1/results/uploads", headers=outsider)).json()["items"] == []
     upload_id = ours.json()["id"]
@@ -443,3 +442,23 @@ async def test_a_rounds_results_page_by_page(
         if cursor is None:
             break
     assert sorted(seen) == sorted(lab.a + lab.b + lab.c)
+
+
+async def test_the_results_of_a_round_not_seen_or_not_there_are_a_404_naming_the_round(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    """Not an empty list: a round the caller does not see, or that does not exist, is not
+    found, as every other round endpoint answers it."""
+    from tests.support import committee_staff
+
+    other = await make_compound(client, town.id, town.operator, code="L3")
+    outsider = await committee_staff(client, town, other, "staff-l3")
+    nowhere = uuid.uuid4()
+    for round_id, headers in ((lab.round_id, outsider), (nowhere, town.operator)):
+        listed = await client.get(f"/v1/results?round_id={round_id}", headers=headers)
+        assert listed.status_code == 404, listed.text
+        assert listed.json()["errors"] == [
+            {"field": "round_id", "message": f"no round {round_id} in your scope"}
+        ]
+    mine = await client.get(f"/v1/results?round_id={lab.round_id}", headers=town.operator)
+    assert mine.status_code == 200 and len(mine.json()["items"]) == 7
