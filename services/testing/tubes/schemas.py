@@ -65,5 +65,7 @@ class RowError(BaseModel):
 
 class BatchOut(BaseModel):
     accepted: int = Field(description="Tubes recorded now")
-    unchanged: int = Field(description="Tubes recorded before with the same content")
+    unchanged: int = Field(
+        description="Tubes recorded before, or earlier in this batch, with the same content"
+    )
     errors: list[RowError]
