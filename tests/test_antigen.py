@@ -321,3 +321,28 @@ async def test_the_residents_yet_to_report_come_page_by_page(
     assert len(following.json()["items"]) == 1 and following.json()["next_cursor"] is None
     seen = [m["resident_id"] for m in first.json()["items"] + following.json()["items"]]
     assert sorted(seen) == sorted(building.people)
+
+
+async def test_a_temperature_that_is_not_a_number_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    """JSON from Python clients may carry NaN or Infinity: never stored nor a 500, but a 422
+    naming the field and saying why."""
+    first, second, _ = building.people
+    headers = {**town.operator, "Content-Type": "application/json"}
+    for number in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"resident_id": "{first}", "result": "negative", "temperature": {number}}}'
+        refused = await client.post("/v1/antigen-reports", content=body, headers=headers)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["field"] == "temperature", refused.text
+        assert "finite number" in error["message"], refused.text
+        rows = f'[{{"resident_id": "{second}", "result": "negative", "temperature": {number}}}]'
+        batch = f'{{"building_id": "{building.id}", "reports": {rows}}}'
+        listed = await client.post("/v1/antigen-reports/batch", content=batch, headers=headers)
+        assert listed.status_code == 422, listed.text
+        [row_error] = listed.json()["errors"]
+        assert (row_error["row"], row_error["field"]) == (0, "temperature"), listed.text
+        assert "finite number" in row_error["message"], listed.text
+    stored = await client.get("/v1/antigen-reports", headers=town.operator)
+    assert stored.json()["items"] == []
