@@ -7,14 +7,25 @@ carries can be stored, exported and compared on every backend:
   whitespace and refused when nothing is left;
 - :data:`Moment`: a date and time with its UTC offset (a time without one means a different
   instant to each reader), normalised to UTC so every answer states times in UTC (``Z``);
+- :data:`Finite`: a number (float) that is one: JSON as Python reads it accepts ``NaN`` and
+  ``Infinity``, which no reading is, no range check refuses clearly and no JSON answer can
+  carry back; refused as "a finite number";
 - :class:`Patch`: the base of a PATCH body, which refuses a field it does not know.
 
-Both show their rule in the OpenAPI as a ``pattern``, so clients and fuzzers see it too."""
+The text and time types show their rule in the OpenAPI as a ``pattern``, so clients and
+fuzzers see it too."""
 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, GetJsonSchemaHandler
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    GetJsonSchemaHandler,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -71,6 +82,8 @@ FreeText = Annotated[str, AfterValidator(_printable), _Pattern(PRINTABLE_PATTERN
 # Stripped: "  Rice " is stored as "Rice", and "   " is no name at all (a 422, not "").
 Name = Annotated[str, AfterValidator(_printable), AfterValidator(_named), _Pattern(NAMED_PATTERN)]
 Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
+# Every float a request takes: NaN and the infinities are a 422 naming the field.
+Finite = Annotated[float, AllowInfNan(False)]
 
 
 class Patch(BaseModel):

@@ -191,7 +191,7 @@ async def test_a_self_test_without_a_day_or_reading_is_todays_on_the_towns_clock
         f"/v1/antigen-reports/missing?building_id={building.id}", headers=town.operator
     )
     assert missing.status_code == 200, missing.text
-    assert [m["resident_id"] for m in missing.json()] == [third]
+    assert [m["resident_id"] for m in missing.json()["items"]] == [third]
 
 
 async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
@@ -223,8 +223,8 @@ async def test_a_building_list_keeps_its_good_rows_and_names_the_bad_ones(
     missing = await client.get(
         f"/v1/antigen-reports/missing?building_id={building.id}&day={DAY}", headers=town.operator
     )
-    assert [m["resident_id"] for m in missing.json()] == [first, third]
-    assert all("****" in m["phone"] for m in missing.json())
+    assert sorted(m["resident_id"] for m in missing.json()["items"]) == sorted([first, third])
+    assert all("****" in m["phone"] for m in missing.json()["items"])
 
     hopeless = {
         "building_id": building.id,
@@ -254,7 +254,7 @@ async def test_a_building_the_caller_does_not_see_or_no_building_is_refused_nami
         assert batch.status_code == 404, batch.text
         assert [e["field"] for e in batch.json()["errors"]] == ["building_id"]
     mine = await client.get(f"/v1/antigen-reports/missing?building_id={building.id}", headers=staff)
-    assert len(mine.json()) == 3, mine.text
+    assert len(mine.json()["items"]) == 3, mine.text
 
 
 async def test_a_positive_antigen_is_retested_by_pcr_in_an_open_round(
@@ -303,3 +303,46 @@ async def test_a_positive_antigen_is_retested_by_pcr_in_an_open_round(
     assert {m["resident_id"]: m["status"] for m in members.json()["items"]}[newcomer["id"]] == (
         "negative"
     )
+
+
+async def test_the_residents_yet_to_report_come_page_by_page(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    """The list to chase honours ``limit`` and ``cursor`` like every other list (a tower
+    block holds hundreds of people)."""
+    path = f"/v1/antigen-reports/missing?building_id={building.id}&day={DAY}&limit=2"
+    first = await client.get(path, headers=town.operator)
+    assert first.status_code == 200, first.text
+    assert len(first.json()["items"]) == 2 and first.json()["next_cursor"], first.text
+    following = await client.get(
+        f"{path}&cursor={first.json()['next_cursor']}", headers=town.operator
+    )
+    assert following.status_code == 200, following.text
+    assert len(following.json()["items"]) == 1 and following.json()["next_cursor"] is None
+    seen = [m["resident_id"] for m in first.json()["items"] + following.json()["items"]]
+    assert sorted(seen) == sorted(building.people)
+
+
+async def test_a_temperature_that_is_not_a_number_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, building: Building
+) -> None:
+    """JSON from Python clients may carry NaN or Infinity: never stored nor a 500, but a 422
+    naming the field and saying why."""
+    first, second, _ = building.people
+    headers = {**town.operator, "Content-Type": "application/json"}
+    for number in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"resident_id": "{first}", "result": "negative", "temperature": {number}}}'
+        refused = await client.post("/v1/antigen-reports", content=body, headers=headers)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["field"] == "temperature", refused.text
+        assert "finite number" in error["message"], refused.text
+        rows = f'[{{"resident_id": "{second}", "result": "negative", "temperature": {number}}}]'
+        batch = f'{{"building_id": "{building.id}", "reports": {rows}}}'
+        listed = await client.post("/v1/antigen-reports/batch", content=batch, headers=headers)
+        assert listed.status_code == 422, listed.text
+        [row_error] = listed.json()["errors"]
+        assert (row_error["row"], row_error["field"]) == (0, "temperature"), listed.text
+        assert "finite number" in row_error["message"], listed.text
+    stored = await client.get("/v1/antigen-reports", headers=town.operator)
+    assert stored.json()["items"] == []

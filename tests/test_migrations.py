@@ -163,3 +163,63 @@ async def test_recurring_trips_entered_twice_before_upgrading_are_made_once_afte
             async with database.engine.begin() as connection:
                 await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await database.dispose()
+
+
+async def test_stored_tube_codes_are_upper_cased_unless_another_case_of_them_is_stored(
+    settings: Settings,
+) -> None:
+    """Codes enter in upper case now: the upgrade upper-cases the codes stored before, so a
+    label finds its tube, and leaves alone a code stored twice in two cases (two tubes,
+    which one upper code cannot name)."""
+    from services.testing.models import Round, Tube
+
+    [testing] = [spec for spec in ALL if spec.name == "testing"]
+    schema = f"{settings.schema_prefix}testing_{uuid.uuid4().hex[:6]}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or f"sqlite+aiosqlite:///{settings.data_dir / f'{schema}.db'}"
+    database = Database(url=url, schema=schema)
+    now, town, round_id = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+    codes = ["ab-0001", "Cd-0002", "CD-0002", "EF-0003"]
+    try:
+        await upgrade(database, testing.migrations, revision="0009_member_indexes")
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                insert(Round.__table__).values(
+                    id=round_id,
+                    name="Night round",
+                    kind="pcr",
+                    status="open",
+                    scope={"kind": "town", "ids": []},
+                    starts_at=now,
+                    ends_at=now,
+                    pool_size=10,
+                    created_by="operator",
+                    created_at=now,
+                    town_id=town,
+                )
+            )
+            for code in codes:
+                await connection.execute(
+                    insert(Tube.__table__).values(
+                        id=uuid.uuid4(),
+                        round_id=round_id,
+                        code=code,
+                        pooled=False,
+                        retest=False,
+                        size=1,
+                        collector="Nurse Li",
+                        collected_at=now,
+                        recorded_by="operator",
+                        status="collected",
+                        town_id=town,
+                    )
+                )
+        await upgrade(database, testing.migrations)
+        async with database.engine.connect() as connection:
+            stored = await connection.scalars(select(Tube.__table__.c.code))
+            assert sorted(stored) == ["AB-0001", "CD-0002", "Cd-0002", "EF-0003"]
+    finally:
+        if not database.is_sqlite:
+            async with database.engine.begin() as connection:
+                await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await database.dispose()

@@ -265,9 +265,8 @@ async def test_staff_upload_what_they_may_see_and_nobody_else_sees_it(
     )
     assert ours.status_code == 201 and ours.json()["applied"] == 2
 
-    assert (await client.get(f"/v1/results?round_id={lab.round_id}", headers=outsider)).json()[
-        "items"
-    ] == []
+    theirs_round = await client.get(f"/v1/results?round_id={lab.round_id}", headers=outsider)
+    assert theirs_round.status_code == 404, theirs_round.text
     assert (await client.get("/v1/tasks", headers=outsider)).json()["items"] == []
     assert (await client.get("/v1/results/uploads", headers=outsider)).json()["items"] == []
     upload_id = ours.json()["id"]
@@ -443,3 +442,80 @@ async def test_a_rounds_results_page_by_page(
         if cursor is None:
             break
     assert sorted(seen) == sorted(lab.a + lab.b + lab.c)
+
+
+async def test_the_results_of_a_round_not_seen_or_not_there_are_a_404_naming_the_round(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    """Not an empty list: a round the caller does not see, or that does not exist, is not
+    found, as every other round endpoint answers it."""
+    from tests.support import committee_staff
+
+    other = await make_compound(client, town.id, town.operator, code="L3")
+    outsider = await committee_staff(client, town, other, "staff-l3")
+    nowhere = uuid.uuid4()
+    for round_id, headers in ((lab.round_id, outsider), (nowhere, town.operator)):
+        listed = await client.get(f"/v1/results?round_id={round_id}", headers=headers)
+        assert listed.status_code == 404, listed.text
+        assert listed.json()["errors"] == [
+            {"field": "round_id", "message": f"no round {round_id} in your scope"}
+        ]
+    mine = await client.get(f"/v1/results?round_id={lab.round_id}", headers=town.operator)
+    assert mine.status_code == 200 and len(mine.json()["items"]) == 7
+
+
+async def test_tube_codes_are_the_same_in_any_case(
+    client: httpx.AsyncClient, town: Town, lab: Lab
+) -> None:
+    """Barcode labels are read in either case: a code is one tube whatever its case, when it
+    is recorded, looked up or resulted (the pools were recorded as P0001, N0001, I0001)."""
+    lower = {"tube_code": "p0001", "result": "positive", "lab": "Lab", "resulted_at": RESULTED}
+    by_json = await client.post(
+        "/v1/results/uploads", json={"results": [lower]}, headers=town.operator
+    )
+    assert by_json.status_code == 201, by_json.text
+    assert by_json.json()["applied"] == 1
+    by_csv = await upload(client, town.operator, results_csv([("n0001", "negative")]))
+    assert by_csv.status_code == 201, by_csv.text
+    assert by_csv.json()["applied"] == 1
+    twice = await upload(
+        client, town.operator, results_csv([("I0001", "invalid"), ("i0001", "invalid")])
+    )
+    assert twice.json()["applied"] == 1, twice.text
+    assert [(e["row"], e["column"]) for e in twice.json()["errors"]] == [(3, "tube_code")]
+    found = await client.get("/v1/tubes/p0001", headers=town.operator)
+    assert found.status_code == 200, found.text
+    assert (found.json()["code"], found.json()["status"]) == ("P0001", "positive")
+
+    path = f"/v1/rounds/{lab.round_id}/tubes"
+    first, second = lab.a[0], lab.a[1]
+    retest = await client.post(
+        path,
+        json=tube("r-0001", [first], retest=True, collected_at=RETESTED),
+        headers=town.operator,
+    )
+    assert retest.status_code == 201, retest.text
+    assert retest.json()["code"] == "R-0001"
+    resent = await client.post(
+        path,
+        json=tube("R-0001", [first], retest=True, collected_at=RETESTED),
+        headers=town.operator,
+    )
+    assert resent.status_code == 201 and resent.json()["id"] == retest.json()["id"], resent.text
+    taken = await client.post(
+        path,
+        json=tube("R-0001", [second], retest=True, collected_at=RETESTED),
+        headers=town.operator,
+    )
+    assert taken.status_code == 409 and taken.json()["errors"][0]["field"] == "code", taken.text
+    listed = await client.get(path, headers=town.operator)
+    assert sorted(t["code"] for t in listed.json()["items"]) == [
+        "I0001",
+        "N0001",
+        "P0001",
+        "R-0001",
+    ]
+    resulted = await upload(
+        client, town.operator, results_csv([("R-0001", "negative")], at=RETEST_RESULTED)
+    )
+    assert resulted.json()["applied"] == 1, resulted.text

@@ -688,3 +688,38 @@ async def test_an_open_round_of_sealed_areas_follows_the_seals_of_the_night(
         town.operator,
     )
     await eventually(lambda: expected(3), what="the unit whose seal was lifted out of the round")
+
+
+async def test_the_same_tube_twice_in_a_batch_is_unchanged_and_a_different_one_an_error(
+    client: httpx.AsyncClient, town: Town, night: Night
+) -> None:
+    """A phone resends a scan inside its offline batch: the identical second row is the
+    same tube, answered unchanged; the same code with other content is still an error."""
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+    d, e = night.unit2
+    batch = {
+        "tubes": [
+            tube("S0001", night.unit1),
+            tube("S0001", night.unit1),
+            tube("S0002", [d]),
+            tube("S0002", [e]),
+            tube("S0003", [e], collector="Nurse Wang"),
+            tube("S0003", [e], collector="Nurse Zhao"),
+        ]
+    }
+    path = f"/v1/rounds/{round_['id']}/tubes/batch"
+    first = await client.post(path, json=batch, headers=town.operator)
+    assert first.status_code == 200, first.text
+    assert (first.json()["accepted"], first.json()["unchanged"]) == (3, 1), first.text
+    errors = first.json()["errors"]
+    assert [(e["row"], e["code"], e["field"]) for e in errors] == [
+        (3, "S0002", "code"),
+        (5, "S0003", "code"),
+    ]
+    assert all("twice in the batch" in e["message"] for e in errors)
+    tubes = await client.get(f"/v1/rounds/{round_['id']}/tubes", headers=town.operator)
+    assert sorted(t["code"] for t in tubes.json()["items"]) == ["S0001", "S0002", "S0003"]
+    resent = await client.post(path, json={"tubes": batch["tubes"][:2]}, headers=town.operator)
+    assert (resent.json()["accepted"], resent.json()["unchanged"]) == (0, 2), resent.text
+    assert resent.json()["errors"] == []

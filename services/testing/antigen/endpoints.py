@@ -132,11 +132,11 @@ async def list_reports(
 
 @router.get(
     "/antigen-reports/missing",
-    response_model=list[schemas.MissingResident],
+    response_model=Page[schemas.MissingResident],
     summary="Residents of a building who have not reported a self-test that day",
     description="The building leader's list to chase, for `day` or today on the town "
-    "office's clock; phones masked unless revealed. A `building_id` that is no building you "
-    "see answers 404 naming it.",
+    "office's clock, a page at a time; phones masked unless revealed. A `building_id` that "
+    "is no building you see answers 404 naming it.",
 )
 async def list_missing(
     uow: Uow,
@@ -146,6 +146,11 @@ async def list_missing(
     day: Annotated[
         date | None, Query(description="The day; today on the town office's clock if empty")
     ] = None,
-) -> list[schemas.MissingResident]:
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> Page[schemas.MissingResident]:
     zone = runtime_of(request).settings.zone
-    return await present(await service.missing(uow, building_id=building_id, day=day, zone=zone))
+    page = await service.missing(
+        uow, building_id=building_id, day=day, zone=zone, cursor=cursor, limit=limit
+    )
+    return await present(page)

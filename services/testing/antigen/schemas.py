@@ -4,7 +4,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.fields import Moment
+from shared.fields import Finite, Moment
 from shared.privacy import HealthRecord, PersonalName, PersonalPhone, PersonalRecord
 
 AntigenResult = Literal["negative", "positive", "invalid"]
@@ -22,7 +22,7 @@ class AntigenRowIn(BaseModel):
 
     resident_id: uuid.UUID
     result: AntigenResult
-    temperature: float | None = Field(
+    temperature: Finite | None = Field(
         None, ge=34, le=43, description="Body temperature in °C, 34–43"
     )
     reported_at: Moment | None = Field(

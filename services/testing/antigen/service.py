@@ -15,11 +15,10 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from services.testing import identity
-from services.testing.antigen import schemas
+from services.testing.antigen import repository, schemas
 from services.testing.models import (
     AntigenReport,
     DirectoryPlace,
-    DirectoryResident,
     Task,
     TaskKind,
     TaskStatus,
@@ -27,6 +26,7 @@ from services.testing.models import (
 from shared.authz import FIELD, Relation, policy
 from shared.directory.tables import ResidentRow
 from shared.ids import new_id
+from shared.pagination import Page
 from shared.uow import UnitOfWork
 
 ROW = TypeAdapter(schemas.AntigenRowIn)
@@ -281,22 +281,22 @@ async def building(uow: UnitOfWork, building_id: uuid.UUID) -> None:
 
 
 async def missing(
-    uow: UnitOfWork, *, building_id: uuid.UUID, day: date | None, zone: ZoneInfo
-) -> list[schemas.MissingResident]:
-    """Residents of the building without a report that day (today on the town's clock, if
-    none): the leader's list to chase."""
+    uow: UnitOfWork,
+    *,
+    building_id: uuid.UUID,
+    day: date | None,
+    zone: ZoneInfo,
+    cursor: str | None,
+    limit: int,
+) -> Page[schemas.MissingResident]:
+    """A page of the building's residents without a report that day (today on the town's
+    clock, if none): the leader's list to chase."""
     await building(uow, building_id)
     day = day or town_date(datetime.now(UTC), zone)
-    reported = select(AntigenReport.resident_id).where(
-        AntigenReport.day == day, AntigenReport.building_id == building_id
+    people, following = await repository.missing_page(
+        uow, building_id=building_id, day=day, cursor=cursor, limit=limit
     )
-    query = (
-        select(DirectoryResident)
-        .where(DirectoryResident.building_id == building_id, DirectoryResident.id.not_in(reported))
-        .order_by(DirectoryResident.unit_id, DirectoryResident.household_id, DirectoryResident.name)
-    )
-    people = list(await uow.session.scalars(query))
-    return [
+    items = [
         schemas.MissingResident(
             resident_id=p.id,
             name=p.name,
@@ -306,3 +306,4 @@ async def missing(
         )
         for p in people
     ]
+    return Page(items=items, next_cursor=following)

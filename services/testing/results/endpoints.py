@@ -182,7 +182,8 @@ class _Row:
     response_model=Page[schemas.PersonResult],
     summary="Where each resident of a round stands: sampled, negative, retest, positive…",
     description="Health data: names, phones and ID numbers are masked unless `reveal=true` "
-    "and your role may see health data (logged); volunteers see no identity.",
+    "and your role may see health data (logged); volunteers see no identity. A `round_id` "
+    "that is no round you see answers 404 naming it.",
 )
 async def list_results(
     uow: Uow,
@@ -197,7 +198,7 @@ async def list_results(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.PersonResult]:
-    rows, following = await repository.members_page(
+    rows, following = await service.members_page(
         uow,
         round_id=round_id,
         status=status,

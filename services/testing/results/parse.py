@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from services.testing.tubes.schemas import TUBE_CODE_LENGTH, normal_tube_code
+
 FIELDS = ("tube_code", "result", "lab", "resulted_at")
 RESULTS = {
     "negative": "negative",
@@ -37,7 +39,7 @@ _HEADER_ALIASES = {
 } | {field: field for field in FIELDS}
 # A lab's day is about 100,000 tubes; a town-wide round a few times that.
 MAX_ROWS = 250_000
-_CODE = re.compile(r"[A-Za-z0-9-]{4,40}")
+_CODE = re.compile(f"[A-Za-z0-9-]{{{TUBE_CODE_LENGTH[0]},{TUBE_CODE_LENGTH[1]}}}")
 _LAB_MAX = 120
 # Timestamps repeat a lot within a lab's file; parsing each once keeps the reader fast.
 _TIME_CACHE_MAX = 50_000
@@ -98,6 +100,8 @@ class _Checker:
             message = "tube_code must be 4 to 40 letters, digits or dashes"
             errors.append(RowError(row, "tube_code", message, code[:40]))
         else:
+            # As every tube code enters: one tube whatever the case of its label.
+            code = normal_tube_code(code)
             first = self._first_rows.setdefault(code, row)
             if first != row:
                 message = f"tube {code} is listed twice in this file (first at row {first})"

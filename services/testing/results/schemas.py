@@ -4,6 +4,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.testing.tubes.schemas import TubeCode
 from shared.fields import FreeText, Moment
 from shared.privacy import HealthRecord, PersonalIdNumber, PersonalName, PersonalPhone
 
@@ -21,7 +22,7 @@ class ResultIn(BaseModel):
     """One row of a JSON upload (documentation only: rows are checked one by one, so a bad
     row is reported and the others applied)."""
 
-    tube_code: str = Field(pattern=r"^[A-Za-z0-9-]+$", max_length=40, examples=["SH2204020001"])
+    tube_code: TubeCode = Field(examples=["SH2204020001"])
     result: Literal["negative", "positive", "invalid"]
     lab: FreeText = Field(max_length=200, examples=["Riverside District Lab"])
     resulted_at: Moment = Field(examples=["2022-04-02T14:30:00+08:00"])

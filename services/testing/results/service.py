@@ -53,6 +53,7 @@ from services.testing.models import (
     TubeMember,
     TubeStatus,
 )
+from services.testing.results import repository
 from services.testing.results.parse import (
     ResultRow,
     ResultsFormatError,
@@ -60,6 +61,7 @@ from services.testing.results.parse import (
     read_csv,
     read_json,
 )
+from services.testing.rounds.service import get_round
 from shared.authz import MANAGERS, policy
 from shared.contracts.testing import CaseSource, PoolPositive, ResultsRecorded
 from shared.db import insert_ignoring_duplicates, table_of, utc_datetime
@@ -191,6 +193,30 @@ async def upload_results(
         )
     await uow.session.execute(DropTable(STAGING))
     return upload, False
+
+
+async def members_page(
+    uow: UnitOfWork,
+    *,
+    round_id: uuid.UUID,
+    status: str | None,
+    compound_id: uuid.UUID | None,
+    building_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """A page of where the round's members stand; a round the caller does not see (or that
+    does not exist) is a 404 naming ``round_id``, not an empty list that reads as "nobody"."""
+    await get_round(uow, round_id, field="round_id")
+    return await repository.members_page(
+        uow,
+        round_id=round_id,
+        status=status,
+        compound_id=compound_id,
+        building_id=building_id,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 def _format_problem(exc: ResultsFormatError) -> Problem:

@@ -111,7 +111,7 @@ async def list_tubes(
 
 @router.get("/tubes/{code}", response_model=schemas.TubeOut, summary="A tube by its code")
 async def get_tube(
-    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]+$", max_length=40)], uow: Uow
+    code: Annotated[schemas.TubeCode, Path(description="In either case")], uow: Uow
 ) -> schemas.TubeOut:
     tube = await repository.tube_by_code(uow, code)
     if tube is None:

@@ -1,9 +1,29 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.fields import Moment, Name
+
+TUBE_CODE_PATTERN = r"^[A-Za-z0-9-]+$"
+TUBE_CODE_LENGTH = (4, 40)
+
+
+def normal_tube_code(code: str) -> str:
+    """Barcode labels are read in either case: a code is stored, looked up and compared in
+    upper case, whichever way it came in (``ab-0001`` is tube ``AB-0001``)."""
+    return code.upper()
+
+
+# Every schema and parameter that takes a tube code takes this one.
+TubeCode = Annotated[
+    str,
+    StringConstraints(
+        min_length=TUBE_CODE_LENGTH[0], max_length=TUBE_CODE_LENGTH[1], pattern=TUBE_CODE_PATTERN
+    ),
+    AfterValidator(normal_tube_code),
+]
 
 
 class TubeIn(BaseModel):
@@ -20,7 +40,7 @@ class TubeIn(BaseModel):
         }
     )
 
-    code: str = Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")
+    code: TubeCode = Field(description="The label's barcode, in either case (kept in upper)")
     member_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
     site_id: uuid.UUID | None = None
     collector: Name = Field(max_length=80, examples=["Nurse Li"])
@@ -65,5 +85,7 @@ class RowError(BaseModel):
 
 class BatchOut(BaseModel):
     accepted: int = Field(description="Tubes recorded now")
-    unchanged: int = Field(description="Tubes recorded before with the same content")
+    unchanged: int = Field(
+        description="Tubes recorded before, or earlier in this batch, with the same content"
+    )
     errors: list[RowError]

@@ -67,7 +67,8 @@ class TubeRejected(Exception):
 @dataclass
 class Outcome:
     accepted: list[Tube] = field(default_factory=list)
-    unchanged: list[TubeRow] = field(default_factory=list)
+    # Recorded before, or earlier in this batch by an identical row (a resent scan).
+    unchanged: list[Tube | TubeRow] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     # Each row's tube, recorded now or before (the rows without an error).
     by_row: dict[int, Tube | TubeRow] = field(default_factory=dict)
@@ -366,6 +367,14 @@ def _same(existing: TubeRow, tube: TubeIn, round_: RoundHead, known: _Known) -> 
     return existing.round_id == round_.id and set(members) == set(tube.member_ids)
 
 
+def _identical(first: TubeIn, again: TubeIn) -> bool:
+    """The same row twice in a batch (a phone resending a scan inside its offline batch):
+    every field alike, the members in any order."""
+    return set(first.member_ids) == set(again.member_ids) and first.model_dump(
+        exclude={"member_ids"}
+    ) == again.model_dump(exclude={"member_ids"})
+
+
 async def record_tubes(
     uow: UnitOfWork,
     *,
@@ -386,16 +395,20 @@ async def record_tubes(
     known = await _read(uow, round_, tubes)
     outcome = Outcome(place=place)
     taken: set[uuid.UUID] = set()
-    seen_codes: set[str] = set()
+    # The first row of each code: a later identical row is answered as that row was.
+    first_rows: dict[str, tuple[int, TubeIn]] = {}
     fresh: list[tuple[Tube, TubeIn]] = []
     for row, tube in enumerate(tubes):
         existing = known.tubes.get(tube.code)
         try:
-            if tube.code in seen_codes:
-                raise TubeRejected(
-                    "code", f"tube code {tube.code} appears twice in the batch", clash=True
-                )
-            seen_codes.add(tube.code)
+            first_row, first = first_rows.setdefault(tube.code, (row, tube))
+            if first_row != row:
+                if not _identical(first, tube):
+                    raise TubeRejected(
+                        "code", f"tube code {tube.code} appears twice in the batch", clash=True
+                    )
+                _as_first(outcome, row, first_row=first_row)
+                continue
             if existing is not None:
                 if not _same(existing, tube, round_, known):
                     raise TubeRejected("code", f"tube code {tube.code} is already used")
@@ -422,6 +435,19 @@ async def record_tubes(
     await _write(uow, fresh, known)
     outcome.accepted = [t for t, _ in fresh]
     return outcome
+
+
+def _as_first(outcome: Outcome, row: int, *, first_row: int) -> None:
+    """An identical repeat of an earlier row: its tube, unchanged; or that row's error."""
+    tube = outcome.by_row.get(first_row)
+    if tube is not None:
+        outcome.unchanged.append(tube)
+        outcome.by_row[row] = tube
+        return
+    [error] = [e for e in outcome.errors if e["row"] == first_row]
+    outcome.errors.append({**error, "row": row})
+    if first_row in outcome.clashes:
+        outcome.clashes.add(row)
 
 
 def _tube(round_: RoundHead, tube: TubeIn, known: _Known, *, recorded_by: str) -> Tube:
