@@ -30,7 +30,7 @@ class Violation:
 def integrity_conflict(exc: IntegrityError, metadata: MetaData) -> Conflict:
     """The 409 problem for a violated constraint, naming the fields it concerns."""
     violation = _violation(exc, metadata)
-    fields = _fields(violation.columns)
+    fields = _fields(_as_requested(metadata, violation))
     what = violation.table.replace("_", " ") if violation.table else "records"
     if violation.kind == "unique" and fields:
         detail = f"{' and '.join(fields)} already taken by another of the {what}"
@@ -39,6 +39,15 @@ def integrity_conflict(exc: IntegrityError, metadata: MetaData) -> Conflict:
     else:
         detail = f"this conflicts with the {what} recorded already"
     return Conflict(detail, errors=[{"field": f, "message": detail} for f in fields] or None)
+
+
+def _as_requested(metadata: MetaData, violation: Violation) -> tuple[str, ...]:
+    """The columns by the request's names: a column stored under another name than the
+    field it holds says which (``info={"field": ...}``: ``weekdays_key`` holds ``weekdays``)."""
+    table = next((t for t in metadata.tables.values() if t.name == violation.table), None)
+    if table is None:
+        return violation.columns
+    return tuple(table.c[c].info.get("field", c) if c in table.c else c for c in violation.columns)
 
 
 def _fields(columns: tuple[str, ...]) -> list[str]:

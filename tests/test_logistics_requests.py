@@ -586,11 +586,28 @@ async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_fir
         *(client.post(url, json={**body, "at": "12:00"}, headers=area.leader) for _ in range(3))
     )
     assert sorted(r.status_code for r in racing) == [201, 409, 409], [r.text for r in racing]
+    for lost in (r for r in racing if r.status_code == 409):
+        # Named as the request names them, whichever check refused it.
+        named = {e["field"] for e in lost.json()["errors"]}
+        assert named and named <= {"kind", "weekdays", "at", "starts_on"}, lost.text
+    # The same trips for a period after the first one ends (a new prescription) are others;
+    # a period overlapping it would make its trips twice.
+    bounded = await post(client, url, {**body, "at": "15:00", "ends_on": "2026-12-31"}, area.leader)
+    overlapping = await client.post(
+        url, json={**body, "at": "15:00", "starts_on": "2026-12-20"}, headers=area.leader
+    )
+    assert overlapping.status_code == 409 and bounded["id"] in overlapping.json()["detail"]
+    following = await client.post(
+        url, json={**body, "at": "15:00", "starts_on": "2027-01-01"}, headers=area.leader
+    )
+    assert following.status_code == 201, following.text
     listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
     assert sorted(r["at_time"] for r in listed.json()["items"] if r["active"]) == [
         "07:30",
         "07:30",
         "12:00",
+        "15:00",
+        "15:00",
         "18:00",
     ]
     # Once stopped, the same trips may be entered anew.

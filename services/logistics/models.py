@@ -579,15 +579,17 @@ class Recurrence(Scoped, Base):
 
     __tablename__ = "recurring_requests"
     __table_args__ = (
-        # One active series per resident, kind, days and time: a second one (a double click
-        # at night) would make every trip twice. The service names the first one; this index
-        # decides between two entered at once.
+        # One active series per resident, kind, days, time and first day: a second one (a
+        # double click at night) would make every trip twice. The service refuses any series
+        # overlapping an active one, naming it; this index decides between two entered at
+        # once.
         partial_index(
             "uq_recurring_requests_active",
             "resident_id",
             "kind",
             "weekdays_key",
             "at_time",
+            "starts_on",
             where="active",
             unique=True,
         ),
@@ -603,8 +605,8 @@ class Recurrence(Scoped, Base):
     weekdays: Mapped[list[str]] = mapped_column(JSON)
     # The weekdays in the week's order, comma-separated ("mon,wed,fri"): what the unique
     # index compares (a JSON column has no equality on PostgreSQL).
-    weekdays_key: Mapped[str] = mapped_column(String(27))
-    at_time: Mapped[str] = mapped_column(String(5))
+    weekdays_key: Mapped[str] = mapped_column(String(27), info={"field": "weekdays"})
+    at_time: Mapped[str] = mapped_column(String(5), info={"field": "at"})
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -15,8 +15,9 @@ router = service_router(SERVICE, tags=["recurring requests"])
     summary="A request that repeats on weekdays at a local time (dialysis M/W/F)",
     description="Each occurrence appears as a request of its own, the town's lead time "
     "(2 h by default) before its time, due at that time; once, however many workers run. "
-    "A resident has one active series of a kind on the same weekdays at the same time: a "
-    "second one (entered twice) answers 409 naming the first; stop that one to enter it anew.",
+    "A resident has one active series of a kind on the same weekdays at the same time on "
+    "any day: a second one whose period meets the first's (entered twice) answers 409 "
+    "naming the first; stop that one to enter it anew, or start the new one after it ends.",
     responses={409: {"description": "The same series is active already (which one)"}},
 )
 async def create_recurrence(body: schemas.RecurrenceCreate, uow: Uow) -> Recurrence:

@@ -74,21 +74,27 @@ async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurren
 async def _refuse_repeat(
     uow: UnitOfWork, *, data: schemas.RecurrenceCreate, resident_id: uuid.UUID, weekdays: list[str]
 ) -> None:
-    """A second active series of the same kind, days and time for the resident (entered
-    twice, with no Idempotency-Key) would make every trip twice: 409 naming the first one.
-    The unique index ``uq_recurring_requests_active`` decides between two sent at once."""
-    existing = await recurrences.active_series(
+    """A second active series of the same kind, days and time for the resident over days the
+    first one covers too (entered twice, with no Idempotency-Key) would make those trips
+    twice: 409 naming the first one. A series for a period after the first one ends is
+    another prescription. The unique index ``uq_recurring_requests_active`` decides between
+    two sent at once."""
+    existing = await recurrences.overlapping_series(
         uow,
         resident_id=resident_id,
         kind=data.kind,
         weekdays_key=",".join(weekdays),
         at_time=data.at,
+        starts_on=data.starts_on,
+        ends_on=data.ends_on,
     )
     if existing is not None:
         message = (
             f"recurring request {existing.id} already makes this {data.kind} for resident "
             f"{resident_id} on {', '.join(weekdays)} at {data.at} (entered by "
-            f"{existing.created_by}); stop it first to enter it anew"
+            f"{existing.created_by}, from {existing.starts_on}"
+            f"{f' to {existing.ends_on}' if existing.ends_on else ''}); stop it first to enter "
+            "it anew, or start the new one after it ends"
         )
         raise Conflict(message, errors=[{"field": "weekdays", "message": message}])
 

@@ -1,4 +1,5 @@
-"""a resident has one active recurring request of a kind on the same weekdays at one time
+"""a resident has one active recurring request of a kind on the same weekdays at one time from
+one first day
 
 Revision ID: 0010_one_active_series
 Revises: 0009_cancelled_households
@@ -22,20 +23,22 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 def _keys_and_repeats() -> None:
     """Each series' weekdays as the index compares them; of the active series entered twice
-    before this version (each of their trips made twice), the first entered stays active
-    and the later ones are stopped (the trips they made stay)."""
+    before this version (each of their trips made twice: the same days and time from the
+    same first day), the first entered stays active and the later ones are stopped (the
+    trips they made stay)."""
     bind = op.get_bind()
     rows = bind.execute(
         sa.text(
-            "SELECT id, resident_id, kind, weekdays, at_time, active FROM recurring_requests "
+            "SELECT id, resident_id, kind, weekdays, at_time, starts_on, active "
+            "FROM recurring_requests "
             "ORDER BY created_at, id"
         )
     ).all()
     seen: set[tuple[object, ...]] = set()
-    for row_id, resident_id, kind, weekdays, at_time, active in rows:
+    for row_id, resident_id, kind, weekdays, at_time, starts_on, active in rows:
         days = json.loads(weekdays) if isinstance(weekdays, str) else weekdays
         key = ",".join(sorted(set(days), key=DAYS.index))
-        series = (str(resident_id), kind, key, at_time)
+        series = (str(resident_id), kind, key, at_time, str(starts_on))
         repeat = bool(active) and series in seen
         if active:
             seen.add(series)
@@ -58,7 +61,7 @@ def upgrade() -> None:
     op.create_index(
         "uq_recurring_requests_active",
         "recurring_requests",
-        ["resident_id", "kind", "weekdays_key", "at_time"],
+        ["resident_id", "kind", "weekdays_key", "at_time", "starts_on"],
         unique=True,
         postgresql_where=sa.text("active"),
         sqlite_where=sa.text("active"),
