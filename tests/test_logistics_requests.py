@@ -720,21 +720,24 @@ async def test_a_medicine_run_is_not_closed_or_cancelled_while_its_card_is_out(
     done = await act(client, leader, run["id"], "done")
     assert done.status_code == 200, done.text
 
-    # A card taken out after the errand was done keeps it from being closed too.
+    # An errand done (or closed, or cancelled) takes no card out any more: nobody is to run it.
     other = await ask(client, leader, area.mother, "medicine_run", hospital=HOSPITAL)
+    given = await act(client, leader, other["id"], "assign", volunteer_id=area.helpers[1])
+    assert given.status_code == 200, given.text
     for action in ("start", "done"):
-        if action == "start":
-            given = await act(client, leader, other["id"], "assign", volunteer_id=area.helpers[1])
-            assert given.status_code == 200, given.text
         assert (await act(client, leader, other["id"], action)).status_code == 200
     out = f"/v1/requests/{other['id']}/card"
-    assert (await client.post(out, json={"status": "collected"}, headers=leader)).status_code == 200
-    unconfirmed = await act(client, leader, other["id"], "confirm")
-    assert unconfirmed.status_code == 409, unconfirmed.text
-    assert "with the volunteer" in unconfirmed.json()["detail"]
-    assert (await client.post(out, json={"status": "returned"}, headers=leader)).status_code == 200
+    late = await client.post(out, json={"status": "collected"}, headers=leader)
+    assert late.status_code == 409, late.text
+    assert late.json()["errors"][0]["field"] == "status" and "done" in late.json()["detail"]
     closed = await act(client, leader, other["id"], "confirm")
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    called_off = await ask(client, leader, area.mother, "medicine_run", hospital=HOSPITAL)
+    cancelled = await act(client, leader, called_off["id"], "cancel", reason="went by ambulance")
+    assert cancelled.status_code == 200, cancelled.text
+    card_of_cancelled = f"/v1/requests/{called_off['id']}/card"
+    refused = await client.post(card_of_cancelled, json={"status": "collected"}, headers=leader)
+    assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
 
 
 async def test_a_volunteer_sees_only_their_own_errands_masked(

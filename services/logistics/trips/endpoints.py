@@ -21,7 +21,8 @@ router = service_router(SERVICE, tags=["medicine runs"])
     summary="The insurance card of a medicine run changes hands",
     description="collected (the run's label is made) → at_hospital → returned to the "
     "resident, in that order (collected → returned when the run is called off before the "
-    "hospital); any other step answers 409 naming where the card is.",
+    "hospital); any other step answers 409 naming where the card is. A run done, closed "
+    "or cancelled takes no card out (409 naming `status`); one out is always taken back.",
 )
 async def card_step(
     request_id: uuid.UUID, body: request_schemas.CardStep, uow: Uow, present: Present

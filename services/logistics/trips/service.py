@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from services.logistics.models import HelpRequest, Trip
 from services.logistics.requests import repository
+from services.logistics.requests.repository import OPEN
 from services.logistics.requests.service import ASSIGN, WORK, event
 from services.logistics.trips import schemas
 from shared.authz import Place
@@ -55,6 +56,12 @@ async def card_step(uow: UnitOfWork, *, request_id: uuid.UUID, status: str) -> H
     WORK.check(uow, Place.of(request))
     if request.kind != "medicine_run":
         raise Conflict.on("status", f"a {request.kind} request carries no insurance card")
+    if status != "returned" and request.status not in OPEN:
+        # Nobody is to run an errand done, closed or cancelled: no card goes out for it (one
+        # out is always taken back: the errand cannot end while it is).
+        raise Conflict.on(
+            "status", f"the medicine run is {request.status}: its card is not to be {status}"
+        )
     expected = NEXT.get(request.card_status, ())
     if status not in expected:
         now_is = request.card_status or "not collected"
