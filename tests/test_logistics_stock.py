@@ -838,3 +838,27 @@ async def test_a_blank_item_or_kit_name_is_refused_naming_the_field(
     kit = {"town_id": str(town.id), "name": "  ", "lines": [{"item_id": made["id"], "quantity": 1}]}
     refused = await client.post("/v1/kits", json=kit, headers=h)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "name"
+
+
+async def test_nothing_is_issued_for_a_cancelled_help_request(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Goods recorded as issued for a request the committee cancelled would be traced to
+    the donor as handed to a family that asked for nothing: 409 naming `reference_id`,
+    nothing issued."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    formula = await item(client, town, "formula", "box")
+    await receipt(client, h, c03.id, [{"item_id": formula, "quantity": 10}])
+    request_id = await help_request(client, town, platform, c03)
+    cancelled = await client.post(
+        f"/v1/requests/{request_id}/cancel", json={"reason": "family left"}, headers=h
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    line = [{"item_id": formula, "quantity": 1}]
+    body = {"holder_id": c03.id, "reference_id": request_id, "lines": line}
+    refused = await client.post("/v1/stock/issues", json=body, headers=h)
+    assert refused.status_code == 409, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["reference_id"]
+    assert "cancelled" in refused.json()["detail"] and "family left" in refused.json()["detail"]
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 10

@@ -416,8 +416,8 @@ async def issue_delivered(
 async def _known(
     uow: UnitOfWork, *, reference: Reference, building_id: uuid.UUID | None
 ) -> uuid.UUID | None:
-    """The plan or request named exists in the caller's scope (a plan not cancelled: 409
-    naming ``reference_id``, saying when, by whom and why), and so does the building.
+    """The plan or request named exists in the caller's scope (not cancelled: 409 naming
+    ``reference_id``, saying when and why), and so does the building.
     Returns the building the goods went to: a request's goods go to its resident's building
     (named or not; another one is a 422 naming ``building_id``)."""
     if reference.kind == "plan":
@@ -432,6 +432,15 @@ async def _known(
         request = await uow.get(
             HelpRequest, reference.id, what="help request", field="reference_id"
         )
+        # Shared, as a plan's: an issue racing the request's cancellation finds it cancelled.
+        await uow.session.refresh(request, with_for_update={"read": True})
+        if request.cancelled_at is not None:
+            raise Conflict.on(
+                "reference_id",
+                f"help request {request.id} was cancelled at "
+                f"{request.cancelled_at:%Y-%m-%d %H:%M} UTC: {request.cancel_reason}; nothing "
+                "is issued for it",
+            )
     if building_id is not None:
         place = DirectoryPlace
         building = place.kind == "building"

@@ -86,12 +86,12 @@ async def count(body: schemas.CountCreate, uow: Uow) -> schemas.CountOut:
     description="Reserves and issues at once, earliest expiry first; 409 naming each short "
     "item, nothing issued. The help request (or plan) named by `reference_id`, and the "
     "`building_id` the goods went to, must be ones you can see: 404 naming the field "
-    "otherwise, nothing issued; a cancelled plan is a 409 naming `reference_id` (when, by "
-    "whom and why it was cancelled).",
+    "otherwise, nothing issued; a cancelled plan or help request is a 409 naming "
+    "`reference_id` (when and why it was cancelled).",
     responses={
         409: {
             "description": "Not enough stock (each short item, by how much and where), or the "
-            "plan named was cancelled; nothing changed"
+            "plan or request named was cancelled; nothing changed"
         }
     },
 )
