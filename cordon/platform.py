@@ -83,9 +83,14 @@ class Platform:
         for subscription in topology(self.topology, settings=self.settings):
             await self.transport.declare(subscription)
 
-    async def run_workers(self) -> None:
-        """Every hosted service's worker tasks, supervised, until cancelled."""
-        tasks = {name: w for r in self.runtimes.values() for name, w in r.worker_tasks().items()}
+    async def run_workers(self, *, periodic: bool = True) -> None:
+        """Every hosted service's worker tasks, supervised, until cancelled (``periodic=False``:
+        without the periodic jobs, for work that must see nothing made by the real clock)."""
+        tasks = {
+            name: w
+            for r in self.runtimes.values()
+            for name, w in r.worker_tasks(periodic=periodic).items()
+        }
         await self.supervisor.run(tasks)
 
     async def ready(self) -> dict[str, bool]:

@@ -264,12 +264,13 @@ class ServiceRuntime:
                 log.exception("periodic job %s.%s failed", self.name, job.name)
             await asyncio.sleep(job.every_seconds)
 
-    def worker_tasks(self) -> dict[str, Work]:
-        """The relay, every consumer and every periodic job of this service, by task name."""
+    def worker_tasks(self, *, periodic: bool = True) -> dict[str, Work]:
+        """The relay, every consumer and every periodic job of this service, by task name
+        (``periodic=False``: not the periodic jobs, which judge by the real clock)."""
         tasks: dict[str, Work] = {f"{self.name}.relay": lambda: self.relay.run(self.wakeups())}
         for consumer in self.spec.consumers:
             tasks[f"{self.name}.{consumer.name}"] = functools.partial(self.consume, consumer)
-        for job in self.spec.periodic:
+        for job in self.spec.periodic if periodic else ():
             tasks[f"{self.name}.{job.name}"] = functools.partial(self.repeat, job)
         for worker in self.spec.workers:
             tasks[f"{self.name}.{worker.name}"] = functools.partial(worker.run, self)

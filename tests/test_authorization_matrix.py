@@ -304,7 +304,10 @@ def _operations(openapi: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 @contextlib.asynccontextmanager
 async def _workers(platform: Platform) -> AsyncIterator[None]:
-    task = asyncio.create_task(platform.run_workers())
+    # Relays and consumers only: a periodic job judges by the real clock, and one making a
+    # row while the roles are tried (a recurring trip coming due on a Monday morning) would
+    # read as a write by the role.
+    task = asyncio.create_task(platform.run_workers(periodic=False))
     try:
         yield
     finally:
