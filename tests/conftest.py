@@ -129,6 +129,9 @@ def _settings(backend: str, tmp_path: Path, *, prefix: str) -> Settings:
         "retry_base_seconds": 0.05,
         "relay_interval_seconds": 0.05,
         "log_json": False,
+        # A loaded machine's directory lags longer than the 3 s a deployment waits; the lag's
+        # own tests set theirs (tests/test_directory_lag.py).
+        "projection_wait_seconds": 15.0,
     }
     if backend == "embedded":
         return Settings(**common)
