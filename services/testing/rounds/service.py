@@ -159,47 +159,40 @@ async def follow_residents(uow: UnitOfWork, event: Event) -> None:
     A member already sampled stays where the swab was taken."""
     match event:
         case registry.ResidentRegistered(resident=r) | registry.ResidentUpdated(resident=r):
-            await _follow_residents(uow, towns={r.town_id}, resident_ids=[r.id])
+            await _follow_all(uow, await _open_rounds(uow, {r.town_id}), [r.id])
         case (
             registry.ResidentsImported(residents=records)
             | registry.ResidentsSnapshot(residents=records)
         ):
-            towns = {r.town_id for r in records}
-            await _follow_residents(uow, towns=towns, resident_ids=[r.id for r in records])
+            rounds = await _open_rounds(uow, {r.town_id for r in records}) if records else []
+            await _follow_all(uow, rounds, [r.id for r in records])
         case registry.ZoneChanged() as change:
-            # Only a round of a zone level covers by zones: its members under the change.
+            # Only a round of a zone level covers by zones; without one open (most of the
+            # time), the building's residents are not even read.
+            rounds = await _open_rounds(uow, {change.town_id}, kind="zone_level")
+            if not rounds:
+                return
             residents = select(DirectoryResident.id).where(
                 DirectoryResident.building_id == change.building_id
             )
             if change.unit_id is not None:
                 residents = residents.where(DirectoryResident.unit_id == change.unit_id)
-            await _follow_residents(
-                uow,
-                towns={change.town_id},
-                resident_ids=list(await uow.session.scalars(residents)),
-                kind="zone_level",
-            )
+            await _follow_all(uow, rounds, list(await uow.session.scalars(residents)))
 
 
-async def _follow_residents(
-    uow: UnitOfWork,
-    *,
-    towns: set[uuid.UUID],
-    resident_ids: Sequence[uuid.UUID],
-    kind: str | None = None,
+async def _open_rounds(
+    uow: UnitOfWork, towns: set[uuid.UUID], *, kind: str | None = None
+) -> list[Round]:
+    """The open rounds of these towns (of this scope kind)."""
+    query = select(Round).where(Round.status == RoundStatus.open.value, Round.town_id.in_(towns))
+    rounds = (await uow.session.scalars(query)).all()
+    return [r for r in rounds if kind is None or r.scope.get("kind") == kind]
+
+
+async def _follow_all(
+    uow: UnitOfWork, rounds: Sequence[Round], resident_ids: Sequence[uuid.UUID]
 ) -> None:
-    """Bring the open rounds of these towns (of this scope kind) up to date for these
-    residents."""
-    if not resident_ids:
-        return
-    open_rounds = (
-        await uow.session.scalars(
-            select(Round).where(Round.status == RoundStatus.open.value, Round.town_id.in_(towns))
-        )
-    ).all()
-    for round_ in open_rounds:
-        if kind is not None and round_.scope.get("kind") != kind:
-            continue
+    for round_ in rounds:
         # Ids per IN list, well under SQLite's bound-parameter limit.
         for n in range(0, len(resident_ids), 5_000):
             await _follow(uow, round_, resident_ids[n : n + 5_000])
