@@ -32,7 +32,15 @@ from shared.openapi import (
     depends_on,
     successes_answer_the_model,
 )
-from shared.problems import Conflict, Forbidden, Invalid, Problem, Unauthorized, Unavailable
+from shared.problems import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Problem,
+    Unauthorized,
+    Unavailable,
+)
 from shared.service import ServiceRuntime
 from shared.uow import UnitOfWork
 
@@ -389,7 +397,7 @@ async def _run(
     body: BodyDigest | None,
 ) -> Response:
     try:
-        response = await handler(request)
+        response = await _answer(handler, request)
     except Unauthorized:
         # No stored answer for a token that no longer passes (a session signed out).
         await _discard(request)
@@ -405,6 +413,34 @@ async def _run(
         await _discard(request)
         raise
     return await _finish(request, response, key=key, body=body)
+
+
+async def _answer(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+) -> Response:
+    """The endpoint's answer. A 404 while one of the service's projections is behind may
+    name what has not arrived yet (a compound created a moment ago, a resident just
+    imported): the work is rolled back, the projections are waited for (bounded: else 503
+    naming the lag, with Retry-After) and the endpoint runs once more on what they hold now.
+    With the projections caught up, a 404 is answered at once."""
+    try:
+        return await handler(request)
+    except NotFound:
+        runtime = runtime_of(request)
+        if not runtime.spec.projections or _is_form(request):
+            raise
+        # Roll back first: an embedded database's reader holds the lock the projection's
+        # writer waits for.
+        await _discard(request)
+        if not await runtime.wait_for_projections():
+            raise
+    return await handler(request)
+
+
+def _is_form(request: Request) -> bool:
+    """A form's files were read by the first run: it is not run twice."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media in ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 async def _replayed(

@@ -55,8 +55,9 @@ WHY = {
     422: "The request is invalid: `errors` names each field (or row and column)",
     429: "Too many attempts: wait and try again",
     500: "Our fault: quote the correlation id to an operator",
-    503: "The database connection was lost under the request; nothing was saved, send it "
-    "again (Retry-After)",
+    503: "Nothing was saved; send it again after Retry-After: the database connection was "
+    "lost under the request, or what it names has not reached this service yet (the "
+    "detail says how far behind)",
 }
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -76,6 +76,9 @@ class Worker:
 
 
 class ProjectionLag(Protocol):
+    @property
+    def caught_up(self) -> bool: ...
+
     def detail(self) -> dict[str, object]: ...
 
 
@@ -87,6 +90,8 @@ class Projection(Protocol):
     def name(self) -> str: ...
 
     async def lag(self, runtime: "ServiceRuntime") -> ProjectionLag: ...
+
+    async def require_caught_up(self, runtime: "ServiceRuntime") -> ProjectionLag: ...
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,16 @@ class ServiceRuntime:
     async def run_worker(self, supervisor: Supervisor | None = None) -> None:
         """Run :meth:`worker_tasks` until cancelled, each restarted on its own if it fails."""
         await (supervisor or supervisor_for(self.settings)).run(self.worker_tasks())
+
+    async def wait_for_projections(self) -> bool:
+        """Whether any of the service's projections was behind; if so, it has been waited
+        for (bounded by ``projection_wait_seconds``, else ``Unavailable`` naming the lag)."""
+        behind = False
+        for projection in self.spec.projections:
+            if not (await projection.lag(self)).caught_up:
+                behind = True
+                await projection.require_caught_up(self)
+        return behind
 
     async def ready(self) -> bool:
         try:

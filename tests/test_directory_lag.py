@@ -91,3 +91,51 @@ async def test_after_a_restart_the_directory_still_knows_it_is_behind(
             assert lag["caught_up"] is False and int(str(lag["lag_events"])) > 0
     finally:
         await restarted.close()
+
+
+async def test_a_receipt_for_a_compound_created_a_moment_ago_waits_for_the_directory(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """An operator who creates a compound and at once records the supplies that arrived for
+    it must not be told the compound does not exist: a 404 while the service's directory is
+    behind waits for it (bounded), then the work runs on what has arrived."""
+    registry = platform.runtime("registry")
+    logistics = platform.runtime("logistics")
+    [directory] = [c for c in logistics.spec.consumers if c.name == "directory"]
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    await registry.relay.drain()
+
+    async def consume_later() -> None:
+        await asyncio.sleep(0.3)
+        await logistics.consume(directory)
+
+    consuming = asyncio.create_task(consume_later())
+    try:
+        item = {"town_id": str(town.id), "name": "Rice", "unit": "kg"}
+        created = await client.post("/v1/items", json=item, headers=town.operator)
+        assert created.status_code == 201, created.text
+        line = {"item_id": created.json()["id"], "quantity": "50", "batch": "R-1"}
+        receipt = {"holder_id": compound.id, "source": "government", "lines": [line]}
+        received = await client.post("/v1/stock/receipts", json=receipt, headers=town.operator)
+        assert received.status_code == 201, received.text
+
+        # Caught up, a compound that does not exist is not found at once.
+        unknown = {**receipt, "holder_id": "01a24e00-2045-72b8-97fb-75bd4690bdc6"}
+        started = asyncio.get_running_loop().time()
+        missing = await client.post("/v1/stock/receipts", json=unknown, headers=town.operator)
+        assert missing.status_code == 404, missing.text
+        assert missing.json()["errors"][0]["field"] == "holder_id"
+        assert asyncio.get_running_loop().time() - started < 1.0
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+
+    # A directory that does not catch up in time: 503 naming the lag, never a false 404.
+    platform.settings.projection_wait_seconds = 0.5
+    later = await make_compound(client, town.id, town.operator, code="R2")
+    behind = {**receipt, "holder_id": later.id}
+    refused = await client.post("/v1/stock/receipts", json=behind, headers=town.operator)
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "directory is" in refused.json()["detail"]
