@@ -418,16 +418,18 @@ async def _run(
 async def _answer(
     handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
 ) -> Response:
-    """The endpoint's answer. A 404 while one of the service's projections is behind may
-    name what has not arrived yet (a compound created a moment ago, a resident just
-    imported): the work is rolled back, the projections are waited for (bounded: else 503
-    naming the lag, with Retry-After) and the endpoint runs once more on what they hold now.
-    With the projections caught up, a 404 is answered at once."""
+    """The endpoint's answer. A write answered 404 while one of the service's projections is
+    behind may name what has not arrived yet (stock received for a compound created a moment
+    ago, an errand for a resident just imported): the work is rolled back, the projections
+    are waited for (bounded: else 503 naming the lag, with Retry-After) and the endpoint runs
+    once more on what they hold now. With the projections caught up, a 404 is answered at
+    once; a read is answered as it is (a screen refreshes, and a stopped projection must not
+    turn every lookup into a wait)."""
     try:
         return await handler(request)
     except NotFound:
         runtime = runtime_of(request)
-        if not runtime.spec.projections or _is_form(request):
+        if request.method not in WRITES or not runtime.spec.projections or _is_form(request):
             raise
         # Roll back first: an embedded database's reader holds the lock the projection's
         # writer waits for.
