@@ -11,7 +11,8 @@ import httpx
 from cordon.platform import Platform
 from cordon.services import ALL
 from tests.conftest import Town
-from tests.support import eventually, id_number, make_compound
+from tests.support import eventually, id_number, make_compound, make_resident
+from tests.test_rounds import schedule, tube
 
 HEADER = "compound,building,unit,room,household,name,document_number,phone,tags,care_notes\n"
 WINDOW = {"starts_at": "2022-04-02T05:00:00+08:00", "ends_at": "2022-04-02T11:00:00+08:00"}
@@ -139,3 +140,45 @@ async def test_a_receipt_for_a_compound_created_a_moment_ago_waits_for_the_direc
     assert refused.status_code == 503, refused.text
     assert int(refused.headers["Retry-After"]) >= 1
     assert "directory is" in refused.json()["detail"]
+
+
+async def test_a_resident_registered_at_the_sampling_site_is_swabbed_at_once(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A visitor registered by the staff at the sampling site at 2 a.m. and swabbed the next
+    moment: the tube is not refused because the testing service has not heard of them yet."""
+    registry = platform.runtime("registry")
+    testing = platform.runtime("testing")
+    [directory] = [c for c in testing.spec.consumers if c.name == "directory"]
+    compound = await make_compound(client, town.id, town.operator, code="S1")
+    await make_resident(client, compound, town.operator, name="甲")
+    await registry.relay.drain()
+    consuming = asyncio.create_task(testing.consume(directory))
+    try:
+        round_ = await schedule(client, town, {"kind": "compounds", "ids": [compound.id]})
+        opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
+        assert opened.status_code == 200, opened.text
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+
+    visitor = await make_resident(client, compound, town.operator, name="丁")
+    await registry.relay.drain()
+
+    async def consume_later() -> None:
+        await asyncio.sleep(0.3)
+        await testing.consume(directory)
+
+    consuming = asyncio.create_task(consume_later())
+    try:
+        path = f"/v1/rounds/{round_['id']}/tubes"
+        swabbed = await client.post(
+            path, json=tube("VISIT-1", [visitor["id"]]), headers=town.operator
+        )
+        assert swabbed.status_code == 201, swabbed.text
+        assert swabbed.json()["member_ids"] == [visitor["id"]]
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
