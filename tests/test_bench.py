@@ -34,7 +34,7 @@ async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(
         repeats=2,
         concurrency=4,
         batch_size=25,
-        seconds=5,
+        seconds=2,
         report=False,
     )
     assert figures.residents == 2_000

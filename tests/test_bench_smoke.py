@@ -109,7 +109,7 @@ async def test_the_request_creation_bench_stores_every_request_it_posts_and_clea
             residents=500,
             requests=60,
             connections=4,
-            seconds=10,
+            seconds=2,
         )
     printed = out.getvalue()
     # Every body was posted within the time and answered 201 (wrk fails on any other
