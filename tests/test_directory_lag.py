@@ -5,6 +5,7 @@ then answers 503 with Retry-After naming the lag."""
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -23,6 +24,28 @@ def ledger(code: str, n: int) -> bytes:
     return HEADER.encode() + b"".join(rows)
 
 
+@contextlib.asynccontextmanager
+async def directory_consuming(
+    platform: Platform, service: str, *, after: float = 0.0
+) -> AsyncIterator[None]:
+    """The service's directory consumer running (from ``after`` seconds on) inside the block:
+    the fixtures run no workers, so the directory is behind until then."""
+    runtime = platform.runtime(service)
+    [directory] = [c for c in runtime.spec.consumers if c.name == "directory"]
+
+    async def consume() -> None:
+        await asyncio.sleep(after)
+        await runtime.consume(directory)
+
+    consuming = asyncio.create_task(consume())
+    try:
+        yield
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+
+
 async def directory_lag(client: httpx.AsyncClient) -> dict[str, object]:
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
@@ -34,8 +57,6 @@ async def test_a_round_waits_for_the_directory_to_catch_up_with_an_import(
 ) -> None:
     platform.settings.projection_wait_seconds = 0.5
     registry = platform.runtime("registry")
-    testing = platform.runtime("testing")
-    [directory] = testing.spec.consumers
     await make_compound(client, town.id, town.operator, code="P1")
     imported = await client.post(
         "/v1/imports/residents",
@@ -59,8 +80,7 @@ async def test_a_round_waits_for_the_directory_to_catch_up_with_an_import(
         and "behind the registry" in (refused.json()["detail"])
     )
 
-    consuming = asyncio.create_task(testing.consume(directory))
-    try:
+    async with directory_consuming(platform, "testing"):
 
         async def caught_up() -> bool:
             return (await directory_lag(client))["caught_up"] is True
@@ -69,10 +89,6 @@ async def test_a_round_waits_for_the_directory_to_catch_up_with_an_import(
         scheduled = await client.post("/v1/rounds", json=body, headers=town.operator)
         assert scheduled.status_code == 201, scheduled.text
         assert scheduled.json()["expected"] == 25
-    finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
 
 
 async def test_after_a_restart_the_directory_still_knows_it_is_behind(
@@ -100,18 +116,9 @@ async def test_a_receipt_for_a_compound_created_a_moment_ago_waits_for_the_direc
     """An operator who creates a compound and at once records the supplies that arrived for
     it must not be told the compound does not exist: a 404 while the service's directory is
     behind waits for it (bounded), then the work runs on what has arrived."""
-    registry = platform.runtime("registry")
-    logistics = platform.runtime("logistics")
-    [directory] = [c for c in logistics.spec.consumers if c.name == "directory"]
     compound = await make_compound(client, town.id, town.operator, code="R1")
-    await registry.relay.drain()
-
-    async def consume_later() -> None:
-        await asyncio.sleep(0.3)
-        await logistics.consume(directory)
-
-    consuming = asyncio.create_task(consume_later())
-    try:
+    await platform.runtime("registry").relay.drain()
+    async with directory_consuming(platform, "logistics", after=0.3):
         item = {"town_id": str(town.id), "name": "Rice", "unit": "kg"}
         created = await client.post("/v1/items", json=item, headers=town.operator)
         assert created.status_code == 201, created.text
@@ -127,10 +134,6 @@ async def test_a_receipt_for_a_compound_created_a_moment_ago_waits_for_the_direc
         assert missing.status_code == 404, missing.text
         assert missing.json()["errors"][0]["field"] == "holder_id"
         assert asyncio.get_running_loop().time() - started < 1.0
-    finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
 
     # A directory that does not catch up in time: 503 naming the lag, never a false 404.
     platform.settings.projection_wait_seconds = 0.5
@@ -148,37 +151,20 @@ async def test_a_resident_registered_at_the_sampling_site_is_swabbed_at_once(
     """A visitor registered by the staff at the sampling site at 2 a.m. and swabbed the next
     moment: the tube is not refused because the testing service has not heard of them yet."""
     registry = platform.runtime("registry")
-    testing = platform.runtime("testing")
-    [directory] = [c for c in testing.spec.consumers if c.name == "directory"]
     compound = await make_compound(client, town.id, town.operator, code="S1")
     await make_resident(client, compound, town.operator, name="甲")
     await registry.relay.drain()
-    consuming = asyncio.create_task(testing.consume(directory))
-    try:
+    async with directory_consuming(platform, "testing"):
         round_ = await schedule(client, town, {"kind": "compounds", "ids": [compound.id]})
         opened = await client.post(f"/v1/rounds/{round_['id']}/open", headers=town.operator)
         assert opened.status_code == 200, opened.text
-    finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
 
     visitor = await make_resident(client, compound, town.operator, name="丁")
     await registry.relay.drain()
-
-    async def consume_later() -> None:
-        await asyncio.sleep(0.3)
-        await testing.consume(directory)
-
-    consuming = asyncio.create_task(consume_later())
-    try:
+    async with directory_consuming(platform, "testing", after=0.3):
         path = f"/v1/rounds/{round_['id']}/tubes"
         swabbed = await client.post(
             path, json=tube("VISIT-1", [visitor["id"]]), headers=town.operator
         )
         assert swabbed.status_code == 201, swabbed.text
         assert swabbed.json()["member_ids"] == [visitor["id"]]
-    finally:
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
