@@ -476,3 +476,38 @@ async def test_a_tag_or_a_zone_level_in_listed_compounds_reaches_only_them(
     await eventually(zone_arrived, what="the seal in the notify directory")
     level = {"kind": "zone_level", "zone_level": "sealed", "ids": [compound.id]}
     assert await reached(level) == {sealed["id"]}
+
+
+async def test_a_value_no_sms_can_carry_or_no_clock_can_show_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """A control character in a text value (NUL: PostgreSQL refuses it in a text column) and
+    a time at the end of the calendar (no clock east of UTC can show 9999-12-31 23:59 UTC)
+    are the caller's 422 naming the variable, on the broadcast, its preview and the
+    template's preview, not a 500 or a message that cannot be stored or read."""
+    compound = await make_compound(client, town.id, town.operator, code="M1")
+    await resident(client, compound, town.operator, name="王秀英")
+    await notify_knows(platform, 1)
+    scope = {"kind": "compounds", "ids": [compound.id]}
+    cases = [
+        ({**round_variables(), "round": "Night\x00round"}, "variables.round"),
+        ({**round_variables(), "round": "Night\x07round"}, "variables.round"),
+        ({**round_variables(), "start": "9999-12-31T23:59:59Z"}, "variables.start"),
+        ({**round_variables(), "end": "0001-01-01T05:00:00+08:00"}, "variables.end"),
+    ]
+    for variables, field in cases:
+        body = broadcast_body(town, scope, variables=variables)
+        for path in ("/v1/broadcasts", "/v1/broadcasts/preview"):
+            response = await client.post(path, json=body, headers=town.operator)
+            assert response.status_code == 422, (path, response.text)
+            assert [e["field"] for e in response.json()["errors"]] == [field], response.text
+        preview = await client.post(
+            "/v1/templates/round_scheduled/preview",
+            json={"town_id": str(town.id), "variables": variables},
+            headers=town.operator,
+        )
+        assert preview.status_code == 422, preview.text
+        assert [e["field"] for e in preview.json()["errors"]] == [field], preview.text
+    listed = await client.get("/v1/broadcasts", headers=town.operator)
+    assert listed.json()["items"] == []
+    assert await messages(platform) == []

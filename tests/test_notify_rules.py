@@ -471,3 +471,34 @@ async def test_a_cancelled_distribution_reaches_the_building_leaders_who_heard_i
         "物资发放「Supply packages」已取消，本小区尚未送达的2户不再发放，请通知志愿者停止配送。"
     )
     assert (cancelled.recipient_kind, cancelled.priority) == ("volunteer", "high")
+
+
+async def test_a_rule_preview_with_a_time_no_clock_can_show_is_refused_naming_the_payload(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """An operator previewing a rule on a made-up event may type any time: one at the end
+    of the calendar (9999-12-31 23:59 UTC is already next year in Beijing) is a 422 naming
+    the payload, as a missing field is, not a 500; the consumer skips such an event too."""
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    await resident(client, compound, town.operator, name="王秀英", unit=0)
+    await notify_knows(platform, 1)
+    payloads = {
+        "zone_sealed": {
+            "compound_id": compound.id,
+            "building_id": compound.building_id,
+            "unit_id": compound.unit_ids[0],
+            "to_level": "sealed",
+            "at": "9999-12-31T23:59:59Z",
+        },
+        "transfer_overdue": {"compound_id": compound.id, "due_at": "9999-12-31T23:59:59Z"},
+        "request_assigned": {"compound_id": compound.id, "due_at": "0001-01-01T05:00:00+08:00"},
+    }
+    for rule, payload in payloads.items():
+        preview = await client.post(
+            f"/v1/rules/{rule}/preview",
+            json={"town_id": str(town.id), "payload": payload},
+            headers=town.operator,
+        )
+        assert preview.status_code == 422, (rule, preview.text)
+        assert [e["field"] for e in preview.json()["errors"]] == ["payload"], preview.text
+    assert await messages(platform) == []

@@ -19,7 +19,7 @@ from services.notify.contacts import service as contacts
 from services.notify.contacts.service import Reach
 from services.notify.models import DirectoryGridBuilding, DirectoryPlace, DirectoryResident
 from services.notify.templates.glossary import values_of
-from services.notify.templates.render import ZONE_LEVELS
+from services.notify.templates.render import ZONE_LEVELS, showable
 from shared.directory.tables import PlaceRow
 from shared.uow import UnitOfWork
 
@@ -50,9 +50,13 @@ def _maybe_id(payload: dict[str, Any], name: str) -> uuid.UUID | None:
 
 def _moment(payload: dict[str, Any], name: str) -> datetime:
     try:
-        return _MOMENT.validate_python(payload.get(name))
+        moment = _MOMENT.validate_python(payload.get(name))
     except ValidationError:
         raise Unusable(f"no {name}") from None
+    try:
+        return showable(moment)
+    except ValueError as exc:
+        raise Unusable(f"{name} {exc}") from None
 
 
 def _ids(payload: dict[str, Any], name: str) -> list[uuid.UUID]:
