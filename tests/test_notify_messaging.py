@@ -511,3 +511,25 @@ async def test_a_value_no_sms_can_carry_or_no_clock_can_show_is_refused_naming_i
     listed = await client.get("/v1/broadcasts", headers=town.operator)
     assert listed.json()["items"] == []
     assert await messages(platform) == []
+
+
+async def test_a_template_text_that_is_blank_is_refused_naming_its_locale(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """An empty or blank text would send residents the signature alone (【某某街道】):
+    refused, on a new template and on a new version, naming the text's locale."""
+    for locale, text in (("zh-CN", ""), ("zh-CN", "  \n "), ("en", " ")):
+        texts = {"zh-CN": "请居家。", locale: text}
+        new = {"town_id": str(town.id), "key": "stay_home", "variables": {}, "texts": texts}
+        refused = await client.post("/v1/templates", json=new, headers=town.operator)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [f"texts.{locale}"]
+        edit = {"town_id": str(town.id), "variables": {}, "texts": texts}
+        refused = await client.post(
+            "/v1/templates/sealed/versions", json=edit, headers=town.operator
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [f"texts.{locale}"]
+    listed = await client.get(f"/v1/templates?town_id={town.id}", headers=town.operator)
+    by_key = {t["key"]: t for t in listed.json()}
+    assert "stay_home" not in by_key and by_key["sealed"]["version"] == 1
