@@ -164,7 +164,13 @@ async def zone_changed(uow: UnitOfWork, payload: dict[str, Any], optional: bool)
         "level": payload.get("to_level") or "lifted",
         "time": _moment(payload, "at"),
     }
-    where = contacts.in_area(building_id=building_id, unit_id=unit_id)
+    # A building's zone reaches the units that have none of their own: a unit zoned apart
+    # keeps its level (its residents were told of it, and are told again when it changes).
+    where = (
+        contacts.in_building_zone(building_id)
+        if unit_id is None
+        else contacts.in_area(building_id=building_id, unit_id=unit_id)
+    )
     reach, _ = await contacts.residents(uow, where, optional=optional)
     return Target(values, reach)
 
