@@ -533,3 +533,16 @@ async def test_a_template_text_that_is_blank_is_refused_naming_its_locale(
     listed = await client.get(f"/v1/templates?town_id={town.id}", headers=town.operator)
     by_key = {t["key"]: t for t in listed.json()}
     assert "stay_home" not in by_key and by_key["sealed"]["version"] == 1
+
+
+async def test_the_audit_refuses_a_state_it_does_not_know_naming_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """`state=delivred` (a typo) answered an empty page, read as "nothing delivered": a 422
+    naming `query.state`, as the counts answer; each known state still filters."""
+    refused = await client.get("/v1/messages?state=delivred", headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["query.state"], refused.text
+    for state in ("queued", "delivered", "unknown"):
+        listed = await client.get(f"/v1/messages?state={state}", headers=town.operator)
+        assert listed.status_code == 200, listed.text
