@@ -377,6 +377,14 @@ async def test_a_broadcast_superseded_mid_flight_stops_and_its_successor_goes(
     [successor] = await messages(platform, broadcast_id=uuid.UUID(second.json()["id"]))
     assert "moved to 06:00" in successor.text
 
+    # A broadcast superseded (or cancelled) already cannot be superseded again: a 409 naming
+    # supersedes_id, and no third broadcast.
+    third = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+    assert third.status_code == 409, third.text
+    assert [e["field"] for e in third.json()["errors"]] == ["supersedes_id"], third.text
+    listed = await client.get("/v1/broadcasts", headers=town.operator)
+    assert len(listed.json()["items"]) == 2
+
 
 @pytest.fixture
 def no_quiet_hours(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
