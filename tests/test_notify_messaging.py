@@ -377,6 +377,14 @@ async def test_a_broadcast_superseded_mid_flight_stops_and_its_successor_goes(
     [successor] = await messages(platform, broadcast_id=uuid.UUID(second.json()["id"]))
     assert "moved to 06:00" in successor.text
 
+    # A broadcast superseded (or cancelled) already cannot be superseded again: a 409 naming
+    # supersedes_id, and no third broadcast.
+    third = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+    assert third.status_code == 409, third.text
+    assert [e["field"] for e in third.json()["errors"]] == ["supersedes_id"], third.text
+    listed = await client.get("/v1/broadcasts", headers=town.operator)
+    assert len(listed.json()["items"]) == 2
+
 
 @pytest.fixture
 def no_quiet_hours(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -476,3 +484,73 @@ async def test_a_tag_or_a_zone_level_in_listed_compounds_reaches_only_them(
     await eventually(zone_arrived, what="the seal in the notify directory")
     level = {"kind": "zone_level", "zone_level": "sealed", "ids": [compound.id]}
     assert await reached(level) == {sealed["id"]}
+
+
+async def test_a_value_no_sms_can_carry_or_no_clock_can_show_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """A control character in a text value (NUL: PostgreSQL refuses it in a text column) and
+    a time at the end of the calendar (no clock east of UTC can show 9999-12-31 23:59 UTC)
+    are the caller's 422 naming the variable, on the broadcast, its preview and the
+    template's preview, not a 500 or a message that cannot be stored or read."""
+    compound = await make_compound(client, town.id, town.operator, code="M1")
+    await resident(client, compound, town.operator, name="王秀英")
+    await notify_knows(platform, 1)
+    scope = {"kind": "compounds", "ids": [compound.id]}
+    cases = [
+        ({**round_variables(), "round": "Night\x00round"}, "variables.round"),
+        ({**round_variables(), "round": "Night\x07round"}, "variables.round"),
+        ({**round_variables(), "start": "9999-12-31T23:59:59Z"}, "variables.start"),
+        ({**round_variables(), "end": "0001-01-01T05:00:00+08:00"}, "variables.end"),
+    ]
+    for variables, field in cases:
+        body = broadcast_body(town, scope, variables=variables)
+        for path in ("/v1/broadcasts", "/v1/broadcasts/preview"):
+            response = await client.post(path, json=body, headers=town.operator)
+            assert response.status_code == 422, (path, response.text)
+            assert [e["field"] for e in response.json()["errors"]] == [field], response.text
+        preview = await client.post(
+            "/v1/templates/round_scheduled/preview",
+            json={"town_id": str(town.id), "variables": variables},
+            headers=town.operator,
+        )
+        assert preview.status_code == 422, preview.text
+        assert [e["field"] for e in preview.json()["errors"]] == [field], preview.text
+    listed = await client.get("/v1/broadcasts", headers=town.operator)
+    assert listed.json()["items"] == []
+    assert await messages(platform) == []
+
+
+async def test_a_template_text_that_is_blank_is_refused_naming_its_locale(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """An empty or blank text would send residents the signature alone (【某某街道】):
+    refused, on a new template and on a new version, naming the text's locale."""
+    for locale, text in (("zh-CN", ""), ("zh-CN", "  \n "), ("en", " ")):
+        texts = {"zh-CN": "请居家。", locale: text}
+        new = {"town_id": str(town.id), "key": "stay_home", "variables": {}, "texts": texts}
+        refused = await client.post("/v1/templates", json=new, headers=town.operator)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [f"texts.{locale}"]
+        edit = {"town_id": str(town.id), "variables": {}, "texts": texts}
+        refused = await client.post(
+            "/v1/templates/sealed/versions", json=edit, headers=town.operator
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == [f"texts.{locale}"]
+    listed = await client.get(f"/v1/templates?town_id={town.id}", headers=town.operator)
+    by_key = {t["key"]: t for t in listed.json()}
+    assert "stay_home" not in by_key and by_key["sealed"]["version"] == 1
+
+
+async def test_the_audit_refuses_a_state_it_does_not_know_naming_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """`state=delivred` (a typo) answered an empty page, read as "nothing delivered": a 422
+    naming `query.state`, as the counts answer; each known state still filters."""
+    refused = await client.get("/v1/messages?state=delivred", headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["query.state"], refused.text
+    for state in ("queued", "delivered", "unknown"):
+        listed = await client.get(f"/v1/messages?state={state}", headers=town.operator)
+        assert listed.status_code == 200, listed.text

@@ -471,3 +471,87 @@ async def test_a_cancelled_distribution_reaches_the_building_leaders_who_heard_i
         "物资发放「Supply packages」已取消，本小区尚未送达的2户不再发放，请通知志愿者停止配送。"
     )
     assert (cancelled.recipient_kind, cancelled.priority) == ("volunteer", "high")
+
+
+async def test_a_rule_preview_with_a_time_no_clock_can_show_is_refused_naming_the_payload(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """An operator previewing a rule on a made-up event may type any time: one at the end
+    of the calendar (9999-12-31 23:59 UTC is already next year in Beijing) is a 422 naming
+    the payload, as a missing field is, not a 500; the consumer skips such an event too."""
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    await resident(client, compound, town.operator, name="王秀英", unit=0)
+    await notify_knows(platform, 1)
+    payloads = {
+        "zone_sealed": {
+            "compound_id": compound.id,
+            "building_id": compound.building_id,
+            "unit_id": compound.unit_ids[0],
+            "to_level": "sealed",
+            "at": "9999-12-31T23:59:59Z",
+        },
+        "transfer_overdue": {"compound_id": compound.id, "due_at": "9999-12-31T23:59:59Z"},
+        "request_assigned": {"compound_id": compound.id, "due_at": "0001-01-01T05:00:00+08:00"},
+    }
+    for rule, payload in payloads.items():
+        preview = await client.post(
+            f"/v1/rules/{rule}/preview",
+            json={"town_id": str(town.id), "payload": payload},
+            headers=town.operator,
+        )
+        assert preview.status_code == 422, (rule, preview.text)
+        assert [e["field"] for e in preview.json()["errors"]] == ["payload"], preview.text
+    assert await messages(platform) == []
+
+
+async def test_a_building_sealed_around_a_zoned_unit_tells_only_whom_it_changes(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """A unit's own zone wins over its building's (shared/directory/zones.py): sealing the
+    building leaves a unit sealed before sealed (its residents heard it once, not twice)
+    and a unit controlled before controlled (its residents must not read that they are
+    sealed in). The building's other residents hear of the seal once."""
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    third = await post(
+        client, "/v1/units", {"building_id": compound.building_id, "code": "3"}, town.operator
+    )
+    compound.unit_ids.append(third["id"])
+    sealed_before = await resident(client, compound, town.operator, name="王秀英", unit=0)
+    rest = await resident(client, compound, town.operator, name="李娜", unit=1)
+    controlled = await resident(client, compound, town.operator, name="张伟", unit=2)
+    await notify_knows(platform, 3)
+    for unit, level in ((0, "sealed"), (2, "controlled")):
+        zone = {
+            "building_id": compound.building_id,
+            "unit_id": compound.unit_ids[unit],
+            "level": level,
+            "reason": "contacts",
+        }
+        await post(client, "/v1/zones", zone, town.operator)
+
+    async def units_told() -> bool:
+        told = await messages(platform, cause_kind="event")
+        return {m.template_key for m in told} == {"sealed", "zone_changed"}
+
+    await eventually(units_told, what="the units' residents told of their zones")
+    building = {"building_id": compound.building_id, "level": "sealed", "reason": "case"}
+    await post(client, "/v1/zones", building, town.operator)
+
+    async def building_told() -> bool:
+        return any(
+            m.recipient_id == uuid.UUID(rest["id"])
+            for m in await messages(platform, template_key="sealed")
+        )
+
+    await eventually(building_told, what="the building's residents told of its seal")
+    await asyncio.sleep(0.5)
+    told = sorted(
+        (str(m.recipient_id), m.template_key) for m in await messages(platform, cause_kind="event")
+    )
+    assert told == sorted(
+        [
+            (sealed_before["id"], "sealed"),
+            (rest["id"], "sealed"),
+            (controlled["id"], "zone_changed"),
+        ]
+    )

@@ -165,7 +165,7 @@ async def create(uow: UnitOfWork, *, data: schemas.BroadcastCreate) -> Broadcast
     uow.session.add(broadcast)
     await uow.session.flush()
     if superseded is not None:
-        await _stop(uow, superseded, status=BroadcastStatus.superseded)
+        await _stop(uow, superseded, status=BroadcastStatus.superseded, field="supersedes_id")
     if broadcast.status == BroadcastStatus.enqueuing.value:
         await _enqueue_small(uow, broadcast)
     return broadcast
@@ -240,9 +240,12 @@ async def approve(uow: UnitOfWork, *, broadcast_id: uuid.UUID) -> Broadcast:
     return broadcast
 
 
-async def _stop(uow: UnitOfWork, broadcast: Broadcast, *, status: BroadcastStatus) -> int:
+async def _stop(
+    uow: UnitOfWork, broadcast: Broadcast, *, status: BroadcastStatus, field: str | None = None
+) -> int:
     if broadcast.status in FINISHED:
-        raise Conflict(f"broadcast {broadcast.id} is {broadcast.status} already")
+        message = f"broadcast {broadcast.id} is {broadcast.status} already"
+        raise Conflict(message) if field is None else Conflict.on(field, message)
     # The status first: it takes the row's lock, so an enqueue batch in flight commits
     # before the messages are cancelled (and sees the status, and stops, after).
     broadcast.status = status.value

@@ -122,6 +122,19 @@ def in_area(*, building_id: uuid.UUID, unit_id: uuid.UUID | None) -> ColumnEleme
     return and_(r.building_id == building_id, r.unit_id == unit_id)
 
 
+def in_building_zone(building_id: uuid.UUID) -> ColumnElement[bool]:
+    """Residents of the building whose level is the building's: their unit has no zone of
+    its own (a unit's own zone wins, ``shared/directory/zones.py``), so a change of the
+    building's zone is a change of theirs."""
+    r, zones = DirectoryResident, table_of(DirectoryZone)
+    own_zone = (
+        select(zones.c.unit_id)
+        .where(zones.c.unit_id == r.unit_id, zones.c.level.is_not(None))
+        .exists()
+    )
+    return and_(r.building_id == building_id, ~own_zone)
+
+
 def with_ids(ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
     return DirectoryResident.id.in_(list(ids))
 

@@ -19,7 +19,7 @@ from services.notify.contacts import service as contacts
 from services.notify.contacts.service import Reach
 from services.notify.models import DirectoryGridBuilding, DirectoryPlace, DirectoryResident
 from services.notify.templates.glossary import values_of
-from services.notify.templates.render import ZONE_LEVELS
+from services.notify.templates.render import ZONE_LEVELS, showable
 from shared.directory.tables import PlaceRow
 from shared.uow import UnitOfWork
 
@@ -50,9 +50,13 @@ def _maybe_id(payload: dict[str, Any], name: str) -> uuid.UUID | None:
 
 def _moment(payload: dict[str, Any], name: str) -> datetime:
     try:
-        return _MOMENT.validate_python(payload.get(name))
+        moment = _MOMENT.validate_python(payload.get(name))
     except ValidationError:
         raise Unusable(f"no {name}") from None
+    try:
+        return showable(moment)
+    except ValueError as exc:
+        raise Unusable(f"{name} {exc}") from None
 
 
 def _ids(payload: dict[str, Any], name: str) -> list[uuid.UUID]:
@@ -160,7 +164,13 @@ async def zone_changed(uow: UnitOfWork, payload: dict[str, Any], optional: bool)
         "level": payload.get("to_level") or "lifted",
         "time": _moment(payload, "at"),
     }
-    where = contacts.in_area(building_id=building_id, unit_id=unit_id)
+    # A building's zone reaches the units that have none of their own: a unit zoned apart
+    # keeps its level (its residents were told of it, and are told again when it changes).
+    where = (
+        contacts.in_building_zone(building_id)
+        if unit_id is None
+        else contacts.in_area(building_id=building_id, unit_id=unit_id)
+    )
     reach, _ = await contacts.residents(uow, where, optional=optional)
     return Target(values, reach)
 

@@ -2,13 +2,14 @@
 variable is the caller's 4xx then, not a failure at send time), and rendered per locale."""
 
 import string
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
 from services.notify.templates.glossary import NAMES, values_of
+from shared.fields import FreeText
 
 LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
@@ -18,6 +19,13 @@ ZONE_LEVELS = values_of("zone_level")
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _AWARE = TypeAdapter(datetime)
 _DATE = TypeAdapter(date)
+_TEXT = TypeAdapter(FreeText)
+# Every clock is within a day of UTC: a time this far from the calendar's ends can be shown
+# on any town's clock (9999-12-31 23:59 UTC is next year in Beijing, which Python cannot hold).
+_SHOWABLE = (
+    datetime.min.replace(tzinfo=UTC) + timedelta(days=1),
+    datetime.max.replace(tzinfo=UTC) - timedelta(days=1),
+)
 
 
 def placeholders(text: str) -> list[str]:
@@ -32,13 +40,24 @@ def placeholders(text: str) -> list[str]:
     return names
 
 
+def showable(moment: datetime) -> datetime:
+    """The time if every clock can show it; a ValueError at the calendar's ends."""
+    if moment.tzinfo is not None and not _SHOWABLE[0] <= moment <= _SHOWABLE[1]:
+        raise ValueError("must be a date and time between the years 1 and 9999")
+    return moment
+
+
 def _typed(kind: str, value: Any) -> Any:
     """The value as its declared type; a ValueError saying what was expected."""
     match kind:
         case "str":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("must be a non-empty string")
-            return value
+            try:
+                # An SMS carries no control character (PostgreSQL stores no NUL either).
+                return _TEXT.validate_python(value)
+            except ValidationError as exc:
+                raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
         case "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError("must be an integer")
@@ -50,7 +69,7 @@ def _typed(kind: str, value: Any) -> Any:
                 raise ValueError("must be a date and time with its UTC offset") from None
             if moment.tzinfo is None:
                 raise ValueError("must be a date and time with its UTC offset")
-            return moment
+            return showable(moment)
         case "date":
             if isinstance(value, datetime):
                 raise ValueError("must be a date (YYYY-MM-DD)")

@@ -175,6 +175,10 @@ def _checked_texts(variables: dict[str, str], texts: dict[str, str]) -> None:
     if DEFAULT_LOCALE not in texts:
         errors.append({"field": "texts", "message": f"a template needs a {DEFAULT_LOCALE} text"})
     for locale, text in texts.items():
+        if not text.strip():
+            # The residents would receive the signature alone.
+            errors.append({"field": f"texts.{locale}", "message": f"the {locale} text is blank"})
+            continue
         try:
             used = placeholders(text)
         except ValueError as exc:
