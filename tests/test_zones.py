@@ -225,6 +225,47 @@ async def test_a_unit_set_below_its_sealed_building_is_an_explicit_recorded_down
     )
 
 
+async def test_a_building_sealed_seals_its_units_zoned_below_it_each_recorded(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A case in building 1 at night: the whole building is sealed, its unit 2 too, though
+    unit 2 was controlled on its own before (its own zone would otherwise win and keep it
+    out of the seal). Relaxing the building later takes no unit's seal away by itself."""
+    compound = await make_compound(client, town.id, town.operator, code="P1")
+    first = await make_resident(client, compound, town.operator, household="101", unit=0)
+    second = await make_resident(client, compound, town.operator, household="201", unit=1)
+    building = {"building_id": compound.building_id, "reason": "case in unit 1"}
+    unit = {"building_id": compound.building_id, "unit_id": compound.unit_ids[1]}
+    await post(
+        client,
+        "/v1/zones",
+        {**unit, "level": "controlled", "reason": "close contact"},
+        town.operator,
+    )
+
+    await post(client, "/v1/zones", {**building, "level": "sealed"}, town.operator)
+    sealed = await client.get("/v1/residents?zone=sealed", headers=town.operator)
+    assert {r["id"] for r in sealed.json()["items"]} == {first["id"], second["id"]}
+    history = await client.get(
+        f"/v1/zones/history?unit_id={compound.unit_ids[1]}", headers=town.operator
+    )
+    latest = history.json()[0]
+    assert (latest["from_level"], latest["to_level"]) == ("controlled", "sealed")
+    assert "case in unit 1" in latest["reason"]
+    events = await outbox_events(platform, "registry.zone.changed")
+    assert [(e["payload"]["unit_id"], e["payload"]["to_level"]) for e in events[-2:]] == [
+        (None, "sealed"),
+        (compound.unit_ids[1], "sealed"),
+    ]
+
+    # Relaxing the building is no sealing: the unit keeps its seal until it is lifted.
+    await post(
+        client, "/v1/zones", {**building, "level": "controlled", "reason": "14 days"}, town.operator
+    )
+    still = await client.get("/v1/residents?zone=sealed", headers=town.operator)
+    assert [r["id"] for r in still.json()["items"]] == [second["id"]]
+
+
 async def _found_eligible(platform: Platform, town: Town, compound_id: str) -> None:
     """The testing service's report arrives: the compound went its run of days clean."""
     from datetime import UTC, datetime

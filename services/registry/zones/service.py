@@ -55,7 +55,8 @@ async def set_zone(
 
     A unit set below the level of its building's zone leaves that zone: a downgrade, so
     only with ``downgrade`` (Conflict otherwise), recorded from the building's level when
-    the unit had no zone of its own."""
+    the unit had no zone of its own. A building made stricter takes its units with zones of
+    their own below its new level along (:func:`_raise_units`)."""
     building = await uow.get(Building, building_id, what="building", field="building_id")
     ZONES.check(uow, Place.of(building), field="building_id")
     inherited = None
@@ -137,7 +138,34 @@ async def set_zone(
         ),
         compound_id=building.compound_id,
     )
+    if unit_id is None and after is not None and (before is None or _rank(after) > _rank(before)):
+        await _raise_units(uow, building=building, level=after, reason=reason, set_by=who)
     return True, current
+
+
+async def _raise_units(
+    uow: UnitOfWork, *, building: Building, level: str, reason: str, set_by: str
+) -> None:
+    """A building sealed (or made stricter) seals each of its units: a unit's own zone wins
+    over its building's (``shared/directory/zones.py``), so a unit controlled, or released
+    from an earlier seal, would otherwise stay below its building, out of the new seal,
+    with nobody having decided it. Each unit raised is its own recorded change."""
+    query = (
+        select(Zone)
+        .where(Zone.building_id == building.id, Zone.unit_id.is_not(None))
+        .order_by(Zone.unit_id)
+        .with_for_update()
+    )
+    for zone in list(await uow.session.scalars(query)):
+        if _rank(zone.level) < _rank(level):
+            await set_zone(
+                uow,
+                building_id=building.id,
+                unit_id=zone.unit_id,
+                level=ZoneLevel(level),
+                reason=f"building {building.code} {level}: {reason}"[:500],
+                set_by=set_by,
+            )
 
 
 _RANKS = {ZoneLevel.precaution: 1, ZoneLevel.controlled: 2, ZoneLevel.sealed: 3}
