@@ -81,7 +81,9 @@ class Assign(BaseModel):
     )
 
     volunteer_id: uuid.UUID | None = Field(None, description="A volunteer of the directory")
-    team: Name | None = Field(None, max_length=80, description="A team's name (not blank)")
+    team: Name | None = Field(
+        None, max_length=80, description="A team's name (not blank)", examples=["errands"]
+    )
 
     @model_validator(mode="after")
     def _one(self) -> "Assign":
@@ -93,7 +95,11 @@ class Assign(BaseModel):
 
 
 class Cancel(BaseModel):
-    reason: Name = Field(max_length=200, description="Why it is called off (not blank)")
+    reason: Name = Field(
+        max_length=200,
+        description="Why it is called off (not blank)",
+        examples=["moved in with family"],
+    )
 
 
 class CardStep(BaseModel):
