@@ -10,7 +10,10 @@ carries can be stored, exported and compared on every backend:
 - :data:`Finite`: a number (float) that is one: JSON as Python reads it accepts ``NaN`` and
   ``Infinity``, which no reading is, no range check refuses clearly and no JSON answer can
   carry back; refused as "a finite number";
-- :class:`Patch`: the base of a PATCH body, which refuses a field it does not know.
+- :class:`Patch`: the base of a PATCH body, which refuses a field it does not know;
+- :class:`FieldError`: what a model's own validator raises about one of its fields (a rule
+  across fields: a transport's reason, an end before its start), so the 422 names that
+  field and not the whole body.
 
 The text and time types show their rule in the OpenAPI as a ``pattern``, so clients and
 fuzzers see it too."""
@@ -84,6 +87,15 @@ Name = Annotated[str, AfterValidator(_printable), AfterValidator(_named), _Patte
 Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
 # Every float a request takes: NaN and the infinities are a 422 naming the field.
 Finite = Annotated[float, AllowInfNan(False)]
+
+
+class FieldError(ValueError):
+    """A model validator's refusal of one field, given a rule across several: the problem
+    answer's ``errors`` name ``field`` (``shared.http`` reads it), not the body."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Patch(BaseModel):

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import sessions
 from shared.auth import InvalidTokenError, Principal, Role, read_token
 from shared.conflicts import integrity_conflict
+from shared.fields import FieldError
 from shared.idempotency import KeyedWrite, store_answers
 from shared.kv import KeyValueUnavailable
 from shared.observability import HTTP_REQUESTS, correlation_id, new_correlation_id
@@ -85,6 +86,10 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            # A rule across fields, refused about one of them: name it.
+            location.append(cause.field)
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         errors.append({"field": ".".join(location) or "body", "message": message})
     return errors

@@ -952,3 +952,94 @@ async def test_a_volunteer_sees_only_the_trips_and_counts_of_their_own_errands(
     full = (await client.get(f"/v1/trips/{trip['id']}", headers=leader)).json()
     assert sorted(r["request_id"] for r in full["runs"]) == sorted([mine["id"], theirs["id"]])
     assert elsewhere["id"] in [r["request_id"] for r in trips["Clinic 2"]["runs"]]
+
+
+async def test_an_errand_goes_only_to_a_volunteer_who_serves_its_building(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    """A volunteer of another compound would never see the errand given to them (a
+    volunteer reads only their buildings): the assignment is refused naming `volunteer_id`,
+    and the request stays as it was, with no `.assigned` for notify to send them."""
+    request = await ask(client, area.leader, area.mother, "groceries")
+    async with listening(platform, "logistics.request.assigned") as events:
+        refused = await act(
+            client, town.operator, request["id"], "assign", volunteer_id=area.outsider
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "volunteer_id"
+        assert "not assigned" in refused.json()["detail"]
+        await asyncio.sleep(0.3)
+    assert of_type(events, "logistics.request.assigned") == []
+    kept = (await client.get(f"/v1/requests/{request['id']}", headers=area.leader)).json()
+    assert (kept["status"], kept["assignee_id"], kept["revision"]) == ("open", None, 1)
+    # One who serves the building gets it, and sees it.
+    given = await act(client, town.operator, request["id"], "assign", volunteer_id=area.helpers[1])
+    assert given.status_code == 200, given.text
+    helper = await volunteer_signed_in(client, town, area.helpers[1], "helper-zheng")
+    seen = await client.get(f"/v1/requests/{request['id']}", headers=helper)
+    assert seen.status_code == 200, seen.text
+
+
+async def test_a_refused_request_names_the_field_to_correct(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    """What a leader's phone must correct is named in `errors`, not the whole body: the
+    transport's missing reason, the medicine run's hospital, the blank attachment, the team
+    or volunteer to give it to, a blank team or reason (whitespace is no name)."""
+    leader, mother = area.leader, area.mother
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("/v1/requests", {"resident_id": mother, "kind": "medical_transport"}, "reason"),
+        (
+            "/v1/requests",
+            {"resident_id": mother, "kind": "groceries", "reason": "dialysis"},
+            "reason",
+        ),
+        ("/v1/requests", {"resident_id": mother, "kind": "medicine_run"}, "hospital"),
+        (
+            "/v1/requests",
+            {"resident_id": mother, "kind": "medicine_run", "hospital": "   "},
+            "hospital",
+        ),
+        (
+            "/v1/requests",
+            {"resident_id": mother, "kind": "groceries", "attachments": ["photo:1", ""]},
+            "attachments.1",
+        ),
+        (
+            "/v1/recurring-requests",
+            {
+                "resident_id": mother,
+                "kind": "medical_transport",
+                "weekdays": ["mon"],
+                "at": "07:30",
+                "starts_on": "2026-12-07",
+            },
+            "reason",
+        ),
+        (
+            "/v1/recurring-requests",
+            {
+                "resident_id": mother,
+                "kind": "groceries",
+                "weekdays": ["mon"],
+                "at": "07:30",
+                "starts_on": "2026-12-07",
+                "ends_on": "2026-12-01",
+            },
+            "ends_on",
+        ),
+    ]
+    request = await ask(client, leader, mother, "groceries")
+    steps = f"/v1/requests/{request['id']}"
+    cases += [
+        (f"{steps}/assign", {}, "volunteer_id"),
+        (f"{steps}/assign", {"volunteer_id": area.helpers[0], "team": "errands"}, "team"),
+        (f"{steps}/assign", {"team": "   "}, "team"),
+        (f"{steps}/cancel", {"reason": "  "}, "reason"),
+    ]
+    for path, body, named in cases:
+        answer = await client.post(path, json=body, headers=leader)
+        assert answer.status_code == 422, (path, body, answer.text)
+        assert [e["field"] for e in answer.json()["errors"]] == [named], (body, answer.text)
+    kept = (await client.get(steps, headers=leader)).json()
+    assert (kept["status"], kept["revision"]) == ("open", 1)

@@ -297,6 +297,17 @@ async def night(
         {**place, "name": "小李", "kind": "service", "phone": "13712345678"},
         h,
     )
+    # They run the errands of the residents' building (only there do they see one).
+    await post(
+        client,
+        "/v1/assignments",
+        {
+            "person_kind": "volunteer",
+            "person_id": volunteer["id"],
+            "building_id": compound.building_id,
+        },
+        h,
+    )
     staff = await post(
         client,
         "/v1/staff",
@@ -337,7 +348,11 @@ async def night(
             households = await uow.session.scalar(
                 select(func.count()).select_from(directory.models.Resident)
             )
+            assignments = await uow.session.scalar(
+                select(func.count()).select_from(directory.models.Assignment)
+            )
         known = (grids or 0) >= 1 and (people or 0) >= 4 and (households or 0) >= 3
+        known = known and (assignments or 0) >= 2
         return known and on_duty is not None
 
     await eventually(everyone_known, what="the people in the notify and logistics directories")

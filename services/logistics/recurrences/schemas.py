@@ -4,8 +4,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.logistics.requests.schemas import transport_and_hospital
 from shared.contracts.logistics import RequestKind, TransportReason
-from shared.fields import FreeText
+from shared.fields import FieldError, FreeText
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -43,14 +44,9 @@ class RecurrenceCreate(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "RecurrenceCreate":
-        if self.kind == "medical_transport" and self.reason is None:
-            raise ValueError("a medical_transport needs a reason: dialysis, pregnancy, emergency")
-        if self.kind != "medical_transport" and self.reason is not None:
-            raise ValueError("reason is for a medical_transport only")
-        if self.kind == "medicine_run" and not (self.hospital or "").strip():
-            raise ValueError("a medicine_run needs the hospital its card goes to")
+        transport_and_hospital(self.kind, self.reason, self.hospital)
         if self.ends_on is not None and self.ends_on < self.starts_on:
-            raise ValueError("ends_on must not be before starts_on")
+            raise FieldError("ends_on", "ends_on must not be before starts_on")
         return self
 
 

@@ -133,6 +133,9 @@ async def suggest(
     "/requests/{request_id}/assign",
     response_model=schemas.RequestOut,
     summary="Give the request to a volunteer or a team (again to reassign)",
+    description="A volunteer must be assigned now to the request's building, a grid over it "
+    "or its compound (the suggestions' candidates): anyone else would never see the errand, "
+    "and is refused with a 422 naming `volunteer_id`.",
 )
 async def assign(
     request_id: uuid.UUID, body: schemas.Assign, uow: Uow, present: Present

@@ -233,9 +233,9 @@ async def grids_of(uow: UnitOfWork, building_id: uuid.UUID | None) -> list[uuid.
     return sorted(set(await uow.session.scalars(query)))
 
 
-async def candidates(uow: UnitOfWork, request: HelpRequest) -> list[tuple[Any, str]]:
-    """Volunteers assigned (now) to the request's building, a grid covering it, or its whole
-    compound, with how they are assigned there (the closest way first)."""
+async def _serving(uow: UnitOfWork, request: HelpRequest) -> Any:
+    """Volunteers and their assignments (now) to the request's building, a grid covering it,
+    or its whole compound: those whose buildings hold the errand."""
     grids = await grids_of(uow, request.building_id)
     via = {
         "building": Assignment.building_id == request.building_id,
@@ -247,7 +247,7 @@ async def candidates(uow: UnitOfWork, request: HelpRequest) -> list[tuple[Any, s
         ),
     }
     where = or_(*(condition for condition in via.values() if condition is not None))
-    query = (
+    return (
         select(Person, Assignment.building_id, Assignment.grid_id)
         .join(Assignment, Assignment.person_id == Person.id)
         .where(
@@ -257,6 +257,19 @@ async def candidates(uow: UnitOfWork, request: HelpRequest) -> list[tuple[Any, s
             where,
         )
     )
+
+
+async def serves(uow: UnitOfWork, request: HelpRequest, person_id: uuid.UUID) -> bool:
+    """Whether the volunteer is assigned (now) where the request is: only then do they see
+    the errand given to them."""
+    query = (await _serving(uow, request)).where(Person.id == person_id).limit(1)
+    return (await uow.session.execute(query)).first() is not None
+
+
+async def candidates(uow: UnitOfWork, request: HelpRequest) -> list[tuple[Any, str]]:
+    """Volunteers assigned (now) to the request's building, a grid covering it, or its whole
+    compound, with how they are assigned there (the closest way first)."""
+    query = await _serving(uow, request)
     found: dict[uuid.UUID, tuple[Any, str]] = {}
     rank = {"building": 0, "grid": 1, "compound": 2}
     for person, building_id, grid_id in (await uow.session.execute(query)).all():

@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,10 +11,11 @@ from shared.contracts.logistics import (
     RequestStatus,
     TransportReason,
 )
-from shared.fields import FreeText
+from shared.fields import FieldError, FreeText, Name
 from shared.privacy import PersonalPhone, PersonalRecord
 
-Attachment = FreeText
+# A reference to a photo or prescription stored elsewhere.
+Attachment = Annotated[FreeText, Field(min_length=1, max_length=200)]
 
 
 class RequestCreate(BaseModel):
@@ -52,16 +53,21 @@ class RequestCreate(BaseModel):
 
     @model_validator(mode="after")
     def _reason_and_hospital(self) -> "RequestCreate":
-        if self.kind == "medical_transport" and self.reason is None:
-            raise ValueError("a medical_transport needs a reason: dialysis, pregnancy, emergency")
-        if self.kind != "medical_transport" and self.reason is not None:
-            raise ValueError("reason is for a medical_transport only")
-        if self.kind == "medicine_run" and not (self.hospital or "").strip():
-            raise ValueError("a medicine_run needs the hospital its card goes to")
-        for reference in self.attachments:
-            if not 1 <= len(reference) <= 200:
-                raise ValueError("an attachment reference has 1 to 200 characters")
+        transport_and_hospital(self.kind, self.reason, self.hospital)
         return self
+
+
+def transport_and_hospital(kind: str, reason: str | None, hospital: str | None) -> None:
+    """A transport says why, only a transport has a reason, a medicine run says where its
+    card goes: each refusal names its field."""
+    if kind == "medical_transport" and reason is None:
+        raise FieldError(
+            "reason", "a medical_transport needs a reason: dialysis, pregnancy, emergency"
+        )
+    if kind != "medical_transport" and reason is not None:
+        raise FieldError("reason", "reason is for a medical_transport only")
+    if kind == "medicine_run" and not (hospital or "").strip():
+        raise FieldError("hospital", "a medicine_run needs the hospital its card goes to")
 
 
 class Assign(BaseModel):
@@ -75,17 +81,25 @@ class Assign(BaseModel):
     )
 
     volunteer_id: uuid.UUID | None = Field(None, description="A volunteer of the directory")
-    team: FreeText | None = Field(None, min_length=1, max_length=80, description="A team's name")
+    team: Name | None = Field(
+        None, max_length=80, description="A team's name (not blank)", examples=["errands"]
+    )
 
     @model_validator(mode="after")
     def _one(self) -> "Assign":
-        if (self.volunteer_id is None) == (self.team is None):
-            raise ValueError("give volunteer_id or team, one of them")
+        if self.volunteer_id is None and self.team is None:
+            raise FieldError("volunteer_id", "give volunteer_id or team, one of them")
+        if self.volunteer_id is not None and self.team is not None:
+            raise FieldError("team", "give volunteer_id or team, not both")
         return self
 
 
 class Cancel(BaseModel):
-    reason: FreeText = Field(min_length=1, max_length=200)
+    reason: Name = Field(
+        max_length=200,
+        description="Why it is called off (not blank)",
+        examples=["moved in with family"],
+    )
 
 
 class CardStep(BaseModel):

@@ -33,7 +33,7 @@ from shared.desk import Desk
 from shared.idempotency import Answer, KeyedWrite, resent, store_answers
 from shared.ids import new_id
 from shared.observability import correlation_id
-from shared.problems import Conflict, NotFound, Problem
+from shared.problems import Conflict, Invalid, NotFound, Problem
 from shared.uow import UnitOfWork
 
 LEADERS = (Role.grid_leader, Role.building_leader)
@@ -407,6 +407,14 @@ async def assign(uow: UnitOfWork, *, request_id: uuid.UUID, data: schemas.Assign
             field="volunteer_id",
             where=repository.Person.kind == "volunteer",
         )
+        if not await repository.serves(uow, request, person.id):
+            # A volunteer reads only their buildings: given an errand elsewhere, they would
+            # never see it (and notify would still tell them it is theirs).
+            raise Invalid.on(
+                "volunteer_id",
+                f"volunteer {person.id} is not assigned to this request's building, a grid "
+                "over it or its compound: they would not see the errand",
+            )
         request.assignee_kind, request.assignee_id, request.team = "volunteer", person.id, None
     else:
         request.assignee_kind, request.assignee_id, request.team = "team", None, data.team
