@@ -123,6 +123,9 @@ class Scope:
     committees: frozenset[uuid.UUID] = field(default_factory=frozenset)
     compounds: frozenset[uuid.UUID] = field(default_factory=frozenset)
     buildings: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # A ``buildings`` scope's compounds assigned whole (a volunteer serving a compound): every
+    # building of theirs is held, without listing each in the token.
+    entire_compounds: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
     @classmethod
     def system(cls) -> "Scope":
@@ -137,6 +140,7 @@ class Scope:
         committees: Iterable[uuid.UUID] = (),
         compounds: Iterable[uuid.UUID] = (),
         buildings: Iterable[uuid.UUID] = (),
+        entire_compounds: Iterable[uuid.UUID] = (),
     ) -> "Scope":
         return cls(
             kind,
@@ -144,7 +148,13 @@ class Scope:
             frozenset(committees),
             frozenset(compounds),
             frozenset(buildings),
+            frozenset(entire_compounds),
         )
+
+    def holds_building(self, *, building_id: uuid.UUID, compound_id: uuid.UUID | None) -> bool:
+        """Whether a ``buildings`` scope holds this building: listed, or in a compound
+        assigned whole."""
+        return building_id in self.buildings or compound_id in self.entire_compounds
 
     def allows(
         self,
@@ -162,7 +172,7 @@ class Scope:
                 return town_id in self.towns
             case _:
                 if building_id is not None and self.kind is ScopeKind.buildings:
-                    return building_id in self.buildings
+                    return self.holds_building(building_id=building_id, compound_id=compound_id)
                 if compound_id is not None:
                     return compound_id in self.compounds
                 if committee_id is not None:
@@ -181,7 +191,9 @@ class Scope:
             case ScopeKind.towns:
                 return place.town_id in self.towns
             case ScopeKind.buildings:
-                return place.building_id in self.buildings
+                return place.building_id is not None and self.holds_building(
+                    building_id=place.building_id, compound_id=place.compound_id
+                )
             case _:
                 if place.compound_id is not None:
                     return place.compound_id in self.compounds
@@ -197,7 +209,7 @@ class Scope:
             case ScopeKind.towns:
                 return _in(c.town_id, self.towns)
             case ScopeKind.buildings:
-                return _in(c.building_id, self.buildings)
+                return _holds_building(self, c)
         return or_(
             _in(c.compound_id, self.compounds),
             and_(c.compound_id.is_(None), _in(c.committee_id, self.committees)),
@@ -214,6 +226,11 @@ class Scope:
             "committees": sorted(str(c) for c in self.committees),
             "compounds": sorted(str(c) for c in self.compounds),
             "buildings": sorted(str(b) for b in self.buildings),
+            **(
+                {"entire_compounds": sorted(str(c) for c in self.entire_compounds)}
+                if self.entire_compounds
+                else {}
+            ),
         }
 
     @classmethod
@@ -224,6 +241,7 @@ class Scope:
             committees=(uuid.UUID(c) for c in claims.get("committees", ())),
             compounds=(uuid.UUID(c) for c in claims.get("compounds", ())),
             buildings=(uuid.UUID(b) for b in claims.get("buildings", ())),
+            entire_compounds=(uuid.UUID(c) for c in claims.get("entire_compounds", ())),
         )
 
 
@@ -241,9 +259,17 @@ def _visible(scope: Scope, c: Any) -> ColumnElement[bool]:
     )
     if scope.kind is not ScopeKind.buildings:
         return above_compound
+    return or_(_holds_building(scope, c), and_(c.building_id.is_(None), above_compound))
+
+
+def _holds_building(scope: Scope, c: Any) -> ColumnElement[bool]:
+    """Rows of the buildings a ``buildings`` scope holds: listed, or in a compound assigned
+    whole (:meth:`Scope.holds_building`)."""
+    if not scope.entire_compounds:
+        return _in(c.building_id, scope.buildings)
     return or_(
         _in(c.building_id, scope.buildings),
-        and_(c.building_id.is_(None), above_compound),
+        and_(c.building_id.is_not(None), _in(c.compound_id, scope.entire_compounds)),
     )
 
 
@@ -335,6 +361,7 @@ def _loader_criteria(scope: Scope) -> Any:
     variables become bound parameters."""
     towns, committees = list(scope.towns), list(scope.committees)
     compounds, buildings = list(scope.compounds), list(scope.buildings)
+    entire = list(scope.entire_compounds)
     match scope.kind:
         case ScopeKind.towns:
             return with_loader_criteria(
@@ -345,6 +372,7 @@ def _loader_criteria(scope: Scope) -> Any:
                 Scoped,
                 lambda cls: or_(
                     cls.building_id.in_(buildings),
+                    and_(cls.building_id.is_not(None), cls.compound_id.in_(entire)),
                     and_(
                         cls.building_id.is_(None),
                         or_(

@@ -1043,3 +1043,36 @@ async def test_a_refused_request_names_the_field_to_correct(
         assert [e["field"] for e in answer.json()["errors"]] == [named], (body, answer.text)
     kept = (await client.get(steps, headers=leader)).json()
     assert (kept["status"], kept["revision"]) == ("open", 1)
+
+
+async def test_a_volunteer_serving_a_whole_compound_sees_and_runs_the_errand_given_there(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    """A volunteer assigned to the whole compound (not one building) is offered for its
+    errands and may be given one: they must then see it and run it, as one assigned to the
+    building does (their scope holds every building of the compound)."""
+    h = town.operator
+    body = {"compound_id": area.compound.id, "name": "孙全区", "kind": "service"}
+    person = await post(client, "/v1/volunteers", body, h)
+    whole = {"person_kind": "volunteer", "person_id": person["id"], "compound_id": area.compound.id}
+    await post(client, "/v1/assignments", whole, h)
+
+    async def arrived() -> bool:
+        return await _count(platform, directory.models.Assignment) == 6
+
+    await eventually(arrived, what="the compound-wide assignment in logistics")
+    request = await ask(client, area.leader, area.mother, "groceries")
+    other = await ask(client, area.leader, area.patient, "groceries")
+    given = await act(client, h, request["id"], "assign", volunteer_id=person["id"])
+    assert given.status_code == 200, given.text
+
+    volunteer = await volunteer_signed_in(client, town, person["id"], "volunteer-sun")
+    seen = await client.get(f"/v1/requests/{request['id']}", headers=volunteer)
+    assert seen.status_code == 200, seen.text
+    listed = await client.get("/v1/requests", headers=volunteer)
+    assert [r["id"] for r in listed.json()["items"]] == [request["id"]]
+    started = await act(client, volunteer, request["id"], "start")
+    assert started.status_code == 200, started.text
+    # Only what was given to them: the compound's other errand stays out of sight.
+    hidden = await client.get(f"/v1/requests/{other['id']}", headers=volunteer)
+    assert hidden.status_code == 404, hidden.text

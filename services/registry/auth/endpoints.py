@@ -132,6 +132,7 @@ async def me(principal: CurrentPrincipal, request: Request) -> schemas.Me:
             committees=sorted(scope.committees),
             compounds=sorted(scope.compounds),
             buildings=sorted(scope.buildings),
+            entire_compounds=sorted(scope.entire_compounds),
         ),
         time_zone=runtime_of(request).settings.time_zone,
     )

@@ -46,6 +46,9 @@ class ScopeOut(BaseModel):
     committees: list[uuid.UUID]
     compounds: list[uuid.UUID]
     buildings: list[uuid.UUID]
+    entire_compounds: list[uuid.UUID] = Field(
+        default_factory=list, description="Compounds assigned whole: every building of theirs"
+    )
 
 
 class Me(BaseModel):

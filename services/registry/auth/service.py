@@ -71,13 +71,14 @@ async def scope_of(uow: UnitOfWork, user: User) -> Scope:
         return Scope.of(
             ScopeKind.committees, towns=towns, committees=committees, compounds=compounds
         )
-    buildings, around = await _assigned_buildings(uow, user)
+    buildings, around, entire = await _assigned_buildings(uow, user)
     return Scope.of(
         ScopeKind.buildings,
         towns=towns,
         committees=await _committees_of(uow, around),
         compounds=around,
         buildings=buildings,
+        entire_compounds=entire,
     )
 
 
@@ -97,10 +98,14 @@ async def _assigned_compounds(uow: UnitOfWork, user: User) -> list[uuid.UUID]:
     return [c for c in (await uow.session.scalars(query)).all() if c is not None]
 
 
-async def _assigned_buildings(uow: UnitOfWork, user: User) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """Buildings assigned directly, or through a grid (and its microgrids' buildings)."""
+async def _assigned_buildings(
+    uow: UnitOfWork, user: User
+) -> tuple[set[uuid.UUID], set[uuid.UUID], set[uuid.UUID]]:
+    """Buildings assigned directly, or through a grid (and its microgrids' buildings); the
+    compounds around them; and the compounds assigned whole (every building of theirs:
+    a volunteer serving the compound sees the errands given to them there)."""
     if user.person_id is None:
-        return set(), set()
+        return set(), set(), set()
     rows = (
         await uow.session.execute(
             select(Assignment.building_id, Assignment.compound_id, Assignment.grid_id).where(
@@ -110,6 +115,7 @@ async def _assigned_buildings(uow: UnitOfWork, user: User) -> tuple[set[uuid.UUI
     ).all()
     buildings = {b for b, _, grid in rows if b is not None and grid is None}
     compounds = {c for _, c, _ in rows if c is not None}
+    entire = {c for b, c, grid in rows if b is None and grid is None and c is not None}
     grids = [g for _, _, g in rows if g is not None]
     if grids:
         members = await uow.session.execute(
@@ -122,7 +128,7 @@ async def _assigned_buildings(uow: UnitOfWork, user: User) -> tuple[set[uuid.UUI
                 buildings.add(building_id)
             if compound_id is not None:
                 compounds.add(compound_id)
-    return buildings, compounds
+    return buildings, compounds, entire
 
 
 # Who may open accounts of which role: operators any, committee staff their helpers.
