@@ -554,6 +554,34 @@ async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_eac
     assert count == 3
 
 
+async def test_a_series_whose_resident_is_gone_from_the_directory_holds_up_no_other(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    """A re-sync of the registry that no longer holds a patient (their record gone) leaves
+    their series without anyone to drive: it is skipped, and the other patients' trips
+    still appear on time."""
+    trip = {"kind": "medical_transport", "weekdays": ["mon"], "at": "07:30"}
+    trip |= {"starts_on": "2026-12-07", "hospital": "Dialysis centre"}
+    gone = {**trip, "resident_id": area.patient, "reason": "dialysis"}
+    kept = {**trip, "resident_id": area.mother, "reason": "pregnancy"}
+    await post(client, "/v1/recurring-requests", gone, area.leader)
+    series = await post(client, "/v1/recurring-requests", kept, area.leader)
+    runtime = platform.runtime("logistics")
+    async with runtime.uow(Principal.system()) as uow:
+        resident = directory.models.Resident
+        await uow.session.execute(
+            resident.__table__.delete().where(resident.id == uuid.UUID(area.patient))
+        )
+        await uow.commit()
+
+    await runtime.tick(RECURRING_REQUESTS, now=datetime(2026, 12, 6, 22, 0, tzinfo=UTC))
+    async with runtime.uow(Principal.system()) as uow:
+        made = await uow.session.scalars(
+            select(HelpRequest.recurrence_id).where(HelpRequest.recurrence_id.is_not(None))
+        )
+        assert [str(r) for r in made] == [series["id"]]
+
+
 async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_first(
     client: httpx.AsyncClient, town: Town, area: Area
 ) -> None:

@@ -3,6 +3,7 @@
 before it. Every worker replica runs the job; the occurrence's key (recurrence, date) is
 unique, so of two replicas racing one inserts it and only that one emits its event."""
 
+import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
@@ -21,6 +22,8 @@ from shared.db import insert_ignoring_duplicates, table_of
 from shared.ids import new_id
 from shared.problems import Conflict
 from shared.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 # Occurrences missed by longer than this (the workers were down) are not made any more.
 CATCH_UP = timedelta(hours=12)
@@ -143,7 +146,18 @@ async def make_occurrences(uow: UnitOfWork, now: datetime) -> None:
         found = occurrences(recurrence, now=now, lead=lead, zone=uow.settings.zone)
         if not found:
             continue
-        resident = await repository.subject(uow, recurrence.resident_id, field="resident_id")
+        resident = (await repository.subjects(uow, [recurrence.resident_id])).get(
+            recurrence.resident_id
+        )
+        if resident is None:
+            # Gone from the directory (a re-sync no longer holds them): nobody to drive, and
+            # no reason to hold up the other series.
+            log.warning(
+                "recurring request %s: resident %s is not in the directory; skipped",
+                recurrence.id,
+                recurrence.resident_id,
+            )
+            continue
         household = await for_kind(uow, resident, recurrence.kind)
         for day, at in found:
             row = request_row(
