@@ -735,3 +735,49 @@ async def test_a_confirmation_dated_in_the_future_is_refused_naming_at(
     left = await undelivered(client, town, plan_id)
     assert "A" in left and "B" not in left
     assert {left[c]["status"] for c in ("A", "E")} == {"pending"}
+
+
+async def test_blank_names_and_reasons_are_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """What a deliverer or planner must say is not said by spaces: a plan without a name (its
+    pick lists print it), a delivery taken by nobody, a cancellation without a reason (the
+    409s after it say why) are refused with 422 naming the field, and nothing changes."""
+    blank = "  \u3000"
+    unnamed = await client.post(
+        "/v1/distribution-plans",
+        json={
+            "town_id": str(town.id),
+            "name": blank,
+            "scope": {"kind": "compounds", "ids": [village.compound.id]},
+            "lines": village.lines,
+        },
+        headers=town.operator,
+    )
+    assert unnamed.status_code == 422, unnamed.text
+    assert unnamed.json()["errors"][0]["field"] == "name"
+
+    plan_id = await planned(client, town, village)
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    nobody = _to("A", h, "b-1", outcome="delivered", received_by=blank)
+    refused = await client.post(url, json={"deliveries": [nobody]}, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "deliveries.0.received_by"
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "b-unit", "outcome": "delivered", "received_by": blank, "at": AT}
+    refused = await client.post(unit, json=whole, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "received_by"
+    assert (await undelivered(client, town, plan_id))["A"]["status"] == "pending"
+
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    unexplained = await client.post(cancel, json={"reason": blank}, headers=town.operator)
+    assert unexplained.status_code == 422, unexplained.text
+    assert unexplained.json()["errors"][0]["field"] == "reason"
+    still = await client.get(f"/v1/distribution-plans/{plan_id}", headers=town.operator)
+    assert still.json()["status"] == "planned"
+    # Named, it is kept without the spaces around it.
+    done = await client.post(cancel, json={"reason": " planned twice "}, headers=town.operator)
+    assert done.status_code == 200, done.text
+    assert done.json()["cancel_reason"] == "planned twice"

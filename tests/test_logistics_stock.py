@@ -862,3 +862,34 @@ async def test_nothing_is_issued_for_a_cancelled_help_request(
     assert [e["field"] for e in refused.json()["errors"]] == ["reference_id"]
     assert "cancelled" in refused.json()["detail"] and "family left" in refused.json()["detail"]
     assert (await balance(client, h, c03.id, formula))["on_hand"] == 10
+
+
+async def test_a_donation_from_a_blank_donor_is_refused_naming_donor(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Donations are accounted for to the donor: a donor of spaces only is nobody, and would
+    stand in the register (and its export) as a blank line nobody can thank or trace."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    for donor in ("   ", "\t\u3000"):
+        body = {
+            "holder_id": c03.id,
+            "source": "donation",
+            "donor": donor,
+            "lines": [{"item_id": rice, "quantity": 10}],
+        }
+        refused = await client.post("/v1/stock/receipts", json=body, headers=h)
+        assert refused.status_code == 422, f"{donor!r}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == "donor"
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+    # A donor's name is kept without the spaces around it.
+    made = await receipt(
+        client,
+        h,
+        c03.id,
+        [{"item_id": rice, "quantity": 10}],
+        source="donation",
+        donor="  Riverside Rice Co. ",
+    )
+    assert made["donor"] == "Riverside Rice Co."

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from shared.fields import FreeText
+from shared.fields import FreeText, Name, Stated
 
 # A resident's tag as the registry writes it (elderly, living_alone, infant, ...).
 Tag = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,29}$", examples=["infant"])]
@@ -110,7 +110,7 @@ class PlanCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: FreeText = Field(min_length=1, max_length=120)
+    name: Name = Field(max_length=120, description="Stripped; blank is refused")
     scope: PlanScope
     lines: list[PlanLine] = Field(min_length=1, max_length=20)
 
@@ -123,8 +123,10 @@ class PlanCreate(BaseModel):
 
 
 class TopUpCreate(BaseModel):
-    name: FreeText | None = Field(
-        None, max_length=120, description="By default the original's name with “top-up”"
+    name: Name | None = Field(
+        None,
+        max_length=120,
+        description="By default the original's name with “top-up”; blank is refused",
     )
 
 
@@ -133,7 +135,9 @@ class PlanCancel(BaseModel):
         json_schema_extra={"examples": [{"reason": "planned twice: week 2 is already out"}]}
     )
 
-    reason: FreeText = Field(min_length=1, max_length=500, description="Why it is cancelled")
+    reason: Stated = Field(
+        max_length=500, description="Why it is cancelled; stripped, blank is refused"
+    )
 
 
 class PlanOut(BaseModel):
