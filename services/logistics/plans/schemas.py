@@ -2,7 +2,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from shared.fields import FreeText, Name, Stated
 
@@ -37,6 +45,33 @@ class PlanScope(BaseModel):
         if self.kind in ("compounds", "buildings", "units") and not self.ids:
             raise ValueError(f"a {self.kind} scope needs ids")
         return self
+
+
+class PlanScopeIn(PlanScope):
+    """A scope as a request states it: `ids` only for compounds, buildings or units and
+    `zone_level` only for a zone-level scope. What the kind would leave unread is refused
+    (422 naming it), since it was meant: a town-wide plan sent with a compound's id was
+    meant for that compound, not for every household of the town."""
+
+    @field_validator("ids")
+    @classmethod
+    def _ids_of_places(cls, ids: list[uuid.UUID], info: ValidationInfo) -> list[uuid.UUID]:
+        kind = info.data.get("kind")
+        if ids and kind in ("town", "zone_level"):
+            raise ValueError(
+                f"a {kind} scope takes no ids: it covers "
+                + ("the whole town" if kind == "town" else "every unit in the zone level")
+                + "; for listed places use the kind compounds, buildings or units"
+            )
+        return ids
+
+    @field_validator("zone_level")
+    @classmethod
+    def _level_of_zones(cls, level: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if level is not None and kind is not None and kind != "zone_level":
+            raise ValueError(f"a {kind} scope takes no zone_level: use the kind zone_level")
+        return level
 
 
 class TagAddition(BaseModel):
@@ -111,7 +146,7 @@ class PlanCreate(BaseModel):
 
     town_id: uuid.UUID
     name: Name = Field(max_length=120, description="Stripped; blank is refused")
-    scope: PlanScope
+    scope: PlanScopeIn
     lines: list[PlanLine] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
