@@ -893,3 +893,35 @@ async def test_a_donation_from_a_blank_donor_is_refused_naming_donor(
         donor="  Riverside Rice Co. ",
     )
     assert made["donor"] == "Riverside Rice Co."
+
+
+async def test_an_adjustment_naming_a_batch_of_another_item_is_refused_naming_item_id(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A line that names a batch and an item says twice what it changes: when they disagree
+    (the rice batch picked, oil meant) it is a 422 naming `lines.N.item_id`, and neither
+    the rice nor the oil changes; when they agree it goes through."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    oil = await item(client, town, "oil", "piece")
+    made = await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 50}])
+    rice_batch = made["entries"][0]["batch_id"]
+    for reason, quantity in (("found", 5), ("damaged", -5)):
+        body = {
+            "holder_id": c03.id,
+            "lines": [
+                {"batch_id": rice_batch, "item_id": oil, "quantity": quantity, "reason": reason}
+            ],
+        }
+        refused = await client.post("/v1/stock/adjustments", json=body, headers=h)
+        assert refused.status_code == 422, f"{reason}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == "lines.0.item_id", refused.text
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 50
+    assert (await balance(client, h, c03.id, oil))["on_hand"] == 0
+    same = {
+        "holder_id": c03.id,
+        "lines": [{"batch_id": rice_batch, "item_id": rice, "quantity": -5, "reason": "damaged"}],
+    }
+    await post(client, "/v1/stock/adjustments", same, h)
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 45

@@ -99,7 +99,11 @@ class ReceiptOut(BaseModel):
 
 class AdjustmentLine(BaseModel):
     batch_id: uuid.UUID | None = Field(None, description="The batch changed")
-    item_id: uuid.UUID | None = Field(None, description="Found goods of no batch: the item")
+    item_id: uuid.UUID | None = Field(
+        None,
+        description="Found goods of no batch: the item; with a batch, its item (another is "
+        "a 422 naming this field)",
+    )
     expires_on: date | None = None
     batch: FreeText = Field("", max_length=60)
     quantity: Change = Field(description="Signed: negative takes off, positive adds")

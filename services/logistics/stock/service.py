@@ -369,6 +369,14 @@ async def _adjusted_batches(
                 raise NotFound.on(
                     f"lines.{n}.batch_id", f"no batch {line.batch_id} at {where(found)}"
                 )
+            if line.item_id is not None and line.item_id != batch.item_id:
+                # Both named and they disagree: which was meant is not ours to guess.
+                named = await repository.items(uow, [batch.item_id])
+                raise Invalid.on(
+                    f"lines.{n}.item_id",
+                    f"batch {line.batch_id} is of {named[batch.item_id].name}, not item "
+                    f"{line.item_id}: name the batch of the item you mean, or leave item_id out",
+                )
             chosen.append(batch)
             continue
         if line.reason != AdjustmentReason.found or line.item_id is None:
