@@ -925,3 +925,83 @@ async def test_an_adjustment_naming_a_batch_of_another_item_is_refused_naming_it
     }
     await post(client, "/v1/stock/adjustments", same, h)
     assert (await balance(client, h, c03.id, rice))["on_hand"] == 45
+
+
+async def test_portions_boxes_and_pieces_are_whole_everywhere_on_the_card(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Half a tin of formula is not stock anybody can hand out: it split one household's tin
+    over two batches when reserved. A portion, a box or a piece is counted whole on every
+    way onto or off the card (receipt, kit, transfer and its arrival, adjustment, count,
+    issue): a fraction is a 422 naming the line's field and nothing changes; kilograms and
+    jin keep their decimals."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    formula = await item(client, town, "formula", "box", perishable=True)
+    oil = await item(client, town, "oil", "piece")
+    rice = await item(client, town, "rice", "kg")
+    tin = {"item_id": formula, "expires_on": "2099-01-01"}
+
+    async def refused(path: str, body: dict[str, Any], field: str) -> None:
+        answer = await client.post(path, json=body, headers=h)
+        assert answer.status_code == 422, f"{path}: {answer.text}"
+        assert answer.json()["errors"][0]["field"] == field, answer.text
+        assert "whole" in answer.json()["detail"], answer.text
+
+    body = {"holder_id": str(town.id), "source": "government"}
+    await refused(
+        "/v1/stock/receipts",
+        {**body, "lines": [{**tin, "quantity": 10}, {**tin, "quantity": "2.5"}]},
+        "lines.1.quantity",
+    )
+    kit = {"town_id": str(town.id), "name": "package", "lines": [{"item_id": oil, "quantity": 0.5}]}
+    await refused("/v1/kits", kit, "lines.0.quantity")
+    # Whole ones, and rice by the decimal kilogram, go through.
+    await receipt(client, h, town.id, [{**tin, "quantity": 10}, {"item_id": rice, "quantity": 2.5}])
+    assert (await balance(client, h, town.id, formula))["on_hand"] == 10
+    await refused(
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 1.5}]},
+        "lines.0.quantity",
+    )
+    sent = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 4}]},
+        h,
+    )
+    line = sent["lines"][0]["id"]
+    await refused(
+        f"/v1/stock/transfers/{sent['id']}/receive",
+        {"lines": [{"line_id": line, "received": 3.5}]},
+        "lines.0.received",
+    )
+    await post(client, f"/v1/stock/transfers/{sent['id']}/receive", {}, h)
+    at_store = await balance(client, h, c03.id, formula)
+    assert at_store["on_hand"] == 4
+    batch_id = at_store["batches"][0]["batch_id"]
+    await refused(
+        "/v1/stock/adjustments",
+        {
+            "holder_id": c03.id,
+            "lines": [{"batch_id": batch_id, "quantity": -0.5, "reason": "damaged"}],
+        },
+        "lines.0.quantity",
+    )
+    await refused(
+        "/v1/stock/counts",
+        {"holder_id": c03.id, "lines": [{"batch_id": batch_id, "counted": 3.5}]},
+        "lines.0.counted",
+    )
+    request_id = await help_request(client, town, platform, c03)
+    await refused(
+        "/v1/stock/issues",
+        {
+            "holder_id": c03.id,
+            "reference_id": request_id,
+            "lines": [{"item_id": formula, "quantity": 0.5}],
+        },
+        "lines.0.quantity",
+    )
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 4
+    assert (await balance(client, h, town.id, formula))["on_hand"] == 6
