@@ -515,3 +515,35 @@ async def test_a_scope_s_ids_or_zone_level_that_its_kind_would_ignore_are_refuse
         "Supply package": 0,
         "Formula tin": 0,
     }
+
+
+async def test_a_large_household_never_gets_fewer_than_a_small_one(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """Six people count as two households: with three bottles per household and the rule's
+    defaults, a household of six gets six, not the default's two (fewer than a couple got).
+    A line that states fewer for a large household than for any other is a 422 naming
+    `lines.N.large_household_portions`."""
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    by_three = [{"item_id": village.package, "per_household": 3}]
+    three = await plan(client, town, scope, lines=by_three)
+    assert three.status_code == 201, three.text
+    assert three.json()["lines"][0]["large_household_portions"] == 6
+    sheet = await client.get(
+        f"/v1/distribution-plans/{three.json()['id']}/pick-list", headers=town.operator
+    )
+    assert quantities(sheet.text) == {
+        ("A", "Supply package"): 6,  # 6 people
+        ("B", "Supply package"): 3,
+        ("C", "Supply package"): 3,
+        ("D", "Supply package"): 6,  # 7 people
+        ("E", "Supply package"): 3,
+    }
+    fewer = [{"item_id": village.package, "per_household": 3, "large_household_portions": 2}]
+    refused = await plan(client, town, scope, lines=fewer)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "lines.0.large_household_portions"
+    # The field's own rule is unchanged: one package, two from six people.
+    one = await plan(client, town, scope, lines=[{"item_id": village.package}])
+    assert one.status_code == 201, one.text
+    assert one.json()["lines"][0]["large_household_portions"] == 2

@@ -86,7 +86,9 @@ class PlanLine(BaseModel):
     a tag (one formula tin per infant). With ``only_tags`` the line goes only to households
     where someone carries one of them. A line with ``per_household`` 0 is per person only:
     the large-household defaults do not apply to it (its ``large_household_size`` is null)
-    unless the line sets ``large_household_size`` or ``large_household_portions`` itself."""
+    unless the line sets ``large_household_size`` or ``large_household_portions`` itself.
+    Left out, ``large_household_portions`` is twice ``per_household`` (three bottles a
+    household: six from six people), never fewer than a small household gets."""
 
     item_id: uuid.UUID
     label: FreeText | None = Field(None, max_length=80, description="Shown on pick lists")
@@ -100,7 +102,13 @@ class PlanLine(BaseModel):
         description="From this many people a household gets `large_household_portions` "
         "instead; null: no such rule. Left out on a line with `per_household` 0, null.",
     )
-    large_household_portions: int = Field(2, ge=0, le=100)
+    large_household_portions: int = Field(
+        2,
+        ge=0,
+        le=200,
+        description="What a large household gets instead of `per_household`: left out, twice "
+        "`per_household` (2 for one package); fewer than `per_household` is refused (422)",
+    )
     additions: list[TagAddition] = Field(default_factory=list, max_length=10)
     only_tags: list[Tag] = Field(default_factory=list, max_length=10)
 
@@ -111,7 +119,30 @@ class PlanLine(BaseModel):
         explicit = {"large_household_size", "large_household_portions"} & self.model_fields_set
         if self.per_household == 0 and not explicit:
             self.large_household_size = None
+        if self.per_household > 0 and "large_household_portions" not in self.model_fields_set:
+            # The field's rule: a large household counts as two households.
+            self.large_household_portions = 2 * self.per_household
         return self
+
+
+class PlanLineIn(PlanLine):
+    """A line as a request states it: a large household is never given fewer than a small
+    one (422 naming `large_household_portions`)."""
+
+    @field_validator("large_household_portions")
+    @classmethod
+    def _not_fewer(cls, portions: int, info: ValidationInfo) -> int:
+        per_household = info.data.get("per_household")
+        if (
+            info.data.get("large_household_size") is not None
+            and per_household is not None
+            and portions < per_household
+        ):
+            raise ValueError(
+                f"a large household would get {portions}, fewer than the {per_household} "
+                "every household gets: give at least per_household (twice it by the rule)"
+            )
+        return portions
 
 
 class PlanCreate(BaseModel):
@@ -147,7 +178,7 @@ class PlanCreate(BaseModel):
     town_id: uuid.UUID
     name: Name = Field(max_length=120, description="Stripped; blank is refused")
     scope: PlanScopeIn
-    lines: list[PlanLine] = Field(min_length=1, max_length=20)
+    lines: list[PlanLineIn] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
     def _distinct_items(self) -> "PlanCreate":
