@@ -6,8 +6,9 @@ import asyncio
 import csv
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -1005,3 +1006,54 @@ async def test_portions_boxes_and_pieces_are_whole_everywhere_on_the_card(
     )
     assert (await balance(client, h, c03.id, formula))["on_hand"] == 4
     assert (await balance(client, h, town.id, formula))["on_hand"] == 6
+
+
+async def test_expired_goods_are_judged_by_the_town_office_s_date_not_utc_s(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Formula that expired yesterday on the town office's calendar is not sent to a
+    compound nor handed out, even while UTC's date is still yesterday (Shanghai before
+    08:00); formula good until today there is, even while UTC's date has moved on."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    request_id = await help_request(client, town, platform, c03)
+    # A town office whose date is not UTC's right now: east of it late in the UTC day, west
+    # of it early.
+    utc = datetime.now(UTC)
+    east_or_west = "Pacific/Kiritimati" if utc.hour >= 11 else "Pacific/Pago_Pago"
+    runtime = platform.runtime("logistics")
+    runtime.settings = runtime.settings.model_copy(update={"time_zone": east_or_west})
+    today = datetime.now(ZoneInfo(east_or_west)).date()
+    assert today != utc.date()
+    formula = await item(client, town, "formula", "box", perishable=True)
+
+    def tins(quantity: int, expires_on: date) -> dict[str, Any]:
+        return {"item_id": formula, "quantity": quantity, "expires_on": expires_on.isoformat()}
+
+    # Received two days ago: one batch good until yesterday, one until today.
+    lines = [tins(5, today - timedelta(days=1)), tins(3, today)]
+    earlier = (utc - timedelta(days=2)).isoformat()
+    for holder in (town.id, c03.id):
+        await receipt(client, h, holder, lines, received_at=earlier)
+
+    too_many = {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 4}]}
+    short = await client.post("/v1/stock/transfers", json=too_many, headers=h)
+    assert short.status_code == 409, short.text
+    assert short.json()["errors"][0]["short"] == 1
+    sent = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 3}]},
+        h,
+    )
+    assert [line["expires_on"] for line in sent["lines"]] == [today.isoformat()]
+
+    issue = {
+        "holder_id": c03.id,
+        "reference_id": request_id,
+        "lines": [{"item_id": formula, "quantity": 3}],
+    }
+    issued = await post(client, "/v1/stock/issues", issue, h)
+    assert [line["expires_on"] for line in issued] == [today.isoformat()]
+    refused = await client.post("/v1/stock/issues", json=issue, headers=h)
+    assert refused.status_code == 409, refused.text

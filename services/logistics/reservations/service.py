@@ -131,7 +131,8 @@ async def reserve(
     for n, (item_id, quantity) in enumerate(lines):
         whole(to_milli(quantity), items[item_id], field=f"lines.{n}.quantity")
     await repository.lock_holder(uow, found.id)
-    usable_on = today or datetime.now(UTC).date()
+    # Expiry dates are the town office's calendar's, as a receipt's check reads them.
+    usable_on = today or datetime.now(uow.settings.zone).date()
     batches = await repository.batches(
         uow, holder_id=found.id, item_ids=list(wanted), usable_on=usable_on
     )

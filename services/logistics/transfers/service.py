@@ -44,7 +44,11 @@ async def dispatch(uow: UnitOfWork, *, data: schemas.TransferCreate) -> Transfer
         whole(to_milli(line.quantity), items[line.item_id], field=f"lines.{n}.quantity")
     version = await repository.lock_holder(uow, source.id)
     batches = await repository.batches(
-        uow, holder_id=source.id, item_ids=list(wanted), usable_on=datetime.now(UTC).date()
+        uow,
+        holder_id=source.id,
+        item_ids=list(wanted),
+        # Expired or not on the town office's calendar, as a receipt's check reads it.
+        usable_on=datetime.now(uow.settings.zone).date(),
     )
     takes, short = fefo(batches, wanted)
     if short:
