@@ -781,3 +781,52 @@ async def test_blank_names_and_reasons_are_refused_naming_the_field(
     done = await client.post(cancel, json={"reason": " planned twice "}, headers=town.operator)
     assert done.status_code == 200, done.text
     assert done.json()["cancel_reason"] == "planned twice"
+
+
+async def test_the_donation_register_shows_a_plan_s_deliveries_per_building_not_per_household(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A donor is told where the goods went: to which plan and building. Each delivered
+    household has its own issue line on the stock card, but the register (and its export)
+    sums them per plan and building: a plan of thousands of households is a few rows."""
+    body = {"town_id": str(town.id), "name": "Vegetable box", "unit": "box"}
+    box = str((await post(client, "/v1/items", body, town.operator))["id"])
+    donated = {
+        "holder_id": village.compound.id,
+        "source": "donation",
+        "donor": "Riverside Farms",
+        "lines": [{"item_id": box, "quantity": 20}],
+    }
+    await post(client, "/v1/stock/receipts", donated, town.operator)
+    made = await plan(
+        client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=[{"item_id": box}]
+    )
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["id"]
+    h = village.households
+    confirmations = [_to(code, h, f"v-{code}") for code in ("A", "B", "D", "E")]
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    done = await client.post(url, json={"deliveries": confirmations}, headers=town.operator)
+    assert done.status_code == 200 and done.json()["changed"] == 4, done.text
+
+    register = await client.get(
+        "/v1/donations", params={"donor": "Riverside Farms"}, headers=town.operator
+    )
+    [line] = register.json()["items"][0]["lines"]
+    went = sorted(
+        (w["kind"], w["building"], w["reference_id"], w["quantity"]) for w in line["went_to"]
+    )
+    assert went == [
+        ("in_stock", None, None, 14),  # C's box still reserved for it, on the shelf
+        ("issued", village.compound.building_code, plan_id, 5),  # A 2, B 1, D 2
+        ("issued", village.house2.building_code, plan_id, 1),  # E
+    ]
+    exported = await client.get(
+        "/v1/donations/export", params={"donor": "Riverside Farms"}, headers=town.operator
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert sorted((r["went_to"], r["building"], r["quantity"]) for r in rows) == [
+        ("in_stock", "", "14"),
+        ("issued", village.compound.building_code, "5"),
+        ("issued", village.house2.building_code, "1"),
+    ]
