@@ -1057,3 +1057,38 @@ async def test_expired_goods_are_judged_by_the_town_office_s_date_not_utc_s(
     assert [line["expires_on"] for line in issued] == [today.isoformat()]
     refused = await client.post("/v1/stock/issues", json=issue, headers=h)
     assert refused.status_code == 409, refused.text
+
+
+async def test_the_register_nets_a_donation_s_write_offs_against_what_was_found_again(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Two sacks of a donor's rice written off as damaged, then counted back on the shelf:
+    the register says the 100 kg are in stock, not in stock and written off too (102 kg of a
+    100 kg donation). More than was donated coming to light is shown as found."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    made = await receipt(
+        client,
+        h,
+        c03.id,
+        [{"item_id": rice, "quantity": 100}],
+        source="donation",
+        donor="Riverside Rice Co.",
+    )
+    batch_id = made["entries"][0]["batch_id"]
+
+    async def went() -> list[tuple[str, float]]:
+        register = (await client.get("/v1/donations", headers=h)).json()["items"]
+        [line] = register[0]["lines"]
+        return sorted((w["kind"], w["quantity"]) for w in line["went_to"])
+
+    damaged = [{"batch_id": batch_id, "quantity": -2, "reason": "damaged"}]
+    await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": damaged}, h)
+    assert await went() == [("in_stock", 98), ("written_off", 2)]
+    counted = [{"batch_id": batch_id, "counted": 100}]
+    await post(client, "/v1/stock/counts", {"holder_id": c03.id, "lines": counted}, h)
+    assert await went() == [("in_stock", 100)]
+    more = [{"batch_id": batch_id, "quantity": 3, "reason": "found"}]
+    await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": more}, h)
+    assert await went() == [("found", 3), ("in_stock", 103)]

@@ -195,19 +195,22 @@ async def _went(uow: UnitOfWork, origins: list[uuid.UUID]) -> _Went:
     )
     for origin, to_holder_id, quantity in (await uow.session.execute(lost_query)).all():
         went.add(origin, "lost_in_transit", to_holder_id, int(quantity or 0))
-    written = (
+    # Adjustments net at each store: what was written off and then found again (a count
+    # that put back what an earlier one took off) is in stock, not written off as well; more
+    # than came to light is found.
+    adjusted = (
         select(Batch.origin_id, Entry.holder_id, func.sum(Entry.quantity))
         .join(Batch, Batch.id == Entry.batch_id)
         .where(
             Batch.origin_id.in_(origins),
             Entry.kind == EntryKind.adjustment.value,
-            Entry.quantity < 0,
             in_stores_seen(uow, Entry.compound_id),
         )
         .group_by(Batch.origin_id, Entry.holder_id)
     )
-    for origin, holder_id, quantity in (await uow.session.execute(written)).all():
-        went.add(origin, "written_off", holder_id, -int(quantity or 0))
+    for origin, holder_id, quantity in (await uow.session.execute(adjusted)).all():
+        net = int(quantity or 0)
+        went.add(origin, "written_off" if net < 0 else "found", holder_id, abs(net))
     building_ids = {
         e.to_building_id for rows in went.rows.values() for *_, e in rows if e and e.to_building_id
     }
