@@ -4,6 +4,7 @@ sealed unit and a confirmed case."""
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -830,3 +831,31 @@ async def test_the_donation_register_shows_a_plan_s_deliveries_per_building_not_
         ("issued", village.compound.building_code, "5"),
         ("issued", village.house2.building_code, "1"),
     ]
+
+
+async def test_the_printable_pick_list_shows_who_was_delivered_and_who_was_not(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A building leader reprints the list halfway through: the households delivered are
+    marked delivered (not to be knocked on again), one tried without success says why, the
+    rest are still to deliver, as the CSV's status column says."""
+    plan_id = await planned(client, town, village)
+    h = village.households
+    absent = {"outcome": "not_delivered", "reason": "absent"}
+    body = {"deliveries": [_to("A", h, "pp-1"), _to("B", h, "pp-2", **absent)]}
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    done = await client.post(url, json=body, headers=town.operator)
+    assert done.status_code == 200 and done.json()["changed"] == 2, done.text
+
+    page = await client.get(
+        f"/v1/distribution-plans/{plan_id}/pick-list?format=html", headers=town.operator
+    )
+    assert page.status_code == 200, page.text
+    rows: dict[str, list[str]] = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", page.text):
+        tds = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        if tds:
+            rows.setdefault(tds[0], []).append(" ".join(tds))
+    assert all("delivered" in r and "not delivered" not in r for r in rows["A"]), rows["A"]
+    assert all("absent" in r for r in rows["B"]), rows["B"]
+    assert all("pending" in r for code in "CDE" for r in rows[code]), rows
