@@ -28,7 +28,10 @@ class Outcome(BaseModel):
         "household goes to door delivery, pending)",
     )
     received_by: Name | None = Field(
-        None, max_length=60, description="Who took it (required when delivered); not blank"
+        None,
+        max_length=60,
+        description="Who took it (required when delivered); not blank",
+        examples=["Wang Xiuying"],
     )
     photo_ref: FreeText | None = Field(None, max_length=200)
     code: str | None = Field(

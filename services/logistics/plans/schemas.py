@@ -176,7 +176,11 @@ class PlanCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: Name = Field(max_length=120, description="Stripped; blank is refused")
+    name: Name = Field(
+        max_length=120,
+        description="Stripped; blank is refused",
+        examples=["Supply packages, week 2"],
+    )
     scope: PlanScopeIn
     lines: list[PlanLineIn] = Field(min_length=1, max_length=20)
 
@@ -193,6 +197,7 @@ class TopUpCreate(BaseModel):
         None,
         max_length=120,
         description="By default the original's name with “top-up”; blank is refused",
+        examples=["Supply packages, week 2 (late registrations)"],
     )
 
 
@@ -202,7 +207,9 @@ class PlanCancel(BaseModel):
     )
 
     reason: Stated = Field(
-        max_length=500, description="Why it is cancelled; stripped, blank is refused"
+        max_length=500,
+        description="Why it is cancelled; stripped, blank is refused",
+        examples=["planned twice: week 2 is already out"],
     )
 
 

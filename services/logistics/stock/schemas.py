@@ -51,6 +51,7 @@ class ReceiptCreate(BaseModel):
         None,
         max_length=120,
         description="Required for donations; stripped, blank is refused (422 naming it)",
+        examples=["Riverside Rice Co."],
     )
     donor_contact: FreeText | None = Field(None, max_length=120)
     note: FreeText = Field("", max_length=500)
