@@ -3,8 +3,9 @@ carries can be stored, exported and compared on every backend:
 
 - :data:`FreeText`: free text (names, notes, reasons) without the control characters that
   a spreadsheet (XML) cannot hold and PostgreSQL refuses (NUL);
-- :data:`Name`: free text that names something (an item, a kit), stripped of surrounding
-  whitespace and refused when nothing is left;
+- :data:`Name`: free text that names something (an item, a kit, a donor), stripped of
+  surrounding whitespace and refused when nothing is left;
+- :data:`Stated`: free text that must say something (a reason), held as a name is;
 - :data:`Moment`: a date and time with its UTC offset (a time without one means a different
   instant to each reader), normalised to UTC so every answer states times in UTC (``Z``);
 - :data:`Finite`: a number (float) that is one: JSON as Python reads it accepts ``NaN`` and
@@ -77,6 +78,13 @@ def _named(value: str) -> str:
     return stripped
 
 
+def _stated(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("is blank: say it in words")
+    return stripped
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
@@ -84,6 +92,9 @@ def _utc(value: datetime) -> datetime:
 FreeText = Annotated[str, AfterValidator(_printable), _Pattern(PRINTABLE_PATTERN)]
 # Stripped: "  Rice " is stored as "Rice", and "   " is no name at all (a 422, not "").
 Name = Annotated[str, AfterValidator(_printable), AfterValidator(_named), _Pattern(NAMED_PATTERN)]
+Stated = Annotated[
+    str, AfterValidator(_printable), AfterValidator(_stated), _Pattern(NAMED_PATTERN)
+]
 Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
 # Every float a request takes: NaN and the infinities are a 422 naming the field.
 Finite = Annotated[float, AllowInfNan(False)]

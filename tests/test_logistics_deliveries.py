@@ -4,6 +4,7 @@ sealed unit and a confirmed case."""
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -735,3 +736,126 @@ async def test_a_confirmation_dated_in_the_future_is_refused_naming_at(
     left = await undelivered(client, town, plan_id)
     assert "A" in left and "B" not in left
     assert {left[c]["status"] for c in ("A", "E")} == {"pending"}
+
+
+async def test_blank_names_and_reasons_are_refused_naming_the_field(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """What a deliverer or planner must say is not said by spaces: a plan without a name (its
+    pick lists print it), a delivery taken by nobody, a cancellation without a reason (the
+    409s after it say why) are refused with 422 naming the field, and nothing changes."""
+    blank = "  \u3000"
+    unnamed = await client.post(
+        "/v1/distribution-plans",
+        json={
+            "town_id": str(town.id),
+            "name": blank,
+            "scope": {"kind": "compounds", "ids": [village.compound.id]},
+            "lines": village.lines,
+        },
+        headers=town.operator,
+    )
+    assert unnamed.status_code == 422, unnamed.text
+    assert unnamed.json()["errors"][0]["field"] == "name"
+
+    plan_id = await planned(client, town, village)
+    h = village.households
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    nobody = _to("A", h, "b-1", outcome="delivered", received_by=blank)
+    refused = await client.post(url, json={"deliveries": [nobody]}, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "deliveries.0.received_by"
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "b-unit", "outcome": "delivered", "received_by": blank, "at": AT}
+    refused = await client.post(unit, json=whole, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "received_by"
+    assert (await undelivered(client, town, plan_id))["A"]["status"] == "pending"
+
+    cancel = f"/v1/distribution-plans/{plan_id}/cancel"
+    unexplained = await client.post(cancel, json={"reason": blank}, headers=town.operator)
+    assert unexplained.status_code == 422, unexplained.text
+    assert unexplained.json()["errors"][0]["field"] == "reason"
+    still = await client.get(f"/v1/distribution-plans/{plan_id}", headers=town.operator)
+    assert still.json()["status"] == "planned"
+    # Named, it is kept without the spaces around it.
+    done = await client.post(cancel, json={"reason": " planned twice "}, headers=town.operator)
+    assert done.status_code == 200, done.text
+    assert done.json()["cancel_reason"] == "planned twice"
+
+
+async def test_the_donation_register_shows_a_plan_s_deliveries_per_building_not_per_household(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A donor is told where the goods went: to which plan and building. Each delivered
+    household has its own issue line on the stock card, but the register (and its export)
+    sums them per plan and building: a plan of thousands of households is a few rows."""
+    body = {"town_id": str(town.id), "name": "Vegetable box", "unit": "box"}
+    box = str((await post(client, "/v1/items", body, town.operator))["id"])
+    donated = {
+        "holder_id": village.compound.id,
+        "source": "donation",
+        "donor": "Riverside Farms",
+        "lines": [{"item_id": box, "quantity": 20}],
+    }
+    await post(client, "/v1/stock/receipts", donated, town.operator)
+    made = await plan(
+        client, town, {"kind": "compounds", "ids": [village.compound.id]}, lines=[{"item_id": box}]
+    )
+    assert made.status_code == 201, made.text
+    plan_id = made.json()["id"]
+    h = village.households
+    confirmations = [_to(code, h, f"v-{code}") for code in ("A", "B", "D", "E")]
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    done = await client.post(url, json={"deliveries": confirmations}, headers=town.operator)
+    assert done.status_code == 200 and done.json()["changed"] == 4, done.text
+
+    register = await client.get(
+        "/v1/donations", params={"donor": "Riverside Farms"}, headers=town.operator
+    )
+    [line] = register.json()["items"][0]["lines"]
+    went = sorted(
+        (w["kind"], w["building"], w["reference_id"], w["quantity"]) for w in line["went_to"]
+    )
+    assert went == [
+        ("in_stock", None, None, 14),  # C's box still reserved for it, on the shelf
+        ("issued", village.compound.building_code, plan_id, 5),  # A 2, B 1, D 2
+        ("issued", village.house2.building_code, plan_id, 1),  # E
+    ]
+    exported = await client.get(
+        "/v1/donations/export", params={"donor": "Riverside Farms"}, headers=town.operator
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert sorted((r["went_to"], r["building"], r["quantity"]) for r in rows) == [
+        ("in_stock", "", "14"),
+        ("issued", village.compound.building_code, "5"),
+        ("issued", village.house2.building_code, "1"),
+    ]
+
+
+async def test_the_printable_pick_list_shows_who_was_delivered_and_who_was_not(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A building leader reprints the list halfway through: the households delivered are
+    marked delivered (not to be knocked on again), one tried without success says why, the
+    rest are still to deliver, as the CSV's status column says."""
+    plan_id = await planned(client, town, village)
+    h = village.households
+    absent = {"outcome": "not_delivered", "reason": "absent"}
+    body = {"deliveries": [_to("A", h, "pp-1"), _to("B", h, "pp-2", **absent)]}
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    done = await client.post(url, json=body, headers=town.operator)
+    assert done.status_code == 200 and done.json()["changed"] == 2, done.text
+
+    page = await client.get(
+        f"/v1/distribution-plans/{plan_id}/pick-list?format=html", headers=town.operator
+    )
+    assert page.status_code == 200, page.text
+    rows: dict[str, list[str]] = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", page.text):
+        tds = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        if tds:
+            rows.setdefault(tds[0], []).append(" ".join(tds))
+    assert all("delivered" in r and "not delivered" not in r for r in rows["A"]), rows["A"]
+    assert all("absent" in r for r in rows["B"]), rows["B"]
+    assert all("pending" in r for code in "CDE" for r in rows[code]), rows

@@ -484,3 +484,66 @@ async def test_a_per_person_line_gives_one_tin_per_infant_however_large_the_hous
         f"/v1/distribution-plans/{again.json()['id']}/pick-list", headers=town.operator
     )
     assert quantities(sheet.text) == {("C", "Formula tin"): 1, ("D", "Formula tin"): 3}
+
+
+async def test_a_scope_s_ids_or_zone_level_that_its_kind_would_ignore_are_refused(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """An operator who sends the town's kind with a compound's id meant that compound, not the
+    whole town: a town or zone-level scope with `ids`, or a zone level on a scope of places,
+    is refused with 422 naming the field rather than planned over more (or other) households
+    than were named."""
+    lines = village.lines
+    for scope, field in (
+        ({"kind": "town", "ids": [village.compound.id]}, "scope.ids"),
+        ({"kind": "zone_level", "zone_level": "sealed", "ids": [village.compound.id]}, "scope.ids"),
+        (
+            {"kind": "compounds", "ids": [village.compound.id], "zone_level": "sealed"},
+            "scope.zone_level",
+        ),
+        ({"kind": "town", "zone_level": "sealed"}, "scope.zone_level"),
+    ):
+        refused = await plan(client, town, scope, lines=lines)
+        assert refused.status_code == 422, f"{scope}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == field, refused.text
+    listed = await client.get("/v1/distribution-plans", headers=town.operator)
+    assert listed.json()["items"] == []
+    held = await client.get(
+        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=town.operator
+    )
+    assert {b["item"]: b["reserved"] for b in held.json()} == {
+        "Supply package": 0,
+        "Formula tin": 0,
+    }
+
+
+async def test_a_large_household_never_gets_fewer_than_a_small_one(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """Six people count as two households: with three bottles per household and the rule's
+    defaults, a household of six gets six, not the default's two (fewer than a couple got).
+    A line that states fewer for a large household than for any other is a 422 naming
+    `lines.N.large_household_portions`."""
+    scope = {"kind": "compounds", "ids": [village.compound.id]}
+    by_three = [{"item_id": village.package, "per_household": 3}]
+    three = await plan(client, town, scope, lines=by_three)
+    assert three.status_code == 201, three.text
+    assert three.json()["lines"][0]["large_household_portions"] == 6
+    sheet = await client.get(
+        f"/v1/distribution-plans/{three.json()['id']}/pick-list", headers=town.operator
+    )
+    assert quantities(sheet.text) == {
+        ("A", "Supply package"): 6,  # 6 people
+        ("B", "Supply package"): 3,
+        ("C", "Supply package"): 3,
+        ("D", "Supply package"): 6,  # 7 people
+        ("E", "Supply package"): 3,
+    }
+    fewer = [{"item_id": village.package, "per_household": 3, "large_household_portions": 2}]
+    refused = await plan(client, town, scope, lines=fewer)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "lines.0.large_household_portions"
+    # The field's own rule is unchanged: one package, two from six people.
+    one = await plan(client, town, scope, lines=[{"item_id": village.package}])
+    assert one.status_code == 201, one.text
+    assert one.json()["lines"][0]["large_household_portions"] == 2

@@ -6,8 +6,9 @@ import asyncio
 import csv
 import io
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -862,3 +863,232 @@ async def test_nothing_is_issued_for_a_cancelled_help_request(
     assert [e["field"] for e in refused.json()["errors"]] == ["reference_id"]
     assert "cancelled" in refused.json()["detail"] and "family left" in refused.json()["detail"]
     assert (await balance(client, h, c03.id, formula))["on_hand"] == 10
+
+
+async def test_a_donation_from_a_blank_donor_is_refused_naming_donor(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Donations are accounted for to the donor: a donor of spaces only is nobody, and would
+    stand in the register (and its export) as a blank line nobody can thank or trace."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    for donor in ("   ", "\t\u3000"):
+        body = {
+            "holder_id": c03.id,
+            "source": "donation",
+            "donor": donor,
+            "lines": [{"item_id": rice, "quantity": 10}],
+        }
+        refused = await client.post("/v1/stock/receipts", json=body, headers=h)
+        assert refused.status_code == 422, f"{donor!r}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == "donor"
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 0
+    # A donor's name is kept without the spaces around it.
+    made = await receipt(
+        client,
+        h,
+        c03.id,
+        [{"item_id": rice, "quantity": 10}],
+        source="donation",
+        donor="  Riverside Rice Co. ",
+    )
+    assert made["donor"] == "Riverside Rice Co."
+
+
+async def test_an_adjustment_naming_a_batch_of_another_item_is_refused_naming_item_id(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A line that names a batch and an item says twice what it changes: when they disagree
+    (the rice batch picked, oil meant) it is a 422 naming `lines.N.item_id`, and neither
+    the rice nor the oil changes; when they agree it goes through."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    oil = await item(client, town, "oil", "piece")
+    made = await receipt(client, h, c03.id, [{"item_id": rice, "quantity": 50}])
+    rice_batch = made["entries"][0]["batch_id"]
+    for reason, quantity in (("found", 5), ("damaged", -5)):
+        body = {
+            "holder_id": c03.id,
+            "lines": [
+                {"batch_id": rice_batch, "item_id": oil, "quantity": quantity, "reason": reason}
+            ],
+        }
+        refused = await client.post("/v1/stock/adjustments", json=body, headers=h)
+        assert refused.status_code == 422, f"{reason}: {refused.text}"
+        assert refused.json()["errors"][0]["field"] == "lines.0.item_id", refused.text
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 50
+    assert (await balance(client, h, c03.id, oil))["on_hand"] == 0
+    same = {
+        "holder_id": c03.id,
+        "lines": [{"batch_id": rice_batch, "item_id": rice, "quantity": -5, "reason": "damaged"}],
+    }
+    await post(client, "/v1/stock/adjustments", same, h)
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 45
+
+
+async def test_portions_boxes_and_pieces_are_whole_everywhere_on_the_card(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Half a tin of formula is not stock anybody can hand out: it split one household's tin
+    over two batches when reserved. A portion, a box or a piece is counted whole on every
+    way onto or off the card (receipt, kit, transfer and its arrival, adjustment, count,
+    issue): a fraction is a 422 naming the line's field and nothing changes; kilograms and
+    jin keep their decimals."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    formula = await item(client, town, "formula", "box", perishable=True)
+    oil = await item(client, town, "oil", "piece")
+    rice = await item(client, town, "rice", "kg")
+    tin = {"item_id": formula, "expires_on": "2099-01-01"}
+
+    async def refused(path: str, body: dict[str, Any], field: str) -> None:
+        answer = await client.post(path, json=body, headers=h)
+        assert answer.status_code == 422, f"{path}: {answer.text}"
+        assert answer.json()["errors"][0]["field"] == field, answer.text
+        assert "whole" in answer.json()["detail"], answer.text
+
+    body = {"holder_id": str(town.id), "source": "government"}
+    await refused(
+        "/v1/stock/receipts",
+        {**body, "lines": [{**tin, "quantity": 10}, {**tin, "quantity": "2.5"}]},
+        "lines.1.quantity",
+    )
+    kit = {"town_id": str(town.id), "name": "package", "lines": [{"item_id": oil, "quantity": 0.5}]}
+    await refused("/v1/kits", kit, "lines.0.quantity")
+    # Whole ones, and rice by the decimal kilogram, go through.
+    await receipt(client, h, town.id, [{**tin, "quantity": 10}, {"item_id": rice, "quantity": 2.5}])
+    assert (await balance(client, h, town.id, formula))["on_hand"] == 10
+    await refused(
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 1.5}]},
+        "lines.0.quantity",
+    )
+    sent = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 4}]},
+        h,
+    )
+    line = sent["lines"][0]["id"]
+    await refused(
+        f"/v1/stock/transfers/{sent['id']}/receive",
+        {"lines": [{"line_id": line, "received": 3.5}]},
+        "lines.0.received",
+    )
+    await post(client, f"/v1/stock/transfers/{sent['id']}/receive", {}, h)
+    at_store = await balance(client, h, c03.id, formula)
+    assert at_store["on_hand"] == 4
+    batch_id = at_store["batches"][0]["batch_id"]
+    await refused(
+        "/v1/stock/adjustments",
+        {
+            "holder_id": c03.id,
+            "lines": [{"batch_id": batch_id, "quantity": -0.5, "reason": "damaged"}],
+        },
+        "lines.0.quantity",
+    )
+    await refused(
+        "/v1/stock/counts",
+        {"holder_id": c03.id, "lines": [{"batch_id": batch_id, "counted": 3.5}]},
+        "lines.0.counted",
+    )
+    request_id = await help_request(client, town, platform, c03)
+    await refused(
+        "/v1/stock/issues",
+        {
+            "holder_id": c03.id,
+            "reference_id": request_id,
+            "lines": [{"item_id": formula, "quantity": 0.5}],
+        },
+        "lines.0.quantity",
+    )
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 4
+    assert (await balance(client, h, town.id, formula))["on_hand"] == 6
+
+
+async def test_expired_goods_are_judged_by_the_town_office_s_date_not_utc_s(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Formula that expired yesterday on the town office's calendar is not sent to a
+    compound nor handed out, even while UTC's date is still yesterday (Shanghai before
+    08:00); formula good until today there is, even while UTC's date has moved on."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    request_id = await help_request(client, town, platform, c03)
+    # A town office whose date is not UTC's right now: east of it late in the UTC day, west
+    # of it early.
+    utc = datetime.now(UTC)
+    east_or_west = "Pacific/Kiritimati" if utc.hour >= 11 else "Pacific/Pago_Pago"
+    runtime = platform.runtime("logistics")
+    runtime.settings = runtime.settings.model_copy(update={"time_zone": east_or_west})
+    today = datetime.now(ZoneInfo(east_or_west)).date()
+    assert today != utc.date()
+    formula = await item(client, town, "formula", "box", perishable=True)
+
+    def tins(quantity: int, expires_on: date) -> dict[str, Any]:
+        return {"item_id": formula, "quantity": quantity, "expires_on": expires_on.isoformat()}
+
+    # Received two days ago: one batch good until yesterday, one until today.
+    lines = [tins(5, today - timedelta(days=1)), tins(3, today)]
+    earlier = (utc - timedelta(days=2)).isoformat()
+    for holder in (town.id, c03.id):
+        await receipt(client, h, holder, lines, received_at=earlier)
+
+    too_many = {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 4}]}
+    short = await client.post("/v1/stock/transfers", json=too_many, headers=h)
+    assert short.status_code == 409, short.text
+    assert short.json()["errors"][0]["short"] == 1
+    sent = await post(
+        client,
+        "/v1/stock/transfers",
+        {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 3}]},
+        h,
+    )
+    assert [line["expires_on"] for line in sent["lines"]] == [today.isoformat()]
+
+    issue = {
+        "holder_id": c03.id,
+        "reference_id": request_id,
+        "lines": [{"item_id": formula, "quantity": 3}],
+    }
+    issued = await post(client, "/v1/stock/issues", issue, h)
+    assert [line["expires_on"] for line in issued] == [today.isoformat()]
+    refused = await client.post("/v1/stock/issues", json=issue, headers=h)
+    assert refused.status_code == 409, refused.text
+
+
+async def test_the_register_nets_a_donation_s_write_offs_against_what_was_found_again(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Two sacks of a donor's rice written off as damaged, then counted back on the shelf:
+    the register says the 100 kg are in stock, not in stock and written off too (102 kg of a
+    100 kg donation). More than was donated coming to light is shown as found."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    made = await receipt(
+        client,
+        h,
+        c03.id,
+        [{"item_id": rice, "quantity": 100}],
+        source="donation",
+        donor="Riverside Rice Co.",
+    )
+    batch_id = made["entries"][0]["batch_id"]
+
+    async def went() -> list[tuple[str, float]]:
+        register = (await client.get("/v1/donations", headers=h)).json()["items"]
+        [line] = register[0]["lines"]
+        return sorted((w["kind"], w["quantity"]) for w in line["went_to"])
+
+    damaged = [{"batch_id": batch_id, "quantity": -2, "reason": "damaged"}]
+    await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": damaged}, h)
+    assert await went() == [("in_stock", 98), ("written_off", 2)]
+    counted = [{"batch_id": batch_id, "counted": 100}]
+    await post(client, "/v1/stock/counts", {"holder_id": c03.id, "lines": counted}, h)
+    assert await went() == [("in_stock", 100)]
+    more = [{"batch_id": batch_id, "quantity": 3, "reason": "found"}]
+    await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": more}, h)
+    assert await went() == [("found", 3), ("in_stock", 103)]

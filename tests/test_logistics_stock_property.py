@@ -111,6 +111,10 @@ class Ledger:
         self.holder_id, self.item_id = holder_id, item_id
         self.references = [uuid.uuid4() for _ in range(3)]
 
+    def today(self) -> date:
+        """The town office's date: expiry dates are on its calendar."""
+        return datetime.now(self.runtime.settings.zone).date()
+
     async def state(self) -> State:
         async with self.runtime.uow(Principal.system()) as uow:
             return await read(uow, self.item_id)
@@ -131,7 +135,8 @@ class Ledger:
         match kind:
             case "receive":
                 quantity, days = args
-                expires = None if days is None else datetime.now(UTC).date() + timedelta(days)
+                # Expiry dates are the town office's calendar's.
+                expires = None if days is None else self.today() + timedelta(days)
                 # A batch expired by now came before it expired (goods expired on arrival are
                 # not received): three days ago.
                 came = (
@@ -175,7 +180,7 @@ class Ledger:
 
 def expected_refusal(operation: tuple[Any, ...], before: State, ledger: Ledger) -> bool:
     kind, *args = operation
-    today = datetime.now(UTC).date()
+    today = ledger.today()
     match kind:
         case "reserve":
             return int(args[1] * MILLI) > before.available(today)
@@ -250,7 +255,6 @@ async def test_random_ledgers_never_go_negative_and_balance_is_the_card(
             assert after.totals() == before.totals(), "a refused operation changed the stock"
             if operation[0] == "reserve":
                 short = (
-                    Decimal(int(operation[2] * MILLI) - before.available(datetime.now(UTC).date()))
-                    / MILLI
+                    Decimal(int(operation[2] * MILLI) - before.available(ledger.today())) / MILLI
                 )
                 assert f"short by {short.normalize():f} kg" in refusal, refusal

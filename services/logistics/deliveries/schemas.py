@@ -4,7 +4,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.logistics import DeliveryOutcome, NotDeliveredReason
-from shared.fields import FreeText, Moment
+from shared.fields import FreeText, Moment, Name
 
 # The phone's own id for a confirmation, made when it was recorded (offline or not).
 ClientRef = Annotated[
@@ -27,7 +27,12 @@ class Outcome(BaseModel):
         description="Why not delivered: absent, refused, moved, or unit_sealed (the "
         "household goes to door delivery, pending)",
     )
-    received_by: FreeText | None = Field(None, min_length=1, max_length=60)
+    received_by: Name | None = Field(
+        None,
+        max_length=60,
+        description="Who took it (required when delivered); not blank",
+        examples=["Wang Xiuying"],
+    )
     photo_ref: FreeText | None = Field(None, max_length=200)
     code: str | None = Field(
         None, pattern=r"^[A-Za-z0-9]{1,20}$", description="The code the household read out"

@@ -23,7 +23,8 @@ EXPORT_LIMIT = 20_000
     response_model=Page[schemas.DonationOut],
     summary="The donation register: what arrived from whom, and where it went",
     description="Donations received at the stores you see, oldest first; each donated batch "
-    "with where it went: issued to which plan or request (and building), still in stock, "
+    "with where it went: issued to which plan or request (and building; one entry per store, "
+    "plan or request and building, however many households it reached), still in stock, "
     "lost in transit, written off. Donors' contacts are masked unless revealed.",
 )
 async def list_donations(

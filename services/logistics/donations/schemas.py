@@ -7,12 +7,15 @@ from pydantic import BaseModel
 from services.logistics.stock.quantities import Amount
 from shared.privacy import PersonalPhone, PersonalRecord
 
-Destination = Literal["issued", "in_stock", "lost_in_transit", "written_off"]
+Destination = Literal["issued", "in_stock", "lost_in_transit", "written_off", "found"]
 
 
 class WentTo(BaseModel):
     """Where part of a donated batch went: issued to a plan or request (and the building),
-    still in stock at a holder, lost in transit, or written off (lost, damaged, expired)."""
+    still in stock at a holder, lost in transit, or written off (lost, damaged, expired; net
+    of what was found again at that store). `found`: more came to light at a store than
+    was written off there (a count above the card), so the rows sum to the donated quantity
+    plus what was found."""
 
     kind: Destination
     holder: str

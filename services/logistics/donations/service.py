@@ -106,12 +106,22 @@ async def _origins(uow: UnitOfWork, receipt_ids: list[uuid.UUID]) -> list[_Origi
     return [_Origin(*row) for row in (await uow.session.execute(query)).all()]
 
 
+@dataclass(frozen=True)
+class _Issued:
+    """What goods were issued for: a plan or request, and the building they went to."""
+
+    reference_kind: str | None
+    reference_id: uuid.UUID | None
+    reference_label: str | None
+    to_building_id: uuid.UUID | None
+
+
 class _Went:
     """Where the batches of some origins went, by origin."""
 
     def __init__(self) -> None:
         self.rows: dict[
-            uuid.UUID, list[tuple[schemas.Destination, uuid.UUID, int, Entry | None]]
+            uuid.UUID, list[tuple[schemas.Destination, uuid.UUID, int, _Issued | None]]
         ] = defaultdict(list)
         self.holder_ids: set[uuid.UUID] = set()
         self.buildings: dict[uuid.UUID, str] = {}
@@ -122,7 +132,7 @@ class _Went:
         kind: schemas.Destination,
         holder_id: uuid.UUID,
         quantity: int,
-        e: Entry | None = None,
+        e: _Issued | None = None,
     ) -> None:
         if quantity:
             self.rows[origin].append((kind, holder_id, quantity, e))
@@ -146,18 +156,26 @@ class _Went:
 
 async def _went(uow: UnitOfWork, origins: list[uuid.UUID]) -> _Went:
     went = _Went()
+    # Issued: summed per store, plan or request, and building. A plan issues a line per
+    # household it delivered to; a donor is told the plan and the building, in a few rows
+    # however many households there were.
+    to = (Entry.holder_id, Entry.reference_kind, Entry.reference_id, Entry.to_building_id)
     issues = (
-        select(Batch.origin_id, Entry)
+        select(Batch.origin_id, *to, func.min(Entry.reference_label), func.sum(Entry.quantity))
         .join(Batch, Batch.id == Entry.batch_id)
         .where(
             Batch.origin_id.in_(origins),
             Entry.kind == EntryKind.issue.value,
             in_stores_seen(uow, Entry.compound_id),
         )
-        .order_by(Entry.id)
+        .group_by(Batch.origin_id, *to)
+        .order_by(func.min(Entry.at), *to)
     )
-    for origin, issue in (await uow.session.execute(issues)).all():
-        went.add(origin, "issued", issue.holder_id, -issue.quantity, issue)
+    for origin, holder_id, kind, reference_id, building_id, label, quantity in (
+        await uow.session.execute(issues)
+    ).all():
+        issued = _Issued(kind, reference_id, label, building_id)
+        went.add(origin, "issued", holder_id, -int(quantity or 0), issued)
     stock = (
         select(Batch.origin_id, Batch.holder_id, func.sum(Batch.on_hand))
         .where(Batch.origin_id.in_(origins), in_stores_seen(uow, Batch.compound_id))
@@ -177,19 +195,22 @@ async def _went(uow: UnitOfWork, origins: list[uuid.UUID]) -> _Went:
     )
     for origin, to_holder_id, quantity in (await uow.session.execute(lost_query)).all():
         went.add(origin, "lost_in_transit", to_holder_id, int(quantity or 0))
-    written = (
+    # Adjustments net at each store: what was written off and then found again (a count
+    # that put back what an earlier one took off) is in stock, not written off as well; more
+    # than came to light is found.
+    adjusted = (
         select(Batch.origin_id, Entry.holder_id, func.sum(Entry.quantity))
         .join(Batch, Batch.id == Entry.batch_id)
         .where(
             Batch.origin_id.in_(origins),
             Entry.kind == EntryKind.adjustment.value,
-            Entry.quantity < 0,
             in_stores_seen(uow, Entry.compound_id),
         )
         .group_by(Batch.origin_id, Entry.holder_id)
     )
-    for origin, holder_id, quantity in (await uow.session.execute(written)).all():
-        went.add(origin, "written_off", holder_id, -int(quantity or 0))
+    for origin, holder_id, quantity in (await uow.session.execute(adjusted)).all():
+        net = int(quantity or 0)
+        went.add(origin, "written_off" if net < 0 else "found", holder_id, abs(net))
     building_ids = {
         e.to_building_id for rows in went.rows.values() for *_, e in rows if e and e.to_building_id
     }

@@ -25,7 +25,10 @@ class ItemCreate(BaseModel):
 
     town_id: uuid.UUID
     name: Name = Field(max_length=120, description="Stripped; blank is refused", examples=["Rice"])
-    unit: ItemUnit
+    unit: ItemUnit = Field(
+        description="kg and jin take decimals (2.5 kg); a portion, box or piece is counted "
+        "whole: a fraction of one is refused (422) wherever a quantity of it is stated"
+    )
     category: FreeText = Field("", max_length=60)
     perishable: bool = Field(False, description="Receipts of a perishable item need an expiry")
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from services.logistics.items import schemas
 from services.logistics.models import Item, Kit, KitLine
-from services.logistics.stock.quantities import of_milli, to_milli
+from services.logistics.stock.quantities import of_milli, to_milli, whole
 from shared.authz import Place, Role, policy
 from shared.problems import Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -70,7 +70,11 @@ async def create_kit(uow: UnitOfWork, *, data: schemas.KitCreate) -> schemas.Kit
             **place.columns(),
             kit_id=kit.id,
             item_id=line.item_id,
-            quantity=to_milli(line.quantity, field=f"lines.{n}.quantity"),
+            quantity=whole(
+                to_milli(line.quantity, field=f"lines.{n}.quantity"),
+                found[line.item_id],
+                field=f"lines.{n}.quantity",
+            ),
         )
         for n, line in enumerate(data.lines)
     ]

@@ -70,14 +70,17 @@ table { border-collapse: collapse; width: 100%; margin-bottom: 1em; }
 th, td { border: 1px solid #444; padding: 2px 6px; text-align: left; }
 tr.door td { font-weight: bold; }
 tr.cancelled td { text-decoration: line-through; }
+tr.delivered td { color: #666; }
 p.cancelled { font-size: 14pt; font-weight: bold; border: 2px solid #000; padding: 4px; }
 td.tick { width: 3em; }
 """
 
 
 def page(plan: DistributionPlan, rows: Sequence[Any]) -> str:
-    """One printed page per building, a table per unit; door deliveries in bold. A cancelled
-    plan says so on every page, and its households not delivered are struck through."""
+    """One printed page per building, a table per unit; door deliveries in bold. Each row
+    says where the household stands (delivered, not delivered and why, pending), so a list
+    reprinted halfway sends nobody to a door twice. A cancelled plan says so on every page,
+    and its households not delivered are struck through."""
     labels = item_labels(plan)
     title = html.escape(plan.name)
     said = cancellation(plan)
@@ -97,7 +100,7 @@ def page(plan: DistributionPlan, rows: Sequence[Any]) -> str:
             units.append(
                 f"<h3>Unit {html.escape(unit_code or '-')}</h3><table><tr><th>household</th>"
                 "<th>room</th><th>people</th><th>item</th><th>quantity</th><th>delivery</th>"
-                f"<th>signed</th></tr>{body}</table>"
+                f"<th>status</th><th>signed</th></tr>{body}</table>"
             )
         sections.append(
             f"<section><h2>{title} — building {html.escape(code or '-')}</h2>"
@@ -109,11 +112,20 @@ def page(plan: DistributionPlan, rows: Sequence[Any]) -> str:
     )
 
 
+def _status(row: Any) -> str:
+    """Where the household stands: ``not delivered (absent)`` for a failed try."""
+    if row.status == AllocationStatus.undelivered.value:
+        return f"not delivered ({row.reason})" if row.reason else "not delivered"
+    return str(row.status)
+
+
 def _row(row: Any, labels: dict[str, str]) -> str:
     values = cells(row, labels)
-    shown = [values[2], values[3], values[4], values[5], values[6], values[7]]
+    shown = [values[2], values[3], values[4], values[5], values[6], values[7], _status(row)]
     if row.status == AllocationStatus.cancelled.value:
         css = ' class="cancelled"'
+    elif row.status == AllocationStatus.delivered.value:
+        css = ' class="delivered"'
     else:
         css = ' class="door"' if row.door_delivery else ""
     tds = "".join(f"<td>{html.escape(str(v))}</td>" for v in shown)

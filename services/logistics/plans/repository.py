@@ -373,6 +373,7 @@ async def pick_rows(
             Allocation.door_delivery,
             Allocation.door_reason,
             Allocation.status,
+            Allocation.reason,
         )
         .outerjoin(building, building.id == Allocation.building_id)
         .outerjoin(unit, unit.id == Allocation.unit_id)

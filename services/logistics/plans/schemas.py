@@ -2,9 +2,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
-from shared.fields import FreeText
+from shared.fields import FreeText, Name, Stated
 
 # A resident's tag as the registry writes it (elderly, living_alone, infant, ...).
 Tag = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,29}$", examples=["infant"])]
@@ -39,6 +47,33 @@ class PlanScope(BaseModel):
         return self
 
 
+class PlanScopeIn(PlanScope):
+    """A scope as a request states it: `ids` only for compounds, buildings or units and
+    `zone_level` only for a zone-level scope. What the kind would leave unread is refused
+    (422 naming it), since it was meant: a town-wide plan sent with a compound's id was
+    meant for that compound, not for every household of the town."""
+
+    @field_validator("ids")
+    @classmethod
+    def _ids_of_places(cls, ids: list[uuid.UUID], info: ValidationInfo) -> list[uuid.UUID]:
+        kind = info.data.get("kind")
+        if ids and kind in ("town", "zone_level"):
+            raise ValueError(
+                f"a {kind} scope takes no ids: it covers "
+                + ("the whole town" if kind == "town" else "every unit in the zone level")
+                + "; for listed places use the kind compounds, buildings or units"
+            )
+        return ids
+
+    @field_validator("zone_level")
+    @classmethod
+    def _level_of_zones(cls, level: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if level is not None and kind is not None and kind != "zone_level":
+            raise ValueError(f"a {kind} scope takes no zone_level: use the kind zone_level")
+        return level
+
+
 class TagAddition(BaseModel):
     tag: Tag
     per_person: int = Field(1, ge=1, le=100, description="Added for each resident with the tag")
@@ -51,7 +86,9 @@ class PlanLine(BaseModel):
     a tag (one formula tin per infant). With ``only_tags`` the line goes only to households
     where someone carries one of them. A line with ``per_household`` 0 is per person only:
     the large-household defaults do not apply to it (its ``large_household_size`` is null)
-    unless the line sets ``large_household_size`` or ``large_household_portions`` itself."""
+    unless the line sets ``large_household_size`` or ``large_household_portions`` itself.
+    Left out, ``large_household_portions`` is twice ``per_household`` (three bottles a
+    household: six from six people), never fewer than a small household gets."""
 
     item_id: uuid.UUID
     label: FreeText | None = Field(None, max_length=80, description="Shown on pick lists")
@@ -65,7 +102,13 @@ class PlanLine(BaseModel):
         description="From this many people a household gets `large_household_portions` "
         "instead; null: no such rule. Left out on a line with `per_household` 0, null.",
     )
-    large_household_portions: int = Field(2, ge=0, le=100)
+    large_household_portions: int = Field(
+        2,
+        ge=0,
+        le=200,
+        description="What a large household gets instead of `per_household`: left out, twice "
+        "`per_household` (2 for one package); fewer than `per_household` is refused (422)",
+    )
     additions: list[TagAddition] = Field(default_factory=list, max_length=10)
     only_tags: list[Tag] = Field(default_factory=list, max_length=10)
 
@@ -76,7 +119,30 @@ class PlanLine(BaseModel):
         explicit = {"large_household_size", "large_household_portions"} & self.model_fields_set
         if self.per_household == 0 and not explicit:
             self.large_household_size = None
+        if self.per_household > 0 and "large_household_portions" not in self.model_fields_set:
+            # The field's rule: a large household counts as two households.
+            self.large_household_portions = 2 * self.per_household
         return self
+
+
+class PlanLineIn(PlanLine):
+    """A line as a request states it: a large household is never given fewer than a small
+    one (422 naming `large_household_portions`)."""
+
+    @field_validator("large_household_portions")
+    @classmethod
+    def _not_fewer(cls, portions: int, info: ValidationInfo) -> int:
+        per_household = info.data.get("per_household")
+        if (
+            info.data.get("large_household_size") is not None
+            and per_household is not None
+            and portions < per_household
+        ):
+            raise ValueError(
+                f"a large household would get {portions}, fewer than the {per_household} "
+                "every household gets: give at least per_household (twice it by the rule)"
+            )
+        return portions
 
 
 class PlanCreate(BaseModel):
@@ -110,9 +176,13 @@ class PlanCreate(BaseModel):
     )
 
     town_id: uuid.UUID
-    name: FreeText = Field(min_length=1, max_length=120)
-    scope: PlanScope
-    lines: list[PlanLine] = Field(min_length=1, max_length=20)
+    name: Name = Field(
+        max_length=120,
+        description="Stripped; blank is refused",
+        examples=["Supply packages, week 2"],
+    )
+    scope: PlanScopeIn
+    lines: list[PlanLineIn] = Field(min_length=1, max_length=20)
 
     @model_validator(mode="after")
     def _distinct_items(self) -> "PlanCreate":
@@ -123,8 +193,11 @@ class PlanCreate(BaseModel):
 
 
 class TopUpCreate(BaseModel):
-    name: FreeText | None = Field(
-        None, max_length=120, description="By default the original's name with “top-up”"
+    name: Name | None = Field(
+        None,
+        max_length=120,
+        description="By default the original's name with “top-up”; blank is refused",
+        examples=["Supply packages, week 2 (late registrations)"],
     )
 
 
@@ -133,7 +206,11 @@ class PlanCancel(BaseModel):
         json_schema_extra={"examples": [{"reason": "planned twice: week 2 is already out"}]}
     )
 
-    reason: FreeText = Field(min_length=1, max_length=500, description="Why it is cancelled")
+    reason: Stated = Field(
+        max_length=500,
+        description="Why it is cancelled; stripped, blank is refused",
+        examples=["planned twice: week 2 is already out"],
+    )
 
 
 class PlanOut(BaseModel):

@@ -2,6 +2,7 @@
 allocated set-based from the directory, then the pick lists building leaders print."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -91,7 +92,7 @@ async def _allocate(
 
 
 async def _catalogued(
-    uow: UnitOfWork, *, town_id: uuid.UUID, lines: list[PlanLine]
+    uow: UnitOfWork, *, town_id: uuid.UUID, lines: Sequence[PlanLine]
 ) -> list[PlanLine]:
     """The lines, each naming an item or kit of the town's catalogue (404 naming the line
     otherwise), labelled with its catalogue name unless a label was given."""

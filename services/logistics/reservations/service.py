@@ -44,7 +44,7 @@ from services.logistics.models import (
 )
 from services.logistics.plans.cancelled import refuse_if_cancelled
 from services.logistics.stock import repository
-from services.logistics.stock.quantities import amount, of_milli, to_milli, where
+from services.logistics.stock.quantities import amount, of_milli, to_milli, where, whole
 from services.logistics.stock.service import (
     MANAGE,
     catalogue_items,
@@ -128,8 +128,11 @@ async def reserve(
     found = await managed_holder(uow, holder_id)
     wanted = _merged(lines)
     items = await catalogue_items(uow, found, list(wanted))
+    for n, (item_id, quantity) in enumerate(lines):
+        whole(to_milli(quantity), items[item_id], field=f"lines.{n}.quantity")
     await repository.lock_holder(uow, found.id)
-    usable_on = today or datetime.now(UTC).date()
+    # Expiry dates are the town office's calendar's, as a receipt's check reads them.
+    usable_on = today or datetime.now(uow.settings.zone).date()
     batches = await repository.batches(
         uow, holder_id=found.id, item_ids=list(wanted), usable_on=usable_on
     )

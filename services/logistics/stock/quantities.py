@@ -86,6 +86,23 @@ def to_milli(value: Decimal | int, *, field: str = "quantity") -> int:
     return int(scaled)
 
 
+# Units counted whole: half a tin or half a portion is nothing anybody can hand out.
+WHOLE_UNITS = frozenset({"portion", "box", "piece"})
+
+
+def whole(value: int, item: Item, *, field: str) -> int:
+    """``value`` (thousandths) as it is, when it is a quantity of ``item`` that can be: a
+    portion, a box or a piece is counted whole (422 naming ``field`` otherwise); kilograms
+    and jin keep their decimals."""
+    if item.unit in WHOLE_UNITS and value % MILLI:
+        raise Invalid.on(
+            field,
+            f"{of_milli(value)} {PLURAL.get(item.unit, item.unit)} of {item.name}: a "
+            f"{item.unit} is counted whole, give a whole number",
+        )
+    return value
+
+
 def of_milli(value: int) -> Decimal:
     """The decimal a number of thousandths stands for, without trailing zeros."""
     result = (Decimal(value) / MILLI).normalize()

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.logistics.models import AdjustmentReason, StockSource
 from services.logistics.stock.quantities import Amount, Change, Counted, Quantity, Stored
-from shared.fields import FreeText, Moment
+from shared.fields import FreeText, Moment, Name
 
 HOLDER = "The town (its warehouse) or a compound (its store)"
 
@@ -47,7 +47,12 @@ class ReceiptCreate(BaseModel):
 
     holder_id: uuid.UUID = Field(description=HOLDER)
     source: StockSource
-    donor: FreeText | None = Field(None, max_length=120, description="Required for donations")
+    donor: Name | None = Field(
+        None,
+        max_length=120,
+        description="Required for donations; stripped, blank is refused (422 naming it)",
+        examples=["Riverside Rice Co."],
+    )
     donor_contact: FreeText | None = Field(None, max_length=120)
     note: FreeText = Field("", max_length=500)
     received_at: Moment | None = Field(
@@ -95,7 +100,11 @@ class ReceiptOut(BaseModel):
 
 class AdjustmentLine(BaseModel):
     batch_id: uuid.UUID | None = Field(None, description="The batch changed")
-    item_id: uuid.UUID | None = Field(None, description="Found goods of no batch: the item")
+    item_id: uuid.UUID | None = Field(
+        None,
+        description="Found goods of no batch: the item; with a batch, its item (another is "
+        "a 422 naming this field)",
+    )
     expires_on: date | None = None
     batch: FreeText = Field("", max_length=60)
     quantity: Change = Field(description="Signed: negative takes off, positive adds")

@@ -26,7 +26,7 @@ from services.logistics.models import (
     directory,
 )
 from services.logistics.stock import repository, schemas
-from services.logistics.stock.quantities import amount, of_milli, to_milli, where
+from services.logistics.stock.quantities import amount, of_milli, to_milli, where, whole
 from services.logistics.stock.repository import in_stores_seen
 from shared.authz import MANAGERS, Place, policy
 from shared.contracts.logistics import (
@@ -277,7 +277,12 @@ async def receive(uow: UnitOfWork, *, data: schemas.ReceiptCreate) -> tuple[Rece
     _check_receipt(data, items, received_on=received_on)
     _check_received_at(data.received_at, latest=uow.settings.latest_stated())
     quantities = [
-        to_milli(line.quantity, field=f"lines.{n}.quantity") for n, line in enumerate(data.lines)
+        whole(
+            to_milli(line.quantity, field=f"lines.{n}.quantity"),
+            items[line.item_id],
+            field=f"lines.{n}.quantity",
+        )
+        for n, line in enumerate(data.lines)
     ]
     version = await repository.lock_holder(uow, found.id)
     receipt = Receipt(
@@ -369,6 +374,14 @@ async def _adjusted_batches(
                 raise NotFound.on(
                     f"lines.{n}.batch_id", f"no batch {line.batch_id} at {where(found)}"
                 )
+            if line.item_id is not None and line.item_id != batch.item_id:
+                # Both named and they disagree: which was meant is not ours to guess.
+                named = await repository.items(uow, [batch.item_id])
+                raise Invalid.on(
+                    f"lines.{n}.item_id",
+                    f"batch {line.batch_id} is of {named[batch.item_id].name}, not item "
+                    f"{line.item_id}: name the batch of the item you mean, or leave item_id out",
+                )
             chosen.append(batch)
             continue
         if line.reason != AdjustmentReason.found or line.item_id is None:
@@ -400,6 +413,8 @@ async def adjust(uow: UnitOfWork, *, data: schemas.AdjustmentCreate) -> list[Ent
     version = await repository.lock_holder(uow, found.id)
     batches = await _adjusted_batches(uow, found, data)
     items = await repository.items(uow, [b.item_id for b in batches])
+    for n, (batch, change) in enumerate(zip(batches, changes, strict=True)):
+        whole(change, items[batch.item_id], field=f"lines.{n}.quantity")
     _refuse_overdraw(found, batches, changes, items)
     document_id, now = new_id(), datetime.now(UTC)
     entries, lines = [], []
@@ -490,6 +505,8 @@ async def count(uow: UnitOfWork, *, data: schemas.CountCreate) -> Count:
         to_milli(line.counted, field=f"lines.{n}.counted") for n, line in enumerate(data.lines)
     ]
     items = await repository.items(uow, [b.item_id for b in batches])
+    for n, (batch, number) in enumerate(zip(batches, counted, strict=True)):
+        whole(number, items[batch.item_id], field=f"lines.{n}.counted")
     _refuse_below_reserved(found, batches, counted, items)
     record = Count(
         **place_of(found).columns(),

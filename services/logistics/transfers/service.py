@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from services.logistics.models import Batch, EntryKind, Holder, Transfer, TransferLine
+from services.logistics.models import Batch, EntryKind, Holder, Item, Transfer, TransferLine
 from services.logistics.stock import repository
-from services.logistics.stock.quantities import of_milli, to_milli, where
+from services.logistics.stock.quantities import of_milli, to_milli, where, whole
 from services.logistics.stock.service import (
     MANAGE,
     catalogue_items,
@@ -40,9 +40,15 @@ async def dispatch(uow: UnitOfWork, *, data: schemas.TransferCreate) -> Transfer
         quantity = to_milli(line.quantity, field=f"lines.{n}.quantity")
         wanted[line.item_id] = wanted.get(line.item_id, 0) + quantity
     items = await catalogue_items(uow, source, list(wanted))
+    for n, line in enumerate(data.lines):
+        whole(to_milli(line.quantity), items[line.item_id], field=f"lines.{n}.quantity")
     version = await repository.lock_holder(uow, source.id)
     batches = await repository.batches(
-        uow, holder_id=source.id, item_ids=list(wanted), usable_on=datetime.now(UTC).date()
+        uow,
+        holder_id=source.id,
+        item_ids=list(wanted),
+        # Expired or not on the town office's calendar, as a receipt's check reads it.
+        usable_on=datetime.now(uow.settings.zone).date(),
     )
     takes, short = fefo(batches, wanted)
     if short:
@@ -128,7 +134,9 @@ def _record(line: TransferLine) -> TransferLineRecord:
     )
 
 
-def _received(lines: list[TransferLine], data: schemas.TransferReceive) -> dict[uuid.UUID, int]:
+def _received(
+    lines: list[TransferLine], data: schemas.TransferReceive, items: dict[uuid.UUID, Item]
+) -> dict[uuid.UUID, int]:
     """What arrived per line: as stated, or all of it; 422 naming a line that is not the
     transfer's or states more than was sent (a surplus is recorded as found, an adjustment
     of its own)."""
@@ -143,7 +151,8 @@ def _received(lines: list[TransferLine], data: schemas.TransferReceive) -> dict[
         line = by_id.get(stated.line_id)
         if line is None:
             raise Invalid.on(f"lines.{n}.line_id", f"line {stated.line_id} is not this transfer's")
-        quantity = to_milli(stated.received, field=f"lines.{n}.received")
+        field = f"lines.{n}.received"
+        quantity = whole(to_milli(stated.received, field=field), items[line.item_id], field=field)
         if quantity > line.dispatched:
             sent = of_milli(line.dispatched)
             raise Invalid.on(
@@ -185,7 +194,8 @@ async def receive(
     if transfer.status == "received":
         raise Conflict(f"this transfer was received at {where(to)} already")
     lines = await lines_of(uow, transfer.id)
-    arrived = _received(lines, data)
+    items = await repository.items(uow, [line.item_id for line in lines])
+    arrived = _received(lines, data, items)
     # Never received before it was dispatched, even when the replica that dispatched it had
     # a clock a moment ahead of this one's.
     now = max(datetime.now(UTC), transfer.dispatched_at)
