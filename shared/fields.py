@@ -19,6 +19,7 @@ carries can be stored, exported and compared on every backend:
 The text and time types show their rule in the OpenAPI as a ``pattern``, so clients and
 fuzzers see it too."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -71,18 +72,16 @@ def _printable(value: str) -> str:
     return value
 
 
-def _named(value: str) -> str:
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("is blank: give a name")
-    return stripped
+def _not_blank(advice: str) -> Callable[[str], str]:
+    """Stripped of surrounding whitespace; refused, with ``advice``, when nothing is left."""
 
+    def check(value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError(f"is blank: {advice}")
+        return stripped
 
-def _stated(value: str) -> str:
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("is blank: say it in words")
-    return stripped
+    return check
 
 
 def _utc(value: datetime) -> datetime:
@@ -91,9 +90,17 @@ def _utc(value: datetime) -> datetime:
 
 FreeText = Annotated[str, AfterValidator(_printable), _Pattern(PRINTABLE_PATTERN)]
 # Stripped: "  Rice " is stored as "Rice", and "   " is no name at all (a 422, not "").
-Name = Annotated[str, AfterValidator(_printable), AfterValidator(_named), _Pattern(NAMED_PATTERN)]
+Name = Annotated[
+    str,
+    AfterValidator(_printable),
+    AfterValidator(_not_blank("give a name")),
+    _Pattern(NAMED_PATTERN),
+]
 Stated = Annotated[
-    str, AfterValidator(_printable), AfterValidator(_stated), _Pattern(NAMED_PATTERN)
+    str,
+    AfterValidator(_printable),
+    AfterValidator(_not_blank("say it in words")),
+    _Pattern(NAMED_PATTERN),
 ]
 Moment = Annotated[AwareDatetime, AfterValidator(_utc), _Pattern(ZONED_PATTERN)]
 # Every float a request takes: NaN and the infinities are a 422 naming the field.

@@ -11,7 +11,7 @@ from shared.contracts.logistics import (
     RequestStatus,
     TransportReason,
 )
-from shared.fields import FieldError, FreeText, Name
+from shared.fields import FieldError, FreeText, Name, Stated
 from shared.privacy import PersonalPhone, PersonalRecord
 
 # A reference to a photo or prescription stored elsewhere.
@@ -95,7 +95,7 @@ class Assign(BaseModel):
 
 
 class Cancel(BaseModel):
-    reason: Name = Field(
+    reason: Stated = Field(
         max_length=200,
         description="Why it is called off (not blank)",
         examples=["moved in with family"],
