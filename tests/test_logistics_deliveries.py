@@ -859,3 +859,29 @@ async def test_the_printable_pick_list_shows_who_was_delivered_and_who_was_not(
     assert all("delivered" in r and "not delivered" not in r for r in rows["A"]), rows["A"]
     assert all("absent" in r for r in rows["B"]), rows["B"]
     assert all("pending" in r for code in "CDE" for r in rows[code]), rows
+
+
+async def test_a_failed_try_arriving_late_does_not_undo_a_later_one(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """Two phones at household B's door: at 10:00 the family refused the package; the 09:00
+    'absent' from a phone that was offline arrives after it. B stays 'refused' (a standing
+    reason a whole-unit confirmation respects), and the late try is still in the history."""
+    plan_id = await planned(client, town, village)
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    h = village.households
+    refused = {"outcome": "not_delivered", "reason": "refused"}
+    later = {**_to("B", h, "p9-1000", **refused), "at": "2022-04-05T10:00:00+08:00"}
+    absent = {"outcome": "not_delivered", "reason": "absent"}
+    earlier = {**_to("B", h, "p8-0900", **absent), "at": "2022-04-05T09:00:00+08:00"}
+    for sent in (later, earlier):
+        answered = await client.post(url, json={"deliveries": [sent]}, headers=town.operator)
+        assert answered.status_code == 200, answered.text
+    left = await undelivered(client, town, plan_id)
+    assert (left["B"]["status"], left["B"]["reason"]) == ("undelivered", "refused")
+
+    # A try after both is news: it applies.
+    again = {**_to("B", h, "p9-1100", **absent), "at": "2022-04-05T11:00:00+08:00"}
+    answered = await client.post(url, json={"deliveries": [again]}, headers=town.operator)
+    assert answered.status_code == 200, answered.text
+    assert (await undelivered(client, town, plan_id))["B"]["reason"] == "absent"

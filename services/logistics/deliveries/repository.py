@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from services.logistics.models import (
     Allocation,
@@ -102,6 +102,21 @@ async def seen(
         )
         found.update((ref, h) for ref, h in await uow.session.execute(query))
     return found & set(keys)
+
+
+async def last_tried(
+    uow: UnitOfWork, *, plan_id: uuid.UUID, household_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, datetime]:
+    """When each of these households' latest recorded confirmation in the plan happened."""
+    found: dict[uuid.UUID, datetime] = {}
+    for chunk in _chunks(list(dict.fromkeys(household_ids))):
+        query = (
+            select(Delivery.household_id, func.max(Delivery.at))
+            .where(Delivery.plan_id == plan_id, Delivery.household_id.in_(chunk))
+            .group_by(Delivery.household_id)
+        )
+        found.update({h: at for h, at in await uow.session.execute(query) if at is not None})
+    return found
 
 
 async def record(uow: UnitOfWork, rows: list[dict[str, Any]]) -> set[tuple[str, uuid.UUID]]:

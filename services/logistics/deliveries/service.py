@@ -215,6 +215,9 @@ async def _apply(
     if not fresh:
         return 0
     now = datetime.now(UTC)
+    tried = await repository.last_tried(
+        uow, plan_id=plan.id, household_ids=[d.household_id for d, _ in fresh]
+    )
     rows = [
         {
             "id": uuid.uuid4(),
@@ -239,6 +242,8 @@ async def _apply(
     applied = [(d, h) for d, h in fresh if (d.client_ref, d.household_id) in inserted]
     groups: dict[tuple[tuple[str, Any], ...], list[uuid.UUID]] = {}
     for d, h in applied:
+        if _overtaken(d, tried.get(d.household_id)):
+            continue
         state = tuple(sorted(_state(d, h).items()))
         groups.setdefault(state, []).append(d.household_id)
     for state, household_ids in groups.items():
@@ -269,6 +274,15 @@ async def _apply(
             compound_id=plan.compound_id,
         )
     return len(applied)
+
+
+def _overtaken(delivery: schemas.DeliveryIn, last: datetime | None) -> bool:
+    """A failed try that happened before one already recorded (a phone offline since, its
+    confirmation arriving late) is kept in the history but leaves the household's state as
+    the later try set it. A delivery always applies: the goods were handed over."""
+    if delivery.outcome == "delivered" or last is None:
+        return False
+    return delivery.at < (last if last.tzinfo else last.replace(tzinfo=UTC))
 
 
 async def _issue(
