@@ -1092,3 +1092,38 @@ async def test_the_register_nets_a_donation_s_write_offs_against_what_was_found_
     more = [{"batch_id": batch_id, "quantity": 3, "reason": "found"}]
     await post(client, "/v1/stock/adjustments", {"holder_id": c03.id, "lines": more}, h)
     assert await went() == [("found", 3), ("in_stock", 103)]
+
+
+async def test_a_balance_promises_no_expired_stock(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """Formula that expired yesterday is on the shelf but promised to nobody: the balance
+    shows it as expired, not available, so an operator reading 'available' plans no more
+    than a plan can take."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    formula = await item(client, town, "formula", "box", perishable=True)
+    today = datetime.now(platform.runtime("logistics").settings.zone).date()
+    lines = [
+        {"item_id": formula, "quantity": 5, "expires_on": (today - timedelta(days=1)).isoformat()},
+        {"item_id": formula, "quantity": 3, "expires_on": (today + timedelta(days=30)).isoformat()},
+    ]
+    earlier = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    await receipt(client, h, c03.id, lines, received_at=earlier)
+
+    shown = await balance(client, h, c03.id, formula)
+    assert (shown["on_hand"], shown["reserved"], shown["available"], shown["expired"]) == (
+        8,
+        0,
+        3,
+        5,
+    )
+    assert [(b["expired"], b["available"]) for b in shown["batches"]] == [(True, 0), (False, 3)]
+    request_id = await help_request(client, town, platform, c03)
+    issue = {
+        "holder_id": c03.id,
+        "reference_id": request_id,
+        "lines": [{"item_id": formula, "quantity": 4}],
+    }
+    short = await client.post("/v1/stock/issues", json=issue, headers=h)
+    assert short.status_code == 409 and short.json()["errors"][0]["short"] == 1

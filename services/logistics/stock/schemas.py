@@ -148,13 +148,16 @@ class BatchBalance(BaseModel):
     batch_id: uuid.UUID
     batch: str
     expires_on: date | None
+    expired: bool = Field(description="Past its expiry on the town office's calendar")
     on_hand: Amount
     reserved: Amount
-    available: Amount
+    available: Amount = Field(description="On hand − reserved; 0 once expired")
 
 
 class Balance(BaseModel):
-    """An item at a holder: on hand, reserved, available (= on hand − reserved), by batch."""
+    """An item at a holder: on hand, reserved, available (= on hand − reserved of the batches
+    not expired: what a plan, a transfer or an issue can still take), expired (on hand in
+    expired batches, to adjust off), by batch."""
 
     holder_id: uuid.UUID
     holder: str
@@ -164,6 +167,7 @@ class Balance(BaseModel):
     on_hand: Amount
     reserved: Amount
     available: Amount
+    expired: Amount = Field(description="On hand in batches past their expiry: adjust it off")
     batches: list[BatchBalance]
 
 

@@ -588,7 +588,10 @@ async def balances(
     uow: UnitOfWork, *, holder_id: uuid.UUID | None, item_id: uuid.UUID | None
 ) -> list[schemas.Balance]:
     """On hand, reserved and available per item and holder the caller sees, by batch
-    (earliest expiry first); batches with nothing left are left out."""
+    (earliest expiry first); batches with nothing left are left out. A batch past its expiry
+    (the town office's date, as reservations judge it) is available to nobody: counted as
+    expired, so the balance promises no more than a plan can take."""
+    today = datetime.now(uow.settings.zone).date()
     query = (
         select(Batch, Holder, Item)
         .join(Holder, Holder.id == Batch.holder_id)
@@ -613,20 +616,26 @@ async def balances(
                 on_hand=of_milli(0),
                 reserved=of_milli(0),
                 available=of_milli(0),
+                expired=of_milli(0),
                 batches=[],
             )
         balance = found[key]
+        expired = batch.expires_on is not None and batch.expires_on < today
+        free = 0 if expired else available(batch)
         balance.batches.append(
             schemas.BatchBalance(
                 batch_id=batch.id,
                 batch=batch.batch,
                 expires_on=batch.expires_on,
+                expired=expired,
                 on_hand=of_milli(batch.on_hand),
                 reserved=of_milli(batch.reserved),
-                available=of_milli(available(batch)),
+                available=of_milli(free),
             )
         )
         balance.on_hand += of_milli(batch.on_hand)
         balance.reserved += of_milli(batch.reserved)
-        balance.available += of_milli(available(batch))
+        balance.available += of_milli(free)
+        if expired:
+            balance.expired += of_milli(batch.on_hand)
     return list(found.values())
