@@ -885,3 +885,26 @@ async def test_a_failed_try_arriving_late_does_not_undo_a_later_one(
     answered = await client.post(url, json={"deliveries": [again]}, headers=town.operator)
     assert answered.status_code == 200, answered.text
     assert (await undelivered(client, town, plan_id))["B"]["reason"] == "absent"
+
+
+async def test_a_contradictory_confirmation_names_the_field_to_correct(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A phone's confirmation that contradicts itself is refused naming the field: nobody
+    received what was not delivered, a delivery names who took it, only a failed try has a
+    reason."""
+    plan_id = await planned(client, town, village)
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    h = village.households
+    cases = [
+        ({"outcome": "not_delivered", "reason": "absent", "received_by": "王"}, "received_by"),
+        ({"outcome": "delivered"}, "received_by"),
+        ({"outcome": "delivered", "received_by": "王", "reason": "absent"}, "reason"),
+        ({"outcome": "not_delivered"}, "reason"),
+    ]
+    for n, (outcome, field) in enumerate(cases):
+        body = {"deliveries": [_to("B", h, f"px-{n}", **outcome)]}
+        refused = await client.post(url, json=body, headers=town.operator)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == f"deliveries.0.{field}", refused.text
+    assert (await undelivered(client, town, plan_id))["B"]["status"] == "pending"

@@ -4,7 +4,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.logistics import DeliveryOutcome, NotDeliveredReason
-from shared.fields import FreeText, Moment, Name
+from shared.fields import FieldError, FreeText, Moment, Name
 
 # The phone's own id for a confirmation, made when it was recorded (offline or not).
 ClientRef = Annotated[
@@ -48,13 +48,16 @@ class Outcome(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "Outcome":
         if self.rejected and self.outcome != "delivered":
-            raise ValueError("only a delivered household turns goods back (rejected)")
+            raise FieldError("rejected", "only a delivered household turns goods back")
         if self.outcome == "delivered" and self.received_by is None:
-            raise ValueError("a delivery needs received_by: who took it")
+            raise FieldError("received_by", "a delivery needs received_by: who took it")
         if self.outcome == "delivered" and self.reason is not None:
-            raise ValueError("a delivered household has no reason")
+            raise FieldError("reason", "a delivered household has no reason")
         if self.outcome == "not_delivered" and self.reason is None:
-            raise ValueError("not delivered needs a reason")
+            raise FieldError("reason", "not delivered needs a reason")
+        if self.outcome == "not_delivered" and self.received_by is not None:
+            # Nobody took it: a name here would read as a receipt in the history.
+            raise FieldError("received_by", "not delivered: nobody received it")
         return self
 
 
