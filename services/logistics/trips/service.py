@@ -55,7 +55,7 @@ async def card_step(uow: UnitOfWork, *, request_id: uuid.UUID, status: str) -> H
     request = await repository.locked(uow, request_id)
     WORK.check(uow, Place.of(request))
     if request.kind != "medicine_run":
-        raise Conflict.on("status", f"a {request.kind} request carries no insurance card")
+        raise Conflict.on("kind", f"a {request.kind} request carries no insurance card")
     if status != "returned" and request.status not in OPEN:
         # Nobody is to run an errand done, closed or cancelled: no card goes out for it (one
         # out is always taken back: the errand cannot end while it is).
