@@ -543,6 +543,30 @@ async def test_a_template_text_that_is_blank_is_refused_naming_its_locale(
     assert "stay_home" not in by_key and by_key["sealed"]["version"] == 1
 
 
+async def test_a_text_or_value_longer_than_one_sms_can_carry_is_refused_naming_it(
+    client: httpx.AsyncClient, town: Town, platform: Platform
+) -> None:
+    """A notice pasted twice by mistake would cost dozens of segments per resident: a text
+    over 500 characters (what a gateway takes for one message) or a value over 200 is
+    refused, naming it."""
+    texts = {"zh-CN": "请居家。" * 126}
+    new = {"town_id": str(town.id), "key": "stay_home", "variables": {}, "texts": texts}
+    refused = await client.post("/v1/templates", json=new, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["texts.zh-CN"]
+    at = "2022-04-01T17:30:00Z"
+    preview = {"town_id": str(town.id), "variables": {"area": "楼" * 201, "time": at}}
+    refused = await client.post("/v1/templates/sealed/preview", json=preview, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["variables.area"]
+    shown = await client.post(
+        "/v1/templates/sealed/preview",
+        json={**preview, "variables": {"area": "楼" * 200, "time": at}},
+        headers=town.operator,
+    )
+    assert shown.status_code == 200, shown.text
+
+
 async def test_the_audit_refuses_a_state_it_does_not_know_naming_it(
     client: httpx.AsyncClient, town: Town, platform: Platform
 ) -> None:

@@ -20,6 +20,7 @@ _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _AWARE = TypeAdapter(datetime)
 _DATE = TypeAdapter(date)
 _TEXT = TypeAdapter(FreeText)
+VALUE_MAX = 200
 # Every clock is within a day of UTC: a time this far from the calendar's ends can be shown
 # on any town's clock (9999-12-31 23:59 UTC is next year in Beijing, which Python cannot hold).
 _SHOWABLE = (
@@ -53,6 +54,9 @@ def _typed(kind: str, value: Any) -> Any:
         case "str":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("must be a non-empty string")
+            if len(value) > VALUE_MAX:
+                # A value fills a placeholder of a text held to what one SMS can carry.
+                raise ValueError(f"must be at most {VALUE_MAX} characters")
             try:
                 # An SMS carries no control character (PostgreSQL stores no NUL either).
                 return _TEXT.validate_python(value)

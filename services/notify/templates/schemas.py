@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,10 @@ Locale = Literal["zh-CN", "en"]
 # The glossary types (templates/glossary.py) show their value as a word of the locale.
 VariableType = Literal["str", "int", "datetime", "date", "zone_level", "request_kind"]
 KEY_PATTERN = r"^[a-z][a-z0-9_]{1,79}$"
+# SMS gateways take at most 500 characters for one (long) message, signature included: a
+# text pasted in by mistake must not cost hundreds of segments per resident.
+TEXT_MAX = 500
+Text = Annotated[FreeText, Field(max_length=TEXT_MAX)]
 
 
 class TemplateCreate(BaseModel):
@@ -36,7 +40,7 @@ class TemplateCreate(BaseModel):
     variables: dict[FreeText, VariableType] = Field(
         default_factory=dict, description="Variable name → type"
     )
-    texts: dict[Locale, FreeText] = Field(
+    texts: dict[Locale, Text] = Field(
         description="Locale → text with {variable} placeholders; zh-CN is required"
     )
 
@@ -60,7 +64,7 @@ class TemplateEdit(BaseModel):
     town_id: uuid.UUID
     description: FreeText | None = Field(default=None, max_length=200)
     variables: dict[FreeText, VariableType]
-    texts: dict[Locale, FreeText]
+    texts: dict[Locale, Text]
 
 
 class Preview(BaseModel):
