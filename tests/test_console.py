@@ -835,8 +835,8 @@ def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, tow
     # The stock card of an item at a store: every ledger line, the balance after each.
     item = api.post(
         "/v1/items",
-        json={"town_id": town_id, "name": "Masks", "unit": "box", "perishable": False},
-        headers={"Idempotency-Key": "console-item-masks"},
+        json={"town_id": town_id, "name": "Millet", "unit": "kg", "perishable": False},
+        headers={"Idempotency-Key": "console-item-millet"},
     )
     assert item.status_code == 201, item.text
     for n, quantity in enumerate(("40", "25.5")):
@@ -845,10 +845,10 @@ def test_errands_disinfection_and_stock_cards_from_the_console(browser: Any, tow
             json={
                 "holder_id": first["id"],
                 "source": "donation",
-                "donor": "Mask Works",
-                "lines": [{"item_id": item.json()["id"], "quantity": quantity, "batch": f"M-{n}"}],
+                "donor": "Grain Co.",
+                "lines": [{"item_id": item.json()["id"], "quantity": quantity, "batch": f"R-{n}"}],
             },
-            headers={"Idempotency-Key": f"console-masks-{n}"},
+            headers={"Idempotency-Key": f"console-millet-{n}"},
         )
         assert received.status_code == 201, received.text
     go(page, town, f"#/stock?holder_id={first['id']}", "#balances")
