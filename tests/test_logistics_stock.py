@@ -1127,3 +1127,29 @@ async def test_a_balance_promises_no_expired_stock(
     }
     short = await client.post("/v1/stock/issues", json=issue, headers=h)
     assert short.status_code == 409 and short.json()["errors"][0]["short"] == 1
+
+
+async def test_a_register_larger_than_one_file_is_refused_not_cut_short(
+    client: httpx.AsyncClient, town: Town, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A committee shows the export to its donors as the whole register: one cut short at
+    the file's limit would hide donations. Over the limit it is refused naming holder_id,
+    and exported store by store."""
+    from services.logistics.donations import endpoints as donation_endpoints
+
+    monkeypatch.setattr(donation_endpoints, "EXPORT_LIMIT", 2)
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    for n, holder in enumerate((c03.id, c03.id, town.id)):
+        line = {"item_id": rice, "quantity": "10", "batch": f"D-{n}"}
+        await receipt(client, h, holder, [line], source="donation", donor=f"Donor {n}")
+    refused = await client.get("/v1/donations/export?format=csv", headers=h)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "holder_id"
+    per_store = await client.get(
+        "/v1/donations/export", params={"format": "csv", "holder_id": c03.id}, headers=h
+    )
+    assert per_store.status_code == 200, per_store.text
+    rows = list(csv.DictReader(io.StringIO(per_store.content.decode("utf-8-sig"))))
+    assert {r["donor"] for r in rows} == {"Donor 0", "Donor 1"}

@@ -11,7 +11,7 @@ from typing import IO
 
 from sqlalchemy import func, select
 
-from services.logistics.donations import schemas
+from services.logistics.donations import repository, schemas
 from services.logistics.models import (
     Batch,
     Entry,
@@ -25,6 +25,7 @@ from services.logistics.models import (
 )
 from services.logistics.stock.quantities import of_milli, where
 from services.logistics.stock.repository import in_stores_seen
+from shared.problems import Invalid
 from shared.spreadsheets import Cell, SheetFormat, write_sheet
 from shared.uow import UnitOfWork
 
@@ -226,6 +227,23 @@ async def _went(uow: UnitOfWork, origins: list[uuid.UUID]) -> _Went:
 async def _holders(uow: UnitOfWork, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     found = await uow.session.scalars(select(Holder).where(Holder.id.in_(ids)))
     return {h.id: where(h) for h in found}
+
+
+async def to_export(
+    uow: UnitOfWork, *, holder_id: uuid.UUID | None, donor: str | None, limit: int
+) -> list[Receipt]:
+    """The donations to export, all of them or a 422: a file cut short at ``limit`` would be
+    read as the whole register by the donors it is shown to."""
+    receipts = await repository.donations_to_export(
+        uow, holder_id=holder_id, donor=donor, limit=limit + 1
+    )
+    if len(receipts) > limit:
+        raise Invalid.on(
+            "holder_id",
+            f"the register holds more than {limit:,} donations, more than one file holds: "
+            "export it store by store (holder_id) or donor by donor (donor)",
+        )
+    return receipts
 
 
 async def export(
