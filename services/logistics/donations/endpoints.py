@@ -60,9 +60,7 @@ async def export_donations(
 ) -> StreamingResponse:
     present = Presenter(uow, reveal=True, endpoint=request.url.path)
     present.require(PersonalField.phone, what="export the donation register")
-    receipts = await service.to_export(
-        uow, holder_id=holder_id, donor=donor, limit=EXPORT_LIMIT
-    )
+    receipts = await service.to_export(uow, holder_id=holder_id, donor=donor, limit=EXPORT_LIMIT)
     # Closed by the response once streamed.
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
     await service.export(uow, out, sheet_format=format, receipts=receipts)
