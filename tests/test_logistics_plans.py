@@ -393,6 +393,32 @@ async def test_committee_staff_plan_their_own_compounds_and_nobody_else_s(
     assert [p["id"] for p in listed.json()["items"]] == [own.json()["id"]]
 
 
+async def test_committee_staff_plan_for_the_sealed_households_of_their_own_compounds(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    """Supplies for everyone sealed in, from a committee: a zone level narrowed to the
+    committee's compounds reaches their sealed households only; another committee's
+    compound cannot be named, and the whole town's zone level stays the town's."""
+    other = await make_compound(client, town.id, town.operator, code="V2")
+    await make_resident(client, other, town.operator, household="X")
+    for compound, unit in ((village.compound, village.compound.unit_ids[1]), (other, None)):
+        zone = {"building_id": compound.building_id, "level": "sealed", "reason": "cases"}
+        await post(client, "/v1/zones", {**zone, "unit_id": unit}, town.operator)
+    await in_directory(platform, residents=24, zones=2)
+    staff = await committee_staff(client, town, village.compound, "staff-v1")
+
+    sealed = {"kind": "zone_level", "zone_level": "sealed", "ids": [village.compound.id]}
+    own = await plan(client, town, sealed, staff, lines=village.lines)
+    assert own.status_code == 201, own.text
+    sheet = await client.get(f"/v1/distribution-plans/{own.json()['id']}/pick-list", headers=staff)
+    assert {household for household, _ in quantities(sheet.text)} == {"C", "D"}
+
+    outside = await plan(client, town, {**sealed, "ids": [other.id]}, staff, lines=village.lines)
+    assert outside.status_code == 404 and outside.json()["errors"][0]["field"] == "scope.ids.0"
+    town_wide = await plan(client, town, {**sealed, "ids": []}, staff, lines=village.lines)
+    assert town_wide.status_code == 403
+
+
 async def test_a_plan_short_of_stock_is_refused_saying_by_how_much_and_where(
     client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:
@@ -490,13 +516,12 @@ async def test_a_scope_s_ids_or_zone_level_that_its_kind_would_ignore_are_refuse
     client: httpx.AsyncClient, town: Town, village: Village
 ) -> None:
     """An operator who sends the town's kind with a compound's id meant that compound, not the
-    whole town: a town or zone-level scope with `ids`, or a zone level on a scope of places,
-    is refused with 422 naming the field rather than planned over more (or other) households
-    than were named."""
+    whole town: a town scope with `ids`, or a zone level on a scope of places, is refused
+    with 422 naming the field rather than planned over more (or other) households than were
+    named."""
     lines = village.lines
     for scope, field in (
         ({"kind": "town", "ids": [village.compound.id]}, "scope.ids"),
-        ({"kind": "zone_level", "zone_level": "sealed", "ids": [village.compound.id]}, "scope.ids"),
         (
             {"kind": "compounds", "ids": [village.compound.id], "zone_level": "sealed"},
             "scope.zone_level",

@@ -58,7 +58,10 @@ async def plan_place(uow: UnitOfWork, *, scope: PlanScope, town_id: uuid.UUID) -
     place the caller cannot see."""
     if not uow.scope.allows(town_id=town_id):
         raise NotFound.on("town_id", f"no town {town_id} in your scope")
-    kind = SCOPE_PLACE_KIND.get(scope.kind)
+    # A zone level narrowed to compounds goes where those compounds are.
+    kind = (
+        "compound" if scope.kind == "zone_level" and scope.ids else SCOPE_PLACE_KIND.get(scope.kind)
+    )
     if kind is None:
         return Place(town_id)
     query = select(DirectoryPlace).where(
@@ -120,6 +123,8 @@ def _households_in(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]:
         building_id=households.c.building_id,
         unit_id=households.c.unit_id,
     )
+    if scope.ids:
+        in_town = and_(in_town, households.c.compound_id.in_(scope.ids))
     return and_(in_town, level == scope.zone_level)
 
 
@@ -135,7 +140,7 @@ def _residents_near(scope: PlanScope, town_id: uuid.UUID) -> ColumnElement[bool]
     (the join to the scope's households decides)."""
     r = table_of(DirectoryResident)
     match scope.kind:
-        case "compounds":
+        case "compounds" | "zone_level" if scope.ids:
             return and_(r.c.town_id == town_id, r.c.compound_id.in_(scope.ids))
         case "buildings":
             return and_(r.c.town_id == town_id, r.c.building_id.in_(scope.ids))

@@ -29,8 +29,9 @@ class PlanScope(BaseModel):
     ids: list[uuid.UUID] = Field(
         default_factory=list,
         max_length=1_000,
-        description="The compounds, buildings or units; one named twice counts once (the plan "
-        "keeps and shows each id once, in the order first given)",
+        description="The compounds, buildings or units; for a zone level, optionally the "
+        "compounds it is narrowed to (a committee's own sealed households). One named twice "
+        "counts once (the plan keeps and shows each id once, in the order first given)",
     )
     zone_level: Literal["sealed", "controlled", "precaution"] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=5)
@@ -48,20 +49,19 @@ class PlanScope(BaseModel):
 
 
 class PlanScopeIn(PlanScope):
-    """A scope as a request states it: `ids` only for compounds, buildings or units and
-    `zone_level` only for a zone-level scope. What the kind would leave unread is refused
-    (422 naming it), since it was meant: a town-wide plan sent with a compound's id was
-    meant for that compound, not for every household of the town."""
+    """A scope as a request states it: `ids` for compounds, buildings or units, or the
+    compounds a zone level is narrowed to, and `zone_level` only for a zone-level scope. What
+    the kind would leave unread is refused (422 naming it), since it was meant: a town-wide
+    plan sent with a compound's id was meant for that compound, not for every household of
+    the town."""
 
     @field_validator("ids")
     @classmethod
     def _ids_of_places(cls, ids: list[uuid.UUID], info: ValidationInfo) -> list[uuid.UUID]:
-        kind = info.data.get("kind")
-        if ids and kind in ("town", "zone_level"):
+        if ids and info.data.get("kind") == "town":
             raise ValueError(
-                f"a {kind} scope takes no ids: it covers "
-                + ("the whole town" if kind == "town" else "every unit in the zone level")
-                + "; for listed places use the kind compounds, buildings or units"
+                "a town scope takes no ids: it covers the whole town; for listed places use "
+                "the kind compounds, buildings or units"
             )
         return ids
 
