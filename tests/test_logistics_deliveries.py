@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from cordon.platform import Platform
+from services.logistics.models import directory
 from shared.auth import Principal
 from shared.contracts.testing import CaseConfirmed
 from shared.ids import new_id
@@ -176,26 +178,23 @@ async def test_a_sealed_unit_switches_to_door_delivery_and_back_when_lifted(
 
 
 async def test_door_delivery_follows_each_units_own_zone_over_its_buildings(
-    client: httpx.AsyncClient, town: Town, village: Village
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
 ) -> None:
     plan_id = await planned(client, town, village)
     unit1, unit2 = village.compound.unit_ids[:2]
+    building_id = village.compound.building_id
 
-    async def zone(unit_id: str | None, level: str | None) -> None:
-        body = {
-            "building_id": village.compound.building_id,
-            "unit_id": unit_id,
-            "level": level,
-            "reason": "night",
-        }
-        response = await client.post("/v1/zones", json=body, headers=town.operator)
+    async def zone(unit_id: str | None, level: str | None, **more: object) -> None:
+        body = {"building_id": building_id, "unit_id": unit_id, "level": level, "reason": "night"}
+        response = await client.post("/v1/zones", json={**body, **more}, headers=town.operator)
         assert response.status_code in (200, 201), response.text
 
-    await zone(unit1, "precaution")
     await zone(unit2, "sealed")
-    # The whole building sealed: unit 1 keeps its own precaution zone (the registry counts
-    # it so), unit 2 its own seal.
     await zone(None, "sealed")
+    await door(client, town, plan_id, lambda d: d["A"] == d["B"] == d["C"] == d["D"] == "sealed")
+    # Unit 1 released from the building's seal by an explicit downgrade: its own precaution
+    # zone wins over the building's (the registry counts it so); unit 2 keeps its own seal.
+    await zone(unit1, "precaution", downgrade=True)
     await door(
         client,
         town,
@@ -204,7 +203,18 @@ async def test_door_delivery_follows_each_units_own_zone_over_its_buildings(
     )
     # The building's seal lifted: unit 2 stays sealed on its own.
     await zone(None, None)
-    await door(client, town, plan_id, lambda d: d["C"] == d["D"] == "sealed")
+
+    async def lifted() -> bool:
+        zones = directory.models.Zone
+        async with platform.runtime("logistics").uow(Principal.system()) as uow:
+            level = await uow.session.scalar(
+                select(zones.level).where(
+                    zones.building_id == uuid.UUID(building_id), zones.unit_id.is_(None)
+                )
+            )
+        return level is None
+
+    await eventually(lifted, what="the building's seal lifted in logistics")
     assert {c: h["door_reason"] for c, h in (await undelivered(client, town, plan_id)).items()} == {
         "A": None,
         "B": None,
