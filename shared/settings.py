@@ -1,6 +1,6 @@
 """Settings for every process, read from the environment (prefix ``CORDON_``)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -119,6 +119,10 @@ class Settings(BaseSettings):
         """The latest time another clock (a phone's, a lab's) may state now: later is a time
         that has not come yet."""
         return datetime.now(UTC) + self.clock_skew
+
+    def today(self) -> date:
+        """The town office's date now: expiry dates are read on its calendar."""
+        return datetime.now(self.zone).date()
 
     @property
     def json_logs(self) -> bool:

@@ -169,6 +169,17 @@ async def plan(
     return await client.post("/v1/distribution-plans", json=body, headers=headers or town.operator)
 
 
+async def reserved_at_village(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> dict[str, object]:
+    """What the village's store holds reserved, by item name."""
+    held = await client.get(
+        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=town.operator
+    )
+    assert held.status_code == 200, held.text
+    return {b["item"]: b["reserved"] for b in held.json()}
+
+
 def quantities(sheet: str) -> dict[tuple[str, str], int]:
     rows = list(csv.DictReader(io.StringIO(sheet.lstrip("\ufeff"))))
     return {(r["household"], r["item"]): int(r["quantity"]) for r in rows}
@@ -244,10 +255,7 @@ async def test_a_place_named_twice_in_a_scope_is_counted_once(
     assert by_building.json()["households"] == 5
     assert by_building.json()["scope"]["ids"] == buildings
     # What both plans hold at the store: each household's allocation once per plan.
-    held = await client.get(
-        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=town.operator
-    )
-    assert {b["item"]: b["reserved"] for b in held.json()} == {
+    assert await reserved_at_village(client, town, village) == {
         "Supply package": 14,
         "Formula tin": 6,
     }
@@ -476,10 +484,7 @@ async def test_a_kit_is_reserved_as_its_items_and_a_short_one_named_on_its_line(
     accepted = await plan(client, town, scope, lines=[{"item_id": kit}])
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["lines"][0]["label"] == "rice and oil"
-    balances = await client.get(
-        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=h
-    )
-    reserved = {b["item"]: b["reserved"] for b in balances.json()}
+    reserved = await reserved_at_village(client, town, village)
     assert (reserved["rice"], reserved["oil"]) == (35, 7)
 
 
@@ -533,10 +538,7 @@ async def test_a_scope_s_ids_or_zone_level_that_its_kind_would_ignore_are_refuse
         assert refused.json()["errors"][0]["field"] == field, refused.text
     listed = await client.get("/v1/distribution-plans", headers=town.operator)
     assert listed.json()["items"] == []
-    held = await client.get(
-        "/v1/stock/balances", params={"holder_id": village.compound.id}, headers=town.operator
-    )
-    assert {b["item"]: b["reserved"] for b in held.json()} == {
+    assert await reserved_at_village(client, town, village) == {
         "Supply package": 0,
         "Formula tin": 0,
     }

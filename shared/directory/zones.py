@@ -29,6 +29,20 @@ def zone_level_of(zones: Table, *, building_id: Any, unit_id: Any) -> ColumnElem
     return coalesce(unit_zone, building_zone)
 
 
+def zoned_apart(zones: Table, *, building_id: Any, unit_id: Any) -> ColumnElement[bool]:
+    """Whether the unit at ``building_id`` and ``unit_id`` has a zone of its own: then a
+    change of its building's zone is no change of its level."""
+    return (
+        select(zones.c.unit_id)
+        .where(
+            zones.c.building_id == building_id,
+            zones.c.unit_id == unit_id,
+            zones.c.level.is_not(None),
+        )
+        .exists()
+    )
+
+
 def join_zone_levels(
     source: FromClause, zones: Table, *, building_id: Any, unit_id: Any
 ) -> tuple[Join, ColumnElement[Any]]:

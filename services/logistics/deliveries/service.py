@@ -215,9 +215,9 @@ async def _apply(
     if not fresh:
         return 0
     now = datetime.now(UTC)
-    tried = await repository.last_tried(
-        uow, plan_id=plan.id, household_ids=[d.household_id for d, _ in fresh]
-    )
+    # Only a failed try can be overtaken: a batch of deliveries reads nothing more.
+    failed = [d.household_id for d, _ in fresh if d.outcome != "delivered"]
+    tried = await repository.last_tried(uow, plan_id=plan.id, household_ids=failed)
     rows = [
         {
             "id": uuid.uuid4(),

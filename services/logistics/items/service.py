@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from services.logistics.items import schemas
 from services.logistics.models import Item, Kit, KitLine
-from services.logistics.stock.quantities import of_milli, to_milli, whole
+from services.logistics.stock.quantities import of_milli, to_milli
 from shared.authz import Place, Role, policy
 from shared.problems import Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -70,11 +70,7 @@ async def create_kit(uow: UnitOfWork, *, data: schemas.KitCreate) -> schemas.Kit
             **place.columns(),
             kit_id=kit.id,
             item_id=line.item_id,
-            quantity=whole(
-                to_milli(line.quantity, field=f"lines.{n}.quantity"),
-                found[line.item_id],
-                field=f"lines.{n}.quantity",
-            ),
+            quantity=to_milli(line.quantity, field=f"lines.{n}.quantity", item=found[line.item_id]),
         )
         for n, line in enumerate(data.lines)
     ]

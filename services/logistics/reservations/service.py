@@ -44,7 +44,7 @@ from services.logistics.models import (
 )
 from services.logistics.plans.cancelled import refuse_if_cancelled
 from services.logistics.stock import repository
-from services.logistics.stock.quantities import amount, of_milli, to_milli, where, whole
+from services.logistics.stock.quantities import amount, of_milli, to_milli, where
 from services.logistics.stock.service import (
     MANAGE,
     catalogue_items,
@@ -93,12 +93,15 @@ class Reserved:
 Line = tuple[uuid.UUID, Decimal | int]
 
 
-def _merged(lines: Sequence[Line]) -> dict[uuid.UUID, int]:
-    """Quantities per item in thousandths (an item named twice counts twice), in order."""
+def _merged(
+    lines: Sequence[Line], items: dict[uuid.UUID, Item] | None = None
+) -> dict[uuid.UUID, int]:
+    """Quantities per item in thousandths (an item named twice counts twice), in order; with
+    ``items``, a fraction of one counted whole is refused too."""
     wanted: dict[uuid.UUID, int] = defaultdict(int)
     for n, (item_id, quantity) in enumerate(lines):
         field = f"lines.{n}.quantity"
-        milli = to_milli(quantity, field=field)
+        milli = to_milli(quantity, field=field, item=items[item_id] if items else None)
         if milli <= 0:
             raise Invalid.on(field, f"{quantity} is not a quantity to take: give more than 0")
         wanted[item_id] += milli
@@ -126,13 +129,10 @@ async def reserve(
     C03"); ``NotFound`` (404) for a holder or item the caller cannot see; ``Forbidden``
     (403) when the caller does not manage the holder."""
     found = await managed_holder(uow, holder_id)
-    wanted = _merged(lines)
-    items = await catalogue_items(uow, found, list(wanted))
-    for n, (item_id, quantity) in enumerate(lines):
-        whole(to_milli(quantity), items[item_id], field=f"lines.{n}.quantity")
+    items = await catalogue_items(uow, found, [item_id for item_id, _ in lines])
+    wanted = _merged(lines, items)
     await repository.lock_holder(uow, found.id)
-    # Expiry dates are the town office's calendar's, as a receipt's check reads them.
-    usable_on = today or datetime.now(uow.settings.zone).date()
+    usable_on = today or uow.settings.today()
     batches = await repository.batches(
         uow, holder_id=found.id, item_ids=list(wanted), usable_on=usable_on
     )

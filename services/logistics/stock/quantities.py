@@ -78,12 +78,13 @@ Stored = Annotated[
 PLURAL = {"portion": "portions", "box": "boxes", "piece": "pieces"}
 
 
-def to_milli(value: Decimal | int, *, field: str = "quantity") -> int:
-    """Thousandths of the unit; a finer quantity is refused rather than rounded."""
+def to_milli(value: Decimal | int, *, field: str = "quantity", item: Item | None = None) -> int:
+    """Thousandths of the unit; a finer quantity is refused rather than rounded, and so is
+    a fraction of a unit ``item`` counts whole (:func:`whole`)."""
     scaled = Decimal(value) * MILLI
     if scaled != scaled.to_integral_value():
         raise Invalid.on(field, f"{value} has more than three decimals")
-    return int(scaled)
+    return int(scaled) if item is None else whole(int(scaled), item, field=field)
 
 
 # Units counted whole: half a tin or half a portion is nothing anybody can hand out.

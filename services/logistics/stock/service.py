@@ -277,11 +277,7 @@ async def receive(uow: UnitOfWork, *, data: schemas.ReceiptCreate) -> tuple[Rece
     _check_receipt(data, items, received_on=received_on)
     _check_received_at(data.received_at, latest=uow.settings.latest_stated())
     quantities = [
-        whole(
-            to_milli(line.quantity, field=f"lines.{n}.quantity"),
-            items[line.item_id],
-            field=f"lines.{n}.quantity",
-        )
+        to_milli(line.quantity, field=f"lines.{n}.quantity", item=items[line.item_id])
         for n, line in enumerate(data.lines)
     ]
     version = await repository.lock_holder(uow, found.id)
@@ -591,7 +587,7 @@ async def balances(
     (earliest expiry first); batches with nothing left are left out. A batch past its expiry
     (the town office's date, as reservations judge it) is available to nobody: counted as
     expired, so the balance promises no more than a plan can take."""
-    today = datetime.now(uow.settings.zone).date()
+    today = uow.settings.today()
     query = (
         select(Batch, Holder, Item)
         .join(Holder, Holder.id == Batch.holder_id)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.logistics.models import Batch, EntryKind, Holder, Item, Transfer, TransferLine
 from services.logistics.stock import repository
-from services.logistics.stock.quantities import of_milli, to_milli, where, whole
+from services.logistics.stock.quantities import of_milli, to_milli, where
 from services.logistics.stock.service import (
     MANAGE,
     catalogue_items,
@@ -35,20 +35,17 @@ async def dispatch(uow: UnitOfWork, *, data: schemas.TransferCreate) -> Transfer
         raise Invalid.on("to_holder_id", "transfers go from the town warehouse to a compound")
     source = await holder(uow, to.town_id, field="to_holder_id")
     MANAGE.check(uow, place_of(source), field="to_holder_id")
+    items = await catalogue_items(uow, source, [line.item_id for line in data.lines])
     wanted: dict[uuid.UUID, int] = {}
     for n, line in enumerate(data.lines):
-        quantity = to_milli(line.quantity, field=f"lines.{n}.quantity")
+        quantity = to_milli(line.quantity, field=f"lines.{n}.quantity", item=items[line.item_id])
         wanted[line.item_id] = wanted.get(line.item_id, 0) + quantity
-    items = await catalogue_items(uow, source, list(wanted))
-    for n, line in enumerate(data.lines):
-        whole(to_milli(line.quantity), items[line.item_id], field=f"lines.{n}.quantity")
     version = await repository.lock_holder(uow, source.id)
     batches = await repository.batches(
         uow,
         holder_id=source.id,
         item_ids=list(wanted),
-        # Expired or not on the town office's calendar, as a receipt's check reads it.
-        usable_on=datetime.now(uow.settings.zone).date(),
+        usable_on=uow.settings.today(),
     )
     takes, short = fefo(batches, wanted)
     if short:
@@ -152,7 +149,7 @@ def _received(
         if line is None:
             raise Invalid.on(f"lines.{n}.line_id", f"line {stated.line_id} is not this transfer's")
         field = f"lines.{n}.received"
-        quantity = whole(to_milli(stated.received, field=field), items[line.item_id], field=field)
+        quantity = to_milli(stated.received, field=field, item=items[line.item_id])
         if quantity > line.dispatched:
             sent = of_milli(line.dispatched)
             raise Invalid.on(

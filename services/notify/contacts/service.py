@@ -20,7 +20,7 @@ from services.notify.models import (
 )
 from shared.authz import Place
 from shared.db import table_of
-from shared.directory.zones import zone_level_of
+from shared.directory.zones import zone_level_of, zoned_apart
 from shared.phones import can_receive_sms
 from shared.uow import UnitOfWork
 
@@ -126,13 +126,9 @@ def in_building_zone(building_id: uuid.UUID) -> ColumnElement[bool]:
     """Residents of the building whose level is the building's: their unit has no zone of
     its own (a unit's own zone wins, ``shared/directory/zones.py``), so a change of the
     building's zone is a change of theirs."""
-    r, zones = DirectoryResident, table_of(DirectoryZone)
-    own_zone = (
-        select(zones.c.unit_id)
-        .where(zones.c.unit_id == r.unit_id, zones.c.level.is_not(None))
-        .exists()
-    )
-    return and_(r.building_id == building_id, ~own_zone)
+    r = DirectoryResident
+    apart = zoned_apart(table_of(DirectoryZone), building_id=r.building_id, unit_id=r.unit_id)
+    return and_(r.building_id == building_id, ~apart)
 
 
 def with_ids(ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
