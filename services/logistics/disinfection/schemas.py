@@ -4,7 +4,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.logistics.models import DisinfectionTarget
-from shared.fields import FreeText, Moment
+from shared.fields import FieldError, FreeText, Moment
 
 PerDay = Field(ge=1, le=24, description="Times a day")
 # Targets inside a building, and those inside a unit.
@@ -55,7 +55,7 @@ class DefaultsIn(BaseModel):
     @model_validator(mode="after")
     def _hours(self) -> "DefaultsIn":
         if self.last_slot_hour <= self.first_slot_hour:
-            raise ValueError("last_slot_hour must come after first_slot_hour")
+            raise FieldError("last_slot_hour", "last_slot_hour must come after first_slot_hour")
         return self
 
 
@@ -99,9 +99,9 @@ class ScheduleCreate(BaseModel):
     @model_validator(mode="after")
     def _placed(self) -> "ScheduleCreate":
         if self.target in IN_BUILDING and self.building_id is None:
-            raise ValueError(f"building_id is required for a {self.target.value}")
+            raise FieldError("building_id", f"building_id is required for a {self.target.value}")
         if self.target in IN_UNIT and self.unit_id is None:
-            raise ValueError(f"unit_id is required for a {self.target.value}")
+            raise FieldError("unit_id", f"unit_id is required for a {self.target.value}")
         return self
 
 

@@ -191,8 +191,13 @@ class SettingsIn(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> "SettingsIn":
-        if not self.urgent_minutes <= self.high_minutes <= self.normal_minutes:
-            raise ValueError("targets must not shrink as priority falls: urgent ≤ high ≤ normal")
+        shrinking = "high_minutes" if self.urgent_minutes > self.high_minutes else None
+        if self.high_minutes > self.normal_minutes:
+            shrinking = "normal_minutes"
+        if shrinking is not None:
+            raise FieldError(
+                shrinking, "targets must not shrink as priority falls: urgent ≤ high ≤ normal"
+            )
         return self
 
 

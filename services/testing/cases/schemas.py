@@ -4,7 +4,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.fields import FreeText, Moment, Name
+from shared.fields import FieldError, FreeText, Moment, Name
 from shared.privacy import HealthRecord, PersonalIdNumber, PersonalName, PersonalPhone
 
 ContactKind = Literal["close", "secondary"]
@@ -89,9 +89,13 @@ class ContactIn(BaseModel):
     @model_validator(mode="after")
     def _who(self) -> "ContactIn":
         if (self.resident_id is None) == (self.name is None):
-            raise ValueError("give either resident_id or the name (and phone) of an outsider")
+            raise FieldError(
+                "resident_id", "give either resident_id or the name (and phone) of an outsider"
+            )
         if self.resident_id is not None and self.phone is not None:
-            raise ValueError("a resident's phone comes from the directory; leave phone out")
+            raise FieldError(
+                "phone", "a resident's phone comes from the directory; leave phone out"
+            )
         return self
 
 
@@ -118,8 +122,11 @@ class TransferIn(BaseModel):
 
     @model_validator(mode="after")
     def _schedule(self) -> "TransferIn":
-        if self.status == "scheduled" and (self.destination is None or self.scheduled_for is None):
-            raise ValueError("a scheduled transfer needs destination and scheduled_for")
+        if self.status != "scheduled":
+            return self
+        for field in ("destination", "scheduled_for"):
+            if getattr(self, field) is None:
+                raise FieldError(field, "a scheduled transfer needs destination and scheduled_for")
         return self
 
 

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.testing.models import MemberStatus
 from shared.contracts.testing import RoundKind, RoundScope
-from shared.fields import Moment, Name
+from shared.fields import FieldError, Moment, Name
 from shared.privacy import PersonalName, PersonalPhone, PersonalRecord
 
 # A screening round is sampled in hours, a large town's in a few days.
@@ -43,15 +43,17 @@ class RoundCreate(BaseModel):
     @model_validator(mode="after")
     def _window(self) -> "RoundCreate":
         if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            raise FieldError("ends_at", "ends_at must be after starts_at")
         if self.ends_at - self.starts_at > MAX_WINDOW:
-            raise ValueError(f"a round's window is at most {MAX_WINDOW.days} days")
+            raise FieldError("ends_at", f"a round's window is at most {MAX_WINDOW.days} days")
         if self.scope.kind != "zone_level" and self.scope.zone_level is not None:
-            raise ValueError(f"a {self.scope.kind} scope takes no scope.zone_level")
+            raise FieldError(
+                "scope.zone_level", f"a {self.scope.kind} scope takes no scope.zone_level"
+            )
         if self.scope.kind == "zone_level" and self.scope.zone_level is None:
-            raise ValueError("a zone_level scope needs scope.zone_level")
+            raise FieldError("scope.zone_level", "a zone_level scope needs scope.zone_level")
         if self.scope.kind in ("compounds", "buildings", "units") and not self.scope.ids:
-            raise ValueError(f"a {self.scope.kind} scope needs scope.ids")
+            raise FieldError("scope.ids", f"a {self.scope.kind} scope needs scope.ids")
         return self
 
 
