@@ -191,11 +191,15 @@ async def test_a_donation_is_registered_with_where_it_went(
     assert issued_row["donor_contact"] == "13912345678"
     assert issued_row["reference"] == "groceries for 3-101"
     assert issued_row["quantity"] == "12.5" and issued_row["building"] == "1"
+    # Its time as the API states every time: in UTC, with Z.
+    assert donation["received_at"].endswith("Z")
+    assert {r["received_at"] for r in rows} == {donation["received_at"]}
     xlsx = await client.get("/v1/donations/export?format=xlsx", headers=h)
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet is not None
     cells = [[c.value for c in row] for row in sheet.iter_rows()]
     assert cells[0][1] == "donor" and {r[9] for r in cells[1:]} == {"issued", "in_stock"}
+    assert {r[0] for r in cells[1:]} == {donation["received_at"]}
     # Quantities are numbers a committee can sum; a phone stays text, as written.
     issued_cells = next(r for r in cells[1:] if r[9] == "issued")
     assert issued_cells[8] == 100 and issued_cells[-1] == 12.5
