@@ -5,7 +5,8 @@ carriage return before one) is run as a formula by Excel and LibreOffice when a 
 (spreadsheet formula injection): CSV cells that begin so are prefixed with an apostrophe, which
 the spreadsheet hides and our own imports take off again (:func:`csv_value`). In .xlsx a cell
 is a formula only when its type says so, so cells are written typed as text instead and keep
-their value; a count or a quantity is written as a number, so a committee can sum its column.
+their value; a count or a quantity is written as a number, so a committee can sum its column;
+a time is written as text, as the JSON API states it (pydantic's serialiser: UTC as ``Z``).
 And XML (hence .xlsx) cannot hold most control characters: input refuses them
 (``shared.fields.FreeText``); what was stored before is written with U+FFFD in their place."""
 
@@ -13,12 +14,14 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterable, Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import IO, Literal
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from pydantic import TypeAdapter
 
 SheetFormat = Literal["csv", "xlsx"]
 MEDIA_TYPES: dict[SheetFormat, str] = {
@@ -31,8 +34,11 @@ UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NEUTRALISER = "'"
 # A cell as an export gives it: text (codes, phones and document numbers stay text, their
-# leading zeros kept), or a count or a quantity.
-Cell = str | int | Decimal
+# leading zeros kept), a count or a quantity, or a time.
+Cell = str | int | Decimal | datetime
+# Times through the serialiser that writes them in every JSON answer, so a file and the API
+# state the same instant in the same words.
+_MOMENT = TypeAdapter(datetime)
 
 
 def cell_text(value: str) -> str:
@@ -84,13 +90,20 @@ async def _write_csv(
     writer.writerow([csv_cell(c) for c in columns])
     count = 0
     async for cells in rows:
-        writer.writerow([csv_cell(c) if isinstance(c, str) else str(c) for c in cells])
+        texts = (_as_written(c) for c in cells)
+        writer.writerow([csv_cell(c) if isinstance(c, str) else str(c) for c in texts])
         count += 1
     text.detach()
     return count
 
 
+def _as_written(value: Cell) -> str | int | Decimal:
+    """A time as the API states it; any other cell as it is."""
+    return str(_MOMENT.dump_python(value, mode="json")) if isinstance(value, datetime) else value
+
+
 def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell) -> WriteOnlyCell:
+    value = _as_written(value)
     if not isinstance(value, str):
         # A number, summed and sorted as one (a Decimal keeps its exact digits).
         return WriteOnlyCell(sheet, value)

@@ -7,7 +7,7 @@ import io
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,7 +31,10 @@ from tests.test_logistics_plans import (
     stock_village,
 )
 
-AT = "2022-04-05T09:12:00+08:00"
+
+def now() -> str:
+    """A confirmation's time: now, after its plan was made (one dated before is refused)."""
+    return datetime.now(UTC).isoformat()
 
 
 @pytest.fixture
@@ -75,14 +78,14 @@ async def test_a_confirmation_sent_twice_changes_once_and_a_unit_is_confirmed_at
                 "outcome": "delivered",
                 "received_by": "户A-0",
                 "code": "4821",
-                "at": AT,
+                "at": now(),
             },
             {
                 "client_ref": "p7-0002",
                 "household_id": h["B"],
                 "outcome": "not_delivered",
                 "reason": "absent",
-                "at": AT,
+                "at": now(),
             },
         ]
     }
@@ -99,7 +102,7 @@ async def test_a_confirmation_sent_twice_changes_once_and_a_unit_is_confirmed_at
             "client_ref": "p7-unit-2",
             "outcome": "delivered",
             "received_by": "楼组长",
-            "at": AT,
+            "at": now(),
         }
         done = await client.post(unit, json=whole, headers=town.operator)
         assert done.status_code == 200, done.text
@@ -165,7 +168,7 @@ async def test_a_sealed_unit_switches_to_door_delivery_and_back_when_lifted(
         "household_id": village.households["E"],
         "outcome": "not_delivered",
         "reason": "unit_sealed",
-        "at": AT,
+        "at": now(),
     }
     response = await client.post(url, json={"deliveries": [found]}, headers=town.operator)
     assert response.status_code == 200, response.text
@@ -296,14 +299,14 @@ async def test_delivered_goods_leave_the_shelf_once_and_the_undelivered_stay_res
                 "household_id": h["A"],
                 "outcome": "delivered",
                 "received_by": "户A-0",
-                "at": AT,
+                "at": now(),
             },
             {
                 "client_ref": "p9-0002",
                 "household_id": h["B"],
                 "outcome": "not_delivered",
                 "reason": "absent",
-                "at": AT,
+                "at": now(),
             },
         ]
     }
@@ -315,7 +318,12 @@ async def test_delivered_goods_leave_the_shelf_once_and_the_undelivered_stay_res
         "Formula tin": (20, 3, 17),
     }
     unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
-    whole = {"client_ref": "p9-unit-2", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    whole = {
+        "client_ref": "p9-unit-2",
+        "outcome": "delivered",
+        "received_by": "楼组长",
+        "at": now(),
+    }
     for _ in range(2):
         response = await client.post(unit, json=whole, headers=town.operator)
         assert response.status_code == 200, response.text
@@ -365,7 +373,7 @@ async def test_a_delivered_kit_leaves_the_shelf_as_its_items(
         "household_id": village.households["A"],
         "outcome": "delivered",
         "received_by": "户A-0",
-        "at": AT,
+        "at": now(),
     }
     response = await client.post(url, json={"deliveries": [delivered]}, headers=h)
     assert response.status_code == 200, response.text
@@ -389,7 +397,7 @@ async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
         "household_id": h["A"],
         "outcome": "delivered",
         "received_by": "户A-0",
-        "at": AT,
+        "at": now(),
     }
     response = await client.post(url, json={"deliveries": [to_a]}, headers=town.operator)
     assert response.status_code == 200, response.text
@@ -431,7 +439,7 @@ async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
     assert late.status_code == 409
     assert "cancelled" in late.json()["detail"] and "duplicate plan" in late.json()["detail"]
     unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
-    whole = {"client_ref": "c-unit", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    whole = {"client_ref": "c-unit", "outcome": "delivered", "received_by": "楼组长", "at": now()}
     assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 409
     again = await client.post(cancel, json={"reason": "again"}, headers=town.operator)
     assert again.status_code == 409
@@ -443,7 +451,7 @@ async def test_a_cancelled_plan_gives_back_what_it_holds_and_refuses_deliveries(
 
 def _to(household: str, h: dict[str, str], ref: str, **outcome: Any) -> dict[str, Any]:
     outcome = outcome or {"outcome": "delivered", "received_by": f"户{household}-0"}
-    return {"client_ref": ref, "household_id": h[household], "at": AT, **outcome}
+    return {"client_ref": ref, "household_id": h[household], "at": now(), **outcome}
 
 
 async def test_a_cancelled_plan_shows_nobody_as_still_to_deliver_and_refuses_every_new_confirmation(
@@ -456,7 +464,7 @@ async def test_a_cancelled_plan_shows_nobody_as_still_to_deliver_and_refuses_eve
     body = {"deliveries": [_to("A", h, "x-1"), _to("B", h, "x-2", **absent)]}
     assert (await client.post(url, json=body, headers=town.operator)).status_code == 200
     unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
-    whole = {"client_ref": "x-unit", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    whole = {"client_ref": "x-unit", "outcome": "delivered", "received_by": "楼组长", "at": now()}
     assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 200
     read = f"/v1/distribution-plans/{plan_id}"
     assert (await client.get(read, headers=town.operator)).json()["status"] == "planned"
@@ -613,7 +621,7 @@ async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest
             "outcome": "delivered",
             "received_by": f"户{household}-0",
             "rejected": rejected,
-            "at": AT,
+            "at": now(),
         }
 
     body = {
@@ -646,7 +654,7 @@ async def test_partial_acceptance_issues_what_was_accepted_and_releases_the_rest
         "outcome": "delivered",
         "received_by": "楼组长",
         "rejected": [{"item_id": village.formula, "quantity": 1}],
-        "at": AT,
+        "at": now(),
     }
     assert (await client.post(unit, json=whole, headers=town.operator)).status_code == 422
 
@@ -665,7 +673,7 @@ async def test_a_whole_unit_leaves_households_refused_moved_or_sealed_as_they_we
                 "household_id": h[code],
                 "outcome": "not_delivered",
                 "reason": reason,
-                "at": AT,
+                "at": now(),
             }
             for code, reason in marks
         ]
@@ -673,7 +681,7 @@ async def test_a_whole_unit_leaves_households_refused_moved_or_sealed_as_they_we
         response = await client.post(url, json={"deliveries": rows}, headers=town.operator)
         assert response.status_code == 200, response.text
 
-    whole = {"client_ref": "unit-2", "outcome": "delivered", "received_by": "楼组长", "at": AT}
+    whole = {"client_ref": "unit-2", "outcome": "delivered", "received_by": "楼组长", "at": now()}
     first = await planned(client, town, village)
     await one_by_one(first, ("D", "refused"))
     unit = f"/v1/distribution-plans/{first}/units/{unit_id}/deliveries"
@@ -748,6 +756,58 @@ async def test_a_confirmation_dated_in_the_future_is_refused_naming_at(
     assert {left[c]["status"] for c in ("A", "E")} == {"pending"}
 
 
+async def test_a_confirmation_dated_before_its_plan_was_made_is_refused_naming_at(
+    client: httpx.AsyncClient, town: Town, village: Village
+) -> None:
+    """A phone whose clock fell back to 2022 (a dead battery) does not record a household as
+    delivered, nor tried, years before the plan that sent the goods existed: those rows are
+    refused on `at` saying so, the good rows apply (a phone's few minutes behind are within
+    the clocks' tolerance), a whole unit's confirmation is a 422 naming `at`, and nothing
+    leaves the shelf for the refused rows."""
+    plan_id = await planned(client, town, village)
+    made = await client.get(f"/v1/distribution-plans/{plan_id}", headers=town.operator)
+    created_at = datetime.fromisoformat(made.json()["created_at"])
+    url = f"/v1/distribution-plans/{plan_id}/deliveries"
+    h = village.households
+    behind = "2022-04-05T09:12:00+08:00"
+    delivered = {"outcome": "delivered", "received_by": "户"}
+    absent = {"outcome": "not_delivered", "reason": "absent"}
+    slow = (created_at - timedelta(minutes=5)).isoformat()
+    rows = [
+        {"household_id": h["A"], "at": behind, **delivered},
+        {"household_id": h["B"], "at": behind, **absent},
+        {"household_id": h["C"], "at": slow, **delivered},
+        {"household_id": h["D"], "at": now(), **delivered},
+    ]
+    body = {"deliveries": [{"client_ref": f"p0-{n}", **row} for n, row in enumerate(rows)]}
+    answer = await client.post(url, json=body, headers=town.operator)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changed"] == 2
+    errors = answer.json()["errors"]
+    assert [(e["row"], e["field"]) for e in errors] == [(0, "at"), (1, "at")]
+    assert all("before" in e["message"] for e in errors), errors
+    alone = await client.post(
+        url, json={"deliveries": body["deliveries"][1:2]}, headers=town.operator
+    )
+    assert alone.status_code == 422, alone.text
+    assert [e["field"] for e in alone.json()["errors"]] == ["at"]
+
+    unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
+    whole = {"client_ref": "p0-unit", "at": behind, **delivered}
+    refused = await client.post(unit, json=whole, headers=town.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "at"
+
+    left = await undelivered(client, town, plan_id)
+    assert sorted(left) == ["A", "B", "E"]
+    assert {(left[c]["status"], left[c]["reason"]) for c in "ABE"} == {("pending", None)}
+    # Only C's and D's goods left the shelf (packages C 1, D 2; formula C 1, D 2).
+    assert await shelf(client, town, village) == {
+        "Supply package": (97, 4, 93),
+        "Formula tin": (17, 0, 17),
+    }
+
+
 async def test_blank_names_and_reasons_are_refused_naming_the_field(
     client: httpx.AsyncClient, town: Town, village: Village
 ) -> None:
@@ -776,7 +836,7 @@ async def test_blank_names_and_reasons_are_refused_naming_the_field(
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "deliveries.0.received_by"
     unit = f"/v1/distribution-plans/{plan_id}/units/{village.compound.unit_ids[1]}/deliveries"
-    whole = {"client_ref": "b-unit", "outcome": "delivered", "received_by": blank, "at": AT}
+    whole = {"client_ref": "b-unit", "outcome": "delivered", "received_by": blank, "at": now()}
     refused = await client.post(unit, json=whole, headers=town.operator)
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["field"] == "received_by"
@@ -874,16 +934,20 @@ async def test_the_printable_pick_list_shows_who_was_delivered_and_who_was_not(
 async def test_a_failed_try_arriving_late_does_not_undo_a_later_one(
     client: httpx.AsyncClient, town: Town, village: Village
 ) -> None:
-    """Two phones at household B's door: at 10:00 the family refused the package; the 09:00
-    'absent' from a phone that was offline arrives after it. B stays 'refused' (a standing
+    """Two phones at household B's door: the family refused the package; the 'absent' of a
+    minute before, from a phone that was offline, arrives after it. B stays 'refused' (a standing
     reason a whole-unit confirmation respects), and the late try is still in the history."""
     plan_id = await planned(client, town, village)
     url = f"/v1/distribution-plans/{plan_id}/deliveries"
     h = village.households
+    # Minutes apart, since the plan was made: a try before it is refused.
+    base = datetime.now(UTC)
     refused = {"outcome": "not_delivered", "reason": "refused"}
-    later = {**_to("B", h, "p9-1000", **refused), "at": "2022-04-05T10:00:00+08:00"}
+    at = (base - timedelta(minutes=2)).isoformat()
+    later = {**_to("B", h, "p9-1000", **refused), "at": at}
     absent = {"outcome": "not_delivered", "reason": "absent"}
-    earlier = {**_to("B", h, "p8-0900", **absent), "at": "2022-04-05T09:00:00+08:00"}
+    at = (base - timedelta(minutes=3)).isoformat()
+    earlier = {**_to("B", h, "p8-0900", **absent), "at": at}
     for sent in (later, earlier):
         answered = await client.post(url, json={"deliveries": [sent]}, headers=town.operator)
         assert answered.status_code == 200, answered.text
@@ -891,7 +955,7 @@ async def test_a_failed_try_arriving_late_does_not_undo_a_later_one(
     assert (left["B"]["status"], left["B"]["reason"]) == ("undelivered", "refused")
 
     # A try after both is news: it applies.
-    again = {**_to("B", h, "p9-1100", **absent), "at": "2022-04-05T11:00:00+08:00"}
+    again = {**_to("B", h, "p9-1100", **absent), "at": base.isoformat()}
     answered = await client.post(url, json={"deliveries": [again]}, headers=town.operator)
     assert answered.status_code == 200, answered.text
     assert (await undelivered(client, town, plan_id))["B"]["reason"] == "absent"

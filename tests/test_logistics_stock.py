@@ -6,8 +6,11 @@ import asyncio
 import csv
 import io
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -51,6 +54,15 @@ async def known_to_logistics(platform: Platform, *place_ids: object) -> None:
             return set(found) == wanted
 
     await eventually(arrived, what="places in the logistics directory")
+
+
+@contextmanager
+def on_the_town_s_calendar(day: date) -> Iterator[None]:
+    """The town office's date is ``day`` meanwhile: goods received then, good until a day
+    before today, are expired stock on the shelf today (a receipt takes in nothing expired
+    by its own day)."""
+    with patch.object(Settings, "today", lambda _: day):
+        yield
 
 
 async def compound(client: httpx.AsyncClient, town: Town, platform: Platform) -> Compound:
@@ -179,11 +191,15 @@ async def test_a_donation_is_registered_with_where_it_went(
     assert issued_row["donor_contact"] == "13912345678"
     assert issued_row["reference"] == "groceries for 3-101"
     assert issued_row["quantity"] == "12.5" and issued_row["building"] == "1"
+    # Its time as the API states every time: in UTC, with Z.
+    assert donation["received_at"].endswith("Z")
+    assert {r["received_at"] for r in rows} == {donation["received_at"]}
     xlsx = await client.get("/v1/donations/export?format=xlsx", headers=h)
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet is not None
     cells = [[c.value for c in row] for row in sheet.iter_rows()]
     assert cells[0][1] == "donor" and {r[9] for r in cells[1:]} == {"issued", "in_stock"}
+    assert {r[0] for r in cells[1:]} == {donation["received_at"]}
     # Quantities are numbers a committee can sum; a phone stays text, as written.
     issued_cells = next(r for r in cells[1:] if r[9] == "issued")
     assert issued_cells[8] == 100 and issued_cells[-1] == 12.5
@@ -258,13 +274,18 @@ async def test_a_transfer_records_what_was_lost_in_transit(
     assert (await balance(client, h, town.id, rice))["on_hand"] == 180
 
 
-async def test_goods_expired_before_they_were_received_are_not_received_as_stock(
+async def test_expired_goods_are_not_received_as_stock_however_far_back_the_receipt_is_dated(
     client: httpx.AsyncClient, town: Town, platform: Platform, settings: Settings
 ) -> None:
+    """Formula that expired yesterday is refused on a receipt, and still refused when the
+    receipt claims the goods came three days ago: expiry is judged on the town office's date
+    today, not on a date the receipt states (which an operator may set at will). A receipt
+    dated in the future is refused naming `received_at`. Nothing of a refused receipt is on
+    the card."""
     h = town.operator
     c03 = await compound(client, town, platform)
     formula = await item(client, town, "infant formula", "box", perishable=True)
-    # The town office's clock: a receipt's date is its date there.
+    # The town office's calendar: expiry is judged on its date today.
     today = datetime.now(settings.zone).date()
     yesterday = (today - timedelta(days=1)).isoformat()
     good = {"item_id": formula, "quantity": 40, "expires_on": "2099-06-30"}
@@ -279,15 +300,29 @@ async def test_goods_expired_before_they_were_received_are_not_received_as_stock
     assert f"already expired on {yesterday}" in error["message"]
     # Nothing of the receipt is on the card: neither the good line nor the expired one.
     assert (await balance(client, h, c03.id, formula))["on_hand"] == 0
-    # Received three days ago, it expired after it came: stock that expired on the shelf.
+    # Backdated three days, to before it expired: still expired goods, still refused.
     arrived = (datetime.now(UTC) - timedelta(days=3)).isoformat()
-    accepted = await client.post(
+    backdated = await client.post(
         "/v1/stock/receipts",
         json={**body, "received_at": arrived, "lines": [good, expired]},
         headers=h,
     )
+    assert backdated.status_code == 422, backdated.text
+    assert [e["field"] for e in backdated.json()["errors"]] == ["lines.1.expires_on"]
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 0
+    # Dated a year ahead: goods that have not come yet.
+    ahead = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    early = await client.post(
+        "/v1/stock/receipts", json={**body, "received_at": ahead, "lines": [good]}, headers=h
+    )
+    assert early.status_code == 422, early.text
+    assert [e["field"] for e in early.json()["errors"]] == ["received_at"]
+    # Received three days ago and good until after today: on the card.
+    accepted = await client.post(
+        "/v1/stock/receipts", json={**body, "received_at": arrived, "lines": [good]}, headers=h
+    )
     assert accepted.status_code == 201, accepted.text
-    assert (await balance(client, h, c03.id, formula))["on_hand"] == 52
+    assert (await balance(client, h, c03.id, formula))["on_hand"] == 40
 
 
 async def test_adjustments_and_counts_keep_the_card_and_the_balance_together(
@@ -1033,8 +1068,9 @@ async def test_expired_goods_are_judged_by_the_town_office_s_date_not_utc_s(
     # Received two days ago: one batch good until yesterday, one until today.
     lines = [tins(5, today - timedelta(days=1)), tins(3, today)]
     earlier = (utc - timedelta(days=2)).isoformat()
-    for holder in (town.id, c03.id):
-        await receipt(client, h, holder, lines, received_at=earlier)
+    with on_the_town_s_calendar(today - timedelta(days=2)):
+        for holder in (town.id, c03.id):
+            await receipt(client, h, holder, lines, received_at=earlier)
 
     too_many = {"to_holder_id": c03.id, "lines": [{"item_id": formula, "quantity": 4}]}
     short = await client.post("/v1/stock/transfers", json=too_many, headers=h)
@@ -1109,7 +1145,8 @@ async def test_a_balance_promises_no_expired_stock(
         {"item_id": formula, "quantity": 3, "expires_on": (today + timedelta(days=30)).isoformat()},
     ]
     earlier = (datetime.now(UTC) - timedelta(days=2)).isoformat()
-    await receipt(client, h, c03.id, lines, received_at=earlier)
+    with on_the_town_s_calendar(today - timedelta(days=2)):
+        await receipt(client, h, c03.id, lines, received_at=earlier)
 
     shown = await balance(client, h, c03.id, formula)
     assert (shown["on_hand"], shown["reserved"], shown["available"], shown["expired"]) == (

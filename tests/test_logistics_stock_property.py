@@ -27,7 +27,7 @@ from shared.auth import Principal
 from shared.problems import Conflict
 from shared.uow import UnitOfWork
 from tests.conftest import Town
-from tests.test_logistics_stock import known_to_logistics
+from tests.test_logistics_stock import known_to_logistics, on_the_town_s_calendar
 
 # Half units: 0.5 kg steps exercise the thousandths.
 amounts = st.integers(min_value=1, max_value=80).map(lambda n: Decimal(n) / 2)
@@ -137,18 +137,17 @@ class Ledger:
                 quantity, days = args
                 # Expiry dates are the town office's calendar's.
                 expires = None if days is None else self.today() + timedelta(days)
-                # A batch expired by now came before it expired (goods expired on arrival are
-                # not received): three days ago.
-                came = (
-                    datetime.now(UTC) - timedelta(days=3) if days is not None and days < 0 else None
-                )
+                # A batch expired by now was received before it expired (a receipt takes in
+                # nothing expired on the town's date): three days ago.
+                back = 3 if days is not None and days < 0 else 0
                 data = schemas.ReceiptCreate(
                     holder_id=self.holder_id,
                     source="purchase",
-                    received_at=came,
+                    received_at=datetime.now(UTC) - timedelta(days=back) if back else None,
                     lines=[{"item_id": self.item_id, "quantity": quantity, "expires_on": expires}],
                 )
-                await receive(uow, data=data)
+                with on_the_town_s_calendar(self.today() - timedelta(days=back)):
+                    await receive(uow, data=data)
             case "reserve":
                 reference = Reference(kind="plan", id=self.references[args[0]])
                 lines = [(self.item_id, args[1])]

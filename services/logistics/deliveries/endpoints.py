@@ -19,7 +19,8 @@ CANCELLED: dict[int | str, dict[str, Any]] = {
     "optionally a photo reference or the code the household read out) or not delivered with "
     "a reason (`unit_sealed` puts the household on door delivery, pending). A confirmation "
     "whose `client_ref` was received before changes nothing, so a phone may resend what it "
-    "is unsure of. Bad rows come back by row; 422 (404 when every row named something "
+    "is unsure of. Bad rows come back by row (an `at` in the future or before the plan was "
+    "made, beyond the clocks' tolerance, is one); 422 (404 when every row named something "
     "outside your scope) when nothing could be applied. Delivered households' goods leave "
     "the store: their reservation is issued (an issue line per household on the stock card), "
     "what a household turned back (`rejected`) is released. "
@@ -40,7 +41,8 @@ async def record_deliveries(
     "with the same `client_ref` it changes nothing. Delivered, their goods are issued from "
     "the store. Households marked before as refused, moved or unit_sealed (waiting for "
     "their door delivery) are left as they are and listed in `kept` (an absent one is "
-    "tried again). 409 when the plan was cancelled.",
+    "tried again). 422 naming `at` when it is in the future or before the plan was made "
+    "(beyond the clocks' tolerance). 409 when the plan was cancelled.",
     responses=CANCELLED,
 )
 async def record_unit_delivery(

@@ -43,7 +43,10 @@ class Outcome(BaseModel):
         description="Delivered, but these quantities were turned back: only what was "
         "accepted is issued, the rest goes back to the store",
     )
-    at: Moment
+    at: Moment = Field(
+        description="When it happened: not in the future nor before the plan was made, "
+        "within the clocks' tolerance (CORDON_CLOCK_SKEW_MINUTES)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Outcome":

@@ -30,6 +30,7 @@ from shared.contracts.testing import CaseConfirmed
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.events import Envelope, Event
 from shared.problems import Invalid, NotFound, rows_rejected
+from shared.settings import Settings
 from shared.uow import UnitOfWork
 
 # Staff, grid and building leaders and volunteers confirm deliveries to the households of
@@ -86,14 +87,12 @@ async def record(
     fresh: list[tuple[schemas.DeliveryIn, Any]] = []
     unchanged = 0
     taken: set[uuid.UUID] = set()
-    latest = uow.settings.latest_stated()
     for row, delivery in enumerate(deliveries):
         household = known.get(delivery.household_id)
         if (delivery.client_ref, delivery.household_id) in before:
             unchanged += 1
-        elif delivery.at > latest:
-            message = _future(delivery)
-            errors.append(schemas.RowError(row=row, field="at", message=message))
+        elif misdated := _misdated(delivery, plan=plan, settings=uow.settings):
+            errors.append(schemas.RowError(row=row, field="at", message=misdated))
         elif household is None:
             message = f"no household {delivery.household_id} in this plan in your scope"
             errors.append(schemas.RowError(row=row, field="household_id", message=message))
@@ -131,11 +130,24 @@ async def record(
     )
 
 
-def _future(outcome: schemas.Outcome) -> str:
-    return (
-        f"at {outcome.at.isoformat()} is in the future: a confirmation is recorded when it "
-        "happened, no later than now (within the clocks' tolerance)"
-    )
+def _misdated(
+    outcome: schemas.Outcome, *, plan: DistributionPlan, settings: Settings
+) -> str | None:
+    """Why ``at`` cannot be when the confirmation happened, if it cannot: in the future, or
+    before its plan was made (a phone's clock reset), each beyond the clocks' tolerance
+    (settings' ``clock_skew``), as the testing service judges a swab's time."""
+    if outcome.at > settings.latest_stated():
+        return (
+            f"at {outcome.at.isoformat()} is in the future: a confirmation is recorded when it "
+            "happened, no later than now (within the clocks' tolerance)"
+        )
+    if outcome.at < plan.created_at - settings.clock_skew:
+        return (
+            f"at {outcome.at.isoformat()} is before distribution plan {plan.name!r} was made "
+            f"({plan.created_at.isoformat()}): a confirmation is dated when it happened; check "
+            "the phone's clock"
+        )
+    return None
 
 
 def _rejected_error(
@@ -178,8 +190,8 @@ async def record_unit(
         changed = 0
     else:
         refuse_if_cancelled(plan)
-        if data.at > uow.settings.latest_stated():
-            raise Invalid.on("at", _future(data))
+        if misdated := _misdated(data, plan=plan, settings=uow.settings):
+            raise Invalid.on("at", misdated)
         common = data.model_dump(exclude={"client_ref"})
         open_ = [
             h

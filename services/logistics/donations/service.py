@@ -256,7 +256,7 @@ async def export(
         for d in donations:
             for line in d.lines:
                 head: list[Cell] = [
-                    d.received_at.isoformat(),
+                    d.received_at,
                     d.donor,
                     d.donor_contact or "",
                     d.holder,

@@ -17,8 +17,9 @@ class ReceiptLine(BaseModel):
     batch: FreeText = Field("", max_length=60, description="The batch or lot printed on it")
     expires_on: date | None = Field(
         None,
-        description="Required for perishable items; not before the receipt's date (the town "
-        "office's), else 422 naming this field: expired goods are not received as stock",
+        description="Required for perishable items; not before today (the town office's "
+        "date), whatever `received_at` says, else 422 naming this field: expired goods are "
+        "not received as stock",
     )
 
 
@@ -37,7 +38,7 @@ class ReceiptCreate(BaseModel):
                             "item_id": "0193a1c2-0000-7000-8000-0000000000a1",
                             "quantity": "500",
                             "batch": "R-2204",
-                            "expires_on": "2023-04-01",
+                            "expires_on": "2099-04-01",
                         }
                     ],
                 }
@@ -58,7 +59,8 @@ class ReceiptCreate(BaseModel):
     received_at: Moment | None = Field(
         None,
         description="When the goods arrived (by default now); not in the future beyond the "
-        "clocks' tolerance (422 naming this field): goods are recorded once they came",
+        "clocks' tolerance (422 naming this field): goods are recorded once they came. It does "
+        "not move the expiry check, which is today's",
     )
     lines: list[ReceiptLine] = Field(min_length=1, max_length=500)
 

@@ -226,11 +226,12 @@ def stock_line(batch: Batch, quantity: int) -> StockLine:
 
 
 def _check_receipt(
-    data: schemas.ReceiptCreate, items: dict[uuid.UUID, Item], *, received_on: date
+    data: schemas.ReceiptCreate, items: dict[uuid.UUID, Item], *, today: date
 ) -> None:
     """A donation names its donor; a perishable line gives its expiry, and no line expired
-    before the goods came (``received_on``, the town office's date): reservations skip
-    expired batches, so they would sit on the card as stock nobody can hand out."""
+    before ``today`` (the town office's date): reservations skip expired batches, so they
+    would sit on the card as stock nobody can hand out. Judged by today, not by the
+    receipt's stated time, which backdated would let expired goods pass."""
     errors = []
     if data.source == StockSource.donation and not data.donor:
         errors.append({"field": "donor", "message": "a donation needs its donor"})
@@ -243,13 +244,13 @@ def _check_receipt(
                     "message": f"{name} is perishable: give its expiry",
                 }
             )
-        elif line.expires_on is not None and line.expires_on < received_on:
+        elif line.expires_on is not None and line.expires_on < today:
             errors.append(
                 {
                     "field": f"lines.{n}.expires_on",
                     "message": f"{name} already expired on {line.expires_on.isoformat()}, "
-                    f"before it was received ({received_on.isoformat()}): expired goods are "
-                    "not stock to hand out; leave them off the receipt",
+                    f"before today ({today.isoformat()}), whenever it was received: expired "
+                    "goods are not stock to hand out; leave them off the receipt",
                 }
             )
     if errors:
@@ -273,8 +274,7 @@ async def receive(uow: UnitOfWork, *, data: schemas.ReceiptCreate) -> tuple[Rece
     found = await managed_holder(uow, data.holder_id)
     items = await catalogue_items(uow, found, [line.item_id for line in data.lines])
     now = datetime.now(UTC)
-    received_on = (data.received_at or now).astimezone(uow.settings.zone).date()
-    _check_receipt(data, items, received_on=received_on)
+    _check_receipt(data, items, today=uow.settings.today())
     _check_received_at(data.received_at, latest=uow.settings.latest_stated())
     quantities = [
         to_milli(line.quantity, field=f"lines.{n}.quantity", item=items[line.item_id])
