@@ -722,6 +722,34 @@ async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
     assert (await client.get("/v1/cards", headers=leader)).json()["items"] == []
 
 
+async def test_a_building_leader_groups_the_runs_of_their_own_compound_and_of_no_other(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    """Naming their own compound narrows the grouping to its runs (it answered 403 while
+    ``{}`` worked); another committee's compound is outside their scope: 404 naming
+    ``compound_id``, as every id out of scope is answered."""
+    leader = area.leader
+    run = await ask(client, leader, area.patient, "medicine_run", hospital=HOSPITAL)
+    other = await make_compound(client, town.id, town.operator, code="C9")
+
+    async def known() -> bool:
+        # The town's operator may name it: it is in the logistics directory (no runs there).
+        body = {"compound_id": other.id}
+        planned = await client.post("/v1/trips", json=body, headers=town.operator)
+        return planned.status_code == 201
+
+    await eventually(known, what="compound C9 in the logistics directory")
+    elsewhere = await client.post("/v1/trips", json={"compound_id": other.id}, headers=leader)
+    assert elsewhere.status_code == 404, elsewhere.text
+    assert [e["field"] for e in elsewhere.json()["errors"]] == ["compound_id"]
+
+    own = {"compound_id": area.compound.id}
+    planned = await client.post("/v1/trips", json=own, headers=leader)
+    assert planned.status_code == 201, planned.text
+    assert [[r["request_id"] for r in t["runs"]] for t in planned.json()] == [[run["id"]]]
+    assert planned.json()[0]["compound_id"] == area.compound.id
+
+
 async def test_a_medicine_run_is_not_closed_or_cancelled_while_its_card_is_out(
     client: httpx.AsyncClient, town: Town, area: Area
 ) -> None:
