@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -552,6 +552,45 @@ async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_eac
             select(func.count()).where(HelpRequest.recurrence_id.is_not(None))
         )
     assert count == 3
+
+
+async def test_a_series_past_its_last_day_shows_ended_and_makes_no_more_trips(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    """Once its ``ends_on`` has passed on the town office's calendar a series is over: it
+    shows ``ended``, not ``active`` (it did), makes no trip of the day any more, and there is
+    nothing left to stop. One ending today still runs."""
+    runtime = platform.runtime("logistics")
+    today = runtime.settings.today()
+    body = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "at": "07:30",
+        "starts_on": str(today - timedelta(days=14)),
+        "ends_on": str(today - timedelta(days=1)),
+        "hospital": "Dialysis centre",
+    }
+    url = "/v1/recurring-requests"
+    over = await post(client, url, body, area.leader)
+    last_day = await post(client, url, {**body, "at": "18:00", "ends_on": str(today)}, area.leader)
+    assert (over["status"], over["active"]) == ("ended", False)
+    listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
+    shown = {r["id"]: (r["status"], r["active"]) for r in listed.json()["items"]}
+    assert shown == {over["id"]: ("ended", False), last_day["id"]: ("active", True)}
+    # Every day at 07:30: were it running, today's trip would appear at some tick of the day.
+    midnight = datetime.combine(today, time(0), tzinfo=runtime.settings.zone)
+    for step in range(17):
+        await runtime.tick(RECURRING_REQUESTS, now=midnight + timedelta(minutes=90 * step))
+    async with runtime.uow(Principal.system()) as uow:
+        made = await uow.session.scalars(
+            select(HelpRequest.recurrence_id).where(HelpRequest.recurrence_id.is_not(None))
+        )
+        assert {str(r) for r in made} == {last_day["id"]}
+    stopped = await client.post(f"{url}/{over['id']}/stop", headers=area.leader)
+    assert stopped.status_code == 409, stopped.text
+    assert str(today - timedelta(days=1)) in stopped.json()["detail"]
 
 
 async def test_a_series_whose_resident_is_gone_from_the_directory_holds_up_no_other(
