@@ -227,8 +227,8 @@ class PlanOut(BaseModel):
     )
     lines: list[PlanLine]
     households: int = Field(
-        description="Households it allocates to; of a plan placed above your scope, those in "
-        "yours"
+        description="Households it allocates to; of a plan placed above your scope, only "
+        "those in yours"
     )
     created_by: str
     created_at: datetime

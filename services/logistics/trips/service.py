@@ -131,13 +131,13 @@ async def plan_trips(uow: UnitOfWork, *, data: schemas.TripPlan) -> list[Trip]:
     compound groups their buildings' runs there."""
     ASSIGN.check_role(uow)
     if data.compound_id is not None:
-        place = repository.Place
+        compounds = repository.Place
         await uow.get(
-            place,
+            compounds,
             data.compound_id,
             what="compound",
             field="compound_id",
-            where=place.kind == "compound",
+            where=compounds.kind == "compound",
         )
     query = select(HelpRequest).where(
         HelpRequest.kind == "medicine_run",
