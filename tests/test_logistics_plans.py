@@ -401,6 +401,38 @@ async def test_committee_staff_plan_their_own_compounds_and_nobody_else_s(
     assert [p["id"] for p in listed.json()["items"]] == [own.json()["id"]]
 
 
+async def test_a_town_plan_over_two_committees_shows_each_committee_only_its_own(
+    client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
+) -> None:
+    """The town office plans for compounds of two committees at once: each committee's staff
+    read the plan with their own compound in its scope and their own households counted (they
+    read the other committee's compound id and the whole count), and only their own on its
+    pick list and undelivered list; the town office reads it whole."""
+    other = await make_compound(client, town.id, town.operator, code="V2")
+    await make_resident(client, other, town.operator, household="X")
+    await in_directory(platform, residents=24)
+    await receive(client, town.operator, other.id, village.package, 10)
+    scope = {"kind": "compounds", "ids": [village.compound.id, other.id]}
+    made = await plan(client, town, scope, lines=[{"item_id": village.package}])
+    assert made.status_code == 201, made.text
+    url = f"/v1/distribution-plans/{made.json()['id']}"
+    whole = (await client.get(url, headers=town.operator)).json()
+    assert (whole["scope"]["ids"], whole["households"]) == (scope["ids"], 6)
+
+    for compound, households in ((village.compound, {"A", "B", "C", "D", "E"}), (other, {"X"})):
+        staff = await committee_staff(client, town, compound, f"staff-{compound.code}")
+        shown = (await client.get(url, headers=staff)).json()
+        assert (shown["scope"]["ids"], shown["households"]) == ([compound.id], len(households))
+        listed = (await client.get("/v1/distribution-plans", headers=staff)).json()["items"]
+        assert [(p["scope"]["ids"], p["households"]) for p in listed] == [
+            ([compound.id], len(households))
+        ]
+        sheet = await client.get(f"{url}/pick-list", headers=staff)
+        assert {household for household, _ in quantities(sheet.text)} == households
+        pending = (await client.get(f"{url}/undelivered", headers=staff)).json()
+        assert {h["household_code"] for b in pending for h in b["households"]} == households
+
+
 async def test_committee_staff_plan_for_the_sealed_households_of_their_own_compounds(
     client: httpx.AsyncClient, town: Town, platform: Platform, village: Village
 ) -> None:

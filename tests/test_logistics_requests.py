@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -554,6 +554,45 @@ async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_eac
     assert count == 3
 
 
+async def test_a_series_past_its_last_day_shows_ended_and_makes_no_more_trips(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    """Once its ``ends_on`` has passed on the town office's calendar a series is over: it
+    shows ``ended``, not ``active`` (it did), makes no trip of the day any more, and there is
+    nothing left to stop. One ending today still runs."""
+    runtime = platform.runtime("logistics")
+    today = runtime.settings.today()
+    body = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "at": "07:30",
+        "starts_on": str(today - timedelta(days=14)),
+        "ends_on": str(today - timedelta(days=1)),
+        "hospital": "Dialysis centre",
+    }
+    url = "/v1/recurring-requests"
+    over = await post(client, url, body, area.leader)
+    last_day = await post(client, url, {**body, "at": "18:00", "ends_on": str(today)}, area.leader)
+    assert (over["status"], over["active"]) == ("ended", False)
+    listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
+    shown = {r["id"]: (r["status"], r["active"]) for r in listed.json()["items"]}
+    assert shown == {over["id"]: ("ended", False), last_day["id"]: ("active", True)}
+    # Every day at 07:30: were it running, today's trip would appear at some tick of the day.
+    midnight = datetime.combine(today, time(0), tzinfo=runtime.settings.zone)
+    for step in range(17):
+        await runtime.tick(RECURRING_REQUESTS, now=midnight + timedelta(minutes=90 * step))
+    async with runtime.uow(Principal.system()) as uow:
+        made = await uow.session.scalars(
+            select(HelpRequest.recurrence_id).where(HelpRequest.recurrence_id.is_not(None))
+        )
+        assert {str(r) for r in made} == {last_day["id"]}
+    stopped = await client.post(f"{url}/{over['id']}/stop", headers=area.leader)
+    assert stopped.status_code == 409, stopped.text
+    assert str(today - timedelta(days=1)) in stopped.json()["detail"]
+
+
 async def test_a_series_whose_resident_is_gone_from_the_directory_holds_up_no_other(
     client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
 ) -> None:
@@ -720,6 +759,34 @@ async def test_medicine_runs_share_a_trip_and_their_cards_go_out_and_come_back(
     cancelled = await act(client, leader, second["id"], "cancel", reason="went by ambulance")
     assert cancelled.status_code == 200, cancelled.text
     assert (await client.get("/v1/cards", headers=leader)).json()["items"] == []
+
+
+async def test_a_building_leader_groups_the_runs_of_their_own_compound_and_of_no_other(
+    client: httpx.AsyncClient, town: Town, area: Area
+) -> None:
+    """Naming their own compound narrows the grouping to its runs (it answered 403 while
+    ``{}`` worked); another committee's compound is outside their scope: 404 naming
+    ``compound_id``, as every id out of scope is answered."""
+    leader = area.leader
+    run = await ask(client, leader, area.patient, "medicine_run", hospital=HOSPITAL)
+    other = await make_compound(client, town.id, town.operator, code="C9")
+
+    async def known() -> bool:
+        # The town's operator may name it: it is in the logistics directory (no runs there).
+        body = {"compound_id": other.id}
+        planned = await client.post("/v1/trips", json=body, headers=town.operator)
+        return planned.status_code == 201
+
+    await eventually(known, what="compound C9 in the logistics directory")
+    elsewhere = await client.post("/v1/trips", json={"compound_id": other.id}, headers=leader)
+    assert elsewhere.status_code == 404, elsewhere.text
+    assert [e["field"] for e in elsewhere.json()["errors"]] == ["compound_id"]
+
+    own = {"compound_id": area.compound.id}
+    planned = await client.post("/v1/trips", json=own, headers=leader)
+    assert planned.status_code == 201, planned.text
+    assert [[r["request_id"] for r in t["runs"]] for t in planned.json()] == [[run["id"]]]
+    assert planned.json()[0]["compound_id"] == area.compound.id
 
 
 async def test_a_medicine_run_is_not_closed_or_cancelled_while_its_card_is_out(

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
 
-from services.logistics.models import SERVICE, DistributionPlan, directory
+from services.logistics.models import SERVICE, directory
 from services.logistics.plans import picklist, repository, schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
@@ -17,10 +17,6 @@ DirectoryCurrent = Annotated[Callable[[], Awaitable[object]], directory.caught_u
 BEHIND: dict[int | str, dict[str, Any]] = {
     503: {"description": "The directory is behind the registry; retry after the header's seconds"}
 }
-
-
-def _out(plan: DistributionPlan) -> schemas.PlanOut:
-    return schemas.PlanOut.model_validate(plan)
 
 
 @router.post(
@@ -42,7 +38,7 @@ async def create_plan(
     body: schemas.PlanCreate, uow: Uow, directory_current: DirectoryCurrent
 ) -> schemas.PlanOut:
     await directory_current()
-    return _out(await service.create_plan(uow, data=body))
+    return await service.present(uow, await service.create_plan(uow, data=body))
 
 
 @router.post(
@@ -59,7 +55,7 @@ async def create_top_up(
     plan_id: uuid.UUID, body: schemas.TopUpCreate, uow: Uow, directory_current: DirectoryCurrent
 ) -> schemas.PlanOut:
     await directory_current()
-    return _out(await service.create_top_up(uow, plan_id=plan_id, data=body))
+    return await service.present(uow, await service.create_top_up(uow, plan_id=plan_id, data=body))
 
 
 @router.post(
@@ -81,7 +77,7 @@ async def create_top_up(
     },
 )
 async def cancel_plan(plan_id: uuid.UUID, body: schemas.PlanCancel, uow: Uow) -> schemas.PlanOut:
-    return _out(await service.cancel_plan(uow, plan_id=plan_id, data=body))
+    return await service.present(uow, await service.cancel_plan(uow, plan_id=plan_id, data=body))
 
 
 @router.get(
@@ -91,12 +87,12 @@ async def cancel_plan(plan_id: uuid.UUID, body: schemas.PlanCancel, uow: Uow) ->
 )
 async def list_plans(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.PlanOut]:
     page, following = await repository.plans_page(uow, cursor=cursor, limit=limit)
-    return Page(items=[_out(p) for p in page], next_cursor=following)
+    return Page(items=[await service.present(uow, p) for p in page], next_cursor=following)
 
 
 @router.get("/distribution-plans/{plan_id}", response_model=schemas.PlanOut)
 async def get_plan(plan_id: uuid.UUID, uow: Uow) -> schemas.PlanOut:
-    return _out(await service.get_plan(uow, plan_id))
+    return await service.present(uow, await service.get_plan(uow, plan_id))
 
 
 @router.get(

@@ -221,9 +221,15 @@ class PlanOut(BaseModel):
     town_id: uuid.UUID
     compound_id: uuid.UUID | None
     name: str
-    scope: PlanScope
+    scope: PlanScope = Field(
+        description="Its scope; of a plan placed above your scope (the town office's over "
+        "several committees), the places in yours only"
+    )
     lines: list[PlanLine]
-    households: int
+    households: int = Field(
+        description="Households it allocates to; of a plan placed above your scope, only "
+        "those in yours"
+    )
     created_by: str
     created_at: datetime
     cancelled_at: datetime | None = None

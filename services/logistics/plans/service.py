@@ -297,6 +297,21 @@ async def get_plan(
     return plan
 
 
+async def present(uow: UnitOfWork, plan: DistributionPlan) -> schemas.PlanOut:
+    """A plan as the caller may read it. One placed inside their scope is theirs whole; one
+    placed above it (the town office's over two committees' compounds) shows only what is
+    theirs: the places of its scope they see and its households in their scope, both read
+    through their scope like every read."""
+    out = schemas.PlanOut.model_validate(plan)
+    if uow.scope.manages(Place.of(plan)):
+        return out
+    seen = await repository.places_seen(uow, out.scope.ids)
+    scope = out.scope.model_copy(update={"ids": [i for i in out.scope.ids if i in seen]})
+    compounds = await repository.compound_households(uow, plan.id)
+    households = sum(int(row.households) for row in compounds)
+    return out.model_copy(update={"scope": scope, "households": households})
+
+
 async def _building(uow: UnitOfWork, building_id: uuid.UUID | None) -> None:
     """A building asked for by id is one the caller sees (404 naming the field otherwise)."""
     if building_id is not None:

@@ -1,6 +1,6 @@
 import uuid
 
-from services.logistics.models import SERVICE, Recurrence
+from services.logistics.models import SERVICE
 from services.logistics.recurrences import schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
@@ -20,8 +20,8 @@ router = service_router(SERVICE, tags=["recurring requests"])
     "naming the first; stop that one to enter it anew, or start the new one after it ends.",
     responses={409: {"description": "The same series is active already (which one)"}},
 )
-async def create_recurrence(body: schemas.RecurrenceCreate, uow: Uow) -> Recurrence:
-    return await service.create(uow, data=body)
+async def create_recurrence(body: schemas.RecurrenceCreate, uow: Uow) -> schemas.RecurrenceOut:
+    return service.present(uow, await service.create(uow, data=body))
 
 
 @router.get(
@@ -36,7 +36,7 @@ async def list_recurrences(
     limit: Limit = 100,
 ) -> Page[schemas.RecurrenceOut]:
     page, following = await service.page(uow, resident_id=resident_id, cursor=cursor, limit=limit)
-    items = [schemas.RecurrenceOut.model_validate(r) for r in page]
+    items = [service.present(uow, r) for r in page]
     return Page(items=items, next_cursor=following)
 
 
@@ -44,6 +44,7 @@ async def list_recurrences(
     "/recurring-requests/{recurrence_id}/stop",
     response_model=schemas.RecurrenceOut,
     summary="No further occurrences (those made stay)",
+    responses={409: {"description": "It is stopped already, or ended (past `ends_on`)"}},
 )
-async def stop_recurrence(recurrence_id: uuid.UUID, uow: Uow) -> Recurrence:
-    return await service.stop(uow, recurrence_id=recurrence_id)
+async def stop_recurrence(recurrence_id: uuid.UUID, uow: Uow) -> schemas.RecurrenceOut:
+    return service.present(uow, await service.stop(uow, recurrence_id=recurrence_id))

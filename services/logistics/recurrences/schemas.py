@@ -9,6 +9,7 @@ from shared.contracts.logistics import RequestKind, TransportReason
 from shared.fields import FieldError, FreeText
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+RecurrenceStatus = Literal["active", "ended", "stopped"]
 
 
 class RecurrenceCreate(BaseModel):
@@ -66,6 +67,10 @@ class RecurrenceOut(BaseModel):
     at_time: str
     starts_on: date
     ends_on: date | None
-    active: bool
+    active: bool = Field(description="Still making its occurrences (`status` is `active`)")
+    status: RecurrenceStatus = Field(
+        description="`active`: making its occurrences; `ended`: past `ends_on` on the town "
+        "office's calendar; `stopped`: stopped (`/stop`). Those made stay either way"
+    )
     created_by: str
     created_at: datetime

@@ -105,11 +105,34 @@ async def _refuse_repeat(
 async def stop(uow: UnitOfWork, *, recurrence_id: uuid.UUID) -> Recurrence:
     recurrence = await uow.get(Recurrence, recurrence_id, what="recurring request")
     CANCEL.check(uow, Place.of(recurrence))
-    if not recurrence.active:
-        raise Conflict(f"recurring request {recurrence_id} is already stopped")
+    match status_of(recurrence, today=uow.settings.today()):
+        case "stopped":
+            raise Conflict(f"recurring request {recurrence_id} is already stopped")
+        case "ended":
+            raise Conflict(f"recurring request {recurrence_id} ended on {recurrence.ends_on}")
     recurrence.active = False
     await uow.session.flush()
     return recurrence
+
+
+def status_of(recurrence: Recurrence, *, today: date) -> schemas.RecurrenceStatus:
+    """Where a series stands on the town office's date: past its last day it is over, though
+    nobody stopped it (the job makes nothing after ``ends_on`` either)."""
+    if not recurrence.active:
+        return "stopped"
+    if recurrence.ends_on is not None and recurrence.ends_on < today:
+        return "ended"
+    return "active"
+
+
+def present(uow: UnitOfWork, recurrence: Recurrence) -> schemas.RecurrenceOut:
+    status = status_of(recurrence, today=uow.settings.today())
+    stored = {
+        name: getattr(recurrence, name)
+        for name in schemas.RecurrenceOut.model_fields
+        if name not in ("active", "status")
+    }
+    return schemas.RecurrenceOut(**stored, active=status == "active", status=status)
 
 
 def occurrences(

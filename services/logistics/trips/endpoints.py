@@ -55,6 +55,9 @@ async def list_cards(
     status_code=201,
     response_model=list[schemas.TripOut],
     summary="Group the medicine runs not on a trip yet into one trip per hospital",
+    description="The runs in your scope (a building leader: their buildings'). `compound_id` "
+    "narrows them to a compound you see (404 naming it otherwise), `hospital` to the runs to "
+    "it.",
 )
 async def plan_trips(body: schemas.TripPlan, uow: Uow) -> list[schemas.TripOut]:
     return await service.present_trips(uow, await service.plan_trips(uow, data=body))

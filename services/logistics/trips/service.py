@@ -125,14 +125,20 @@ async def report_overdue_cards(uow: UnitOfWork, now: datetime) -> None:
 
 async def plan_trips(uow: UnitOfWork, *, data: schemas.TripPlan) -> list[Trip]:
     """Group the medicine runs in the caller's scope not yet on a trip by hospital (the same
-    name, however spaced or cased): one trip per hospital."""
+    name, however spaced or cased): one trip per hospital. A compound named narrows them to
+    its runs: one the caller sees (404 naming ``compound_id`` otherwise, as any id out of
+    scope); each run is then checked on its own place, so a building leader naming their own
+    compound groups their buildings' runs there."""
+    ASSIGN.check_role(uow)
     if data.compound_id is not None:
-        compound = await uow.get(
-            repository.Place, data.compound_id, what="compound", field="compound_id"
+        compounds = repository.Place
+        await uow.get(
+            compounds,
+            data.compound_id,
+            what="compound",
+            field="compound_id",
+            where=compounds.kind == "compound",
         )
-        ASSIGN.check(uow, Place.of(compound), field="compound_id")
-    else:
-        ASSIGN.check_role(uow)
     query = select(HelpRequest).where(
         HelpRequest.kind == "medicine_run",
         HelpRequest.trip_id.is_(None),

@@ -158,7 +158,7 @@ export async function recurring(target, { params }) {
   const reload = () => recurring(target, { params });
   const page = await api.get(api.query("/v1/recurring-requests", { resident_id: params.get("resident_id"), limit: 200 }));
   const stop = (r) => {
-    if (!r.active) return h("span", { class: "muted" }, t("recurring.stopped"));
+    if (r.status !== "active") return h("span", { class: "muted" }, t(`recurring.${r.status}`));
     const button = h("button", { type: "button", class: "secondary", dataset: { stop: r.id } }, t("recurring.stop"));
     button.addEventListener("click", busy(button, async () => {
       try { await api.post(`/v1/recurring-requests/${r.id}/stop`); toast(t("saved")); await reload(); }
@@ -174,7 +174,7 @@ export async function recurring(target, { params }) {
     { key: "starts_on", label: "recurring.starts_on", value: (r) => day(`${r.starts_on}T12:00:00Z`) },
     { key: "ends_on", label: "recurring.ends_on", value: (r) => (r.ends_on ? day(`${r.ends_on}T12:00:00Z`) : "") },
     { key: "hospital", label: "request.hospital" },
-    { key: "active", label: "col.status", value: stop, text: (r) => t(r.active ? "recurring.active" : "recurring.stopped") },
+    { key: "active", label: "col.status", value: stop, text: (r) => t(`recurring.${r.status}`) },
   ];
   fill(target,
     h("h1", {}, t("nav.recurring")),
