@@ -51,7 +51,11 @@ def _in_utc(value: datetime, info: ValidationInfo) -> datetime:
         if not _reading(info):
             raise ValueError("a time in an event needs its UTC offset")
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01 05:00+08:00 is in the year 0 in UTC: no time, and not a crash.
+        raise ValueError("a time in an event must be in the years 1 to 9999 in UTC") from None
 
 
 # Every time an event or its envelope carries: UTC, built or read (see the module's doc).

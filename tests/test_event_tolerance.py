@@ -70,6 +70,8 @@ def test_a_producer_states_its_times_in_utc_and_cannot_leave_the_offset_out() ->
     assert built.model_dump(mode="json")["at"] == "2022-04-02T05:00:00Z"
     with pytest.raises(ValidationError, match="UTC offset"):
         ZoneChanged.model_validate({**fields, "at": datetime(2022, 4, 2, 5)})
+    with pytest.raises(ValidationError, match="years 1 to 9999"):
+        ZoneChanged.model_validate({**fields, "at": datetime(1, 1, 1, 5, tzinfo=beijing)})
     read = Envelope.from_bytes(_naive(built, at="2022-04-02T05:00:00").to_bytes()).event()
     assert isinstance(read, ZoneChanged) and read.at == datetime(2022, 4, 2, 5, tzinfo=UTC)
 
