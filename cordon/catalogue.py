@@ -18,6 +18,9 @@ key on the topic exchange `cordon`.
 - Producers are strict, consumers tolerant: a producer cannot build an event with a field
   its contract lacks, and a consumer ignores fields it does not know yet. Add fields as
   optional (with a default); removing or changing one needs a new `version`.
+- Times (date-time) are in UTC (`Z`): a producer's time with another offset is converted
+  when the event is built, and one without an offset is refused there; a consumer reads a
+  time without an offset as UTC, never as its own process's local time.
 
 """
 

@@ -9,6 +9,13 @@ its contract lacks raises, while reading one (:meth:`Envelope.event`) ignores fi
 consumer's contracts don't know yet, so a producer may add an optional field before every
 consumer is upgraded.
 
+Times travel in UTC: every time a contract carries is an :data:`Instant`, converted to UTC
+when an event is built (a producer's ``+08:00`` leaves as ``Z``) and refused there without a
+UTC offset (the producer must say which clock it means); a consumer reads a time without one
+as UTC, the convention of every store here (``shared.db.UtcDateTime``), never as the local
+time of the process that happens to read it. Code that reads a time from a payload field by
+field reads it with :func:`read_instant`.
+
 Every envelope the relay publishes carries ``position``: its place in the producer's stream
 (the outbox sequence), which only grows, and grows in commit order for any one entity (a
 change takes the entity's row lock before its events get their positions). Projections keep
@@ -17,14 +24,49 @@ the position of what they applied and drop anything older (see ``shared/director
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Required, TypedDict, Unpack
+from typing import Annotated, Any, ClassVar, Required, TypedDict, Unpack
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    model_validator,
+)
 
 from shared.ids import new_id
 
 # Validation context of a consumer reading an event: unknown fields are ignored.
 TOLERANT = {"tolerant": True}
+
+
+def _reading(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("tolerant"))
+
+
+def _in_utc(value: datetime, info: ValidationInfo) -> datetime:
+    if value.tzinfo is None:
+        if not _reading(info):
+            raise ValueError("a time in an event needs its UTC offset")
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01 05:00+08:00 is in the year 0 in UTC: no time, and not a crash.
+        raise ValueError("a time in an event must be in the years 1 to 9999 in UTC") from None
+
+
+# Every time an event or its envelope carries: UTC, built or read (see the module's doc).
+Instant = Annotated[datetime, AfterValidator(_in_utc)]
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
+
+
+def read_instant(value: Any) -> datetime:
+    """A time read from a payload, in UTC (a naive one is UTC); a ValidationError if it is
+    none."""
+    return _INSTANT.validate_python(value, context=TOLERANT)
 
 
 class Contract(BaseModel):
@@ -36,7 +78,7 @@ class Contract(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _ignore_unknown_when_reading(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, dict) and info.context and info.context.get("tolerant"):
+        if isinstance(data, dict) and _reading(info):
             known = cls.__pydantic_fields__
             if not data.keys() <= known.keys():
                 return {key: value for key, value in data.items() if key in known}
@@ -78,7 +120,7 @@ class Envelope(BaseModel):
     id: uuid.UUID = Field(default_factory=new_id)
     type: str
     version: int
-    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: Instant = Field(default_factory=lambda: datetime.now(UTC))
     producer: str
     correlation_id: str
     causation_id: uuid.UUID | None = None
@@ -123,7 +165,7 @@ class Envelope(BaseModel):
 
     @classmethod
     def from_bytes(cls, body: bytes | str) -> "Envelope":
-        return cls.model_validate_json(body)
+        return cls.model_validate_json(body, context=TOLERANT)
 
 
 def stamp_position(body: str, position: int) -> str:

@@ -2,7 +2,9 @@
 hand, the transfer queue and its overdue alarm, and who may see whom."""
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -388,3 +390,40 @@ async def test_a_blank_contact_name_or_transfer_destination_is_refused(
     assert nowhere.status_code == 422, nowhere.text
     assert nowhere.json()["errors"][0]["field"] == "destination"
     assert (await only_case(client, town.operator))["transfer"]["status"] == "pending"
+
+
+def _times(value: Any) -> Iterator[str]:
+    """Every string of a payload that reads as a date and time (not a date alone)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _times(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _times(item)
+    elif isinstance(value, str) and len(value) > 10 and value[:4].isdigit() and value[10] == "T":
+        with contextlib.suppress(ValueError):
+            datetime.fromisoformat(value)
+            yield value
+
+
+async def test_every_event_a_case_sets_off_carries_its_times_in_utc(
+    client: httpx.AsyncClient, town: Town, ward: Ward, platform: Platform
+) -> None:
+    """A lab's result at +08:00 becomes a case, a seal, disinfection and messages: every
+    event the services publish on the way states its times in UTC (``Z``), so no consumer
+    has to guess a clock."""
+    async with listening(platform, "#") as events:
+        await confirm(client, town, "S0001")
+
+        async def spread() -> bool:
+            return {"testing", "registry", "logistics"} <= {e.producer for e in events}
+
+        await eventually(spread, what="the case's events from testing, registry and logistics")
+        await asyncio.sleep(1)
+    published = [(e.type, t) for e in events for t in [*_times(e.payload), e.occurred_at]]
+    assert {e.type for e in events} >= {"testing.case.confirmed", "registry.zone.changed"}
+    assert [(kind, t) for kind, t in published if not str(t).endswith("Z") and not _is_utc(t)] == []
+
+
+def _is_utc(moment: Any) -> bool:
+    return isinstance(moment, datetime) and moment.utcoffset() == timedelta(0)

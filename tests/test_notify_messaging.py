@@ -486,6 +486,35 @@ async def test_a_tag_or_a_zone_level_in_listed_compounds_reaches_only_them(
     assert await reached(level) == {sealed["id"]}
 
 
+async def test_a_broadcast_whose_scope_selects_nobody_is_refused_naming_what_selected_nobody(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """A broadcast to "all the elderly living alone in M1" when none live there: the
+    operator is told (422 naming the field that selected nobody), not answered 201 with 0
+    recipients; nothing is recorded, nothing sent. A preview still says 0: it is how to
+    look."""
+    compound = await make_compound(client, town.id, town.operator, code="M1")
+    await resident(client, compound, town.operator, name="王秀英", tags=["elderly"])
+    await notify_knows(platform, 1)
+    cases = [
+        ({"kind": "tag", "tag": "living_alone", "ids": [compound.id]}, "scope.tag"),
+        ({"kind": "tag", "tag": "living_alone"}, "scope.tag"),
+        ({"kind": "zone_level", "zone_level": "sealed", "ids": [compound.id]}, "scope.zone_level"),
+        ({"kind": "units", "ids": [compound.unit_ids[1]]}, "scope.ids"),
+    ]
+    for scope, field in cases:
+        body = broadcast_body(town, scope)
+        refused = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+        assert refused.status_code == 422, (scope, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == [field], refused.text
+        assert "no resident" in refused.json()["detail"], refused.text
+        preview = await client.post("/v1/broadcasts/preview", json=body, headers=town.operator)
+        assert (preview.status_code, preview.json()["recipients"]) == (200, 0), preview.text
+    listed = await client.get("/v1/broadcasts", headers=town.operator)
+    assert listed.json()["items"] == []
+    assert await messages(platform) == []
+
+
 async def test_a_value_no_sms_can_carry_or_no_clock_can_show_is_refused_naming_it(
     client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:

@@ -21,6 +21,7 @@ from services.notify.settings import get_notify_settings
 from shared.auth import Principal, Role, Scope, ScopeKind
 from shared.bus.transport import Outgoing
 from shared.contracts.registry import ZoneChanged
+from shared.contracts.testing import PoolPositive
 from shared.events import Envelope
 from shared.settings import Settings
 from tests.conftest import Town
@@ -569,3 +570,57 @@ async def test_a_building_sealed_around_a_zoned_unit_tells_only_whom_it_changes(
             (controlled["id"], "sealed"),
         ]
     )
+
+
+async def test_a_pool_positive_message_reveals_its_recipients_phone_only_to_health_readers(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """A positive pool's message says its recipient awaits a retest: health data. A building
+    leader, who may not see who is concerned by health data (docs/architecture.md, personal
+    data), is refused its phone (403), as on the case itself; the office reveals it, logged.
+    The same leader still reveals a phone on a message that is no health data."""
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    member = await resident(client, compound, town.operator, name="王秀英")
+    await notify_knows(platform, 1)
+    positive = PoolPositive(
+        round_id=uuid.uuid4(),
+        tube_id=uuid.uuid4(),
+        tube_code="P0001",
+        town_id=town.id,
+        compound_id=uuid.UUID(compound.id),
+        member_ids=[uuid.UUID(member["id"])],
+        resulted_at=datetime.now(UTC),
+    )
+    event = envelope(positive)
+    await platform.transport.publish([Outgoing(str(event.id), event.type, event.to_bytes())])
+
+    async def told() -> bool:
+        return bool(await messages(platform, template_key="pool_positive"))
+
+    await eventually(told, what="the pool's member told of the retest")
+    [retest] = await messages(platform, template_key="pool_positive")
+    zone = {"building_id": compound.building_id, "level": "sealed", "reason": "case"}
+    await post(client, "/v1/zones", zone, town.operator)
+
+    async def sealed() -> bool:
+        return bool(await messages(platform, template_key="sealed"))
+
+    await eventually(sealed, what="the building's residents told of its seal")
+    [seal] = await messages(platform, template_key="sealed")
+    leader = headers_for(
+        platform,
+        Role.building_leader,
+        Scope.of(ScopeKind.buildings, towns=[town.id], buildings=[uuid.UUID(compound.building_id)]),
+        "leader-1",
+    )
+    masked = await client.get(f"/v1/messages/{retest.id}", headers=leader)
+    assert (masked.status_code, masked.json()["phone"]) == (200, "+86138****5678"), masked.text
+    assert masked.json()["health_data"] is True
+    refused = await client.get(f"/v1/messages/{retest.id}?reveal=true", headers=leader)
+    assert refused.status_code == 403, refused.text
+    listed = "/v1/messages?template_key=pool_positive&reveal=true"
+    assert (await client.get(listed, headers=leader)).status_code == 403
+    shown = await client.get(f"/v1/messages/{seal.id}?reveal=true", headers=leader)
+    assert (shown.status_code, shown.json()["phone"]) == (200, "+8613812345678"), shown.text
+    office = await client.get(f"/v1/messages/{retest.id}?reveal=true", headers=town.operator)
+    assert (office.status_code, office.json()["phone"]) == (200, "+8613812345678"), office.text

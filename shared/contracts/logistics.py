@@ -1,12 +1,12 @@
 """Events the logistics service publishes."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
 
-from shared.events import Contract, Event
+from shared.events import Contract, Event, Instant
 
 # ---- disinfection ----
 
@@ -33,7 +33,7 @@ class DisinfectionScheduled(Event):
     responsible_person_id: uuid.UUID | None
     team: str
     active: bool
-    until: datetime | None = Field(description="When a case's stairwell schedule ends")
+    until: Instant | None = Field(description="When a case's stairwell schedule ends")
 
 
 class DisinfectionDone(Event):
@@ -47,8 +47,8 @@ class DisinfectionDone(Event):
     compound_id: uuid.UUID
     building_id: uuid.UUID | None
     unit_id: uuid.UUID | None
-    slot_at: datetime
-    done_at: datetime
+    slot_at: Instant
+    done_at: Instant
     done_by: str
     done_by_person_id: uuid.UUID | None
     late: bool
@@ -66,8 +66,8 @@ class DisinfectionMissed(Event):
     building_id: uuid.UUID | None
     unit_id: uuid.UUID | None
     label: str
-    slot_at: datetime
-    due_at: datetime
+    slot_at: Instant
+    due_at: Instant
 
 
 # ---- stock ----
@@ -96,7 +96,7 @@ class StockReceived(Event):
     town_id: uuid.UUID
     compound_id: uuid.UUID | None
     source: Literal["government", "donation", "purchase"]
-    received_at: datetime
+    received_at: Instant
     lines: list[StockLine]
     stock_version: int
 
@@ -111,7 +111,7 @@ class DonationReceived(Event):
     town_id: uuid.UUID
     compound_id: uuid.UUID | None
     donor: str
-    received_at: datetime
+    received_at: Instant
     lines: list[StockLine]
     stock_version: int
 
@@ -135,7 +135,7 @@ class StockDispatched(Event):
     to_holder_id: uuid.UUID
     town_id: uuid.UUID
     compound_id: uuid.UUID
-    dispatched_at: datetime
+    dispatched_at: Instant
     lines: list[TransferLineRecord]
     stock_version: int
 
@@ -150,7 +150,7 @@ class StockTransferred(Event):
     to_holder_id: uuid.UUID
     town_id: uuid.UUID
     compound_id: uuid.UUID
-    received_at: datetime
+    received_at: Instant
     lines: list[TransferLineRecord]
     stock_version: int
 
@@ -163,7 +163,7 @@ class StockAdjusted(Event):
     holder_id: uuid.UUID
     town_id: uuid.UUID
     compound_id: uuid.UUID | None
-    at: datetime
+    at: Instant
     lines: list[StockLine]
     stock_version: int
 
@@ -177,7 +177,7 @@ class StockCounted(Event):
     holder_id: uuid.UUID
     town_id: uuid.UUID
     compound_id: uuid.UUID | None
-    at: datetime
+    at: Instant
     differences: list[StockLine]
     stock_version: int
 
@@ -205,8 +205,8 @@ class RequestEvent(Event):
     kind: RequestKind
     priority: Priority
     status: RequestStatus
-    due_at: datetime
-    at: datetime
+    due_at: Instant
+    at: Instant
 
 
 class RequestCreated(RequestEvent):
@@ -270,7 +270,7 @@ class CardEvent(RequestEvent):
 
     label: str
     card_status: CardStatus
-    card_due_at: datetime
+    card_due_at: Instant
 
 
 class CardCollected(CardEvent):
@@ -349,7 +349,7 @@ class DistributionCancelled(Event):
     compound_id: uuid.UUID
     reason: str
     cancelled_by: str
-    at: datetime
+    at: Instant
     households: int = Field(description="Households not delivered, whose allocation was released")
     items: list[ItemQuantity] = Field(description="Released: what those households were allocated")
 
@@ -363,7 +363,7 @@ class DeliveryRecord(Contract):
     rejected: list[ItemQuantity] = Field(
         default_factory=list, description="Delivered, but turned back (released, not issued)"
     )
-    at: datetime
+    at: Instant
 
 
 class DeliveriesRecorded(Event):

@@ -1,9 +1,8 @@
 """Events the notify service publishes."""
 
 import uuid
-from datetime import datetime
 
-from shared.events import Contract, Event
+from shared.events import Contract, Event, Instant
 
 # ---- delivery ----
 
@@ -18,7 +17,7 @@ class MessageOutcome(Contract):
     recipient_kind: str
     recipient_id: uuid.UUID
     template_key: str
-    at: datetime
+    at: Instant
     # For a failure: the provider's reason, or ours (expired while unknown, attempts spent).
     reason: str | None = None
 
@@ -49,4 +48,4 @@ class GatewaySwitched(Event):
     reason: str
     error_rate: float
     latency_ms: float
-    at: datetime
+    at: Instant

@@ -5,12 +5,12 @@ projections (``shared/directory``) apply a record only when its event is newer t
 they hold, so retries, replays and several relays cannot put an older state back."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
 
-from shared.events import Contract, Event
+from shared.events import Contract, Event, Instant
 
 ZoneLevelName = Literal["sealed", "controlled", "precaution"]
 PlaceKind = Literal["town", "committee", "compound", "building", "unit", "grid"]
@@ -95,8 +95,8 @@ class AssignmentRecord(Contract):
     building_id: uuid.UUID | None
     grid_id: uuid.UUID | None
     duty: str
-    assigned_at: datetime
-    ended_at: datetime | None = None
+    assigned_at: Instant
+    ended_at: Instant | None = None
 
 
 class HouseholdRegistered(Event):
@@ -174,7 +174,7 @@ class ZoneChanged(Event):
     to_level: ZoneLevelName | None
     reason: str
     set_by: str
-    at: datetime
+    at: Instant
     from_inherited: bool = Field(
         default=False, description="The unit had no zone of its own: it had its building's"
     )
@@ -189,7 +189,7 @@ class CompoundStatusChanged(Event):
     from_status: Literal["normal", "closed", "epidemic_free"]
     to_status: Literal["normal", "closed", "epidemic_free"]
     reason: str
-    at: datetime
+    at: Instant
     override_reason: str | None = Field(
         default=None,
         description="Why a town operator declared it epidemic-free although it was not ready",

@@ -1,12 +1,12 @@
 """Events the testing service publishes."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
 
-from shared.events import Contract, Event
+from shared.events import Contract, Event, Instant
 
 RoundKind = Literal["pcr", "antigen"]
 ScopeKindName = Literal["town", "compounds", "buildings", "units", "zone_level"]
@@ -31,8 +31,8 @@ class RoundScheduled(Event):
     name: str
     kind: RoundKind
     scope: RoundScope
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
     pool_size: int
     expected: int
 
@@ -43,7 +43,7 @@ class RoundOpened(Event):
     type = "testing.round.opened"
     round_id: uuid.UUID
     town_id: uuid.UUID
-    at: datetime
+    at: Instant
 
 
 class RoundClosed(Event):
@@ -52,7 +52,7 @@ class RoundClosed(Event):
     type = "testing.round.closed"
     round_id: uuid.UUID
     town_id: uuid.UUID
-    at: datetime
+    at: Instant
     expected: int
     sampled: int
     missed: int
@@ -68,7 +68,7 @@ class PoolPositive(Event):
     town_id: uuid.UUID
     compound_id: uuid.UUID
     member_ids: list[uuid.UUID]
-    resulted_at: datetime
+    resulted_at: Instant
 
 
 class ResultsRecorded(Event):
@@ -106,7 +106,7 @@ class CaseConfirmed(Event):
     round_id: uuid.UUID | None
     tube_code: str | None
     source: CaseSource
-    confirmed_at: datetime
+    confirmed_at: Instant
     contacts: list[ContactRecord]
 
 
@@ -118,7 +118,7 @@ class TransferOverdue(Event):
     resident_id: uuid.UUID
     town_id: uuid.UUID
     compound_id: uuid.UUID
-    due_at: datetime
+    due_at: Instant
     status: Literal["pending", "scheduled"]
 
 
@@ -130,5 +130,5 @@ class CompoundEpidemicFreeEligible(Event):
     town_id: uuid.UUID
     compound_id: uuid.UUID
     days_without_positive: int
-    last_positive_at: datetime | None
-    at: datetime
+    last_positive_at: Instant | None
+    at: Instant

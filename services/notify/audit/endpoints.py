@@ -17,7 +17,9 @@ router = service_router(SERVICE, tags=["messages"])
     response_model=schemas.SentPage,
     summary="What was sent to whom: the audit of messages in your scope",
     description="Phones are masked; `reveal=true` shows them to the roles that may see them, "
-    "and every such read is logged. A volunteer sees only the messages sent to them.",
+    "and every such read is logged. A message that is health data (`health_data`: a positive "
+    "pool's retest) is revealed only to the roles that see health data (a leader's reveal "
+    "of it is 403). A volunteer sees only the messages sent to them.",
 )
 async def list_messages(
     uow: Uow,
@@ -42,10 +44,7 @@ async def list_messages(
         cursor=cursor,
         limit=limit,
     )
-    operators = await service.caused_by(uow, page)
-    answer = schemas.SentPage(
-        items=[service.sent(m, operators) for m in page], next_cursor=following
-    )
+    answer = schemas.SentPage(items=await service.shown(uow, page), next_cursor=following)
     return await present(answer)
 
 
@@ -73,4 +72,5 @@ async def message_counts(
 )
 async def get_message(message_id: uuid.UUID, uow: Uow, present: Present) -> schemas.SentMessage:
     message = await repository.message(uow, message_id)
-    return await present(service.sent(message, await service.caused_by(uow, [message])))
+    [shown] = await service.shown(uow, [message])
+    return await present(shown)

@@ -37,6 +37,13 @@ class SentMessage(PersonalRecord):
     created_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
+    health_data: bool = Field(
+        description="Health data (a positive pool's retest): whom it went to is revealed "
+        "only to the roles that see health data"
+    )
+
+    def is_health(self) -> bool:
+        return self.health_data
 
 
 class SentPage(BaseModel):

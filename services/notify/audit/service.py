@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from services.notify.audit import repository, schemas
 from services.notify.models import Message
+from services.notify.rules import service as rules
 from shared.uow import UnitOfWork
 
 
@@ -16,7 +17,15 @@ async def caused_by(uow: UnitOfWork, messages: Sequence[Message]) -> dict[uuid.U
     return await repository.creators(uow, broadcast_ids=ids)
 
 
-def sent(message: Message, operators: dict[uuid.UUID, str]) -> schemas.SentMessage:
+async def shown(uow: UnitOfWork, messages: Sequence[Message]) -> list[schemas.SentMessage]:
+    """The messages as the audit answers them, in clear, each saying whether it is health
+    data (the presenter masks by it)."""
+    operators = await caused_by(uow, messages)
+    health = await rules.health_templates(uow, town_ids={m.town_id for m in messages})
+    return [sent(m, operators, health=(m.town_id, m.template_key) in health) for m in messages]
+
+
+def sent(message: Message, operators: dict[uuid.UUID, str], *, health: bool) -> schemas.SentMessage:
     by = None
     if message.broadcast_id is not None:
         by = operators.get(message.broadcast_id)
@@ -47,6 +56,7 @@ def sent(message: Message, operators: dict[uuid.UUID, str]) -> schemas.SentMessa
         created_at=message.created_at,
         sent_at=message.sent_at,
         delivered_at=message.delivered_at,
+        health_data=health,
     )
 
 

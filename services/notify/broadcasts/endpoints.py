@@ -18,10 +18,15 @@ router = service_router(SERVICE, tags=["broadcasts"])
     summary="Send a message to everyone in a scope",
     description="Committee staff send to their compounds; a town-wide scope (the town, or a "
     "zone level or tag across it) is for town operators and waits for a second operator's "
-    "approval. A missing or mistyped variable, a send time after `valid_until`, or a named "
-    "resident without a mobile phone is refused with 422 and nothing is created. Up to "
+    "approval. A missing or mistyped variable, a send time after `valid_until`, a named "
+    "resident without a mobile phone, or a scope that selects no resident (422 naming the "
+    "field that selected nobody: `scope.tag`, `scope.zone_level`, `scope.ids`) is refused and "
+    "nothing is created. Up to "
     f"{service.INLINE_LIMIT:,} recipients are enqueued at once; more are enqueued in batches "
     "in the background (see `progress`).",
+    responses={
+        422: {"description": "Invalid, or the scope selects no resident: `errors` names the field"}
+    },
 )
 async def create_broadcast(body: schemas.BroadcastCreate, uow: Uow) -> schemas.BroadcastOut:
     return await service.out(uow, await service.create(uow, data=body))

@@ -127,6 +127,24 @@ async def preview(uow: UnitOfWork, *, data: schemas.BroadcastCreate) -> schemas.
     )
 
 
+# The field that narrows each kind of scope: the one to name when it selects nobody.
+_SELECTING = {"tag": "scope.tag", "zone_level": "scope.zone_level", "town": "scope.kind"}
+
+
+async def _recipients(uow: UnitOfWork, *, scope: schemas.BroadcastScope, town_id: uuid.UUID) -> int:
+    """The residents the scope covers; none is refused, naming the field that selected
+    nobody: a broadcast to nobody answered as a success tells the operator it went out."""
+    count = await repository.count_residents(uow, repository.residents_in(scope, town_id=town_id))
+    if count == 0:
+        field = _SELECTING.get(scope.kind, "scope.ids")
+        raise Invalid.on(
+            field,
+            f"{field} selects no resident (check it, or the place's residents and zones); "
+            "nothing was created or sent",
+        )
+    return count
+
+
 async def get(uow: UnitOfWork, broadcast_id: uuid.UUID) -> Broadcast:
     return await uow.get(Broadcast, broadcast_id, what="broadcast")
 
@@ -139,7 +157,7 @@ async def create(uow: UnitOfWork, *, data: schemas.BroadcastCreate) -> Broadcast
             Broadcast, data.supersedes_id, what="broadcast", field="supersedes_id"
         )
         CANCEL.check(uow, Place.of(superseded), field="supersedes_id")
-    where = repository.residents_in(data.scope, town_id=data.town_id)
+    recipients = await _recipients(uow, scope=data.scope, town_id=data.town_id)
     now = datetime.now(UTC)
     broadcast = Broadcast(
         **place.columns(),
@@ -157,7 +175,7 @@ async def create(uow: UnitOfWork, *, data: schemas.BroadcastCreate) -> Broadcast
             if data.scope.town_wide
             else BroadcastStatus.enqueuing.value
         ),
-        recipients=await repository.count_residents(uow, where),
+        recipients=recipients,
         supersedes_id=data.supersedes_id,
         created_by=uow.principal.username,
         created_at=now,

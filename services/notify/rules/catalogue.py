@@ -18,6 +18,9 @@ class Rule:
     provides: dict[str, str] = field(default_factory=dict)
     # Optional messages skip residents who opted out; alerts about their safety never do.
     optional: bool = False
+    # Its message tells its recipient about their own health (a retest): health data, so
+    # only the roles that see health data may reveal whom it went to (shared/privacy.py).
+    health: bool = False
 
 
 RULES: tuple[Rule, ...] = (
@@ -40,6 +43,7 @@ RULES: tuple[Rule, ...] = (
         "urgent",
         6 * 60,
         {"time": "datetime"},
+        health=True,
     ),
     Rule(
         "case_confirmed",

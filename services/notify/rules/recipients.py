@@ -21,10 +21,10 @@ from services.notify.models import DirectoryGridBuilding, DirectoryPlace, Direct
 from services.notify.templates.glossary import values_of
 from services.notify.templates.render import ZONE_LEVELS, showable
 from shared.directory.tables import PlaceRow
+from shared.events import read_instant
 from shared.uow import UnitOfWork
 
 _UUID = TypeAdapter(uuid.UUID)
-_MOMENT = TypeAdapter(datetime)
 
 
 class Unusable(ValueError):
@@ -50,7 +50,7 @@ def _maybe_id(payload: dict[str, Any], name: str) -> uuid.UUID | None:
 
 def _moment(payload: dict[str, Any], name: str) -> datetime:
     try:
-        moment = _MOMENT.validate_python(payload.get(name))
+        moment = read_instant(payload.get(name))
     except ValidationError:
         raise Unusable(f"no {name}") from None
     try:

@@ -8,6 +8,7 @@ A message's key is (event id, recipient, template): a redelivered event sends no
 import dataclasses
 import logging
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from services.notify.rules import recipients, schemas
 from services.notify.rules.catalogue import BY_KEY, RULES, Rule
 from services.notify.templates import service as templates
 from services.notify.templates.render import LOCALES
-from shared.authz import MANAGERS, Place, Role, policy
+from shared.authz import MANAGERS, UNSCOPED, Place, Role, policy
 from shared.events import Envelope
 from shared.ids import new_id
 from shared.problems import Invalid, NotFound
@@ -100,6 +101,25 @@ async def listed(uow: UnitOfWork, *, town_id: uuid.UUID) -> list[Effective]:
     templates.require_town(uow, town_id)
     settings = await _settings(uow, town_id)
     return [_effective(rule, settings.get(rule.key)) for rule in RULES]
+
+
+async def health_templates(
+    uow: UnitOfWork, *, town_ids: Iterable[uuid.UUID]
+) -> set[tuple[uuid.UUID, str]]:
+    """The (town, template key) pairs whose messages are health data: each health rule's
+    built-in template, and the one a town gave it instead. Read beyond the caller's scope
+    (a town's settings are placed at the town, outside a leader's): it only decides what
+    the presenter masks, and nothing of it is shown."""
+    towns = set(town_ids)
+    health = [rule for rule in RULES if rule.health]
+    query = select(RuleSetting.town_id, RuleSetting.template_key).where(
+        RuleSetting.town_id.in_(towns),
+        RuleSetting.rule.in_([rule.key for rule in health]),
+        RuleSetting.template_key.is_not(None),
+    )
+    chosen = (await uow.session.execute(query, execution_options=UNSCOPED)).all()
+    built_in = {(town, rule.template_key) for town in towns for rule in health}
+    return built_in | {(row.town_id, row.template_key) for row in chosen}
 
 
 def _fills(rule: Rule, template: templates.TemplateVersion) -> None:
