@@ -33,6 +33,18 @@ def _round(**changes: Any) -> dict[str, Any]:
     return body
 
 
+LATER = "2022-04-02T10:00:00+08:00"
+
+
+def _broadcast(**changes: Any) -> dict[str, Any]:
+    return {
+        "scope": {"kind": "town"},
+        "template_key": "round_scheduled",
+        "valid_until": "2022-04-02T09:00:00+08:00",
+        **changes,
+    }
+
+
 # (method, path with {town}, body with {town} filled in, the field named)
 CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/v1/rounds", _round(ends_at=MORNING["starts_at"]), "ends_at"),
@@ -77,6 +89,11 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
         {"target": "lift", "compound_id": SOMEONE},
         "building_id",
     ),
+    ("POST", "/v1/broadcasts", _broadcast(scope={"kind": "units"}), "scope.ids"),
+    ("POST", "/v1/broadcasts", _broadcast(scope={"kind": "tag"}), "scope.tag"),
+    ("POST", "/v1/broadcasts", _broadcast(scope={"kind": "town", "ids": [SOMEONE]}), "scope.ids"),
+    ("POST", "/v1/broadcasts", _broadcast(send_at=LATER), "send_at"),
+    ("POST", "/v1/broadcasts", _broadcast(priority="urgent", optional=True), "optional"),
     (
         "PUT",
         "/v1/request-settings/{town}",
@@ -97,7 +114,7 @@ async def test_a_broken_rule_across_fields_names_the_field_to_correct(
 ) -> None:
     named = []
     for method, path, body, _ in CASES:
-        if path == "/v1/rounds":
+        if path in ("/v1/rounds", "/v1/broadcasts"):
             body = {**body, "town_id": str(town.id)}
         answer = await client.request(
             method, path.format(town=town.id), json=body, headers=town.operator

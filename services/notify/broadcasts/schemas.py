@@ -5,7 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.notify.templates.schemas import KEY_PATTERN, Length
-from shared.fields import FreeText, Moment
+from shared.fields import FieldError, FreeText, Moment
 
 ScopeKind = Literal["town", "compounds", "buildings", "units", "zone_level", "tag", "residents"]
 PriorityName = Literal["urgent", "high", "normal", "bulk"]
@@ -24,13 +24,13 @@ class BroadcastScope(BaseModel):
     @model_validator(mode="after")
     def _complete(self) -> "BroadcastScope":
         if self.kind in ("compounds", "buildings", "units", "residents") and not self.ids:
-            raise ValueError(f"a {self.kind} scope needs ids")
+            raise FieldError("ids", f"a {self.kind} scope needs ids")
         if self.kind == "zone_level" and self.zone_level is None:
-            raise ValueError("a zone_level scope needs zone_level")
+            raise FieldError("zone_level", "a zone_level scope needs zone_level")
         if self.kind == "tag" and self.tag is None:
-            raise ValueError("a tag scope needs tag")
+            raise FieldError("tag", "a tag scope needs tag")
         if self.kind == "town" and self.ids:
-            raise ValueError("a town scope takes no ids")
+            raise FieldError("ids", "a town scope takes no ids")
         return self
 
     @property
@@ -78,9 +78,9 @@ class BroadcastCreate(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "BroadcastCreate":
         if self.send_at is not None and self.send_at >= self.valid_until:
-            raise ValueError("send_at must be before valid_until")
+            raise FieldError("send_at", "send_at must be before valid_until")
         if self.priority == "urgent" and self.optional:
-            raise ValueError("an urgent broadcast cannot be optional")
+            raise FieldError("optional", "an urgent broadcast cannot be optional")
         return self
 
     @property
