@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     # Failed sign-ins counted per window: per (username, address) pair, per address across
     # usernames (password spraying), and per username from everywhere (softer; addresses the
     # user signed in from before are exempt), so nobody locks an owner out from afar.
+    # argon2's cost for new password hashes: "standard" (64 MB, a fifth of a second of a
+    # core), or "least" for a test suite that makes and signs in thousands of accounts. The
+    # distributed mode refuses "least"; a hash is verified at the cost it was made with.
+    password_hash_cost: Literal["standard", "least"] = "standard"
     login_window_seconds: int = 15 * 60
     login_failures_per_pair: int = 5
     login_failures_per_address: int = 20
@@ -103,6 +108,8 @@ class Settings(BaseSettings):
             if missing:
                 names = ", ".join(f"CORDON_{m.upper()}" for m in missing)
                 raise ValueError(f"the distributed mode needs {names}")
+            if self.password_hash_cost != "standard":
+                raise ValueError("the distributed mode hashes passwords at the standard cost")
             if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
                 raise ValueError(
                     "the distributed mode refuses the default or a short CORDON_SECRET_KEY; "

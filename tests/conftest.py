@@ -132,6 +132,9 @@ def _settings(backend: str, tmp_path: Path, *, prefix: str) -> Settings:
         # A loaded machine's directory lags longer than the 3 s a deployment waits; the lag's
         # own tests set theirs (tests/test_directory_lag.py).
         "projection_wait_seconds": 15.0,
+        # Thousands of accounts are made and signed in: argon2 at its least cost (a fifth of
+        # a second of a core each at the standard one). Its own tests use the standard one.
+        "password_hash_cost": "least",
     }
     if backend == "embedded":
         return Settings(**common)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from shared.auth import hash_password, verify_password
 from shared.settings import DEFAULT_SECRET, Mode, Settings
 
 REAL = {
@@ -24,6 +25,21 @@ def test_the_embedded_mode_starts_with_nothing_configured() -> None:
 def test_the_distributed_mode_refuses_a_default_or_short_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match="CORDON_SECRET_KEY"):
         Settings(mode=Mode.distributed, secret_key=secret, **REAL)
+
+
+def test_the_distributed_mode_hashes_passwords_at_the_standard_cost() -> None:
+    with pytest.raises(ValidationError, match="standard cost"):
+        Settings(mode=Mode.distributed, secret_key="s" * 40, password_hash_cost="least", **REAL)
+    assert Settings(mode=Mode.distributed, secret_key="s" * 40, **REAL).password_hash_cost == (
+        "standard"
+    )
+
+
+def test_a_password_hashed_at_the_least_cost_verifies_and_refuses_as_any_other() -> None:
+    cheap = hash_password("night-shift-7", cost="least")
+    assert cheap.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert verify_password(cheap, "night-shift-7")
+    assert not verify_password(cheap, "night-shift-8")
 
 
 def test_the_distributed_mode_names_what_is_missing() -> None:

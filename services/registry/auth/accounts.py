@@ -45,7 +45,7 @@ async def update_user(uow: UnitOfWork, *, user_id: uuid.UUID, data: schemas.User
     if user.role == Role.committee_staff.value and user.committee_id is None:
         raise Invalid.on("committee_id", "committee staff need a committee")
     if data.password is not None:
-        user.password_hash = await hashed(data.password)
+        user.password_hash = await hashed(data.password, cost=uow.settings.password_hash_cost)
     if data.password is not None or (user.role, user.committee_id) != before:
         await sessions.end_access(uow, [user], credentials=data.password is not None)
     return user
@@ -83,5 +83,5 @@ async def change_own_password(
     if not await verified(user.password_hash, data.current_password):
         await attempt.failed(uow.kv)
         raise Forbidden.on("current_password", "that is not your current password")
-    user.password_hash = await hashed(data.new_password)
+    user.password_hash = await hashed(data.new_password, cost=uow.settings.password_hash_cost)
     await sessions.end_access(uow, [user], credentials=True)

@@ -182,7 +182,7 @@ async def create_user(uow: UnitOfWork, *, data: schemas.UserCreate) -> User:
     user = User(
         **place.columns(),
         username=data.username,
-        password_hash=await hashed(data.password),
+        password_hash=await hashed(data.password, cost=uow.settings.password_hash_cost),
         role=data.role.value,
         person_kind=data.person_kind.value if data.person_kind else None,
         person_id=data.person_id,
