@@ -290,6 +290,10 @@ async def test_a_town_broadcast_over_two_committees_shows_each_committee_only_it
         created = await client.post("/v1/broadcasts", json=body, headers=town.operator)
         assert created.status_code == 201, created.text
         sent[kind] = created.json()["id"]
+    # A town-wide one awaiting approval has skipped nobody yet, in the whole or a part.
+    body = broadcast_body(town, {"kind": "town"}, priority="normal")
+    waiting = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+    assert _part(waiting.json()) == ([], 4, 0, 0, 0, 0), waiting.text
     compounds = f"/v1/broadcasts/{sent['compounds']}"
     whole = (await client.get(compounds, headers=town.operator)).json()
     assert _part(whole) == ([mine.id, other.id], 4, 2, 1, 1, 2)
@@ -305,6 +309,7 @@ async def test_a_town_broadcast_over_two_committees_shows_each_committee_only_it
         assert shown == {
             sent["compounds"]: part,
             sent["residents"]: ([named["id"]], 1, 1, 0, 0, 1),
+            waiting.json()["id"]: ([], part[1], 0, 0, 0, 0),
         }
 
 

@@ -303,11 +303,13 @@ async def _progress(uow: UnitOfWork, broadcast: Broadcast) -> schemas.Progress:
     scope = schemas.BroadcastScope.model_validate(broadcast.scope)
     where = repository.residents_in(scope, town_id=broadcast.town_id)
     reach, _ = await contacts.residents(uow, where, optional=broadcast.optional)
+    # Nobody is skipped before its enqueueing begins (awaiting approval), as in the whole.
+    begun = broadcast.cursor is not None or broadcast.status == BroadcastStatus.enqueued.value
     return schemas.Progress(
         recipients=len(reach.contacts) + reach.no_phone + reach.opted_out,
         enqueued=sum(states.values()),
-        skipped_no_phone=reach.no_phone,
-        skipped_opted_out=reach.opted_out,
+        skipped_no_phone=reach.no_phone if begun else 0,
+        skipped_opted_out=reach.opted_out if begun else 0,
         states=states,
     )
 
