@@ -257,6 +257,62 @@ async def test_committee_staff_broadcast_only_to_their_compounds(
     assert (await client.post(f"{url}/cancel", headers=outsider)).status_code == 404
 
 
+def _part(broadcast: dict[str, Any]) -> tuple[list[str], int, int, int, int, int]:
+    """What a reader sees of a broadcast's reach: its scope's ids and its progress."""
+    progress = broadcast["progress"]
+    return (
+        broadcast["scope"]["ids"],
+        progress["recipients"],
+        progress["enqueued"],
+        progress["skipped_no_phone"],
+        progress["skipped_opted_out"],
+        sum(progress["states"].values()),
+    )
+
+
+async def test_a_town_broadcast_over_two_committees_shows_each_committee_only_its_part(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """The town office sends to compounds (or residents) of two committees at once: each
+    committee's staff read the broadcast with only their own compound (or residents) in its
+    scope and only their residents in its progress, as its messages count them (they read the
+    other committee's ids and the whole town's counts); the town office reads it whole."""
+    mine = await make_compound(client, town.id, town.operator, code="M1")
+    other = await make_compound(client, town.id, town.operator, code="M2")
+    wang = await resident(client, mine, town.operator, name="王秀英")
+    await resident(client, mine, town.operator, name="刘洋", phone=None)
+    await resident(client, mine, town.operator, name="李娜", opted_out=True)
+    zhang = await resident(client, other, town.operator, name="张伟")
+    await notify_knows(platform, 4)
+    sent = {}
+    for kind, ids in (("compounds", [mine.id, other.id]), ("residents", [wang["id"], zhang["id"]])):
+        body = broadcast_body(town, {"kind": kind, "ids": ids}, priority="normal")
+        created = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+        assert created.status_code == 201, created.text
+        sent[kind] = created.json()["id"]
+    # A town-wide one awaiting approval has skipped nobody yet, in the whole or a part.
+    body = broadcast_body(town, {"kind": "town"}, priority="normal")
+    waiting = await client.post("/v1/broadcasts", json=body, headers=town.operator)
+    assert _part(waiting.json()) == ([], 4, 0, 0, 0, 0), waiting.text
+    compounds = f"/v1/broadcasts/{sent['compounds']}"
+    whole = (await client.get(compounds, headers=town.operator)).json()
+    assert _part(whole) == ([mine.id, other.id], 4, 2, 1, 1, 2)
+
+    for compound, named, part in (
+        (mine, wang, ([mine.id], 3, 1, 1, 1, 1)),
+        (other, zhang, ([other.id], 1, 1, 0, 0, 1)),
+    ):
+        staff = await committee_staff(client, town, compound, f"staff-{compound.code}")
+        assert _part((await client.get(compounds, headers=staff)).json()) == part
+        listed = (await client.get("/v1/broadcasts", headers=staff)).json()["items"]
+        shown = {b["id"]: _part(b) for b in listed}
+        assert shown == {
+            sent["compounds"]: part,
+            sent["residents"]: ([named["id"]], 1, 1, 0, 0, 1),
+            waiting.json()["id"]: ([], part[1], 0, 0, 0, 0),
+        }
+
+
 async def test_opt_outs_skip_optional_broadcasts_never_urgent_ones_and_phones_are_checked(
     client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:

@@ -449,6 +449,34 @@ async def test_rounds_outside_the_callers_scope_are_not_found_and_town_rounds_co
         }, role
 
 
+async def test_a_town_round_over_two_committees_compounds_shows_each_only_its_part(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> None:
+    """The town office screens compounds of two committees in one round: each committee's
+    staff, building leader and volunteer read it with only their own compound in its scope
+    (they read the other committee's compound id) and only their residents expected, as its
+    coverage counts them; the town office reads it whole."""
+    other = await make_compound(client, town.id, town.operator, code="C2")
+    await make_resident(client, other, town.operator, name="乙区居民")
+    await in_directory(platform, residents=6, zones=1)
+    ids = [night.compound.id, other.id]
+    both = await schedule(client, town, {"kind": "compounds", "ids": ids})
+    url = f"/v1/rounds/{both['id']}"
+    whole = (await client.get(url, headers=town.operator)).json()
+    assert (whole["scope"]["ids"], whole["expected"]) == (ids, 6)
+    for compound, expected in ((night.compound, 5), (other, 1)):
+        people = await _people_of(client, town, compound, compound.code.lower())
+        for role, headers in people.items():
+            shown = (await client.get(url, headers=headers)).json()
+            assert (shown["scope"]["ids"], shown["expected"]) == ([compound.id], expected), role
+            listed = (await client.get("/v1/rounds", headers=headers)).json()["items"]
+            assert [(r["scope"]["ids"], r["expected"]) for r in listed] == [
+                ([compound.id], expected)
+            ], role
+            coverage = (await client.get(f"{url}/coverage", headers=headers)).json()
+            assert coverage["total"]["expected"] == expected, role
+
+
 async def test_single_tubes_sent_together_are_each_answered_as_if_sent_alone(
     client: httpx.AsyncClient, town: Town, night: Night
 ) -> None:

@@ -94,15 +94,6 @@ async def plan_place(uow: UnitOfWork, *, scope: PlanScope, town_id: uuid.UUID) -
     return Place.common(places, town_id=town_id)
 
 
-async def places_seen(uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these places (compounds, buildings, units) the caller sees: the directory
-    read through their scope."""
-    if not ids:
-        return set()
-    query = select(DirectoryPlace.id).where(DirectoryPlace.id.in_(ids))
-    return set((await uow.session.scalars(query)).all())
-
-
 def _has_tags(tags: Sequence[str]) -> ColumnElement[bool]:
     """A resident carries every one of ``tags``: the JSON list's text holds each as a quoted
     string (the same test on PostgreSQL's json and SQLite's text)."""

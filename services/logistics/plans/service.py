@@ -15,6 +15,7 @@ from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, To
 from services.logistics.reservations.service import Reference, release, reserve
 from shared.authz import MANAGERS, Place, policy
 from shared.contracts.logistics import DistributionCancelled, DistributionPlanned, ItemQuantity
+from shared.directory.seen import above_scope, scope_ids_seen
 from shared.ids import new_id
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -303,10 +304,10 @@ async def present(uow: UnitOfWork, plan: DistributionPlan) -> schemas.PlanOut:
     theirs: the places of its scope they see and its households in their scope, both read
     through their scope like every read."""
     out = schemas.PlanOut.model_validate(plan)
-    if uow.scope.manages(Place.of(plan)):
+    if not above_scope(uow, plan):
         return out
-    seen = await repository.places_seen(uow, out.scope.ids)
-    scope = out.scope.model_copy(update={"ids": [i for i in out.scope.ids if i in seen]})
+    ids = await scope_ids_seen(uow, placed=plan, rows=DirectoryPlace, ids=out.scope.ids)
+    scope = out.scope.model_copy(update={"ids": ids})
     compounds = await repository.compound_households(uow, plan.id)
     households = sum(int(row.households) for row in compounds)
     return out.model_copy(update={"scope": scope, "households": households})

@@ -90,12 +90,21 @@ class BroadcastCreate(BaseModel):
         return self.priority in ("bulk", "normal")
 
 
+# A broadcast placed above the reader's scope (the town office's over several committees)
+# shows them their part: its own counts are the whole town's.
+_YOURS_NOW = "; of a broadcast placed above your scope, those in yours, counted now"
+
+
 class Progress(BaseModel):
-    recipients: int = Field(description="Residents in the scope when it was created")
-    enqueued: int
-    skipped_no_phone: int = Field(description="No phone, or one that cannot receive SMS")
-    skipped_opted_out: int
-    states: dict[str, int] = Field(description="Its messages by state")
+    recipients: int = Field(description="Residents in the scope when it was created" + _YOURS_NOW)
+    enqueued: int = Field(
+        description="Messages made; of a broadcast placed above your scope, those in yours"
+    )
+    skipped_no_phone: int = Field(
+        description="No phone, or one that cannot receive SMS" + _YOURS_NOW
+    )
+    skipped_opted_out: int = Field(description="Opted out of optional messages" + _YOURS_NOW)
+    states: dict[str, int] = Field(description="Its messages in your scope by state")
 
 
 class BroadcastOut(BaseModel):
@@ -103,7 +112,10 @@ class BroadcastOut(BaseModel):
     town_id: uuid.UUID
     committee_id: uuid.UUID | None
     compound_id: uuid.UUID | None
-    scope: BroadcastScope
+    scope: BroadcastScope = Field(
+        description="Its scope; of a broadcast placed above your scope (the town office's over "
+        "several committees), the places or residents in yours only"
+    )
     town_wide: bool
     template_key: str
     template_version: int

@@ -13,10 +13,18 @@ from typing import Any
 from services.notify.broadcasts import repository, schemas
 from services.notify.contacts import service as contacts
 from services.notify.messages.service import broadcast_progress, cancel_broadcast, enqueue
-from services.notify.models import Broadcast, BroadcastStatus, CauseKind, Priority
+from services.notify.models import (
+    Broadcast,
+    BroadcastStatus,
+    CauseKind,
+    DirectoryPlace,
+    DirectoryResident,
+    Priority,
+)
 from services.notify.templates import service as templates
 from services.notify.templates.render import LOCALES, jsonable
 from shared.authz import MANAGERS, TOWN, Place, policy
+from shared.directory.seen import above_scope, scope_ids_seen
 from shared.phones import can_receive_sms
 from shared.problems import Conflict, Forbidden, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -279,14 +287,50 @@ async def cancel(uow: UnitOfWork, *, broadcast_id: uuid.UUID) -> Broadcast:
     return broadcast
 
 
-async def out(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastOut:
+async def _progress(uow: UnitOfWork, broadcast: Broadcast) -> schemas.Progress:
+    """Its progress as the caller may read it: its messages in their scope by state; of one
+    placed above their scope (the town office's over two committees), their residents it
+    covers and skips, counted now (its own counts are the whole town's), and their messages."""
     states = await broadcast_progress(uow, broadcast_id=broadcast.id)
+    if not above_scope(uow, broadcast):
+        return schemas.Progress(
+            recipients=broadcast.recipients,
+            enqueued=broadcast.enqueued,
+            skipped_no_phone=broadcast.skipped_no_phone,
+            skipped_opted_out=broadcast.skipped_opted_out,
+            states=states,
+        )
+    scope = schemas.BroadcastScope.model_validate(broadcast.scope)
+    where = repository.residents_in(scope, town_id=broadcast.town_id)
+    reach, _ = await contacts.residents(uow, where, optional=broadcast.optional)
+    # Nobody is skipped before its enqueueing begins (awaiting approval), as in the whole.
+    begun = broadcast.cursor is not None or broadcast.status == BroadcastStatus.enqueued.value
+    return schemas.Progress(
+        recipients=len(reach.contacts) + reach.no_phone + reach.opted_out,
+        enqueued=sum(states.values()),
+        skipped_no_phone=reach.no_phone if begun else 0,
+        skipped_opted_out=reach.opted_out if begun else 0,
+        states=states,
+    )
+
+
+async def _scope(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastScope:
+    """Its scope, naming only the places (or residents) the caller sees."""
+    scope = schemas.BroadcastScope.model_validate(broadcast.scope)
+    rows = DirectoryResident if scope.kind == "residents" else DirectoryPlace
+    ids = await scope_ids_seen(uow, placed=broadcast, rows=rows, ids=scope.ids)
+    return scope.model_copy(update={"ids": ids})
+
+
+async def out(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastOut:
+    """A broadcast as the caller may read it: one placed above their scope shows only their
+    part of its scope and progress."""
     return schemas.BroadcastOut(
         id=broadcast.id,
         town_id=broadcast.town_id,
         committee_id=broadcast.committee_id,
         compound_id=broadcast.compound_id,
-        scope=schemas.BroadcastScope.model_validate(broadcast.scope),
+        scope=await _scope(uow, broadcast),
         town_wide=broadcast.town_wide,
         template_key=broadcast.template_key,
         template_version=broadcast.template_version,
@@ -303,13 +347,7 @@ async def out(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastOut:
         approved_at=broadcast.approved_at,
         cancelled_by=broadcast.cancelled_by,
         cancelled_at=broadcast.cancelled_at,
-        progress=schemas.Progress(
-            recipients=broadcast.recipients,
-            enqueued=broadcast.enqueued,
-            skipped_no_phone=broadcast.skipped_no_phone,
-            skipped_opted_out=broadcast.skipped_opted_out,
-            states=states,
-        ),
+        progress=await _progress(uow, broadcast),
     )
 
 

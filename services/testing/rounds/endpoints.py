@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from services.testing.models import SERVICE, Round, Site, directory
+from services.testing.models import SERVICE, Site, directory
 from services.testing.rounds import repository, schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
@@ -16,10 +16,6 @@ DirectoryCurrent = Annotated[Callable[[], Awaitable[object]], directory.caught_u
 BEHIND: dict[int | str, dict[str, Any]] = {
     503: {"description": "The directory is behind the registry; retry after the header's seconds"}
 }
-
-
-def _out(round_: Round, expected: int) -> schemas.RoundOut:
-    return schemas.RoundOut.model_validate(round_).model_copy(update={"expected": expected})
 
 
 @router.post(
@@ -38,7 +34,7 @@ async def schedule_round(
 ) -> schemas.RoundOut:
     await directory_current()
     round_, expected = await service.schedule_round(uow, data=body)
-    return _out(round_, expected)
+    return await service.present(uow, round_, expected=expected)
 
 
 @router.get("/rounds", response_model=Page[schemas.RoundOut], summary="Rounds in your scope")
@@ -50,13 +46,14 @@ async def list_rounds(
 ) -> Page[schemas.RoundOut]:
     page, following = await repository.rounds_page(uow, status=status, cursor=cursor, limit=limit)
     counts = await repository.member_counts(uow, [r.id for r in page])
-    return Page(items=[_out(r, counts.get(r.id, 0)) for r in page], next_cursor=following)
+    items = [await service.present(uow, r, expected=counts.get(r.id, 0)) for r in page]
+    return Page(items=items, next_cursor=following)
 
 
 @router.get("/rounds/{round_id}", response_model=schemas.RoundOut)
 async def get_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     round_ = await service.get_round(uow, round_id)
-    return _out(round_, await service.expected(uow, round_id))
+    return await service.present(uow, round_, expected=await service.expected(uow, round_id))
 
 
 @router.post(
@@ -70,13 +67,13 @@ async def open_round(
 ) -> schemas.RoundOut:
     await directory_current()
     round_ = await service.open_round(uow, round_id=round_id)
-    return _out(round_, await service.expected(uow, round_id))
+    return await service.present(uow, round_, expected=await service.expected(uow, round_id))
 
 
 @router.post("/rounds/{round_id}/close", response_model=schemas.RoundOut, summary="End sampling")
 async def close_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     round_ = await service.close_round(uow, round_id=round_id)
-    return _out(round_, await service.expected(uow, round_id))
+    return await service.present(uow, round_, expected=await service.expected(uow, round_id))
 
 
 @router.post(

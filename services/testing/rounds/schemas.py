@@ -65,7 +65,10 @@ class RoundOut(BaseModel):
     name: str
     kind: str
     status: str
-    scope: RoundScope
+    scope: RoundScope = Field(
+        description="Its scope; of a round placed above your scope (the town office's over "
+        "several committees), the places in yours only"
+    )
     starts_at: datetime
     ends_at: datetime
     pool_size: int
@@ -73,7 +76,9 @@ class RoundOut(BaseModel):
     created_at: datetime
     opened_at: datetime | None
     closed_at: datetime | None
-    expected: int = 0
+    expected: int = Field(
+        0, description="Its members in your scope: of a round placed above it, your part only"
+    )
 
 
 class Slot(BaseModel):

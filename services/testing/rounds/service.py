@@ -28,6 +28,7 @@ from shared.authz import FIELD, MANAGERS, Place, Relation, policy
 from shared.contracts import registry
 from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
 from shared.db import table_of
+from shared.directory.seen import scope_ids_seen
 from shared.directory.zones import zone_level_of
 from shared.events import Event
 from shared.problems import Conflict, Invalid, NotFound
@@ -231,6 +232,17 @@ async def _follow(uow: UnitOfWork, round_: Round, resident_ids: Sequence[uuid.UU
 async def expected(uow: UnitOfWork, round_id: uuid.UUID) -> int:
     query = select(func.count()).select_from(RoundMember).where(RoundMember.round_id == round_id)
     return int(await uow.session.scalar(query) or 0)
+
+
+async def present(uow: UnitOfWork, round_: Round, *, expected: int) -> schemas.RoundOut:
+    """A round as the caller may read it, with ``expected`` its members in their scope (the
+    members are read through it, as coverage reads them). One placed above their scope (the
+    town office's over two committees' compounds) shows only the places of its scope they
+    see."""
+    out = schemas.RoundOut.model_validate(round_)
+    ids = await scope_ids_seen(uow, placed=round_, rows=DirectoryPlace, ids=out.scope.ids)
+    scope = out.scope.model_copy(update={"ids": ids})
+    return out.model_copy(update={"scope": scope, "expected": expected})
 
 
 async def schedule_round(uow: UnitOfWork, *, data: schemas.RoundCreate) -> tuple[Round, int]:

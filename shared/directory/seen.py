@@ -1,0 +1,33 @@
+"""What an object placed above the caller's scope shows them of its own scope. The town office's
+round, plan or broadcast over compounds of two committees is visible to both committees (as
+every town-level row is), but each committee's people may read only their own places of it:
+its scope's ids are narrowed to those the caller sees in the directory, read through their
+scope like every read. One rule for every service that keeps a directory."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from shared.authz import Place, Scoped
+from shared.directory.tables import Positioned
+from shared.uow import UnitOfWork
+
+
+def above_scope(uow: UnitOfWork, row: Scoped) -> bool:
+    """Whether the row is placed above the caller's scope (seen, not managed): then it shows
+    them their part only."""
+    return not uow.scope.manages(Place.of(row))
+
+
+async def scope_ids_seen(
+    uow: UnitOfWork, *, placed: Scoped, rows: type[Positioned], ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The ``ids`` of ``placed``'s scope (directory ``rows``: places, or residents) the caller
+    may read, in their order: all of them when it lies inside their scope, else those the
+    directory shows them."""
+    if not ids or not above_scope(uow, placed):
+        return list(ids)
+    query = select(rows.id).where(rows.id.in_(ids))
+    seen = set((await uow.session.scalars(query)).all())
+    return [i for i in ids if i in seen]
