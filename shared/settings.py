@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     # How far a phone's or a lab's clock may run ahead of ours, or a swab be taken past its
     # round's window, before the time is refused as impossible (see clock_skew).
     clock_skew_minutes: int = Field(default=10, ge=0, le=24 * 60)
+    # How far back a stated time may go where nothing in the system dates its start (a
+    # stock receipt: a store's row is made on first use and the directory keeps no place's
+    # creation time). Paper receipts from a lockdown's first weeks are entered once the
+    # system is up, and the field's lockdowns ran about 50 days; a time years back is a typo
+    # in the year that would head the stock card and the donation register. See
+    # earliest_stated.
+    backdate_days: int = Field(default=60, ge=1, le=366)
     # Failed sign-ins counted per window: per (username, address) pair, per address across
     # usernames (password spraying), and per username from everywhere (softer; addresses the
     # user signed in from before are exempt), so nobody locks an owner out from afar.
@@ -126,6 +133,11 @@ class Settings(BaseSettings):
         """The latest time another clock (a phone's, a lab's) may state now: later is a time
         that has not come yet."""
         return datetime.now(UTC) + self.clock_skew
+
+    def earliest_stated(self) -> datetime:
+        """The earliest time a person may state for what happened, where nothing dates its
+        start (``backdate_days`` back): earlier is a slip of the year, not late paperwork."""
+        return datetime.now(UTC) - timedelta(days=self.backdate_days)
 
     def today(self) -> date:
         """The town office's date now: expiry dates are read on its calendar."""

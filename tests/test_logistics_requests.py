@@ -12,11 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from cordon.platform import Platform
 from services.logistics.app import CARD_OVERDUE, RECURRING_REQUESTS, REQUEST_OVERDUE
-from services.logistics.models import HelpRequest, RequestEscalation, directory, kernel
+from services.logistics.models import (
+    HelpRequest,
+    Recurrence,
+    RequestEscalation,
+    directory,
+    kernel,
+)
 from services.logistics.requests import endpoints as request_endpoints
 from services.logistics.requests import service as request_service
 from shared.auth import Principal
@@ -573,7 +579,18 @@ async def test_a_series_past_its_last_day_shows_ended_and_makes_no_more_trips(
         "hospital": "Dialysis centre",
     }
     url = "/v1/recurring-requests"
-    over = await post(client, url, body, area.leader)
+    # Entered while it ran (a series already over is refused); its last day has since passed.
+    over = await post(client, url, {**body, "ends_on": str(today)}, area.leader)
+    async with runtime.uow(Principal.system()) as uow:
+        await uow.session.execute(
+            update(Recurrence)
+            .where(Recurrence.id == uuid.UUID(over["id"]))
+            .values(ends_on=today - timedelta(days=1))
+        )
+        await uow.commit()
+    over = (
+        await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
+    ).json()["items"][0]
     last_day = await post(client, url, {**body, "at": "18:00", "ends_on": str(today)}, area.leader)
     assert (over["status"], over["active"]) == ("ended", False)
     listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
@@ -591,6 +608,35 @@ async def test_a_series_past_its_last_day_shows_ended_and_makes_no_more_trips(
     stopped = await client.post(f"{url}/{over['id']}/stop", headers=area.leader)
     assert stopped.status_code == 409, stopped.text
     assert str(today - timedelta(days=1)) in stopped.json()["detail"]
+
+
+async def test_a_series_already_over_when_entered_is_refused_naming_ends_on(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    """Staff entering a dialysis prescription at night with last week's end date would see
+    it accepted and `ended` at once, no trip ever made: a series whose ``ends_on`` has
+    passed on the town office's calendar is refused, naming ``ends_on``; nothing is kept.
+    One ending today still has today's trip to make."""
+    today = platform.runtime("logistics").settings.today()
+    body = {
+        "resident_id": area.patient,
+        "kind": "medical_transport",
+        "reason": "dialysis",
+        "weekdays": ["mon", "wed", "fri"],
+        "at": "07:30",
+        "starts_on": str(today - timedelta(days=30)),
+        "ends_on": str(today - timedelta(days=1)),
+        "hospital": "Dialysis centre",
+    }
+    url = "/v1/recurring-requests"
+    over = await client.post(url, json=body, headers=area.leader)
+    assert over.status_code == 422, over.text
+    assert [e["field"] for e in over.json()["errors"]] == ["ends_on"], over.text
+    assert str(today - timedelta(days=1)) in over.json()["detail"]
+    listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)
+    assert listed.json()["items"] == []
+    running = await post(client, url, {**body, "ends_on": str(today)}, area.leader)
+    assert running["status"] == "active"
 
 
 async def test_a_series_whose_resident_is_gone_from_the_directory_holds_up_no_other(
@@ -622,8 +668,9 @@ async def test_a_series_whose_resident_is_gone_from_the_directory_holds_up_no_ot
 
 
 async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_first(
-    client: httpx.AsyncClient, town: Town, area: Area
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
 ) -> None:
+    today = platform.runtime("logistics").settings.today()
     body = {
         "resident_id": area.patient,
         "kind": "medical_transport",
@@ -659,13 +706,22 @@ async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_fir
         assert named and named <= {"kind", "weekdays", "at", "starts_on"}, lost.text
     # The same trips for a period after the first one ends (a new prescription) are others;
     # a period overlapping it would make its trips twice.
-    bounded = await post(client, url, {**body, "at": "15:00", "ends_on": "2026-12-31"}, area.leader)
+    bounded = await post(
+        client,
+        url,
+        {**body, "at": "15:00", "ends_on": str(today + timedelta(days=30))},
+        area.leader,
+    )
     overlapping = await client.post(
-        url, json={**body, "at": "15:00", "starts_on": "2026-12-20"}, headers=area.leader
+        url,
+        json={**body, "at": "15:00", "starts_on": str(today + timedelta(days=10))},
+        headers=area.leader,
     )
     assert overlapping.status_code == 409 and bounded["id"] in overlapping.json()["detail"]
     following = await client.post(
-        url, json={**body, "at": "15:00", "starts_on": "2027-01-01"}, headers=area.leader
+        url,
+        json={**body, "at": "15:00", "starts_on": str(today + timedelta(days=31))},
+        headers=area.leader,
     )
     assert following.status_code == 201, following.text
     listed = await client.get(url, params={"resident_id": area.patient}, headers=area.leader)

@@ -325,6 +325,48 @@ async def test_expired_goods_are_not_received_as_stock_however_far_back_the_rece
     assert (await balance(client, h, c03.id, formula))["on_hand"] == 40
 
 
+async def test_a_receipt_dated_years_back_is_refused_naming_received_at(
+    client: httpx.AsyncClient, town: Town, platform: Platform, settings: Settings
+) -> None:
+    """Goods stated as received in 1990 would head the stock card and the donation register,
+    before anything the store ever held: a typo in the year, refused naming `received_at`,
+    nothing of it on the card nor in the register. Paper receipts from the lockdown's first
+    weeks, entered late, are taken as stated."""
+    h = town.operator
+    c03 = await compound(client, town, platform)
+    rice = await item(client, town, "rice", "kg")
+    body = {
+        "holder_id": c03.id,
+        "source": "donation",
+        "donor": "Riverside Rice Co.",
+        "lines": [{"item_id": rice, "quantity": 50}],
+    }
+    for holder in (c03.id, str(town.id)):
+        old = await client.post(
+            "/v1/stock/receipts",
+            json={**body, "holder_id": holder, "received_at": "1990-04-01T09:00:00+08:00"},
+            headers=h,
+        )
+        assert old.status_code == 422, old.text
+        assert [e["field"] for e in old.json()["errors"]] == ["received_at"], old.text
+        assert "1990-04-01" in old.json()["detail"]
+        assert (await balance(client, h, holder, rice))["on_hand"] == 0
+    register = await client.get("/v1/donations", headers=h)
+    assert register.status_code == 200 and register.json()["items"] == [], register.text
+    # Just beyond the bound back: refused; a day within it: on the card as stated.
+    bound = timedelta(days=settings.backdate_days)
+    now = datetime.now(UTC)
+    beyond = (now - bound - timedelta(hours=1)).isoformat()
+    refused = await client.post(
+        "/v1/stock/receipts", json={**body, "received_at": beyond}, headers=h
+    )
+    assert refused.status_code == 422, refused.text
+    within = (now - bound + timedelta(days=1)).isoformat()
+    accepted = await post(client, "/v1/stock/receipts", {**body, "received_at": within}, h)
+    assert accepted["received_at"].startswith(within[:16])
+    assert (await balance(client, h, c03.id, rice))["on_hand"] == 50
+
+
 async def test_adjustments_and_counts_keep_the_card_and_the_balance_together(
     client: httpx.AsyncClient, town: Town, platform: Platform
 ) -> None:

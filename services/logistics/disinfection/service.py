@@ -592,7 +592,9 @@ async def complete(
             f"this task was done already, at {task.done_at.isoformat()} "
             f"(recorded by {task.done_by}); that record stands"
         )
-    _check_done_at(task, data.done_at, now=now, skew=uow.settings.clock_skew)
+    _check_done_at(
+        task, data.done_at, latest=uow.settings.latest_stated(), skew=uow.settings.clock_skew
+    )
     await _check_person(uow, data.done_by_person_id, "done_by_person_id")
     task.status, task.done_at = TaskStatus.done.value, data.done_at or now
     task.done_by = uow.principal.username
@@ -633,13 +635,14 @@ def _resent(task: DisinfectionTask, data: schemas.CompletionIn, *, by: str) -> b
 
 
 def _check_done_at(
-    task: DisinfectionTask, done_at: datetime | None, *, now: datetime, skew: timedelta
+    task: DisinfectionTask, done_at: datetime | None, *, latest: datetime, skew: timedelta
 ) -> None:
-    """A stated time is neither ahead of our clock nor before the task's slot began, beyond
-    the tolerance for the phone's clock (settings' ``clock_skew``)."""
+    """A stated time is neither ahead of our clock (``latest``: settings' ``latest_stated``,
+    as every stated time is judged) nor before the task's slot began, beyond the tolerance
+    for the phone's clock (settings' ``clock_skew``)."""
     if done_at is None:
         return
-    if done_at > now + skew:
+    if done_at > latest:
         raise Invalid.on("done_at", f"done_at {done_at.isoformat()} is in the future")
     if done_at < task.slot_at - skew:
         raise Invalid.on(

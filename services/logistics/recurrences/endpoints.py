@@ -17,8 +17,16 @@ router = service_router(SERVICE, tags=["recurring requests"])
     "(2 h by default) before its time, due at that time; once, however many workers run. "
     "A resident has one active series of a kind on the same weekdays at the same time on "
     "any day: a second one whose period meets the first's (entered twice) answers 409 "
-    "naming the first; stop that one to enter it anew, or start the new one after it ends.",
-    responses={409: {"description": "The same series is active already (which one)"}},
+    "naming the first; stop that one to enter it anew, or start the new one after it ends. "
+    "A series whose `ends_on` is before today (the town office's date, `CORDON_TIME_ZONE`) "
+    "would make no trip: 422 naming `ends_on`, as is an `ends_on` before `starts_on`.",
+    responses={
+        409: {"description": "The same series is active already (which one)"},
+        422: {
+            "description": "A field is invalid, e.g. `ends_on` already past or before "
+            "`starts_on` (named in `errors`)"
+        },
+    },
 )
 async def create_recurrence(body: schemas.RecurrenceCreate, uow: Uow) -> schemas.RecurrenceOut:
     return service.present(uow, await service.create(uow, data=body))

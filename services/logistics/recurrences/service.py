@@ -20,7 +20,7 @@ from shared.authz import MANAGERS, Place, Role, policy
 from shared.contracts.logistics import RequestCreated
 from shared.db import insert_ignoring_duplicates, table_of
 from shared.ids import new_id
-from shared.problems import Conflict
+from shared.problems import Conflict, Invalid
 from shared.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurren
     resident = await repository.subject(uow, data.resident_id, field="resident_id")
     CREATE.check(uow, Place(resident.town_id, resident.committee_id, resident.compound_id,
                             resident.building_id), field="resident_id")  # fmt: skip
+    _refuse_over(data, today=uow.settings.today())
     weekdays: list[str] = sorted(set(data.weekdays), key=rules.DAYS.index)
     await _refuse_repeat(uow, data=data, resident_id=resident.id, weekdays=weekdays)
     recurrence = Recurrence(
@@ -72,6 +73,18 @@ async def create(uow: UnitOfWork, *, data: schemas.RecurrenceCreate) -> Recurren
     uow.session.add(recurrence)
     await uow.session.flush()
     return recurrence
+
+
+def _refuse_over(data: schemas.RecurrenceCreate, *, today: date) -> None:
+    """A series whose last day has passed on the town office's calendar would make no trip
+    and show ``ended`` at once: a typo in the year or an old prescription, refused (422
+    naming ``ends_on``) rather than kept as if it were planned. One ending today still runs."""
+    if data.ends_on is not None and data.ends_on < today:
+        raise Invalid.on(
+            "ends_on",
+            f"ends_on {data.ends_on.isoformat()} is before today ({today.isoformat()}, the "
+            "town office's date): this series would make no trip; give its last day to come",
+        )
 
 
 async def _refuse_repeat(

@@ -25,7 +25,8 @@ SHORT: dict[int | str, dict[str, Any]] = {
     summary="Record goods received at the town warehouse or a compound's store",
     description="Each line becomes a batch (with its expiry: required for perishable items). "
     "A donation names its donor; it appears in the donation register. `received_at` may be "
-    "stated for goods that came earlier, never for goods still to come (422 naming it). A "
+    "stated for goods that came earlier, never for goods still to come nor more than "
+    "`CORDON_BACKDATE_DAYS` (60 by default) back, a year mistyped (422 naming it). A "
     "line expired before today (the town office's date) is a 422 naming its `expires_on`, "
     "however far back `received_at` is dated.",
 )

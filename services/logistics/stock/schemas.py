@@ -59,8 +59,9 @@ class ReceiptCreate(BaseModel):
     received_at: Moment | None = Field(
         None,
         description="When the goods arrived (by default now); not in the future beyond the "
-        "clocks' tolerance (422 naming this field): goods are recorded once they came. It does "
-        "not move the expiry check, which is today's",
+        "clocks' tolerance, nor more than `CORDON_BACKDATE_DAYS` (60 by default) back (422 "
+        "naming this field): goods are recorded once they came, and a year mistyped would "
+        "head the stock card. It does not move the expiry check, which is today's",
     )
     lines: list[ReceiptLine] = Field(min_length=1, max_length=500)
 

@@ -257,15 +257,27 @@ def _check_receipt(
         raise Invalid(errors[0]["message"], errors=errors)
 
 
-def _check_received_at(received_at: datetime | None, *, latest: datetime) -> None:
+def _check_received_at(
+    received_at: datetime | None, *, earliest: datetime, latest: datetime
+) -> None:
     """Goods are on the card from when they arrived, never before: a stated time ahead of our
     clock beyond the clocks' tolerance (settings' ``clock_skew``) is refused, else they could
-    be sent on (a transfer, an issue) before they came."""
-    if received_at is not None and received_at > latest:
+    be sent on (a transfer, an issue) before they came. Nor years back (settings'
+    ``backdate_days``; a store has no creation time to judge by, its row being made on first
+    use): such a receipt would head the stock card and the donation register."""
+    if received_at is None:
+        return
+    if received_at > latest:
         raise Invalid.on(
             "received_at",
             f"received_at {received_at.isoformat()} is in the future: record goods once they "
             "have arrived",
+        )
+    if received_at < earliest:
+        raise Invalid.on(
+            "received_at",
+            f"received_at {received_at.isoformat()} is before {earliest.date().isoformat()}, "
+            "further back than a receipt may be entered late: check its year",
         )
 
 
@@ -275,7 +287,11 @@ async def receive(uow: UnitOfWork, *, data: schemas.ReceiptCreate) -> tuple[Rece
     items = await catalogue_items(uow, found, [line.item_id for line in data.lines])
     now = datetime.now(UTC)
     _check_receipt(data, items, today=uow.settings.today())
-    _check_received_at(data.received_at, latest=uow.settings.latest_stated())
+    _check_received_at(
+        data.received_at,
+        earliest=uow.settings.earliest_stated(),
+        latest=uow.settings.latest_stated(),
+    )
     quantities = [
         to_milli(line.quantity, field=f"lines.{n}.quantity", item=items[line.item_id])
         for n, line in enumerate(data.lines)
