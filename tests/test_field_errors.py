@@ -6,21 +6,12 @@ from typing import Any
 
 import httpx
 
+from services.logistics.disinfection.schemas import DefaultsIn
 from tests.conftest import Town
 
 SOMEONE = str(uuid.uuid4())
 MORNING = {"starts_at": "2022-04-02T05:00:00+08:00", "ends_at": "2022-04-02T11:00:00+08:00"}
-DEFAULTS = {
-    "building_per_day": 1,
-    "lift_per_day": 2,
-    "sampling_site_per_day": 2,
-    "unit_per_day": 1,
-    "sealed_per_day": 3,
-    "stairwell_per_day": 4,
-    "case_days": 14,
-    "first_slot_hour": 8,
-    "last_slot_hour": 20,
-}
+DEFAULTS = DefaultsIn.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
 
 
 def _round(**changes: Any) -> dict[str, Any]:

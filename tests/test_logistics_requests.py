@@ -498,18 +498,24 @@ async def test_an_overdue_request_is_raised_then_escalated_twice_each_once(
         assert row is not None and row.escalation_level == 0
 
 
-async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_each(
-    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
-) -> None:
-    body = {
+def dialysis(area: Area, **changes: Any) -> dict[str, Any]:
+    """A dialysis patient's recurring trips, Monday, Wednesday and Friday at 07:30."""
+    return {
         "resident_id": area.patient,
         "kind": "medical_transport",
         "reason": "dialysis",
-        "weekdays": ["fri", "mon", "wed"],
+        "weekdays": ["mon", "wed", "fri"],
         "at": "07:30",
         "starts_on": "2026-12-07",
         "hospital": "Dialysis centre",
+        **changes,
     }
+
+
+async def test_a_dialysis_patients_monday_wednesday_friday_trips_appear_once_each(
+    client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
+) -> None:
+    body = dialysis(area, weekdays=["fri", "mon", "wed"])
     recurrence = await post(client, "/v1/recurring-requests", body, area.leader)
     assert recurrence["weekdays"] == ["mon", "wed", "fri"]
     runtime = platform.runtime("logistics")
@@ -568,16 +574,12 @@ async def test_a_series_past_its_last_day_shows_ended_and_makes_no_more_trips(
     nothing left to stop. One ending today still runs."""
     runtime = platform.runtime("logistics")
     today = runtime.settings.today()
-    body = {
-        "resident_id": area.patient,
-        "kind": "medical_transport",
-        "reason": "dialysis",
-        "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-        "at": "07:30",
-        "starts_on": str(today - timedelta(days=14)),
-        "ends_on": str(today - timedelta(days=1)),
-        "hospital": "Dialysis centre",
-    }
+    body = dialysis(
+        area,
+        weekdays=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        starts_on=str(today - timedelta(days=14)),
+        ends_on=str(today - timedelta(days=1)),
+    )
     url = "/v1/recurring-requests"
     # Entered while it ran (a series already over is refused); its last day has since passed.
     over = await post(client, url, {**body, "ends_on": str(today)}, area.leader)
@@ -618,16 +620,9 @@ async def test_a_series_already_over_when_entered_is_refused_naming_ends_on(
     passed on the town office's calendar is refused, naming ``ends_on``; nothing is kept.
     One ending today still has today's trip to make."""
     today = platform.runtime("logistics").settings.today()
-    body = {
-        "resident_id": area.patient,
-        "kind": "medical_transport",
-        "reason": "dialysis",
-        "weekdays": ["mon", "wed", "fri"],
-        "at": "07:30",
-        "starts_on": str(today - timedelta(days=30)),
-        "ends_on": str(today - timedelta(days=1)),
-        "hospital": "Dialysis centre",
-    }
+    body = dialysis(
+        area, starts_on=str(today - timedelta(days=30)), ends_on=str(today - timedelta(days=1))
+    )
     url = "/v1/recurring-requests"
     over = await client.post(url, json=body, headers=area.leader)
     assert over.status_code == 422, over.text
@@ -671,15 +666,7 @@ async def test_the_same_recurring_trips_entered_twice_are_refused_naming_the_fir
     client: httpx.AsyncClient, town: Town, area: Area, platform: Platform
 ) -> None:
     today = platform.runtime("logistics").settings.today()
-    body = {
-        "resident_id": area.patient,
-        "kind": "medical_transport",
-        "reason": "dialysis",
-        "weekdays": ["mon", "wed", "fri"],
-        "at": "07:30",
-        "starts_on": "2026-12-07",
-        "hospital": "Dialysis centre",
-    }
+    body = dialysis(area)
     url = "/v1/recurring-requests"
     first = await post(client, url, body, area.leader)
     # A double click at night, the days in another order: every trip would come twice.
@@ -1088,14 +1075,7 @@ async def test_a_volunteer_sees_only_the_trips_and_counts_of_their_own_errands(
     assert (await client.get("/v1/requests/counts", headers=idle)).json() == []
     assert (await client.get("/v1/trips", headers=idle)).json()["items"] == []
     # A resident's recurring trips are the committee's plans, not a volunteer's errands.
-    recurring = {
-        "resident_id": area.patient,
-        "kind": "medical_transport",
-        "reason": "dialysis",
-        "weekdays": ["mon", "wed", "fri"],
-        "at": "07:30",
-        "starts_on": "2026-12-07",
-    }
+    recurring = dialysis(area)
     await post(client, "/v1/recurring-requests", recurring, leader)
     assert (await client.get("/v1/recurring-requests", headers=idle)).status_code == 403
     listed = await client.get("/v1/recurring-requests", headers=leader)
