@@ -2,12 +2,14 @@
 round, plan or broadcast over compounds of two committees is visible to both committees (as
 every town-level row is), but each committee's people may read only their own places of it:
 its scope's ids are narrowed to those the caller sees in the directory, read through their
-scope like every read. One rule for every service that keeps a directory."""
+scope like every read. One rule for every service that keeps a directory. An object whose
+figures are the whole's and cannot be split (the registry's ledger import) is not shown
+above the scope at all: ``inside_scope`` is the rule as a condition for its reads."""
 
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from shared.authz import Place, Scoped
 from shared.directory.tables import Positioned
@@ -18,6 +20,12 @@ def above_scope(uow: UnitOfWork, row: Scoped) -> bool:
     """Whether the row is placed above the caller's scope (seen, not managed): then it shows
     them their part only."""
     return not uow.scope.manages(Place.of(row))
+
+
+def inside_scope(uow: UnitOfWork, model: type[Scoped]) -> ColumnElement[bool]:
+    """The rows of ``model`` not placed above the caller's scope (:func:`above_scope` as a
+    condition): for objects that cannot show a part, which above the scope show nothing."""
+    return uow.scope.managed(model)
 
 
 async def scope_ids_seen(
