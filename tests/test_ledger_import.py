@@ -384,3 +384,37 @@ async def test_the_upload_documents_every_header_and_value_the_parser_accepts(
 def test_docs_ledger_md_is_generated_from_the_parser() -> None:
     current = (Path(__file__).parent.parent / "docs" / "ledger.md").read_text()
     assert current == guide.render(), "docs/ledger.md is stale: run `cordon ledger-doc`"
+
+
+async def test_a_town_file_over_two_committees_is_the_town_offices_not_each_committees(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    """The town office's ledger covers compounds of two committees: the import is placed at
+    the town. Its counts are the whole file's and cannot be split afterwards (it keeps no
+    tally per compound), so it is not either committee's to read: neither's staff list it or
+    open it (they read the whole file's counts, and its name, which may name the other
+    committee); their residents of it they read as residents. The town office reads it whole;
+    an import of their own compounds stays theirs."""
+    p1 = await make_compound(client, town.id, town.operator, code="P1")
+    p2 = await make_compound(client, town.id, town.operator, code="P2")
+    content = ledger(rows_for("P1", 3) + rows_for("P2", 2, start=3)).encode()
+    town_file = await upload(client, town.operator, content, "全镇名单.csv")
+    assert town_file.status_code == 201, town_file.text
+    town_id = town_file.json()["id"]
+    listed = (await client.get("/v1/imports", headers=town.operator)).json()
+    assert [(i["id"], i["rows"]) for i in listed] == [(town_id, 5)]
+    for compound, code in ((p1, "P1"), (p2, "P2")):
+        staff = await committee_staff(client, town, compound, f"staff-{code.lower()}")
+        assert (await client.get("/v1/imports", headers=staff)).json() == [], code
+        one = await client.get(f"/v1/imports/{town_id}", headers=staff)
+        assert one.status_code == 404, f"{code}: {one.text}"
+        # The same file from them is no duplicate of one they cannot read: it is imported as
+        # theirs, and its rows outside their scope are refused as such (nothing changes).
+        again = await upload(client, staff, content, "全镇名单.csv")
+        assert again.status_code == 404, f"{code}: {again.text}"
+        assert {e["column"] for e in again.json()["errors"]} == {"compound"}, code
+    staff = await committee_staff(client, town, p1, "staff-p1-own")
+    own = await upload(client, staff, ledger(rows_for("P1", 1, start=9)).encode(), "p1.csv")
+    assert own.status_code == 201, own.text
+    mine = (await client.get("/v1/imports", headers=staff)).json()
+    assert [(i["id"], i["rows"]) for i in mine] == [(own.json()["id"], 1)]

@@ -541,3 +541,35 @@ async def test_the_demo_town_has_staff_volunteers_teams_and_a_building_leader(
     [building] = (await client.get("/v1/auth/me", headers=leader)).json()["scope"]["buildings"]
     residents = (await client.get("/v1/residents?limit=500", headers=leader)).json()["items"]
     assert residents and {r["building_id"] for r in residents} == {building}
+
+
+async def test_a_committee_team_shows_a_building_leader_only_members_they_see(
+    client: httpx.AsyncClient, town: Town
+) -> None:
+    """A committee's team gathers volunteers of two of its compounds: a building leader of
+    one reads its members with only those they see (they read the other compound's
+    volunteer's id, nameless); the committee's staff and the town office read it whole."""
+    h = town.operator
+    p1 = await make_compound(client, town.id, h, code="P1")
+    p2 = await make_compound(client, town.id, h, code="P2", committee_id=p1.committee_id)
+    team = await post(
+        client,
+        "/v1/teams",
+        {"committee_id": p1.committee_id, "kind": "publicity", "name": "Loudspeakers"},
+        h,
+    )
+    ours = await volunteer(client, p1, h, name="一区志愿者")
+    theirs = await volunteer(client, p2, h, name="二区志愿者")
+    members = f"/v1/teams/{team['id']}/members"
+    for person in (ours, theirs):
+        await post(client, members, {"person_kind": "volunteer", "person_id": person["id"]}, h)
+    ref = {"person_kind": "volunteer", "person_id": ours["id"]}
+    await post(client, "/v1/assignments", {**ref, "building_id": p1.building_id}, h)
+    leader = await account(client, town, username="p1-leader", role="building_leader", **ref)
+    staff = await committee_staff(client, town, p1, "k1-staff")
+    both = sorted([ours["id"], theirs["id"]])
+    for headers in (h, staff):
+        listed = (await client.get(members, headers=headers)).json()
+        assert sorted(m["person_id"] for m in listed) == both
+    listed = (await client.get(members, headers=leader)).json()
+    assert [(m["person_id"], m["name"]) for m in listed] == [(ours["id"], "一区志愿者")]

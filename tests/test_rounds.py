@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cordon.platform import Platform
-from services.testing.models import DirectoryResident, DirectoryZone
+from services.testing.models import DirectoryPlace, DirectoryResident, DirectoryZone
 from shared.auth import Principal
 from tests.conftest import Town
 from tests.support import (
@@ -475,6 +475,45 @@ async def test_a_town_round_over_two_committees_compounds_shows_each_only_its_pa
             ], role
             coverage = (await client.get(f"{url}/coverage", headers=headers)).json()
             assert coverage["total"]["expected"] == expected, role
+
+
+async def test_a_site_serving_buildings_of_a_compound_shows_a_building_leader_only_theirs(
+    client: httpx.AsyncClient, town: Town, platform: Platform, night: Night
+) -> None:
+    """A site placed at its compound serves two buildings: the leader of one reads it (and
+    its slots) with only their building (they read the other building's id); committee
+    staff and the town office, who manage the compound, read it whole."""
+    second = await post(
+        client,
+        "/v1/buildings",
+        {"compound_id": night.compound.id, "code": "2", "units": ["1"]},
+        town.operator,
+    )
+
+    async def arrived() -> bool:
+        async with platform.runtime("testing").uow(Principal.system()) as uow:
+            return await uow.session.get(DirectoryPlace, uuid.UUID(second["id"])) is not None
+
+    await eventually(arrived, what="building 2 in the directory")
+    both = [night.compound.building_id, second["id"]]
+    slots = [
+        {**WINDOW, "ends_at": "2022-04-02T08:00:00+08:00", "building_ids": both},
+        {**WINDOW, "starts_at": "2022-04-02T08:00:00+08:00", "building_ids": [second["id"]]},
+    ]
+    round_ = await schedule(client, town, {"kind": "compounds", "ids": [night.compound.id]})
+    path = f"/v1/rounds/{round_['id']}/sites"
+    site = {"name": "Gate 1", "compound_id": night.compound.id, "building_ids": both}
+    made = await client.post(path, json={**site, "slots": slots}, headers=town.operator)
+    assert made.status_code == 201, made.text
+    people = await _people_of(client, town, night.compound, "c1")
+    for headers in (town.operator, people["staff"]):
+        (whole,) = (await client.get(path, headers=headers)).json()
+        assert whole["building_ids"] == both
+        assert [s["building_ids"] for s in whole["slots"]] == [both, [second["id"]]]
+    (part,) = (await client.get(path, headers=people["building_leader"])).json()
+    assert part["building_ids"] == [night.compound.building_id]
+    # The slot for building 2 alone is not theirs; the shared one names only their building.
+    assert [s["building_ids"] for s in part["slots"]] == [[night.compound.building_id]]
 
 
 async def test_single_tubes_sent_together_are_each_answered_as_if_sent_alone(

@@ -72,14 +72,31 @@ def _download(content: bytes, kind: SheetFormat) -> Response:
     )
 
 
-@router.get("/imports", response_model=list[schemas.ImportOut], summary="Past ledger imports")
+_THEIRS = (
+    "Imports placed inside your scope: the town office's file over compounds of several "
+    "committees counts the whole file and is not shown to a committee's staff (their "
+    "residents of it are read as residents)."
+)
+
+
+@router.get(
+    "/imports",
+    response_model=list[schemas.ImportOut],
+    summary="Past ledger imports",
+    description=f"The last 200, newest first. {_THEIRS}",
+)
 async def list_imports(uow: Uow) -> list[LedgerImport]:
     return await service.recent_imports(uow)
 
 
-@router.get("/imports/{import_id}", response_model=schemas.ImportOut)
+@router.get(
+    "/imports/{import_id}",
+    response_model=schemas.ImportOut,
+    summary="One ledger import",
+    description=f"{_THEIRS} Another answers 404.",
+)
 async def get_import(import_id: uuid.UUID, uow: Uow) -> LedgerImport:
-    return await uow.get(LedgerImport, import_id, what="import")
+    return await service.get_import(uow, import_id)
 
 
 @router.get(

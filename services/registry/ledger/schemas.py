@@ -18,7 +18,8 @@ class ImportReport(BaseModel):
     filename: str
     status: Literal["applied", "rejected", "duplicate"] = Field(
         description="applied: the whole file is in; rejected: nothing changed, see errors; "
-        "duplicate: this very file was applied before, nothing changed"
+        "duplicate: this very file was applied before as an import you can read (one placed "
+        "inside your scope), nothing changed"
     )
     rows: int
     inserted: int

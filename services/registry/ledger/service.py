@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 
 from services.registry.ledger import schemas
 from services.registry.ledger.parse import (
@@ -43,6 +43,7 @@ from shared.authz import MANAGERS, Place, policy
 from shared.bulk import among, bulk_insert, paused_gc
 from shared.contracts.registry import HouseholdRecord, ResidentRecord, ResidentsImported
 from shared.db import table_of
+from shared.directory.seen import inside_scope
 from shared.ids import new_id, new_ids
 from shared.problems import Invalid
 from shared.uow import UnitOfWork
@@ -171,17 +172,32 @@ class Tally:
     errors: list[RowError] = field(default_factory=list)
 
 
+def _imports(uow: UnitOfWork) -> Select[LedgerImport]:
+    """The imports the caller may read: those placed inside their scope. One placed above it
+    (the town office's file over two committees' compounds) counts the whole file's rows and
+    keeps no tally per compound, so it has no part to show them; their residents of it they
+    read as residents."""
+    return select(LedgerImport).where(inside_scope(uow, LedgerImport))
+
+
 async def recent_imports(uow: UnitOfWork) -> list[LedgerImport]:
     """The last 200 imports, newest first."""
-    query = select(LedgerImport).order_by(LedgerImport.created_at.desc()).limit(200)
+    query = _imports(uow).order_by(LedgerImport.created_at.desc()).limit(200)
     return list(await uow.session.scalars(query))
+
+
+async def get_import(uow: UnitOfWork, import_id: uuid.UUID) -> LedgerImport:
+    where = inside_scope(uow, LedgerImport)
+    return await uow.get(LedgerImport, import_id, what="import", where=where)
 
 
 async def import_ledger(uow: UnitOfWork, *, file: BinaryIO, filename: str) -> schemas.ImportReport:
     IMPORT.check_role(uow)
     sha256 = file_digest(file)
+    # Only a file of their own is a duplicate: the same as one above their scope imports their
+    # rows (and names the rest as outside it), telling nothing of the other's.
     previous = await uow.session.scalar(
-        select(LedgerImport).where(LedgerImport.sha256 == sha256, LedgerImport.status == "applied")
+        _imports(uow).where(LedgerImport.sha256 == sha256, LedgerImport.status == "applied")
     )
     if previous is not None:
         return schemas.ImportReport(

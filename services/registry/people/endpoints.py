@@ -211,7 +211,13 @@ async def rename_team(team_id: uuid.UUID, body: schemas.TeamUpdate, uow: Uow) ->
     return await service.rename_team(uow, team_id=team_id, data=body)
 
 
-@router.get("/teams/{team_id}/members", response_model=list[schemas.MemberOut])
+@router.get(
+    "/teams/{team_id}/members",
+    response_model=list[schemas.MemberOut],
+    summary="A team's members",
+    description="Of a team placed above your scope (a committee's, read by a building's "
+    "leader or volunteer), only the members you see.",
+)
 async def list_members(team_id: uuid.UUID, uow: Uow) -> list[schemas.MemberOut]:
     return await service.members(uow, team_id=team_id)
 

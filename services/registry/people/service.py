@@ -39,6 +39,7 @@ from shared.contracts.registry import (
     PersonRecord,
 )
 from shared.db import AnySelect
+from shared.directory.seen import scope_ids_seen
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
 
@@ -345,17 +346,21 @@ async def remove_member(uow: UnitOfWork, *, team_id: uuid.UUID, person_id: uuid.
 
 
 async def members(uow: UnitOfWork, *, team_id: uuid.UUID) -> list[schemas.MemberOut]:
-    """A team's members with the names of those the caller may see."""
+    """A team's members with the names of those the caller may see. A team placed above
+    their scope (a committee's, read by a building's leader) lists only the members they
+    see: the others are of compounds not theirs."""
     team = await find(uow, Team, team_id, what="team")
     query = select(TeamMember).where(TeamMember.team_id == team.id).order_by(TeamMember.id)
     rows = list((await uow.session.scalars(query)).all())
+    shown: set[uuid.UUID] = set()
     names: dict[uuid.UUID, str] = {}
     for kind, model in PERSON_MODELS.items():
         ids = [m.person_id for m in rows if m.person_kind == kind.value]
+        shown.update(await scope_ids_seen(uow, placed=team, rows=model, ids=ids))
         if ids:
             found = select(model.id, model.name).where(model.id.in_(ids))
             names.update({i: n for i, n in (await uow.session.execute(found)).all()})
-    return [_member_out(m, names.get(m.person_id)) for m in rows]
+    return [_member_out(m, names.get(m.person_id)) for m in rows if m.person_id in shown]
 
 
 def _member_out(member: TeamMember, name: str | None) -> schemas.MemberOut:

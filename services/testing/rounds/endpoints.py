@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from services.testing.models import SERVICE, Site, directory
+from services.testing.models import SERVICE, directory
 from services.testing.rounds import repository, schemas, service
 from shared.http import Uow, service_router
 from shared.pagination import Cursor, Limit, Page
@@ -85,14 +85,15 @@ async def close_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
     "buildings, with time slots inside the round's window (each ending after it starts). "
     "Refused with a problem naming the field otherwise.",
 )
-async def create_site(round_id: uuid.UUID, body: schemas.SiteCreate, uow: Uow) -> Site:
-    return await service.create_site(uow, round_id=round_id, data=body)
+async def create_site(round_id: uuid.UUID, body: schemas.SiteCreate, uow: Uow) -> schemas.SiteOut:
+    site = await service.create_site(uow, round_id=round_id, data=body)
+    return await service.present_site(uow, site)
 
 
 @router.get("/rounds/{round_id}/sites", response_model=list[schemas.SiteOut])
-async def list_sites(round_id: uuid.UUID, uow: Uow) -> list[Site]:
+async def list_sites(round_id: uuid.UUID, uow: Uow) -> list[schemas.SiteOut]:
     await service.get_round(uow, round_id)
-    return await repository.sites_of(uow, round_id)
+    return [await service.present_site(uow, s) for s in await repository.sites_of(uow, round_id)]
 
 
 @router.get(

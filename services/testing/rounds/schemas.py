@@ -101,8 +101,14 @@ class SiteOut(BaseModel):
     round_id: uuid.UUID
     compound_id: uuid.UUID | None
     name: str
-    building_ids: list[uuid.UUID]
-    slots: list[Slot]
+    building_ids: list[uuid.UUID] = Field(
+        description="Buildings the site serves: of a site placed above your scope (its "
+        "compound's, read by a building's leader), only those in your scope"
+    )
+    slots: list[Slot] = Field(
+        description="Its time slots: of a site placed above your scope, only those serving "
+        "your buildings (or every building), naming only yours"
+    )
 
 
 # Statuses that tell a positive pool, an invalid tube or a case: health data on any list.

@@ -363,6 +363,25 @@ async def create_site(uow: UnitOfWork, *, round_id: uuid.UUID, data: schemas.Sit
     return site
 
 
+async def present_site(uow: UnitOfWork, site: Site) -> schemas.SiteOut:
+    """A site as the caller may read it. One placed above their scope (at its compound, read
+    by a leader of one of its buildings) names only the buildings they see, and keeps only
+    the slots that serve one of them: the others' buildings and hours are not theirs."""
+    out = schemas.SiteOut.model_validate(site)
+    named = [*out.building_ids, *(b for slot in out.slots for b in slot.building_ids)]
+    seen = set(await scope_ids_seen(uow, placed=site, rows=DirectoryPlace, ids=named))
+    if seen == set(named):
+        return out
+    slots = [
+        slot.model_copy(update={"building_ids": [b for b in slot.building_ids if b in seen]})
+        for slot in out.slots
+        # A slot naming no building serves the whole site, theirs too.
+        if not slot.building_ids or seen.intersection(slot.building_ids)
+    ]
+    building_ids = [b for b in out.building_ids if b in seen]
+    return out.model_copy(update={"building_ids": building_ids, "slots": slots})
+
+
 def _check_slots(round_: Round, slots: Sequence[schemas.Slot]) -> None:
     """Each slot ends after it starts, inside its round's window."""
     for n, slot in enumerate(slots):
