@@ -2,7 +2,6 @@ import uuid
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Response
-from sqlalchemy import select
 
 from services.registry.models import (
     SERVICE,
@@ -14,30 +13,16 @@ from services.registry.models import (
     Volunteer,
     VolunteerKind,
 )
-from services.registry.people import schemas, service
-from shared.db import AnySelect
+from services.registry.people import repository, schemas, service
 from shared.fields import FreeText
 from shared.http import Uow, service_router
-from shared.pagination import Cursor, Limit, Page, keyset, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.privacy import Present
 
 router = service_router(SERVICE, tags=["people"])
 Out = TypeVar("Out", schemas.StaffOut, schemas.VolunteerOut)
 
 NamePart = Annotated[FreeText | None, Query(max_length=60, description="Part of the name")]
-
-
-def _matching(query: AnySelect, *pairs: tuple[Any, object]) -> AnySelect:
-    """The query narrowed to each column equal to its value, where a value was given."""
-    for column, value in pairs:
-        if value is not None:
-            query = query.where(column == value)
-    return query
-
-
-async def _page(uow: Uow, query: AnySelect, id_column: Any, cursor: str | None, limit: int) -> Any:
-    rows = list(await uow.session.scalars(keyset(query, id_column, cursor=cursor, limit=limit)))
-    return next_cursor(rows, limit)
 
 
 @router.post(
@@ -61,10 +46,15 @@ async def list_staff(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.StaffOut]:
-    query = _matching(
-        select(Staff), (Staff.committee_id, committee_id), (Staff.compound_id, compound_id)
+    page = await repository.staff_page(
+        uow,
+        committee_id=committee_id,
+        compound_id=compound_id,
+        name=name,
+        cursor=cursor,
+        limit=limit,
     )
-    return await _people_page(uow, present, query, Staff, schemas.StaffOut, name, cursor, limit)
+    return await _people_page(present, page, schemas.StaffOut)
 
 
 @router.get("/staff/{staff_id}", response_model=schemas.StaffOut)
@@ -85,20 +75,10 @@ async def update_staff(
 
 
 async def _people_page(
-    uow: Uow,
-    present: Present,
-    query: AnySelect,
-    model: type[Staff | Volunteer],
-    out: type[Out],
-    name: str | None,
-    cursor: str | None,
-    limit: int,
+    present: Present, page: tuple[list[Any], str | None], out: type[Out]
 ) -> Page[Out]:
-    if name:
-        query = query.where(model.name.contains(name, autoescape=True))
-    page, following = await _page(uow, query, model.id, cursor, limit)
-    items = [out.model_validate(p) for p in page]
-    return await present(Page(items=items, next_cursor=following))
+    rows, following = page
+    return await present(Page(items=[out.model_validate(p) for p in rows], next_cursor=following))
 
 
 async def _one(present: Present, person: Staff | Volunteer, out: type[Out]) -> Out:
@@ -136,17 +116,17 @@ async def list_volunteers(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.VolunteerOut]:
-    query = _matching(
-        select(Volunteer),
-        (Volunteer.committee_id, committee_id),
-        (Volunteer.compound_id, compound_id),
-        (Volunteer.kind, kind),
+    page = await repository.volunteers_page(
+        uow,
+        committee_id=committee_id,
+        compound_id=compound_id,
+        kind=kind,
+        skill=skill,
+        name=name,
+        cursor=cursor,
+        limit=limit,
     )
-    if skill:
-        query = service.with_skill(query, skill)
-    return await _people_page(
-        uow, present, query, Volunteer, schemas.VolunteerOut, name, cursor, limit
-    )
+    return await _people_page(present, page, schemas.VolunteerOut)
 
 
 @router.get("/volunteers/{volunteer_id}", response_model=schemas.VolunteerOut)
@@ -191,13 +171,14 @@ async def list_teams(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.TeamOut]:
-    query = _matching(
-        select(Team),
-        (Team.committee_id, committee_id),
-        (Team.compound_id, compound_id),
-        (Team.kind, kind),
+    page, following = await repository.teams_page(
+        uow,
+        committee_id=committee_id,
+        compound_id=compound_id,
+        kind=kind,
+        cursor=cursor,
+        limit=limit,
     )
-    page, following = await _page(uow, query, Team.id, cursor, limit)
     return Page(items=[schemas.TeamOut.model_validate(t) for t in page], next_cursor=following)
 
 
@@ -265,15 +246,16 @@ async def list_assignments(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[schemas.AssignmentOut]:
-    query = _matching(
-        select(Assignment),
-        (Assignment.person_id, person_id),
-        (Assignment.person_kind, person_kind),
-        (Assignment.compound_id, compound_id),
-        (Assignment.grid_id, grid_id),
-        (Assignment.building_id, building_id),
+    page, following = await repository.assignments_page(
+        uow,
+        person_id=person_id,
+        person_kind=person_kind,
+        compound_id=compound_id,
+        grid_id=grid_id,
+        building_id=building_id,
+        cursor=cursor,
+        limit=limit,
     )
-    page, following = await _page(uow, query, Assignment.id, cursor, limit)
     return Page(
         items=[schemas.AssignmentOut.model_validate(a) for a in page], next_cursor=following
     )
@@ -281,7 +263,7 @@ async def list_assignments(
 
 @router.get("/assignments/{assignment_id}", response_model=schemas.AssignmentOut)
 async def get_assignment(assignment_id: uuid.UUID, uow: Uow) -> Assignment:
-    return await uow.get(Assignment, assignment_id, what="assignment")
+    return await service.find(uow, Assignment, assignment_id, what="assignment")
 
 
 @router.delete(

@@ -49,7 +49,7 @@ PERSON_MODELS: dict[PersonKind, type[Person]] = {
     PersonKind.volunteer: Volunteer,
 }
 KIND_OF: dict[type[Person], PersonKind] = {m: k for k, m in PERSON_MODELS.items()}
-T = TypeVar("T", bound=Staff | Volunteer | Team)
+T = TypeVar("T", bound=Staff | Volunteer | Team | Assignment)
 
 
 def person_record(person: Person) -> PersonRecord:
@@ -99,7 +99,7 @@ OWN_AVAILABILITY = policy("volunteers", "update own availability", *FIELD, relat
 async def find(
     uow: UnitOfWork, model: type[T], entity_id: uuid.UUID, *, what: str, field: str | None = None
 ) -> T:
-    """A staff member, volunteer or team the caller may see, or a 404."""
+    """A staff member, volunteer, team or assignment the caller may see, or a 404."""
     return await uow.get(model, entity_id, what=what, field=field)
 
 
@@ -461,7 +461,7 @@ async def create_assignments(
 
 
 async def end_assignment(uow: UnitOfWork, *, assignment_id: uuid.UUID) -> None:
-    assignment = await uow.get(Assignment, assignment_id, what="assignment")
+    assignment = await find(uow, Assignment, assignment_id, what="assignment")
     ASSIGN.check(uow, Place.of(assignment))
     ended = assignment_record(assignment, ended_at=datetime.now(UTC))
     await uow.session.delete(assignment)
