@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from services.logistics.models import SERVICE, Trip
+from services.logistics.models import SERVICE
 from services.logistics.requests import schemas as request_schemas
 from services.logistics.requests import service as requests
 from services.logistics.trips import repository, schemas, service
@@ -75,5 +75,4 @@ async def list_trips(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Pag
 
 @router.get("/trips/{trip_id}", response_model=schemas.TripOut)
 async def get_trip(trip_id: uuid.UUID, uow: Uow) -> schemas.TripOut:
-    trip = await uow.get(Trip, trip_id, what="trip", where=repository.only_theirs(uow))
-    return (await service.present_trips(uow, [trip]))[0]
+    return (await service.present_trips(uow, [await service.get_trip(uow, trip_id)]))[0]

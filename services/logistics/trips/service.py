@@ -15,6 +15,7 @@ from services.logistics.models import HelpRequest, Trip
 from services.logistics.requests import repository
 from services.logistics.requests.repository import OPEN
 from services.logistics.requests.service import ASSIGN, WORK, event
+from services.logistics.trips import repository as trips_repository
 from services.logistics.trips import schemas
 from shared.authz import Place
 from shared.contracts.logistics import (
@@ -182,6 +183,11 @@ async def plan_trips(uow: UnitOfWork, *, data: schemas.TripPlan) -> list[Trip]:
         )
     await uow.session.flush()
     return trips
+
+
+async def get_trip(uow: UnitOfWork, trip_id: uuid.UUID) -> Trip:
+    """A trip of the caller's errands, or a 404."""
+    return await uow.get(Trip, trip_id, what="trip", where=trips_repository.only_theirs(uow))
 
 
 async def present_trips(uow: UnitOfWork, trips: list[Trip]) -> list[schemas.TripOut]:
