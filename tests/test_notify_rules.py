@@ -572,6 +572,39 @@ async def test_a_building_sealed_around_a_zoned_unit_tells_only_whom_it_changes(
     )
 
 
+async def test_a_building_sealed_tells_only_the_units_its_event_names_as_its_own_zone(
+    client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
+) -> None:
+    """The registry names the units zoned apart in the building's event: their residents
+    hear of their own zone, not of the building's, even when notify's copy of the zones
+    (fed by another consumer) has not yet heard that unit 1 was zoned on its own."""
+    compound = await make_compound(client, town.id, town.operator, code="R1")
+    inside = await resident(client, compound, town.operator, name="王秀英", unit=0)
+    await resident(client, compound, town.operator, name="张伟", unit=1)
+    await notify_knows(platform, 2)
+    sealed = Envelope.wrap(
+        ZoneChanged(
+            town_id=town.id,
+            compound_id=uuid.UUID(compound.id),
+            building_id=uuid.UUID(compound.building_id),
+            unit_id=None,
+            from_level=None,
+            to_level="sealed",
+            reason="case",
+            set_by="operator",
+            at=datetime.now(UTC),
+            units_apart=[uuid.UUID(compound.unit_ids[1])],
+        ),
+        producer="registry",
+        correlation_id="test-building-sealed",
+    )
+    async with platform.runtime("notify").uow(Principal.system()) as uow:
+        await fire(uow, sealed)
+        await uow.commit()
+    told = await messages(platform, template_key="sealed")
+    assert [m.recipient_id for m in told] == [uuid.UUID(inside["id"])]
+
+
 async def test_a_pool_positive_message_reveals_its_recipients_phone_only_to_health_readers(
     client: httpx.AsyncClient, town: Town, platform: Platform, workers: None
 ) -> None:

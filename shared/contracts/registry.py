@@ -178,6 +178,13 @@ class ZoneChanged(Event):
     from_inherited: bool = Field(
         default=False, description="The unit had no zone of its own: it had its building's"
     )
+    units_apart: list[uuid.UUID] | None = Field(
+        default=None,
+        description="A building's change: its units with a zone of their own, which keep "
+        "their level (a unit's own zone wins; a unit raised with its building is its own "
+        "change). Carried so a consumer tells the right residents without waiting for its "
+        "copy of the zones. Absent on a unit's change and on events published before it",
+    )
 
 
 class CompoundStatusChanged(Event):

@@ -122,13 +122,19 @@ def in_area(*, building_id: uuid.UUID, unit_id: uuid.UUID | None) -> ColumnEleme
     return and_(r.building_id == building_id, r.unit_id == unit_id)
 
 
-def in_building_zone(building_id: uuid.UUID) -> ColumnElement[bool]:
+def in_building_zone(
+    building_id: uuid.UUID, *, apart: list[uuid.UUID] | None = None
+) -> ColumnElement[bool]:
     """Residents of the building whose level is the building's: their unit has no zone of
     its own (a unit's own zone wins, ``shared/directory/zones.py``), so a change of the
-    building's zone is a change of theirs."""
+    building's zone is a change of theirs. ``apart``: the units with their own zone, when
+    the event names them; otherwise this service's copy of the zones says."""
     r = DirectoryResident
-    apart = zoned_apart(table_of(DirectoryZone), building_id=r.building_id, unit_id=r.unit_id)
-    return and_(r.building_id == building_id, ~apart)
+    if apart is None:
+        zoned = zoned_apart(table_of(DirectoryZone), building_id=r.building_id, unit_id=r.unit_id)
+    else:
+        zoned = and_(r.unit_id.is_not(None), r.unit_id.in_(apart))
+    return and_(r.building_id == building_id, ~zoned)
 
 
 def with_ids(ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:

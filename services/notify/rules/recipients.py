@@ -166,11 +166,14 @@ async def zone_changed(uow: UnitOfWork, payload: dict[str, Any], optional: bool)
     }
     # A building's zone reaches the units that have none of their own: a unit zoned apart
     # keeps its level (its residents were told of it, and are told again when it changes).
-    where = (
-        contacts.in_building_zone(building_id)
-        if unit_id is None
-        else contacts.in_area(building_id=building_id, unit_id=unit_id)
-    )
+    # The event names those units as the registry saw them; this service's copy of the
+    # zones, fed by another consumer, may not have caught up yet.
+    if unit_id is not None:
+        where = contacts.in_area(building_id=building_id, unit_id=unit_id)
+    elif payload.get("units_apart") is not None:
+        where = contacts.in_building_zone(building_id, apart=_ids(payload, "units_apart"))
+    else:
+        where = contacts.in_building_zone(building_id)
     reach, _ = await contacts.residents(uow, where, optional=optional)
     return Target(values, reach)
 

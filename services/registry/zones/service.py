@@ -123,6 +123,7 @@ async def set_zone(
         )
     )
     await uow.session.flush()
+    apart = None if unit_id is not None else await _units_apart(uow, building_id=building.id)
     uow.emit(
         ZoneChanged(
             town_id=building.town_id,
@@ -135,12 +136,19 @@ async def set_zone(
             set_by=who,
             at=now,
             from_inherited=from_inherited,
+            units_apart=apart,
         ),
         compound_id=building.compound_id,
     )
     if unit_id is None and after is not None and (before is None or _rank(after) > _rank(before)):
         await _raise_units(uow, building=building, level=after, reason=reason, set_by=who)
     return True, current
+
+
+async def _units_apart(uow: UnitOfWork, *, building_id: uuid.UUID) -> list[uuid.UUID]:
+    """The building's units with a zone of their own (raising them keeps them apart)."""
+    query = select(Zone.unit_id).where(Zone.building_id == building_id, Zone.unit_id.is_not(None))
+    return sorted(u for u in await uow.session.scalars(query) if u is not None)
 
 
 async def _raise_units(
