@@ -482,7 +482,9 @@ async def test_a_site_serving_buildings_of_a_compound_shows_a_building_leader_on
 ) -> None:
     """A site placed at its compound serves two buildings: the leader of one reads it (and
     its slots) with only their building (they read the other building's id); committee
-    staff and the town office, who manage the compound, read it whole."""
+    staff and the town office, who manage the compound, read it whole. A site serving only
+    the other building is not theirs: it is not listed to them (with its buildings hidden
+    it would read as serving the whole compound)."""
     second = await post(
         client,
         "/v1/buildings",
@@ -505,9 +507,12 @@ async def test_a_site_serving_buildings_of_a_compound_shows_a_building_leader_on
     site = {"name": "Gate 1", "compound_id": night.compound.id, "building_ids": both}
     made = await client.post(path, json={**site, "slots": slots}, headers=town.operator)
     assert made.status_code == 201, made.text
+    elsewhere = {**site, "name": "Gate 2", "building_ids": [second["id"]]}
+    assert (await client.post(path, json=elsewhere, headers=town.operator)).status_code == 201
     people = await _people_of(client, town, night.compound, "c1")
     for headers in (town.operator, people["staff"]):
-        (whole,) = (await client.get(path, headers=headers)).json()
+        whole, other = (await client.get(path, headers=headers)).json()
+        assert other["building_ids"] == [second["id"]]
         assert whole["building_ids"] == both
         assert [s["building_ids"] for s in whole["slots"]] == [both, [second["id"]]]
     (part,) = (await client.get(path, headers=people["building_leader"])).json()

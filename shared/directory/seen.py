@@ -43,10 +43,25 @@ async def scope_ids_seen(
     """The ``ids`` of ``placed``'s scope (``rows``: directory places, or residents; the
     registry's people) the caller may read, in their order: all of them when it lies inside
     their scope, else those their scope shows them."""
-    if not ids or not above_scope(uow, placed):
-        return list(ids)
-    # The protocol reads ``id`` as an instance's; on the mapped class it is the column.
-    column = cast("InstrumentedAttribute[uuid.UUID]", rows.id)
-    query = select(column).where(column.in_(ids))
-    seen = set((await uow.session.scalars(query)).all())
-    return [i for i in ids if i in seen]
+    [seen] = await scope_ids_seen_each(uow, rows=rows, named=[(placed, ids)])
+    return seen
+
+
+async def scope_ids_seen_each(
+    uow: UnitOfWork,
+    *,
+    rows: type[Identified],
+    named: Sequence[tuple[Scoped, Sequence[uuid.UUID]]],
+) -> list[list[uuid.UUID]]:
+    """:func:`scope_ids_seen` for each object of a list and the ids it names, read in one
+    query (a page of objects costs one read, not one per object)."""
+    asked = {i for placed, ids in named if above_scope(uow, placed) for i in ids}
+    seen: set[uuid.UUID] = set()
+    if asked:
+        # The protocol reads ``id`` as an instance's; on the mapped class it is the column.
+        column = cast("InstrumentedAttribute[uuid.UUID]", rows.id)
+        seen = set((await uow.session.scalars(select(column).where(column.in_(asked)))).all())
+    return [
+        [i for i in ids if i in seen] if above_scope(uow, placed) else list(ids)
+        for placed, ids in named
+    ]

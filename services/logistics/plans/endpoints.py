@@ -87,7 +87,7 @@ async def cancel_plan(plan_id: uuid.UUID, body: schemas.PlanCancel, uow: Uow) ->
 )
 async def list_plans(uow: Uow, cursor: Cursor = None, limit: Limit = 100) -> Page[schemas.PlanOut]:
     page, following = await repository.plans_page(uow, cursor=cursor, limit=limit)
-    return Page(items=[await service.present(uow, p) for p in page], next_cursor=following)
+    return Page(items=await service.present_all(uow, page), next_cursor=following)
 
 
 @router.get("/distribution-plans/{plan_id}", response_model=schemas.PlanOut)

@@ -334,6 +334,17 @@ async def compound_households(
     return list((await uow.session.execute(query)).all())
 
 
+async def households_of(uow: UnitOfWork, plan_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many households each plan allocates to, read through the caller's scope (a
+    plan without any in it is left out)."""
+    query = (
+        select(Allocation.plan_id, func.count(func.distinct(Allocation.household_id)))
+        .where(Allocation.plan_id.in_(plan_ids))
+        .group_by(Allocation.plan_id)
+    )
+    return {plan_id: int(n) for plan_id, n in (await uow.session.execute(query)).all()}
+
+
 async def cancel_undelivered(uow: UnitOfWork, plan_id: uuid.UUID) -> None:
     """Every household of the plan not delivered is to be delivered no more: ``cancelled``
     (one statement; the reason of an earlier failed try stays)."""

@@ -15,7 +15,7 @@ from services.logistics.plans.schemas import PlanCreate, PlanLine, PlanScope, To
 from services.logistics.reservations.service import Reference, release, reserve
 from shared.authz import MANAGERS, Place, policy
 from shared.contracts.logistics import DistributionCancelled, DistributionPlanned, ItemQuantity
-from shared.directory.seen import above_scope, scope_ids_seen
+from shared.directory.seen import above_scope, scope_ids_seen_each
 from shared.ids import new_id
 from shared.problems import Conflict, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -303,14 +303,30 @@ async def present(uow: UnitOfWork, plan: DistributionPlan) -> schemas.PlanOut:
     placed above it (the town office's over two committees' compounds) shows only what is
     theirs: the places of its scope they see and its households in their scope, both read
     through their scope like every read."""
-    out = schemas.PlanOut.model_validate(plan)
-    if not above_scope(uow, plan):
-        return out
-    ids = await scope_ids_seen(uow, placed=plan, rows=DirectoryPlace, ids=out.scope.ids)
-    scope = out.scope.model_copy(update={"ids": ids})
-    compounds = await repository.compound_households(uow, plan.id)
-    households = sum(int(row.households) for row in compounds)
-    return out.model_copy(update={"scope": scope, "households": households})
+    [out] = await present_all(uow, [plan])
+    return out
+
+
+async def present_all(uow: UnitOfWork, plans: Sequence[DistributionPlan]) -> list[schemas.PlanOut]:
+    """:func:`present` for a page of plans, their places and households read at once."""
+    shown = [schemas.PlanOut.model_validate(plan) for plan in plans]
+    above = {plan.id for plan in plans if above_scope(uow, plan)}
+    if not above:
+        return shown
+    named = [(plan, out.scope.ids) for plan, out in zip(plans, shown, strict=True)]
+    seen_each = await scope_ids_seen_each(uow, rows=DirectoryPlace, named=named)
+    households = await repository.households_of(uow, list(above))
+    return [
+        out.model_copy(
+            update={
+                "scope": out.scope.model_copy(update={"ids": ids}),
+                "households": households.get(out.id, 0),
+            }
+        )
+        if out.id in above
+        else out
+        for out, ids in zip(shown, seen_each, strict=True)
+    ]
 
 
 async def _building(uow: UnitOfWork, building_id: uuid.UUID | None) -> None:

@@ -46,7 +46,7 @@ async def list_rounds(
 ) -> Page[schemas.RoundOut]:
     page, following = await repository.rounds_page(uow, status=status, cursor=cursor, limit=limit)
     counts = await repository.member_counts(uow, [r.id for r in page])
-    items = [await service.present(uow, r, expected=counts.get(r.id, 0)) for r in page]
+    items = await service.present_all(uow, page, expected=counts)
     return Page(items=items, next_cursor=following)
 
 
@@ -87,13 +87,14 @@ async def close_round(round_id: uuid.UUID, uow: Uow) -> schemas.RoundOut:
 )
 async def create_site(round_id: uuid.UUID, body: schemas.SiteCreate, uow: Uow) -> schemas.SiteOut:
     site = await service.create_site(uow, round_id=round_id, data=body)
-    return await service.present_site(uow, site)
+    [shown] = await service.present_sites(uow, [site])
+    return shown
 
 
 @router.get("/rounds/{round_id}/sites", response_model=list[schemas.SiteOut])
 async def list_sites(round_id: uuid.UUID, uow: Uow) -> list[schemas.SiteOut]:
     await service.get_round(uow, round_id)
-    return [await service.present_site(uow, s) for s in await repository.sites_of(uow, round_id)]
+    return await service.present_sites(uow, await repository.sites_of(uow, round_id))
 
 
 @router.get(

@@ -28,7 +28,7 @@ from shared.authz import FIELD, MANAGERS, Place, Relation, policy
 from shared.contracts import registry
 from shared.contracts.testing import RoundClosed, RoundOpened, RoundScheduled, RoundScope
 from shared.db import table_of
-from shared.directory.seen import scope_ids_seen
+from shared.directory.seen import scope_ids_seen_each
 from shared.directory.zones import zone_level_of
 from shared.events import Event
 from shared.problems import Conflict, Invalid, NotFound
@@ -239,10 +239,26 @@ async def present(uow: UnitOfWork, round_: Round, *, expected: int) -> schemas.R
     members are read through it, as coverage reads them). One placed above their scope (the
     town office's over two committees' compounds) shows only the places of its scope they
     see."""
-    out = schemas.RoundOut.model_validate(round_)
-    ids = await scope_ids_seen(uow, placed=round_, rows=DirectoryPlace, ids=out.scope.ids)
-    scope = out.scope.model_copy(update={"ids": ids})
-    return out.model_copy(update={"scope": scope, "expected": expected})
+    [out] = await present_all(uow, [round_], expected={round_.id: expected})
+    return out
+
+
+async def present_all(
+    uow: UnitOfWork, rounds: Sequence[Round], *, expected: dict[uuid.UUID, int]
+) -> list[schemas.RoundOut]:
+    """:func:`present` for a page of rounds, their places read at once."""
+    shown = [schemas.RoundOut.model_validate(r) for r in rounds]
+    named = [(r, out.scope.ids) for r, out in zip(rounds, shown, strict=True)]
+    seen_each = await scope_ids_seen_each(uow, rows=DirectoryPlace, named=named)
+    return [
+        out.model_copy(
+            update={
+                "scope": out.scope.model_copy(update={"ids": ids}),
+                "expected": expected.get(out.id, 0),
+            }
+        )
+        for out, ids in zip(shown, seen_each, strict=True)
+    ]
 
 
 async def schedule_round(uow: UnitOfWork, *, data: schemas.RoundCreate) -> tuple[Round, int]:
@@ -363,15 +379,30 @@ async def create_site(uow: UnitOfWork, *, round_id: uuid.UUID, data: schemas.Sit
     return site
 
 
-async def present_site(uow: UnitOfWork, site: Site) -> schemas.SiteOut:
-    """A site as the caller may read it. One placed above their scope (at its compound, read
-    by a leader of one of its buildings) names only the buildings they see, and keeps only
-    the slots that serve one of them: the others' buildings and hours are not theirs."""
-    out = schemas.SiteOut.model_validate(site)
-    named = [*out.building_ids, *(b for slot in out.slots for b in slot.building_ids)]
-    seen = set(await scope_ids_seen(uow, placed=site, rows=DirectoryPlace, ids=named))
-    if seen == set(named):
-        return out
+async def present_sites(uow: UnitOfWork, sites: Sequence[Site]) -> list[schemas.SiteOut]:
+    """Sites as the caller may read them (one read for them all). One placed above their
+    scope (at its compound, read by a leader of one of its buildings) names only the
+    buildings they see, and keeps only the slots that serve one of them: the others'
+    buildings and hours are not theirs. A site serving only buildings they do not see is
+    not theirs at all: it is left out (shown with no building, it would read as the whole
+    compound's)."""
+    shown = [schemas.SiteOut.model_validate(site) for site in sites]
+    named = [
+        (site, [*out.building_ids, *(b for slot in out.slots for b in slot.building_ids)])
+        for site, out in zip(sites, shown, strict=True)
+    ]
+    seen_each = await scope_ids_seen_each(uow, rows=DirectoryPlace, named=named)
+    theirs = []
+    for out, (_, ids), seen_ids in zip(shown, named, seen_each, strict=True):
+        seen = set(seen_ids)
+        if seen == set(ids):
+            theirs.append(out)
+        elif not out.building_ids or seen.intersection(out.building_ids):
+            theirs.append(_narrowed(out, seen))
+    return theirs
+
+
+def _narrowed(out: schemas.SiteOut, seen: set[uuid.UUID]) -> schemas.SiteOut:
     slots = [
         slot.model_copy(update={"building_ids": [b for b in slot.building_ids if b in seen]})
         for slot in out.slots
