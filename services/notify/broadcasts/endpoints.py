@@ -56,7 +56,7 @@ async def list_broadcasts(
     page, following = await repository.broadcasts_page(
         uow, status=status, cursor=cursor, limit=limit
     )
-    return Page(items=[await service.out(uow, b) for b in page], next_cursor=following)
+    return Page(items=await service.out_all(uow, page), next_cursor=following)
 
 
 @router.get(

@@ -7,12 +7,13 @@ the directory: a compound's thousands in the request, a larger scope in batches 
 cancellation (or a broadcast that supersedes it) stops what was not yet handed to a gateway."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from services.notify.broadcasts import repository, schemas
 from services.notify.contacts import service as contacts
-from services.notify.messages.service import broadcast_progress, cancel_broadcast, enqueue
+from services.notify.messages.service import broadcasts_progress, cancel_broadcast, enqueue
 from services.notify.models import (
     Broadcast,
     BroadcastStatus,
@@ -24,7 +25,7 @@ from services.notify.models import (
 from services.notify.templates import service as templates
 from services.notify.templates.render import LOCALES, jsonable
 from shared.authz import MANAGERS, TOWN, Place, policy
-from shared.directory.seen import above_scope, scope_ids_seen
+from shared.directory.seen import above_scope, scope_ids_seen_each
 from shared.phones import can_receive_sms
 from shared.problems import Conflict, Forbidden, Invalid, NotFound
 from shared.uow import UnitOfWork
@@ -287,11 +288,12 @@ async def cancel(uow: UnitOfWork, *, broadcast_id: uuid.UUID) -> Broadcast:
     return broadcast
 
 
-async def _progress(uow: UnitOfWork, broadcast: Broadcast) -> schemas.Progress:
-    """Its progress as the caller may read it: its messages in their scope by state; of one
-    placed above their scope (the town office's over two committees), their residents it
-    covers and skips, counted now (its own counts are the whole town's), and their messages."""
-    states = await broadcast_progress(uow, broadcast_id=broadcast.id)
+async def _progress(
+    uow: UnitOfWork, broadcast: Broadcast, states: dict[str, int]
+) -> schemas.Progress:
+    """Its progress as the caller may read it: ``states``, its messages in their scope by
+    state; of one placed above their scope (the town office's over two committees), their
+    residents it covers and skips, counted now (its own counts are the whole town's)."""
     if not above_scope(uow, broadcast):
         return schemas.Progress(
             recipients=broadcast.recipients,
@@ -314,41 +316,56 @@ async def _progress(uow: UnitOfWork, broadcast: Broadcast) -> schemas.Progress:
     )
 
 
-async def _scope(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastScope:
-    """Its scope, naming only the places (or residents) the caller sees."""
-    scope = schemas.BroadcastScope.model_validate(broadcast.scope)
-    rows = DirectoryResident if scope.kind == "residents" else DirectoryPlace
-    ids = await scope_ids_seen(uow, placed=broadcast, rows=rows, ids=scope.ids)
-    return scope.model_copy(update={"ids": ids})
+async def _scopes(uow: UnitOfWork, broadcasts: Sequence[Broadcast]) -> list[schemas.BroadcastScope]:
+    """Their scopes, naming only the places (or residents) the caller sees: one read for
+    the places of the page, one for its residents."""
+    scopes = [schemas.BroadcastScope.model_validate(b.scope) for b in broadcasts]
+    seen: dict[int, list[uuid.UUID]] = {}
+    for rows, of_residents in ((DirectoryResident, True), (DirectoryPlace, False)):
+        at = [n for n, s in enumerate(scopes) if (s.kind == "residents") == of_residents]
+        named = [(broadcasts[n], scopes[n].ids) for n in at]
+        seen.update(zip(at, await scope_ids_seen_each(uow, rows=rows, named=named), strict=True))
+    return [scope.model_copy(update={"ids": seen[n]}) for n, scope in enumerate(scopes)]
 
 
 async def out(uow: UnitOfWork, broadcast: Broadcast) -> schemas.BroadcastOut:
     """A broadcast as the caller may read it: one placed above their scope shows only their
     part of its scope and progress."""
-    return schemas.BroadcastOut(
-        id=broadcast.id,
-        town_id=broadcast.town_id,
-        committee_id=broadcast.committee_id,
-        compound_id=broadcast.compound_id,
-        scope=await _scope(uow, broadcast),
-        town_wide=broadcast.town_wide,
-        template_key=broadcast.template_key,
-        template_version=broadcast.template_version,
-        variables=broadcast.variables,
-        priority=broadcast.priority,
-        optional=broadcast.optional,
-        send_at=broadcast.send_at,
-        valid_until=broadcast.valid_until,
-        status=broadcast.status,
-        supersedes_id=broadcast.supersedes_id,
-        created_by=broadcast.created_by,
-        created_at=broadcast.created_at,
-        approved_by=broadcast.approved_by,
-        approved_at=broadcast.approved_at,
-        cancelled_by=broadcast.cancelled_by,
-        cancelled_at=broadcast.cancelled_at,
-        progress=await _progress(uow, broadcast),
-    )
+    [shown] = await out_all(uow, [broadcast])
+    return shown
+
+
+async def out_all(uow: UnitOfWork, broadcasts: Sequence[Broadcast]) -> list[schemas.BroadcastOut]:
+    """:func:`out` for a page of broadcasts: their scopes and message states read at once."""
+    scopes = await _scopes(uow, broadcasts)
+    states = await broadcasts_progress(uow, broadcast_ids=[b.id for b in broadcasts])
+    return [
+        schemas.BroadcastOut(
+            id=broadcast.id,
+            town_id=broadcast.town_id,
+            committee_id=broadcast.committee_id,
+            compound_id=broadcast.compound_id,
+            scope=scope,
+            town_wide=broadcast.town_wide,
+            template_key=broadcast.template_key,
+            template_version=broadcast.template_version,
+            variables=broadcast.variables,
+            priority=broadcast.priority,
+            optional=broadcast.optional,
+            send_at=broadcast.send_at,
+            valid_until=broadcast.valid_until,
+            status=broadcast.status,
+            supersedes_id=broadcast.supersedes_id,
+            created_by=broadcast.created_by,
+            created_at=broadcast.created_at,
+            approved_by=broadcast.approved_by,
+            approved_at=broadcast.approved_at,
+            cancelled_by=broadcast.cancelled_by,
+            cancelled_at=broadcast.cancelled_at,
+            progress=await _progress(uow, broadcast, states[broadcast.id]),
+        )
+        for broadcast, scope in zip(broadcasts, scopes, strict=True)
+    ]
 
 
 async def enqueue_due(uow: UnitOfWork, now: datetime) -> None:

@@ -150,14 +150,18 @@ async def cancel_broadcast(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def broadcast_progress(uow: UnitOfWork, *, broadcast_id: uuid.UUID) -> dict[str, int]:
-    """How many of the broadcast's messages are in each state (every state, zeros too)."""
-    counts = dict.fromkeys((s.value for s in MessageState), 0)
+async def broadcasts_progress(
+    uow: UnitOfWork, *, broadcast_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """How many of each broadcast's messages are in each state (every state, zeros too),
+    for a page of broadcasts in one query."""
+    counts = {b: dict.fromkeys((s.value for s in MessageState), 0) for b in broadcast_ids}
     rows = await uow.session.execute(
-        select(Message.state, func.count())
-        .where(Message.broadcast_id == broadcast_id)
-        .group_by(Message.state)
+        select(Message.broadcast_id, Message.state, func.count())
+        .where(Message.broadcast_id.in_(list(broadcast_ids)))
+        .group_by(Message.broadcast_id, Message.state)
     )
-    for state, count in rows.all():
-        counts[state] = int(count)
+    for broadcast_id, state, count in rows.all():
+        if broadcast_id is not None:
+            counts[broadcast_id][state] = int(count)
     return counts
