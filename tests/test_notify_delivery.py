@@ -29,7 +29,7 @@ from services.notify.delivery.worker import dispatcher_for
 from services.notify.gateways.failover import Gateways, Switch
 from services.notify.messages.service import (
     NewMessage,
-    broadcast_progress,
+    broadcasts_progress,
     cancel_broadcast,
     enqueue,
 )
@@ -97,7 +97,7 @@ async def test_enqueue_creates_one_message_per_key_however_often_it_is_asked(
     assert await queue(platform, new_messages(7_501, broadcast_id=broadcast)) == 1
 
     async with platform.runtime("notify").uow(Principal.system()) as uow:
-        progress = await broadcast_progress(uow, broadcast_id=broadcast)
+        progress = (await broadcasts_progress(uow, broadcast_ids=[broadcast]))[broadcast]
     assert progress["queued"] == 7_501
     assert sum(progress.values()) == 7_501
 
@@ -113,8 +113,9 @@ async def test_cancelling_a_broadcast_stops_what_was_not_handed_to_a_gateway(
         assert await cancel_broadcast(uow, broadcast_id=broadcast) == 50
         await uow.commit()
     async with platform.runtime("notify").uow(Principal.system()) as uow:
-        assert (await broadcast_progress(uow, broadcast_id=broadcast))["cancelled"] == 50
-        assert (await broadcast_progress(uow, broadcast_id=other))["queued"] == 5
+        progress = await broadcasts_progress(uow, broadcast_ids=[broadcast, other])
+        assert progress[broadcast]["cancelled"] == 50
+        assert progress[other]["queued"] == 5
         # Cancelling again finds nothing left to cancel.
         assert await cancel_broadcast(uow, broadcast_id=broadcast) == 0
 
