@@ -723,6 +723,24 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
     assert {"pyproject.toml", "shared", "services", "cordon"}.isdisjoint(ignored)
 
 
+def test_a_tunable_set_in_env_reaches_every_process_and_defaults_to_the_kernels() -> None:
+    """An operator who sets CORDON_CLOCK_SKEW_MINUTES (or another tunable env.example lists)
+    in .env gets it in every Cordon process; left unset, each process has the kernel's own
+    default, not another one written in the compose file."""
+    from shared.settings import Settings
+
+    listed = re.findall(r"^# (CORDON_[A-Z_]+)=(.*)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    tunables = {name: shown for name, shown in listed if name != "CORDON_IMAGE_TAG"}
+    tunables = {n: v for n, v in tunables.items() if not n.startswith("CORDON_NOTIFY_")}
+    assert "CORDON_CLOCK_SKEW_MINUTES" in tunables
+    environment = yaml.safe_load(COMPOSE_FILE.read_text())["x-cordon-env"]
+    for name, shown in tunables.items():
+        field = name.removeprefix("CORDON_").lower()
+        default = str(Settings.model_fields[field].default)
+        assert shown == default, f"env.example shows {name}={shown}, the kernel's is {default}"
+        assert environment.get(name) == f"${{{name}:-{default}}}", name
+
+
 def test_env_example_has_every_secret_empty() -> None:
     values = {}
     for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
