@@ -32,7 +32,7 @@ async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(
         compound_size=500,
         tubes=50,
         repeats=2,
-        concurrency=4,
+        concurrency=(2, 4),
         batch_size=25,
         seconds=2,
         report=False,
@@ -41,10 +41,12 @@ async def test_the_coverage_and_tube_benchmark_runs_on_a_small_town(
     assert set(figures.coverage) >= {"compound by building", "town by compound", "town by grid"}
     assert figures.single is not None and figures.single.tubes == 50
     assert figures.batch is not None and figures.batch.tubes == 50
-    # Warm-up, single and batched tubes, ten residents each, all recorded through the API
-    # under wrk's load, and measured beside GET /healthz.
-    assert figures.health is not None and figures.health.wrk.requests > 0
-    assert figures.sampled_after == (5 + 50 + 50) * 10
+    # Warm-up, single tubes at each concurrency and batched tubes, ten residents each, all
+    # recorded through the API under wrk's load, each level measured beside GET /healthz.
+    assert [level.connections for level in figures.levels] == [2, 4]
+    assert all(level.single.tubes == 50 for level in figures.levels)
+    assert all(level.health.wrk.requests > 0 for level in figures.levels)
+    assert figures.sampled_after == (5 + 50 + 50 + 50) * 10
 
 
 async def test_the_results_benchmark_results_every_person_of_a_small_round(
