@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     select,
@@ -65,6 +66,22 @@ messages = Table(
     Column("parked", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=False, default=""),
 )
+
+
+# Built once: polled many times a second, a statement built per call would be traversed
+# anew by the scope check and SQLAlchemy's cache key each time (see shared/bus/outbox.Relay).
+_READY = (
+    select(messages.c.id, messages.c.body, messages.c.attempt)
+    .where(
+        messages.c.queue == bindparam("lane"),
+        messages.c.parked.is_(False),
+        messages.c.available_at <= bindparam("now"),
+        messages.c.id.notin_(bindparam("exclude", expanding=True)),
+    )
+    .order_by(messages.c.id)
+    .limit(bindparam("limit"))
+)
+_SETTLED = delete(messages).where(messages.c.id == bindparam("message_id"))
 
 
 class LocalTransport(Transport):
@@ -219,19 +236,15 @@ class LocalTransport(Transport):
             for lane in reversed(lanes):
                 if len(ready) >= limit:
                     break
-                query = (
-                    select(messages.c.id, messages.c.body, messages.c.attempt)
-                    .where(
-                        messages.c.queue == lane,
-                        messages.c.parked.is_(False),
-                        messages.c.available_at <= time.time(),
-                    )
-                    .order_by(messages.c.id)
-                    .limit(limit - len(ready))
+                rows = await session.execute(
+                    _READY,
+                    {
+                        "lane": lane,
+                        "now": time.time(),
+                        "exclude": list(exclude),
+                        "limit": limit - len(ready),
+                    },
                 )
-                if exclude:
-                    query = query.where(messages.c.id.notin_(list(exclude)))
-                rows = await session.execute(query)
                 ready += [(row.id, row.body, row.attempt) for row in rows]
         return ready
 
@@ -252,7 +265,7 @@ class LocalTransport(Transport):
             await self._retry_or_park(message_id, attempt, exc)
             return
         async with self._settling.session() as session, session.begin():
-            await session.execute(delete(messages).where(messages.c.id == message_id))
+            await session.execute(_SETTLED, {"message_id": message_id})
 
     async def _retry_or_park(self, message_id: int, attempt: int, exc: Exception) -> None:
         park = isinstance(exc, PoisonMessage) or attempt >= self.delivery_limit
