@@ -27,6 +27,7 @@ from shared.settings import Settings
 from tests.conftest import Town
 from tests.notify_support import messages, notify_knows, resident
 from tests.support import eventually, headers_for, make_compound, post
+from tests.test_event_tolerance import change
 from tests.test_logistics_plans import in_directory, plan, receive
 from tests.test_zone_policy import case_in, envelope
 
@@ -582,22 +583,9 @@ async def test_a_building_sealed_tells_only_the_units_its_event_names_as_its_own
     inside = await resident(client, compound, town.operator, name="王秀英", unit=0)
     await resident(client, compound, town.operator, name="张伟", unit=1)
     await notify_knows(platform, 2)
-    sealed = Envelope.wrap(
-        ZoneChanged(
-            town_id=town.id,
-            compound_id=uuid.UUID(compound.id),
-            building_id=uuid.UUID(compound.building_id),
-            unit_id=None,
-            from_level=None,
-            to_level="sealed",
-            reason="case",
-            set_by="operator",
-            at=datetime.now(UTC),
-            units_apart=[uuid.UUID(compound.unit_ids[1])],
-        ),
-        producer="registry",
-        correlation_id="test-building-sealed",
-    )
+    building = change(town.id, compound.building_id, compound.id)
+    apart = building.model_copy(update={"units_apart": [uuid.UUID(compound.unit_ids[1])]})
+    sealed = Envelope.wrap(apart, producer="registry", correlation_id="test-building-sealed")
     async with platform.runtime("notify").uow(Principal.system()) as uow:
         await fire(uow, sealed)
         await uow.commit()

@@ -55,13 +55,14 @@ async def scope_ids_seen_each(
 ) -> list[list[uuid.UUID]]:
     """:func:`scope_ids_seen` for each object of a list and the ids it names, read in one
     query (a page of objects costs one read, not one per object)."""
-    asked = {i for placed, ids in named if above_scope(uow, placed) for i in ids}
+    above = [above_scope(uow, placed) for placed, _ in named]
+    asked = {i for (_, ids), up in zip(named, above, strict=True) if up for i in ids}
     seen: set[uuid.UUID] = set()
     if asked:
         # The protocol reads ``id`` as an instance's; on the mapped class it is the column.
         column = cast("InstrumentedAttribute[uuid.UUID]", rows.id)
         seen = set((await uow.session.scalars(select(column).where(column.in_(asked)))).all())
     return [
-        [i for i in ids if i in seen] if above_scope(uow, placed) else list(ids)
-        for placed, ids in named
+        [i for i in ids if i in seen] if up else list(ids)
+        for (_, ids), up in zip(named, above, strict=True)
     ]

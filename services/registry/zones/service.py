@@ -123,7 +123,8 @@ async def set_zone(
         )
     )
     await uow.session.flush()
-    apart = None if unit_id is not None else await _units_apart(uow, building_id=building.id)
+    # A building's units with a zone of their own: named in its event, raised with it.
+    units = [] if unit_id is not None else await _unit_zones(uow, building_id=building.id)
     uow.emit(
         ZoneChanged(
             town_id=building.town_id,
@@ -136,35 +137,42 @@ async def set_zone(
             set_by=who,
             at=now,
             from_inherited=from_inherited,
-            units_apart=apart,
+            units_apart=None if unit_id is not None else [z.unit_id for z in units],
         ),
         compound_id=building.compound_id,
     )
     if unit_id is None and after is not None and (before is None or _rank(after) > _rank(before)):
-        await _raise_units(uow, building=building, level=after, reason=reason, set_by=who)
+        await _raise_units(
+            uow, building=building, zones=units, level=after, reason=reason, set_by=who
+        )
     return True, current
 
 
-async def _units_apart(uow: UnitOfWork, *, building_id: uuid.UUID) -> list[uuid.UUID]:
-    """The building's units with a zone of their own (raising them keeps them apart)."""
-    query = select(Zone.unit_id).where(Zone.building_id == building_id, Zone.unit_id.is_not(None))
-    return sorted(u for u in await uow.session.scalars(query) if u is not None)
+async def _unit_zones(uow: UnitOfWork, *, building_id: uuid.UUID) -> list[Zone]:
+    """The building's units' own zones, locked (in one order) until the change commits."""
+    query = (
+        select(Zone)
+        .where(Zone.building_id == building_id, Zone.unit_id.is_not(None))
+        .order_by(Zone.unit_id)
+        .with_for_update()
+    )
+    return list(await uow.session.scalars(query))
 
 
 async def _raise_units(
-    uow: UnitOfWork, *, building: Building, level: str, reason: str, set_by: str
+    uow: UnitOfWork,
+    *,
+    building: Building,
+    zones: list[Zone],
+    level: str,
+    reason: str,
+    set_by: str,
 ) -> None:
     """A building sealed (or made stricter) seals each of its units: a unit's own zone wins
     over its building's (``shared/directory/zones.py``), so a unit controlled, or released
     from an earlier seal, would otherwise stay below its building, out of the new seal,
     with nobody having decided it. Each unit raised is its own recorded change."""
-    query = (
-        select(Zone)
-        .where(Zone.building_id == building.id, Zone.unit_id.is_not(None))
-        .order_by(Zone.unit_id)
-        .with_for_update()
-    )
-    for zone in list(await uow.session.scalars(query)):
+    for zone in zones:
         if _rank(zone.level) < _rank(level):
             await set_zone(
                 uow,
